@@ -1,0 +1,126 @@
+#!/usr/bin/env node
+/**
+ * The `gangway` command: start a gateway from a configuration file, check one, print the
+ * configuration's JSON Schema, or run the demo.
+ */
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfigFile } from './config/load.js';
+import { configJsonSchema } from './config/schema.js';
+import { createGateway } from './gateway.js';
+import { runUntilSignalled } from './server/signals.js';
+import { VERSION } from './version.js';
+
+const HELP = `gangway ${VERSION} — an HTTP gateway that keeps 502s away from users and explains the ones it cannot prevent
+
+Usage:
+  gangway start -c FILE     run the gateway on a configuration file
+  gangway check -c FILE     validate a configuration file (exit 0 when valid, 1 when not)
+  gangway schema            print the configuration's JSON Schema (for editors)
+  gangway demo              run example upstreams and a gateway in front of them
+  gangway --help | --version
+
+Options:
+  -c, --config FILE         the configuration file (YAML)
+  -h, --help                this help
+  -v, --version             the version
+
+Examples:
+  gangway check -c gangway.yaml
+  gangway start -c gangway.yaml
+  gangway schema > gangway.schema.json
+
+Signals (start): SIGTERM or SIGINT drain and stop; SIGHUP reloads the configuration file
+(an invalid file is refused and the running configuration kept).
+`;
+
+async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+    });
+  } catch (err) {
+    process.stderr.write(`gangway: ${(err as Error).message.split('\n')[0]}\nTry "gangway --help".\n`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.version) { process.stdout.write(`${VERSION}\n`); return 0; }
+  const command = positionals[0];
+  if (values.help || command === undefined || command === 'help') { process.stdout.write(HELP); return 0; }
+  if (positionals.length > 1) {
+    process.stderr.write(`gangway: unexpected argument "${positionals[1]}"\nTry "gangway --help".\n`);
+    return 2;
+  }
+
+  switch (command) {
+    case 'schema':
+      process.stdout.write(JSON.stringify(configJsonSchema(), null, 2) + '\n');
+      return 0;
+    case 'check': {
+      const file = requireConfig(values.config, 'check');
+      if (file === undefined) return 2;
+      try {
+        const config = loadConfigFile(file);
+        process.stdout.write(`${file}: valid (${config.routes.length} route${config.routes.length === 1 ? '' : 's'}, ${Object.keys(config.upstreams).length} upstream${Object.keys(config.upstreams).length === 1 ? '' : 's'})\n`);
+        return 0;
+      } catch (err) {
+        return reportConfigError(err);
+      }
+    }
+    case 'start': {
+      const file = requireConfig(values.config, 'start');
+      if (file === undefined) return 2;
+      return start(file);
+    }
+    case 'demo': {
+      const { runDemo } = await import('./demo/run.js');
+      return runDemo();
+    }
+    default:
+      process.stderr.write(`gangway: unknown command "${command}"\nTry "gangway --help".\n`);
+      return 2;
+  }
+}
+
+function requireConfig(file: string | undefined, command: string): string | undefined {
+  if (file === undefined) process.stderr.write(`gangway ${command}: a configuration file is needed: gangway ${command} -c FILE\n`);
+  return file;
+}
+
+function reportConfigError(err: unknown): number {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`${err.message}\n`);
+    return 1;
+  }
+  throw err;
+}
+
+async function start(file: string): Promise<number> {
+  let config;
+  try {
+    config = loadConfigFile(file);
+  } catch (err) {
+    return reportConfigError(err);
+  }
+  const gateway = createGateway(config);
+  try {
+    await gateway.listen();
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    process.stderr.write(`gangway: cannot listen: ${e.code === 'EADDRINUSE' ? 'address already in use' : e.message}\n`);
+    await gateway.close();
+    return 1;
+  }
+  return runUntilSignalled(gateway, file);
+}
+
+main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (err: unknown) => {
+  process.stderr.write(`gangway: ${(err as Error).stack ?? String(err)}\n`);
+  process.exitCode = 70;
+});

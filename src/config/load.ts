@@ -1,0 +1,120 @@
+/**
+ * Reads a YAML configuration and validates it against the schema. Every problem is reported
+ * as "file:line:column field.path: message", never as a stack trace, so a person can go
+ * straight to the line that is wrong.
+ */
+import { readFileSync } from 'node:fs';
+import { isNode, LineCounter, parseDocument, type Document } from 'yaml';
+import type { z } from 'zod';
+import { configSchema, type GatewayConfig } from './schema.js';
+
+export interface ConfigProblem {
+  file: string;
+  line?: number;
+  column?: number;
+  /** The field's path as written in the file, e.g. `routes[0].upstream`. */
+  path: string;
+  message: string;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: ConfigProblem[]) {
+    super(problems.map(formatProblem).join('\n'));
+    this.name = 'ConfigError';
+  }
+}
+
+export function formatProblem(p: ConfigProblem): string {
+  const where = p.line ? `${p.file}:${p.line}:${p.column ?? 1}` : p.file;
+  return p.path ? `${where} ${p.path}: ${p.message}` : `${where} ${p.message}`;
+}
+
+/** `routes[0].match.path` from ['routes', 0, 'match', 'path']. */
+export function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = '';
+  for (const key of path) {
+    if (typeof key === 'number') out += `[${key}]`;
+    else out += out ? `.${String(key)}` : String(key);
+  }
+  return out;
+}
+
+export function loadConfigFile(file: string): GatewayConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (err as Error).message;
+    throw new ConfigError([{ file, path: '', message: `cannot read the configuration: ${why}` }]);
+  }
+  return parseConfigText(text, file);
+}
+
+/** Parses YAML text (JSON is YAML too); `file` is only used to name the source in problems. */
+export function parseConfigText(text: string, file = '<config>'): GatewayConfig {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(doc.errors.map((e) => {
+      const pos = lines.linePos(e.pos[0]);
+      return { file, line: pos.line, column: pos.col, path: '', message: `YAML: ${e.message.split('\n')[0]}` };
+    }));
+  }
+  const value: unknown = doc.toJS() ?? {};
+  return validateConfig(value, file, { doc, lines });
+}
+
+/** Marks a configuration that already passed validation, so it is not parsed twice. */
+const VALIDATED = Symbol('gangway.validated');
+
+/** Validates an already-parsed object (the library's entry point); a validated configuration passes as is. */
+export function validateConfig(value: unknown, file = '<config>', source?: { doc: Document; lines: LineCounter }): GatewayConfig {
+  if (typeof value === 'object' && value !== null && VALIDATED in value) return value as unknown as GatewayConfig;
+  const result = configSchema.safeParse(value);
+  if (result.success) {
+    Object.defineProperty(result.data, VALIDATED, { value: true, enumerable: false });
+    return result.data;
+  }
+  throw new ConfigError(result.error.issues.map((issue) => toProblem(issue, file, source)));
+}
+
+function toProblem(issue: z.core.$ZodIssue, file: string, source?: { doc: Document; lines: LineCounter }): ConfigProblem {
+  const path = issue.path as PropertyKey[];
+  let message = issue.message;
+  if (issue.code === 'unrecognized_keys') {
+    message = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  } else if (issue.code === 'invalid_type' && message.endsWith('received undefined')) {
+    message = 'is required';
+  }
+  const problem: ConfigProblem = { file, path: formatPath(path), message };
+  if (source) {
+    const pos = locate(source.doc, path, issue.code === 'unrecognized_keys' ? issue.keys[0] : undefined);
+    if (pos !== undefined) {
+      const lc = source.lines.linePos(pos);
+      problem.line = lc.line;
+      problem.column = lc.col;
+    }
+  }
+  return problem;
+}
+
+/** Offset of the deepest node on `path` that exists in the file (a missing field points at its parent). */
+function locate(doc: Document, path: PropertyKey[], unknownKey?: string): number | undefined {
+  const full = unknownKey === undefined ? path : [...path, unknownKey];
+  for (let n = full.length; n >= 0; n--) {
+    const keys = full.slice(0, n) as (string | number)[];
+    if (n === full.length && unknownKey !== undefined) {
+      // Point at the key itself, not its value.
+      const parent = keys.length > 1 ? doc.getIn(keys.slice(0, -1), true) : doc.contents;
+      const pair = isNode(parent) && 'items' in parent
+        ? (parent.items as Array<{ key?: unknown }>).find((p) => isNode(p.key) && (p.key as { value?: unknown }).value === unknownKey)
+        : undefined;
+      if (pair && isNode(pair.key) && pair.key.range) return pair.key.range[0];
+      continue;
+    }
+    const node = keys.length === 0 ? doc.contents : doc.getIn(keys, true);
+    if (isNode(node) && node.range) return node.range[0];
+  }
+  return undefined;
+}

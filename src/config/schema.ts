@@ -1,0 +1,171 @@
+/**
+ * The configuration's single source of truth. Types, defaults, validation messages, the
+ * JSON Schema for editors (`gangway schema`) and docs/configuration.md all derive from
+ * this zod schema; nothing else in the gateway restates a default.
+ */
+import { z } from 'zod';
+import { parseAddress, parseDuration, parseSize, type Address } from './units.js';
+
+const duration = (what: string) =>
+  z.union([z.string(), z.number()])
+    .transform((v, ctx) => {
+      const ms = parseDuration(v);
+      if (ms === null) {
+        ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (write it like "250ms", "2s" or "1m")` });
+        return z.NEVER;
+      }
+      return ms;
+    })
+    .meta({ description: `${what}; a duration such as "250ms", "2s", "1m", or milliseconds as a number` });
+
+const size = (what: string) =>
+  z.union([z.string(), z.number()])
+    .transform((v, ctx) => {
+      const bytes = parseSize(v);
+      if (bytes === null) {
+        ctx.addIssue({ code: 'custom', message: `"${v}" is not a size (write it like "16KiB" or "10MiB")` });
+        return z.NEVER;
+      }
+      return bytes;
+    })
+    .meta({ description: `${what}; a size such as "16KiB", "10MiB", or bytes as a number` });
+
+const address = (what: string) =>
+  z.union([z.string(), z.number()])
+    .transform((v, ctx): Address => {
+      const a = parseAddress(v);
+      if (a === null) {
+        ctx.addIssue({ code: 'custom', message: `"${v}" is not an address (write it like "127.0.0.1:8080" or ":8080")` });
+        return z.NEVER;
+      }
+      return a;
+    })
+    .meta({ description: `${what}; "host:port", "[ipv6]:port", ":port" for every interface, or a port number` });
+
+export interface UpstreamHostAddress {
+  /** The origin undici connects to, e.g. "http://127.0.0.1:7001". */
+  origin: string;
+  /** How the host is named in logs, metrics and (when allowed) Proxy-Status next-hop. */
+  label: string;
+}
+
+const upstreamHost = z.string()
+  .transform((v, ctx): UpstreamHostAddress => {
+    const raw = v.includes('://') ? v : `http://${v}`;
+    let url: URL;
+    try { url = new URL(raw); } catch {
+      ctx.addIssue({ code: 'custom', message: `"${v}" is not a host (write it like "127.0.0.1:7001" or "http://music-1.internal:8080")` });
+      return z.NEVER;
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      ctx.addIssue({ code: 'custom', message: `"${v}": only http:// and https:// upstreams are supported` });
+      return z.NEVER;
+    }
+    if (url.pathname !== '/' || url.search || url.username) {
+      ctx.addIssue({ code: 'custom', message: `"${v}": a host is scheme, name and port only, without a path, query or credentials` });
+      return z.NEVER;
+    }
+    return { origin: url.origin, label: url.host };
+  })
+  .meta({ description: 'An upstream host: "address:port" or "http(s)://name:port"' });
+
+const timeouts = z.strictObject({
+  connect: duration('Time allowed to open a TCP (and TLS) connection to a host').default(1000),
+  response: duration('Time allowed from sending the request to receiving the response headers').default(10_000),
+  idle: duration('Longest pause allowed between two chunks of the response body').default(30_000),
+  total: duration('Longest a whole exchange may take, body included; 0 means no limit (streams may run for hours)').default(0),
+}).meta({ description: 'Timeouts for talking to the hosts of this upstream' });
+
+const keepAlive = z.strictObject({
+  idle: duration('How long an idle pooled connection is kept. Keep it below the upstream servers\' own keep-alive timeout so the gateway never reuses a connection the server is closing; a shorter Keep-Alive: timeout= hint from the server wins').default(4000),
+  connections: z.number().int().min(1).default(128).meta({ description: 'Most connections opened to one host' }),
+}).meta({ description: 'Connection reuse towards the hosts' });
+
+const upstream = z.strictObject({
+  hosts: z.array(upstreamHost).min(1, 'an upstream needs at least one host'),
+  balance: z.enum(['p2c', 'round-robin', 'random']).default('p2c')
+    .meta({ description: 'How a host is picked: p2c (power of two choices on outstanding requests), round-robin, or random' }),
+  timeouts: timeouts.prefault({}),
+  keepAlive: keepAlive.prefault({}),
+  hostHeader: z.enum(['preserve', 'upstream']).default('preserve')
+    .meta({ description: 'Send the client\'s Host header upstream (preserve), or the host\'s own name (upstream)' }),
+}).meta({ description: 'A pool of interchangeable hosts serving the same application' });
+
+const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+const route = z.strictObject({
+  name: z.string().min(1).optional().meta({ description: 'Name used in logs and metrics; defaults to the match path' }),
+  match: z.strictObject({
+    path: z.string().startsWith('/', 'a path prefix starts with "/"').default('/')
+      .meta({ description: 'Path prefix, matched on segment boundaries: "/api" matches "/api" and "/api/x", not "/apiary"' }),
+    host: z.string().min(1).optional()
+      .meta({ description: 'Host name to match (without port); "*.example.com" matches any subdomain' }),
+    methods: z.array(z.string().regex(METHOD, 'not an HTTP method token').transform((m) => m.toUpperCase())).min(1).optional()
+      .meta({ description: 'Methods this route accepts; all when absent' }),
+  }).prefault({}),
+  upstream: z.string().meta({ description: 'Name of the upstream that serves this route' }),
+  limits: z.strictObject({
+    body: size('Largest request body accepted on this route (413 beyond it)').default(10 * 1024 * 1024),
+  }).prefault({}),
+}).meta({ description: 'Which requests go to which upstream; the first route that matches wins' });
+
+const server = z.strictObject({
+  headerTimeout: duration('Time a client has to send the complete request headers (protects against slowloris)').default(10_000),
+  requestTimeout: duration('Time a client has to send the complete request, body included; 0 means no limit').default(300_000),
+  keepAliveTimeout: duration('How long an idle client connection is kept open').default(5000),
+  maxHeaderSize: size('Largest request header section accepted (431 beyond it)').default(16 * 1024),
+  maxUriLength: z.number().int().min(64).default(8192).meta({ description: 'Longest request target accepted, in bytes (414 beyond it)' }),
+  drainTimeout: duration('On shutdown, how long in-flight requests may take to finish before connections are cut').default(30_000),
+}).meta({ description: 'The client-facing listener' });
+
+const errors = z.strictObject({
+  exposeDetails: z.boolean().default(false)
+    .meta({ description: 'Show every client the failing host (Proxy-Status next-hop) and the low-level error. Off by default: addresses and raw errors map your network for an attacker; the access log always has them' }),
+  trustedClients: z.array(z.string().min(1)).default([])
+    .meta({ description: 'Client addresses (exact, e.g. "127.0.0.1" or "::1") that see the details even when exposeDetails is off' }),
+  statusPage: z.string().optional()
+    .meta({ description: 'URL of the public status page, linked from every error page and problem document' }),
+}).meta({ description: 'What the gateway\'s own error responses reveal' });
+
+const log = z.strictObject({
+  level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  access: z.boolean().default(true).meta({ description: 'Write one access-log line per request' }),
+  pretty: z.union([z.boolean(), z.literal('auto')]).default('auto')
+    .meta({ description: 'Human-readable log lines; "auto" means when standard output is a terminal' }),
+}).meta({ description: 'Logging' });
+
+const NAME = /^[A-Za-z][A-Za-z0-9_.-]*$/;
+
+export const configSchema = z.strictObject({
+  name: z.string().regex(NAME, 'a name is a letter followed by letters, digits, ".", "_" or "-"').default('gangway')
+    .meta({ description: 'This gateway\'s name in Via and Proxy-Status; give chained gateways distinct names, since a gateway that sees its own name in Via answers 502 proxy_loop_detected' }),
+  listen: address('Where the gateway accepts client traffic').default({ host: '127.0.0.1', port: 8080 }),
+  admin: z.union([address('Where the admin API (health, metrics, status) listens'), z.literal(false)])
+    .default({ host: '127.0.0.1', port: 9901 })
+    .meta({ description: 'Where the admin API (health, metrics, status) listens, or false for none' }),
+  upstreams: z.record(z.string().regex(NAME, 'an upstream name is a letter followed by letters, digits, ".", "_" or "-"'), upstream)
+    .refine((u) => Object.keys(u).length > 0, 'at least one upstream is needed'),
+  routes: z.array(route).min(1, 'at least one route is needed'),
+  server: server.prefault({}),
+  errors: errors.prefault({}),
+  log: log.prefault({}),
+}).superRefine((config, ctx) => {
+  config.routes.forEach((r, i) => {
+    if (!Object.hasOwn(config.upstreams, r.upstream)) {
+      const known = Object.keys(config.upstreams).map((n) => `"${n}"`).join(', ');
+      ctx.addIssue({ code: 'custom', path: ['routes', i, 'upstream'], message: `no upstream named "${r.upstream}" (known: ${known})` });
+    }
+  });
+}).meta({ title: 'Gangway configuration' });
+
+/** A validated configuration, every default filled in and every unit resolved. */
+export type GatewayConfig = z.output<typeof configSchema>;
+/** What a person writes: the YAML file's shape, before defaults. */
+export type GatewayConfigInput = z.input<typeof configSchema>;
+export type UpstreamConfig = GatewayConfig['upstreams'][string];
+export type RouteConfig = GatewayConfig['routes'][number];
+
+/** The JSON Schema of the configuration file, for editors and `gangway schema`. */
+export function configJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+}

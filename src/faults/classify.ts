@@ -1,0 +1,41 @@
+/**
+ * Turns what went wrong in an exchange with an upstream (an error from undici or the
+ * socket, and how far the exchange had got) into a kind of the failure taxonomy.
+ */
+import type { FailureKindName } from './taxonomy.js';
+
+/** Raised by the gateway itself when it ends an exchange on purpose. */
+export class GatewayAbort extends Error {
+  constructor(readonly kind: FailureKindName, message: string) {
+    super(message);
+    this.name = 'GatewayAbort';
+  }
+}
+
+export interface ExchangeProgress {
+  /** Response headers were received (and possibly forwarded). */
+  responseStarted: boolean;
+  /** The connection had served an earlier request (a keep-alive reuse). */
+  reusedConnection: boolean;
+}
+
+const DNS_ERRORS = new Set(['ENOTFOUND', 'EAI_NONAME', 'EAI_NODATA', 'EAI_FAIL']);
+const UNREACHABLE = new Set(['EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'EADDRNOTAVAIL']);
+const TERMINATED = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE', 'ECONNABORTED', 'UND_ERR_CLOSED']);
+
+export function classifyFailure(err: unknown, progress: ExchangeProgress): FailureKindName {
+  if (err instanceof GatewayAbort) return err.kind;
+  const e = err as { code?: string; name?: string; cause?: { code?: string } } | null;
+  const code = e?.code ?? e?.cause?.code ?? '';
+  if (progress.responseStarted) return 'http_response_incomplete';
+  if (code === 'ECONNREFUSED') return 'connection_refused';
+  if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT') return 'connection_timeout';
+  if (DNS_ERRORS.has(code)) return 'dns_error';
+  if (code === 'EAI_AGAIN') return 'dns_timeout';
+  if (UNREACHABLE.has(code)) return 'destination_unreachable';
+  if (code === 'UND_ERR_HEADERS_TIMEOUT') return 'http_response_timeout';
+  if (code.startsWith('HPE_') || e?.name === 'HTTPParserError' || code === 'UND_ERR_HEADERS_OVERFLOW'
+    || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') return 'http_protocol_error';
+  if (TERMINATED.has(code)) return progress.reusedConnection ? 'connection_terminated_reused' : 'connection_terminated';
+  return 'proxy_internal_error';
+}

@@ -1,0 +1,43 @@
+/**
+ * RFC 9209 Proxy-Status members, serialised as RFC 8941 structured fields. Each
+ * intermediary appends its member at the end of the list, so the last member is the hop
+ * nearest the client.
+ */
+
+export interface ProxyStatusMember {
+  /** This intermediary's name (an sf-token). */
+  proxy: string;
+  error?: string;
+  /** Status received from the next hop, when passing on its answer. */
+  receivedStatus?: number;
+  nextHop?: string;
+  details?: string;
+}
+
+/** An RFC 8941 sf-string: printable ASCII only, with `"` and `\` escaped. */
+export function sfString(value: string): string {
+  let out = '"';
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c === 0x22 || c === 0x5c) out += '\\' + value[i];
+    else if (c >= 0x20 && c <= 0x7e) out += value[i];
+    else out += '?';
+  }
+  return out + '"';
+}
+
+export function serializeProxyStatus(m: ProxyStatusMember): string {
+  let out = m.proxy;
+  if (m.error) out += `; error=${m.error}`;
+  if (m.receivedStatus !== undefined) out += `; received-status=${m.receivedStatus}`;
+  if (m.nextHop) out += `; next-hop=${sfString(m.nextHop)}`;
+  if (m.details) out += `; details=${sfString(m.details)}`;
+  return out;
+}
+
+/** Appends our member to a Proxy-Status value received from upstream (which may be absent). */
+export function appendProxyStatus(received: string | string[] | undefined, member: string): string {
+  if (received === undefined || received.length === 0) return member;
+  const prior = Array.isArray(received) ? received.join(', ') : received;
+  return `${prior}, ${member}`;
+}

@@ -1,0 +1,112 @@
+/**
+ * The gateway's own answers: a failure kind becomes a status line, RFC 9209 Proxy-Status,
+ * Retry-After, `Cache-Control: no-store`, the request id, and a body in the form the client
+ * asked for (RFC 9457 problem+json, HTML or text). The same reply can be written to a
+ * ServerResponse or, before any HTTP exchange exists (client errors, upgrades), to a socket.
+ */
+import { STATUS_CODES, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { chooseErrorForm } from './negotiate.js';
+import { serializeProxyStatus } from './proxy-status.js';
+import { FAILURES, type FailureKindName } from './taxonomy.js';
+import { renderErrorPage } from './page.js';
+
+export interface ReplyFacts {
+  kind: FailureKindName;
+  proxyName: string;
+  requestId: string;
+  /** The upstream pool involved, named to the client (never a host address). */
+  service?: string;
+  /** Request path, used as the problem's `instance`. */
+  path?: string;
+  accept?: string;
+  /** Whether this client may see next-hop and the low-level error. */
+  revealDetails: boolean;
+  /** The host that failed (shown only when revealDetails). */
+  nextHop?: string;
+  /** The low-level error text (shown only when revealDetails). */
+  cause?: string;
+  /** Overrides the taxonomy's suggested Retry-After, in seconds. */
+  retryAfter?: number;
+  statusPage?: string;
+  /** A message that replaces the taxonomy's explanation (e.g. from a maintenance window). */
+  message?: string;
+}
+
+export interface LocalReply {
+  status: number;
+  headers: Array<[string, string]>;
+  body: string;
+}
+
+export function buildReply(f: ReplyFacts): LocalReply {
+  const kind = FAILURES[f.kind];
+  const status = kind.status ?? 502;
+  const service = f.service ?? 'requested';
+  const explanation = f.message ?? kind.explanation.replaceAll('{service}', service);
+  const retryAfter = f.retryAfter ?? kind.retryAfter ?? undefined;
+
+  const details = f.revealDetails && f.cause ? `${f.service ? `upstream ${f.service}: ` : ''}${f.cause}` : f.service ? `upstream ${f.service}` : undefined;
+  const proxyStatus = serializeProxyStatus({
+    proxy: f.proxyName,
+    error: kind.error,
+    nextHop: f.revealDetails ? f.nextHop : undefined,
+    details,
+  });
+
+  const headers: Array<[string, string]> = [
+    ['proxy-status', proxyStatus],
+    ['cache-control', 'no-store'],
+    ['x-request-id', f.requestId],
+  ];
+  if (retryAfter !== undefined) headers.push(['retry-after', String(retryAfter)]);
+  if (f.statusPage) headers.push(['link', `<${f.statusPage}>; rel="status"`]);
+
+  const form = chooseErrorForm(f.accept);
+  let body: string;
+  if (form === 'problem') {
+    headers.push(['content-type', 'application/problem+json']);
+    body = JSON.stringify({
+      type: `urn:gangway:failure:${f.kind}`,
+      title: kind.title,
+      status,
+      detail: explanation,
+      instance: f.path,
+      request_id: f.requestId,
+      proxy_status: proxyStatus,
+      retry_after: retryAfter,
+      side: kind.side,
+      advice: kind.advice,
+      status_page: f.statusPage,
+    });
+  } else if (form === 'html') {
+    headers.push(['content-type', 'text/html; charset=utf-8']);
+    body = renderErrorPage({ status, title: kind.title, explanation, advice: kind.advice, side: kind.side,
+      requestId: f.requestId, retryAfter, statusPage: f.statusPage, proxyStatus });
+  } else {
+    headers.push(['content-type', 'text/plain; charset=utf-8']);
+    body = `${status} ${kind.title}\n\n${explanation}\n${kind.advice}\n\n`
+      + (retryAfter !== undefined ? `Retry after: ${retryAfter} s\n` : '')
+      + `Request id: ${f.requestId}\nProxy-Status: ${proxyStatus}\n`
+      + (f.statusPage ? `Status page: ${f.statusPage}\n` : '');
+  }
+  return { status, headers, body };
+}
+
+/** Writes a reply on an HTTP exchange whose headers have not been sent. */
+export function sendReply(res: ServerResponse, reply: LocalReply, method: string): void {
+  const flat: string[] = [];
+  for (const [k, v] of reply.headers) flat.push(k, v);
+  flat.push('content-length', String(Buffer.byteLength(reply.body)));
+  res.writeHead(reply.status, flat);
+  res.end(method === 'HEAD' ? undefined : reply.body);
+}
+
+/** Writes a reply straight to a socket and closes it (no HTTP exchange exists to use). */
+export function writeReplyToSocket(socket: Duplex, reply: LocalReply): void {
+  if (!socket.writable) { socket.destroy(); return; }
+  let head = `HTTP/1.1 ${reply.status} ${STATUS_CODES[reply.status] ?? ''}\r\n`;
+  for (const [k, v] of reply.headers) head += `${k}: ${v}\r\n`;
+  head += `content-length: ${Buffer.byteLength(reply.body)}\r\nconnection: close\r\n\r\n`;
+  socket.end(head + reply.body);
+}

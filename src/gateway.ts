@@ -1,0 +1,122 @@
+/**
+ * A gateway instance: the client listener, the admin listener, and the runtime built from
+ * the configuration. It starts, reloads (swapping in a new runtime without dropping a
+ * request) and shuts down gracefully (stop accepting, let in-flight requests finish within
+ * the drain timeout, then cut what is left).
+ */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { validateConfig } from './config/load.js';
+import type { GatewayConfig, GatewayConfigInput } from './config/schema.js';
+import { formatAddress, type Address } from './config/units.js';
+import { createAdminServer } from './admin/server.js';
+import { createLogger, type Logger } from './observe/logger.js';
+import { GatewayMetrics } from './observe/metrics.js';
+import { buildRuntime, closeRuntime, type Runtime } from './proxy/runtime.js';
+import { createListener, type Listener } from './server/listener.js';
+import { VERSION } from './version.js';
+
+export interface GatewayOptions {
+  /** Use this logger instead of one built from the config's `log` section. */
+  logger?: Logger;
+  /** Collect Node process metrics (default true; off lets several gateways share a process quietly). */
+  processMetrics?: boolean;
+}
+
+export interface Gateway {
+  /** Starts both listeners; resolves with the addresses actually bound. */
+  listen(): Promise<{ proxy: Address; admin: Address | undefined }>;
+  /** Validates and applies a new configuration; in-flight requests finish on the old one. */
+  reload(config: GatewayConfigInput | GatewayConfig): Promise<void>;
+  /** Graceful shutdown: resolves when every in-flight request has finished or the drain timeout cut it. */
+  close(): Promise<void>;
+  readonly config: GatewayConfig;
+  readonly logger: Logger;
+  readonly metrics: GatewayMetrics;
+}
+
+export function createGateway(input: GatewayConfigInput | GatewayConfig, options: GatewayOptions = {}): Gateway {
+  const initial = validateConfig(input);
+  const logger = options.logger ?? createLogger(initial.log);
+  const metrics = new GatewayMetrics(options.processMetrics ?? true);
+  let runtime: Runtime = buildRuntime(initial, metrics, logger);
+  const current = (): Runtime => runtime;
+  const listener: Listener = createListener(initial, current);
+  const admin: Server | undefined = initial.admin === false ? undefined
+    : createAdminServer({ current, version: VERSION, startedAt: Date.now() });
+  let closing: Promise<void> | undefined;
+
+  return {
+    get config() { return runtime.config; },
+    logger,
+    metrics,
+
+    async listen() {
+      const proxy = await listenOn(listener.server, initial.listen);
+      const adminAddress = admin && initial.admin !== false ? await listenOn(admin, initial.admin) : undefined;
+      logger.info({ listen: formatAddress(proxy), admin: adminAddress && formatAddress(adminAddress), version: VERSION }, 'gangway listening');
+      return { proxy, admin: adminAddress };
+    },
+
+    async reload(next) {
+      const config = validateConfig(next);
+      const old = runtime;
+      if (formatAddress(config.listen) !== formatAddress(old.config.listen) || JSON.stringify(config.admin) !== JSON.stringify(old.config.admin)) {
+        logger.warn('listen and admin addresses change only on restart; the rest of the new configuration is applied');
+      }
+      runtime = buildRuntime(config, metrics, logger);
+      runtime.draining = old.draining;
+      logger.info({ routes: config.routes.length, upstreams: Object.keys(config.upstreams).length }, 'configuration reloaded');
+      // Old pools finish the requests they carry, then close.
+      await closeRuntime(old);
+    },
+
+    close() {
+      closing ??= shutdown(listener, admin, current, initial.server.drainTimeout);
+      return closing;
+    },
+  };
+}
+
+async function shutdown(listener: Listener, admin: Server | undefined, current: () => Runtime, drainTimeout: number): Promise<void> {
+  const runtime = current();
+  runtime.draining = true;
+  const { server } = listener;
+  const stopped = new Promise<void>((resolve) => {
+    if (!server.listening) { resolve(); return; }
+    server.close(() => resolve());
+  });
+  // Keep-alive connections between requests are closed as they go idle; each answer sent
+  // while draining carries `Connection: close`.
+  server.closeIdleConnections();
+  const sweeper = setInterval(() => server.closeIdleConnections(), 50);
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), drainTimeout); });
+  const outcome = await Promise.race([stopped.then(() => 'drained' as const), deadline]);
+  clearInterval(sweeper);
+  clearTimeout(timer);
+  if (outcome === 'timeout') {
+    runtime.logger.warn({ drainTimeoutMs: drainTimeout }, 'drain timeout reached; closing the remaining connections');
+    server.closeAllConnections();
+    for (const t of listener.tunnels) t.destroy();
+    await stopped;
+  }
+  if (admin?.listening) {
+    await new Promise<void>((resolve) => { admin.close(() => resolve()); admin.closeAllConnections(); });
+  }
+  await closeRuntime(current());
+  runtime.logger.info('gangway stopped');
+  runtime.logger.flush();
+}
+
+function listenOn(server: Server, address: Address): Promise<Address> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once('error', onError);
+    server.listen(address.port, address.host, () => {
+      server.off('error', onError);
+      const a = server.address() as AddressInfo;
+      resolve({ host: a.address, port: a.port });
+    });
+  });
+}

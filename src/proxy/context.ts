@@ -1,0 +1,42 @@
+/**
+ * The state of one request as it travels through the gateway. Each stage reads what the
+ * earlier ones settled and adds its own part; the access log and metrics read it at the end.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { FailureKindName } from '../faults/taxonomy.js';
+import type { Route } from '../route/router.js';
+import type { UpstreamHost } from '../upstream/host.js';
+import type { Attempt } from './attempt.js';
+import type { Runtime } from './runtime.js';
+
+export class RequestContext {
+  readonly start = performance.now();
+  route: Route | undefined = undefined;
+  /** Hosts tried, in order (labels). */
+  readonly hostsTried: string[] = [];
+  host: UpstreamHost | undefined = undefined;
+  attempts = 0;
+  /** Response headers from upstream were forwarded to the client. */
+  responseStarted = false;
+  failure: FailureKindName | undefined = undefined;
+  /** The low-level cause of the failure, for the access log. */
+  cause: string | undefined = undefined;
+  bytesIn = 0;
+  bytesOut = 0;
+  /** The attempt under way, if any. */
+  attempt: Attempt | undefined = undefined;
+  totalTimer: NodeJS.Timeout | undefined = undefined;
+
+  constructor(
+    readonly runtime: Runtime,
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly id: string,
+    readonly clientAddress: string,
+  ) {}
+
+  /** Whether this client may see failing host addresses and raw error text. */
+  get revealDetails(): boolean {
+    return this.runtime.config.errors.exposeDetails || this.runtime.trustedClients.has(this.clientAddress);
+  }
+}

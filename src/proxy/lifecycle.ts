@@ -1,0 +1,149 @@
+/**
+ * The life of a proxied request, top to bottom. Each phase may end the request with a
+ * local reply (a failure kind of the taxonomy); otherwise it hands the context on:
+ *
+ *   1. identify        request id, client address; the context is created
+ *   2. request_filter  target form and length (414), loop detection (502), body size (413)
+ *   3. route           first matching route, else 404 destination_not_found
+ *   4. upstream_peer   the balancer picks a host, else 503 destination_unavailable
+ *   5. forward         headers rewritten, one Attempt streams the exchange
+ *   6. fail            an attempt that failed before any response byte becomes a local reply
+ *   7. logging         when the client's response closes: metrics and the access log
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { GatewayAbort } from '../faults/classify.js';
+import { buildReply, sendReply } from '../faults/reply.js';
+import type { FailureKindName } from '../faults/taxonomy.js';
+import { logAccess } from '../observe/access-log.js';
+import { requestIdFrom } from '../observe/request-id.js';
+import { Attempt, describeError, type AttemptOutcome } from './attempt.js';
+import { upstreamBody } from './body-limit.js';
+import { RequestContext } from './context.js';
+import { buildUpstreamHeaders, viaContains } from './headers.js';
+import type { Runtime } from './runtime.js';
+
+/** The response carries its request's context, so shared listeners need no per-request closure. */
+interface ContextualResponse extends ServerResponse {
+  gangway?: RequestContext;
+}
+
+export function handleRequest(runtime: Runtime, req: IncomingMessage, res: ServerResponse, expectsContinue = false): void {
+  // 1. identify
+  const ctx = new RequestContext(runtime, req, res, requestIdFrom(req.headers['x-request-id']), clientAddressOf(req));
+  (res as ContextualResponse).gangway = ctx;
+  runtime.metrics.inFlight.inc();
+  res.once('close', onResponseClose);
+  if (runtime.draining) res.shouldKeepAlive = false;
+
+  // 2. request_filter
+  const config = runtime.config;
+  let url = req.url!;
+  if (url.length > config.server.maxUriLength) return localReply(ctx, 'uri_too_long');
+  if (url.charCodeAt(0) !== 0x2f /* / */) {
+    const path = originFormOf(url);
+    if (path === undefined) return localReply(ctx, 'bad_request');
+    req.url = url = path;
+  }
+  if (viaContains(req.headers.via, config.name)) return localReply(ctx, 'proxy_loop_detected');
+
+  // 3. route
+  const route = runtime.router.match(req.headers.host, url, req.method!);
+  if (route === undefined) return localReply(ctx, 'destination_not_found');
+  ctx.route = route;
+  const declaredLength = req.headers['content-length'];
+  if (declaredLength !== undefined && Number(declaredLength) > route.bodyLimit) return localReply(ctx, 'request_body_too_large');
+
+  // 4. upstream_peer
+  const host = route.upstream.pick();
+  if (host === undefined) return localReply(ctx, 'destination_unavailable');
+
+  // 5. forward
+  if (expectsContinue) res.writeContinue();
+  const upstream = route.upstream.config;
+  const head = buildUpstreamHeaders(req.rawHeaders, req.headers.connection, {
+    proxyName: config.name,
+    requestId: ctx.id,
+    clientAddress: ctx.clientAddress,
+    proto: 'http',
+    httpVersion: req.httpVersion,
+    hostOverride: upstream.hostHeader === 'upstream' ? host.label : undefined,
+  });
+  const attempt = new Attempt(ctx, host, lifecycleOutcome);
+  ctx.attempt = attempt;
+  res.on('drain', onClientDrain);
+  if (upstream.timeouts.total > 0) ctx.totalTimer = setTimeout(onTotalTimeout, upstream.timeouts.total, ctx);
+  attempt.send(head.headers, upstreamBody(ctx, req, route.bodyLimit));
+}
+
+// 6. fail
+const lifecycleOutcome: AttemptOutcome = {
+  failedBeforeResponse(ctx: RequestContext, err: unknown): void {
+    if (ctx.failure === 'client_closed' || ctx.res.destroyed) return;
+    localReply(ctx, ctx.failure ?? 'proxy_internal_error', err);
+  },
+};
+
+function localReply(ctx: RequestContext, kind: FailureKindName, err?: unknown): void {
+  ctx.failure = kind;
+  if (err !== undefined) ctx.cause ??= describeError(err);
+  const reply = buildReply({
+    kind,
+    proxyName: ctx.runtime.config.name,
+    requestId: ctx.id,
+    service: ctx.route?.upstream.name,
+    path: ctx.req.url,
+    accept: ctx.req.headers.accept,
+    revealDetails: ctx.revealDetails,
+    nextHop: ctx.host?.label,
+    cause: ctx.cause,
+    statusPage: ctx.runtime.config.errors.statusPage,
+  });
+  // A request body we did not read would be taken for the next request on this connection.
+  if (!ctx.req.complete) ctx.res.shouldKeepAlive = false;
+  sendReply(ctx.res, reply, ctx.req.method!);
+}
+
+function onClientDrain(this: ContextualResponse): void {
+  this.gangway?.attempt?.resume();
+}
+
+function onTotalTimeout(ctx: RequestContext): void {
+  const total = ctx.route!.upstream.config.timeouts.total;
+  const kind = ctx.responseStarted ? 'http_response_incomplete' : 'http_response_timeout';
+  ctx.attempt?.abort(new GatewayAbort(kind, `no complete response within the ${total} ms total timeout`));
+}
+
+// 7. logging
+function onResponseClose(this: ContextualResponse): void {
+  const ctx = this.gangway!;
+  if (ctx.totalTimer) clearTimeout(ctx.totalTimer);
+  let status = this.statusCode;
+  if (!this.writableFinished) {
+    // The client left, or we cut the stream: stop the upstream exchange either way.
+    if (ctx.failure === undefined) ctx.failure = 'client_closed';
+    ctx.attempt?.abort(new GatewayAbort('client_closed', 'client closed the connection'));
+    if (!this.headersSent) status = 499;
+  }
+  const ms = performance.now() - ctx.start;
+  const runtime = ctx.runtime;
+  runtime.metrics.inFlight.dec();
+  runtime.metrics.requestDone(ctx.route?.name ?? '', status, ctx.failure ?? '', ms / 1000);
+  logAccess(ctx, status, ms);
+}
+
+function clientAddressOf(req: IncomingMessage): string {
+  const a = req.socket.remoteAddress ?? '';
+  return a.startsWith('::ffff:') ? a.slice(7) : a;
+}
+
+/** The origin-form ("/path?query") of an absolute-form target; undefined for anything else. */
+function originFormOf(target: string): string | undefined {
+  if (!/^https?:\/\//i.test(target)) return undefined;
+  try {
+    const u = new URL(target);
+    return u.pathname + u.search;
+  } catch {
+    return undefined;
+  }
+}
+

@@ -1,0 +1,91 @@
+/**
+ * Tunnels protocol upgrades (WebSocket and others): the request goes upstream through the
+ * pool like any other, and once the upstream answers 101 the two sockets are joined byte
+ * for byte until either side closes.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { classifyFailure } from '../faults/classify.js';
+import { buildReply, writeReplyToSocket } from '../faults/reply.js';
+import type { FailureKindName } from '../faults/taxonomy.js';
+import { requestIdFrom } from '../observe/request-id.js';
+import type { Route } from '../route/router.js';
+import type { UpstreamHost } from '../upstream/host.js';
+import { describeError } from './attempt.js';
+import { buildUpstreamHeaders, viaContains } from './headers.js';
+import type { Runtime } from './runtime.js';
+
+export function handleUpgrade(runtime: Runtime, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  const id = requestIdFrom(req.headers['x-request-id']);
+  const started = performance.now();
+  const client = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+  const config = runtime.config;
+  socket.on('error', () => socket.destroy());
+
+  const fail = (kind: FailureKindName, route?: Route, host?: UpstreamHost, err?: unknown): void => {
+    const reveal = config.errors.exposeDetails || runtime.trustedClients.has(client);
+    const cause = err === undefined ? undefined : describeError(err);
+    writeReplyToSocket(socket, buildReply({
+      kind, proxyName: config.name, requestId: id, service: route?.upstream.name, path: req.url,
+      accept: req.headers.accept, revealDetails: reveal, nextHop: host?.label, cause, statusPage: config.errors.statusPage,
+    }));
+    runtime.logger.info({ req_id: id, client, method: req.method, path: req.url, upgrade: req.headers.upgrade, route: route?.name,
+      host: host?.label, failure: kind, cause, ms: Math.round(performance.now() - started) }, 'upgrade failed');
+  };
+
+  if (req.url!.length > config.server.maxUriLength) return fail('uri_too_long');
+  if (viaContains(req.headers.via, config.name)) return fail('proxy_loop_detected');
+  const route = runtime.router.match(req.headers.host, req.url!, req.method!);
+  if (route === undefined) return fail('destination_not_found');
+  const host = route.upstream.pick();
+  if (host === undefined) return fail('destination_unavailable', route);
+
+  const upstreamHead = buildUpstreamHeaders(req.rawHeaders, req.headers.connection, {
+    proxyName: config.name, requestId: id, clientAddress: client, proto: 'http', httpVersion: req.httpVersion,
+    hostOverride: route.upstream.config.hostHeader === 'upstream' ? host.label : undefined,
+  });
+
+  host.outstanding++;
+  let settled = false;
+  const settle = (): void => { if (!settled) { settled = true; host.outstanding--; } };
+  const handler: Dispatcher.DispatchHandler = {
+    onConnect() {},
+    onHeaders() { return true; },
+    onData() { return true; },
+    onComplete() {
+      // The upstream answered without switching protocols (undici reports it as an error
+      // when it can); the client still needs an answer.
+      settle();
+      fail('http_upgrade_failed', route, host);
+    },
+    onError(err: Error) {
+      settle();
+      const kind = classifyFailure(err, { responseStarted: false, reusedConnection: false });
+      fail(/bad upgrade|upgrade/i.test(err.message) && kind === 'proxy_internal_error' ? 'http_upgrade_failed' : kind, route, host, err);
+    },
+    onUpgrade(statusCode: number, rawHeaders: Buffer[] | string[] | null, upstream: Duplex) {
+      settle();
+      let response = `HTTP/1.1 ${statusCode} Switching Protocols\r\n`;
+      const raw = rawHeaders ?? [];
+      for (let i = 0; i < raw.length; i += 2) response += `${raw[i]!.toString()}: ${raw[i + 1]!.toString()}\r\n`;
+      response += `via: 1.1 ${config.name}\r\nx-request-id: ${id}\r\n\r\n`;
+      socket.write(response);
+      if (head.length > 0) upstream.write(head);
+      upstream.on('error', () => socket.destroy());
+      socket.on('close', () => upstream.destroy());
+      upstream.on('close', () => socket.destroy());
+      upstream.pipe(socket);
+      socket.pipe(upstream);
+      runtime.logger.info({ req_id: id, client, method: req.method, path: req.url, upgrade: req.headers.upgrade, route: route.name,
+        upstream: route.upstream.name, host: host.label, status: statusCode, ms: Math.round(performance.now() - started) }, 'upgrade');
+    },
+  };
+  host.dispatcher.dispatch({
+    path: req.url!,
+    method: req.method as Dispatcher.HttpMethod,
+    headers: upstreamHead.headers,
+    body: null,
+    upgrade: String(req.headers.upgrade ?? 'websocket'),
+  }, handler);
+}

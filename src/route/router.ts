@@ -1,0 +1,60 @@
+/**
+ * Matches a request to a route: host (exact or "*.suffix"), path prefix on segment
+ * boundaries, and method. Routes are tried in the order written; the first match wins.
+ */
+import type { RouteConfig } from '../config/schema.js';
+import type { UpstreamPool } from '../upstream/pool.js';
+
+export class Route {
+  readonly name: string;
+  readonly bodyLimit: number;
+  private readonly prefix: string;
+  private readonly prefixSlash: string;
+  private readonly exactHost: string | undefined;
+  private readonly hostSuffix: string | undefined;
+  private readonly methods: ReadonlySet<string> | undefined;
+
+  constructor(config: RouteConfig, readonly upstream: UpstreamPool) {
+    this.name = config.name ?? config.match.path;
+    this.bodyLimit = config.limits.body;
+    this.prefix = config.match.path.length > 1 && config.match.path.endsWith('/')
+      ? config.match.path.slice(0, -1) : config.match.path;
+    this.prefixSlash = this.prefix === '/' ? '/' : this.prefix + '/';
+    const host = config.match.host?.toLowerCase();
+    if (host?.startsWith('*.')) this.hostSuffix = host.slice(1);
+    else this.exactHost = host;
+    this.methods = config.match.methods ? new Set(config.match.methods) : undefined;
+  }
+
+  matches(host: string, path: string, method: string): boolean {
+    if (this.methods && !this.methods.has(method)) return false;
+    if (this.exactHost !== undefined && host !== this.exactHost) return false;
+    if (this.hostSuffix !== undefined && !(host.endsWith(this.hostSuffix) && host.length > this.hostSuffix.length)) return false;
+    if (this.prefix === '/') return true;
+    if (!path.startsWith(this.prefix)) return false;
+    if (path.length === this.prefix.length) return true;
+    const next = path.charCodeAt(this.prefix.length);
+    return next === 0x2f /* / */ || next === 0x3f /* ? */ || path.startsWith(this.prefixSlash);
+  }
+}
+
+export class Router {
+  constructor(readonly routes: readonly Route[]) {}
+
+  match(hostHeader: string | undefined, url: string, method: string): Route | undefined {
+    const host = hostHeader ? stripPort(hostHeader).toLowerCase() : '';
+    for (const route of this.routes) {
+      if (route.matches(host, url, method)) return route;
+    }
+    return undefined;
+  }
+}
+
+function stripPort(host: string): string {
+  if (host.charCodeAt(0) === 0x5b /* [ */) {
+    const end = host.indexOf(']');
+    return end > 0 ? host.slice(0, end + 1) : host;
+  }
+  const colon = host.indexOf(':');
+  return colon === -1 ? host : host.slice(0, colon);
+}

@@ -98,7 +98,8 @@ export interface ClientOptions {
 export function fetchRaw(url: string, opts: ClientOptions = {}): Promise<ClientResult> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: opts.method ?? 'GET', headers: opts.headers, agent: opts.agent ?? false }, (res) => {
+    const headers = opts.chunks ? { 'transfer-encoding': 'chunked', ...opts.headers } : opts.headers;
+    const req = httpRequest(url, { method: opts.method ?? 'GET', headers, agent: opts.agent ?? false }, (res) => {
       const parts: Buffer[] = [];
       let error: string | undefined;
       res.on('data', (c: Buffer) => parts.push(c));

@@ -72,11 +72,7 @@ export function handleUpgrade(runtime: Runtime, req: IncomingMessage, socket: Du
       response += `via: 1.1 ${config.name}\r\nx-request-id: ${id}\r\n\r\n`;
       socket.write(response);
       if (head.length > 0) upstream.write(head);
-      upstream.on('error', () => socket.destroy());
-      socket.on('close', () => upstream.destroy());
-      upstream.on('close', () => socket.destroy());
-      upstream.pipe(socket);
-      socket.pipe(upstream);
+      joinTunnel(socket, upstream);
       runtime.logger.info({ req_id: id, client, method: req.method, path: req.url, upgrade: req.headers.upgrade, route: route.name,
         upstream: route.upstream.name, host: host.label, status: statusCode, ms: Math.round(performance.now() - started) }, 'upgrade');
     },
@@ -88,4 +84,30 @@ export function handleUpgrade(runtime: Runtime, req: IncomingMessage, socket: Du
     body: null,
     upgrade: String(req.headers.upgrade ?? 'websocket'),
   }, handler);
+}
+
+/** Time a tunnel may stay half-closed before both sockets are destroyed. */
+const HALF_CLOSE_GRACE_MS = 1000;
+
+/**
+ * Joins two sockets byte for byte. When either side ends, the other is ended too and both
+ * are destroyed shortly after: a half-open tunnel would otherwise hold a connection (and
+ * a graceful shutdown) open forever if the far side never closes its half.
+ */
+function joinTunnel(client: Duplex, upstream: Duplex): void {
+  let ending = false;
+  const endBoth = (): void => {
+    if (ending) return;
+    ending = true;
+    client.end();
+    upstream.end();
+    setTimeout(() => { client.destroy(); upstream.destroy(); }, HALF_CLOSE_GRACE_MS).unref();
+  };
+  client.on('end', endBoth);
+  upstream.on('end', endBoth);
+  upstream.on('error', () => client.destroy());
+  client.on('close', () => upstream.destroy());
+  upstream.on('close', () => client.destroy());
+  upstream.pipe(client, { end: false });
+  client.pipe(upstream, { end: false });
 }

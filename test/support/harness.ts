@@ -44,11 +44,14 @@ export interface TestServer { port: number; address: string; close(): Promise<vo
 /** A well-behaved HTTP upstream. */
 export async function httpUpstream(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<TestServer & { server: Server }> {
   const server = createServer(handler);
+  // Upgraded sockets leave the HTTP server's bookkeeping, so track every socket ourselves.
+  const sockets = new Set<Socket>();
+  server.on('connection', (s: Socket) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
   return {
     server, port, address: `127.0.0.1:${port}`,
-    close: () => new Promise<void>((r) => { server.close(() => r()); server.closeAllConnections(); }),
+    close: () => new Promise<void>((r) => { server.close(() => r()); for (const s of sockets) s.destroy(); }),
   };
 }
 

@@ -12,5 +12,5 @@ export function createLogger(config: GatewayConfig['log']): Logger {
   if (pretty) {
     return pino({ level: config.level, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' } } });
   }
-  return pino({ level: config.level, base: undefined }, pino.destination({ dest: 1, sync: false, minLength: 4096 }));
+  return pino({ level: config.level, base: undefined }, pino.destination({ dest: 1, sync: false }));
 }

@@ -1,0 +1,138 @@
+/**
+ * Configuration: the minimal form works, units read as people write them, and a bad file
+ * is refused with file, line and field path — by the library and by `gangway check`.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { ConfigError, parseConfigText } from '../src/config/load.js';
+import { configJsonSchema } from '../src/config/schema.js';
+import { parseDuration, parseSize } from '../src/config/units.js';
+
+const run = promisify(execFile);
+const CLI = join(import.meta.dirname, '..', 'src', 'cli.ts');
+const dir = mkdtempSync(join(tmpdir(), 'gangway-config-'));
+
+const MINIMAL = `listen: "127.0.0.1:8080"
+admin: "127.0.0.1:9901"
+upstreams:
+  music:
+    hosts: ["127.0.0.1:7001", "127.0.0.1:7002"]
+    timeouts: { connect: "1s", response: "10s", idle: "30s" }   # optional
+routes:
+  - match: { path: "/api" }        # path prefix; also host and methods
+    upstream: music
+`;
+
+function problemsOf(text: string): string[] {
+  try {
+    parseConfigText(text, 'gangway.yaml');
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `a ConfigError, not ${String(err)}`);
+    return err.message.split('\n');
+  }
+  assert.fail('the configuration was accepted');
+}
+
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', CLI, ...args]);
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+test('the minimal configuration from the issue is valid, with every default filled in', () => {
+  const config = parseConfigText(MINIMAL);
+  assert.deepEqual(config.listen, { host: '127.0.0.1', port: 8080 });
+  const music = config.upstreams.music!;
+  assert.deepEqual(music.hosts.map((h) => h.origin), ['http://127.0.0.1:7001', 'http://127.0.0.1:7002']);
+  assert.deepEqual(music.timeouts, { connect: 1000, response: 10_000, idle: 30_000, total: 0 });
+  assert.equal(music.balance, 'p2c');
+  assert.equal(config.routes[0]!.limits.body, 10 * 1024 * 1024);
+  assert.equal(config.server.headerTimeout, 10_000);
+});
+
+test('durations and sizes read as people write them', () => {
+  assert.equal(parseDuration('250ms'), 250);
+  assert.equal(parseDuration('2s'), 2000);
+  assert.equal(parseDuration('1m'), 60_000);
+  assert.equal(parseDuration('1.5s'), 1500);
+  assert.equal(parseDuration(300), 300);
+  assert.equal(parseDuration('2 weeks'), null);
+  assert.equal(parseSize('16KiB'), 16_384);
+  assert.equal(parseSize('10MiB'), 10_485_760);
+  assert.equal(parseSize('1MB'), 1_000_000);
+  assert.equal(parseSize('lots'), null);
+});
+
+test('a route naming an unknown upstream is refused with file, line and field path', () => {
+  const problems = problemsOf(MINIMAL.replace('upstream: music', 'upstream: nope'));
+  assert.deepEqual(problems, ['gangway.yaml:9:15 routes[0].upstream: no upstream named "nope" (known: "music")']);
+});
+
+test('bad values, unknown fields and missing fields each point at their line', () => {
+  const problems = problemsOf(`upstreams:
+  music:
+    hosts: ["127.0.0.1:7001"]
+    timeouts: { connect: "1 sec" }
+    balence: p2c
+routes:
+  - match: { path: "api" }
+`);
+  assert.ok(problems.includes('gangway.yaml:4:26 upstreams.music.timeouts.connect: "1 sec" is not a duration (write it like "250ms", "2s" or "1m")'), problems.join('\n'));
+  assert.ok(problems.includes('gangway.yaml:5:5 upstreams.music: unknown field "balence"'), problems.join('\n'));
+  assert.ok(problems.includes('gangway.yaml:7:20 routes[0].match.path: a path prefix starts with "/"'), problems.join('\n'));
+  assert.ok(problems.some((p) => p.startsWith('gangway.yaml:7:5 routes[0].upstream: ')), problems.join('\n'));
+});
+
+test('broken YAML is reported with its position, not a stack trace', () => {
+  const problems = problemsOf('upstreams:\n  music: [\n');
+  assert.match(problems[0]!, /^gangway\.yaml:\d+:\d+ YAML: /);
+});
+
+test('the JSON Schema describes the file a person writes', () => {
+  const schema = configJsonSchema() as { properties: Record<string, { description?: string }>; required?: string[] };
+  assert.ok(schema.properties.upstreams && schema.properties.routes && schema.properties.listen);
+  assert.match(String(schema.properties.listen!.description), /host:port/);
+  assert.deepEqual(schema.required?.sort(), ['routes', 'upstreams']);
+});
+
+test('gangway check: exit 0 for a valid file, 1 with file:line field messages for a bad one, 2 for misuse', async () => {
+  const good = join(dir, 'good.yaml');
+  writeFileSync(good, MINIMAL);
+  const ok = await cli('check', '-c', good);
+  assert.equal(ok.code, 0);
+  assert.match(ok.stdout, /valid \(1 route, 1 upstream\)/);
+
+  const bad = join(dir, 'bad.yaml');
+  writeFileSync(bad, MINIMAL.replace('upstream: music', 'upstream: nope'));
+  const refused = await cli('check', '-c', bad);
+  assert.equal(refused.code, 1);
+  assert.equal(refused.stderr, `${bad}:9:15 routes[0].upstream: no upstream named "nope" (known: "music")\n`);
+
+  const missing = await cli('check', '-c', join(dir, 'absent.yaml'));
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /absent\.yaml cannot read the configuration: no such file/);
+
+  const unknownFlag = await cli('check', '--frobnicate');
+  assert.equal(unknownFlag.code, 2);
+  assert.match(unknownFlag.stderr, /^gangway: Unknown option '--frobnicate'/);
+  assert.equal(unknownFlag.stderr.split('\n').length, 3, 'one line and a hint, no stack trace');
+});
+
+test('gangway --version, --help and schema', async () => {
+  const version = await cli('--version');
+  assert.match(version.stdout, /^\d+\.\d+\.\d+\n$/);
+  const help = await cli('--help');
+  assert.match(help.stdout, /gangway start -c FILE/);
+  assert.match(help.stdout, /Examples:/);
+  const schema = await cli('schema');
+  assert.equal((JSON.parse(schema.stdout) as { title: string }).title, 'Gangway configuration');
+});

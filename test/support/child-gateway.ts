@@ -1,0 +1,45 @@
+/**
+ * A gateway in its own process, started through the CLI as an operator would, so tests
+ * can signal it and read its memory from /proc.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { closedPort } from './harness.js';
+
+const CLI = join(import.meta.dirname, '..', '..', 'src', 'cli.ts');
+
+export interface ChildGateway {
+  child: ChildProcess;
+  url: string;
+  adminUrl: string;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+export async function startChildGateway(yaml: (ports: { listen: number; admin: number }) => string): Promise<ChildGateway> {
+  const listen = await closedPort();
+  const admin = await closedPort();
+  const dir = mkdtempSync(join(tmpdir(), 'gangway-child-'));
+  const file = join(dir, 'gangway.yaml');
+  writeFileSync(file, yaml({ listen, admin }));
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'start', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
+  child.stderr!.on('data', (c: Buffer) => { out += c.toString(); });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const deadline = Date.now() + 15_000;
+  while (!out.includes('gangway listening')) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`gateway did not start:\n${out}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return { child, url: `http://127.0.0.1:${listen}`, adminUrl: `http://127.0.0.1:${admin}`, output: () => out, exited };
+}
+
+/** Resident set size, and its peak, of a process, in bytes (Linux). */
+export function memoryOf(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+  return { rss: kb('VmRSS'), peak: kb('VmHWM') };
+}

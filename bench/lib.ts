@@ -1,0 +1,80 @@
+/**
+ * Shared pieces of the benchmarks: starting peers as child processes, waiting for their
+ * ports, running wrk, and describing the machine.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
+import { cpus, totalmem } from 'node:os';
+
+export function which(cmd: string): string | undefined {
+  for (const dir of ['/usr/sbin', '/usr/bin', '/usr/local/bin', '/sbin', '/bin']) {
+    try { execFileSync('test', ['-x', `${dir}/${cmd}`]); return `${dir}/${cmd}`; } catch { /* next */ }
+  }
+  return undefined;
+}
+
+export function waitForPort(port: number, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const attempt = (): void => {
+      const s = connect(port, '127.0.0.1');
+      s.once('connect', () => { s.destroy(); resolve(); });
+      s.once('error', () => {
+        s.destroy();
+        if (Date.now() > deadline) reject(new Error(`port ${port} did not open`));
+        else setTimeout(attempt, 50);
+      });
+    };
+    attempt();
+  });
+}
+
+export interface Started { name: string; child: ChildProcess; stop(): Promise<void> }
+
+export async function startProcess(name: string, cmd: string, args: string[], port: number, env: NodeJS.ProcessEnv = {}): Promise<Started> {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => { stderr += c.toString(); });
+  try {
+    await waitForPort(port);
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw new Error(`${name} did not start: ${(err as Error).message}\n${stderr}`);
+  }
+  return {
+    name, child,
+    stop: () => new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) { resolve(); return; }
+      const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+      child.once('exit', () => { clearTimeout(t); resolve(); });
+      child.kill('SIGTERM');
+    }),
+  };
+}
+
+export interface LoadResult { rps: number; p50ms: number; p99ms: number; errors: number; non2xx: number }
+
+/** Closed-loop load with wrk: `connections` keep-alive connections for `seconds`. */
+export function runWrk(url: string, seconds: number, connections: number): LoadResult {
+  const out = execFileSync('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', url], { encoding: 'utf8' });
+  const num = (re: RegExp): number => Number(re.exec(out)?.[1] ?? NaN);
+  const ms = (re: RegExp): number => {
+    const m = re.exec(out);
+    if (!m) return NaN;
+    const v = Number(m[1]);
+    return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
+  };
+  const errors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  return {
+    rps: num(/Requests\/sec:\s+([\d.]+)/),
+    p50ms: ms(/\s50%\s+([\d.]+)(us|ms|s)/),
+    p99ms: ms(/\s99%\s+([\d.]+)(us|ms|s)/),
+    errors: errors ? errors.slice(1).reduce((a, b) => a + Number(b), 0) : 0,
+    non2xx: num(/Non-2xx or 3xx responses: (\d+)/) || 0,
+  };
+}
+
+export function machine(): string {
+  const cpu = cpus();
+  return `${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`;
+}

@@ -70,14 +70,14 @@ const upstreamHost = z.string()
   .meta({ description: 'An upstream host: "address:port" or "http(s)://name:port"' });
 
 const timeouts = z.strictObject({
-  connect: duration('Time allowed to open a TCP (and TLS) connection to a host').default(1000),
-  response: duration('Time allowed from sending the request to receiving the response headers').default(10_000),
-  idle: duration('Longest pause allowed between two chunks of the response body').default(30_000),
-  total: duration('Longest a whole exchange may take, body included; 0 means no limit (streams may run for hours)').default(0),
+  connect: duration('Time allowed to open a TCP (and TLS) connection to a host').prefault('1s'),
+  response: duration('Time allowed from sending the request to receiving the response headers').prefault('10s'),
+  idle: duration('Longest pause allowed between two chunks of the response body').prefault('30s'),
+  total: duration('Longest a whole exchange may take, body included; 0 means no limit (streams may run for hours)').prefault('0s'),
 }).meta({ description: 'Timeouts for talking to the hosts of this upstream' });
 
 const keepAlive = z.strictObject({
-  idle: duration('How long an idle pooled connection is kept. Keep it below the upstream servers\' own keep-alive timeout so the gateway never reuses a connection the server is closing; a shorter Keep-Alive: timeout= hint from the server wins').default(4000),
+  idle: duration('How long an idle pooled connection is kept. Keep it below the upstream servers\' own keep-alive timeout so the gateway never reuses a connection the server is closing; a shorter Keep-Alive: timeout= hint from the server wins').prefault('4s'),
   connections: z.number().int().min(1).default(128).meta({ description: 'Most connections opened to one host' }),
 }).meta({ description: 'Connection reuse towards the hosts' });
 
@@ -105,17 +105,17 @@ const route = z.strictObject({
   }).prefault({}),
   upstream: z.string().meta({ description: 'Name of the upstream that serves this route' }),
   limits: z.strictObject({
-    body: size('Largest request body accepted on this route (413 beyond it)').default(10 * 1024 * 1024),
+    body: size('Largest request body accepted on this route (413 beyond it)').prefault('10MiB'),
   }).prefault({}),
 }).meta({ description: 'Which requests go to which upstream; the first route that matches wins' });
 
 const server = z.strictObject({
-  headerTimeout: duration('Time a client has to send the complete request headers (protects against slowloris)').default(10_000),
-  requestTimeout: duration('Time a client has to send the complete request, body included; 0 means no limit').default(300_000),
-  keepAliveTimeout: duration('How long an idle client connection is kept open').default(5000),
-  maxHeaderSize: size('Largest request header section accepted (431 beyond it)').default(16 * 1024),
+  headerTimeout: duration('Time a client has to send the complete request headers (protects against slowloris)').prefault('10s'),
+  requestTimeout: duration('Time a client has to send the complete request, body included; 0 means no limit').prefault('5m'),
+  keepAliveTimeout: duration('How long an idle client connection is kept open').prefault('5s'),
+  maxHeaderSize: size('Largest request header section accepted (431 beyond it)').prefault('16KiB'),
   maxUriLength: z.number().int().min(64).default(8192).meta({ description: 'Longest request target accepted, in bytes (414 beyond it)' }),
-  drainTimeout: duration('On shutdown, how long in-flight requests may take to finish before connections are cut').default(30_000),
+  drainTimeout: duration('On shutdown, how long in-flight requests may take to finish before connections are cut').prefault('30s'),
 }).meta({ description: 'The client-facing listener' });
 
 const errors = z.strictObject({
@@ -139,9 +139,9 @@ const NAME = /^[A-Za-z][A-Za-z0-9_.-]*$/;
 export const configSchema = z.strictObject({
   name: z.string().regex(NAME, 'a name is a letter followed by letters, digits, ".", "_" or "-"').default('gangway')
     .meta({ description: 'This gateway\'s name in Via and Proxy-Status; give chained gateways distinct names, since a gateway that sees its own name in Via answers 502 proxy_loop_detected' }),
-  listen: address('Where the gateway accepts client traffic').default({ host: '127.0.0.1', port: 8080 }),
+  listen: address('Where the gateway accepts client traffic').prefault('127.0.0.1:8080'),
   admin: z.union([address('Where the admin API (health, metrics, status) listens'), z.literal(false)])
-    .default({ host: '127.0.0.1', port: 9901 })
+    .prefault('127.0.0.1:9901')
     .meta({ description: 'Where the admin API (health, metrics, status) listens, or false for none' }),
   upstreams: z.record(z.string().regex(NAME, 'an upstream name is a letter followed by letters, digits, ".", "_" or "-"'), upstream)
     .refine((u) => Object.keys(u).length > 0, 'at least one upstream is needed'),

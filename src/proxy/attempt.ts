@@ -8,7 +8,7 @@ import type { Dispatcher } from 'undici';
 import { classifyFailure, GatewayAbort } from '../faults/classify.js';
 import { serializeProxyStatus } from '../faults/proxy-status.js';
 import type { UpstreamHost } from '../upstream/host.js';
-import type { RequestContext } from './context.js';
+import type { ContextualResponse, RequestContext } from './context.js';
 import { buildDownstreamHeaders, trailerPairs } from './headers.js';
 
 export interface AttemptOutcome {
@@ -91,7 +91,11 @@ export class Attempt implements Dispatcher.DispatchHandler {
 
   onData(chunk: Buffer): boolean {
     this.ctx.bytesOut += chunk.length;
-    return this.ctx.res.write(chunk);
+    if (this.ctx.res.write(chunk)) return true;
+    // The client is slower than the upstream: undici pauses the upstream socket until the
+    // client's buffer drains.
+    this.ctx.res.once('drain', onClientDrain);
+    return false;
   }
 
   onComplete(rawTrailers: string[] | Buffer[] | null): void {
@@ -135,3 +139,7 @@ export function describeError(err: unknown): string {
   return e?.code && !msg.includes(e.code) ? `${e.code}: ${msg}` : msg;
 }
 
+
+function onClientDrain(this: ContextualResponse): void {
+  this.gangway?.attempt?.resume();
+}

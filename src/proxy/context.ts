@@ -9,6 +9,11 @@ import type { UpstreamHost } from '../upstream/host.js';
 import type { Attempt } from './attempt.js';
 import type { Runtime } from './runtime.js';
 
+/** The response carries its request's context, so shared listeners need no per-request closure. */
+export interface ContextualResponse extends ServerResponse {
+  gangway?: RequestContext;
+}
+
 export class RequestContext {
   readonly start = performance.now();
   route: Route | undefined = undefined;

@@ -18,14 +18,10 @@ import { logAccess } from '../observe/access-log.js';
 import { requestIdFrom } from '../observe/request-id.js';
 import { Attempt, describeError, type AttemptOutcome } from './attempt.js';
 import { upstreamBody } from './body-limit.js';
-import { RequestContext } from './context.js';
+import { RequestContext, type ContextualResponse } from './context.js';
 import { buildUpstreamHeaders, viaContains } from './headers.js';
 import type { Runtime } from './runtime.js';
 
-/** The response carries its request's context, so shared listeners need no per-request closure. */
-interface ContextualResponse extends ServerResponse {
-  gangway?: RequestContext;
-}
 
 export function handleRequest(runtime: Runtime, req: IncomingMessage, res: ServerResponse, expectsContinue = false): void {
   // 1. identify
@@ -70,7 +66,6 @@ export function handleRequest(runtime: Runtime, req: IncomingMessage, res: Serve
   });
   const attempt = new Attempt(ctx, host, lifecycleOutcome);
   ctx.attempt = attempt;
-  res.on('drain', onClientDrain);
   if (upstream.timeouts.total > 0) ctx.totalTimer = setTimeout(onTotalTimeout, upstream.timeouts.total, ctx);
   attempt.send(head.headers, upstreamBody(ctx, req, route.bodyLimit));
 }
@@ -101,10 +96,6 @@ function localReply(ctx: RequestContext, kind: FailureKindName, err?: unknown): 
   // A request body we did not read would be taken for the next request on this connection.
   if (!ctx.req.complete) ctx.res.shouldKeepAlive = false;
   sendReply(ctx.res, reply, ctx.req.method!);
-}
-
-function onClientDrain(this: ContextualResponse): void {
-  this.gangway?.attempt?.resume();
 }
 
 function onTotalTimeout(ctx: RequestContext): void {

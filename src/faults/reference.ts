@@ -1,0 +1,39 @@
+/**
+ * docs/failures.md, generated from the failure taxonomy table.
+ */
+import { FAILURES } from './taxonomy.js';
+
+const RETRY_TEXT = {
+  any: 'yes, any method (nothing reached the upstream)',
+  replayable: 'yes, when the request body can be sent again',
+  idempotent: 'idempotent requests only',
+  resume: 'resume by Range when validators allow, else the client\'s stream is cut',
+  never: 'no',
+} as const;
+
+export function renderFailuresReference(): string {
+  const rows = Object.entries(FAILURES).map(([name, k]) =>
+    `| \`${name}\` | ${k.status ?? (name === 'upstream_error_status' ? 'as received' : '(headers already sent)')} | ${k.error ? `\`${k.error}\`` : name === 'upstream_error_status' ? '`received-status`' : '—'} | ${RETRY_TEXT[k.retry]} | ${k.side} | ${k.retryAfter ?? '—'} | ${k.explanation.replaceAll('{service}', '*service*')} |`);
+  return `# Failures and what the gateway answers
+
+<!-- Generated from src/faults/taxonomy.ts by \`npm run docs\`; do not edit by hand. -->
+
+Every way a request can fail at Gangway maps to exactly one kind below. A response the
+gateway makes itself carries \`Proxy-Status\` (RFC 9209) with the error token, \`Cache-Control:
+no-store\`, \`X-Request-Id\`, and \`Retry-After\` when the answer is about the service's health.
+Its body follows the request's \`Accept\`: \`application/problem+json\` (RFC 9457, with
+\`type: urn:gangway:failure:<kind>\`), HTML for browsers, plain text otherwise.
+
+Clients see the upstream's *name* (\`details="upstream music"\`), never a host address or a raw
+error, unless \`errors.exposeDetails\` is on or the client is in \`errors.trustedClients\`; the
+access log always has the host and the cause. Metrics label requests by kind
+(\`gangway_requests_total{failure="<kind>"}\`).
+
+| kind | status | Proxy-Status error | retried on another host? | whose side | Retry-After (s) | what the client is told |
+|---|---|---|---|---|---|---|
+${rows.join('\n')}
+
+Retries themselves arrive with the resilience work (retry budget, health checks, outlier
+ejection); the rule column is what they will follow.
+`;
+}

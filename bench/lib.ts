@@ -31,8 +31,22 @@ export function waitForPort(port: number, timeoutMs = 15_000): Promise<void> {
 
 export interface Started { name: string; child: ChildProcess; stop(): Promise<void> }
 
-export async function startProcess(name: string, cmd: string, args: string[], port: number, env: NodeJS.ProcessEnv = {}): Promise<Started> {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
+/**
+ * CPU pinning. Two cores shared by the load generator, the proxy and the origin make the
+ * scheduler the biggest source of noise; so the proxy under test gets core 1 to itself and
+ * wrk and the origin share core 0. Without taskset everything floats.
+ */
+const TASKSET = which('taskset');
+export const PROXY_CPU = '1';
+export const LOAD_CPU = '0';
+
+function pinned(cpu: string, cmd: string, args: string[]): [string, string[]] {
+  return TASKSET ? [TASKSET, ['-c', cpu, cmd, ...args]] : [cmd, args];
+}
+
+export async function startProcess(name: string, command: string, commandArgs: string[], port: number, cpu = PROXY_CPU): Promise<Started> {
+  const [cmd, args] = pinned(cpu, command, commandArgs);
+  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => { stderr += c.toString(); });
   try {
@@ -56,7 +70,8 @@ export interface LoadResult { rps: number; p50ms: number; p99ms: number; errors:
 
 /** Closed-loop load with wrk: `connections` keep-alive connections for `seconds`. */
 export function runWrk(url: string, seconds: number, connections: number): LoadResult {
-  const out = execFileSync('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', url], { encoding: 'utf8' });
+  const [cmd, args] = pinned(LOAD_CPU, 'wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', url]);
+  const out = execFileSync(cmd, args, { encoding: 'utf8' });
   const num = (re: RegExp): number => Number(re.exec(out)?.[1] ?? NaN);
   const ms = (re: RegExp): number => {
     const m = re.exec(out);

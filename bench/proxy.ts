@@ -9,7 +9,8 @@
  *
  * This machine is small (2 cores shared by wrk, the proxy and the origin) and noisy, so
  * the peers are measured in BENCH_ROUNDS interleaved rounds and each cell reports the
- * median round.
+ * median round. The proxy under test runs alone on core 1; wrk and the origin share core 0
+ * (taskset), which takes the scheduler's luck out of the comparison.
  *
  * Environment: BENCH_SECONDS (default 8), BENCH_CONNECTIONS (default 64), BENCH_ROUNDS (default 3).
  */
@@ -17,7 +18,7 @@ import { chmodSync, mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { machine, runWrk, startProcess, which, type LoadResult, type Started } from './lib.js';
+import { LOAD_CPU, machine, runWrk, startProcess, which, type LoadResult, type Started } from './lib.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
@@ -47,9 +48,9 @@ events { worker_connections 4096; }
 http { access_log off; keepalive_requests 1000000; default_type application/octet-stream;
   server { listen 127.0.0.1:${ORIGIN_PORT}; root ${root}; } }
 `);
-    return startProcess('origin (nginx static)', nginx, ['-c', conf, '-p', work], ORIGIN_PORT);
+    return startProcess('origin (nginx static)', nginx, ['-c', conf, '-p', work], ORIGIN_PORT, LOAD_CPU);
   }
-  return startProcess('origin (node)', process.execPath, [join(ROOT, 'bench/peers/upstream.mjs'), String(ORIGIN_PORT)], ORIGIN_PORT);
+  return startProcess('origin (node)', process.execPath, [join(ROOT, 'bench/peers/upstream.mjs'), String(ORIGIN_PORT)], ORIGIN_PORT, LOAD_CPU);
 }
 
 type PeerStarter = () => Promise<Started | undefined>;
@@ -120,7 +121,7 @@ function medians(all: Row[]): Row[] {
 }
 
 async function main(): Promise<void> {
-  process.stdout.write(`Machine: ${machine()}\nwrk -t1 -c${CONNECTIONS} -d${SECONDS}s, one proxy at a time, ${ROUNDS} rounds\n`);
+  process.stdout.write(`Machine: ${machine()}\nwrk -t1 -c${CONNECTIONS} -d${SECONDS}s, one proxy at a time pinned to core 1 (wrk and origin on core 0), ${ROUNDS} rounds\n`);
   const all: Row[] = [];
   const originProc = await startOrigin();
   try {

@@ -204,3 +204,22 @@ async function waitFor(cond: () => boolean, ms = 2000): Promise<void> {
 }
 
 export type { TestServer };
+
+test('total timeout: headers later than the total budget get 504; a body still dripping at the deadline is cut', async () => {
+  const slowHeaders = track(await httpUpstream((_req, res) => setTimeout(() => res.end('late'), 2000)));
+  const gw = await gatewayFor([slowHeaders.address], { upstream: { timeouts: { response: '10s', total: '300ms' } } });
+  const res = await fetchRaw(`${gw.url}/track`, { timeoutMs: 5000 });
+  assertGatewayAnswer(res, 504, 'http_response_timeout');
+  assert.ok(res.ms < 1000, `answered in ${res.ms} ms`);
+
+  const drip = track(await httpUpstream((_req, res) => {
+    res.writeHead(200, { 'content-length': '100' });
+    const timer = setInterval(() => res.write('x'), 50);
+    res.on('close', () => clearInterval(timer));
+  }));
+  const gw2 = await gatewayFor([drip.address], { upstream: { timeouts: { total: '400ms' } } });
+  const cut = await fetchRaw(`${gw2.url}/track`, { timeoutMs: 5000 });
+  assert.equal(cut.status, 200);
+  assert.equal(cut.complete, false);
+  assert.ok(cut.ms < 1500, `cut after ${cut.ms} ms`);
+});

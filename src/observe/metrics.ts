@@ -16,7 +16,8 @@ export class GatewayMetrics {
   private readonly requestDuration: Histogram<'route'>;
   private readonly attempts: Counter<'upstream' | 'host' | 'outcome'>;
   private readonly attemptDuration: Histogram<'upstream' | 'host'>;
-  readonly inFlight: Gauge;
+  /** Requests being handled now; a plain number on the hot path, read by the gauge at scrape time. */
+  inFlight = 0;
   private readonly requestChildren = new Map<string, Incrementer>();
   private readonly durationChildren = new Map<string, Observer>();
   private readonly attemptChildren = new Map<string, Incrementer>();
@@ -28,7 +29,8 @@ export class GatewayMetrics {
     this.requestDuration = new Histogram({ name: 'gangway_request_duration_seconds', help: 'Time from request to the end of the response, by route', labelNames: ['route'], buckets: LATENCY_BUCKETS, registers });
     this.attempts = new Counter({ name: 'gangway_upstream_attempts_total', help: 'Attempts sent to upstream hosts, by outcome ("ok" or a failure kind)', labelNames: ['upstream', 'host', 'outcome'], registers });
     this.attemptDuration = new Histogram({ name: 'gangway_upstream_attempt_duration_seconds', help: 'Time from sending an attempt to receiving its response headers', labelNames: ['upstream', 'host'], buckets: LATENCY_BUCKETS, registers });
-    this.inFlight = new Gauge({ name: 'gangway_requests_in_flight', help: 'Requests being handled right now', registers });
+    const metrics = this;
+    new Gauge({ name: 'gangway_requests_in_flight', help: 'Requests being handled right now', registers, collect() { this.set(metrics.inFlight); } });
     if (withProcessMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'gangway_' });
   }
 

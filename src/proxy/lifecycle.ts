@@ -27,7 +27,7 @@ export function handleRequest(runtime: Runtime, req: IncomingMessage, res: Serve
   // 1. identify
   const ctx = new RequestContext(runtime, req, res, requestIdFrom(req.headers['x-request-id']), clientAddressOf(req));
   (res as ContextualResponse).gangway = ctx;
-  runtime.metrics.inFlight.inc();
+  runtime.metrics.inFlight++;
   res.once('close', onResponseClose);
   if (runtime.draining) res.shouldKeepAlive = false;
 
@@ -117,7 +117,7 @@ function onResponseClose(this: ContextualResponse): void {
   }
   const ms = performance.now() - ctx.start;
   const runtime = ctx.runtime;
-  runtime.metrics.inFlight.dec();
+  runtime.metrics.inFlight--;
   runtime.metrics.requestDone(ctx.route?.name ?? '', status, ctx.failure ?? '', ms / 1000);
   logAccess(ctx, status, ms);
 }

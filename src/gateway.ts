@@ -10,7 +10,8 @@ import { validateConfig } from './config/load.js';
 import type { GatewayConfig, GatewayConfigInput } from './config/schema.js';
 import { formatAddress, type Address } from './config/units.js';
 import { createAdminServer } from './admin/server.js';
-import { createLogger, type Logger } from './observe/logger.js';
+import type { LineDestination } from './observe/log-sink.js';
+import { createLog, externalLog, type GatewayLog, type Logger } from './observe/logger.js';
 import { GatewayMetrics } from './observe/metrics.js';
 import { buildRuntime, closeRuntime, type Runtime } from './proxy/runtime.js';
 import { createListener, type Listener } from './server/listener.js';
@@ -19,6 +20,8 @@ import { VERSION } from './version.js';
 export interface GatewayOptions {
   /** Use this logger instead of one built from the config's `log` section. */
   logger?: Logger;
+  /** Write JSON log lines here instead of standard output (each call receives one line). */
+  logDestination?: LineDestination;
   /** Collect Node process metrics (default true; off lets several gateways share a process quietly). */
   processMetrics?: boolean;
 }
@@ -33,13 +36,16 @@ export interface Gateway {
   readonly config: GatewayConfig;
   readonly logger: Logger;
   readonly metrics: GatewayMetrics;
+  /** Writes out buffered log lines now (e.g. before the process exits). */
+  flushLog(): void;
 }
 
 export function createGateway(input: GatewayConfigInput | GatewayConfig, options: GatewayOptions = {}): Gateway {
   const initial = validateConfig(input);
-  const logger = options.logger ?? createLogger(initial.log);
+  const log: GatewayLog = options.logger ? externalLog(options.logger) : createLog(initial.log, options.logDestination);
+  const logger = log.logger;
   const metrics = new GatewayMetrics(options.processMetrics ?? true);
-  let runtime: Runtime = buildRuntime(initial, metrics, logger);
+  let runtime: Runtime = buildRuntime(initial, metrics, logger, log.lines);
   const current = (): Runtime => runtime;
   const listener: Listener = createListener(initial, current);
   const admin: Server | undefined = initial.admin === false ? undefined
@@ -50,6 +56,7 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
     get config() { return runtime.config; },
     logger,
     metrics,
+    flushLog: () => log.flush(),
 
     async listen() {
       const proxy = await listenOn(listener.server, initial.listen);
@@ -64,7 +71,7 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
       if (formatAddress(config.listen) !== formatAddress(old.config.listen) || JSON.stringify(config.admin) !== JSON.stringify(old.config.admin)) {
         logger.warn('listen and admin addresses change only on restart; the rest of the new configuration is applied');
       }
-      runtime = buildRuntime(config, metrics, logger);
+      runtime = buildRuntime(config, metrics, logger, log.lines);
       runtime.draining = old.draining;
       logger.info({ routes: config.routes.length, upstreams: Object.keys(config.upstreams).length }, 'configuration reloaded');
       // Old pools finish the requests they carry, then close.
@@ -72,13 +79,13 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
     },
 
     close() {
-      closing ??= shutdown(listener, admin, current, initial.server.drainTimeout);
+      closing ??= shutdown(listener, admin, current, initial.server.drainTimeout, log);
       return closing;
     },
   };
 }
 
-async function shutdown(listener: Listener, admin: Server | undefined, current: () => Runtime, drainTimeout: number): Promise<void> {
+async function shutdown(listener: Listener, admin: Server | undefined, current: () => Runtime, drainTimeout: number, log: GatewayLog): Promise<void> {
   const runtime = current();
   runtime.draining = true;
   const { server } = listener;
@@ -106,7 +113,7 @@ async function shutdown(listener: Listener, admin: Server | undefined, current: 
   }
   await closeRuntime(current());
   runtime.logger.info('gangway stopped');
-  runtime.logger.flush();
+  log.flush();
 }
 
 function listenOn(server: Server, address: Address): Promise<Address> {

@@ -4,6 +4,7 @@
  * started with.
  */
 import type { GatewayConfig } from '../config/schema.js';
+import type { LineDestination } from '../observe/log-sink.js';
 import type { Logger } from '../observe/logger.js';
 import type { GatewayMetrics } from '../observe/metrics.js';
 import { Route, Router } from '../route/router.js';
@@ -16,11 +17,13 @@ export interface Runtime {
   readonly trustedClients: ReadonlySet<string>;
   readonly metrics: GatewayMetrics;
   readonly logger: Logger;
+  /** The JSON line destination for the access log's fast path; absent when pino must format (pretty). */
+  readonly lines: LineDestination | undefined;
   /** True once shutdown began: answers close their connections. */
   draining: boolean;
 }
 
-export function buildRuntime(config: GatewayConfig, metrics: GatewayMetrics, logger: Logger): Runtime {
+export function buildRuntime(config: GatewayConfig, metrics: GatewayMetrics, logger: Logger, lines: LineDestination | undefined): Runtime {
   const pools = new Map<string, UpstreamPool>();
   for (const [name, upstream] of Object.entries(config.upstreams)) pools.set(name, new UpstreamPool(name, upstream));
   const routes = config.routes.map((r) => new Route(r, pools.get(r.upstream)!));
@@ -31,6 +34,7 @@ export function buildRuntime(config: GatewayConfig, metrics: GatewayMetrics, log
     trustedClients: new Set(config.errors.trustedClients),
     metrics,
     logger,
+    lines,
     draining: false,
   };
 }

@@ -10,7 +10,7 @@ export function runUntilSignalled(gateway: Gateway, file: string | undefined): P
   return new Promise((resolve) => {
     let stopping = false;
     const stop = (signal: string): void => {
-      if (stopping) { gateway.logger.warn({ signal }, 'second signal: exiting now'); gateway.logger.flush(); process.exit(1); }
+      if (stopping) { gateway.logger.warn({ signal }, 'second signal: exiting now'); gateway.flushLog(); process.exit(1); }
       stopping = true;
       gateway.logger.info({ signal }, 'draining');
       void gateway.close().then(() => resolve(0));

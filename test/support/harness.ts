@@ -5,8 +5,6 @@
  */
 import { request as httpRequest, createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer, type Socket, type AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { createGateway, type Gateway } from '../../src/gateway.js';
 import type { GatewayConfigInput } from '../../src/config/schema.js';
 
@@ -21,14 +19,13 @@ export interface RunningGateway {
 /** A gateway on 127.0.0.1:0 whose log lines are collected (parsed) in `logs`. */
 export async function startGateway(config: Omit<GatewayConfigInput, 'listen' | 'admin'> & Partial<Pick<GatewayConfigInput, 'listen' | 'admin'>>): Promise<RunningGateway> {
   const logs: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString().split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
-      done();
+  // The gateway's own JSON line path, collected and parsed.
+  const logDestination = {
+    write(chunk: string) {
+      for (const line of chunk.split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
     },
-  });
-  const logger = pino({ level: 'info' }, sink);
-  const gateway = createGateway({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', ...config } as GatewayConfigInput, { logger, processMetrics: false });
+  };
+  const gateway = createGateway({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', ...config } as GatewayConfigInput, { logDestination, processMetrics: false });
   const { proxy, admin } = await gateway.listen();
   return {
     gateway,

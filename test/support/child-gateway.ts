@@ -18,12 +18,19 @@ export interface ChildGateway {
   exited: Promise<number | null>;
 }
 
-export async function startChildGateway(yaml: (ports: { listen: number; admin: number }) => string): Promise<ChildGateway> {
+/** A gateway process routing everything to one upstream host; `extraYaml` is appended to its config file. */
+export async function startChildGateway(upstreamAddress: string, extraYaml = ''): Promise<ChildGateway> {
   const listen = await closedPort();
   const admin = await closedPort();
   const dir = mkdtempSync(join(tmpdir(), 'gangway-child-'));
   const file = join(dir, 'gangway.yaml');
-  writeFileSync(file, yaml({ listen, admin }));
+  writeFileSync(file, `listen: "127.0.0.1:${listen}"
+admin: "127.0.0.1:${admin}"
+upstreams:
+  music: { hosts: ["${upstreamAddress}"] }
+routes:
+  - { match: { path: "/" }, upstream: music }
+${extraYaml}`);
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'start', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (c: Buffer) => { out += c.toString(); });

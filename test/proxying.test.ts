@@ -241,3 +241,20 @@ test('WebSocket upgrades are tunnelled both ways', async () => {
   assert.match(transcript, /x-seen-via: 1.1 gangway/);
   assert.match(transcript, /echo:ping$/);
 });
+
+test('an upgrade the upstream refuses (401) reaches the client as the upstream\'s own answer, not a 502', async () => {
+  const up = await httpUpstream((_req, res) => { res.writeHead(401, { 'www-authenticate': 'Bearer' }); res.end('who are you'); });
+  const gw = await startGateway(minimalConfig([up.address]));
+  cleanups.push(() => gw.close(), () => up.close());
+  const port = Number(new URL(gw.url).port);
+  const transcript = await new Promise<string>((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    let got = '';
+    s.on('data', (d) => { got += d.toString(); });
+    s.on('close', () => resolve(got));
+    s.write('GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+  });
+  assert.match(transcript, /^HTTP\/1.1 401 Unauthorized\r\n/);
+  assert.match(transcript, /www-authenticate: Bearer/);
+  assert.match(transcript, /who are you$/);
+});

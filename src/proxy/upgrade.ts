@@ -3,7 +3,7 @@
  * pool like any other, and once the upstream answers 101 the two sockets are joined byte
  * for byte until either side closes.
  */
-import type { IncomingMessage } from 'node:http';
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { classifyFailure } from '../faults/classify.js';
@@ -13,7 +13,7 @@ import { requestIdFrom } from '../observe/request-id.js';
 import type { Route } from '../route/router.js';
 import type { UpstreamHost } from '../upstream/host.js';
 import { describeError } from './attempt.js';
-import { buildUpstreamHeaders, viaContains } from './headers.js';
+import { buildDownstreamHeaders, buildUpstreamHeaders, viaContains } from './headers.js';
 import type { Runtime } from './runtime.js';
 
 export function handleUpgrade(runtime: Runtime, req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -49,20 +49,34 @@ export function handleUpgrade(runtime: Runtime, req: IncomingMessage, socket: Du
   host.outstanding++;
   let settled = false;
   const settle = (): void => { if (!settled) { settled = true; host.outstanding--; } };
+  let answered = false;
   const handler: Dispatcher.DispatchHandler = {
     onConnect() {},
-    onHeaders() { return true; },
-    onData() { return true; },
+    // The upstream answered without switching protocols (a 401, a 404, a 426…): that is its
+    // answer to the client, passed on as it is, delimited by closing the connection.
+    onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string) {
+      answered = true;
+      socket.on('drain', resume);
+      const headers = buildDownstreamHeaders(rawHeaders, { proxyName: config.name, requestId: id, httpVersion: '1.1', proxyStatus: undefined });
+      let head = `HTTP/1.1 ${statusCode} ${statusText || STATUS_CODES[statusCode] || ''}\r\n`;
+      for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+      socket.write(`${head}connection: close\r\n\r\n`);
+      runtime.logger.info({ req_id: id, client, method: req.method, path: req.url, upgrade: req.headers.upgrade, route: route.name,
+        upstream: route.upstream.name, host: host.label, status: statusCode, ms: Math.round(performance.now() - started) }, 'upgrade refused by upstream');
+      return true;
+    },
+    onData(chunk: Buffer) {
+      return socket.write(chunk);
+    },
     onComplete() {
-      // The upstream answered without switching protocols (undici reports it as an error
-      // when it can); the client still needs an answer.
       settle();
-      fail('http_upgrade_failed', route, host);
+      socket.end();
     },
     onError(err: Error) {
       settle();
+      if (answered) { socket.destroy(); return; }
       const kind = classifyFailure(err, { responseStarted: false, reusedConnection: false });
-      fail(/bad upgrade|upgrade/i.test(err.message) && kind === 'proxy_internal_error' ? 'http_upgrade_failed' : kind, route, host, err);
+      fail(kind === 'proxy_internal_error' ? 'http_upgrade_failed' : kind, route, host, err);
     },
     onUpgrade(statusCode: number, rawHeaders: Buffer[] | string[] | null, upstream: Duplex) {
       settle();

@@ -13,7 +13,7 @@ import { createAdminServer } from './admin/server.js';
 import type { LineDestination } from './observe/log-sink.js';
 import { createLog, externalLog, type GatewayLog, type Logger } from './observe/logger.js';
 import { GatewayMetrics } from './observe/metrics.js';
-import { buildRuntime, closeRuntime, type Runtime } from './proxy/runtime.js';
+import { buildRuntime, closeRuntime, startRuntime, type Runtime } from './proxy/runtime.js';
 import { createListener, type Listener } from './server/listener.js';
 import { VERSION } from './version.js';
 
@@ -46,6 +46,7 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
   const logger = log.logger;
   const metrics = new GatewayMetrics(options.processMetrics ?? true);
   let runtime: Runtime = buildRuntime(initial, metrics, logger, log.lines);
+  startRuntime(runtime);
   const current = (): Runtime => runtime;
   const listener: Listener = createListener(initial, current);
   const admin: Server | undefined = initial.admin === false ? undefined
@@ -73,6 +74,7 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
       }
       runtime = buildRuntime(config, metrics, logger, log.lines);
       runtime.draining = old.draining;
+      startRuntime(runtime);
       logger.info({ routes: config.routes.length, upstreams: Object.keys(config.upstreams).length }, 'configuration reloaded');
       // Old pools finish the requests they carry, then close.
       await closeRuntime(old);

@@ -54,7 +54,15 @@ export function statusOf(facts: AdminFacts, runtime: Runtime): Record<string, un
     upstreams: [...runtime.pools.values()].map((p) => ({
       name: p.name,
       balance: p.config.balance,
-      hosts: p.hosts.map((h) => ({ address: h.label, state: 'in_rotation', outstanding: h.outstanding })),
+      hosts: p.hosts.map((h) => ({
+        address: h.label,
+        state: h.state(Date.now()),
+        healthy: h.healthy,
+        ejected_until: h.ejectedUntil > Date.now() ? new Date(h.ejectedUntil).toISOString() : undefined,
+        ejections: h.ejections,
+        outstanding: h.outstanding,
+        latency_ms: Math.round(h.latencyMs * 10) / 10,
+      })),
     })),
   };
 }

@@ -81,12 +81,45 @@ const keepAlive = z.strictObject({
   connections: z.number().int().min(1).default(128).meta({ description: 'Most connections opened to one host' }),
 }).meta({ description: 'Connection reuse towards the hosts' });
 
+const retries = z.strictObject({
+  attempts: z.number().int().min(1).max(10).default(3)
+    .meta({ description: 'Most attempts per request, the first included; each retry goes to a different host' }),
+  budget: z.number().min(0).max(1).default(0.2)
+    .meta({ description: 'Retries allowed as a share of the requests of the last 10 seconds, so a sick fleet is not hammered into a dead one' }),
+  minPerSecond: z.number().min(0).default(1)
+    .meta({ description: 'Retries always allowed per second on top of the budget, so a quiet upstream can still retry' }),
+  backoff: duration('Base of the jittered exponential backoff between attempts (the first retry waits up to this long)').prefault('10ms'),
+  replayBody: size('Request bodies up to this size (declared by Content-Length) are kept in memory so they can be sent again; larger bodies stream and are retried only when nothing was sent').prefault('64KiB'),
+}).meta({ description: 'Retries of failed attempts on another host, following the failure taxonomy\'s rules' });
+
+const healthCheck = z.strictObject({
+  enabled: z.boolean().default(true),
+  path: z.string().startsWith('/').default('/').meta({ description: 'Path requested with GET; any answer below 500 counts as healthy' }),
+  interval: duration('Time between two checks of a host (with ±20% jitter)').prefault('2s'),
+  timeout: duration('Time a check may take').prefault('1s'),
+  healthyThreshold: z.number().int().min(1).default(2).meta({ description: 'Consecutive passing checks that bring a host back' }),
+  unhealthyThreshold: z.number().int().min(1).default(2).meta({ description: 'Consecutive failing checks that take a host out' }),
+}).meta({ description: 'Active health checks of every host' });
+
+const outlierDetection = z.strictObject({
+  consecutiveFailures: z.number().int().min(1).default(5)
+    .meta({ description: 'Consecutive failed attempts (gateway-side failures or 5xx answers) that eject a host' }),
+  baseEjection: duration('How long a first ejection lasts; each further ejection of the same host lasts one more base').prefault('10s'),
+  maxEjection: duration('The longest an ejection lasts').prefault('5m'),
+  maxEjectedPercent: z.number().min(0).max(100).default(50).meta({ description: 'Most of a pool that may be ejected at once' }),
+}).meta({ description: 'Passive outlier detection: hosts that keep failing are taken out of rotation for a while' });
+
 const upstream = z.strictObject({
   hosts: z.array(upstreamHost).min(1, 'an upstream needs at least one host'),
   balance: z.enum(['p2c', 'round-robin', 'random']).default('p2c')
-    .meta({ description: 'How a host is picked: p2c (power of two choices on outstanding requests), round-robin, or random' }),
+    .meta({ description: 'How a host is picked: p2c (power of two choices weighing each host\'s latency EWMA by its outstanding requests), round-robin, or random' }),
   timeouts: timeouts.prefault({}),
   keepAlive: keepAlive.prefault({}),
+  retries: retries.prefault({}),
+  healthCheck: healthCheck.prefault({}),
+  outlierDetection: outlierDetection.prefault({}),
+  panicThreshold: z.number().min(0).max(100).default(50)
+    .meta({ description: 'When fewer than this percentage of hosts are in rotation, traffic is spread over all of them (panic mode) rather than overload the few left' }),
   hostHeader: z.enum(['preserve', 'upstream']).default('preserve')
     .meta({ description: 'Send the client\'s Host header upstream (preserve), or the host\'s own name (upstream)' }),
 }).meta({ description: 'A pool of interchangeable hosts serving the same application' });

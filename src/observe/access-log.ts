@@ -27,7 +27,8 @@ export function logAccess(ctx: RequestContext, status: number, ms: number): void
     runtime.logger.info({
       req_id: ctx.id, client: ctx.clientAddress, method: ctx.req.method, path: ctx.req.url,
       route: ctx.route?.name, upstream: ctx.route?.upstream.name, host: ctx.host?.label,
-      hosts_tried: ctx.hostsTried.length > 1 ? ctx.hostsTried : undefined, attempts: ctx.attempts, status,
+      hosts_tried: ctx.hostsTried.length > 1 ? ctx.hostsTried : undefined, attempts: ctx.attempts,
+      retries: ctx.retryReasons.length > 0 ? ctx.retryReasons : undefined, status,
       failure, proxy_status_error: error || undefined, cause: ctx.cause,
       bytes_in: ctx.bytesIn, bytes_out: ctx.bytesOut, ms: roundedMs,
     }, 'request');
@@ -38,7 +39,9 @@ export function logAccess(ctx: RequestContext, status: number, ms: number): void
   if (route !== undefined) line += `,"route":${str(route.name)},"upstream":${str(route.upstream.name)}`;
   if (ctx.host !== undefined) line += `,"host":${str(ctx.host.label)}`;
   if (ctx.hostsTried.length > 1) line += `,"hosts_tried":${JSON.stringify(ctx.hostsTried)}`;
-  line += `,"attempts":${ctx.attempts},"status":${status}`;
+  line += `,"attempts":${ctx.attempts}`;
+  if (ctx.retryReasons.length > 0) line += `,"retries":${JSON.stringify(ctx.retryReasons)}`;
+  line += `,"status":${status}`;
   if (failure !== undefined) line += `,"failure":"${failure}"`;
   if (error) line += `,"proxy_status_error":"${error}"`;
   if (ctx.cause !== undefined) line += `,"cause":${str(ctx.cause)}`;

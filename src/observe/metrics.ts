@@ -15,11 +15,21 @@ export class GatewayMetrics {
   private readonly requests = new FastCounter('gangway_requests_total', 'Requests answered, by route, status and failure kind ("" when none)', ['route', 'status', 'failure']);
   private readonly requestDuration = new FastHistogram('gangway_request_duration_seconds', 'Time from request to the end of the response, by route', ['route'], LATENCY_BUCKETS);
   private readonly attempts = new FastCounter('gangway_upstream_attempts_total', 'Attempts sent to upstream hosts, by outcome ("ok" or a failure kind)', ['upstream', 'host', 'outcome']);
+  readonly retries = new FastCounter('gangway_retries_total', 'Retries sent to another host, by upstream and the failure kind that caused them', ['upstream', 'reason']);
+  readonly retriesDenied = new FastCounter('gangway_retries_denied_total', 'Retries not sent, by upstream and why (budget, no_host, attempts, unsafe)', ['upstream', 'why']);
+  readonly ejections = new FastCounter('gangway_ejections_total', 'Hosts taken out of rotation by outlier detection, by reason', ['upstream', 'host', 'reason']);
+  readonly healthTransitions = new FastCounter('gangway_health_transitions_total', 'Active health check state changes, by new state', ['upstream', 'host', 'state']);
+  /** Reads the hosts' rotation state at scrape time; set by the gateway. */
+  hostStates: () => Array<{ upstream: string; host: string; inRotation: boolean }> = () => [];
   private readonly attemptDuration = new FastHistogram('gangway_upstream_attempt_duration_seconds', 'Time from sending an attempt to receiving its response headers', ['upstream', 'host'], LATENCY_BUCKETS);
 
   constructor(withProcessMetrics = true) {
-    for (const m of [this.requests, this.requestDuration, this.attempts, this.attemptDuration]) this.register(m);
+    for (const m of [this.requests, this.requestDuration, this.attempts, this.attemptDuration, this.retries, this.retriesDenied, this.ejections, this.healthTransitions]) this.register(m);
     const metrics = this;
+    new Gauge({
+      name: 'gangway_upstream_host_in_rotation', help: '1 when a host is in rotation (healthy and not ejected), else 0', labelNames: ['upstream', 'host'], registers: [this.registry],
+      collect() { this.reset(); for (const s of metrics.hostStates()) this.set({ upstream: s.upstream, host: s.host }, s.inRotation ? 1 : 0); },
+    });
     new Gauge({ name: 'gangway_requests_in_flight', help: 'Requests being handled right now', registers: [this.registry], collect() { this.set(metrics.inFlight); } });
     if (withProcessMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'gangway_' });
   }

@@ -2,38 +2,51 @@
  * One try of a request against one upstream host: the undici dispatch handler that
  * carries the response back to the client as it arrives. Data flows with backpressure:
  * when the client cannot keep up, the upstream socket is paused until the client drains.
+ * An attempt also reports what it learned about its host: latency, success, failure.
  */
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { classifyFailure, GatewayAbort } from '../faults/classify.js';
 import { serializeProxyStatus } from '../faults/proxy-status.js';
+import type { FailureKindName } from '../faults/taxonomy.js';
+import { awaitConnection, type ConnectionAware } from '../upstream/connection-reuse.js';
 import type { UpstreamHost } from '../upstream/host.js';
+import { parseRetryAfter } from '../upstream/outlier.js';
 import type { ContextualResponse, RequestContext } from './context.js';
 import { buildDownstreamHeaders, trailerPairs } from './headers.js';
 
 export interface AttemptOutcome {
-  /** Called once, when the attempt failed before any response header reached the client. */
-  failedBeforeResponse(ctx: RequestContext, err: unknown): void;
+  /** The attempt failed before any response header reached the client; the owner answers or retries. */
+  failedBeforeResponse(ctx: RequestContext, kind: FailureKindName, err: unknown): void;
+  /** The upstream answered 502/503/504: true when the owner retries instead of passing it on. */
+  retryInsteadOf(ctx: RequestContext, status: number): boolean;
 }
 
-export class Attempt implements Dispatcher.DispatchHandler {
+const RETRIED = new GatewayAbort('upstream_error_status', 'answer replaced by a retry on another host');
+
+export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
+  reusedConnection = false;
   private abortUpstream: ((err?: Error) => void) | undefined;
   private pendingAbort: Error | undefined;
   private resumeUpstream: (() => void) | undefined;
   private readonly sentAt = performance.now();
   private settled = false;
+  /** This attempt's answer was dropped for a retry; whatever it reports from now on is ignored. */
+  private superseded = false;
 
   constructor(
-    private readonly ctx: RequestContext,
+    readonly ctx: RequestContext,
     readonly host: UpstreamHost,
     private readonly outcome: AttemptOutcome,
   ) {}
 
-  send(headers: string[], body: Readable | null): void {
+  send(headers: string[], body: Readable | Buffer | null): void {
     const { ctx, host } = this;
     ctx.attempts++;
     ctx.hostsTried.push(host.label);
+    ctx.triedHosts.add(host);
     ctx.host = host;
+    ctx.attempt = this;
     host.outstanding++;
     host.dispatcher.dispatch({
       path: ctx.req.url!,
@@ -41,6 +54,11 @@ export class Attempt implements Dispatcher.DispatchHandler {
       headers,
       body,
     }, this);
+  }
+
+  /** Still exchanging with the upstream. */
+  get active(): boolean {
+    return !this.settled;
   }
 
   /** Ends the exchange with the upstream, e.g. because the client went away. */
@@ -58,26 +76,42 @@ export class Attempt implements Dispatcher.DispatchHandler {
 
   onConnect(abort: (err?: Error) => void): void {
     this.abortUpstream = abort;
-    if (this.pendingAbort) abort(this.pendingAbort);
+    if (this.pendingAbort) { abort(this.pendingAbort); return; }
+    awaitConnection(this);
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
-    const { ctx } = this;
+    const { ctx, host } = this;
     const runtime = ctx.runtime;
-    this.resumeUpstream = resume;
-    ctx.responseStarted = true;
     const pool = ctx.route!.upstream;
+    const ms = performance.now() - this.sentAt;
+    host.observeLatency(ms);
+    runtime.metrics.attemptDone(pool.name, host.label, statusCode >= 500 ? `status_${statusCode}` : 'ok', ms / 1000);
     let proxyStatus: string | undefined;
     if (statusCode === 502 || statusCode === 503 || statusCode === 504) {
+      pool.outliers.failure(host);
+      if (statusCode === 503) {
+        const retryAfter = parseRetryAfter(headerValue(rawHeaders, 'retry-after'));
+        if (retryAfter !== undefined) pool.outliers.retryAfter(host, retryAfter);
+      }
+      if (this.outcome.retryInsteadOf(ctx, statusCode)) {
+        this.superseded = true;
+        this.settle();
+        this.abortUpstream?.(RETRIED);
+        return false;
+      }
       ctx.failure = 'upstream_error_status';
       proxyStatus = serializeProxyStatus({
         proxy: runtime.config.name,
         receivedStatus: statusCode,
-        nextHop: ctx.revealDetails ? this.host.label : undefined,
+        nextHop: ctx.revealDetails ? host.label : undefined,
         details: `upstream ${pool.name}`,
       });
+    } else {
+      pool.outliers.success(host);
     }
-    runtime.metrics.attemptDone(pool.name, this.host.label, 'ok', (performance.now() - this.sentAt) / 1000);
+    this.resumeUpstream = resume;
+    ctx.responseStarted = true;
     const headers = buildDownstreamHeaders(rawHeaders, {
       proxyName: runtime.config.name,
       requestId: ctx.id,
@@ -90,6 +124,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
+    if (this.superseded) return true;
     this.ctx.bytesOut += chunk.length;
     if (this.ctx.res.write(chunk)) return true;
     // The client is slower than the upstream: undici pauses the upstream socket until the
@@ -99,6 +134,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onComplete(rawTrailers: string[] | Buffer[] | null): void {
+    if (this.superseded) return;
     this.settle();
     const res = this.ctx.res;
     if (rawTrailers && rawTrailers.length > 0) res.addTrailers(trailerPairs(rawTrailers as Buffer[]));
@@ -106,23 +142,25 @@ export class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onError(err: Error): void {
-    if (this.settled) return;
+    if (this.superseded || this.settled) return;
     this.settle();
-    const { ctx } = this;
-    const kind = classifyFailure(err, { responseStarted: ctx.responseStarted, reusedConnection: false });
+    const { ctx, host } = this;
+    const pool = ctx.route!.upstream;
+    const kind = classifyFailure(err, { responseStarted: ctx.responseStarted, reusedConnection: this.reusedConnection });
     if (kind !== 'client_closed') {
-      ctx.runtime.metrics.attemptDone(ctx.route!.upstream.name, this.host.label, kind, undefined);
+      ctx.runtime.metrics.attemptDone(pool.name, host.label, kind, undefined);
+      if (kind !== 'request_body_too_large') pool.outliers.failure(host);
     }
-    if (ctx.failure === undefined || ctx.failure === 'upstream_error_status') ctx.failure = kind;
-    ctx.cause ??= describeError(err);
+    ctx.cause = describeError(err);
     if (ctx.responseStarted) {
+      if (ctx.failure === undefined || ctx.failure === 'upstream_error_status') ctx.failure = kind;
       // Headers are out: the only honest signal left is to cut the stream, so the client
       // sees an incomplete body (short Content-Length, or no final chunk) rather than a
       // clean end that would pass a truncated file off as whole.
       ctx.res.destroy();
       return;
     }
-    this.outcome.failedBeforeResponse(ctx, err);
+    this.outcome.failedBeforeResponse(ctx, kind, err);
   }
 
   private settle(): void {
@@ -132,14 +170,20 @@ export class Attempt implements Dispatcher.DispatchHandler {
   }
 }
 
+function onClientDrain(this: ContextualResponse): void {
+  this.gangway?.attempt?.resume();
+}
+
+function headerValue(raw: Buffer[], lowerName: string): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === lowerName.length && raw[i]!.toString('latin1').toLowerCase() === lowerName) return raw[i + 1]!.toString('latin1');
+  }
+  return undefined;
+}
+
 export function describeError(err: unknown): string {
   if (err instanceof GatewayAbort) return err.message;
   const e = err as { code?: string; message?: string } | null;
   const msg = e?.message ?? String(err);
   return e?.code && !msg.includes(e.code) ? `${e.code}: ${msg}` : msg;
-}
-
-
-function onClientDrain(this: ContextualResponse): void {
-  this.gangway?.attempt?.resume();
 }

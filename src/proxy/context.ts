@@ -3,6 +3,7 @@
  * earlier ones settled and adds its own part; the access log and metrics read it at the end.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { FailureKindName } from '../faults/taxonomy.js';
 import type { Route } from '../route/router.js';
 import type { UpstreamHost } from '../upstream/host.js';
@@ -19,6 +20,14 @@ export class RequestContext {
   route: Route | undefined = undefined;
   /** Hosts tried, in order (labels). */
   readonly hostsTried: string[] = [];
+  /** Why each retry was made (failure kinds), for the access log. */
+  readonly retryReasons: FailureKindName[] = [];
+  /** The same hosts, for the balancer to avoid on a retry. */
+  readonly triedHosts = new Set<UpstreamHost>();
+  /** What is sent upstream as the body: nothing, a buffered copy (replayable), or the client's stream. */
+  body: Readable | Buffer | null = null;
+  /** Upstream request headers, built once (unless they name the host). */
+  upstreamHeaders: string[] | undefined = undefined;
   host: UpstreamHost | undefined = undefined;
   attempts = 0;
   /** Response headers from upstream were forwarded to the client. */
@@ -31,6 +40,8 @@ export class RequestContext {
   /** The attempt under way, if any. */
   attempt: Attempt | undefined = undefined;
   totalTimer: NodeJS.Timeout | undefined = undefined;
+  /** The total timeout passed: no further attempts. */
+  expired = false;
 
   constructor(
     readonly runtime: Runtime,

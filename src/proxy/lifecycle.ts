@@ -6,8 +6,11 @@
  *   2. request_filter  target form and length (414), loop detection (502), body size (413)
  *   3. route           first matching route, else 404 destination_not_found
  *   4. upstream_peer   the balancer picks a host, else 503 destination_unavailable
- *   5. forward         headers rewritten, one Attempt streams the exchange
- *   6. fail            an attempt that failed before any response byte becomes a local reply
+ *   5. forward         headers rewritten (once), small bodies buffered for replay, an Attempt
+ *                      streams the exchange
+ *   6. fail / retry    an attempt that failed before any response byte (or got a 502/503/504)
+ *                      is retried on another host when the taxonomy, the budget and the
+ *                      attempt limit allow; otherwise it becomes a local reply
  *   7. logging         when the client's response closes: metrics and the access log
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -16,12 +19,13 @@ import { buildReply, sendReply } from '../faults/reply.js';
 import type { FailureKindName } from '../faults/taxonomy.js';
 import { logAccess } from '../observe/access-log.js';
 import { requestIdFrom } from '../observe/request-id.js';
+import type { UpstreamHost } from '../upstream/host.js';
 import { Attempt, describeError, type AttemptOutcome } from './attempt.js';
 import { upstreamBody } from './body-limit.js';
 import { RequestContext, type ContextualResponse } from './context.js';
 import { buildUpstreamHeaders, viaContains } from './headers.js';
+import { decideRetry } from './retry.js';
 import type { Runtime } from './runtime.js';
-
 
 export function handleRequest(runtime: Runtime, req: IncomingMessage, res: ServerResponse, expectsContinue = false): void {
   // 1. identify
@@ -52,35 +56,80 @@ export function handleRequest(runtime: Runtime, req: IncomingMessage, res: Serve
   // 4. upstream_peer
   const host = route.upstream.pick();
   if (host === undefined) return localReply(ctx, 'destination_unavailable');
+  route.upstream.budget.recordRequest();
 
   // 5. forward
   if (expectsContinue) res.writeContinue();
-  const upstream = route.upstream.config;
-  const head = buildUpstreamHeaders(req.rawHeaders, req.headers.connection, {
-    proxyName: config.name,
-    requestId: ctx.id,
-    clientAddress: ctx.clientAddress,
-    proto: 'http',
-    httpVersion: req.httpVersion,
-    hostOverride: upstream.hostHeader === 'upstream' ? host.label : undefined,
-  });
-  const attempt = new Attempt(ctx, host, lifecycleOutcome);
-  ctx.attempt = attempt;
-  if (upstream.timeouts.total > 0) ctx.totalTimer = setTimeout(onTotalTimeout, upstream.timeouts.total, ctx);
-  attempt.send(head.headers, upstreamBody(ctx, req, route.bodyLimit));
+  if (route.upstream.config.timeouts.total > 0) ctx.totalTimer = setTimeout(onTotalTimeout, route.upstream.config.timeouts.total, ctx);
+  const declared = declaredLength === undefined ? undefined : Number(declaredLength);
+  if (declared !== undefined && declared > 0 && declared <= route.upstream.config.retries.replayBody && req.headers['transfer-encoding'] === undefined) {
+    // A small body is read whole before the first attempt, so that any retry can send it again.
+    bufferBody(ctx, host);
+    return;
+  }
+  ctx.body = upstreamBody(ctx, req, route.bodyLimit);
+  startAttempt(ctx, host);
 }
 
-// 6. fail
+function startAttempt(ctx: RequestContext, host: UpstreamHost): void {
+  if (ctx.res.destroyed || ctx.res.headersSent) return;
+  const upstream = ctx.route!.upstream.config;
+  let headers = ctx.upstreamHeaders;
+  if (headers === undefined || upstream.hostHeader === 'upstream') {
+    const req = ctx.req;
+    headers = buildUpstreamHeaders(req.rawHeaders, req.headers.connection, {
+      proxyName: ctx.runtime.config.name,
+      requestId: ctx.id,
+      clientAddress: ctx.clientAddress,
+      proto: 'http',
+      httpVersion: req.httpVersion,
+      hostOverride: upstream.hostHeader === 'upstream' ? host.label : undefined,
+    }).headers;
+    ctx.upstreamHeaders = headers;
+  }
+  new Attempt(ctx, host, lifecycleOutcome).send(headers, ctx.body);
+}
+
+function bufferBody(ctx: RequestContext, host: UpstreamHost): void {
+  const chunks: Buffer[] = [];
+  ctx.req.on('data', (c: Buffer) => chunks.push(c));
+  ctx.req.once('end', () => {
+    ctx.body = Buffer.concat(chunks);
+    ctx.bytesIn = ctx.body.length;
+    startAttempt(ctx, host);
+  });
+}
+
+// 6. fail (or retry)
 const lifecycleOutcome: AttemptOutcome = {
-  failedBeforeResponse(ctx: RequestContext, err: unknown): void {
-    if (ctx.failure === 'client_closed' || ctx.res.destroyed) return;
-    localReply(ctx, ctx.failure ?? 'proxy_internal_error', err);
+  failedBeforeResponse(ctx: RequestContext, kind: FailureKindName, err: unknown): void {
+    if (kind === 'client_closed' || ctx.res.destroyed) { ctx.failure ??= 'client_closed'; return; }
+    if (retried(ctx, kind, ctx.attempt?.reusedConnection ?? false)) return;
+    localReply(ctx, kind, err);
+  },
+  retryInsteadOf(ctx: RequestContext): boolean {
+    return retried(ctx, 'upstream_error_status', false);
   },
 };
 
+function retried(ctx: RequestContext, kind: FailureKindName, reusedConnection: boolean): boolean {
+  const pool = ctx.route!.upstream;
+  const verdict = decideRetry(ctx, kind, reusedConnection);
+  const metrics = ctx.runtime.metrics;
+  if (!verdict.retry) {
+    if (verdict.why !== 'unsafe') metrics.retriesDenied.with(pool.name, verdict.why).inc();
+    return false;
+  }
+  metrics.retries.with(pool.name, kind).inc();
+  ctx.retryReasons.push(kind);
+  if (verdict.delayMs < 1) startAttempt(ctx, verdict.host);
+  else setTimeout(startAttempt, verdict.delayMs, ctx, verdict.host);
+  return true;
+}
+
 function localReply(ctx: RequestContext, kind: FailureKindName, err?: unknown): void {
   ctx.failure = kind;
-  if (err !== undefined) ctx.cause ??= describeError(err);
+  if (err !== undefined) ctx.cause = describeError(err);
   const reply = buildReply({
     kind,
     proxyName: ctx.runtime.config.name,
@@ -99,9 +148,12 @@ function localReply(ctx: RequestContext, kind: FailureKindName, err?: unknown): 
 }
 
 function onTotalTimeout(ctx: RequestContext): void {
+  ctx.expired = true;
   const total = ctx.route!.upstream.config.timeouts.total;
   const kind = ctx.responseStarted ? 'http_response_incomplete' : 'http_response_timeout';
-  ctx.attempt?.abort(new GatewayAbort(kind, `no complete response within the ${total} ms total timeout`));
+  const err = new GatewayAbort(kind, `no complete response within the ${total} ms total timeout`);
+  if (ctx.attempt?.active) ctx.attempt.abort(err);
+  else if (!ctx.res.headersSent) localReply(ctx, kind, err); // between attempts, waiting to retry
 }
 
 // 7. logging

@@ -8,7 +8,7 @@ import type { LineDestination } from '../observe/log-sink.js';
 import type { Logger } from '../observe/logger.js';
 import type { GatewayMetrics } from '../observe/metrics.js';
 import { Route, Router } from '../route/router.js';
-import { UpstreamPool } from '../upstream/pool.js';
+import { UpstreamPool, type PoolEvents } from '../upstream/pool.js';
 
 export interface Runtime {
   readonly config: GatewayConfig;
@@ -25,7 +25,17 @@ export interface Runtime {
 
 export function buildRuntime(config: GatewayConfig, metrics: GatewayMetrics, logger: Logger, lines: LineDestination | undefined): Runtime {
   const pools = new Map<string, UpstreamPool>();
-  for (const [name, upstream] of Object.entries(config.upstreams)) pools.set(name, new UpstreamPool(name, upstream));
+  const events: PoolEvents = {
+    ejected(pool, host, reason, ms) {
+      metrics.ejections.with(pool.name, host.label, reason).inc();
+      logger.warn({ upstream: pool.name, host: host.label, reason, ms }, 'host ejected');
+    },
+    healthChanged(pool, host, healthy) {
+      metrics.healthTransitions.with(pool.name, host.label, healthy ? 'healthy' : 'unhealthy').inc();
+      logger.warn({ upstream: pool.name, host: host.label, healthy }, healthy ? 'host healthy again' : 'host failed its health checks');
+    },
+  };
+  for (const [name, upstream] of Object.entries(config.upstreams)) pools.set(name, new UpstreamPool(name, upstream, events));
   const routes = config.routes.map((r) => new Route(r, pools.get(r.upstream)!));
   return {
     config,
@@ -41,4 +51,15 @@ export function buildRuntime(config: GatewayConfig, metrics: GatewayMetrics, log
 
 export async function closeRuntime(runtime: Runtime): Promise<void> {
   await Promise.all([...runtime.pools.values()].map((p) => p.close()));
+}
+
+/** Starts the background work of a runtime (health checks) and points the metrics at its hosts. */
+export function startRuntime(runtime: Runtime): void {
+  for (const pool of runtime.pools.values()) pool.start();
+  runtime.metrics.hostStates = () => {
+    const now = Date.now();
+    const out: Array<{ upstream: string; host: string; inRotation: boolean }> = [];
+    for (const pool of runtime.pools.values()) for (const h of pool.hosts) out.push({ upstream: pool.name, host: h.label, inRotation: h.available(now) });
+    return out;
+  };
 }

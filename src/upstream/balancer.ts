@@ -1,8 +1,8 @@
 /**
- * Picks the host for an attempt. The default, power of two choices on outstanding
- * requests, samples two hosts at random and takes the less busy one: nearly as good as
- * "least outstanding" over the whole pool, without herding every request onto the host
- * that happens to look idlest.
+ * Picks the host for an attempt among the candidates the pool offers. The default, power
+ * of two choices, samples two hosts at random and takes the one with the lower cost, cost
+ * being latency average × (outstanding + 1), as Finagle and Linkerd do: a slow replica or a
+ * busy one gets little traffic, without herding every request onto the one that looks best.
  */
 import type { UpstreamHost } from './host.js';
 
@@ -10,6 +10,11 @@ export type BalanceStrategy = 'p2c' | 'round-robin' | 'random';
 
 export interface Balancer {
   pick(hosts: readonly UpstreamHost[]): UpstreamHost | undefined;
+}
+
+function cost(h: UpstreamHost): number {
+  // A host not measured yet costs as much as 1 ms, so new hosts are tried promptly.
+  return (h.latencyMs || 1) * (h.outstanding + 1);
 }
 
 class PowerOfTwoChoices implements Balancer {
@@ -21,7 +26,7 @@ class PowerOfTwoChoices implements Balancer {
     if (j >= i) j++;
     const a = hosts[i]!;
     const b = hosts[j]!;
-    return b.outstanding < a.outstanding ? b : a;
+    return cost(b) < cost(a) ? b : a;
   }
 }
 

@@ -1,9 +1,13 @@
 /**
- * One upstream host: its address, its undici connection pool, and the live numbers the
- * balancer reads (requests outstanding on it right now).
+ * One upstream host: its address, its undici connection pool, and the live facts the
+ * balancer and the detectors read: requests outstanding, a latency average, and whether it
+ * is in rotation (active health, passive ejection, an upstream's own Retry-After).
  */
 import { Pool } from 'undici';
 import type { UpstreamConfig, UpstreamHostAddress } from '../config/schema.js';
+
+/** Weight of a new sample in the latency average (about the last 10 samples count). */
+const EWMA_ALPHA = 0.1;
 
 export class UpstreamHost {
   readonly origin: string;
@@ -11,6 +15,15 @@ export class UpstreamHost {
   readonly dispatcher: Pool;
   /** Requests sent to this host and not yet finished. */
   outstanding = 0;
+  /** Exponentially weighted average time to response headers, in ms (0 until measured). */
+  latencyMs = 0;
+  /** Passing active health checks (true until checks say otherwise). */
+  healthy = true;
+  /** Out of rotation until this time (ms since epoch): ejected, or asked us to wait. */
+  ejectedUntil = 0;
+  /** Times this host has been ejected; ejections grow longer with each. */
+  ejections = 0;
+  consecutiveFailures = 0;
 
   constructor(address: UpstreamHostAddress, config: UpstreamConfig) {
     this.origin = address.origin;
@@ -20,7 +33,8 @@ export class UpstreamHost {
       pipelining: 1,
       // A server's `Keep-Alive: timeout=N` hint may shorten our idle time but never lengthen it,
       // and we give up on an idle socket a second before the server would, so a request is
-      // never written on a connection the server is in the middle of closing.
+      // rarely written on a connection the server is in the middle of closing (and when it is,
+      // the retry policy sends it again: the server cannot have processed it).
       keepAliveTimeout: config.keepAlive.idle,
       keepAliveMaxTimeout: config.keepAlive.idle,
       keepAliveTimeoutThreshold: 1000,
@@ -30,6 +44,21 @@ export class UpstreamHost {
       // The gateway's own limits apply downstream; upstream answers may be as large as needed.
       maxResponseSize: -1,
     });
+  }
+
+  /** In rotation: healthy and not ejected. */
+  available(now: number): boolean {
+    return this.healthy && now >= this.ejectedUntil;
+  }
+
+  observeLatency(ms: number): void {
+    this.latencyMs = this.latencyMs === 0 ? ms : this.latencyMs + EWMA_ALPHA * (ms - this.latencyMs);
+  }
+
+  /** The state shown on /api/status. */
+  state(now: number): 'in_rotation' | 'unhealthy' | 'ejected' {
+    if (!this.healthy) return 'unhealthy';
+    return now < this.ejectedUntil ? 'ejected' : 'in_rotation';
   }
 
   close(): Promise<void> {

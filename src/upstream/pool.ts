@@ -1,25 +1,63 @@
 /**
- * An upstream: a named pool of interchangeable hosts, its balancer and its settings.
+ * An upstream: a named pool of interchangeable hosts with its balancer, health checker,
+ * outlier detector and retry budget, each a separate object with its own settings.
  */
 import type { UpstreamConfig } from '../config/schema.js';
 import { createBalancer, type Balancer } from './balancer.js';
+import { HealthChecker } from './health-check.js';
 import { UpstreamHost } from './host.js';
+import { OutlierDetector } from './outlier.js';
+import { RetryBudget } from './retry-budget.js';
+
+export interface PoolEvents {
+  ejected(pool: UpstreamPool, host: UpstreamHost, reason: string, ms: number): void;
+  healthChanged(pool: UpstreamPool, host: UpstreamHost, healthy: boolean): void;
+}
 
 export class UpstreamPool {
   readonly hosts: UpstreamHost[];
+  readonly outliers: OutlierDetector;
+  readonly budget: RetryBudget;
   private readonly balancer: Balancer;
+  private readonly health: HealthChecker;
+  private readonly candidates: UpstreamHost[] = [];
 
-  constructor(readonly name: string, readonly config: UpstreamConfig) {
+  constructor(readonly name: string, readonly config: UpstreamConfig, events: PoolEvents) {
     this.hosts = config.hosts.map((h) => new UpstreamHost(h, config));
     this.balancer = createBalancer(config.balance);
+    this.outliers = new OutlierDetector(this.hosts, config.outlierDetection, (host, reason, ms) => events.ejected(this, host, reason, ms));
+    this.health = new HealthChecker(this.hosts, config.healthCheck, (host, healthy) => events.healthChanged(this, host, healthy));
+    this.budget = new RetryBudget(config.retries.budget, config.retries.minPerSecond);
   }
 
-  /** The host for the next attempt, or undefined when the pool has none to offer. */
-  pick(): UpstreamHost | undefined {
-    return this.balancer.pick(this.hosts);
+  start(): void {
+    this.health.start();
+  }
+
+  /**
+   * The host for the next attempt, never one in `exclude` (hosts this request already
+   * tried); undefined when none is left. When too few hosts are in rotation the pool
+   * panics and spreads traffic over all of them rather than crush the survivors.
+   */
+  pick(exclude?: ReadonlySet<UpstreamHost>, now = Date.now()): UpstreamHost | undefined {
+    const candidates = this.candidates;
+    candidates.length = 0;
+    let inRotation = 0;
+    for (const h of this.hosts) {
+      if (!h.available(now)) continue;
+      inRotation++;
+      if (exclude === undefined || !exclude.has(h)) candidates.push(h);
+    }
+    const panic = inRotation * 100 < this.hosts.length * this.config.panicThreshold;
+    if (!panic && candidates.length > 0) return this.balancer.pick(candidates);
+    // Panic, or every host in rotation was tried already: any host not yet tried will do.
+    candidates.length = 0;
+    for (const h of this.hosts) if (exclude === undefined || !exclude.has(h)) candidates.push(h);
+    return this.balancer.pick(candidates);
   }
 
   async close(): Promise<void> {
+    this.health.stop();
     await Promise.all(this.hosts.map((h) => h.close()));
   }
 }

@@ -27,7 +27,7 @@ export async function startChildGateway(upstreamAddress: string, extraYaml = '')
   writeFileSync(file, `listen: "127.0.0.1:${listen}"
 admin: "127.0.0.1:${admin}"
 upstreams:
-  music: { hosts: ["${upstreamAddress}"] }
+  music: { hosts: ["${upstreamAddress}"], healthCheck: { enabled: false } }
 routes:
   - { match: { path: "/" }, upstream: music }
 ${extraYaml}`);

@@ -1,0 +1,71 @@
+/**
+ * Active health checks for one pool: every host gets a GET of the configured path at a
+ * jittered interval; any answer below 500 within the timeout passes. A host leaves
+ * rotation after the unhealthy threshold of consecutive failures and comes back after the
+ * healthy threshold of passes.
+ */
+import type { UpstreamConfig } from '../config/schema.js';
+import type { UpstreamHost } from './host.js';
+
+export interface HealthListener {
+  (host: UpstreamHost, healthy: boolean): void;
+}
+
+export class HealthChecker {
+  private readonly timers = new Map<UpstreamHost, NodeJS.Timeout>();
+  private readonly streak = new Map<UpstreamHost, number>();
+  private stopped = false;
+
+  constructor(
+    private readonly hosts: readonly UpstreamHost[],
+    private readonly config: UpstreamConfig['healthCheck'],
+    private readonly onChange: HealthListener,
+  ) {}
+
+  start(): void {
+    if (!this.config.enabled) return;
+    for (const host of this.hosts) this.schedule(host, Math.random() * this.config.interval);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+  }
+
+  private schedule(host: UpstreamHost, delay: number): void {
+    if (this.stopped) return;
+    this.timers.set(host, setTimeout(() => { void this.check(host); }, delay).unref());
+  }
+
+  private async check(host: UpstreamHost): Promise<void> {
+    let passed = false;
+    try {
+      const res = await host.dispatcher.request({
+        path: this.config.path,
+        method: 'GET',
+        headers: { 'user-agent': 'gangway-health-check' },
+        headersTimeout: this.config.timeout,
+        bodyTimeout: this.config.timeout,
+        signal: AbortSignal.timeout(this.config.timeout),
+      });
+      await res.body.dump();
+      passed = res.statusCode < 500;
+    } catch {
+      passed = false;
+    }
+    if (this.stopped) return;
+    // The streak counts consecutive results that disagree with the host's current state.
+    const streak = passed === host.healthy ? 0 : (this.streak.get(host) ?? 0) + 1;
+    this.streak.set(host, streak);
+    const threshold = host.healthy ? this.config.unhealthyThreshold : this.config.healthyThreshold;
+    if (streak >= threshold) {
+      host.healthy = passed;
+      this.streak.set(host, 0);
+      if (passed) host.consecutiveFailures = 0;
+      this.onChange(host, passed);
+    }
+    const jitter = 0.8 + Math.random() * 0.4;
+    this.schedule(host, this.config.interval * jitter);
+  }
+}

@@ -36,12 +36,10 @@ export function classifyFailure(err: unknown, progress: ExchangeProgress): Failu
   if (code === 'UND_ERR_HEADERS_TIMEOUT') return 'http_response_timeout';
   if (code.startsWith('HPE_') || e?.name === 'HTTPParserError' || code === 'UND_ERR_HEADERS_OVERFLOW'
     || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') return 'http_protocol_error';
-  if (TERMINATED.has(code)) {
-    // The keep-alive race: a reused connection that the server had already closed (FIN, so
-    // "other side closed") or closed under our write (EPIPE). A reset (RST) after the request
-    // went out may mean the server read it and died, so that counts as a plain termination.
-    const closedNotReset = code === 'EPIPE' || (code === 'UND_ERR_SOCKET' && /other side closed/.test((e as Error).message ?? ''));
-    return progress.reusedConnection && closedNotReset ? 'connection_terminated_reused' : 'connection_terminated';
-  }
+  // On a reused keep-alive connection, a close or reset before any response byte is the
+  // keep-alive race (the server closed the idle connection as we wrote on it): it never
+  // processed the request. The error code cannot tell a FIN-then-RST race from a crash, so
+  // reuse alone decides, as in Pingora.
+  if (TERMINATED.has(code)) return progress.reusedConnection ? 'connection_terminated_reused' : 'connection_terminated';
   return 'proxy_internal_error';
 }

@@ -55,6 +55,13 @@ export class HealthChecker {
       passed = false;
     }
     if (this.stopped) return;
+    if (passed && host.healthy && host.ejectedUntil > Date.now()) {
+      // A host ejected for failing requests that passes a check is back in service: its
+      // process answers again (after a restart, say), so there is no reason to wait out the ejection.
+      host.ejectedUntil = 0;
+      host.consecutiveFailures = 0;
+      this.onChange(host, true);
+    }
     // The streak counts consecutive results that disagree with the host's current state.
     const streak = passed === host.healthy ? 0 : (this.streak.get(host) ?? 0) + 1;
     this.streak.set(host, streak);

@@ -182,3 +182,21 @@ test('a host killed under load, then restarted: no failed GETs, and it rejoins',
   const servedAfterRestart = gw.logs.filter((l) => l.msg === 'request' && l.host === victim && Number(l.time) > restartedAt).length;
   assert.ok(servedAfterRestart > 20, `the restarted host rejoined (${servedAfterRestart} requests after restart)`);
 });
+
+test('one host of three 10× slower: p99 close to the fast hosts\'', async (t) => {
+  const delayed = async (ms: number) => {
+    const up = await httpUpstream((req, res) => { req.resume(); setTimeout(() => res.end('ok'), ms); });
+    cleanups.push(() => up.close());
+    return up;
+  };
+  const fast = [await delayed(5), await delayed(5)];
+  const slow = await delayed(50);
+  const gw = await startGateway(minimalConfig([...fast.map((h) => h.address), slow.address]));
+  cleanups.push(() => gw.close());
+  await runLoad(`${gw.url}/track`, { total: 100, concurrency: 6 }); // warm-up: latencies learned
+  const load = await runLoad(`${gw.url}/track`, { total: 1000, concurrency: 6 });
+  assert.deepEqual(load.byStatus, { 200: 1000 });
+  const toSlow = gw.logs.slice(-1000).filter((l) => l.host === slow.address).length;
+  t.diagnostic(`p99 ${load.p99.toFixed(1)} ms; ${toSlow} of 1000 requests went to the slow host`);
+  assert.ok(load.p99 < 30, `p99 ${load.p99.toFixed(1)} ms is near the fast hosts' 5 ms, not the slow host's 50 ms`);
+});

@@ -12,21 +12,24 @@ export interface Balancer {
   pick(hosts: readonly UpstreamHost[]): UpstreamHost | undefined;
 }
 
-function cost(h: UpstreamHost): number {
-  // A host not measured yet costs as much as 1 ms, so new hosts are tried promptly.
-  return (h.latencyMs || 1) * (h.outstanding + 1);
+function cost(h: UpstreamHost, unmeasured: number): number {
+  return (h.latencyMs || unmeasured) * (h.outstanding + 1);
 }
 
 class PowerOfTwoChoices implements Balancer {
   pick(hosts: readonly UpstreamHost[]): UpstreamHost | undefined {
     const n = hosts.length;
     if (n <= 1) return hosts[0];
+    // A host not measured yet is assumed as slow as the slowest measured one: cheap enough to
+    // be tried, not so cheap that it draws every request while its first answers are pending.
+    let unmeasured = 1;
+    for (let k = 0; k < n; k++) if (hosts[k]!.latencyMs > unmeasured) unmeasured = hosts[k]!.latencyMs;
     const i = (Math.random() * n) | 0;
     let j = (Math.random() * (n - 1)) | 0;
     if (j >= i) j++;
     const a = hosts[i]!;
     const b = hosts[j]!;
-    return cost(b) < cost(a) ? b : a;
+    return cost(b, unmeasured) < cost(a, unmeasured) ? b : a;
   }
 }
 

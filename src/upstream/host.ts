@@ -51,8 +51,12 @@ export class UpstreamHost {
     return this.healthy && now >= this.ejectedUntil;
   }
 
+  /**
+   * A peak-sensitive average (as Linkerd's PeakEwma): a slower sample is taken at once, so a
+   * host that turns slow loses its traffic immediately; faster samples pull it down gradually.
+   */
   observeLatency(ms: number): void {
-    this.latencyMs = this.latencyMs === 0 ? ms : this.latencyMs + EWMA_ALPHA * (ms - this.latencyMs);
+    this.latencyMs = ms > this.latencyMs ? ms : this.latencyMs + EWMA_ALPHA * (ms - this.latencyMs);
   }
 
   /** The state shown on /api/status. */

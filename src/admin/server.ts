@@ -61,7 +61,7 @@ export function statusOf(facts: AdminFacts, runtime: Runtime): Record<string, un
         ejected_until: h.ejectedUntil > Date.now() ? new Date(h.ejectedUntil).toISOString() : undefined,
         ejections: h.ejections,
         outstanding: h.outstanding,
-        latency_ms: Math.round(h.latencyMs * 10) / 10,
+        latency_ms: Math.round(h.latency(performance.now()) * 10) / 10,
       })),
     })),
   };

@@ -92,6 +92,14 @@ const retries = z.strictObject({
   replayBody: size('Request bodies up to this size (declared by Content-Length) are kept in memory so they can be sent again; larger bodies stream and are retried only when nothing was sent').prefault('64KiB'),
 }).meta({ description: 'Retries of failed attempts on another host, following the failure taxonomy\'s rules' });
 
+const hedging = z.strictObject({
+  enabled: z.boolean().default(true),
+  percentile: z.number().min(50).max(99.9).default(95)
+    .meta({ description: 'An idempotent request still unanswered after this percentile of the pool\'s recent latency gets a second attempt on another host; the first answer wins' }),
+  minDelay: duration('Never hedge sooner than this').prefault('10ms'),
+  maxDelay: duration('Hedge by this time at the latest, whatever the percentile says').prefault('1s'),
+}).meta({ description: 'Hedged requests: a second attempt for a slow idempotent request, within the retry budget' });
+
 const healthCheck = z.strictObject({
   enabled: z.boolean().default(true),
   path: z.string().startsWith('/').default('/').meta({ description: 'Path requested with GET; any answer below 500 counts as healthy' }),
@@ -116,6 +124,7 @@ const upstream = z.strictObject({
   timeouts: timeouts.prefault({}),
   keepAlive: keepAlive.prefault({}),
   retries: retries.prefault({}),
+  hedging: hedging.prefault({}),
   healthCheck: healthCheck.prefault({}),
   outlierDetection: outlierDetection.prefault({}),
   panicThreshold: z.number().min(0).max(100).default(50)

@@ -23,6 +23,7 @@ export interface AttemptOutcome {
 }
 
 const RETRIED = new GatewayAbort('upstream_error_status', 'answer replaced by a retry on another host');
+const LOST = new GatewayAbort('client_closed', 'another attempt answered first');
 
 export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
   reusedConnection = false;
@@ -38,6 +39,8 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
     readonly ctx: RequestContext,
     readonly host: UpstreamHost,
     private readonly outcome: AttemptOutcome,
+    /** Started by the hedging timer rather than as the first try or a retry. */
+    readonly hedge = false,
   ) {}
 
   send(headers: string[], body: Readable | Buffer | null): void {
@@ -47,6 +50,7 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
     ctx.triedHosts.add(host);
     ctx.host = host;
     ctx.attempt = this;
+    ctx.active.add(this);
     host.outstanding++;
     host.dispatcher.dispatch({
       path: ctx.req.url!,
@@ -68,6 +72,22 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
     else this.pendingAbort = err;
   }
 
+  /**
+   * Another attempt of the same request answered first. What this host showed (no answer
+   * after so long) still counts: the time waited is a lower bound of its latency, and not
+   * answering at all is a strike against it, so a frozen host soon stops drawing traffic.
+   */
+  lose(): void {
+    if (this.settled) return;
+    this.superseded = true;
+    const pool = this.ctx.route!.upstream;
+    this.host.observeLatency(performance.now() - this.sentAt);
+    pool.outliers.failure(this.host);
+    this.settle();
+    if (this.abortUpstream) this.abortUpstream(LOST);
+    else this.pendingAbort = LOST;
+  }
+
   /** The client drained its buffer: let upstream data flow again. */
   resume(): void {
     const r = this.resumeUpstream;
@@ -81,11 +101,13 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (this.superseded) return false;
     const { ctx, host } = this;
     const runtime = ctx.runtime;
     const pool = ctx.route!.upstream;
     const ms = performance.now() - this.sentAt;
     host.observeLatency(ms);
+    pool.latency.record(ms);
     runtime.metrics.attemptDone(pool.name, host.label, statusCode >= 500 ? `status_${statusCode}` : 'ok', ms / 1000);
     let proxyStatus: string | undefined;
     if (statusCode === 502 || statusCode === 503 || statusCode === 504) {
@@ -94,7 +116,8 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
         const retryAfter = parseRetryAfter(headerValue(rawHeaders, 'retry-after'));
         if (retryAfter !== undefined) pool.outliers.retryAfter(host, retryAfter);
       }
-      if (this.outcome.retryInsteadOf(ctx, statusCode)) {
+      if (ctx.active.size > 1 || this.outcome.retryInsteadOf(ctx, statusCode)) {
+        // Another attempt (a hedge) is still running, or a retry takes over: drop this answer.
         this.superseded = true;
         this.settle();
         this.abortUpstream?.(RETRIED);
@@ -112,6 +135,11 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
     }
     this.resumeUpstream = resume;
     ctx.responseStarted = true;
+    ctx.attempt = this;
+    if (ctx.active.size > 1) {
+      for (const other of ctx.active) if (other !== this) other.lose();
+      if (this.hedge) runtime.metrics.hedgesWon.with(pool.name).inc();
+    }
     const headers = buildDownstreamHeaders(rawHeaders, {
       proxyName: runtime.config.name,
       requestId: ctx.id,
@@ -152,7 +180,7 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
       if (kind !== 'request_body_too_large') pool.outliers.failure(host);
     }
     ctx.cause = describeError(err);
-    if (ctx.responseStarted) {
+    if (ctx.responseStarted && ctx.attempt === this) {
       if (ctx.failure === undefined || ctx.failure === 'upstream_error_status') ctx.failure = kind;
       // Headers are out: the only honest signal left is to cut the stream, so the client
       // sees an incomplete body (short Content-Length, or no final chunk) rather than a
@@ -167,6 +195,7 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
     if (this.settled) return;
     this.settled = true;
     this.host.outstanding--;
+    this.ctx.active.delete(this);
   }
 }
 

@@ -21,7 +21,7 @@ export class RequestContext {
   /** Hosts tried, in order (labels). */
   readonly hostsTried: string[] = [];
   /** Why each retry was made (failure kinds), for the access log. */
-  readonly retryReasons: FailureKindName[] = [];
+  readonly retryReasons: Array<FailureKindName | 'hedge'> = [];
   /** The same hosts, for the balancer to avoid on a retry. */
   readonly triedHosts = new Set<UpstreamHost>();
   /** What is sent upstream as the body: nothing, a buffered copy (replayable), or the client's stream. */
@@ -37,8 +37,11 @@ export class RequestContext {
   cause: string | undefined = undefined;
   bytesIn = 0;
   bytesOut = 0;
-  /** The attempt under way, if any. */
+  /** The latest attempt, and after response headers the one whose answer the client gets. */
   attempt: Attempt | undefined = undefined;
+  /** Attempts still exchanging with an upstream (two while a hedge races the first). */
+  readonly active = new Set<Attempt>();
+  hedgeTimer: NodeJS.Timeout | undefined = undefined;
   totalTimer: NodeJS.Timeout | undefined = undefined;
   /** The total timeout passed: no further attempts. */
   expired = false;

@@ -16,10 +16,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayAbort } from '../faults/classify.js';
 import { buildReply, sendReply } from '../faults/reply.js';
-import type { FailureKindName } from '../faults/taxonomy.js';
+import { isIdempotent, type FailureKindName } from '../faults/taxonomy.js';
 import { logAccess } from '../observe/access-log.js';
 import { requestIdFrom } from '../observe/request-id.js';
 import type { UpstreamHost } from '../upstream/host.js';
+import { hedgeDelay } from '../upstream/pool.js';
 import { Attempt, describeError, type AttemptOutcome } from './attempt.js';
 import { upstreamBody } from './body-limit.js';
 import { RequestContext, type ContextualResponse } from './context.js';
@@ -88,6 +89,28 @@ function startAttempt(ctx: RequestContext, host: UpstreamHost): void {
     ctx.upstreamHeaders = headers;
   }
   new Attempt(ctx, host, lifecycleOutcome).send(headers, ctx.body);
+  if (ctx.attempts === 1 && hedgeable(ctx)) {
+    const delay = hedgeDelay(ctx.route!.upstream);
+    if (delay !== undefined) ctx.hedgeTimer = setTimeout(onHedge, delay, ctx);
+  }
+}
+
+/** Hedging sends the request twice at once: only for idempotent requests whose body can be sent again. */
+function hedgeable(ctx: RequestContext): boolean {
+  return (ctx.body === null || Buffer.isBuffer(ctx.body)) && isIdempotent(ctx.req.method!, ctx.req.headers['idempotency-key'] !== undefined);
+}
+
+function onHedge(ctx: RequestContext): void {
+  ctx.hedgeTimer = undefined;
+  if (ctx.responseStarted || ctx.res.destroyed || ctx.active.size !== 1 || ctx.expired) return;
+  const pool = ctx.route!.upstream;
+  if (ctx.attempts >= pool.config.retries.attempts) return;
+  const host = pool.pick(ctx.triedHosts);
+  if (host === undefined) return;
+  if (!pool.budget.tryAcquire()) { ctx.runtime.metrics.retriesDenied.with(pool.name, 'budget').inc(); return; }
+  ctx.runtime.metrics.hedges.with(pool.name).inc();
+  ctx.retryReasons.push('hedge');
+  new Attempt(ctx, host, lifecycleOutcome, true).send(ctx.upstreamHeaders!, ctx.body);
 }
 
 function bufferBody(ctx: RequestContext, host: UpstreamHost): void {
@@ -104,6 +127,7 @@ function bufferBody(ctx: RequestContext, host: UpstreamHost): void {
 const lifecycleOutcome: AttemptOutcome = {
   failedBeforeResponse(ctx: RequestContext, kind: FailureKindName, err: unknown): void {
     if (kind === 'client_closed' || ctx.res.destroyed) { ctx.failure ??= 'client_closed'; return; }
+    if (ctx.active.size > 0) return; // a hedge of this request is still running; its answer will do
     if (retried(ctx, kind, ctx.attempt?.reusedConnection ?? false)) return;
     localReply(ctx, kind, err);
   },
@@ -152,7 +176,7 @@ function onTotalTimeout(ctx: RequestContext): void {
   const total = ctx.route!.upstream.config.timeouts.total;
   const kind = ctx.responseStarted ? 'http_response_incomplete' : 'http_response_timeout';
   const err = new GatewayAbort(kind, `no complete response within the ${total} ms total timeout`);
-  if (ctx.attempt?.active) ctx.attempt.abort(err);
+  if (ctx.active.size > 0) for (const a of [...ctx.active]) a.abort(err);
   else if (!ctx.res.headersSent) localReply(ctx, kind, err); // between attempts, waiting to retry
 }
 
@@ -160,11 +184,15 @@ function onTotalTimeout(ctx: RequestContext): void {
 function onResponseClose(this: ContextualResponse): void {
   const ctx = this.gangway!;
   if (ctx.totalTimer) clearTimeout(ctx.totalTimer);
+  if (ctx.hedgeTimer) clearTimeout(ctx.hedgeTimer);
   let status = this.statusCode;
   if (!this.writableFinished) {
     // The client left, or we cut the stream: stop the upstream exchange either way.
     if (ctx.failure === undefined) ctx.failure = 'client_closed';
-    ctx.attempt?.abort(new GatewayAbort('client_closed', 'client closed the connection'));
+    if (ctx.active.size > 0) {
+      const gone = new GatewayAbort('client_closed', 'client closed the connection');
+      for (const a of [...ctx.active]) a.abort(gone);
+    }
     if (!this.headersSent) status = 499;
   }
   const ms = performance.now() - ctx.start;

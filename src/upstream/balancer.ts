@@ -12,8 +12,8 @@ export interface Balancer {
   pick(hosts: readonly UpstreamHost[]): UpstreamHost | undefined;
 }
 
-function cost(h: UpstreamHost, unmeasured: number): number {
-  return (h.latencyMs || unmeasured) * (h.outstanding + 1);
+function cost(h: UpstreamHost, unmeasured: number, now: number): number {
+  return (h.latency(now) || unmeasured) * (h.outstanding + 1);
 }
 
 class PowerOfTwoChoices implements Balancer {
@@ -22,6 +22,7 @@ class PowerOfTwoChoices implements Balancer {
     if (n <= 1) return hosts[0];
     // A host not measured yet is assumed as slow as the slowest measured one: cheap enough to
     // be tried, not so cheap that it draws every request while its first answers are pending.
+    const now = performance.now();
     let unmeasured = 1;
     for (let k = 0; k < n; k++) if (hosts[k]!.latencyMs > unmeasured) unmeasured = hosts[k]!.latencyMs;
     const i = (Math.random() * n) | 0;
@@ -29,7 +30,7 @@ class PowerOfTwoChoices implements Balancer {
     if (j >= i) j++;
     const a = hosts[i]!;
     const b = hosts[j]!;
-    return cost(b, unmeasured) < cost(a, unmeasured) ? b : a;
+    return cost(b, unmeasured, now) < cost(a, unmeasured, now) ? b : a;
   }
 }
 

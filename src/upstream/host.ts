@@ -8,6 +8,12 @@ import type { UpstreamConfig, UpstreamHostAddress } from '../config/schema.js';
 
 /** Weight of a new sample in the latency average (about the last 10 samples count). */
 const EWMA_ALPHA = 0.1;
+/**
+ * Without new samples a host's latency fades by e every DECAY_MS, so a host that was slow
+ * (or down) is probed again after a while instead of being starved of the traffic that
+ * would show it has recovered.
+ */
+const DECAY_MS = 1000;
 
 export class UpstreamHost {
   readonly origin: string;
@@ -17,6 +23,8 @@ export class UpstreamHost {
   outstanding = 0;
   /** Exponentially weighted average time to response headers, in ms (0 until measured). */
   latencyMs = 0;
+  /** When latencyMs was last updated (performance.now()). */
+  private latencyAt = 0;
   /** Passing active health checks (true until checks say otherwise). */
   healthy = true;
   /** Out of rotation until this time (ms since epoch): ejected, or asked us to wait. */
@@ -55,8 +63,17 @@ export class UpstreamHost {
    * A peak-sensitive average (as Linkerd's PeakEwma): a slower sample is taken at once, so a
    * host that turns slow loses its traffic immediately; faster samples pull it down gradually.
    */
-  observeLatency(ms: number): void {
-    this.latencyMs = ms > this.latencyMs ? ms : this.latencyMs + EWMA_ALPHA * (ms - this.latencyMs);
+  observeLatency(ms: number, now = performance.now()): void {
+    const current = this.latency(now);
+    this.latencyMs = ms > current ? ms : current + EWMA_ALPHA * (ms - current);
+    this.latencyAt = now;
+  }
+
+  /** The latency average as it stands now, faded for the time since the last sample; 0 when never measured. */
+  latency(now: number): number {
+    if (this.latencyMs === 0) return 0;
+    const idle = now - this.latencyAt;
+    return idle < 50 ? this.latencyMs : this.latencyMs * Math.exp(-idle / DECAY_MS);
   }
 
   /** The state shown on /api/status. */

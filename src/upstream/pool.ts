@@ -7,6 +7,7 @@ import { createBalancer, type Balancer } from './balancer.js';
 import { HealthChecker } from './health-check.js';
 import { UpstreamHost } from './host.js';
 import { OutlierDetector } from './outlier.js';
+import { LatencyWindow } from './latency-window.js';
 import { RetryBudget } from './retry-budget.js';
 
 export interface PoolEvents {
@@ -18,6 +19,8 @@ export class UpstreamPool {
   readonly hosts: UpstreamHost[];
   readonly outliers: OutlierDetector;
   readonly budget: RetryBudget;
+  /** Recent time-to-headers of the pool's attempts, for the hedging delay. */
+  readonly latency: LatencyWindow;
   private readonly balancer: Balancer;
   private readonly health: HealthChecker;
   private readonly candidates: UpstreamHost[] = [];
@@ -28,6 +31,7 @@ export class UpstreamPool {
     this.outliers = new OutlierDetector(this.hosts, config.outlierDetection, (host, reason, ms) => events.ejected(this, host, reason, ms));
     this.health = new HealthChecker(this.hosts, config.healthCheck, (host, healthy) => events.healthChanged(this, host, healthy));
     this.budget = new RetryBudget(config.retries.budget, config.retries.minPerSecond);
+    this.latency = new LatencyWindow(config.hedging.percentile);
   }
 
   start(): void {
@@ -60,4 +64,13 @@ export class UpstreamPool {
     this.health.stop();
     await Promise.all(this.hosts.map((h) => h.close()));
   }
+}
+
+/** How long an idempotent request may wait for headers before it is hedged; undefined: not yet. */
+export function hedgeDelay(pool: UpstreamPool): number | undefined {
+  const h = pool.config.hedging;
+  if (!h.enabled || pool.hosts.length < 2) return undefined;
+  const p = pool.latency.value();
+  if (p === undefined) return undefined;
+  return Math.min(Math.max(p, h.minDelay), h.maxDelay);
 }

@@ -28,7 +28,7 @@ export function logAccess(ctx: RequestContext, status: number, ms: number): void
       req_id: ctx.id, client: ctx.clientAddress, method: ctx.req.method, path: ctx.req.url,
       route: ctx.route?.name, upstream: ctx.route?.upstream.name, host: ctx.host?.label,
       hosts_tried: ctx.hostsTried.length > 1 ? ctx.hostsTried : undefined, attempts: ctx.attempts,
-      retries: ctx.retryReasons.length > 0 ? ctx.retryReasons : undefined, status,
+      retries: ctx.retryReasons.length > 0 ? ctx.retryReasons : undefined, resumed: ctx.resumes || undefined, status,
       failure, proxy_status_error: error || undefined, cause: ctx.cause,
       bytes_in: ctx.bytesIn, bytes_out: ctx.bytesOut, ms: roundedMs,
     }, 'request');
@@ -41,6 +41,7 @@ export function logAccess(ctx: RequestContext, status: number, ms: number): void
   if (ctx.hostsTried.length > 1) line += `,"hosts_tried":${JSON.stringify(ctx.hostsTried)}`;
   line += `,"attempts":${ctx.attempts}`;
   if (ctx.retryReasons.length > 0) line += `,"retries":${JSON.stringify(ctx.retryReasons)}`;
+  if (ctx.resumes > 0) line += `,"resumed":${ctx.resumes}`;
   line += `,"status":${status}`;
   if (failure !== undefined) line += `,"failure":"${failure}"`;
   if (error) line += `,"proxy_status_error":"${error}"`;

@@ -19,6 +19,7 @@ export class GatewayMetrics {
   readonly retriesDenied = new FastCounter('gangway_retries_denied_total', 'Retries not sent, by upstream and why (budget, no_host, attempts, unsafe)', ['upstream', 'why']);
   readonly hedges = new FastCounter('gangway_hedges_total', 'Second attempts started for slow idempotent requests', ['upstream']);
   readonly hedgesWon = new FastCounter('gangway_hedges_won_total', 'Hedged attempts that answered before the first attempt', ['upstream']);
+  readonly resumes = new FastCounter('gangway_resumes_total', 'Broken responses resumed from another host with Range, by outcome (started, failed)', ['upstream', 'outcome']);
   readonly ejections = new FastCounter('gangway_ejections_total', 'Hosts taken out of rotation by outlier detection, by reason', ['upstream', 'host', 'reason']);
   readonly healthTransitions = new FastCounter('gangway_health_transitions_total', 'Active health check state changes, by new state', ['upstream', 'host', 'state']);
   /** Reads the hosts' rotation state at scrape time; set by the gateway. */
@@ -26,7 +27,7 @@ export class GatewayMetrics {
   private readonly attemptDuration = new FastHistogram('gangway_upstream_attempt_duration_seconds', 'Time from sending an attempt to receiving its response headers', ['upstream', 'host'], LATENCY_BUCKETS);
 
   constructor(withProcessMetrics = true) {
-    for (const m of [this.requests, this.requestDuration, this.attempts, this.attemptDuration, this.retries, this.retriesDenied, this.hedges, this.hedgesWon, this.ejections, this.healthTransitions]) this.register(m);
+    for (const m of [this.requests, this.requestDuration, this.attempts, this.attemptDuration, this.retries, this.retriesDenied, this.hedges, this.hedgesWon, this.resumes, this.ejections, this.healthTransitions]) this.register(m);
     const metrics = this;
     new Gauge({
       name: 'gangway_upstream_host_in_rotation', help: '1 when a host is in rotation (healthy and not ejected), else 0', labelNames: ['upstream', 'host'], registers: [this.registry],

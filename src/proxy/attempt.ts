@@ -14,12 +14,15 @@ import type { UpstreamHost } from '../upstream/host.js';
 import { parseRetryAfter } from '../upstream/outlier.js';
 import type { ContextualResponse, RequestContext } from './context.js';
 import { buildDownstreamHeaders, trailerPairs } from './headers.js';
+import { planResume } from './resume.js';
 
 export interface AttemptOutcome {
   /** The attempt failed before any response header reached the client; the owner answers or retries. */
   failedBeforeResponse(ctx: RequestContext, kind: FailureKindName, err: unknown): void;
   /** The upstream answered 502/503/504: true when the owner retries instead of passing it on. */
   retryInsteadOf(ctx: RequestContext, status: number): boolean;
+  /** The response broke after its headers went out: true when the owner resumes it elsewhere. */
+  resumeAfterBreak(ctx: RequestContext, reason: string): boolean;
 }
 
 const RETRIED = new GatewayAbort('upstream_error_status', 'answer replaced by a retry on another host');
@@ -147,6 +150,7 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
       proxyStatus,
     });
     if (runtime.draining) ctx.res.shouldKeepAlive = false;
+    if (pool.hosts.length > 1) ctx.resumePlan = planResume(ctx.req.method!, statusCode, rawHeaders);
     ctx.res.writeHead(statusCode, statusText || undefined, headers);
     return true;
   }
@@ -181,6 +185,7 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
     }
     ctx.cause = describeError(err);
     if (ctx.responseStarted && ctx.attempt === this) {
+      if (this.outcome.resumeAfterBreak(ctx, ctx.cause)) return;
       if (ctx.failure === undefined || ctx.failure === 'upstream_error_status') ctx.failure = kind;
       // Headers are out: the only honest signal left is to cut the stream, so the client
       // sees an incomplete body (short Content-Length, or no final chunk) rather than a

@@ -8,6 +8,7 @@ import type { FailureKindName } from '../faults/taxonomy.js';
 import type { Route } from '../route/router.js';
 import type { UpstreamHost } from '../upstream/host.js';
 import type { Attempt } from './attempt.js';
+import type { ResumeAttempt, ResumePlan } from './resume.js';
 import type { Runtime } from './runtime.js';
 
 /** The response carries its request's context, so shared listeners need no per-request closure. */
@@ -42,6 +43,11 @@ export class RequestContext {
   /** Attempts still exchanging with an upstream (two while a hedge races the first). */
   readonly active = new Set<Attempt>();
   hedgeTimer: NodeJS.Timeout | undefined = undefined;
+  /** How the response may be resumed if it breaks (set when its headers pass the checks). */
+  resumePlan: ResumePlan | undefined = undefined;
+  /** Resumes made; the one under way. */
+  resumes = 0;
+  resumer: ResumeAttempt | undefined = undefined;
   totalTimer: NodeJS.Timeout | undefined = undefined;
   /** The total timeout passed: no further attempts. */
   expired = false;

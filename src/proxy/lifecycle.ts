@@ -25,6 +25,7 @@ import { Attempt, describeError, type AttemptOutcome } from './attempt.js';
 import { upstreamBody } from './body-limit.js';
 import { RequestContext, type ContextualResponse } from './context.js';
 import { buildUpstreamHeaders, viaContains } from './headers.js';
+import { MAX_RESUMES, ResumeAttempt } from './resume.js';
 import { decideRetry } from './retry.js';
 import type { Runtime } from './runtime.js';
 
@@ -134,7 +135,30 @@ const lifecycleOutcome: AttemptOutcome = {
   retryInsteadOf(ctx: RequestContext): boolean {
     return retried(ctx, 'upstream_error_status', false);
   },
+  resumeAfterBreak,
 };
+
+/** Starts fetching the rest of a broken response from another host; false when it may not. */
+function resumeAfterBreak(ctx: RequestContext, reason: string): boolean {
+  const plan = ctx.resumePlan;
+  const pool = ctx.route!.upstream;
+  if (plan === undefined || ctx.resumes >= MAX_RESUMES || ctx.res.destroyed || ctx.expired) return false;
+  const broken = ctx.resumer?.host ?? ctx.host!;
+  const host = pool.pick(ctx.triedHosts) ?? pool.pick(new Set([broken]));
+  if (host === undefined) return false;
+  ctx.resumes++;
+  ctx.runtime.metrics.resumes.with(pool.name, 'started').inc();
+  ctx.runtime.logger.info({ req_id: ctx.id, upstream: pool.name, from: broken.label, to: host.label, at: plan.first + ctx.bytesOut, reason }, 'resuming a broken response');
+  new ResumeAttempt(ctx, host, plan, ctx.bytesOut, (attempt, why) => {
+    ctx.runtime.metrics.resumes.with(pool.name, 'failed').inc();
+    ctx.cause = `resume from ${attempt.host.label} ${why}`;
+    if (!resumeAfterBreak(ctx, why)) {
+      ctx.failure = 'http_response_incomplete';
+      ctx.res.destroy();
+    }
+  }).send(ctx.upstreamHeaders!);
+  return true;
+}
 
 function retried(ctx: RequestContext, kind: FailureKindName, reusedConnection: boolean): boolean {
   const pool = ctx.route!.upstream;
@@ -176,7 +200,8 @@ function onTotalTimeout(ctx: RequestContext): void {
   const total = ctx.route!.upstream.config.timeouts.total;
   const kind = ctx.responseStarted ? 'http_response_incomplete' : 'http_response_timeout';
   const err = new GatewayAbort(kind, `no complete response within the ${total} ms total timeout`);
-  if (ctx.active.size > 0) for (const a of [...ctx.active]) a.abort(err);
+  if (ctx.resumer !== undefined) { ctx.resumer.abort(err); ctx.res.destroy(); }
+  else if (ctx.active.size > 0) for (const a of [...ctx.active]) a.abort(err);
   else if (!ctx.res.headersSent) localReply(ctx, kind, err); // between attempts, waiting to retry
 }
 
@@ -189,9 +214,10 @@ function onResponseClose(this: ContextualResponse): void {
   if (!this.writableFinished) {
     // The client left, or we cut the stream: stop the upstream exchange either way.
     if (ctx.failure === undefined) ctx.failure = 'client_closed';
-    if (ctx.active.size > 0) {
+    if (ctx.active.size > 0 || ctx.resumer !== undefined) {
       const gone = new GatewayAbort('client_closed', 'client closed the connection');
       for (const a of [...ctx.active]) a.abort(gone);
+      ctx.resumer?.abort(gone);
     }
     if (!this.headersSent) status = 499;
   }

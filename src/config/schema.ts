@@ -127,6 +127,7 @@ const upstream = z.strictObject({
   hedging: hedging.prefault({}),
   healthCheck: healthCheck.prefault({}),
   outlierDetection: outlierDetection.prefault({}),
+  slowStart: duration('A host returning to rotation (healthy again, or back from ejection) ramps from 10% to its full share of traffic over this time; 0 turns it off').prefault('10s'),
   panicThreshold: z.number().min(0).max(100).default(50)
     .meta({ description: 'When fewer than this percentage of hosts are in rotation, traffic is spread over all of them (panic mode) rather than overload the few left' }),
   hostHeader: z.enum(['preserve', 'upstream']).default('preserve')

@@ -3,6 +3,7 @@
  * of two choices, samples two hosts at random and takes the one with the lower cost, cost
  * being latency average × (outstanding + 1), as Finagle and Linkerd do: a slow replica or a
  * busy one gets little traffic, without herding every request onto the one that looks best.
+ * A host ramping up after a return (slow start) counts as dearer by its warmth.
  */
 import type { UpstreamHost } from './host.js';
 
@@ -12,8 +13,9 @@ export interface Balancer {
   pick(hosts: readonly UpstreamHost[]): UpstreamHost | undefined;
 }
 
-function cost(h: UpstreamHost, unmeasured: number, now: number): number {
-  return (h.latency(now) || unmeasured) * (h.outstanding + 1);
+function cost(h: UpstreamHost, unmeasured: number, now: number, wall: number): number {
+  // A warming host looks proportionally more expensive, so it draws proportionally less.
+  return ((h.latency(now) || unmeasured) * (h.outstanding + 1)) / h.warmth(wall);
 }
 
 class PowerOfTwoChoices implements Balancer {
@@ -23,6 +25,7 @@ class PowerOfTwoChoices implements Balancer {
     // A host not measured yet is assumed as slow as the slowest measured one: cheap enough to
     // be tried, not so cheap that it draws every request while its first answers are pending.
     const now = performance.now();
+    const wall = Date.now();
     let unmeasured = 1;
     for (let k = 0; k < n; k++) if (hosts[k]!.latencyMs > unmeasured) unmeasured = hosts[k]!.latencyMs;
     const i = (Math.random() * n) | 0;
@@ -30,7 +33,7 @@ class PowerOfTwoChoices implements Balancer {
     if (j >= i) j++;
     const a = hosts[i]!;
     const b = hosts[j]!;
-    return cost(b, unmeasured, now) < cost(a, unmeasured, now) ? b : a;
+    return cost(b, unmeasured, now, wall) < cost(a, unmeasured, now, wall) ? b : a;
   }
 }
 

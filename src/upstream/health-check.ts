@@ -60,6 +60,7 @@ export class HealthChecker {
       // process answers again (after a restart, say), so there is no reason to wait out the ejection.
       host.ejectedUntil = 0;
       host.consecutiveFailures = 0;
+      host.returnedAt = Date.now();
       this.onChange(host, true);
     }
     // The streak counts consecutive results that disagree with the host's current state.
@@ -69,7 +70,7 @@ export class HealthChecker {
     if (streak >= threshold) {
       host.healthy = passed;
       this.streak.set(host, 0);
-      if (passed) host.consecutiveFailures = 0;
+      if (passed) { host.consecutiveFailures = 0; host.returnedAt = Date.now(); }
       this.onChange(host, passed);
     }
     const jitter = 0.8 + Math.random() * 0.4;

@@ -32,10 +32,14 @@ export class UpstreamHost {
   /** Times this host has been ejected; ejections grow longer with each. */
   ejections = 0;
   consecutiveFailures = 0;
+  /** When the host last came back into rotation by a health check (ms since epoch). */
+  returnedAt = 0;
+  private readonly slowStartMs: number;
 
   constructor(address: UpstreamHostAddress, config: UpstreamConfig) {
     this.origin = address.origin;
     this.label = address.label;
+    this.slowStartMs = config.slowStart;
     this.dispatcher = new Pool(address.origin, {
       connections: config.keepAlive.connections,
       pipelining: 1,
@@ -74,6 +78,18 @@ export class UpstreamHost {
     if (this.latencyMs === 0) return 0;
     const idle = now - this.latencyAt;
     return idle < 50 ? this.latencyMs : this.latencyMs * Math.exp(-idle / DECAY_MS);
+  }
+
+  /**
+   * The share of its normal traffic a host should take now: 1, or less while it ramps up
+   * after coming back (from 10% to 100% over the slow-start window), so a host that just
+   * restarted, with cold caches and a fresh JIT, is not handed a full share at once.
+   */
+  warmth(now: number): number {
+    if (this.slowStartMs <= 0) return 1;
+    const back = Math.max(this.returnedAt, this.ejectedUntil);
+    if (back === 0 || now < back || now - back >= this.slowStartMs) return 1;
+    return Math.max(0.1, (now - back) / this.slowStartMs);
   }
 
   /** The state shown on /api/status. */

@@ -1,0 +1,55 @@
+/**
+ * The balancer's choices, measured over many picks: a slow host draws little traffic, a
+ * host back from an ejection ramps up over the slow-start window, and the pool panics
+ * (spreads over every host) when too few are in rotation.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { validateConfig } from '../src/config/load.js';
+import { UpstreamPool, type PoolEvents } from '../src/upstream/pool.js';
+
+const quiet: PoolEvents = { ejected() {}, healthChanged() {} };
+
+function pool(hosts: number, extra: Record<string, unknown> = {}): UpstreamPool {
+  const config = validateConfig({
+    upstreams: { music: { hosts: Array.from({ length: hosts }, (_, i) => `127.0.0.1:${7001 + i}`), healthCheck: { enabled: false }, ...extra } },
+    routes: [{ upstream: 'music' }],
+  });
+  return new UpstreamPool('music', config.upstreams.music!, quiet);
+}
+
+function shares(p: UpstreamPool, picks = 20_000): number[] {
+  const counts = p.hosts.map(() => 0);
+  for (let i = 0; i < picks; i++) counts[p.hosts.indexOf(p.pick()!)]!++;
+  return counts.map((c) => c / picks);
+}
+
+test('a host ten times slower draws a small share', async () => {
+  const p = pool(3);
+  p.hosts[0]!.observeLatency(5); p.hosts[1]!.observeLatency(5); p.hosts[2]!.observeLatency(50);
+  const s = shares(p);
+  assert.ok(s[2]! < 0.05, `slow host share ${s[2]}`);
+  await p.close();
+});
+
+test('a host back from an ejection ramps up over the slow-start window', async () => {
+  const p = pool(2, { slowStart: '10s', balance: 'p2c' });
+  const now = Date.now();
+  p.hosts[1]!.ejectedUntil = now - 1000; // back for 1 s of a 10 s window: 10% warm
+  const early = shares(p)[1]!;
+  p.hosts[1]!.ejectedUntil = now - 20_000; // long back: fully warm
+  const late = shares(p)[1]!;
+  assert.ok(early < 0.2, `share while warming ${early}`);
+  assert.ok(late > 0.4, `share once warm ${late}`);
+  await p.close();
+});
+
+test('an ejected host gets nothing while enough others are in rotation; in panic every host shares', async () => {
+  const p = pool(4);
+  p.hosts[0]!.ejectedUntil = Date.now() + 60_000;
+  assert.equal(shares(p)[0], 0);
+  for (const h of p.hosts.slice(0, 3)) h.healthy = false; // 1 of 4 left: below the 50% panic threshold
+  const s = shares(p);
+  assert.ok(s.every((x) => x > 0.15), `panic spreads over all hosts: ${s.map((x) => x.toFixed(2)).join(' ')}`);
+  await p.close();
+});

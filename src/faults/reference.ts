@@ -33,7 +33,14 @@ access log always has the host and the cause. Metrics label requests by kind
 |---|---|---|---|---|---|---|
 ${rows.join('\n')}
 
-Retries themselves arrive with the resilience work (retry budget, health checks, outlier
-ejection); the rule column is what they will follow.
+The retry column is what the gateway does before any answer reaches the client: another
+host is tried when the rule allows it, the request has attempts left (\`retries.attempts\`,
+default 3) and the upstream's retry budget (20% of the last 10 s of requests, plus 1 per
+second) is not spent. "Idempotent" means GET, HEAD, OPTIONS, PUT, DELETE, TRACE, or any
+request with an \`Idempotency-Key\` header; a body is "replayable" when it was small enough
+(\`retries.replayBody\`, default 64 KiB) to be kept. A 503 with \`Retry-After\` also takes
+that host out of rotation for that long. After the headers, a broken GET response is resumed
+from another host with \`Range\`/\`If-Range\` when it has a strong validator and byte ranges,
+up to twice; otherwise the client's stream is cut so it sees an incomplete body.
 `;
 }

@@ -159,7 +159,7 @@ test('a host killed under load, then restarted: no failed GETs, and it rejoins',
   const replicas = await Promise.all(ports.map((p, i) => startReplica(p, `r${i}`)));
   cleanups.push(() => { for (const r of replicas) r.kill('SIGKILL'); });
   const gw = await startGateway(minimalConfig(ports.map((p) => `127.0.0.1:${p}`), {
-    upstream: { healthCheck: { enabled: true, interval: '200ms', timeout: '200ms', healthyThreshold: 1, unhealthyThreshold: 1 } },
+    upstream: { healthCheck: { enabled: true, interval: '200ms', timeout: '200ms', healthyThreshold: 1, unhealthyThreshold: 1 }, slowStart: '300ms' },
   }));
   cleanups.push(() => gw.close());
   const victim = `127.0.0.1:${ports[1]}`;

@@ -3,7 +3,7 @@
  * of two choices, samples two hosts at random and takes the one with the lower cost, cost
  * being latency average × (outstanding + 1), as Finagle and Linkerd do: a slow replica or a
  * busy one gets little traffic, without herding every request onto the one that looks best.
- * A host ramping up after a return (slow start) counts as dearer by its warmth.
+ * A host ramping up after a return (slow start) is compared only in proportion to its warmth.
  */
 import type { UpstreamHost } from './host.js';
 
@@ -13,9 +13,8 @@ export interface Balancer {
   pick(hosts: readonly UpstreamHost[]): UpstreamHost | undefined;
 }
 
-function cost(h: UpstreamHost, unmeasured: number, now: number, wall: number): number {
-  // A warming host looks proportionally more expensive, so it draws proportionally less.
-  return ((h.latency(now) || unmeasured) * (h.outstanding + 1)) / h.warmth(wall);
+function cost(h: UpstreamHost, unmeasured: number, now: number): number {
+  return (h.latency(now) || unmeasured) * (h.outstanding + 1);
 }
 
 class PowerOfTwoChoices implements Balancer {
@@ -33,7 +32,13 @@ class PowerOfTwoChoices implements Balancer {
     if (j >= i) j++;
     const a = hosts[i]!;
     const b = hosts[j]!;
-    return cost(b, unmeasured, now, wall) < cost(a, unmeasured, now, wall) ? b : a;
+    // A warming host takes part in the comparison only in proportion to its warmth, so it
+    // draws about that share of the traffic it would otherwise win.
+    const wa = a.warmth(wall);
+    if (wa < 1 && Math.random() > wa) return b;
+    const wb = b.warmth(wall);
+    if (wb < 1 && Math.random() > wb) return a;
+    return cost(b, unmeasured, now) < cost(a, unmeasured, now) ? b : a;
   }
 }
 

@@ -12,8 +12,9 @@ import type { FailureKindName } from '../faults/taxonomy.js';
 import { awaitConnection, type ConnectionAware } from '../upstream/connection-reuse.js';
 import type { UpstreamHost } from '../upstream/host.js';
 import { parseRetryAfter } from '../upstream/outlier.js';
-import type { ContextualResponse, RequestContext } from './context.js';
-import { buildDownstreamHeaders, trailerPairs } from './headers.js';
+import { endBody, writeBodyChunk } from './body-stream.js';
+import type { RequestContext } from './context.js';
+import { buildDownstreamHeaders } from './headers.js';
 import { planResume } from './resume.js';
 
 export interface AttemptOutcome {
@@ -156,21 +157,13 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
   }
 
   onData(chunk: Buffer): boolean {
-    if (this.superseded) return true;
-    this.ctx.bytesOut += chunk.length;
-    if (this.ctx.res.write(chunk)) return true;
-    // The client is slower than the upstream: undici pauses the upstream socket until the
-    // client's buffer drains.
-    this.ctx.res.once('drain', onClientDrain);
-    return false;
+    return this.superseded || writeBodyChunk(this.ctx, chunk);
   }
 
   onComplete(rawTrailers: string[] | Buffer[] | null): void {
     if (this.superseded) return;
     this.settle();
-    const res = this.ctx.res;
-    if (rawTrailers && rawTrailers.length > 0) res.addTrailers(trailerPairs(rawTrailers as Buffer[]));
-    res.end();
+    endBody(this.ctx, rawTrailers);
   }
 
   onError(err: Error): void {
@@ -202,10 +195,6 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
     this.host.outstanding--;
     this.ctx.active.delete(this);
   }
-}
-
-function onClientDrain(this: ContextualResponse): void {
-  this.gangway?.attempt?.resume();
 }
 
 function headerValue(raw: Buffer[], lowerName: string): string | undefined {

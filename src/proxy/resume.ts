@@ -10,8 +10,8 @@
 import type { Dispatcher } from 'undici';
 import { classifyFailure, GatewayAbort } from '../faults/classify.js';
 import type { UpstreamHost } from '../upstream/host.js';
-import type { ContextualResponse, RequestContext } from './context.js';
-import { trailerPairs } from './headers.js';
+import { endBody, writeBodyChunk } from './body-stream.js';
+import type { RequestContext } from './context.js';
 
 /** Resumes allowed per response. */
 export const MAX_RESUMES = 2;
@@ -126,20 +126,13 @@ export class ResumeAttempt implements Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
-    if (!this.started) return true;
-    const res = this.ctx.res;
-    this.ctx.bytesOut += chunk.length;
-    if (res.write(chunk)) return true;
-    res.once('drain', onClientDrain);
-    return false;
+    return !this.started || writeBodyChunk(this.ctx, chunk);
   }
 
   onComplete(rawTrailers: string[] | Buffer[] | null): void {
     if (this.settled) return;
     this.settle();
-    const res = this.ctx.res;
-    if (rawTrailers && rawTrailers.length > 0) res.addTrailers(trailerPairs(rawTrailers as Buffer[]));
-    res.end();
+    endBody(this.ctx, rawTrailers);
   }
 
   onError(err: Error): void {
@@ -184,8 +177,4 @@ export class ResumeAttempt implements Dispatcher.DispatchHandler {
     this.settled = true;
     this.host.outstanding--;
   }
-}
-
-function onClientDrain(this: ContextualResponse): void {
-  this.gangway?.resumer?.resume();
 }

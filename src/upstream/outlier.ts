@@ -52,7 +52,7 @@ export class OutlierDetector {
   }
 }
 
-/** A host whose ejection has ended returns with a clean slate but keeps its ejection count. */
+/** Seconds from a Retry-After value (delay-seconds or an HTTP date); undefined when unreadable. */
 export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
   if (value === undefined) return undefined;
   if (/^\d+$/.test(value.trim())) return Number(value.trim());

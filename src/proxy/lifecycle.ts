@@ -75,25 +75,28 @@ export function handleRequest(runtime: Runtime, req: IncomingMessage, res: Serve
 
 function startAttempt(ctx: RequestContext, host: UpstreamHost): void {
   if (ctx.res.destroyed || ctx.res.headersSent) return;
-  const upstream = ctx.route!.upstream.config;
-  let headers = ctx.upstreamHeaders;
-  if (headers === undefined || upstream.hostHeader === 'upstream') {
-    const req = ctx.req;
-    headers = buildUpstreamHeaders(req.rawHeaders, req.headers.connection, {
-      proxyName: ctx.runtime.config.name,
-      requestId: ctx.id,
-      clientAddress: ctx.clientAddress,
-      proto: 'http',
-      httpVersion: req.httpVersion,
-      hostOverride: upstream.hostHeader === 'upstream' ? host.label : undefined,
-    }).headers;
-    ctx.upstreamHeaders = headers;
-  }
-  new Attempt(ctx, host, lifecycleOutcome).send(headers, ctx.body);
+  new Attempt(ctx, host, lifecycleOutcome).send(upstreamHeadersFor(ctx, host), ctx.body);
   if (ctx.attempts === 1 && hedgeable(ctx)) {
     const delay = hedgeDelay(ctx.route!.upstream);
     if (delay !== undefined) ctx.hedgeTimer = setTimeout(onHedge, delay, ctx);
   }
+}
+
+/** The request head for the upstream, built once per request (per host when it names the host). */
+function upstreamHeadersFor(ctx: RequestContext, host: UpstreamHost): string[] {
+  const perHost = ctx.route!.upstream.config.hostHeader === 'upstream';
+  if (ctx.upstreamHeaders !== undefined && !perHost) return ctx.upstreamHeaders;
+  const req = ctx.req;
+  const headers = buildUpstreamHeaders(req.rawHeaders, req.headers.connection, {
+    proxyName: ctx.runtime.config.name,
+    requestId: ctx.id,
+    clientAddress: ctx.clientAddress,
+    proto: 'http',
+    httpVersion: req.httpVersion,
+    hostOverride: perHost ? host.label : undefined,
+  }).headers;
+  ctx.upstreamHeaders = headers;
+  return headers;
 }
 
 /** Hedging sends the request twice at once: only for idempotent requests whose body can be sent again. */
@@ -111,7 +114,7 @@ function onHedge(ctx: RequestContext): void {
   if (!pool.budget.tryAcquire()) { ctx.runtime.metrics.retriesDenied.with(pool.name, 'budget').inc(); return; }
   ctx.runtime.metrics.hedges.with(pool.name).inc();
   ctx.retryReasons.push('hedge');
-  new Attempt(ctx, host, lifecycleOutcome, true).send(ctx.upstreamHeaders!, ctx.body);
+  new Attempt(ctx, host, lifecycleOutcome, true).send(upstreamHeadersFor(ctx, host), ctx.body);
 }
 
 function bufferBody(ctx: RequestContext, host: UpstreamHost): void {
@@ -129,11 +132,11 @@ const lifecycleOutcome: AttemptOutcome = {
   failedBeforeResponse(ctx: RequestContext, kind: FailureKindName, err: unknown): void {
     if (kind === 'client_closed' || ctx.res.destroyed) { ctx.failure ??= 'client_closed'; return; }
     if (ctx.active.size > 0) return; // a hedge of this request is still running; its answer will do
-    if (retried(ctx, kind, ctx.attempt?.reusedConnection ?? false)) return;
+    if (retried(ctx, kind)) return;
     localReply(ctx, kind, err);
   },
   retryInsteadOf(ctx: RequestContext): boolean {
-    return retried(ctx, 'upstream_error_status', false);
+    return retried(ctx, 'upstream_error_status');
   },
   resumeAfterBreak,
 };
@@ -156,13 +159,13 @@ function resumeAfterBreak(ctx: RequestContext, reason: string): boolean {
       ctx.failure = 'http_response_incomplete';
       ctx.res.destroy();
     }
-  }).send(ctx.upstreamHeaders!);
+  }).send(upstreamHeadersFor(ctx, host));
   return true;
 }
 
-function retried(ctx: RequestContext, kind: FailureKindName, reusedConnection: boolean): boolean {
+function retried(ctx: RequestContext, kind: FailureKindName): boolean {
   const pool = ctx.route!.upstream;
-  const verdict = decideRetry(ctx, kind, reusedConnection);
+  const verdict = decideRetry(ctx, kind);
   const metrics = ctx.runtime.metrics;
   if (!verdict.retry) {
     if (verdict.why !== 'unsafe') metrics.retriesDenied.with(pool.name, verdict.why).inc();

@@ -12,10 +12,10 @@ export type RetryVerdict =
   | { retry: true; host: UpstreamHost; delayMs: number }
   | { retry: false; why: 'unsafe' | 'attempts' | 'no_host' | 'budget' };
 
-export function decideRetry(ctx: RequestContext, kind: FailureKindName, reusedConnection: boolean): RetryVerdict {
+export function decideRetry(ctx: RequestContext, kind: FailureKindName): RetryVerdict {
   const pool = ctx.route!.upstream;
   const policy = pool.config.retries;
-  if (ctx.expired || !safeToRetry(ctx, kind, reusedConnection)) return { retry: false, why: 'unsafe' };
+  if (ctx.expired || !safeToRetry(ctx, kind)) return { retry: false, why: 'unsafe' };
   if (ctx.attempts >= policy.attempts) return { retry: false, why: 'attempts' };
   const host = pool.pick(ctx.triedHosts);
   if (host === undefined) return { retry: false, why: 'no_host' };
@@ -25,7 +25,7 @@ export function decideRetry(ctx: RequestContext, kind: FailureKindName, reusedCo
   return { retry: true, host, delayMs };
 }
 
-function safeToRetry(ctx: RequestContext, kind: FailureKindName, reusedConnection: boolean): boolean {
+function safeToRetry(ctx: RequestContext, kind: FailureKindName): boolean {
   // A body being streamed from the client cannot be sent twice once undici started reading it;
   // on the connect-level failures ('any') it has not.
   const replayable = ctx.body === null || Buffer.isBuffer(ctx.body);
@@ -33,7 +33,8 @@ function safeToRetry(ctx: RequestContext, kind: FailureKindName, reusedConnectio
     case 'any':
       return true;
     case 'replayable':
-      return replayable && reusedConnection;
+      // Only the keep-alive race has this rule, and its kind already says the connection was reused.
+      return replayable;
     case 'idempotent':
       return replayable && isIdempotent(ctx.req.method!, ctx.req.headers['idempotency-key'] !== undefined);
     default:

@@ -108,7 +108,12 @@ async function start(file: string): Promise<number> {
   } catch (err) {
     return reportConfigError(err);
   }
-  const gateway = createGateway(config);
+  let gateway;
+  try {
+    gateway = createGateway(config);
+  } catch (err) {
+    return reportConfigError(err);
+  }
   try {
     await gateway.listen();
   } catch (err) {

@@ -6,6 +6,7 @@
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Maintenance } from './admission/maintenance.js';
 import { validateConfig } from './config/load.js';
 import type { GatewayConfig, GatewayConfigInput } from './config/schema.js';
 import { formatAddress, type Address } from './config/units.js';
@@ -45,12 +46,15 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
   const log: GatewayLog = options.logger ? externalLog(options.logger) : createLog(initial.log, options.logDestination);
   const logger = log.logger;
   const metrics = new GatewayMetrics(options.processMetrics ?? true);
-  let runtime: Runtime = buildRuntime(initial, metrics, logger, log.lines);
+  const maintenance = new Maintenance();
+  let runtime: Runtime = buildRuntime(initial, metrics, logger, log.lines, maintenance);
   startRuntime(runtime);
   const current = (): Runtime => runtime;
   const listener: Listener = createListener(initial, current);
+  // Without a token the schema only accepts a loopback admin listener.
+  const token = process.env.GANGWAY_ADMIN_TOKEN || initial.adminToken;
   const admin: Server | undefined = initial.admin === false ? undefined
-    : createAdminServer({ current, version: VERSION, startedAt: Date.now() });
+    : createAdminServer({ current, version: VERSION, startedAt: Date.now(), token });
   let closing: Promise<void> | undefined;
 
   return {
@@ -72,7 +76,7 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
       if (formatAddress(config.listen) !== formatAddress(old.config.listen) || JSON.stringify(config.admin) !== JSON.stringify(old.config.admin)) {
         logger.warn('listen and admin addresses change only on restart; the rest of the new configuration is applied');
       }
-      runtime = buildRuntime(config, metrics, logger, log.lines);
+      runtime = buildRuntime(config, metrics, logger, log.lines, maintenance);
       runtime.draining = old.draining;
       startRuntime(runtime);
       logger.info({ routes: config.routes.length, upstreams: Object.keys(config.upstreams).length }, 'configuration reloaded');

@@ -3,14 +3,29 @@
  * a JSON view of routes, upstreams and hosts. Read-only for now; nothing here changes
  * the gateway.
  */
+import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { z } from 'zod';
+import { formatPath } from '../config/load.js';
 import type { Runtime } from '../proxy/runtime.js';
 
 export interface AdminFacts {
   current(): Runtime;
   version: string;
   startedAt: number;
+  /** Bearer token that changes require; undefined: changes only from a loopback admin listener. */
+  token: string | undefined;
 }
+
+/** The body of PUT /api/maintenance. */
+const maintenanceSwitch = z.strictObject({
+  enabled: z.boolean(),
+  until: z.string().refine((v) => !Number.isNaN(Date.parse(v)), 'not an ISO 8601 date and time').optional(),
+  message: z.string().max(2000).optional(),
+  routes: z.array(z.string().min(1)).min(1).optional(),
+});
+
+const MAX_BODY = 64 * 1024;
 
 export function createAdminServer(facts: AdminFacts): Server {
   return createServer((req, res) => {
@@ -25,7 +40,8 @@ export function createAdminServer(facts: AdminFacts): Server {
 async function answer(facts: AdminFacts, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const runtime = facts.current();
   const path = (req.url ?? '/').split('?')[0];
-  if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: 'only GET and HEAD are served here' }, { allow: 'GET, HEAD' });
+  if (path === '/api/maintenance' && req.method === 'PUT') return putMaintenance(facts, runtime, req, res);
+  if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: `${req.method} is not served at ${path}` }, { allow: path === '/api/maintenance' ? 'GET, HEAD, PUT' : 'GET, HEAD' });
   switch (path) {
     case '/healthz':
       return text(res, 200, 'ok\n');
@@ -39,9 +55,44 @@ async function answer(facts: AdminFacts, req: IncomingMessage, res: ServerRespon
     }
     case '/api/status':
       return json(res, 200, statusOf(facts, runtime));
+    case '/api/maintenance':
+      return json(res, 200, runtime.maintenance.describe(runtime.config));
     default:
-      return json(res, 404, { error: `no admin endpoint ${path}`, endpoints: ['/healthz', '/readyz', '/metrics', '/api/status'] });
+      return json(res, 404, { error: `no admin endpoint ${path}`, endpoints: ['/healthz', '/readyz', '/metrics', '/api/status', '/api/maintenance'] });
   }
+}
+
+/** PUT /api/maintenance: switches maintenance on (optionally until a time, for some routes) or off. */
+async function putMaintenance(facts: AdminFacts, runtime: Runtime, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (!authorised(facts, req)) return json(res, 401, { error: 'this change needs Authorization: Bearer <admin token>' }, { 'www-authenticate': 'Bearer' });
+  let raw = '';
+  for await (const chunk of req) {
+    raw += (chunk as Buffer).toString();
+    if (raw.length > MAX_BODY) return json(res, 413, { error: `the body is over ${MAX_BODY} bytes` });
+  }
+  let body: unknown;
+  try { body = JSON.parse(raw); } catch { return json(res, 400, { error: 'the body is not JSON' }); }
+  const parsed = maintenanceSwitch.safeParse(body);
+  if (!parsed.success) {
+    return json(res, 400, { error: 'invalid maintenance switch', problems: parsed.error.issues.map((i) => ({ path: formatPath(i.path as PropertyKey[]), message: i.message })) });
+  }
+  const known = new Set(runtime.router.routes.map((r) => r.name));
+  const unknown = parsed.data.routes?.filter((r) => !known.has(r)) ?? [];
+  if (unknown.length > 0) return json(res, 400, { error: 'invalid maintenance switch', problems: unknown.map((r) => ({ path: 'routes', message: `no route named "${r}"` })) });
+  const { enabled, until, message, routes } = parsed.data;
+  runtime.maintenance.override = { enabled, until: until === undefined ? undefined : Date.parse(until), message, routes };
+  runtime.logger.warn({ enabled, until, message, routes }, enabled ? 'maintenance switched on' : 'maintenance switched off');
+  return json(res, 200, runtime.maintenance.describe(runtime.config));
+}
+
+/** A change is allowed with the right bearer token, or without any token configured when the admin listener is on loopback (checked at start). */
+function authorised(facts: AdminFacts, req: IncomingMessage): boolean {
+  if (facts.token === undefined) return true;
+  const given = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+  if (given === undefined) return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(facts.token);
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 export function statusOf(facts: AdminFacts, runtime: Runtime): Record<string, unknown> {

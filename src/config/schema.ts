@@ -170,6 +170,26 @@ const errors = z.strictObject({
     .meta({ description: 'URL of the public status page, linked from every error page and problem document' }),
 }).meta({ description: 'What the gateway\'s own error responses reveal' });
 
+const isoTime = (what: string) => z.string()
+  .refine((v) => !Number.isNaN(Date.parse(v)), { message: 'not a date and time (write it like "2026-12-01T02:00:00Z")' })
+  .transform((v) => Date.parse(v))
+  .meta({ description: `${what}; an ISO 8601 date and time` });
+
+const maintenance = z.strictObject({
+  windows: z.array(z.strictObject({
+    start: isoTime('When the window opens'),
+    end: isoTime('When the window closes'),
+    message: z.string().optional().meta({ description: 'Shown to people on the error page and in problem details' }),
+    routes: z.array(z.string().min(1)).min(1).optional().meta({ description: 'Route names in maintenance; every route when absent' }),
+  }).refine((w) => w.end > w.start, { message: 'a window ends after it starts', path: ['end'] })).default([])
+    .meta({ description: 'Scheduled maintenance windows: matching requests get 503 with Retry-After until the window ends' }),
+  allow: z.strictObject({
+    addresses: z.array(z.string().min(1)).default([]).meta({ description: 'Client addresses that pass during maintenance (staff)' }),
+    header: z.string().min(1).optional().meta({ description: 'A request header name; requests carrying it with the value of `headerValue` pass' }),
+    headerValue: z.string().min(1).optional(),
+  }).prefault({}),
+}).meta({ description: 'Planned maintenance: scheduled windows here, or switched on and off through the admin API' });
+
 const log = z.strictObject({
   level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   access: z.boolean().default(true).meta({ description: 'Write one access-log line per request' }),
@@ -189,10 +209,17 @@ export const configSchema = z.strictObject({
   upstreams: z.record(z.string().regex(NAME, 'an upstream name is a letter followed by letters, digits, ".", "_" or "-"'), upstream)
     .refine((u) => Object.keys(u).length > 0, 'at least one upstream is needed'),
   routes: z.array(route).min(1, 'at least one route is needed'),
+  adminToken: z.string().min(16, 'an admin token is at least 16 characters').optional()
+    .meta({ description: 'Bearer token that admin API changes (PUT/POST) require; GANGWAY_ADMIN_TOKEN overrides it. Without one, changes are accepted only when the admin listener is on loopback' }),
+  maintenance: maintenance.prefault({}),
   server: server.prefault({}),
   errors: errors.prefault({}),
   log: log.prefault({}),
 }).superRefine((config, ctx) => {
+  if (config.admin !== false && !isLoopback(config.admin.host) && !config.adminToken && !process.env.GANGWAY_ADMIN_TOKEN) {
+    // Anyone who can reach a non-loopback admin API could switch maintenance on.
+    ctx.addIssue({ code: 'custom', path: ['admin'], message: `the admin API would listen on ${config.admin.host}, beyond loopback, with no admin token: set adminToken or GANGWAY_ADMIN_TOKEN` });
+  }
   config.routes.forEach((r, i) => {
     if (!Object.hasOwn(config.upstreams, r.upstream)) {
       const known = Object.keys(config.upstreams).map((n) => `"${n}"`).join(', ');
@@ -200,6 +227,10 @@ export const configSchema = z.strictObject({
     }
   });
 }).meta({ title: 'Gangway configuration' });
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
 
 /** A validated configuration, every default filled in and every unit resolved. */
 export type GatewayConfig = z.output<typeof configSchema>;

@@ -29,8 +29,10 @@ export interface ReplyFacts {
   /** Overrides the taxonomy's suggested Retry-After, in seconds. */
   retryAfter?: number;
   statusPage?: string;
-  /** A message that replaces the taxonomy's explanation (e.g. from a maintenance window). */
+  /** An operator's message added to the explanation (e.g. from a maintenance window). */
   message?: string;
+  /** Replaces the default Proxy-Status details ("upstream NAME"). */
+  details?: string;
 }
 
 export interface LocalReply {
@@ -43,10 +45,11 @@ export function buildReply(f: ReplyFacts): LocalReply {
   const kind = FAILURES[f.kind];
   const status = kind.status ?? 502;
   const service = f.service ?? 'requested';
-  const explanation = f.message ?? kind.explanation.replaceAll('{service}', service);
+  const explanation = kind.explanation.replaceAll('{service}', service) + (f.message ? ` ${f.message}` : '');
   const retryAfter = f.retryAfter ?? kind.retryAfter ?? undefined;
 
-  const details = f.revealDetails && f.cause ? `${f.service ? `upstream ${f.service}: ` : ''}${f.cause}` : f.service ? `upstream ${f.service}` : undefined;
+  const details = f.details
+    ?? (f.revealDetails && f.cause ? `${f.service ? `upstream ${f.service}: ` : ''}${f.cause}` : f.service ? `upstream ${f.service}` : undefined);
   const proxyStatus = serializeProxyStatus({
     proxy: f.proxyName,
     error: kind.error,

@@ -4,7 +4,8 @@
  *
  *   1. identify        request id, client address; the context is created
  *   2. request_filter  target form and length (414), loop detection (502), body size (413)
- *   3. route           first matching route, else 404 destination_not_found
+ *   3. route           first matching route, else 404 destination_not_found; a route in
+ *                      maintenance answers 503 with Retry-After (staff pass)
  *   4. upstream_peer   the balancer picks a host, else 503 destination_unavailable
  *   5. forward         headers rewritten (once), small bodies buffered for replay, an Attempt
  *                      streams the exchange
@@ -15,7 +16,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayAbort } from '../faults/classify.js';
-import { buildReply, sendReply } from '../faults/reply.js';
+import { buildReply, sendReply, type ReplyFacts } from '../faults/reply.js';
 import { isIdempotent, type FailureKindName } from '../faults/taxonomy.js';
 import { logAccess } from '../observe/access-log.js';
 import { requestIdFrom } from '../observe/request-id.js';
@@ -52,6 +53,10 @@ export function handleRequest(runtime: Runtime, req: IncomingMessage, res: Serve
   const route = runtime.router.match(req.headers.host, url, req.method!);
   if (route === undefined) return localReply(ctx, 'destination_not_found');
   ctx.route = route;
+  const maintenance = runtime.maintenance.activeFor(config, route.name);
+  if (maintenance !== undefined && !runtime.maintenance.allows(config, req, ctx.clientAddress)) {
+    return localReply(ctx, 'maintenance', undefined, { retryAfter: maintenance.retryAfter, message: maintenance.message, details: `maintenance: upstream ${route.upstream.name}` });
+  }
   const declaredLength = req.headers['content-length'];
   if (declaredLength !== undefined && Number(declaredLength) > route.bodyLimit) return localReply(ctx, 'request_body_too_large');
 
@@ -178,7 +183,7 @@ function retried(ctx: RequestContext, kind: FailureKindName): boolean {
   return true;
 }
 
-function localReply(ctx: RequestContext, kind: FailureKindName, err?: unknown): void {
+function localReply(ctx: RequestContext, kind: FailureKindName, err?: unknown, extra?: Pick<ReplyFacts, 'retryAfter' | 'message' | 'details'>): void {
   ctx.failure = kind;
   if (err !== undefined) ctx.cause = describeError(err);
   const reply = buildReply({
@@ -192,6 +197,7 @@ function localReply(ctx: RequestContext, kind: FailureKindName, err?: unknown): 
     nextHop: ctx.host?.label,
     cause: ctx.cause,
     statusPage: ctx.runtime.config.errors.statusPage,
+    ...extra,
   });
   // A request body we did not read would be taken for the next request on this connection.
   if (!ctx.req.complete) ctx.res.shouldKeepAlive = false;

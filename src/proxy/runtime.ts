@@ -3,6 +3,7 @@
  * builds a new Runtime and swaps it in; requests already under way finish on the one they
  * started with.
  */
+import type { Maintenance } from '../admission/maintenance.js';
 import type { GatewayConfig } from '../config/schema.js';
 import type { LineDestination } from '../observe/log-sink.js';
 import type { Logger } from '../observe/logger.js';
@@ -19,11 +20,13 @@ export interface Runtime {
   readonly logger: Logger;
   /** The JSON line destination for the access log's fast path; absent when pino must format (pretty). */
   readonly lines: LineDestination | undefined;
+  /** Maintenance windows and the operator's switch (shared by every runtime of a gateway). */
+  readonly maintenance: Maintenance;
   /** True once shutdown began: answers close their connections. */
   draining: boolean;
 }
 
-export function buildRuntime(config: GatewayConfig, metrics: GatewayMetrics, logger: Logger, lines: LineDestination | undefined): Runtime {
+export function buildRuntime(config: GatewayConfig, metrics: GatewayMetrics, logger: Logger, lines: LineDestination | undefined, maintenance: Maintenance): Runtime {
   const pools = new Map<string, UpstreamPool>();
   const events: PoolEvents = {
     ejected(pool, host, reason, ms) {
@@ -45,6 +48,7 @@ export function buildRuntime(config: GatewayConfig, metrics: GatewayMetrics, log
     metrics,
     logger,
     lines,
+    maintenance,
     draining: false,
   };
 }

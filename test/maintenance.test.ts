@@ -1,0 +1,79 @@
+/**
+ * Maintenance: scheduled windows and the operator's switch answer 503 with Retry-After
+ * counting down to the window's end and the operator's message; staff pass; the admin API
+ * switch needs the token when one is set; a non-loopback admin API without a token is refused.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseConfigText } from '../src/config/load.js';
+import { fetchRaw, httpUpstream, minimalConfig, startGateway } from './support/harness.js';
+
+const cleanups: Array<() => unknown> = [];
+after(async () => { for (const c of cleanups.reverse()) await c(); });
+
+async function setup(extra: Record<string, unknown> = {}) {
+  let reached = 0;
+  const up = await httpUpstream((_req, res) => { reached++; res.end('music'); });
+  const gw = await startGateway(minimalConfig([up.address], extra));
+  cleanups.push(() => gw.close(), () => up.close());
+  return { gw, reached: () => reached };
+}
+
+test('a scheduled window answers 503 with Retry-After to its end and the operator\'s message; staff pass', async () => {
+  const start = new Date(Date.now() - 60_000).toISOString();
+  const end = new Date(Date.now() + 90_000).toISOString();
+  const { gw, reached } = await setup({ top: { maintenance: { windows: [{ start, end, message: 'Back at 03:00 UTC.' }], allow: { header: 'x-staff', headerValue: 'yes' } } } });
+  const res = await fetchRaw(`${gw.url}/track`, { headers: { accept: 'application/json' } });
+  assert.equal(res.status, 503);
+  assert.equal(res.headers['proxy-status'], 'gangway; error=destination_unavailable; details="maintenance: upstream music"');
+  const retryAfter = Number(res.headers['retry-after']);
+  assert.ok(retryAfter > 80 && retryAfter <= 90, `Retry-After ${retryAfter} counts down to the window's end`);
+  const problem = JSON.parse(res.body.toString()) as { detail: string; title: string };
+  assert.equal(problem.title, 'Down for maintenance');
+  assert.match(problem.detail, /planned maintenance\. Back at 03:00 UTC\.$/);
+  assert.equal(reached(), 0);
+  const staff = await fetchRaw(`${gw.url}/track`, { headers: { 'x-staff': 'yes' } });
+  assert.equal(staff.status, 200);
+});
+
+test('the admin switch: PUT turns maintenance on for some routes until a time, GET shows it, PUT turns it off', async () => {
+  const { gw } = await setup();
+  const until = new Date(Date.now() + 30_000).toISOString();
+  const put = await fetch(`${gw.adminUrl}/api/maintenance`, { method: 'PUT', body: JSON.stringify({ enabled: true, until, message: 'Upgrading the catalogue.', routes: ['/'] }) });
+  assert.equal(put.status, 200);
+  const during = await fetchRaw(`${gw.url}/track`);
+  assert.equal(during.status, 503);
+  assert.ok(Number(during.headers['retry-after']) <= 30);
+  assert.match(during.body.toString(), /Upgrading the catalogue\./);
+  const state = await (await fetch(`${gw.adminUrl}/api/maintenance`)).json() as { switch: { enabled: boolean; until: string } };
+  assert.equal(state.switch.enabled, true);
+  assert.equal(state.switch.until, until);
+  const bad = await fetch(`${gw.adminUrl}/api/maintenance`, { method: 'PUT', body: JSON.stringify({ enabled: 'yes', routes: ['nope'] }) });
+  assert.equal(bad.status, 400);
+  assert.match(await bad.text(), /"path": "enabled"/);
+  assert.equal((await fetch(`${gw.adminUrl}/api/maintenance`, { method: 'PUT', body: JSON.stringify({ enabled: false }) })).status, 200);
+  assert.equal((await fetchRaw(`${gw.url}/track`)).status, 200);
+});
+
+test('with an admin token, changes need it', async () => {
+  const { gw } = await setup({ top: { adminToken: 'correct-horse-battery-staple' } });
+  const anonymous = await fetch(`${gw.adminUrl}/api/maintenance`, { method: 'PUT', body: JSON.stringify({ enabled: true }) });
+  assert.equal(anonymous.status, 401);
+  const wrong = await fetch(`${gw.adminUrl}/api/maintenance`, { method: 'PUT', headers: { authorization: 'Bearer wrong-token-wrong-token' }, body: JSON.stringify({ enabled: true }) });
+  assert.equal(wrong.status, 401);
+  assert.equal((await fetchRaw(`${gw.url}/track`)).status, 200, 'nothing changed');
+  const right = await fetch(`${gw.adminUrl}/api/maintenance`, { method: 'PUT', headers: { authorization: 'Bearer correct-horse-battery-staple' }, body: JSON.stringify({ enabled: true }) });
+  assert.equal(right.status, 200);
+  assert.equal((await fetchRaw(`${gw.url}/track`)).status, 503);
+});
+
+test('an admin API beyond loopback without a token is refused at configuration time', () => {
+  const previous = process.env.GANGWAY_ADMIN_TOKEN;
+  delete process.env.GANGWAY_ADMIN_TOKEN;
+  try {
+    assert.throws(() => parseConfigText('admin: "0.0.0.0:9901"\nupstreams: { music: { hosts: ["127.0.0.1:7001"] } }\nroutes: [{ upstream: music }]\n', 'gangway.yaml'),
+      /gangway\.yaml:1:8 admin: the admin API would listen on 0\.0\.0\.0, beyond loopback, with no admin token/);
+  } finally {
+    if (previous !== undefined) process.env.GANGWAY_ADMIN_TOKEN = previous;
+  }
+});

@@ -77,3 +77,19 @@ test('an admin API beyond loopback without a token is refused at configuration t
     if (previous !== undefined) process.env.GANGWAY_ADMIN_TOKEN = previous;
   }
 });
+
+test('upgrades (WebSocket) are held back by maintenance too', async () => {
+  const { gw } = await setup();
+  await fetch(`${gw.adminUrl}/api/maintenance`, { method: 'PUT', body: JSON.stringify({ enabled: true }) });
+  const { connect } = await import('node:net');
+  const port = Number(new URL(gw.url).port);
+  const answer = await new Promise<string>((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    let got = '';
+    s.on('data', (d) => { got += d.toString(); });
+    s.on('close', () => resolve(got));
+    s.write('GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+  });
+  assert.match(answer, /^HTTP\/1.1 503 /);
+  assert.match(answer, /retry-after: 300/);
+});

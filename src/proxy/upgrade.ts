@@ -7,7 +7,7 @@ import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { classifyFailure } from '../faults/classify.js';
-import { buildReply, writeReplyToSocket } from '../faults/reply.js';
+import { buildReply, writeReplyToSocket, type ReplyFacts } from '../faults/reply.js';
 import type { FailureKindName } from '../faults/taxonomy.js';
 import { requestIdFrom } from '../observe/request-id.js';
 import type { Route } from '../route/router.js';
@@ -23,12 +23,12 @@ export function handleUpgrade(runtime: Runtime, req: IncomingMessage, socket: Du
   const config = runtime.config;
   socket.on('error', () => socket.destroy());
 
-  const fail = (kind: FailureKindName, route?: Route, host?: UpstreamHost, err?: unknown): void => {
+  const fail = (kind: FailureKindName, route?: Route, host?: UpstreamHost, err?: unknown, extra?: Pick<ReplyFacts, 'retryAfter' | 'message' | 'details'>): void => {
     const reveal = config.errors.exposeDetails || runtime.trustedClients.has(client);
     const cause = err === undefined ? undefined : describeError(err);
     writeReplyToSocket(socket, buildReply({
       kind, proxyName: config.name, requestId: id, service: route?.upstream.name, path: req.url,
-      accept: req.headers.accept, revealDetails: reveal, nextHop: host?.label, cause, statusPage: config.errors.statusPage,
+      accept: req.headers.accept, revealDetails: reveal, nextHop: host?.label, cause, statusPage: config.errors.statusPage, ...extra,
     }));
     runtime.logger.info({ req_id: id, client, method: req.method, path: req.url, upgrade: req.headers.upgrade, route: route?.name,
       host: host?.label, failure: kind, cause, ms: Math.round(performance.now() - started) }, 'upgrade failed');
@@ -38,6 +38,10 @@ export function handleUpgrade(runtime: Runtime, req: IncomingMessage, socket: Du
   if (viaContains(req.headers.via, config.name)) return fail('proxy_loop_detected');
   const route = runtime.router.match(req.headers.host, req.url!, req.method!);
   if (route === undefined) return fail('destination_not_found');
+  const maintenance = runtime.maintenance.activeFor(config, route.name);
+  if (maintenance !== undefined && !runtime.maintenance.allows(config, req, client)) {
+    return fail('maintenance', route, undefined, undefined, { retryAfter: maintenance.retryAfter, message: maintenance.message, details: `maintenance: upstream ${route.upstream.name}` });
+  }
   const host = route.upstream.pick();
   if (host === undefined) return fail('destination_unavailable', route);
 

@@ -150,6 +150,13 @@ const route = z.strictObject({
   limits: z.strictObject({
     body: size('Largest request body accepted on this route (413 beyond it)').prefault('10MiB'),
   }).prefault({}),
+  rateLimit: z.strictObject({
+    requests: z.number().int().min(1).meta({ description: 'Requests each client may make per window' }),
+    window: duration('The window the request count refills over').prefault('1s'),
+    burst: z.number().int().min(1).optional().meta({ description: 'Most requests a client may make at once after being idle; defaults to `requests`' }),
+    key: z.string().regex(/^(address|header:[A-Za-z0-9-]+)$/, 'write "address" or "header:NAME"').default('address')
+      .meta({ description: 'What identifies a client: its address, or a request header such as "header:x-api-key"' }),
+  }).optional().meta({ description: 'Per-client rate limit (token bucket): over it, 429 with Retry-After and RateLimit headers' }),
 }).meta({ description: 'Which requests go to which upstream; the first route that matches wins' });
 
 const server = z.strictObject({

@@ -33,6 +33,8 @@ export interface ReplyFacts {
   message?: string;
   /** Replaces the default Proxy-Status details ("upstream NAME"). */
   details?: string;
+  /** More response header fields (e.g. RateLimit). */
+  headers?: Array<[string, string]>;
 }
 
 export interface LocalReply {
@@ -64,6 +66,7 @@ export function buildReply(f: ReplyFacts): LocalReply {
   ];
   if (retryAfter !== undefined) headers.push(['retry-after', String(retryAfter)]);
   if (f.statusPage) headers.push(['link', `<${f.statusPage}>; rel="status"`]);
+  if (f.headers) headers.push(...f.headers);
 
   const form = chooseErrorForm(f.accept);
   let body: string;

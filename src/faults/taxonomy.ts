@@ -142,6 +142,12 @@ export const FAILURES = {
     explanation: 'Our gateway failed while handling the exchange with the {service} service.',
     advice: SERVICE_SIDE_ADVICE,
   },
+  rate_limited: {
+    status: 429, error: 'http_request_denied', retry: 'never', side: 'client', retryAfter: 1,
+    title: 'Too many requests',
+    explanation: 'This client sent more requests than the {service} service accepts from one client in a short time.',
+    advice: 'Wait until the time given in Retry-After, then continue at a slower pace.',
+  },
   destination_not_found: {
     status: 404, error: 'destination_not_found', retry: 'never', side: 'client', retryAfter: null,
     title: 'No such service here',

@@ -150,6 +150,7 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
       httpVersion: ctx.req.httpVersion,
       proxyStatus,
     });
+    if (ctx.extraResponseHeaders !== undefined) headers.push(...ctx.extraResponseHeaders);
     if (runtime.draining) ctx.res.shouldKeepAlive = false;
     if (pool.hosts.length > 1) ctx.resumePlan = planResume(ctx.req.method!, statusCode, rawHeaders);
     ctx.res.writeHead(statusCode, statusText || undefined, headers);

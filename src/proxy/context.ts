@@ -27,6 +27,8 @@ export class RequestContext {
   readonly triedHosts = new Set<UpstreamHost>();
   /** What is sent upstream as the body: nothing, a buffered copy (replayable), or the client's stream. */
   body: Readable | Buffer | null = null;
+  /** Header fields the gateway adds to the upstream's response (name, value, …), e.g. RateLimit. */
+  extraResponseHeaders: string[] | undefined = undefined;
   /** Upstream request headers, built once (unless they name the host). */
   upstreamHeaders: string[] | undefined = undefined;
   host: UpstreamHost | undefined = undefined;

@@ -5,7 +5,8 @@
  *   1. identify        request id, client address; the context is created
  *   2. request_filter  target form and length (414), loop detection (502), body size (413)
  *   3. route           first matching route, else 404 destination_not_found; a route in
- *                      maintenance answers 503 with Retry-After (staff pass)
+ *                      maintenance answers 503 with Retry-After (staff pass); a client over
+ *                      the route's rate limit gets 429 with Retry-After and RateLimit fields
  *   4. upstream_peer   the balancer picks a host, else 503 destination_unavailable
  *   5. forward         headers rewritten (once), small bodies buffered for replay, an Attempt
  *                      streams the exchange
@@ -56,6 +57,18 @@ export function handleRequest(runtime: Runtime, req: IncomingMessage, res: Serve
   const maintenance = runtime.maintenance.activeFor(config, route.name);
   if (maintenance !== undefined && !runtime.maintenance.allows(config, req, ctx.clientAddress)) {
     return localReply(ctx, 'maintenance', undefined, { retryAfter: maintenance.retryAfter, message: maintenance.message, details: `maintenance: upstream ${route.upstream.name}` });
+  }
+  if (route.rateLimiter !== undefined) {
+    const d = route.rateLimiter.check(req, ctx.clientAddress);
+    const policy = route.rateLimiter.policy;
+    if (!d.allowed) {
+      return localReply(ctx, 'rate_limited', undefined, {
+        retryAfter: d.retryAfter,
+        details: `rate limit of route ${route.name}`,
+        headers: [['ratelimit-policy', policy], ['ratelimit', `"gangway";r=0;t=${d.retryAfter}`]],
+      });
+    }
+    ctx.extraResponseHeaders = ['ratelimit-policy', policy, 'ratelimit', `"gangway";r=${d.remaining};t=${d.reset}`];
   }
   const declaredLength = req.headers['content-length'];
   if (declaredLength !== undefined && Number(declaredLength) > route.bodyLimit) return localReply(ctx, 'request_body_too_large');
@@ -183,7 +196,7 @@ function retried(ctx: RequestContext, kind: FailureKindName): boolean {
   return true;
 }
 
-function localReply(ctx: RequestContext, kind: FailureKindName, err?: unknown, extra?: Pick<ReplyFacts, 'retryAfter' | 'message' | 'details'>): void {
+function localReply(ctx: RequestContext, kind: FailureKindName, err?: unknown, extra?: Pick<ReplyFacts, 'retryAfter' | 'message' | 'details' | 'headers'>): void {
   ctx.failure = kind;
   if (err !== undefined) ctx.cause = describeError(err);
   const reply = buildReply({

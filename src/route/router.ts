@@ -2,12 +2,14 @@
  * Matches a request to a route: host (exact or "*.suffix"), path prefix on segment
  * boundaries, and method. Routes are tried in the order written; the first match wins.
  */
+import { RateLimiter } from '../admission/rate-limit.js';
 import type { RouteConfig } from '../config/schema.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 
 export class Route {
   readonly name: string;
   readonly bodyLimit: number;
+  readonly rateLimiter: RateLimiter | undefined;
   private readonly prefix: string;
   private readonly prefixSlash: string;
   private readonly exactHost: string | undefined;
@@ -17,6 +19,7 @@ export class Route {
   constructor(config: RouteConfig, readonly upstream: UpstreamPool) {
     this.name = config.name ?? config.match.path;
     this.bodyLimit = config.limits.body;
+    this.rateLimiter = config.rateLimit ? new RateLimiter(config.rateLimit) : undefined;
     this.prefix = config.match.path.length > 1 && config.match.path.endsWith('/')
       ? config.match.path.slice(0, -1) : config.match.path;
     this.prefixSlash = this.prefix === '/' ? '/' : this.prefix + '/';

@@ -1,0 +1,74 @@
+/**
+ * Per-client rate limits: a token bucket per client key (address or a header), refilled
+ * continuously at `requests` per window up to `burst`. Buckets live behind a small store
+ * interface, in memory here; a shared store (Redis) can take its place when instances
+ * multiply. Idle, full buckets are swept so memory follows the active clients only.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { RouteConfig } from '../config/schema.js';
+
+export interface RateDecision {
+  allowed: boolean;
+  /** Whole requests left in the bucket after this one. */
+  remaining: number;
+  /** Seconds until a request would be allowed (0 when allowed now). */
+  retryAfter: number;
+  /** Seconds until the bucket is full again. */
+  reset: number;
+}
+
+export interface RateLimitStore {
+  take(key: string, now: number): RateDecision;
+}
+
+interface Bucket { tokens: number; at: number }
+
+const SWEEP_EVERY_MS = 10_000;
+
+export class MemoryRateLimitStore implements RateLimitStore {
+  private readonly buckets = new Map<string, Bucket>();
+  private lastSweep = 0;
+  private readonly perMs: number;
+
+  constructor(requests: number, windowMs: number, private readonly burst: number) {
+    this.perMs = requests / windowMs;
+  }
+
+  take(key: string, now: number): RateDecision {
+    if (now - this.lastSweep > SWEEP_EVERY_MS) this.sweep(now);
+    let b = this.buckets.get(key);
+    if (b === undefined) { b = { tokens: this.burst, at: now }; this.buckets.set(key, b); }
+    b.tokens = Math.min(this.burst, b.tokens + (now - b.at) * this.perMs);
+    b.at = now;
+    const reset = Math.ceil((this.burst - b.tokens) / this.perMs / 1000);
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return { allowed: true, remaining: Math.floor(b.tokens), retryAfter: 0, reset: Math.ceil((this.burst - b.tokens) / this.perMs / 1000) };
+    }
+    return { allowed: false, remaining: 0, retryAfter: Math.max(1, Math.ceil((1 - b.tokens) / this.perMs / 1000)), reset };
+  }
+
+  private sweep(now: number): void {
+    this.lastSweep = now;
+    for (const [key, b] of this.buckets) {
+      if (b.tokens + (now - b.at) * this.perMs >= this.burst) this.buckets.delete(key);
+    }
+  }
+}
+
+export class RateLimiter {
+  readonly policy: string;
+  private readonly header: string | undefined;
+
+  constructor(config: NonNullable<RouteConfig['rateLimit']>, private readonly store: RateLimitStore = new MemoryRateLimitStore(config.requests, config.window, config.burst ?? config.requests)) {
+    this.header = config.key.startsWith('header:') ? config.key.slice(7).toLowerCase() : undefined;
+    // RFC draft "RateLimit header fields for HTTP": quota q per window w (seconds).
+    this.policy = `"gangway";q=${config.burst ?? config.requests};w=${Math.max(1, Math.round(config.window / 1000))}`;
+  }
+
+  check(req: IncomingMessage, clientAddress: string, now = Date.now()): RateDecision {
+    const h = this.header === undefined ? undefined : req.headers[this.header];
+    const key = typeof h === 'string' ? `h:${h}` : `a:${clientAddress}`;
+    return this.store.take(key, now);
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * Per-client rate limits: a client over its quota gets 429 at once, with Retry-After and the
+ * IETF RateLimit / RateLimit-Policy fields; other clients (by key) are unaffected; allowed
+ * answers carry the remaining quota.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { fetchRaw, httpUpstream, minimalConfig, startGateway } from './support/harness.js';
+
+const cleanups: Array<() => unknown> = [];
+after(async () => { for (const c of cleanups.reverse()) await c(); });
+
+test('a client over its quota gets 429 with Retry-After and RateLimit fields; another key is unaffected', async () => {
+  let reached = 0;
+  const up = await httpUpstream((_req, res) => { reached++; res.end('ok'); });
+  const gw = await startGateway(minimalConfig([up.address], { route: { rateLimit: { requests: 5, window: '10s', key: 'header:x-api-key' } } }));
+  cleanups.push(() => gw.close(), () => up.close());
+  const statuses: number[] = [];
+  let last;
+  for (let i = 0; i < 8; i++) {
+    last = await fetchRaw(`${gw.url}/x`, { headers: { 'x-api-key': 'alice', accept: 'application/json' } });
+    statuses.push(last.status);
+  }
+  assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429, 429, 429]);
+  assert.equal(reached, 5, 'refused requests never reach the upstream');
+  assert.equal(last!.headers['ratelimit-policy'], '"gangway";q=5;w=10');
+  assert.match(String(last!.headers.ratelimit), /^"gangway";r=0;t=\d+$/);
+  const retryAfter = Number(last!.headers['retry-after']);
+  assert.ok(retryAfter >= 1 && retryAfter <= 2, `Retry-After ${retryAfter}: one token refills in 2 s`);
+  assert.match(String(last!.headers['proxy-status']), /^gangway; error=http_request_denied/);
+  assert.equal((JSON.parse(last!.body.toString()) as { status: number }).status, 429);
+
+  const bob = await fetchRaw(`${gw.url}/x`, { headers: { 'x-api-key': 'bob' } });
+  assert.equal(bob.status, 200);
+  assert.equal(bob.headers.ratelimit, '"gangway";r=4;t=2');
+});

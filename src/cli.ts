@@ -110,7 +110,7 @@ async function start(file: string): Promise<number> {
   }
   let gateway;
   try {
-    gateway = createGateway(config);
+    gateway = createGateway(config, { configFile: file });
   } catch (err) {
     return reportConfigError(err);
   }

@@ -7,7 +7,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Maintenance } from './admission/maintenance.js';
-import { validateConfig } from './config/load.js';
+import { loadConfigFile, validateConfig } from './config/load.js';
 import type { GatewayConfig, GatewayConfigInput } from './config/schema.js';
 import { formatAddress, type Address } from './config/units.js';
 import { createAdminServer } from './admin/server.js';
@@ -25,6 +25,8 @@ export interface GatewayOptions {
   logDestination?: LineDestination;
   /** Collect Node process metrics (default true; off lets several gateways share a process quietly). */
   processMetrics?: boolean;
+  /** The file the configuration came from, which POST /api/reload reads again. */
+  configFile?: string;
 }
 
 export interface Gateway {
@@ -53,9 +55,27 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
   const listener: Listener = createListener(initial, current);
   // Without a token the schema only accepts a loopback admin listener.
   const token = process.env.GANGWAY_ADMIN_TOKEN || initial.adminToken;
-  const admin: Server | undefined = initial.admin === false ? undefined
-    : createAdminServer({ current, version: VERSION, startedAt: Date.now(), token });
   let closing: Promise<void> | undefined;
+
+  /** Swaps in a new runtime at once and returns the old one, which finishes its requests. */
+  const swap = (next: GatewayConfigInput | GatewayConfig): Runtime => {
+    const config = validateConfig(next);
+    const old = runtime;
+    if (formatAddress(config.listen) !== formatAddress(old.config.listen) || JSON.stringify(config.admin) !== JSON.stringify(old.config.admin)) {
+      logger.warn('listen and admin addresses change only on restart; the rest of the new configuration is applied');
+    }
+    runtime = buildRuntime(config, metrics, logger, log.lines, maintenance);
+    runtime.draining = old.draining;
+    startRuntime(runtime);
+    logger.info({ routes: config.routes.length, upstreams: Object.keys(config.upstreams).length }, 'configuration reloaded');
+    return old;
+  };
+  const file = options.configFile;
+  const admin: Server | undefined = initial.admin === false ? undefined
+    : createAdminServer({
+      current, version: VERSION, startedAt: Date.now(), token,
+      reloadFromFile: file === undefined ? undefined : () => { void closeRuntime(swap(loadConfigFile(file))); },
+    });
 
   return {
     get config() { return runtime.config; },
@@ -71,17 +91,8 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
     },
 
     async reload(next) {
-      const config = validateConfig(next);
-      const old = runtime;
-      if (formatAddress(config.listen) !== formatAddress(old.config.listen) || JSON.stringify(config.admin) !== JSON.stringify(old.config.admin)) {
-        logger.warn('listen and admin addresses change only on restart; the rest of the new configuration is applied');
-      }
-      runtime = buildRuntime(config, metrics, logger, log.lines, maintenance);
-      runtime.draining = old.draining;
-      startRuntime(runtime);
-      logger.info({ routes: config.routes.length, upstreams: Object.keys(config.upstreams).length }, 'configuration reloaded');
       // Old pools finish the requests they carry, then close.
-      await closeRuntime(old);
+      await closeRuntime(swap(next));
     },
 
     close() {

@@ -6,7 +6,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { z } from 'zod';
-import { formatPath } from '../config/load.js';
+import { ConfigError, formatPath } from '../config/load.js';
 import type { Runtime } from '../proxy/runtime.js';
 
 export interface AdminFacts {
@@ -15,6 +15,8 @@ export interface AdminFacts {
   startedAt: number;
   /** Bearer token that changes require; undefined: changes only from a loopback admin listener. */
   token: string | undefined;
+  /** Reads the configuration file again and applies it (throws ConfigError when it is invalid); absent without a file. */
+  reloadFromFile: (() => void) | undefined;
 }
 
 /** The body of PUT /api/maintenance. */
@@ -41,6 +43,7 @@ async function answer(facts: AdminFacts, req: IncomingMessage, res: ServerRespon
   const runtime = facts.current();
   const path = (req.url ?? '/').split('?')[0];
   if (path === '/api/maintenance' && req.method === 'PUT') return putMaintenance(facts, runtime, req, res);
+  if (path === '/api/reload' && req.method === 'POST') return postReload(facts, req, res);
   if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: `${req.method} is not served at ${path}` }, { allow: path === '/api/maintenance' ? 'GET, HEAD, PUT' : 'GET, HEAD' });
   switch (path) {
     case '/healthz':
@@ -58,7 +61,7 @@ async function answer(facts: AdminFacts, req: IncomingMessage, res: ServerRespon
     case '/api/maintenance':
       return json(res, 200, runtime.maintenance.describe(runtime.config));
     default:
-      return json(res, 404, { error: `no admin endpoint ${path}`, endpoints: ['/healthz', '/readyz', '/metrics', '/api/status', '/api/maintenance'] });
+      return json(res, 404, { error: `no admin endpoint ${path}`, endpoints: ['/healthz', '/readyz', '/metrics', '/api/status', '/api/maintenance', 'POST /api/reload'] });
   }
 }
 
@@ -83,6 +86,23 @@ async function putMaintenance(facts: AdminFacts, runtime: Runtime, req: Incoming
   runtime.maintenance.override = { enabled, until: until === undefined ? undefined : Date.parse(until), message, routes };
   runtime.logger.warn({ enabled, until, message, routes }, enabled ? 'maintenance switched on' : 'maintenance switched off');
   return json(res, 200, runtime.maintenance.describe(runtime.config));
+}
+
+/** POST /api/reload: applies the configuration file again; an invalid file is refused with its problems and the running configuration stays. */
+function postReload(facts: AdminFacts, req: IncomingMessage, res: ServerResponse): void {
+  if (!authorised(facts, req)) return json(res, 401, { error: 'this change needs Authorization: Bearer <admin token>' }, { 'www-authenticate': 'Bearer' });
+  if (facts.reloadFromFile === undefined) return json(res, 409, { error: 'this gateway was not started from a configuration file; use reload() of the library' });
+  try {
+    facts.reloadFromFile();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      facts.current().logger.error({ problems: err.problems }, 'configuration refused; the running configuration stays');
+      return json(res, 400, { error: 'configuration refused; the running configuration stays', problems: err.problems });
+    }
+    throw err;
+  }
+  const runtime = facts.current();
+  return json(res, 200, { reloaded: true, routes: runtime.router.routes.length, upstreams: runtime.pools.size });
 }
 
 /** A change is allowed with the right bearer token, or without any token configured when the admin listener is on loopback (checked at start). */

@@ -41,7 +41,7 @@ export async function runDemo(): Promise<number> {
 }
 
 async function serve(config: GatewayConfig): Promise<number> {
-  const gateway = createGateway(config);
+  const gateway = createGateway(config, { configFile: EXAMPLE });
   try {
     const { proxy, admin } = await gateway.listen();
     process.stdout.write(`\nGangway demo is running:\n  player      http://${formatAddress(proxy)}/\n  catalogue   http://${formatAddress(proxy)}/api/tracks\n`

@@ -16,6 +16,8 @@ export interface ChildGateway {
   adminUrl: string;
   output: () => string;
   exited: Promise<number | null>;
+  /** The configuration file the gateway was started with. */
+  file: string;
 }
 
 /** A gateway process routing everything to one upstream host; `extraYaml` is appended to its config file. */
@@ -41,7 +43,7 @@ ${extraYaml}`);
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`gateway did not start:\n${out}`);
     await new Promise((r) => setTimeout(r, 25));
   }
-  return { child, url: `http://127.0.0.1:${listen}`, adminUrl: `http://127.0.0.1:${admin}`, output: () => out, exited };
+  return { child, url: `http://127.0.0.1:${listen}`, adminUrl: `http://127.0.0.1:${admin}`, output: () => out, exited, file };
 }
 
 /** Resident set size, and its peak, of a process, in bytes (Linux). */

@@ -45,6 +45,7 @@ test('the admin switch: PUT turns maintenance on for some routes until a time, G
   assert.equal(during.status, 503);
   assert.ok(Number(during.headers['retry-after']) <= 30);
   assert.match(during.body.toString(), /Upgrading the catalogue\./);
+  assert.match(await (await fetch(`${gw.adminUrl}/metrics`)).text(), /gangway_maintenance_active\{route="\/"\} 1/);
   const state = await (await fetch(`${gw.adminUrl}/api/maintenance`)).json() as { switch: { enabled: boolean; until: string } };
   assert.equal(state.switch.enabled, true);
   assert.equal(state.switch.until, until);

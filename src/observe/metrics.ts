@@ -22,6 +22,8 @@ export class GatewayMetrics {
   readonly resumes = new FastCounter('gangway_resumes_total', 'Broken responses resumed from another host with Range, by outcome (started, failed)', ['upstream', 'outcome']);
   readonly ejections = new FastCounter('gangway_ejections_total', 'Hosts taken out of rotation by outlier detection, by reason', ['upstream', 'host', 'reason']);
   readonly healthTransitions = new FastCounter('gangway_health_transitions_total', 'Active health check state changes, by new state', ['upstream', 'host', 'state']);
+  /** Reads which routes are in maintenance at scrape time; set by the gateway. */
+  maintenanceStates: () => Array<{ route: string; active: boolean }> = () => [];
   /** Reads the hosts' rotation state at scrape time; set by the gateway. */
   hostStates: () => Array<{ upstream: string; host: string; inRotation: boolean }> = () => [];
   private readonly attemptDuration = new FastHistogram('gangway_upstream_attempt_duration_seconds', 'Time from sending an attempt to receiving its response headers', ['upstream', 'host'], LATENCY_BUCKETS);
@@ -34,6 +36,10 @@ export class GatewayMetrics {
       collect() { this.reset(); for (const s of metrics.hostStates()) this.set({ upstream: s.upstream, host: s.host }, s.inRotation ? 1 : 0); },
     });
     new Gauge({ name: 'gangway_requests_in_flight', help: 'Requests being handled right now', registers: [this.registry], collect() { this.set(metrics.inFlight); } });
+    new Gauge({
+      name: 'gangway_maintenance_active', help: '1 while a route is in maintenance (a window or the admin switch), else 0', labelNames: ['route'], registers: [this.registry],
+      collect() { this.reset(); for (const s of metrics.maintenanceStates()) this.set({ route: s.route }, s.active ? 1 : 0); },
+    });
     if (withProcessMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'gangway_' });
   }
 

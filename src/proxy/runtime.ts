@@ -66,4 +66,5 @@ export function startRuntime(runtime: Runtime): void {
     for (const pool of runtime.pools.values()) for (const h of pool.hosts) out.push({ upstream: pool.name, host: h.label, inRotation: h.available(now) });
     return out;
   };
+  runtime.metrics.maintenanceStates = () => runtime.router.routes.map((r) => ({ route: r.name, active: runtime.maintenance.activeFor(runtime.config, r.name) !== undefined }));
 }

@@ -94,3 +94,42 @@ test('upgrades (WebSocket) are held back by maintenance too', async () => {
   assert.match(answer, /^HTTP\/1.1 503 /);
   assert.match(answer, /retry-after: 300/);
 });
+
+test('draining a host: it gets no new requests while its stream under way finishes, then returns on request', async () => {
+  let streamDone = false;
+  const servedBy: string[] = [];
+  const mk = async (name: string) => {
+    const up = await httpUpstream((req, res) => {
+      servedBy.push(name);
+      if (req.url === '/long') {
+        res.writeHead(200, { 'content-length': '10' });
+        res.write('12345');
+        setTimeout(() => { res.end('67890'); streamDone = true; }, 400);
+        return;
+      }
+      res.end(name);
+    });
+    cleanups.push(() => up.close());
+    return up;
+  };
+  const a = await mk('a');
+  const b = await mk('b');
+  const gw = await startGateway(minimalConfig([a.address, b.address], { upstream: { balance: 'round-robin' } }));
+  cleanups.push(() => gw.close());
+  const long = fetchRaw(`${gw.url}/long`); // round-robin: the first request goes to a
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(servedBy, ['a']);
+  const drained = await fetch(`${gw.adminUrl}/api/drain`, { method: 'PUT', body: JSON.stringify({ upstream: 'music', host: a.address, drain: true }) });
+  assert.equal(drained.status, 200);
+  assert.equal(((await drained.json()) as { state: string }).state, 'draining');
+  for (let i = 0; i < 10; i++) assert.equal((await fetchRaw(`${gw.url}/x`)).body.toString(), 'b');
+  const finished = await long;
+  assert.equal(finished.complete, true);
+  assert.equal(finished.body.toString(), '1234567890');
+  assert.equal(streamDone, true);
+  await fetch(`${gw.adminUrl}/api/drain`, { method: 'PUT', body: JSON.stringify({ upstream: 'music', host: a.address, drain: false }) });
+  const after = new Set<string>();
+  for (let i = 0; i < 6; i++) after.add((await fetchRaw(`${gw.url}/x`)).body.toString());
+  assert.ok(after.has('a'), 'back in rotation');
+  assert.equal((await fetch(`${gw.adminUrl}/api/drain`, { method: 'PUT', body: JSON.stringify({ upstream: 'music', host: '127.0.0.9:1', drain: true }) })).status, 404);
+});

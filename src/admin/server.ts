@@ -44,6 +44,7 @@ async function answer(facts: AdminFacts, req: IncomingMessage, res: ServerRespon
   const path = (req.url ?? '/').split('?')[0];
   if (path === '/api/maintenance' && req.method === 'PUT') return putMaintenance(facts, runtime, req, res);
   if (path === '/api/reload' && req.method === 'POST') return postReload(facts, req, res);
+  if (path === '/api/drain' && req.method === 'PUT') return putDrain(facts, runtime, req, res);
   if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: `${req.method} is not served at ${path}` }, { allow: path === '/api/maintenance' ? 'GET, HEAD, PUT' : 'GET, HEAD' });
   switch (path) {
     case '/healthz':
@@ -61,20 +62,15 @@ async function answer(facts: AdminFacts, req: IncomingMessage, res: ServerRespon
     case '/api/maintenance':
       return json(res, 200, runtime.maintenance.describe(runtime.config));
     default:
-      return json(res, 404, { error: `no admin endpoint ${path}`, endpoints: ['/healthz', '/readyz', '/metrics', '/api/status', '/api/maintenance', 'POST /api/reload'] });
+      return json(res, 404, { error: `no admin endpoint ${path}`, endpoints: ['/healthz', '/readyz', '/metrics', '/api/status', '/api/maintenance', 'POST /api/reload', 'PUT /api/drain'] });
   }
 }
 
 /** PUT /api/maintenance: switches maintenance on (optionally until a time, for some routes) or off. */
 async function putMaintenance(facts: AdminFacts, runtime: Runtime, req: IncomingMessage, res: ServerResponse): Promise<void> {
   if (!authorised(facts, req)) return json(res, 401, { error: 'this change needs Authorization: Bearer <admin token>' }, { 'www-authenticate': 'Bearer' });
-  let raw = '';
-  for await (const chunk of req) {
-    raw += (chunk as Buffer).toString();
-    if (raw.length > MAX_BODY) return json(res, 413, { error: `the body is over ${MAX_BODY} bytes` });
-  }
-  let body: unknown;
-  try { body = JSON.parse(raw); } catch { return json(res, 400, { error: 'the body is not JSON' }); }
+  const body = await readJson(req);
+  if (body === undefined) return json(res, 400, { error: 'the body is not JSON (or over 64 KiB)' });
   const parsed = maintenanceSwitch.safeParse(body);
   if (!parsed.success) {
     return json(res, 400, { error: 'invalid maintenance switch', problems: parsed.error.issues.map((i) => ({ path: formatPath(i.path as PropertyKey[]), message: i.message })) });
@@ -86,6 +82,34 @@ async function putMaintenance(facts: AdminFacts, runtime: Runtime, req: Incoming
   runtime.maintenance.override = { enabled, until: until === undefined ? undefined : Date.parse(until), message, routes };
   runtime.logger.warn({ enabled, until, message, routes }, enabled ? 'maintenance switched on' : 'maintenance switched off');
   return json(res, 200, runtime.maintenance.describe(runtime.config));
+}
+
+const drainSwitch = z.strictObject({ upstream: z.string().min(1), host: z.string().min(1), drain: z.boolean() });
+
+/** PUT /api/drain: takes one host out of rotation (or back), letting its requests under way finish. */
+async function putDrain(facts: AdminFacts, runtime: Runtime, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (!authorised(facts, req)) return json(res, 401, { error: 'this change needs Authorization: Bearer <admin token>' }, { 'www-authenticate': 'Bearer' });
+  const body = await readJson(req);
+  if (body === undefined) return json(res, 400, { error: 'the body is not JSON (or over 64 KiB)' });
+  const parsed = drainSwitch.safeParse(body);
+  if (!parsed.success) return json(res, 400, { error: 'invalid drain switch', problems: parsed.error.issues.map((i) => ({ path: formatPath(i.path as PropertyKey[]), message: i.message })) });
+  const { upstream, host, drain } = parsed.data;
+  const target = runtime.pools.get(upstream)?.hosts.find((h) => h.label === host);
+  if (target === undefined) return json(res, 404, { error: `no host ${host} in upstream ${upstream}` });
+  target.draining = drain;
+  if (drain) runtime.maintenance.drained.add(`${upstream}/${host}`);
+  else runtime.maintenance.drained.delete(`${upstream}/${host}`);
+  runtime.logger.warn({ upstream, host, drain, outstanding: target.outstanding }, drain ? 'host draining' : 'host back in rotation');
+  return json(res, 200, { upstream, host, state: target.state(Date.now()), outstanding: target.outstanding });
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  let raw = '';
+  for await (const chunk of req) {
+    raw += (chunk as Buffer).toString();
+    if (raw.length > MAX_BODY) return undefined;
+  }
+  try { return JSON.parse(raw); } catch { return undefined; }
 }
 
 /** POST /api/reload: applies the configuration file again; an invalid file is refused with its problems and the running configuration stays. */

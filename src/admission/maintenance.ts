@@ -29,6 +29,8 @@ const OPEN_ENDED_RETRY_AFTER = 300;
 export class Maintenance {
   /** The operator's switch, set through the admin API. */
   override: MaintenanceSwitch = { enabled: false };
+  /** Hosts an operator is draining, as "upstream/host"; kept across reloads. */
+  readonly drained = new Set<string>();
 
   /** The maintenance in force for this route now, or undefined. */
   activeFor(config: GatewayConfig, route: string, now = Date.now()): ActiveMaintenance | undefined {

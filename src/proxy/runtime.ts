@@ -38,7 +38,11 @@ export function buildRuntime(config: GatewayConfig, metrics: GatewayMetrics, log
       logger.warn({ upstream: pool.name, host: host.label, healthy }, healthy ? 'host healthy again' : 'host failed its health checks');
     },
   };
-  for (const [name, upstream] of Object.entries(config.upstreams)) pools.set(name, new UpstreamPool(name, upstream, events));
+  for (const [name, upstream] of Object.entries(config.upstreams)) {
+    const pool = new UpstreamPool(name, upstream, events);
+    for (const h of pool.hosts) h.draining = maintenance.drained.has(`${name}/${h.label}`);
+    pools.set(name, pool);
+  }
   const routes = config.routes.map((r) => new Route(r, pools.get(r.upstream)!));
   return {
     config,

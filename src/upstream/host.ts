@@ -32,6 +32,8 @@ export class UpstreamHost {
   /** Times this host has been ejected; ejections grow longer with each. */
   ejections = 0;
   consecutiveFailures = 0;
+  /** Drained by an operator: no new requests, while those under way finish. */
+  draining = false;
   /** When the host last came back into rotation by a health check (ms since epoch). */
   returnedAt = 0;
   private readonly slowStartMs: number;
@@ -60,7 +62,7 @@ export class UpstreamHost {
 
   /** In rotation: healthy and not ejected. */
   available(now: number): boolean {
-    return this.healthy && now >= this.ejectedUntil;
+    return this.healthy && !this.draining && now >= this.ejectedUntil;
   }
 
   /**
@@ -93,7 +95,8 @@ export class UpstreamHost {
   }
 
   /** The state shown on /api/status. */
-  state(now: number): 'in_rotation' | 'unhealthy' | 'ejected' {
+  state(now: number): 'in_rotation' | 'unhealthy' | 'ejected' | 'draining' {
+    if (this.draining) return 'draining';
     if (!this.healthy) return 'unhealthy';
     return now < this.ejectedUntil ? 'ejected' : 'in_rotation';
   }

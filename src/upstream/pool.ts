@@ -54,9 +54,10 @@ export class UpstreamPool {
     }
     const panic = inRotation * 100 < this.hosts.length * this.config.panicThreshold;
     if (!panic && candidates.length > 0) return this.balancer.pick(candidates);
-    // Panic, or every host in rotation was tried already: any host not yet tried will do.
+    // Panic, or every host in rotation was tried already: any host not yet tried will do,
+    // except one an operator is draining.
     candidates.length = 0;
-    for (const h of this.hosts) if (exclude === undefined || !exclude.has(h)) candidates.push(h);
+    for (const h of this.hosts) if (!h.draining && (exclude === undefined || !exclude.has(h))) candidates.push(h);
     return this.balancer.pick(candidates);
   }
 

@@ -6,6 +6,7 @@
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { EventLoopGuard } from './admission/event-loop-guard.js';
 import { Maintenance } from './admission/maintenance.js';
 import { loadConfigFile, validateConfig } from './config/load.js';
 import type { GatewayConfig, GatewayConfigInput } from './config/schema.js';
@@ -49,7 +50,11 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
   const logger = log.logger;
   const metrics = new GatewayMetrics(options.processMetrics ?? true);
   const maintenance = new Maintenance();
-  let runtime: Runtime = buildRuntime(initial, metrics, logger, log.lines, maintenance);
+  const loopGuard = new EventLoopGuard(initial.server.maxEventLoopDelay, (overloaded, maxMs) => {
+    if (overloaded) logger.warn({ eventLoopDelayMs: Math.round(maxMs) }, 'event loop held up: shedding new requests');
+    else logger.info({ eventLoopDelayMs: Math.round(maxMs) }, 'event loop recovered: admitting requests');
+  });
+  let runtime: Runtime = buildRuntime(initial, metrics, logger, log.lines, maintenance, loopGuard);
   startRuntime(runtime);
   const current = (): Runtime => runtime;
   const listener: Listener = createListener(initial, current);
@@ -64,7 +69,7 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
     if (formatAddress(config.listen) !== formatAddress(old.config.listen) || JSON.stringify(config.admin) !== JSON.stringify(old.config.admin)) {
       logger.warn('listen and admin addresses change only on restart; the rest of the new configuration is applied');
     }
-    runtime = buildRuntime(config, metrics, logger, log.lines, maintenance);
+    runtime = buildRuntime(config, metrics, logger, log.lines, maintenance, loopGuard);
     runtime.draining = old.draining;
     startRuntime(runtime);
     logger.info({ routes: config.routes.length, upstreams: Object.keys(config.upstreams).length }, 'configuration reloaded');
@@ -85,6 +90,7 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
 
     async listen() {
       const proxy = await listenOn(listener.server, initial.listen);
+      loopGuard.start();
       const adminAddress = admin && initial.admin !== false ? await listenOn(admin, initial.admin) : undefined;
       logger.info({ listen: formatAddress(proxy), admin: adminAddress && formatAddress(adminAddress), version: VERSION }, 'gangway listening');
       return { proxy, admin: adminAddress };
@@ -96,6 +102,7 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
     },
 
     close() {
+      loopGuard.stop();
       closing ??= shutdown(listener, admin, current, initial.server.drainTimeout, log);
       return closing;
     },

@@ -166,6 +166,7 @@ const server = z.strictObject({
   maxHeaderSize: size('Largest request header section accepted (431 beyond it)').prefault('16KiB'),
   maxUriLength: z.number().int().min(64).default(8192).meta({ description: 'Longest request target accepted, in bytes (414 beyond it)' }),
   drainTimeout: duration('On shutdown, how long in-flight requests may take to finish before connections are cut').prefault('30s'),
+  maxEventLoopDelay: duration('When the event loop was held up longer than this in the last 100 ms, new requests are shed at once (503) until it recovers, so the process does not stall; 0 turns it off').prefault('250ms'),
 }).meta({ description: 'The client-facing listener' });
 
 const errors = z.strictObject({

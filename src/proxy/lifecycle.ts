@@ -3,7 +3,8 @@
  * local reply (a failure kind of the taxonomy); otherwise it hands the context on:
  *
  *   1. identify        request id, client address; the context is created
- *   2. request_filter  target form and length (414), loop detection (502), body size (413)
+ *   2. request_filter  process overload (503, shed at once), target form and length (414),
+ *                      loop detection (502), body size (413)
  *   3. route           first matching route, else 404 destination_not_found; a route in
  *                      maintenance answers 503 with Retry-After (staff pass); a client over
  *                      the route's rate limit gets 429 with Retry-After and RateLimit fields
@@ -41,6 +42,9 @@ export function handleRequest(runtime: Runtime, req: IncomingMessage, res: Serve
 
   // 2. request_filter
   const config = runtime.config;
+  if (runtime.loopGuard.overloaded) {
+    return localReply(ctx, 'connection_limit_reached', undefined, { retryAfter: 1, details: 'gateway overloaded' });
+  }
   let url = req.url!;
   if (url.length > config.server.maxUriLength) return localReply(ctx, 'uri_too_long');
   if (url.charCodeAt(0) !== 0x2f /* / */) {

@@ -3,6 +3,7 @@
  * builds a new Runtime and swaps it in; requests already under way finish on the one they
  * started with.
  */
+import type { EventLoopGuard } from '../admission/event-loop-guard.js';
 import type { Maintenance } from '../admission/maintenance.js';
 import type { GatewayConfig } from '../config/schema.js';
 import type { LineDestination } from '../observe/log-sink.js';
@@ -22,11 +23,13 @@ export interface Runtime {
   readonly lines: LineDestination | undefined;
   /** Maintenance windows and the operator's switch (shared by every runtime of a gateway). */
   readonly maintenance: Maintenance;
+  /** Sheds new requests while the process's event loop is held up (shared by every runtime). */
+  readonly loopGuard: EventLoopGuard;
   /** True once shutdown began: answers close their connections. */
   draining: boolean;
 }
 
-export function buildRuntime(config: GatewayConfig, metrics: GatewayMetrics, logger: Logger, lines: LineDestination | undefined, maintenance: Maintenance): Runtime {
+export function buildRuntime(config: GatewayConfig, metrics: GatewayMetrics, logger: Logger, lines: LineDestination | undefined, maintenance: Maintenance, loopGuard: EventLoopGuard): Runtime {
   const pools = new Map<string, UpstreamPool>();
   const events: PoolEvents = {
     ejected(pool, host, reason, ms) {
@@ -53,6 +56,7 @@ export function buildRuntime(config: GatewayConfig, metrics: GatewayMetrics, log
     logger,
     lines,
     maintenance,
+    loopGuard,
     draining: false,
   };
 }

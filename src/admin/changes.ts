@@ -1,0 +1,99 @@
+/**
+ * The admin API's changes: maintenance on/off, draining a host, reloading the configuration
+ * file. Each needs the bearer token when one is configured (without one, the schema only
+ * lets the admin listener bind to loopback), and each validates its JSON body with field paths.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { z } from 'zod';
+import { ConfigError, formatPath } from '../config/load.js';
+import type { Runtime } from '../proxy/runtime.js';
+import { json } from './respond.js';
+import type { AdminFacts } from './server.js';
+
+/** The body of PUT /api/maintenance. */
+const maintenanceSwitch = z.strictObject({
+  enabled: z.boolean(),
+  until: z.string().refine((v) => !Number.isNaN(Date.parse(v)), 'not an ISO 8601 date and time').optional(),
+  message: z.string().max(2000).optional(),
+  routes: z.array(z.string().min(1)).min(1).optional(),
+});
+
+const MAX_BODY = 64 * 1024;
+
+/** PUT /api/maintenance: switches maintenance on (optionally until a time, for some routes) or off. */
+export async function putMaintenance(facts: AdminFacts, runtime: Runtime, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (!authorised(facts, req)) return unauthorised(res);
+  const body = await readJson(req);
+  if (body === undefined) return json(res, 400, { error: 'the body is not JSON (or over 64 KiB)' });
+  const parsed = maintenanceSwitch.safeParse(body);
+  if (!parsed.success) {
+    return json(res, 400, { error: 'invalid maintenance switch', problems: parsed.error.issues.map((i) => ({ path: formatPath(i.path as PropertyKey[]), message: i.message })) });
+  }
+  const known = new Set(runtime.router.routes.map((r) => r.name));
+  const unknown = parsed.data.routes?.filter((r) => !known.has(r)) ?? [];
+  if (unknown.length > 0) return json(res, 400, { error: 'invalid maintenance switch', problems: unknown.map((r) => ({ path: 'routes', message: `no route named "${r}"` })) });
+  const { enabled, until, message, routes } = parsed.data;
+  runtime.maintenance.override = { enabled, until: until === undefined ? undefined : Date.parse(until), message, routes };
+  runtime.logger.warn({ enabled, until, message, routes }, enabled ? 'maintenance switched on' : 'maintenance switched off');
+  return json(res, 200, runtime.maintenance.describe(runtime.config));
+}
+
+const drainSwitch = z.strictObject({ upstream: z.string().min(1), host: z.string().min(1), drain: z.boolean() });
+
+/** PUT /api/drain: takes one host out of rotation (or back), letting its requests under way finish. */
+export async function putDrain(facts: AdminFacts, runtime: Runtime, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (!authorised(facts, req)) return unauthorised(res);
+  const body = await readJson(req);
+  if (body === undefined) return json(res, 400, { error: 'the body is not JSON (or over 64 KiB)' });
+  const parsed = drainSwitch.safeParse(body);
+  if (!parsed.success) return json(res, 400, { error: 'invalid drain switch', problems: parsed.error.issues.map((i) => ({ path: formatPath(i.path as PropertyKey[]), message: i.message })) });
+  const { upstream, host, drain } = parsed.data;
+  const target = runtime.pools.get(upstream)?.hosts.find((h) => h.label === host);
+  if (target === undefined) return json(res, 404, { error: `no host ${host} in upstream ${upstream}` });
+  target.draining = drain;
+  if (drain) runtime.maintenance.drained.add(`${upstream}/${host}`);
+  else runtime.maintenance.drained.delete(`${upstream}/${host}`);
+  runtime.logger.warn({ upstream, host, drain, outstanding: target.outstanding }, drain ? 'host draining' : 'host back in rotation');
+  return json(res, 200, { upstream, host, state: target.state(Date.now()), outstanding: target.outstanding });
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  let raw = '';
+  for await (const chunk of req) {
+    raw += (chunk as Buffer).toString();
+    if (raw.length > MAX_BODY) return undefined;
+  }
+  try { return JSON.parse(raw); } catch { return undefined; }
+}
+
+/** POST /api/reload: applies the configuration file again; an invalid file is refused with its problems and the running configuration stays. */
+export function postReload(facts: AdminFacts, req: IncomingMessage, res: ServerResponse): void {
+  if (!authorised(facts, req)) return unauthorised(res);
+  if (facts.reloadFromFile === undefined) return json(res, 409, { error: 'this gateway was not started from a configuration file; use reload() of the library' });
+  try {
+    facts.reloadFromFile();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      facts.current().logger.error({ problems: err.problems }, 'configuration refused; the running configuration stays');
+      return json(res, 400, { error: 'configuration refused; the running configuration stays', problems: err.problems });
+    }
+    throw err;
+  }
+  const runtime = facts.current();
+  return json(res, 200, { reloaded: true, routes: runtime.router.routes.length, upstreams: runtime.pools.size });
+}
+
+function unauthorised(res: ServerResponse): void {
+  json(res, 401, { error: 'this change needs Authorization: Bearer <admin token>' }, { 'www-authenticate': 'Bearer' });
+}
+
+/** A change is allowed with the right bearer token, or without any token configured when the admin listener is on loopback (checked at start). */
+function authorised(facts: AdminFacts, req: IncomingMessage): boolean {
+  if (facts.token === undefined) return true;
+  const given = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+  if (given === undefined) return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(facts.token);
+  return a.length === b.length && timingSafeEqual(a, b);
+}

@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfigText } from '../src/config/load.js';
-import { fetchRaw, httpUpstream, minimalConfig, startGateway } from './support/harness.js';
+import { fetchRaw, httpUpstream, minimalConfig, rawExchange, startGateway } from './support/harness.js';
 
 const cleanups: Array<() => unknown> = [];
 after(async () => { for (const c of cleanups.reverse()) await c(); });
@@ -82,15 +82,7 @@ test('an admin API beyond loopback without a token is refused at configuration t
 test('upgrades (WebSocket) are held back by maintenance too', async () => {
   const { gw } = await setup();
   await fetch(`${gw.adminUrl}/api/maintenance`, { method: 'PUT', body: JSON.stringify({ enabled: true }) });
-  const { connect } = await import('node:net');
-  const port = Number(new URL(gw.url).port);
-  const answer = await new Promise<string>((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    let got = '';
-    s.on('data', (d) => { got += d.toString(); });
-    s.on('close', () => resolve(got));
-    s.write('GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
-  });
+  const answer = await rawExchange(gw.url, 'GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
   assert.match(answer, /^HTTP\/1.1 503 /);
   assert.match(answer, /retry-after: 300/);
 });

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
 import { createHash } from 'node:crypto';
-import { fetchRaw, httpUpstream, minimalConfig, startGateway } from './support/harness.js';
+import { fetchRaw, httpUpstream, minimalConfig, rawExchange, startGateway } from './support/harness.js';
 
 const cleanups: Array<() => unknown> = [];
 after(async () => { for (const c of cleanups.reverse()) await c(); });
@@ -200,20 +200,10 @@ test('limits: 413 for a declared or streamed body over the route limit, 414 for 
 
 test('malformed requests get 400; a slowloris client is cut off by the header timeout with 408', async () => {
   const { gw } = await echoSetup({ top: { server: { headerTimeout: '300ms' } } });
-  const port = Number(new URL(gw.url).port);
-  const rawExchange = (payload: string, waitMs: number) => new Promise<string>((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    let got = '';
-    s.on('data', (c) => { got += c.toString(); });
-    s.on('close', () => resolve(got));
-    s.on('error', () => resolve(got));
-    s.write(payload);
-    setTimeout(() => s.destroy(), waitMs);
-  });
-  const bad = await rawExchange('GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n', 1000);
+  const bad = await rawExchange(gw.url, 'GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n', 1000);
   assert.match(bad, /^HTTP\/1.1 400 /);
   assert.match(bad, /proxy-status: gangway; error=http_request_error/);
-  const slow = await rawExchange('GET / HTTP/1.1\r\nHost: x\r\nX-Slow: 1', 3000);
+  const slow = await rawExchange(gw.url, 'GET / HTTP/1.1\r\nHost: x\r\nX-Slow: 1', 3000);
   assert.match(slow, /^HTTP\/1.1 408 /);
 });
 
@@ -246,14 +236,7 @@ test('an upgrade the upstream refuses (401) reaches the client as the upstream\'
   const up = await httpUpstream((_req, res) => { res.writeHead(401, { 'www-authenticate': 'Bearer' }); res.end('who are you'); });
   const gw = await startGateway(minimalConfig([up.address]));
   cleanups.push(() => gw.close(), () => up.close());
-  const port = Number(new URL(gw.url).port);
-  const transcript = await new Promise<string>((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    let got = '';
-    s.on('data', (d) => { got += d.toString(); });
-    s.on('close', () => resolve(got));
-    s.write('GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
-  });
+  const transcript = await rawExchange(gw.url, 'GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
   assert.match(transcript, /^HTTP\/1.1 401 Unauthorized\r\n/);
   assert.match(transcript, /www-authenticate: Bearer/);
   assert.match(transcript, /who are you$/);

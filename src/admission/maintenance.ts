@@ -6,6 +6,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { GatewayConfig } from '../config/schema.js';
+import type { ReplyFacts } from '../faults/reply.js';
 
 export interface MaintenanceSwitch {
   enabled: boolean;
@@ -44,6 +45,17 @@ export class Maintenance {
       }
     }
     return undefined;
+  }
+
+  /**
+   * When this request must be held back by maintenance (a window applies to its route and
+   * the client is not staff): the reply's Retry-After, operator message and details.
+   */
+  holds(config: GatewayConfig, route: { name: string; upstream: { name: string } }, req: IncomingMessage, clientAddress: string):
+    Pick<ReplyFacts, 'retryAfter' | 'message' | 'details'> | undefined {
+    const active = this.activeFor(config, route.name);
+    if (active === undefined || this.allows(config, req, clientAddress)) return undefined;
+    return { retryAfter: active.retryAfter, message: active.message, details: `maintenance: upstream ${route.upstream.name}` };
   }
 
   /** Staff pass during maintenance: an allowed address, or the configured header and value. */

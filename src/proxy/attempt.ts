@@ -71,7 +71,11 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
 
   /** Ends the exchange with the upstream, e.g. because the client went away. */
   abort(err: Error): void {
-    if (this.settled) return;
+    if (!this.settled) this.stopUpstream(err);
+  }
+
+  /** Aborts the undici request now, or as soon as it connects. */
+  private stopUpstream(err: Error): void {
     if (this.abortUpstream) this.abortUpstream(err);
     else this.pendingAbort = err;
   }
@@ -88,8 +92,7 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
     this.host.observeLatency(performance.now() - this.sentAt);
     pool.outliers.failure(this.host);
     this.settle();
-    if (this.abortUpstream) this.abortUpstream(LOST);
-    else this.pendingAbort = LOST;
+    this.stopUpstream(LOST);
   }
 
   /** The client drained its buffer: let upstream data flow again. */

@@ -11,6 +11,17 @@ import type { Attempt } from './attempt.js';
 import type { ResumeAttempt, ResumePlan } from './resume.js';
 import type { Runtime } from './runtime.js';
 
+/** The client's address, with IPv4-mapped IPv6 addresses written as plain IPv4. */
+export function clientAddressOf(req: IncomingMessage): string {
+  const a = req.socket.remoteAddress ?? '';
+  return a.startsWith('::ffff:') ? a.slice(7) : a;
+}
+
+/** Whether this client may see failing host addresses and raw error text. */
+export function revealsDetails(runtime: Runtime, clientAddress: string): boolean {
+  return runtime.config.errors.exposeDetails || runtime.trustedClients.has(clientAddress);
+}
+
 /** The response carries its request's context, so shared listeners need no per-request closure. */
 export interface ContextualResponse extends ServerResponse {
   gangway?: RequestContext;
@@ -64,6 +75,6 @@ export class RequestContext {
 
   /** Whether this client may see failing host addresses and raw error text. */
   get revealDetails(): boolean {
-    return this.runtime.config.errors.exposeDetails || this.runtime.trustedClients.has(this.clientAddress);
+    return revealsDetails(this.runtime, this.clientAddress);
   }
 }

@@ -12,12 +12,6 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te'
 /** Request fields the gateway replaces with its own value, or extends. */
 const REWRITTEN_UP = new Set(['via', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-request-id', 'expect']);
 
-export interface UpstreamRequestHead {
-  headers: string[];
-  /** The client asked for trailers (TE: trailers), which we pass on. */
-  wantsTrailers: boolean;
-}
-
 export interface ForwardingFacts {
   proxyName: string;
   requestId: string;
@@ -39,13 +33,14 @@ export function connectionTokens(value: string | undefined): Set<string> | undef
   return tokens;
 }
 
-export function buildUpstreamHeaders(raw: string[], connection: string | undefined, f: ForwardingFacts): UpstreamRequestHead {
+export function buildUpstreamHeaders(raw: string[], connection: string | undefined, f: ForwardingFacts): string[] {
   const named = connectionTokens(connection);
   const out: string[] = [];
   let via: string | undefined;
   let xff: string | undefined;
   let forwarded: string | undefined;
   let host: string | undefined;
+  // TE is hop-by-hop, but a client asking for trailers (TE: trailers) is passed on.
   let wantsTrailers = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
@@ -80,7 +75,7 @@ export function buildUpstreamHeaders(raw: string[], connection: string | undefin
     ? `for=${node};proto=${f.proto};host=${host}` : `for=${node};proto=${f.proto}`;
   out.push('forwarded', forwarded ? `${forwarded}, ${element}` : element);
   out.push('x-request-id', f.requestId);
-  return { headers: out, wantsTrailers };
+  return out;
 }
 
 /** True when this gateway's own name is among the Via entries (the request looped). */

@@ -26,7 +26,7 @@ import type { UpstreamHost } from '../upstream/host.js';
 import { hedgeDelay } from '../upstream/pool.js';
 import { Attempt, describeError, type AttemptOutcome } from './attempt.js';
 import { upstreamBody } from './body-limit.js';
-import { RequestContext, type ContextualResponse } from './context.js';
+import { clientAddressOf, RequestContext, type ContextualResponse } from './context.js';
 import { buildUpstreamHeaders, viaContains } from './headers.js';
 import { MAX_RESUMES, ResumeAttempt } from './resume.js';
 import { decideRetry } from './retry.js';
@@ -58,10 +58,8 @@ export function handleRequest(runtime: Runtime, req: IncomingMessage, res: Serve
   const route = runtime.router.match(req.headers.host, url, req.method!);
   if (route === undefined) return localReply(ctx, 'destination_not_found');
   ctx.route = route;
-  const maintenance = runtime.maintenance.activeFor(config, route.name);
-  if (maintenance !== undefined && !runtime.maintenance.allows(config, req, ctx.clientAddress)) {
-    return localReply(ctx, 'maintenance', undefined, { retryAfter: maintenance.retryAfter, message: maintenance.message, details: `maintenance: upstream ${route.upstream.name}` });
-  }
+  const held = runtime.maintenance.holds(config, route, req, ctx.clientAddress);
+  if (held !== undefined) return localReply(ctx, 'maintenance', undefined, held);
   if (route.rateLimiter !== undefined) {
     const d = route.rateLimiter.check(req, ctx.clientAddress);
     const policy = route.rateLimiter.policy;
@@ -116,7 +114,7 @@ function upstreamHeadersFor(ctx: RequestContext, host: UpstreamHost): string[] {
     proto: 'http',
     httpVersion: req.httpVersion,
     hostOverride: perHost ? host.label : undefined,
-  }).headers;
+  });
   ctx.upstreamHeaders = headers;
   return headers;
 }
@@ -252,11 +250,6 @@ function onResponseClose(this: ContextualResponse): void {
   runtime.metrics.inFlight--;
   runtime.metrics.requestDone(ctx.route?.name ?? '', status, ctx.failure ?? '', ms / 1000);
   logAccess(ctx, status, ms);
-}
-
-function clientAddressOf(req: IncomingMessage): string {
-  const a = req.socket.remoteAddress ?? '';
-  return a.startsWith('::ffff:') ? a.slice(7) : a;
 }
 
 /** The origin-form ("/path?query") of an absolute-form target; undefined for anything else. */

@@ -13,22 +13,22 @@ import { requestIdFrom } from '../observe/request-id.js';
 import type { Route } from '../route/router.js';
 import type { UpstreamHost } from '../upstream/host.js';
 import { describeError } from './attempt.js';
+import { clientAddressOf, revealsDetails } from './context.js';
 import { buildDownstreamHeaders, buildUpstreamHeaders, viaContains } from './headers.js';
 import type { Runtime } from './runtime.js';
 
 export function handleUpgrade(runtime: Runtime, req: IncomingMessage, socket: Duplex, head: Buffer): void {
   const id = requestIdFrom(req.headers['x-request-id']);
   const started = performance.now();
-  const client = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+  const client = clientAddressOf(req);
   const config = runtime.config;
   socket.on('error', () => socket.destroy());
 
   const fail = (kind: FailureKindName, route?: Route, host?: UpstreamHost, err?: unknown, extra?: Pick<ReplyFacts, 'retryAfter' | 'message' | 'details'>): void => {
-    const reveal = config.errors.exposeDetails || runtime.trustedClients.has(client);
     const cause = err === undefined ? undefined : describeError(err);
     writeReplyToSocket(socket, buildReply({
       kind, proxyName: config.name, requestId: id, service: route?.upstream.name, path: req.url,
-      accept: req.headers.accept, revealDetails: reveal, nextHop: host?.label, cause, statusPage: config.errors.statusPage, ...extra,
+      accept: req.headers.accept, revealDetails: revealsDetails(runtime, client), nextHop: host?.label, cause, statusPage: config.errors.statusPage, ...extra,
     }));
     runtime.logger.info({ req_id: id, client, method: req.method, path: req.url, upgrade: req.headers.upgrade, route: route?.name,
       host: host?.label, failure: kind, cause, ms: Math.round(performance.now() - started) }, 'upgrade failed');
@@ -38,10 +38,8 @@ export function handleUpgrade(runtime: Runtime, req: IncomingMessage, socket: Du
   if (viaContains(req.headers.via, config.name)) return fail('proxy_loop_detected');
   const route = runtime.router.match(req.headers.host, req.url!, req.method!);
   if (route === undefined) return fail('destination_not_found');
-  const maintenance = runtime.maintenance.activeFor(config, route.name);
-  if (maintenance !== undefined && !runtime.maintenance.allows(config, req, client)) {
-    return fail('maintenance', route, undefined, undefined, { retryAfter: maintenance.retryAfter, message: maintenance.message, details: `maintenance: upstream ${route.upstream.name}` });
-  }
+  const held = runtime.maintenance.holds(config, route, req, client);
+  if (held !== undefined) return fail('maintenance', route, undefined, undefined, held);
   const host = route.upstream.pick();
   if (host === undefined) return fail('destination_unavailable', route);
 
@@ -98,7 +96,7 @@ export function handleUpgrade(runtime: Runtime, req: IncomingMessage, socket: Du
   host.dispatcher.dispatch({
     path: req.url!,
     method: req.method as Dispatcher.HttpMethod,
-    headers: upstreamHead.headers,
+    headers: upstreamHead,
     body: null,
     upgrade: String(req.headers.upgrade ?? 'websocket'),
   }, handler);

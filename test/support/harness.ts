@@ -4,7 +4,7 @@
  * including bodies that broke off.
  */
 import { request as httpRequest, createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createNetServer, type Server as NetServer, type Socket, type AddressInfo } from 'node:net';
+import { connect, createServer as createNetServer, type Server as NetServer, type Socket, type AddressInfo } from 'node:net';
 import { createGateway, type Gateway } from '../../src/gateway.js';
 import type { GatewayConfigInput } from '../../src/config/schema.js';
 
@@ -124,6 +124,22 @@ export function fetchRaw(url: string, opts: ClientOptions = {}): Promise<ClientR
     } else {
       req.end(opts.body);
     }
+  });
+}
+
+/**
+ * Writes raw bytes to a gateway and returns everything it sent back by the time the
+ * connection closed (or `giveUpMs` passed): for requests no HTTP client would send.
+ */
+export function rawExchange(url: string, payload: string, giveUpMs = 5000): Promise<string> {
+  return new Promise((resolve) => {
+    const s = connect(Number(new URL(url).port), '127.0.0.1');
+    let got = '';
+    s.on('data', (c) => { got += c.toString(); });
+    s.on('close', () => resolve(got));
+    s.on('error', () => resolve(got));
+    s.write(payload);
+    setTimeout(() => s.destroy(), giveUpMs).unref();
   });
 }
 

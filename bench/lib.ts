@@ -2,7 +2,7 @@
  * Shared pieces of the benchmarks: starting peers as child processes, waiting for their
  * ports, running wrk, and describing the machine.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import { cpus, totalmem } from 'node:os';
 
@@ -64,6 +64,18 @@ export async function startProcess(name: string, command: string, commandArgs: s
       child.kill('SIGTERM');
     }),
   };
+}
+
+/**
+ * Runs this benchmark script again pinned to the load generator's core, once: a generator
+ * written in Node must not float onto the proxy's core. Returns true in the parent, which
+ * should then stop.
+ */
+export function pinSelfToLoadCpu(): boolean {
+  if (!TASKSET || process.env.GANGWAY_BENCH_PINNED) return false;
+  const r = spawnSync(TASKSET, ['-c', LOAD_CPU, process.execPath, ...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit', env: { ...process.env, GANGWAY_BENCH_PINNED: '1' } });
+  process.exitCode = r.status ?? 1;
+  return true;
 }
 
 export interface LoadResult { rps: number; p50ms: number; p99ms: number; errors: number; non2xx: number }

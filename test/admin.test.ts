@@ -33,9 +33,9 @@ test('healthz, readyz, metrics and api/status', async () => {
   assert.match(metrics, /gangway_requests_in_flight 0/);
 
   const status = JSON.parse((await fetchRaw(`${gw.adminUrl}/api/status`)).body.toString()) as {
-    routes: Array<{ name: string; upstream: string }>; upstreams: Array<{ name: string; hosts: Array<{ address: string }> }>;
+    routes: Array<{ name: string; upstream: string; priority: string }>; upstreams: Array<{ name: string; hosts: Array<{ address: string }> }>;
   };
-  assert.deepEqual(status.routes, [{ name: '/broken', upstream: 'broken' }, { name: 'all', upstream: 'music' }]);
+  assert.deepEqual(status.routes, [{ name: '/broken', upstream: 'broken', priority: 'normal' }, { name: 'all', upstream: 'music', priority: 'normal' }]);
   assert.equal(status.upstreams.find((u) => u.name === 'music')!.hosts[0]!.address, up.address);
 
   assert.equal((await fetchRaw(`${gw.adminUrl}/nothing`)).status, 404);

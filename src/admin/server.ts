@@ -4,7 +4,8 @@
  * drain, reload; see ./changes.ts).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Runtime } from '../proxy/runtime.js';
+import { PRIORITIES } from '../admission/concurrency-gate.js';
+import { gateState, type Runtime } from '../proxy/runtime.js';
 import { postReload, putDrain, putMaintenance } from './changes.js';
 import { json, text } from './respond.js';
 
@@ -61,10 +62,11 @@ export function statusOf(facts: AdminFacts, runtime: Runtime): Record<string, un
     version: facts.version,
     uptime_s: Math.round((Date.now() - facts.startedAt) / 1000),
     draining: runtime.draining,
-    routes: runtime.router.routes.map((r) => ({ name: r.name, upstream: r.upstream.name })),
+    routes: runtime.router.routes.map((r) => ({ name: r.name, upstream: r.upstream.name, priority: PRIORITIES[r.priority] })),
     upstreams: [...runtime.pools.values()].map((p) => ({
       name: p.name,
       balance: p.config.balance,
+      concurrency: p.gate && gateState(p.name, p.gate),
       hosts: p.hosts.map((h) => ({
         address: h.label,
         state: h.state(Date.now()),

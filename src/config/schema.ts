@@ -117,6 +117,19 @@ const outlierDetection = z.strictObject({
   maxEjectedPercent: z.number().min(0).max(100).default(50).meta({ description: 'Most of a pool that may be ejected at once' }),
 }).meta({ description: 'Passive outlier detection: hosts that keep failing are taken out of rotation for a while' });
 
+const concurrency = z.strictObject({
+  enabled: z.boolean().default(true),
+  min: z.number().int().min(1).default(4).meta({ description: 'The limit never goes below this' }),
+  max: z.number().int().min(1).default(2000).meta({ description: 'The limit never goes above this. With min equal to max the limit is static' }),
+  initial: z.number().int().min(1).default(100).meta({ description: 'The limit before anything was learned' }),
+  tolerance: z.number().min(1).max(10).default(1.25)
+    .meta({ description: 'How much slower than unloaded the answers may get (1.25: 25% slower) before the limit shrinks' }),
+  probeInterval: duration('How often the unloaded latency is measured again, by lowering the limit for a moment').prefault('30s'),
+  queueSize: z.number().int().min(0).default(1000).meta({ description: 'Most requests waiting for a slot; beyond it they are shed at once (503)' }),
+  maxWait: duration('Longest a request may wait for a slot; one predicted to wait longer is shed at once (503 with Retry-After) rather than after the wait').prefault('100ms'),
+}).refine((c) => c.min <= c.max, { message: 'min is above max', path: ['min'] })
+  .meta({ description: 'Adaptive concurrency limit: how many requests may wait for this upstream\'s answers at once, learned from its latency (a gradient controller); requests above it queue briefly or are shed with 503 connection_limit_reached' });
+
 const upstream = z.strictObject({
   hosts: z.array(upstreamHost).min(1, 'an upstream needs at least one host'),
   balance: z.enum(['p2c', 'round-robin', 'random']).default('p2c')
@@ -127,6 +140,7 @@ const upstream = z.strictObject({
   hedging: hedging.prefault({}),
   healthCheck: healthCheck.prefault({}),
   outlierDetection: outlierDetection.prefault({}),
+  concurrency: concurrency.prefault({}),
   slowStart: duration('A host returning to rotation (healthy again, or back from ejection) ramps from 10% to its full share of traffic over this time; 0 turns it off').prefault('10s'),
   panicThreshold: z.number().min(0).max(100).default(50)
     .meta({ description: 'When fewer than this percentage of hosts are in rotation, traffic is spread over all of them (panic mode) rather than overload the few left' }),
@@ -150,6 +164,8 @@ const route = z.strictObject({
   limits: z.strictObject({
     body: size('Largest request body accepted on this route (413 beyond it)').prefault('10MiB'),
   }).prefault({}),
+  priority: z.enum(['high', 'normal', 'low']).default('normal')
+    .meta({ description: 'When the upstream is at its concurrency limit, waiting requests of higher priority go first and are shed last (say, continuing an audio stream over loading a cover image)' }),
   rateLimit: z.strictObject({
     requests: z.number().int().min(1).meta({ description: 'Requests each client may make per window' }),
     window: duration('The window the request count refills over').prefault('1s'),

@@ -8,6 +8,9 @@ import { FastCounter, FastHistogram, type RegistrableMetric } from './series.js'
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
+/** An upstream's concurrency gate as the metrics and the status API show it. */
+export interface GateState { upstream: string; limit: number; inFlight: number; waiting: number; minRttMs: number; rttMs: number; probing: boolean }
+
 export class GatewayMetrics {
   readonly registry = new Registry();
   /** Requests being handled now; a plain number on the hot path, read by the gauge at scrape time. */
@@ -22,6 +25,11 @@ export class GatewayMetrics {
   readonly resumes = new FastCounter('gangway_resumes_total', 'Broken responses resumed from another host with Range, by outcome (started, failed)', ['upstream', 'outcome']);
   readonly ejections = new FastCounter('gangway_ejections_total', 'Hosts taken out of rotation by outlier detection, by reason', ['upstream', 'host', 'reason']);
   readonly healthTransitions = new FastCounter('gangway_health_transitions_total', 'Active health check state changes, by new state', ['upstream', 'host', 'state']);
+  readonly shed = new FastCounter('gangway_shed_total', 'Requests shed with 503 connection_limit_reached, by route and reason (queue_full, wait_too_long, deadline, event_loop)', ['route', 'reason']);
+  readonly rateLimited = new FastCounter('gangway_rate_limited_total', 'Requests answered 429 by a route\'s rate limit', ['route']);
+  readonly queueWait = new FastHistogram('gangway_queue_wait_seconds', 'Time requests waited for a concurrency slot before going upstream, by upstream (only those that waited)', ['upstream'], LATENCY_BUCKETS);
+  /** Reads each pool's concurrency limit, slots in use and queue depth at scrape time; set by the gateway. */
+  gateStates: () => GateState[] = () => [];
   /** Reads which routes are in maintenance at scrape time; set by the gateway. */
   maintenanceStates: () => Array<{ route: string; active: boolean }> = () => [];
   /** Reads the hosts' rotation state at scrape time; set by the gateway. */
@@ -29,7 +37,7 @@ export class GatewayMetrics {
   private readonly attemptDuration = new FastHistogram('gangway_upstream_attempt_duration_seconds', 'Time from sending an attempt to receiving its response headers', ['upstream', 'host'], LATENCY_BUCKETS);
 
   constructor(withProcessMetrics = true) {
-    for (const m of [this.requests, this.requestDuration, this.attempts, this.attemptDuration, this.retries, this.retriesDenied, this.hedges, this.hedgesWon, this.resumes, this.ejections, this.healthTransitions]) this.register(m);
+    for (const m of [this.requests, this.requestDuration, this.attempts, this.attemptDuration, this.retries, this.retriesDenied, this.hedges, this.hedgesWon, this.resumes, this.ejections, this.healthTransitions, this.shed, this.rateLimited, this.queueWait]) this.register(m);
     const metrics = this;
     new Gauge({
       name: 'gangway_upstream_host_in_rotation', help: '1 when a host is in rotation (healthy and not ejected), else 0', labelNames: ['upstream', 'host'], registers: [this.registry],
@@ -40,6 +48,15 @@ export class GatewayMetrics {
       name: 'gangway_maintenance_active', help: '1 while a route is in maintenance (a window or the admin switch), else 0', labelNames: ['route'], registers: [this.registry],
       collect() { this.reset(); for (const s of metrics.maintenanceStates()) this.set({ route: s.route }, s.active ? 1 : 0); },
     });
+    const gauge = (name: string, help: string, read: (s: GateState) => number): void => {
+      new Gauge({
+        name, help, labelNames: ['upstream'], registers: [this.registry],
+        collect() { this.reset(); for (const s of metrics.gateStates()) this.set({ upstream: s.upstream }, read(s)); },
+      });
+    };
+    gauge('gangway_concurrency_limit', 'The adaptive concurrency limit of each upstream: requests that may wait for its answers at once', (s) => s.limit);
+    gauge('gangway_concurrency_in_use', 'Requests holding a concurrency slot (waiting for response headers), by upstream', (s) => s.inFlight);
+    gauge('gangway_queue_depth', 'Requests waiting for a concurrency slot, by upstream', (s) => s.waiting);
     if (withProcessMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'gangway_' });
   }
 

@@ -115,6 +115,7 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
     const ms = performance.now() - this.sentAt;
     host.observeLatency(ms);
     pool.latency.record(ms);
+    pool.gate?.sample(ms, this.sentAt + ms);
     runtime.metrics.attemptDone(pool.name, host.label, statusCode >= 500 ? `status_${statusCode}` : 'ok', ms / 1000);
     let proxyStatus: string | undefined;
     if (statusCode === 502 || statusCode === 503 || statusCode === 504) {
@@ -143,6 +144,7 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
     this.resumeUpstream = resume;
     ctx.responseStarted = true;
     ctx.attempt = this;
+    ctx.releaseSlot();
     if (ctx.active.size > 1) {
       for (const other of ctx.active) if (other !== this) other.lose();
       if (this.hedge) runtime.metrics.hedgesWon.with(pool.name).inc();
@@ -178,6 +180,8 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
     const kind = classifyFailure(err, { responseStarted: ctx.responseStarted, reusedConnection: this.reusedConnection });
     if (kind !== 'client_closed') {
       ctx.runtime.metrics.attemptDone(pool.name, host.label, kind, undefined);
+      // A host too slow to answer at all is the strongest latency signal there is.
+      if (kind === 'http_response_timeout') pool.gate?.sample(performance.now() - this.sentAt, performance.now());
       if (kind !== 'request_body_too_large') pool.outliers.failure(host);
     }
     ctx.cause = describeError(err);

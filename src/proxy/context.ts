@@ -4,6 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
+import type { ConcurrencyGate, Waiter } from '../admission/concurrency-gate.js';
 import type { FailureKindName } from '../faults/taxonomy.js';
 import type { Route } from '../route/router.js';
 import type { UpstreamHost } from '../upstream/host.js';
@@ -64,6 +65,12 @@ export class RequestContext {
   totalTimer: NodeJS.Timeout | undefined = undefined;
   /** The total timeout passed: no further attempts. */
   expired = false;
+  /** The client sent `Expect: 100-continue`; answered once the request goes upstream. */
+  expectsContinue = false;
+  /** The gate whose slot this request holds (until its response headers arrive). */
+  gate: ConcurrencyGate | undefined = undefined;
+  /** The request's place in the gate's queue while it waits for a slot. */
+  waiter: Waiter<RequestContext> | undefined = undefined;
 
   constructor(
     readonly runtime: Runtime,
@@ -72,6 +79,14 @@ export class RequestContext {
     readonly id: string,
     readonly clientAddress: string,
   ) {}
+
+  /** Gives the request's concurrency slot to the next in line: its answer arrived, or it ended. */
+  releaseSlot(): void {
+    const gate = this.gate;
+    if (gate === undefined) return;
+    this.gate = undefined;
+    gate.leave(performance.now());
+  }
 
   /** Whether this client may see failing host addresses and raw error text. */
   get revealDetails(): boolean {

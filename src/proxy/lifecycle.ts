@@ -8,15 +8,19 @@
  *   3. route           first matching route, else 404 destination_not_found; a route in
  *                      maintenance answers 503 with Retry-After (staff pass); a client over
  *                      the route's rate limit gets 429 with Retry-After and RateLimit fields
- *   4. upstream_peer   the balancer picks a host, else 503 destination_unavailable
- *   5. forward         headers rewritten (once), small bodies buffered for replay, an Attempt
+ *   4. admission       the upstream's adaptive concurrency limit: the request goes on, waits
+ *                      briefly in its priority's queue, or is shed at once with 503
+ *                      connection_limit_reached and Retry-After
+ *   5. upstream_peer   the balancer picks a host, else 503 destination_unavailable
+ *   6. forward         headers rewritten (once), small bodies buffered for replay, an Attempt
  *                      streams the exchange
- *   6. fail / retry    an attempt that failed before any response byte (or got a 502/503/504)
+ *   7. fail / retry    an attempt that failed before any response byte (or got a 502/503/504)
  *                      is retried on another host when the taxonomy, the budget and the
  *                      attempt limit allow; otherwise it becomes a local reply
- *   7. logging         when the client's response closes: metrics and the access log
+ *   8. logging         when the client's response closes: metrics and the access log
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { GateEvents, ShedReason } from '../admission/concurrency-gate.js';
 import { GatewayAbort } from '../faults/classify.js';
 import { buildReply, sendReply, type ReplyFacts } from '../faults/reply.js';
 import { isIdempotent, type FailureKindName } from '../faults/taxonomy.js';
@@ -42,9 +46,7 @@ export function handleRequest(runtime: Runtime, req: IncomingMessage, res: Serve
 
   // 2. request_filter
   const config = runtime.config;
-  if (runtime.loopGuard.overloaded) {
-    return localReply(ctx, 'connection_limit_reached', undefined, { retryAfter: 1, details: 'gateway overloaded' });
-  }
+  if (runtime.loopGuard.overloaded) return shed(ctx, 'event_loop');
   let url = req.url!;
   if (url.length > config.server.maxUriLength) return localReply(ctx, 'uri_too_long');
   if (url.charCodeAt(0) !== 0x2f /* / */) {
@@ -64,6 +66,7 @@ export function handleRequest(runtime: Runtime, req: IncomingMessage, res: Serve
     const d = route.rateLimiter.check(req, ctx.clientAddress);
     const policy = route.rateLimiter.policy;
     if (!d.allowed) {
+      runtime.metrics.rateLimited.with(route.name).inc();
       return localReply(ctx, 'rate_limited', undefined, {
         retryAfter: d.retryAfter,
         details: `rate limit of route ${route.name}`,
@@ -74,15 +77,58 @@ export function handleRequest(runtime: Runtime, req: IncomingMessage, res: Serve
   }
   const declaredLength = req.headers['content-length'];
   if (declaredLength !== undefined && Number(declaredLength) > route.bodyLimit) return localReply(ctx, 'request_body_too_large');
+  ctx.expectsContinue = expectsContinue;
 
-  // 4. upstream_peer
+  // 4. admission
+  const gate = route.upstream.gate;
+  if (gate !== undefined) {
+    const entered = gate.enter(ctx, route.priority, GATE_EVENTS, performance.now());
+    if (entered !== true) {
+      if (typeof entered === 'string') return shed(ctx, entered);
+      ctx.waiter = entered;
+      return;
+    }
+    ctx.gate = gate;
+  }
+  forward(ctx);
+}
+
+/** What the concurrency gate does with a request that waited in its queue. */
+const GATE_EVENTS: GateEvents<RequestContext> = {
+  admit(ctx, waitedMs) {
+    ctx.waiter = undefined;
+    ctx.gate = ctx.route!.upstream.gate;
+    ctx.runtime.metrics.queueWait.with(ctx.route!.upstream.name).observe(waitedMs / 1000);
+    forward(ctx);
+  },
+  shed(ctx, reason) {
+    ctx.waiter = undefined;
+    shed(ctx, reason);
+  },
+};
+
+function shed(ctx: RequestContext, reason: ShedReason | 'event_loop'): void {
+  const route = ctx.route;
+  ctx.runtime.metrics.shed.with(route?.name ?? '', reason).inc();
+  const details = route === undefined ? 'gateway overloaded' : `upstream ${route.upstream.name} at its concurrency limit`;
+  localReply(ctx, 'connection_limit_reached', undefined, { retryAfter: 1, details });
+}
+
+/** Phases 5 and 6: pick a host and send the request. */
+function forward(ctx: RequestContext): void {
+  const { req, res } = ctx;
+  const route = ctx.route!;
+  if (res.destroyed) return;
+
+  // 5. upstream_peer
   const host = route.upstream.pick();
   if (host === undefined) return localReply(ctx, 'destination_unavailable');
   route.upstream.budget.recordRequest();
 
-  // 5. forward
-  if (expectsContinue) res.writeContinue();
+  // 6. forward
+  if (ctx.expectsContinue) res.writeContinue();
   if (route.upstream.config.timeouts.total > 0) ctx.totalTimer = setTimeout(onTotalTimeout, route.upstream.config.timeouts.total, ctx);
+  const declaredLength = req.headers['content-length'];
   const declared = declaredLength === undefined ? undefined : Number(declaredLength);
   if (declared !== undefined && declared > 0 && declared <= route.upstream.config.retries.replayBody && req.headers['transfer-encoding'] === undefined) {
     // A small body is read whole before the first attempt, so that any retry can send it again.
@@ -147,7 +193,7 @@ function bufferBody(ctx: RequestContext, host: UpstreamHost): void {
   });
 }
 
-// 6. fail (or retry)
+// 7. fail (or retry)
 const lifecycleOutcome: AttemptOutcome = {
   failedBeforeResponse(ctx: RequestContext, kind: FailureKindName, err: unknown): void {
     if (kind === 'client_closed' || ctx.res.destroyed) { ctx.failure ??= 'client_closed'; return; }
@@ -229,9 +275,11 @@ function onTotalTimeout(ctx: RequestContext): void {
   else if (!ctx.res.headersSent) localReply(ctx, kind, err); // between attempts, waiting to retry
 }
 
-// 7. logging
+// 8. logging
 function onResponseClose(this: ContextualResponse): void {
   const ctx = this.gangway!;
+  ctx.releaseSlot();
+  if (ctx.waiter !== undefined) ctx.route!.upstream.gate!.cancel(ctx.waiter);
   if (ctx.totalTimer) clearTimeout(ctx.totalTimer);
   if (ctx.hedgeTimer) clearTimeout(ctx.hedgeTimer);
   let status = this.statusCode;

@@ -4,11 +4,12 @@
  * started with.
  */
 import type { EventLoopGuard } from '../admission/event-loop-guard.js';
+import type { ConcurrencyGate } from '../admission/concurrency-gate.js';
 import type { Maintenance } from '../admission/maintenance.js';
 import type { GatewayConfig } from '../config/schema.js';
 import type { LineDestination } from '../observe/log-sink.js';
 import type { Logger } from '../observe/logger.js';
-import type { GatewayMetrics } from '../observe/metrics.js';
+import type { GateState, GatewayMetrics } from '../observe/metrics.js';
 import { Route, Router } from '../route/router.js';
 import { UpstreamPool, type PoolEvents } from '../upstream/pool.js';
 
@@ -61,6 +62,16 @@ export function buildRuntime(config: GatewayConfig, metrics: GatewayMetrics, log
   };
 }
 
+/** What /metrics and /api/status show of an upstream's concurrency gate. */
+export function gateState(upstream: string, gate: ConcurrencyGate): GateState {
+  const l = gate.limit;
+  return { upstream, limit: l.current, inFlight: gate.inFlight, waiting: gate.waiting, minRttMs: round(l.minRttMs), rttMs: round(l.rttMs), probing: l.probing };
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}
+
 export async function closeRuntime(runtime: Runtime): Promise<void> {
   await Promise.all([...runtime.pools.values()].map((p) => p.close()));
 }
@@ -72,6 +83,11 @@ export function startRuntime(runtime: Runtime): void {
     const now = Date.now();
     const out: Array<{ upstream: string; host: string; inRotation: boolean }> = [];
     for (const pool of runtime.pools.values()) for (const h of pool.hosts) out.push({ upstream: pool.name, host: h.label, inRotation: h.available(now) });
+    return out;
+  };
+  runtime.metrics.gateStates = () => {
+    const out: GateState[] = [];
+    for (const pool of runtime.pools.values()) if (pool.gate) out.push(gateState(pool.name, pool.gate));
     return out;
   };
   runtime.metrics.maintenanceStates = () => runtime.router.routes.map((r) => ({ route: r.name, active: runtime.maintenance.activeFor(runtime.config, r.name) !== undefined }));

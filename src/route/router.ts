@@ -2,6 +2,7 @@
  * Matches a request to a route: host (exact or "*.suffix"), path prefix on segment
  * boundaries, and method. Routes are tried in the order written; the first match wins.
  */
+import { PRIORITIES } from '../admission/concurrency-gate.js';
 import { RateLimiter } from '../admission/rate-limit.js';
 import type { RouteConfig } from '../config/schema.js';
 import type { UpstreamPool } from '../upstream/pool.js';
@@ -10,6 +11,8 @@ export class Route {
   readonly name: string;
   readonly bodyLimit: number;
   readonly rateLimiter: RateLimiter | undefined;
+  /** Index into PRIORITIES: 0 is shed last. */
+  readonly priority: number;
   private readonly prefix: string;
   private readonly prefixSlash: string;
   private readonly exactHost: string | undefined;
@@ -19,6 +22,7 @@ export class Route {
   constructor(config: RouteConfig, readonly upstream: UpstreamPool) {
     this.name = config.name ?? config.match.path;
     this.bodyLimit = config.limits.body;
+    this.priority = PRIORITIES.indexOf(config.priority);
     this.rateLimiter = config.rateLimit ? new RateLimiter(config.rateLimit) : undefined;
     this.prefix = config.match.path.length > 1 && config.match.path.endsWith('/')
       ? config.match.path.slice(0, -1) : config.match.path;

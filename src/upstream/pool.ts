@@ -2,6 +2,7 @@
  * An upstream: a named pool of interchangeable hosts with its balancer, health checker,
  * outlier detector and retry budget, each a separate object with its own settings.
  */
+import { ConcurrencyGate } from '../admission/concurrency-gate.js';
 import type { UpstreamConfig } from '../config/schema.js';
 import { createBalancer, type Balancer } from './balancer.js';
 import { HealthChecker } from './health-check.js';
@@ -21,6 +22,8 @@ export class UpstreamPool {
   readonly budget: RetryBudget;
   /** Recent time-to-headers of the pool's attempts, for the hedging delay. */
   readonly latency: LatencyWindow;
+  /** The adaptive concurrency limit and its queue; undefined when turned off. */
+  readonly gate: ConcurrencyGate | undefined;
   private readonly balancer: Balancer;
   private readonly health: HealthChecker;
   private readonly candidates: UpstreamHost[] = [];
@@ -32,6 +35,8 @@ export class UpstreamPool {
     this.health = new HealthChecker(this.hosts, config.healthCheck, (host, healthy) => events.healthChanged(this, host, healthy));
     this.budget = new RetryBudget(config.retries.budget, config.retries.minPerSecond);
     this.latency = new LatencyWindow(config.hedging.percentile);
+    const c = config.concurrency;
+    this.gate = c.enabled ? new ConcurrencyGate(c) : undefined;
   }
 
   start(): void {
@@ -63,6 +68,7 @@ export class UpstreamPool {
 
   async close(): Promise<void> {
     this.health.stop();
+    this.gate?.close();
     await Promise.all(this.hosts.map((h) => h.close()));
   }
 }

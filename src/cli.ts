@@ -7,13 +7,16 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile } from './config/load.js';
 import { configJsonSchema } from './config/schema.js';
 import { createGateway } from './gateway.js';
+import { watchConfigFile } from './server/config-watch.js';
 import { runUntilSignalled } from './server/signals.js';
 import { VERSION } from './version.js';
 
 const HELP = `gangway ${VERSION} — an HTTP gateway that keeps 502s away from users and explains the ones it cannot prevent
 
 Usage:
-  gangway start -c FILE     run the gateway on a configuration file
+  gangway start -c FILE [--watch]
+                            run the gateway on a configuration file; with --watch, reload
+                            it whenever the file changes
   gangway check -c FILE     validate a configuration file (exit 0 when valid, 1 when not)
   gangway schema            print the configuration's JSON Schema (for editors)
   gangway demo              run example upstreams and a gateway in front of them
@@ -21,16 +24,19 @@ Usage:
 
 Options:
   -c, --config FILE         the configuration file (YAML)
+  -w, --watch               (start) reload when the configuration file changes
   -h, --help                this help
   -v, --version             the version
 
 Examples:
   gangway check -c gangway.yaml
   gangway start -c gangway.yaml
+  gangway start -c /etc/gangway/gangway.yaml --watch
   gangway schema > gangway.schema.json
 
 Signals (start): SIGTERM or SIGINT drain and stop; SIGHUP reloads the configuration file
-(an invalid file is refused and the running configuration kept).
+(an invalid file is refused, its problems logged, and the running configuration kept).
+POST /api/reload on the admin API does the same and answers with the problems.
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -41,6 +47,7 @@ async function main(argv: string[]): Promise<number> {
       allowPositionals: true,
       options: {
         config: { type: 'string', short: 'c' },
+        watch: { type: 'boolean', short: 'w' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -76,7 +83,7 @@ async function main(argv: string[]): Promise<number> {
     case 'start': {
       const file = requireConfig(values.config, 'start');
       if (file === undefined) return 2;
-      return start(file);
+      return start(file, values.watch === true);
     }
     case 'demo': {
       const { runDemo } = await import('./demo/run.js');
@@ -101,7 +108,7 @@ function reportConfigError(err: unknown): number {
   throw err;
 }
 
-async function start(file: string): Promise<number> {
+async function start(file: string, watchFile: boolean): Promise<number> {
   let config;
   try {
     config = loadConfigFile(file);
@@ -122,6 +129,7 @@ async function start(file: string): Promise<number> {
     await gateway.close();
     return 1;
   }
+  if (watchFile) watchConfigFile(gateway, file);
   return runUntilSignalled(gateway, file);
 }
 

@@ -69,7 +69,7 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
     if (formatAddress(config.listen) !== formatAddress(old.config.listen) || JSON.stringify(config.admin) !== JSON.stringify(old.config.admin)) {
       logger.warn('listen and admin addresses change only on restart; the rest of the new configuration is applied');
     }
-    runtime = buildRuntime(config, metrics, logger, log.lines, maintenance, loopGuard);
+    runtime = buildRuntime(config, metrics, logger, log.lines, maintenance, loopGuard, old);
     runtime.draining = old.draining;
     startRuntime(runtime);
     logger.info({ routes: config.routes.length, upstreams: Object.keys(config.upstreams).length }, 'configuration reloaded');

@@ -139,3 +139,17 @@ test('a static limit (min = max) never changes', () => {
   assert.equal(limit.current, 10);
   assert.equal(limit.probing, false);
 });
+
+test('a reloaded pool starts from the limit the running one learned', () => {
+  const settings = { min: 4, max: 1000, initial: 100, tolerance: 1.25, probeInterval: 30_000 };
+  const learned = new GradientLimit(settings);
+  let now = 0;
+  for (let i = 0; i < 30; i++) learned.sample(20, now += 1);
+  for (let r = 0; r < 10; r++) { learned.noteInFlight(learned.current); for (let i = 0; i < 20; i++) learned.sample(20 * Math.max(1, learned.current / 8), now += 2.25); }
+  const fresh = new GradientLimit(settings);
+  fresh.inheritFrom(learned);
+  assert.equal(fresh.current, learned.current);
+  assert.ok(fresh.current < 30);
+  assert.equal(fresh.minRttMs, 20);
+  assert.equal(fresh.probing, false);
+});

@@ -5,7 +5,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { fetchRaw, httpUpstream, minimalConfig, startGateway } from './support/harness.js';
+import { fetchRaw, httpUpstream, minimalConfig, rawExchange, startGateway } from './support/harness.js';
 
 const cleanups: Array<() => unknown> = [];
 after(async () => { for (const c of cleanups.reverse()) await c(); });
@@ -33,4 +33,29 @@ test('a client over its quota gets 429 with Retry-After and RateLimit fields; an
   const bob = await fetchRaw(`${gw.url}/x`, { headers: { 'x-api-key': 'bob' } });
   assert.equal(bob.status, 200);
   assert.equal(bob.headers.ratelimit, '"gangway";r=4;t=2');
+});
+
+test('WebSocket upgrades count against the same rate limit and are refused with 429 when over it', async () => {
+  const up = await httpUpstream((_req, res) => res.end('ok'));
+  up.server.on('upgrade', (_req, socket) => { socket.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'); });
+  const gw = await startGateway(minimalConfig([up.address], { route: { rateLimit: { requests: 1, window: '10s' } } }));
+  cleanups.push(() => gw.close(), () => up.close());
+  const upgrade = 'GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
+  assert.match(await rawExchange(gw.url, upgrade, 500), /^HTTP\/1\.1 101 /);
+  const refused = await rawExchange(gw.url, upgrade, 500);
+  assert.match(refused, /^HTTP\/1\.1 429 /);
+  assert.match(refused, /\r\nretry-after: \d+\r\n/i);
+  assert.match(refused, /\r\nratelimit-policy: "gangway";q=1;w=10\r\n/i);
+});
+
+test('a reload keeps the buckets of an unchanged rate limit, so reloading is no way around a quota', async () => {
+  const up = await httpUpstream((_req, res) => res.end('ok'));
+  const config = minimalConfig([up.address], { route: { rateLimit: { requests: 2, window: '10s' } } });
+  const gw = await startGateway(config);
+  cleanups.push(() => gw.close(), () => up.close());
+  assert.deepEqual([(await fetchRaw(`${gw.url}/x`)).status, (await fetchRaw(`${gw.url}/x`)).status], [200, 200]);
+  await gw.gateway.reload({ ...config, listen: '127.0.0.1:0', name: 'renamed' });
+  assert.equal((await fetchRaw(`${gw.url}/x`)).status, 429, 'the same quota, still spent');
+  await gw.gateway.reload(minimalConfig([up.address], { route: { rateLimit: { requests: 3, window: '10s' } } }));
+  assert.equal((await fetchRaw(`${gw.url}/x`)).status, 200, 'a new quota starts afresh');
 });

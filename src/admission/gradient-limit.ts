@@ -66,6 +66,22 @@ export class GradientLimit {
     if (settings.min === settings.max) this.probing = false;
   }
 
+  /**
+   * Takes over what a previous limit of the same pool learned (on reload), so a new
+   * configuration neither sheds a busy pool's traffic nor floods a saturated one.
+   */
+  inheritFrom(previous: GradientLimit): void {
+    if (!this.adaptive || !previous.adaptive || previous.minRttMs === 0) return;
+    this.value = clamp(previous.value, this.settings.min, this.settings.max);
+    this.minRttMs = previous.minRttMs;
+    this.rttMs = previous.rttMs;
+    this.nextProbeAt = previous.nextProbeAt;
+    this.probeGap = previous.probeGap;
+    this.lastInFlight = previous.lastInFlight;
+    this.probing = false;
+    this.current = Math.floor(this.value);
+  }
+
   /** A static limit (min = max) never changes. */
   get adaptive(): boolean {
     return this.settings.min !== this.settings.max;

@@ -72,3 +72,8 @@ export class RateLimiter {
     return this.store.take(key, now);
   }
 }
+
+/** The RateLimit fields of a 429: the policy, and nothing left until the retry. */
+export function rateLimitRefusal(policy: string, retryAfter: number): Array<[string, string]> {
+  return [['ratelimit-policy', policy], ['ratelimit', `"gangway";r=0;t=${retryAfter}`]];
+}

@@ -21,6 +21,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GateEvents, ShedReason } from '../admission/concurrency-gate.js';
+import { rateLimitRefusal } from '../admission/rate-limit.js';
 import { GatewayAbort } from '../faults/classify.js';
 import { buildReply, sendReply, type ReplyFacts } from '../faults/reply.js';
 import { isIdempotent, type FailureKindName } from '../faults/taxonomy.js';
@@ -70,7 +71,7 @@ export function handleRequest(runtime: Runtime, req: IncomingMessage, res: Serve
       return localReply(ctx, 'rate_limited', undefined, {
         retryAfter: d.retryAfter,
         details: `rate limit of route ${route.name}`,
-        headers: [['ratelimit-policy', policy], ['ratelimit', `"gangway";r=0;t=${d.retryAfter}`]],
+        headers: rateLimitRefusal(policy, d.retryAfter),
       });
     }
     ctx.extraResponseHeaders = ['ratelimit-policy', policy, 'ratelimit', `"gangway";r=${d.remaining};t=${d.reset}`];

@@ -30,7 +30,12 @@ export interface Runtime {
   draining: boolean;
 }
 
-export function buildRuntime(config: GatewayConfig, metrics: GatewayMetrics, logger: Logger, lines: LineDestination | undefined, maintenance: Maintenance, loopGuard: EventLoopGuard): Runtime {
+/**
+ * Builds the runtime of a configuration. On reload, `previous` hands over what the running
+ * one learned: each pool's concurrency limit, and each unchanged rate limit's buckets (so a
+ * reload is not a way around a quota).
+ */
+export function buildRuntime(config: GatewayConfig, metrics: GatewayMetrics, logger: Logger, lines: LineDestination | undefined, maintenance: Maintenance, loopGuard: EventLoopGuard, previous?: Runtime): Runtime {
   const pools = new Map<string, UpstreamPool>();
   const events: PoolEvents = {
     ejected(pool, host, reason, ms) {
@@ -45,9 +50,12 @@ export function buildRuntime(config: GatewayConfig, metrics: GatewayMetrics, log
   for (const [name, upstream] of Object.entries(config.upstreams)) {
     const pool = new UpstreamPool(name, upstream, events);
     for (const h of pool.hosts) h.draining = maintenance.drained.has(`${name}/${h.label}`);
+    const before = previous?.pools.get(name)?.gate;
+    if (before !== undefined && pool.gate !== undefined) pool.gate.limit.inheritFrom(before.limit);
     pools.set(name, pool);
   }
-  const routes = config.routes.map((r) => new Route(r, pools.get(r.upstream)!));
+  const oldRoutes = new Map(previous?.router.routes.map((r) => [r.name, r]));
+  const routes = config.routes.map((r) => new Route(r, pools.get(r.upstream)!, oldRoutes.get(r.name ?? r.match.path)));
   return {
     config,
     router: new Router(routes),

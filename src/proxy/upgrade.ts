@@ -12,6 +12,7 @@ import type { FailureKindName } from '../faults/taxonomy.js';
 import { requestIdFrom } from '../observe/request-id.js';
 import type { Route } from '../route/router.js';
 import type { UpstreamHost } from '../upstream/host.js';
+import { rateLimitRefusal } from '../admission/rate-limit.js';
 import { describeError } from './attempt.js';
 import { clientAddressOf, revealsDetails } from './context.js';
 import { buildDownstreamHeaders, buildUpstreamHeaders, viaContains } from './headers.js';
@@ -24,7 +25,7 @@ export function handleUpgrade(runtime: Runtime, req: IncomingMessage, socket: Du
   const config = runtime.config;
   socket.on('error', () => socket.destroy());
 
-  const fail = (kind: FailureKindName, route?: Route, host?: UpstreamHost, err?: unknown, extra?: Pick<ReplyFacts, 'retryAfter' | 'message' | 'details'>): void => {
+  const fail = (kind: FailureKindName, route?: Route, host?: UpstreamHost, err?: unknown, extra?: Pick<ReplyFacts, 'retryAfter' | 'message' | 'details' | 'headers'>): void => {
     const cause = err === undefined ? undefined : describeError(err);
     writeReplyToSocket(socket, buildReply({
       kind, proxyName: config.name, requestId: id, service: route?.upstream.name, path: req.url,
@@ -34,12 +35,25 @@ export function handleUpgrade(runtime: Runtime, req: IncomingMessage, socket: Du
       host: host?.label, failure: kind, cause, ms: Math.round(performance.now() - started) }, 'upgrade failed');
   };
 
+  // The same admission as plain requests (lifecycle.ts phases 2–3), minus the concurrency
+  // gate: a tunnel's life is not an answer time.
+  if (runtime.loopGuard.overloaded) {
+    runtime.metrics.shed.with('', 'event_loop').inc();
+    return fail('connection_limit_reached', undefined, undefined, undefined, { retryAfter: 1, details: 'gateway overloaded' });
+  }
   if (req.url!.length > config.server.maxUriLength) return fail('uri_too_long');
   if (viaContains(req.headers.via, config.name)) return fail('proxy_loop_detected');
   const route = runtime.router.match(req.headers.host, req.url!, req.method!);
   if (route === undefined) return fail('destination_not_found');
   const held = runtime.maintenance.holds(config, route, req, client);
   if (held !== undefined) return fail('maintenance', route, undefined, undefined, held);
+  if (route.rateLimiter !== undefined) {
+    const d = route.rateLimiter.check(req, client);
+    if (!d.allowed) {
+      runtime.metrics.rateLimited.with(route.name).inc();
+      return fail('rate_limited', route, undefined, undefined, { retryAfter: d.retryAfter, details: `rate limit of route ${route.name}`, headers: rateLimitRefusal(route.rateLimiter.policy, d.retryAfter) });
+    }
+  }
   const host = route.upstream.pick();
   if (host === undefined) return fail('destination_unavailable', route);
 

@@ -11,6 +11,8 @@ export class Route {
   readonly name: string;
   readonly bodyLimit: number;
   readonly rateLimiter: RateLimiter | undefined;
+  /** The rate limit's settings, to tell whether a reloaded route may keep the buckets. */
+  private readonly rateLimitKey: string;
   /** Index into PRIORITIES: 0 is shed last. */
   readonly priority: number;
   private readonly prefix: string;
@@ -19,11 +21,15 @@ export class Route {
   private readonly hostSuffix: string | undefined;
   private readonly methods: ReadonlySet<string> | undefined;
 
-  constructor(config: RouteConfig, readonly upstream: UpstreamPool) {
+  /** `previous`: the route of the same name in the configuration this one replaces. */
+  constructor(config: RouteConfig, readonly upstream: UpstreamPool, previous?: Route) {
     this.name = config.name ?? config.match.path;
     this.bodyLimit = config.limits.body;
     this.priority = PRIORITIES.indexOf(config.priority);
-    this.rateLimiter = config.rateLimit ? new RateLimiter(config.rateLimit) : undefined;
+    this.rateLimitKey = JSON.stringify(config.rateLimit ?? null);
+    this.rateLimiter = previous?.rateLimiter !== undefined && previous.rateLimitKey === this.rateLimitKey
+      ? previous.rateLimiter
+      : config.rateLimit ? new RateLimiter(config.rateLimit) : undefined;
     this.prefix = config.match.path.length > 1 && config.match.path.endsWith('/')
       ? config.match.path.slice(0, -1) : config.match.path;
     this.prefixSlash = this.prefix === '/' ? '/' : this.prefix + '/';

@@ -17,14 +17,16 @@ export function runUntilSignalled(gateway: Gateway, file: string | undefined): P
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => {
-      if (file === undefined) return;
-      try {
-        void gateway.reload(loadConfigFile(file));
-      } catch (err) {
-        gateway.logger.error({ problems: err instanceof ConfigError ? err.problems : String(err) }, 'configuration refused; the running configuration stays');
-      }
-    });
+    process.on('SIGHUP', () => { if (file !== undefined) reloadFromFile(gateway, file); });
   });
+}
+
+/** Reloads the configuration file; an invalid one is refused with its problems logged, and the running configuration stays. */
+export function reloadFromFile(gateway: Gateway, file: string): void {
+  try {
+    void gateway.reload(loadConfigFile(file));
+  } catch (err) {
+    gateway.logger.error({ file, problems: err instanceof ConfigError ? err.problems : String(err) }, 'configuration refused; the running configuration stays');
+  }
 }
 

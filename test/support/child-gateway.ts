@@ -20,8 +20,8 @@ export interface ChildGateway {
   file: string;
 }
 
-/** A gateway process routing everything to one upstream host; `extraYaml` is appended to its config file. */
-export async function startChildGateway(upstreamAddress: string, extraYaml = ''): Promise<ChildGateway> {
+/** A gateway process routing everything to one upstream host; `extraYaml` is appended to its config file, `extraArgs` to `gangway start`. */
+export async function startChildGateway(upstreamAddress: string, extraYaml = '', extraArgs: string[] = []): Promise<ChildGateway> {
   const listen = await closedPort();
   const admin = await closedPort();
   const dir = mkdtempSync(join(tmpdir(), 'gangway-child-'));
@@ -33,7 +33,7 @@ upstreams:
 routes:
   - { match: { path: "/" }, upstream: music }
 ${extraYaml}`);
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'start', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'start', '-c', file, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
   child.stderr!.on('data', (c: Buffer) => { out += c.toString(); });

@@ -172,8 +172,9 @@ test('the error body follows Accept: problem+json for programs, HTML for browser
 
   const html = await fetchRaw(`${gw.url}/track`, { headers: { accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8' } });
   assert.equal(html.headers['content-type'], 'text/html; charset=utf-8');
-  assert.match(html.body.toString(), /<h1>Upstream refused the connection<\/h1>/);
-  assert.match(html.body.toString(), /on our side, not yours/);
+  assert.match(html.body.toString(), /<h1>The music service is not answering right now<\/h1>/);
+  assert.match(html.body.toString(), /The problem is on our side/);
+  assert.match(html.body.toString(), /<code>connection_refused<\/code>/);
 
   const text = await fetchRaw(`${gw.url}/track`, { headers: { accept: '*/*' } });
   assert.equal(text.headers['content-type'], 'text/plain; charset=utf-8');

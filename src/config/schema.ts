@@ -4,6 +4,8 @@
  * this zod schema; nothing else in the gateway restates a default.
  */
 import { z } from 'zod';
+import { readFileSync } from 'node:fs';
+import { TEXT_KEYS } from '../faults/catalogue.js';
 import { parseAddress, parseDuration, parseSize, type Address } from './units.js';
 
 const duration = (what: string) =>
@@ -185,6 +187,38 @@ const server = z.strictObject({
   maxEventLoopDelay: duration('When the event loop was held up longer than this in the last 100 ms, new requests are shed at once (503) until it recovers, so the process does not stall; 0 turns it off').prefault('250ms'),
 }).meta({ description: 'The client-facing listener' });
 
+const LANGUAGE = /^[a-z]{2,3}(-[a-z0-9]{2,8})?$/;
+
+const page = z.strictObject({
+  brand: z.strictObject({
+    name: z.string().min(1).optional().meta({ description: 'Your service\'s name, shown at the top of the page' }),
+    accent: z.string().regex(/^#[0-9a-fA-F]{6}$/, 'write a colour like "#0b57d0"').optional()
+      .meta({ description: 'Accent colour for links and buttons in light mode (keep 4.5:1 contrast on white)' }),
+    logo: z.string().regex(/^data:image\/(png|svg\+xml|jpeg|webp|gif);base64,[A-Za-z0-9+/=]+$/, 'a logo is a base64 data: URL (the page makes no outside requests)').optional()
+      .meta({ description: 'A small logo as a data: URL (data:image/svg+xml;base64,…), shown 32×32' }),
+  }).prefault({}),
+  texts: z.record(z.string().regex(LANGUAGE, 'a language tag such as "en", "de" or "pt-br"'), z.record(z.string(), z.string()))
+    .default({})
+    .meta({ description: 'Your own words, per language, for any key of the catalogue (src/faults/catalogue.ts), e.g. `{ en: { "headline.service": "Our music service is taking a break" } }`; a language not built in is offered once it has texts' }),
+  template: z.string().min(1).optional()
+    .transform((path, ctx) => {
+      if (path === undefined) return undefined;
+      try { return readFileSync(path, 'utf8'); } catch (err) {
+        ctx.addIssue({ code: 'custom', message: `cannot read the template "${path}": ${(err as Error).message}` });
+        return z.NEVER;
+      }
+    })
+    .meta({ description: 'Path of an HTML file replacing the whole page; placeholders {{lang}} {{status}} {{headline}} {{title}} {{side}} {{explanation}} {{message}} {{steps}} {{when}} {{reference}} {{statusLink}} {{requestId}} {{time}} {{retryAfter}} {{brand}} {{head}} {{script}} are filled in (all but steps, when, reference, side, message, statusLink, brand, head and script escaped)' }),
+  autoRetry: z.boolean().default(true)
+    .meta({ description: 'Pages answering a GET with Retry-After try again by themselves (a countdown; a meta refresh without JavaScript)' }),
+}).superRefine((p, ctx) => {
+  for (const [lang, texts] of Object.entries(p.texts)) {
+    for (const key of Object.keys(texts)) {
+      if (!TEXT_KEYS.has(key)) ctx.addIssue({ code: 'custom', path: ['texts', lang, key], message: `"${key}" is not a text of the catalogue (see src/faults/catalogue.ts)` });
+    }
+  }
+}).meta({ description: 'The HTML error page people see in a browser' });
+
 const errors = z.strictObject({
   exposeDetails: z.boolean().default(false)
     .meta({ description: 'Show every client the failing host (Proxy-Status next-hop) and the low-level error. Off by default: addresses and raw errors map your network for an attacker; the access log always has them' }),
@@ -192,6 +226,7 @@ const errors = z.strictObject({
     .meta({ description: 'Client addresses (exact, e.g. "127.0.0.1" or "::1") that see the details even when exposeDetails is off' }),
   statusPage: z.string().optional()
     .meta({ description: 'URL of the public status page, linked from every error page and problem document' }),
+  page: page.prefault({}),
 }).meta({ description: 'What the gateway\'s own error responses reveal' });
 
 const isoTime = (what: string) => z.string()

@@ -1,7 +1,8 @@
 /**
  * docs/failures.md, generated from the failure taxonomy table.
  */
-import { FAILURES } from './taxonomy.js';
+import { text } from './catalogue.js';
+import { FAILURES, type FailureKindName } from './taxonomy.js';
 
 const RETRY_TEXT = {
   any: 'yes, any method (nothing reached the upstream)',
@@ -13,7 +14,7 @@ const RETRY_TEXT = {
 
 export function renderFailuresReference(): string {
   const rows = Object.entries(FAILURES).map(([name, k]) =>
-    `| \`${name}\` | ${k.status ?? (name === 'upstream_error_status' ? 'as received' : '(headers already sent)')} | ${k.error ? `\`${k.error}\`` : name === 'upstream_error_status' ? '`received-status`' : '—'} | ${RETRY_TEXT[k.retry]} | ${k.side} | ${k.retryAfter ?? '—'} | ${k.explanation.replaceAll('{service}', '*service*')} |`);
+    `| \`${name}\` | ${k.status ?? (name === 'upstream_error_status' ? 'as received' : '(headers already sent)')} | ${k.error ? `\`${k.error}\`` : name === 'upstream_error_status' ? '`received-status`' : '—'} | ${RETRY_TEXT[k.retry]} | ${k.side} | ${k.retryAfter ?? '—'} | ${text('en', `kind.${name as FailureKindName}.explanation`, undefined, { service: '*service*' })} |`);
   return `# Failures and what the gateway answers
 
 <!-- Generated from src/faults/taxonomy.ts by \`npm run docs\`; do not edit by hand. -->

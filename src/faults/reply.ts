@@ -8,8 +8,10 @@ import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { chooseErrorForm } from './negotiate.js';
 import { serializeProxyStatus } from './proxy-status.js';
+import { CATALOGUES, text } from './catalogue.js';
+import { chooseLanguage } from './language.js';
+import { renderErrorPage, type PageSettings } from './page.js';
 import { FAILURES, type FailureKindName } from './taxonomy.js';
-import { renderErrorPage } from './page.js';
 
 export interface ReplyFacts {
   kind: FailureKindName;
@@ -20,6 +22,11 @@ export interface ReplyFacts {
   /** Request path, used as the problem's `instance`. */
   path?: string;
   accept?: string;
+  acceptLanguage?: string;
+  /** The request method: a GET page may retry by itself. */
+  method?: string;
+  /** The operator's page settings (config errors.page). */
+  page?: PageSettings;
   /** Whether this client may see next-hop and the low-level error. */
   revealDetails: boolean;
   /** The host that failed (shown only when revealDetails). */
@@ -46,8 +53,12 @@ export interface LocalReply {
 export function buildReply(f: ReplyFacts): LocalReply {
   const kind = FAILURES[f.kind];
   const status = kind.status ?? 502;
-  const service = f.service ?? 'requested';
-  const explanation = kind.explanation.replaceAll('{service}', service) + (f.message ? ` ${f.message}` : '');
+  const page = f.page ?? DEFAULT_PAGE;
+  const lang = chooseLanguage(f.acceptLanguage, languagesOf(page));
+  const t = (key: Parameters<typeof text>[1]): string => text(lang, key, page.texts, { service: f.service ?? text(lang, 'service_fallback', page.texts) });
+  const title = t(`kind.${f.kind}.title`);
+  const explanation = t(`kind.${f.kind}.explanation`) + (f.message ? ` ${f.message}` : '');
+  const advice = t(`advice.${kind.advice}`).split('\n');
   const retryAfter = f.retryAfter ?? kind.retryAfter ?? undefined;
 
   const details = f.details
@@ -63,6 +74,8 @@ export function buildReply(f: ReplyFacts): LocalReply {
     ['proxy-status', proxyStatus],
     ['cache-control', 'no-store'],
     ['x-request-id', f.requestId],
+    ['content-language', lang],
+    ['vary', 'Accept, Accept-Language'],
   ];
   if (retryAfter !== undefined) headers.push(['retry-after', String(retryAfter)]);
   if (f.statusPage) headers.push(['link', `<${f.statusPage}>; rel="status"`]);
@@ -74,7 +87,7 @@ export function buildReply(f: ReplyFacts): LocalReply {
     headers.push(['content-type', 'application/problem+json']);
     body = JSON.stringify({
       type: `urn:gangway:failure:${f.kind}`,
-      title: kind.title,
+      title,
       status,
       detail: explanation,
       instance: f.path,
@@ -82,21 +95,37 @@ export function buildReply(f: ReplyFacts): LocalReply {
       proxy_status: proxyStatus,
       retry_after: retryAfter,
       side: kind.side,
-      advice: kind.advice,
+      advice,
       status_page: f.statusPage,
     });
   } else if (form === 'html') {
     headers.push(['content-type', 'text/html; charset=utf-8']);
-    body = renderErrorPage({ status, title: kind.title, explanation, advice: kind.advice, side: kind.side,
-      requestId: f.requestId, retryAfter, statusPage: f.statusPage, proxyStatus });
+    body = renderErrorPage({
+      lang, status, kind: f.kind, service: f.service, message: f.message, retryAfter,
+      retriable: f.method === 'GET' || f.method === 'HEAD', requestId: f.requestId, time: new Date(),
+      statusPage: f.statusPage, proxyStatus, settings: page,
+    });
   } else {
     headers.push(['content-type', 'text/plain; charset=utf-8']);
-    body = `${status} ${kind.title}\n\n${explanation}\n${kind.advice}\n\n`
+    body = `${status} ${title}\n\n${explanation}\n${advice.join('\n')}\n\n`
       + (retryAfter !== undefined ? `Retry after: ${retryAfter} s\n` : '')
       + `Request id: ${f.requestId}\nProxy-Status: ${proxyStatus}\n`
       + (f.statusPage ? `Status page: ${f.statusPage}\n` : '');
   }
   return { status, headers, body };
+}
+
+const DEFAULT_PAGE: PageSettings = { brand: {}, texts: {}, autoRetry: true };
+
+const languageSets = new WeakMap<PageSettings, ReadonlySet<string>>();
+/** The languages an answer can be given in: the catalogue's and any the operator wrote texts for. */
+function languagesOf(page: PageSettings): ReadonlySet<string> {
+  let set = languageSets.get(page);
+  if (set === undefined) {
+    set = new Set([...Object.keys(CATALOGUES), ...Object.keys(page.texts)]);
+    languageSets.set(page, set);
+  }
+  return set;
 }
 
 /** Writes a reply on an HTTP exchange whose headers have not been sent. */

@@ -46,7 +46,7 @@ export function createListener(config: GatewayConfig, current: () => Runtime): L
       socket.destroy();
       return;
     }
-    const reply = buildReply({ kind, proxyName: runtime.config.name, requestId: requestIdFrom(undefined), revealDetails: false });
+    const reply = buildReply({ kind, proxyName: runtime.config.name, requestId: requestIdFrom(undefined), revealDetails: false, page: runtime.config.errors.page });
     writeReplyToSocket(socket, reply);
     runtime.logger.info({ failure: kind, cause: err.code ?? err.message, status: reply.status }, 'client error');
   });

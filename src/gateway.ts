@@ -16,6 +16,7 @@ import type { LineDestination } from './observe/log-sink.js';
 import { createLog, externalLog, type GatewayLog, type Logger } from './observe/logger.js';
 import { GatewayMetrics } from './observe/metrics.js';
 import { buildRuntime, closeRuntime, startRuntime, type Runtime } from './proxy/runtime.js';
+import type { StatusSources } from './admin/status-model.js';
 import { createListener, type Listener } from './server/listener.js';
 import { VERSION } from './version.js';
 
@@ -28,6 +29,8 @@ export interface GatewayOptions {
   processMetrics?: boolean;
   /** The file the configuration came from, which POST /api/reload reads again. */
   configFile?: string;
+  /** The status page's time step (default 5 s); tests shorten it. */
+  statusStepMs?: number;
 }
 
 export interface Gateway {
@@ -48,7 +51,11 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
   const initial = validateConfig(input);
   const log: GatewayLog = options.logger ? externalLog(options.logger) : createLog(initial.log, options.logDestination);
   const logger = log.logger;
-  const metrics = new GatewayMetrics(options.processMetrics ?? true);
+  const metrics = new GatewayMetrics(options.processMetrics ?? true, options.statusStepMs);
+  metrics.onIncident = (i, opened) => {
+    if (opened) logger.warn({ route: i.route, cause: i.cause, errors: i.errors, requests: i.requests }, 'incident: elevated error rate');
+    else logger.info({ route: i.route, cause: i.cause, errors: i.errors, requests: i.requests, minutes: Math.round((i.end! - i.start) / 60_000) }, 'incident over');
+  };
   const maintenance = new Maintenance();
   const loopGuard = new EventLoopGuard(initial.server.maxEventLoopDelay, (overloaded, maxMs) => {
     if (overloaded) logger.warn({ eventLoopDelayMs: Math.round(maxMs) }, 'event loop held up: shedding new requests');
@@ -57,7 +64,9 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
   let runtime: Runtime = buildRuntime(initial, metrics, logger, log.lines, maintenance, loopGuard);
   startRuntime(runtime);
   const current = (): Runtime => runtime;
-  const listener: Listener = createListener(initial, current);
+  const startedAt = Date.now();
+  const statusSources = (): StatusSources => ({ runtime, timeline: metrics.timeline, incidents: metrics.incidents, version: VERSION, startedAt });
+  const listener: Listener = createListener(initial, current, statusSources);
   // Without a token the schema only accepts a loopback admin listener.
   const token = process.env.GANGWAY_ADMIN_TOKEN || initial.adminToken;
   let closing: Promise<void> | undefined;
@@ -78,7 +87,7 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
   const file = options.configFile;
   const admin: Server | undefined = initial.admin === false ? undefined
     : createAdminServer({
-      current, version: VERSION, startedAt: Date.now(), token,
+      current, version: VERSION, startedAt, token, status: statusSources,
       reloadFromFile: file === undefined ? undefined : () => { void closeRuntime(swap(loadConfigFile(file))); },
     });
 
@@ -91,6 +100,7 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
     async listen() {
       const proxy = await listenOn(listener.server, initial.listen);
       loopGuard.start();
+      metrics.timeline.start();
       const adminAddress = admin && initial.admin !== false ? await listenOn(admin, initial.admin) : undefined;
       logger.info({ listen: formatAddress(proxy), admin: adminAddress && formatAddress(adminAddress), version: VERSION }, 'gangway listening');
       return { proxy, admin: adminAddress };
@@ -103,6 +113,7 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
 
     close() {
       loopGuard.stop();
+      metrics.timeline.stop();
       closing ??= shutdown(listener, admin, current, initial.server.drainTimeout, log);
       return closing;
     },

@@ -4,10 +4,11 @@
  * drain, reload; see ./changes.ts).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { PRIORITIES } from '../admission/concurrency-gate.js';
-import { gateState, type Runtime } from '../proxy/runtime.js';
+import type { Runtime } from '../proxy/runtime.js';
 import { postReload, putDrain, putMaintenance } from './changes.js';
 import { json, text } from './respond.js';
+import { buildStatus, type StatusSources } from './status-model.js';
+import { serveStatusPage } from './status-page.js';
 
 export interface AdminFacts {
   current(): Runtime;
@@ -15,6 +16,8 @@ export interface AdminFacts {
   startedAt: number;
   /** Bearer token that changes require; undefined: changes only from a loopback admin listener. */
   token: string | undefined;
+  /** What the status page reads. */
+  status: () => StatusSources;
   /** Reads the configuration file again and applies it (throws ConfigError when it is invalid); absent without a file. */
   reloadFromFile: (() => void) | undefined;
 }
@@ -35,6 +38,7 @@ async function answer(facts: AdminFacts, req: IncomingMessage, res: ServerRespon
   if (path === '/api/maintenance' && req.method === 'PUT') return putMaintenance(facts, runtime, req, res);
   if (path === '/api/reload' && req.method === 'POST') return postReload(facts, req, res);
   if (path === '/api/drain' && req.method === 'PUT') return putDrain(facts, runtime, req, res);
+  if (req.method === 'GET' && serveStatusPage(facts.status, req, res, '/status', false)) return;
   if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: `${req.method} is not served at ${path}` }, { allow: path === '/api/maintenance' ? 'GET, HEAD, PUT' : 'GET, HEAD' });
   switch (path) {
     case '/healthz':
@@ -48,34 +52,10 @@ async function answer(facts: AdminFacts, req: IncomingMessage, res: ServerRespon
       return;
     }
     case '/api/status':
-      return json(res, 200, statusOf(facts, runtime));
+      return json(res, 200, buildStatus(facts.status(), { public: false, history: (req.url ?? '').includes('history=1') }));
     case '/api/maintenance':
       return json(res, 200, runtime.maintenance.describe(runtime.config));
     default:
-      return json(res, 404, { error: `no admin endpoint ${path}`, endpoints: ['/healthz', '/readyz', '/metrics', '/api/status', '/api/maintenance', 'POST /api/reload', 'PUT /api/drain'] });
+      return json(res, 404, { error: `no admin endpoint ${path}`, endpoints: ['/healthz', '/readyz', '/metrics', '/api/status', '/status', '/api/maintenance', 'POST /api/reload', 'PUT /api/drain'] });
   }
-}
-
-export function statusOf(facts: AdminFacts, runtime: Runtime): Record<string, unknown> {
-  return {
-    name: runtime.config.name,
-    version: facts.version,
-    uptime_s: Math.round((Date.now() - facts.startedAt) / 1000),
-    draining: runtime.draining,
-    routes: runtime.router.routes.map((r) => ({ name: r.name, upstream: r.upstream.name, priority: PRIORITIES[r.priority] })),
-    upstreams: [...runtime.pools.values()].map((p) => ({
-      name: p.name,
-      balance: p.config.balance,
-      concurrency: p.gate && gateState(p.name, p.gate),
-      hosts: p.hosts.map((h) => ({
-        address: h.label,
-        state: h.state(Date.now()),
-        healthy: h.healthy,
-        ejected_until: h.ejectedUntil > Date.now() ? new Date(h.ejectedUntil).toISOString() : undefined,
-        ejections: h.ejections,
-        outstanding: h.outstanding,
-        latency_ms: Math.round(h.latency(performance.now()) * 10) / 10,
-      })),
-    })),
-  };
 }

@@ -273,6 +273,10 @@ export const configSchema = z.strictObject({
   maintenance: maintenance.prefault({}),
   server: server.prefault({}),
   errors: errors.prefault({}),
+  status: z.strictObject({
+    path: z.string().regex(/^\/[A-Za-z0-9._~\/-]*[A-Za-z0-9._~-]$/, 'a path such as "/status" (no trailing slash)').optional()
+      .meta({ description: 'Also serve the public status page on the main listener at this path (it is always on the admin listener at /status); error pages link to it unless errors.statusPage says otherwise. Host addresses are left out there' }),
+  }).prefault({}).meta({ description: 'The status page' }),
   log: log.prefault({}),
 }).superRefine((config, ctx) => {
   if (config.admin !== false && !isLoopback(config.admin.host) && !config.adminToken && !process.env.GANGWAY_ADMIN_TOKEN) {

@@ -96,7 +96,7 @@ export function renderErrorPage(f: ErrorPageFacts): string {
 
   return `<!doctype html>
 <html lang="${lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex"><meta name="color-scheme" content="light dark">
+<meta name="robots" content="noindex"><meta name="color-scheme" content="light dark"><link rel="icon" href="data:,">
 <title>${f.status} · ${escapeHtml(headline)}</title>${head}</head>
 <body><header>${brand}</header>
 <main>
@@ -150,7 +150,7 @@ function wait(seconds){var left=Math.max(1,Math.round(seconds));clearInterval(ti
  timer=setInterval(function(){left--;var c=document.getElementById('count');if(c)c.textContent=left;if(left<=0){clearInterval(timer);check()}},1000)}
 function check(){clearInterval(timer);box.textContent=${s(checking)};n++;sessionStorage.setItem(key,n);
  fetch(location.href,{cache:'no-store',credentials:'same-origin',headers:{accept:'text/html'}}).then(function(r){
-  if(down.indexOf(r.status)<0){sessionStorage.removeItem(key);location.reload();return}
+  if(down.indexOf(r.status)<0){sessionStorage.removeItem(key);r.text().then(function(){location.reload()},function(){location.reload()});return}
   var ra=+r.headers.get('retry-after');wait(Math.min(${MAX_DELAY_S},Math.max(ra>0?ra:${retryAfter},${retryAfter}*Math.pow(2,Math.min(n,8)))))
  },function(){wait(Math.min(${MAX_DELAY_S},${retryAfter}*Math.pow(2,Math.min(n,8))))})}
 now.addEventListener('click',check);

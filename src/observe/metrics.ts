@@ -4,7 +4,9 @@
  * registry formats them, with prom-client's own metrics, when /metrics is scraped.
  */
 import { Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
+import { IncidentDetector, type Incident } from './incidents.js';
 import { FastCounter, FastHistogram, type RegistrableMetric } from './series.js';
+import { Timeline } from './timeline.js';
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
@@ -36,7 +38,13 @@ export class GatewayMetrics {
   hostStates: () => Array<{ upstream: string; host: string; inRotation: boolean }> = () => [];
   private readonly attemptDuration = new FastHistogram('gangway_upstream_attempt_duration_seconds', 'Time from sending an attempt to receiving its response headers', ['upstream', 'host'], LATENCY_BUCKETS);
 
-  constructor(withProcessMetrics = true) {
+  /** The last hour per route, for the status page. */
+  readonly timeline: Timeline;
+  readonly incidents: IncidentDetector;
+
+  constructor(withProcessMetrics = true, statusStepMs = 5000) {
+    this.timeline = new Timeline(statusStepMs);
+    this.incidents = new IncidentDetector(this.timeline, (i, opened) => this.onIncident(i, opened));
     for (const m of [this.requests, this.requestDuration, this.attempts, this.attemptDuration, this.retries, this.retriesDenied, this.hedges, this.hedgesWon, this.resumes, this.ejections, this.healthTransitions, this.shed, this.rateLimited, this.queueWait]) this.register(m);
     const metrics = this;
     new Gauge({
@@ -60,9 +68,13 @@ export class GatewayMetrics {
     if (withProcessMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'gangway_' });
   }
 
+  /** Told when an incident opens or closes; set by the gateway (to log it). */
+  onIncident: (incident: Incident, opened: boolean) => void = () => undefined;
+
   requestDone(route: string, status: number, failure: string, seconds: number): void {
     this.requests.with(route, String(status), failure).inc();
     this.requestDuration.with(route).observe(seconds);
+    this.timeline.record(route, status, failure, seconds * 1000);
   }
 
   attemptDone(upstream: string, host: string, outcome: string, secondsToHeaders: number | undefined): void {

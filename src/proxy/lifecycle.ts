@@ -261,7 +261,7 @@ function localReply(ctx: RequestContext, kind: FailureKindName, err?: unknown, e
     revealDetails: ctx.revealDetails,
     nextHop: ctx.host?.label,
     cause: ctx.cause,
-    statusPage: ctx.runtime.config.errors.statusPage,
+    statusPage: ctx.runtime.config.errors.statusPage ?? ctx.runtime.config.status.path,
     ...extra,
   });
   // A request body we did not read would be taken for the next request on this connection.

@@ -29,7 +29,7 @@ export function handleUpgrade(runtime: Runtime, req: IncomingMessage, socket: Du
     const cause = err === undefined ? undefined : describeError(err);
     writeReplyToSocket(socket, buildReply({
       kind, proxyName: config.name, requestId: id, service: route?.upstream.name, path: req.url,
-      accept: req.headers.accept, acceptLanguage: req.headers['accept-language'], page: config.errors.page, revealDetails: revealsDetails(runtime, client), nextHop: host?.label, cause, statusPage: config.errors.statusPage, ...extra,
+      accept: req.headers.accept, acceptLanguage: req.headers['accept-language'], page: config.errors.page, revealDetails: revealsDetails(runtime, client), nextHop: host?.label, cause, statusPage: config.errors.statusPage ?? config.status.path, ...extra,
     }));
     runtime.logger.info({ req_id: id, client, method: req.method, path: req.url, upgrade: req.headers.upgrade, route: route?.name,
       host: host?.label, failure: kind, cause, ms: Math.round(performance.now() - started) }, 'upgrade failed');

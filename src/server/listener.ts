@@ -5,6 +5,8 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { StatusSources } from '../admin/status-model.js';
+import { serveStatusPage } from '../admin/status-page.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { buildReply, writeReplyToSocket } from '../faults/reply.js';
 import type { FailureKindName } from '../faults/taxonomy.js';
@@ -19,7 +21,7 @@ export interface Listener {
   tunnels: Set<Duplex>;
 }
 
-export function createListener(config: GatewayConfig, current: () => Runtime): Listener {
+export function createListener(config: GatewayConfig, current: () => Runtime, status: () => StatusSources): Listener {
   const s = config.server;
   const requestTimeout = s.requestTimeout;
   const server = createServer({
@@ -32,7 +34,13 @@ export function createListener(config: GatewayConfig, current: () => Runtime): L
   });
   const tunnels = new Set<Duplex>();
 
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => handleRequest(current(), req, res));
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const runtime = current();
+    // The public status page, when configured, is the gateway's own page, not a route's.
+    const statusPath = runtime.config.status.path;
+    if (statusPath !== undefined && req.url!.startsWith(statusPath) && serveStatusPage(status, req, res, statusPath, true)) return;
+    handleRequest(runtime, req, res);
+  });
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => handleRequest(current(), req, res, true));
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     tunnels.add(socket);

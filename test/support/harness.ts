@@ -17,7 +17,7 @@ export interface RunningGateway {
 }
 
 /** A gateway on 127.0.0.1:0 whose log lines are collected (parsed) in `logs`. */
-export async function startGateway(config: Omit<GatewayConfigInput, 'listen' | 'admin'> & Partial<Pick<GatewayConfigInput, 'listen' | 'admin'>>): Promise<RunningGateway> {
+export async function startGateway(config: Omit<GatewayConfigInput, 'listen' | 'admin'> & Partial<Pick<GatewayConfigInput, 'listen' | 'admin'>>, options: { statusStepMs?: number } = {}): Promise<RunningGateway> {
   const logs: Array<Record<string, unknown>> = [];
   // The gateway's own JSON line path, collected and parsed.
   const logDestination = {
@@ -25,7 +25,7 @@ export async function startGateway(config: Omit<GatewayConfigInput, 'listen' | '
       for (const line of chunk.split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
     },
   };
-  const gateway = createGateway({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', ...config } as GatewayConfigInput, { logDestination, processMetrics: false });
+  const gateway = createGateway({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', ...config } as GatewayConfigInput, { logDestination, processMetrics: false, ...options });
   const { proxy, admin } = await gateway.listen();
   return {
     gateway,

@@ -1,0 +1,142 @@
+/**
+ * The last hour of traffic, per route, in fixed steps (5 s by default): requests, errors
+ * (5xx answers, whoever made them, except planned maintenance), the failure kinds behind
+ * them, and the 99th percentile of response time. The status page draws it and the
+ * incident detector reads it. Recording a request is a Map lookup, a few additions and a
+ * log-scale bucket index; percentiles are computed once per step, when the step closes.
+ */
+
+/** Response-time buckets grow by 10%: the p99 read from them is within 10% of the truth. */
+const GROWTH = Math.log(1.1);
+const BUCKETS = 160; // 0.1 ms … ~400 s
+
+export interface TimelinePoint {
+  /** Start of the step, ms since the epoch. */
+  t: number;
+  requests: number;
+  errors: number;
+  /** p99 response time in ms; null when there were no requests. */
+  p99: number | null;
+  /** Failure kinds of the errors, by count. */
+  causes: Record<string, number>;
+}
+
+class StepCounts {
+  requests = 0;
+  errors = 0;
+  readonly latency = new Uint32Array(BUCKETS);
+  causes: Map<string, number> | undefined = undefined;
+
+  reset(): void {
+    this.requests = 0;
+    this.errors = 0;
+    this.latency.fill(0);
+    this.causes = undefined;
+  }
+
+  close(t: number): TimelinePoint {
+    const causes: Record<string, number> = {};
+    if (this.causes) for (const [k, v] of this.causes) causes[k] = v;
+    return { t, requests: this.requests, errors: this.errors, p99: percentile(this.latency, this.requests, 0.99), causes };
+  }
+}
+
+export class Timeline {
+  private readonly current = new Map<string, StepCounts>();
+  private readonly history = new Map<string, TimelinePoint[]>();
+  private stepStart: number;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly listeners = new Set<(t: number) => void>();
+  readonly capacity: number;
+
+  constructor(readonly stepMs = 5000, keepMs = 3_600_000) {
+    this.capacity = Math.ceil(keepMs / stepMs);
+    this.stepStart = Math.floor(Date.now() / stepMs) * stepMs;
+  }
+
+  start(): void {
+    if (this.timer) return;
+    const tick = (): void => {
+      this.closeStep();
+      this.timer = setTimeout(tick, this.stepStart + this.stepMs - Date.now()).unref();
+    };
+    this.timer = setTimeout(tick, this.stepStart + this.stepMs - Date.now()).unref();
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Called with the start time of each step as it closes. */
+  onStep(listener: (t: number) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  record(key: string, status: number, failure: string, ms: number): void {
+    let c = this.current.get(key);
+    if (c === undefined) { c = new StepCounts(); this.current.set(key, c); }
+    c.requests++;
+    if (status >= 500 && failure !== 'maintenance') {
+      c.errors++;
+      const cause = failure || `status_${status}`;
+      c.causes ??= new Map();
+      c.causes.set(cause, (c.causes.get(cause) ?? 0) + 1);
+    }
+    const i = ms <= 0.1 ? 0 : Math.min(BUCKETS - 1, Math.ceil(Math.log(ms * 10) / GROWTH));
+    c.latency[i]!++;
+  }
+
+  /** The closed steps of one key (oldest first), or of all keys summed when key is undefined. */
+  series(key?: string): TimelinePoint[] {
+    if (key !== undefined) return this.history.get(key) ?? [];
+    const byTime = new Map<number, TimelinePoint>();
+    for (const points of this.history.values()) {
+      for (const p of points) {
+        const sum = byTime.get(p.t);
+        if (sum === undefined) { byTime.set(p.t, { ...p, causes: { ...p.causes } }); continue; }
+        sum.requests += p.requests;
+        sum.errors += p.errors;
+        // The worst route's p99 is an upper bound of the whole's; close enough for a chart.
+        sum.p99 = sum.p99 === null ? p.p99 : p.p99 === null ? sum.p99 : Math.max(sum.p99, p.p99);
+        for (const [k, v] of Object.entries(p.causes)) sum.causes[k] = (sum.causes[k] ?? 0) + v;
+      }
+    }
+    return [...byTime.values()].sort((a, b) => a.t - b.t);
+  }
+
+  keys(): string[] {
+    return [...this.history.keys()];
+  }
+
+  /** Closes the current step now (the timer does it on time; tests may call it). */
+  closeStep(): void {
+    const t = this.stepStart;
+    this.stepStart += this.stepMs;
+    const now = Date.now();
+    if (this.stepStart + this.stepMs <= now) this.stepStart = Math.floor(now / this.stepMs) * this.stepMs;
+    const keys = new Set([...this.current.keys(), ...this.history.keys()]);
+    for (const key of keys) {
+      const c = this.current.get(key);
+      const point = c ? c.close(t) : { t, requests: 0, errors: 0, p99: null, causes: {} };
+      c?.reset();
+      let h = this.history.get(key);
+      if (h === undefined) { h = []; this.history.set(key, h); }
+      h.push(point);
+      if (h.length > this.capacity) h.splice(0, h.length - this.capacity);
+    }
+    for (const l of this.listeners) l(t);
+  }
+}
+
+function percentile(counts: Uint32Array, total: number, p: number): number | null {
+  if (total === 0) return null;
+  const rank = Math.ceil(total * p);
+  let seen = 0;
+  for (let i = 0; i < counts.length; i++) {
+    seen += counts[i]!;
+    if (seen >= rank) return Math.round(Math.exp(i * GROWTH)) / 10;
+  }
+  return null;
+}

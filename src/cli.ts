@@ -18,6 +18,9 @@ Usage:
                             run the gateway on a configuration file; with --watch, reload
                             it whenever the file changes
   gangway check -c FILE     validate a configuration file (exit 0 when valid, 1 when not)
+  gangway doctor URL [--json] [--resolver IP[:PORT]]... [--control URL] [--attempts N]
+                            find out why URL fails: your network, DNS, proxy or VPN, or the
+                            service (and which hop) — transient or persistent
   gangway schema            print the configuration's JSON Schema (for editors)
   gangway demo              run example upstreams and a gateway in front of them
   gangway --help | --version
@@ -25,6 +28,15 @@ Usage:
 Options:
   -c, --config FILE         the configuration file (YAML)
   -w, --watch               (start) reload when the configuration file changes
+      --json                (doctor) one JSON document instead of the report
+      --resolver IP[:PORT]  (doctor) also ask this DNS resolver; repeatable
+      --control URL         (doctor) a URL known to work, to tell your network from the service
+      --attempts N          (doctor) attempts before calling a failure persistent (default 3)
+      --timeout DURATION    (doctor) per step (default 5s)
+
+Doctor verdicts and exit codes: ok 0, transient 10, service-side 20, service-maintenance 21,
+service-overloaded 22, your-network 30, your-dns 31, your-proxy-or-vpn 32, unknown 40;
+a usage error exits 2.
   -h, --help                this help
   -v, --version             the version
 
@@ -33,6 +45,8 @@ Examples:
   gangway start -c gangway.yaml
   gangway start -c /etc/gangway/gangway.yaml --watch
   gangway schema > gangway.schema.json
+  gangway doctor https://music.example.com/api/tracks
+  gangway doctor https://music.example.com/ --resolver 1.1.1.1 --control https://example.org/ --json
 
 Signals (start): SIGTERM or SIGINT drain and stop; SIGHUP reloads the configuration file
 (an invalid file is refused, its problems logged, and the running configuration kept).
@@ -48,6 +62,11 @@ async function main(argv: string[]): Promise<number> {
       options: {
         config: { type: 'string', short: 'c' },
         watch: { type: 'boolean', short: 'w' },
+        json: { type: 'boolean' },
+        resolver: { type: 'string', multiple: true },
+        control: { type: 'string' },
+        attempts: { type: 'string' },
+        timeout: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -60,7 +79,7 @@ async function main(argv: string[]): Promise<number> {
   if (values.version) { process.stdout.write(`${VERSION}\n`); return 0; }
   const command = positionals[0];
   if (values.help || command === undefined || command === 'help') { process.stdout.write(HELP); return 0; }
-  if (positionals.length > 1) {
+  if (positionals.length > 1 && !(command === 'doctor' && positionals.length === 2)) {
     process.stderr.write(`gangway: unexpected argument "${positionals[1]}"\nTry "gangway --help".\n`);
     return 2;
   }
@@ -84,6 +103,10 @@ async function main(argv: string[]): Promise<number> {
       const file = requireConfig(values.config, 'start');
       if (file === undefined) return 2;
       return start(file, values.watch === true);
+    }
+    case 'doctor': {
+      const { doctor } = await import('./doctor/command.js');
+      return doctor(positionals[1], values);
     }
     case 'demo': {
       const { runDemo } = await import('./demo/run.js');

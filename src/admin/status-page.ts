@@ -35,6 +35,11 @@ export function serveStatusPage(sources: () => StatusSources, req: IncomingMessa
   switch (sub) {
     case '':
     case '/': {
+      // Programs (`gangway doctor`, scripts) ask for JSON at the page's own address.
+      if (/application\/json/.test(req.headers.accept ?? '') && !/text\/html/.test(req.headers.accept ?? '')) {
+        send(res, 200, 'application/json', JSON.stringify(buildStatus(sources(), { public: isPublic, history: false })));
+        return true;
+      }
       const status = buildStatus(sources(), { public: isPublic, history: false });
       send(res, 200, 'text/html; charset=utf-8', renderStatusPage(status, base));
       return true;

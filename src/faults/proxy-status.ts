@@ -41,3 +41,53 @@ export function appendProxyStatus(received: string | string[] | undefined, membe
   const prior = Array.isArray(received) ? received.join(', ') : received;
   return `${prior}, ${member}`;
 }
+
+/**
+ * Parses a Proxy-Status field value (an RFC 8941 list of tokens or strings with
+ * parameters) into its members, first hop (nearest the origin) first. Unknown parameters are
+ * kept out; a member that does not parse ends the list (what came before is still useful).
+ */
+export function parseProxyStatus(value: string): ProxyStatusMember[] {
+  const members: ProxyStatusMember[] = [];
+  let i = 0;
+  const skipSpace = (): void => { while (value[i] === ' ' || value[i] === '\t') i++; };
+  const readToken = (): string => {
+    const start = i;
+    while (i < value.length && /[A-Za-z0-9!#$%&'*+\-.^_`|~:/]/.test(value[i]!)) i++;
+    return value.slice(start, i);
+  };
+  const readString = (): string => {
+    let out = '';
+    i++; // opening quote
+    while (i < value.length && value[i] !== '"') {
+      if (value[i] === '\\') i++;
+      out += value[i++] ?? '';
+    }
+    i++; // closing quote
+    return out;
+  };
+  const readItem = (): string => (value[i] === '"' ? readString() : readToken());
+  while (i < value.length) {
+    skipSpace();
+    const proxy = readItem();
+    if (!proxy) break;
+    const m: ProxyStatusMember = { proxy };
+    skipSpace();
+    while (value[i] === ';') {
+      i++;
+      skipSpace();
+      const key = readToken();
+      let v: string | undefined;
+      if (value[i] === '=') { i++; v = readItem(); }
+      if (key === 'error' && v) m.error = v;
+      else if (key === 'received-status' && v) m.receivedStatus = Number(v);
+      else if (key === 'next-hop' && v) m.nextHop = v;
+      else if (key === 'details' && v !== undefined) m.details = v;
+      skipSpace();
+    }
+    members.push(m);
+    if (value[i] !== ',') break;
+    i++;
+  }
+  return members;
+}

@@ -12,7 +12,7 @@ export function colours(stream: NodeJS.WriteStream): (code: number, s: string) =
 
 export function humanStep(s: Step, c: (code: number, s: string) => string): string {
   const mark = s.ok === null ? c(90, '–') : s.ok ? c(32, '✓') : c(31, '✗');
-  const ms = s.ms === undefined || / ms\)?$/.test(s.detail) ? '' : c(90, ` ${s.ms.toFixed(0)} ms`);
+  const ms = s.ms === undefined || /\d ms\b/.test(s.detail) ? '' : c(90, ` ${s.ms.toFixed(0)} ms`);
   return `${mark} ${s.name.padEnd(12)}${s.detail}${ms}\n`;
 }
 

@@ -14,7 +14,7 @@ import { buildStatus, historyOf, type StatusSources } from './status-model.js';
 
 const require = createRequire(import.meta.url);
 let uplot: { js: string; css: string } | undefined;
-function uplotAssets(): { js: string; css: string } {
+export function uplotAssets(): { js: string; css: string } {
   uplot ??= {
     js: readFileSync(require.resolve('uplot/dist/uPlot.iife.min.js'), 'utf8'),
     css: readFileSync(require.resolve('uplot/dist/uPlot.min.css'), 'utf8'),

@@ -1,46 +1,106 @@
 /**
- * One replica of the example streaming service the demo runs behind Gangway: a catalogue
- * JSON API and generated audio served with Range support and a strong ETag.
- * Run as `node replica.js PORT NAME`.
+ * One replica of the demo streaming service behind Gangway: a catalogue JSON API with a
+ * fixed capacity (a few requests at a time, like a real application server), generated
+ * audio streamed at twice real time with Range support and a strong ETag (the same bytes on
+ * every replica), and a small web player. Run as `node replica.js PORT NAME`.
+ *
+ * The demo's operator console sends it faults over IPC: slow (every answer 1.5 s late and
+ * audio at a trickle), garbage (bytes that are not HTTP), reset (audio streams cut after
+ * 64 KiB), storm (503 to everything), none. Kill and freeze come from outside (signals).
  */
 import { createHash } from 'node:crypto';
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { renderPlayer } from './player.js';
+
+export type ReplicaFault = 'none' | 'slow' | 'garbage' | 'reset' | 'storm';
 
 const port = Number(process.argv[2] ?? 7001);
 const name = process.argv[3] ?? `replica-${port}`;
+let fault: ReplicaFault = 'none';
 
-/** A few seconds of a sine tone as 16-bit mono WAV, the same bytes on every replica. */
-function synthesise(seconds: number, hz: number): Buffer {
-  const rate = 22_050;
-  const samples = rate * seconds;
+const RATE = 22_050;
+/** Audio leaves at twice real time: the player keeps a buffer, and a stream is long enough to break. */
+const BYTES_PER_SECOND = RATE * 2 * 2;
+const CHUNK = 16 * 1024;
+const API_SLOTS = 4;
+const API_WORK_MS = 25;
+
+/** A melody of sine notes as 16-bit mono WAV. */
+function synthesise(notes: number[], noteSeconds: number): Buffer {
+  const perNote = Math.round(RATE * noteSeconds);
+  const samples = perNote * notes.length;
   const wav = Buffer.alloc(44 + samples * 2);
   wav.write('RIFF', 0); wav.writeUInt32LE(36 + samples * 2, 4); wav.write('WAVE', 8);
   wav.write('fmt ', 12); wav.writeUInt32LE(16, 16); wav.writeUInt16LE(1, 20); wav.writeUInt16LE(1, 22);
-  wav.writeUInt32LE(rate, 24); wav.writeUInt32LE(rate * 2, 28); wav.writeUInt16LE(2, 32); wav.writeUInt16LE(16, 34);
+  wav.writeUInt32LE(RATE, 24); wav.writeUInt32LE(RATE * 2, 28); wav.writeUInt16LE(2, 32); wav.writeUInt16LE(16, 34);
   wav.write('data', 36); wav.writeUInt32LE(samples * 2, 40);
-  for (let i = 0; i < samples; i++) wav.writeInt16LE(Math.round(Math.sin((2 * Math.PI * hz * i) / rate) * 8000), 44 + i * 2);
+  for (let n = 0; n < notes.length; n++) {
+    for (let i = 0; i < perNote; i++) {
+      const envelope = Math.min(1, i / 400, (perNote - i) / 400);
+      const v = Math.sin((2 * Math.PI * notes[n]! * i) / RATE) * 0.6 + Math.sin((4 * Math.PI * notes[n]! * i) / RATE) * 0.2;
+      wav.writeInt16LE(Math.round(v * envelope * 7000), 44 + (n * perNote + i) * 2);
+    }
+  }
   return wav;
 }
 
+const C = 261.63, D = 293.66, E = 329.63, F = 349.23, G = 392.0, A = 440.0, B = 493.88;
 const tracks = [
-  { id: 'a440', title: 'Concert A', seconds: 5, hz: 440 },
-  { id: 'e330', title: 'Low E', seconds: 5, hz: 330 },
+  { id: 'morning', title: 'Morning Scale', notes: [C, D, E, F, G, A, B, C * 2, B, A, G, F, E, D].flatMap((n) => [n, n]), noteSeconds: 0.5 },
+  { id: 'evening', title: 'Evening Arpeggio', notes: [C, E, G, C * 2, G, E, A / 2, C, E, A, E, C, F / 2, A / 2, C, F].flatMap((n) => [n, n, n]), noteSeconds: 0.4 },
 ].map((t) => {
-  const audio = synthesise(t.seconds, t.hz);
-  return { ...t, audio, etag: `"${createHash('sha256').update(audio).digest('hex').slice(0, 16)}"` };
+  const audio = synthesise(t.notes, t.noteSeconds);
+  const sha256 = createHash('sha256').update(audio).digest('hex');
+  return { id: t.id, title: t.title, seconds: Math.round((t.notes.length * t.noteSeconds) * 10) / 10, audio, sha256, etag: `"${sha256.slice(0, 16)}"` };
 });
 
-createServer((req, res) => {
-  res.setHeader('x-replica', name);
+let busy = 0;
+const waiting: Array<() => void> = [];
+/** The catalogue API works on a few requests at a time, like a real application server. */
+function withCapacity(work: () => void): void {
+  const run = (): void => {
+    busy++;
+    setTimeout(() => {
+      work();
+      busy--;
+      waiting.shift()?.();
+    }, API_WORK_MS);
+  };
+  if (busy < API_SLOTS) run(); else waiting.push(run);
+}
+
+function streamAudio(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
+  let offset = 0;
+  let sent = 0;
+  const cutAt = fault === 'reset' ? 64 * 1024 : Infinity;
+  const pace = (fault === 'slow' ? 8 : 1) * (CHUNK / BYTES_PER_SECOND) * 1000;
+  const next = (): void => {
+    if (res.destroyed) return;
+    if (sent >= cutAt) { res.socket?.resetAndDestroy(); return; }
+    const chunk = body.subarray(offset, offset + CHUNK);
+    offset += chunk.length;
+    sent += chunk.length;
+    if (offset >= body.length) { res.end(chunk); return; }
+    res.write(chunk);
+    setTimeout(next, pace);
+  };
+  req.socket.setNoDelay(true);
+  next();
+}
+
+function answer(req: IncomingMessage, res: ServerResponse): void {
   const url = new URL(req.url ?? '/', 'http://demo');
+  if (url.pathname === '/healthz') { res.end('ok\n'); return; }
   if (url.pathname === '/api/tracks') {
-    res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify(tracks.map(({ id, title, seconds }) => ({ id, title, seconds, url: `/audio/${id}.wav` }))));
+    withCapacity(() => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(tracks.map(({ id, title, seconds, sha256, audio }) => ({ id, title, seconds, bytes: audio.length, sha256, url: `/audio/${id}.wav` }))));
+    });
     return;
   }
   if (url.pathname === '/api/whoami') {
     res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify({ replica: name, pid: process.pid }));
+    res.end(JSON.stringify({ replica: name, pid: process.pid, fault }));
     return;
   }
   const track = tracks.find((t) => url.pathname === `/audio/${t.id}.wav`);
@@ -48,32 +108,44 @@ createServer((req, res) => {
     res.setHeader('content-type', 'audio/wav');
     res.setHeader('accept-ranges', 'bytes');
     res.setHeader('etag', track.etag);
-    const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+    res.setHeader('cache-control', 'no-cache');
     const size = track.audio.length;
+    const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
     if (range && (req.headers['if-range'] === undefined || req.headers['if-range'] === track.etag)) {
       const start = Number(range[1]);
       const end = range[2] ? Math.min(Number(range[2]), size - 1) : size - 1;
-      if (start >= size || start > end) {
-        res.writeHead(416, { 'content-range': `bytes */${size}` }).end();
-        return;
-      }
+      if (start >= size || start > end) { res.writeHead(416, { 'content-range': `bytes */${size}` }).end(); return; }
       res.writeHead(206, { 'content-range': `bytes ${start}-${end}/${size}`, 'content-length': end - start + 1 });
-      res.end(req.method === 'HEAD' ? undefined : track.audio.subarray(start, end + 1));
+      if (req.method === 'HEAD') res.end(); else streamAudio(req, res, track.audio.subarray(start, end + 1));
       return;
     }
     res.writeHead(200, { 'content-length': size });
-    res.end(req.method === 'HEAD' ? undefined : track.audio);
+    if (req.method === 'HEAD') res.end(); else streamAudio(req, res, track.audio);
     return;
   }
   if (url.pathname === '/') {
     res.setHeader('content-type', 'text/html; charset=utf-8');
-    res.end(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Gangway demo</title></head><body>
-<h1>Gangway demo — served by ${name}</h1>
-<ul>${tracks.map((t) => `<li>${t.title}: <audio controls src="/audio/${t.id}.wav"></audio></li>`).join('')}</ul>
-<p><a href="/api/tracks">/api/tracks</a> · <a href="/api/whoami">/api/whoami</a></p></body></html>`);
+    res.end(renderPlayer(name));
     return;
   }
   res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+}
+
+createServer((req, res) => {
+  req.resume();
+  res.setHeader('x-replica', name);
+  if (fault === 'garbage') { req.socket.end('\u0000\u00ffTHIS IS NOT HTTP\r\n\r\n'); return; }
+  if (fault === 'storm' && req.url !== '/healthz') {
+    res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '2' }).end('overloaded\n');
+    return;
+  }
+  if (fault === 'slow') { setTimeout(answer, 1500, req, res); return; }
+  answer(req, res);
 }).listen(port, '127.0.0.1', () => {
   process.send?.({ ready: port });
 });
+
+process.on('message', (m: { fault?: ReplicaFault }) => {
+  if (m.fault) fault = m.fault;
+});
+process.on('disconnect', () => process.exit(0));

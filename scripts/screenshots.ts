@@ -1,10 +1,12 @@
 /**
  * `npm run screenshots`: renders the error page (light, dark, German) and the status page in
- * headless Chromium against a real gateway with a failing and a healthy service, and writes
- * the images to docs/screenshots/ for the README.
+ * headless Chromium against a real gateway with a failing and a healthy service, then the
+ * demo's operator console and player while replicas are being broken, and writes the images
+ * to docs/screenshots/ for the README.
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startDemo } from '../src/demo/run.js';
 import { launchBrowser, watchedPage } from '../test/support/browser.js';
 import { closedPort, fetchRaw, httpUpstream, startGateway } from '../test/support/harness.js';
 
@@ -47,4 +49,35 @@ try {
   await browser.close();
   await gw.close();
   await good.close();
+}
+
+// The demo: a listener playing a track while the operator breaks replicas.
+const ports: number[] = [];
+while (ports.length < 6) { const p = await closedPort(); if (!ports.includes(p)) ports.push(p); }
+const demo = await startDemo({ listen: `127.0.0.1:${ports[0]}`, admin: `127.0.0.1:${ports[1]}`, consolePort: ports[2], replicaPorts: ports.slice(3), quiet: true });
+const demoBrowser = await launchBrowser(['--autoplay-policy=no-user-gesture-required']);
+try {
+  const listener = await watchedPage(demoBrowser, { viewport: { width: 720, height: 640 } });
+  await listener.page.goto(demo.urls.player);
+  await listener.page.waitForFunction('window.demo.tracks !== undefined');
+  await listener.page.click('#tracks button >> nth=1');
+  const console = await watchedPage(demoBrowser, { viewport: { width: 1200, height: 900 } });
+  await console.page.goto(demo.urls.console);
+  await console.page.waitForSelector('body[data-live="1"]');
+  const traffic = setInterval(() => { void fetch(`${demo.urls.player}api/tracks`).then((r) => r.arrayBuffer()).catch(() => undefined); }, 40);
+  await console.page.waitForTimeout(4000);
+  await console.page.click('#r0 button:has-text("Kill")');
+  await console.page.waitForTimeout(2500);
+  await console.page.click('#r1 button:has-text("503 storm")');
+  await console.page.waitForTimeout(5000);
+  clearInterval(traffic);
+  await console.page.screenshot({ path: join(OUT, 'console.png'), fullPage: true });
+  process.stdout.write('docs/screenshots/console.png\n');
+  await listener.page.screenshot({ path: join(OUT, 'player.png'), fullPage: true });
+  process.stdout.write('docs/screenshots/player.png\n');
+  const problems = [...listener.problems, ...console.problems];
+  if (problems.length > 0) throw new Error(problems.join('; '));
+} finally {
+  await demoBrowser.close();
+  await demo.close();
 }

@@ -24,6 +24,16 @@ function shares(p: UpstreamPool, picks = 20_000): number[] {
   return counts.map((c) => c / picks);
 }
 
+test('a host that fails fast is not mistaken for the fastest: its failures count as slow answers', async () => {
+  const p = pool(2);
+  p.hosts[0]!.observeLatency(30);
+  p.hosts[1]!.observeLatency(30);
+  for (let i = 0; i < 5; i++) p.hosts[1]!.observeFailure(); // a 503 storm, answered in 1 ms
+  const s = shares(p);
+  assert.ok(s[1]! < 0.05, `the failing host's share ${s[1]}`);
+  await p.close();
+});
+
 test('a host ten times slower draws a small share', async () => {
   const p = pool(3);
   p.hosts[0]!.observeLatency(5); p.hosts[1]!.observeLatency(5); p.hosts[2]!.observeLatency(50);
@@ -45,11 +55,13 @@ test('a host back from an ejection ramps up over the slow-start window', async (
 });
 
 test('an ejected host gets nothing while enough others are in rotation; in panic every host shares', async () => {
-  const p = pool(4);
+  const p = pool(5);
   p.hosts[0]!.ejectedUntil = Date.now() + 60_000;
   assert.equal(shares(p)[0], 0);
-  for (const h of p.hosts.slice(0, 3)) h.healthy = false; // 1 of 4 left: below the 50% panic threshold
+  p.hosts[1]!.healthy = false; // 3 of 5 left: above the 25% panic threshold
+  assert.deepEqual(shares(p).map((x) => x > 0), [false, false, true, true, true]);
+  for (const h of p.hosts.slice(0, 4)) h.healthy = false; // 1 of 5 left: below it
   const s = shares(p);
-  assert.ok(s.every((x) => x > 0.15), `panic spreads over all hosts: ${s.map((x) => x.toFixed(2)).join(' ')}`);
+  assert.ok(s.every((x) => x > 0.1), `panic spreads over all hosts: ${s.map((x) => x.toFixed(2)).join(' ')}`);
   await p.close();
 });

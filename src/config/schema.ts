@@ -144,8 +144,8 @@ const upstream = z.strictObject({
   outlierDetection: outlierDetection.prefault({}),
   concurrency: concurrency.prefault({}),
   slowStart: duration('A host returning to rotation (healthy again, or back from ejection) ramps from 10% to its full share of traffic over this time; 0 turns it off').prefault('10s'),
-  panicThreshold: z.number().min(0).max(100).default(50)
-    .meta({ description: 'When fewer than this percentage of hosts are in rotation, traffic is spread over all of them (panic mode) rather than overload the few left' }),
+  panicThreshold: z.number().min(0).max(100).default(25)
+    .meta({ description: 'When fewer than this percentage of hosts are in rotation, traffic is spread over all of them (panic mode), in case the health checks themselves are wrong. Envoy uses 50%; with 3 hosts that sends traffic back to dead ones as soon as two fail, so the default here is 25%' }),
   hostHeader: z.enum(['preserve', 'upstream']).default('preserve')
     .meta({ description: 'Send the client\'s Host header upstream (preserve), or the host\'s own name (upstream)' }),
 }).meta({ description: 'A pool of interchangeable hosts serving the same application' });

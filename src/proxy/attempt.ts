@@ -113,7 +113,7 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
     const runtime = ctx.runtime;
     const pool = ctx.route!.upstream;
     const ms = performance.now() - this.sentAt;
-    host.observeLatency(ms);
+    if (statusCode >= 500) host.observeFailure(); else host.observeLatency(ms);
     pool.latency.record(ms);
     pool.gate?.sample(ms, this.sentAt + ms);
     runtime.metrics.attemptDone(pool.name, host.label, statusCode >= 500 ? `status_${statusCode}` : 'ok', ms / 1000);
@@ -182,7 +182,7 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
       ctx.runtime.metrics.attemptDone(pool.name, host.label, kind, undefined);
       // A host too slow to answer at all is the strongest latency signal there is.
       if (kind === 'http_response_timeout') pool.gate?.sample(performance.now() - this.sentAt, performance.now());
-      if (kind !== 'request_body_too_large') pool.outliers.failure(host);
+      if (kind !== 'request_body_too_large') { pool.outliers.failure(host); host.observeFailure(); }
     }
     ctx.cause = describeError(err);
     if (ctx.responseStarted && ctx.attempt === this) {

@@ -59,8 +59,7 @@ export class HealthChecker {
       // A host ejected for failing requests that passes a check is back in service: its
       // process answers again (after a restart, say), so there is no reason to wait out the ejection.
       host.ejectedUntil = 0;
-      host.consecutiveFailures = 0;
-      host.returnedAt = Date.now();
+      host.returned();
       this.onChange(host, true);
     }
     // The streak counts consecutive results that disagree with the host's current state.
@@ -70,7 +69,7 @@ export class HealthChecker {
     if (streak >= threshold) {
       host.healthy = passed;
       this.streak.set(host, 0);
-      if (passed) { host.consecutiveFailures = 0; host.returnedAt = Date.now(); }
+      if (passed) host.returned();
       this.onChange(host, passed);
     }
     const jitter = 0.8 + Math.random() * 0.4;

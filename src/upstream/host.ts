@@ -6,6 +6,9 @@
 import { Pool } from 'undici';
 import type { UpstreamConfig, UpstreamHostAddress } from '../config/schema.js';
 
+/** The latency a failure counts as: far slower than any healthy answer, gone in a few seconds of fading. */
+const FAILURE_PENALTY_MS = 1000;
+
 /** Weight of a new sample in the latency average (about the last 10 samples count). */
 const EWMA_ALPHA = 0.1;
 /**
@@ -73,6 +76,27 @@ export class UpstreamHost {
     const current = this.latency(now);
     this.latencyMs = ms > current ? ms : current + EWMA_ALPHA * (ms - current);
     this.latencyAt = now;
+  }
+
+  /**
+   * The host is back in service (its health checks pass again): it starts unmeasured —
+   * priced as the slowest measured host, its share ramped by slow start — rather than
+   * carrying the failure penalties of its outage.
+   */
+  returned(now = Date.now()): void {
+    this.returnedAt = now;
+    this.consecutiveFailures = 0;
+    this.latencyMs = 0;
+  }
+
+  /**
+   * A failed attempt or a 5xx answer counts as a very slow one: a host that fails fast would
+   * otherwise look like the fastest of the pool and draw ever more traffic (the "black hole"
+   * of latency-aware balancing). The penalty fades like any latency, so the host is tried
+   * again after a few seconds.
+   */
+  observeFailure(now = performance.now()): void {
+    this.observeLatency(FAILURE_PENALTY_MS, now);
   }
 
   /** The latency average as it stands now, faded for the time since the last sample; 0 when never measured. */

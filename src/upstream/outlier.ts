@@ -1,7 +1,7 @@
 /**
  * Passive outlier detection for one pool: a host whose attempts keep failing (gateway-side
  * failures or 5xx answers) is ejected for a while, longer each time it happens again, but
- * never so many hosts that less than the configured share of the pool is left. An upstream
+ * never more than the configured share of the pool's healthy hosts. An upstream
  * that answers 503 with Retry-After is also taken out of rotation for that long.
  */
 import type { UpstreamConfig } from '../config/schema.js';
@@ -45,10 +45,20 @@ export class OutlierDetector {
     this.onEject(host, 'retry_after', ms);
   }
 
+  /**
+   * The cap counts the hosts that are otherwise fit (healthy, not drained): outlier
+   * detection may take out at most that share of them. A host already out for another
+   * reason is not protected by the cap, and does not use it up.
+   */
   private mayEject(now: number): boolean {
+    let fit = 0;
     let ejected = 0;
-    for (const h of this.hosts) if (now < h.ejectedUntil) ejected++;
-    return (ejected + 1) * 100 <= this.hosts.length * this.config.maxEjectedPercent;
+    for (const h of this.hosts) {
+      if (!h.healthy || h.draining) continue;
+      fit++;
+      if (now < h.ejectedUntil) ejected++;
+    }
+    return (ejected + 1) * 100 <= fit * this.config.maxEjectedPercent;
   }
 }
 

@@ -9,49 +9,9 @@ import { configJsonSchema } from './config/schema.js';
 import { createGateway } from './gateway.js';
 import { watchConfigFile } from './server/config-watch.js';
 import { runUntilSignalled } from './server/signals.js';
+import { COMMAND_HELP, COMMAND_OPTIONS, GENERAL_HELP } from './cli-help.js';
 import { VERSION } from './version.js';
 
-const HELP = `gangway ${VERSION} — an HTTP gateway that keeps 502s away from users and explains the ones it cannot prevent
-
-Usage:
-  gangway start -c FILE [--watch]
-                            run the gateway on a configuration file; with --watch, reload
-                            it whenever the file changes
-  gangway check -c FILE     validate a configuration file (exit 0 when valid, 1 when not)
-  gangway doctor URL [--json] [--resolver IP[:PORT]]... [--control URL] [--attempts N]
-                            find out why URL fails: your network, DNS, proxy or VPN, or the
-                            service (and which hop) — transient or persistent
-  gangway schema            print the configuration's JSON Schema (for editors)
-  gangway demo              run example upstreams and a gateway in front of them
-  gangway --help | --version
-
-Options:
-  -c, --config FILE         the configuration file (YAML)
-  -w, --watch               (start) reload when the configuration file changes
-      --json                (doctor) one JSON document instead of the report
-      --resolver IP[:PORT]  (doctor) also ask this DNS resolver; repeatable
-      --control URL         (doctor) a URL known to work, to tell your network from the service
-      --attempts N          (doctor) attempts before calling a failure persistent (default 3)
-      --timeout DURATION    (doctor) per step (default 5s)
-
-Doctor verdicts and exit codes: ok 0, transient 10, service-side 20, service-maintenance 21,
-service-overloaded 22, your-network 30, your-dns 31, your-proxy-or-vpn 32, unknown 40;
-a usage error exits 2.
-  -h, --help                this help
-  -v, --version             the version
-
-Examples:
-  gangway check -c gangway.yaml
-  gangway start -c gangway.yaml
-  gangway start -c /etc/gangway/gangway.yaml --watch
-  gangway schema > gangway.schema.json
-  gangway doctor https://music.example.com/api/tracks
-  gangway doctor https://music.example.com/ --resolver 1.1.1.1 --control https://example.org/ --json
-
-Signals (start): SIGTERM or SIGINT drain and stop; SIGHUP reloads the configuration file
-(an invalid file is refused, its problems logged, and the running configuration kept).
-POST /api/reload on the admin API does the same and answers with the problems.
-`;
 
 async function main(argv: string[]): Promise<number> {
   let parsed;
@@ -78,7 +38,22 @@ async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parsed;
   if (values.version) { process.stdout.write(`${VERSION}\n`); return 0; }
   const command = positionals[0];
-  if (values.help || command === undefined || command === 'help') { process.stdout.write(HELP); return 0; }
+  if (command === 'help' && positionals[1] !== undefined) {
+    const help = COMMAND_HELP[positionals[1]];
+    if (help === undefined) { process.stderr.write(`gangway: no command "${positionals[1]}"\nTry "gangway --help".\n`); return 2; }
+    process.stdout.write(help);
+    return 0;
+  }
+  if (values.help && command !== undefined && COMMAND_HELP[command] !== undefined) { process.stdout.write(COMMAND_HELP[command]); return 0; }
+  if (values.help || command === undefined || command === 'help') { process.stdout.write(GENERAL_HELP); return 0; }
+  const allowed = COMMAND_OPTIONS[command];
+  if (allowed !== undefined) {
+    const stray = Object.keys(values).find((k) => !allowed.includes(k) && k !== 'help' && k !== 'version');
+    if (stray !== undefined) {
+      process.stderr.write(`gangway ${command}: --${stray} is not an option of this command\nTry "gangway help ${command}".\n`);
+      return 2;
+    }
+  }
   if (positionals.length > 1 && !(command === 'doctor' && positionals.length === 2)) {
     process.stderr.write(`gangway: unexpected argument "${positionals[1]}"\nTry "gangway --help".\n`);
     return 2;

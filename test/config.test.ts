@@ -136,3 +136,21 @@ test('gangway --version, --help and schema', async () => {
   const schema = await cli('schema');
   assert.equal((JSON.parse(schema.stdout) as { title: string }).title, 'Gangway configuration');
 });
+
+test('every command has its own help with examples; an option of another command is refused in one line', async () => {
+  for (const command of ['start', 'check', 'doctor', 'demo', 'schema']) {
+    const viaHelp = await cli('help', command);
+    const viaFlag = await cli(command, '--help');
+    assert.equal(viaHelp.code, 0);
+    assert.equal(viaFlag.stdout, viaHelp.stdout, `${command} --help is gangway help ${command}`);
+    assert.match(viaHelp.stdout, new RegExp(`^gangway ${command}`));
+    assert.match(viaHelp.stdout, /\nExamples?:\n {2}gangway /, `${command} shows examples`);
+  }
+  const general = await cli('--help');
+  for (const command of ['start', 'check', 'doctor', 'demo', 'schema']) assert.match(general.stdout, new RegExp(`gangway ${command}`));
+  const stray = await cli('start', '-c', 'x.yaml', '--json');
+  assert.equal(stray.code, 2);
+  assert.equal(stray.stderr, 'gangway start: --json is not an option of this command\nTry "gangway help start".\n');
+  const unknown = await cli('help', 'frobnicate');
+  assert.equal(unknown.code, 2);
+});

@@ -1,0 +1,113 @@
+/**
+ * The words of `gangway --help` and of each command's own help (`gangway help start`,
+ * `gangway start --help`), with examples.
+ */
+import { VERSION } from './version.js';
+
+export const GENERAL_HELP = `gangway ${VERSION} — an HTTP gateway that keeps 502s away from users and explains the ones it cannot prevent
+
+Usage:
+  gangway start -c FILE [--watch]     run the gateway on a configuration file
+  gangway check -c FILE               validate a configuration file
+  gangway doctor URL [options]        find out why URL fails, and whose side it is on
+  gangway demo                        a streaming service behind Gangway, with fault switches
+  gangway schema                      print the configuration's JSON Schema
+  gangway help COMMAND                a command's options and examples
+  gangway --help | --version
+
+Examples:
+  gangway demo
+  gangway check -c gangway.yaml && gangway start -c gangway.yaml
+  gangway doctor https://music.example.com/api/tracks
+
+Documentation: README.md, docs/configuration.md, docs/failures.md, docs/operations.md
+`;
+
+export const COMMAND_HELP: Record<string, string> = {
+  start: `gangway start -c FILE [--watch]
+
+Runs the gateway on a YAML configuration file (see docs/configuration.md). An invalid file is
+refused with file:line:column, the field and the problem, and the gateway does not start.
+
+Options:
+  -c, --config FILE   the configuration file
+  -w, --watch         reload whenever the file changes (an invalid edit is logged and ignored)
+
+Signals: SIGTERM or SIGINT drain in-flight requests and stop (a second one exits at once);
+SIGHUP reloads the file. POST /api/reload on the admin API does the same and answers with
+the problems of an invalid file. The running configuration stays until a valid one arrives.
+
+Environment: GANGWAY_ADMIN_TOKEN, the bearer token admin changes require (overrides adminToken).
+
+Examples:
+  gangway start -c gangway.yaml
+  gangway start -c /etc/gangway/gangway.yaml --watch
+  kill -HUP $(pidof gangway)            # reload
+`,
+  check: `gangway check -c FILE
+
+Validates a configuration file without starting anything: exit 0 and a one-line summary when
+it is valid; exit 1 and one line per problem (file:line:column field: message) when not.
+
+Examples:
+  gangway check -c gangway.yaml
+  gangway check -c gangway.yaml && systemctl reload gangway
+`,
+  doctor: `gangway doctor URL [--json] [--resolver IP[:PORT]]... [--control URL] [--attempts N] [--timeout DURATION]
+
+Runs the troubleshooting ladder for URL and says whose side the trouble is on: the local
+network, proxies and VPNs, DNS (the system resolver against --resolver), TCP to each address,
+TLS, the HTTP answer with every hop's Proxy-Status, repeated attempts (transient or
+persistent), the service's status page, and a control URL.
+
+Options:
+  --json                one JSON document: {verdict, summary, steps, hops, advice, …}
+  --resolver IP[:PORT]  also ask this DNS resolver (repeatable)
+  --control URL         a URL known to work, to tell your network from the service
+  --attempts N          attempts before a failure counts as persistent (1–10, default 3)
+  --timeout DURATION    per step (default 5s)
+
+Verdicts and exit codes:
+  ok 0 · transient 10 · service-side 20 · service-maintenance 21 · service-overloaded 22
+  your-network 30 · your-dns 31 · your-proxy-or-vpn 32 · unknown 40 · usage error 2
+Colour on a terminal; NO_COLOR turns it off. HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY
+are read as curl reads them.
+
+Examples:
+  gangway doctor https://music.example.com/api/tracks
+  gangway doctor music.example.com --resolver 1.1.1.1 --resolver 9.9.9.9
+  gangway doctor https://music.example.com/ --control https://example.org/ --json | jq .verdict
+`,
+  demo: `gangway demo
+
+Starts three replicas of a small streaming service (catalogue API, generated audio with
+Range and strong ETags, a web player) as child processes, Gangway in front of them on
+examples/gangway.yaml, and an operator console with switches that kill, freeze, slow down,
+corrupt, cut and overload one replica. Prints the URLs; Ctrl-C stops everything.
+
+Environment: GANGWAY_DEMO_PORTS=gateway,admin,console,replica1,replica2,replica3 when the
+defaults (8080,9901,9902,7001,7002,7003) are taken.
+
+Examples:
+  gangway demo                                   # then open http://127.0.0.1:9902/
+  GANGWAY_DEMO_PORTS=18080,19901,19902,17001,17002,17003 gangway demo
+`,
+  schema: `gangway schema
+
+Prints the configuration's JSON Schema, generated from the same schema the gateway
+validates with, for editors (YAML language server: # yaml-language-server: $schema=…).
+
+Example:
+  gangway schema > gangway.schema.json
+`,
+};
+
+/** The options each command accepts (besides --help). */
+export const COMMAND_OPTIONS: Record<string, readonly string[]> = {
+  start: ['config', 'watch'],
+  check: ['config'],
+  doctor: ['json', 'resolver', 'control', 'attempts', 'timeout'],
+  demo: [],
+  schema: [],
+  help: [],
+};

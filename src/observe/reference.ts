@@ -1,0 +1,30 @@
+/**
+ * docs/metrics.md, generated from the metrics a gateway registers: every family's name,
+ * type, labels and help, as Prometheus scrapes them from /metrics.
+ */
+import { GatewayMetrics } from './metrics.js';
+
+export async function renderMetricsReference(): Promise<string> {
+  const metrics = new GatewayMetrics(false);
+  const families = (await metrics.registry.getMetricsAsJSON()) as unknown as Array<{ name: string; type: string; help: string; values: unknown[] }>;
+  const labelsOf = (name: string): string => {
+    const m = metrics.registry.getSingleMetric(name) as unknown as { labelNames?: readonly string[] } | undefined;
+    const names = m?.labelNames ?? [];
+    return names.length ? names.map((l) => `\`${l}\``).join(', ') : '—';
+  };
+  const rows = families
+    .sort((a, b) => a.name.localeCompare(b.name))
+    .map((f) => `| \`${f.name}\` | ${f.type} | ${labelsOf(f.name)} | ${f.help.replace(/\|/g, '\\|')} |`);
+  return `# Metrics
+
+<!-- Generated from src/observe/metrics.ts by \`npm run docs\`; do not edit by hand. -->
+
+Scraped from the admin listener at \`/metrics\` (Prometheus text format). Node.js process
+metrics (CPU, memory, event-loop lag, GC) are also there, prefixed \`gangway_\`.
+\`docs/grafana-dashboard.json\` is a dashboard built on these.
+
+| metric | type | labels | meaning |
+|---|---|---|---|
+${rows.join('\n')}
+`;
+}

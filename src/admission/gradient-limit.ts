@@ -7,7 +7,9 @@
  *
  *   limit ← limit × clamp(minRtt × tolerance / rtt, 0.5, 2) + √limit
  *
- * The √limit term is the queue the hosts are allowed to keep so they never idle.
+ * The √limit term is the queue the hosts are allowed to keep so they never idle. A limit that
+ * is not being used (under half of it in flight) is not grown, and drifts down to twice the
+ * recent peak in flight.
  *
  * minRtt cannot be read off traffic that is already at the limit: a host that always has
  * a queue never shows its unloaded latency, and a minimum taken from loaded samples drifts
@@ -28,6 +30,8 @@ const PROBE_SAMPLES = 30;
 const PROBE_MAX_MS = 2000;
 const MIN_GRADIENT = 0.25;
 const MAX_GRADIENT = 2;
+const PEAK_FADE = 0.99;
+const UNUSED_SHRINK = 0.95;
 
 export interface GradientLimitSettings {
   min: number;
@@ -59,6 +63,8 @@ export class GradientLimit {
   private probeGap = 1000;
   /** The most requests in flight during the last interval. */
   private lastInFlight = 0;
+  /** The most in flight lately: each interval's peak, fading by 1% an interval. */
+  private recentPeak = 0;
 
   constructor(private readonly settings: GradientLimitSettings) {
     this.value = Math.min(Math.max(settings.initial, settings.min), settings.max);
@@ -78,6 +84,7 @@ export class GradientLimit {
     this.nextProbeAt = previous.nextProbeAt;
     this.probeGap = previous.probeGap;
     this.lastInFlight = previous.lastInFlight;
+    this.recentPeak = previous.recentPeak;
     this.probing = false;
     this.current = Math.floor(this.value);
   }
@@ -115,6 +122,7 @@ export class GradientLimit {
     if (rtt < this.minRttMs) this.minRttMs = rtt;
     const used = this.maxInFlight * 2 >= this.value;
     this.lastInFlight = this.maxInFlight;
+    this.recentPeak = Math.max(this.maxInFlight, this.recentPeak * PEAK_FADE);
     this.rttMs = rtt;
     this.startInterval(now);
     // A static limit learns the latency all the same, for the queue's wait predictions.
@@ -124,6 +132,11 @@ export class GradientLimit {
     // A pool that never filled half its limit tells us nothing about a larger one.
     if (gradient < 1 || used) {
       this.value = clamp(this.value * gradient + Math.sqrt(this.value), this.settings.min, this.settings.max);
+    } else {
+      // Nor is an unused limit a measurement: it drifts down to twice the recent peak, so a
+      // spike meets a limit near what the hosts were last seen to handle, not a stale guess.
+      const floor = Math.max(this.settings.min, 2 * this.recentPeak + Math.sqrt(this.recentPeak));
+      if (this.value > floor) this.value = Math.max(floor, this.value * UNUSED_SHRINK);
     }
     if (now >= this.nextProbeAt) {
       this.probing = true;

@@ -43,6 +43,7 @@ export async function startConsole(opts: ConsoleOptions, port: number): Promise<
   let spikeState: (SpikeResult & { running: boolean }) | undefined;
   let maintenance = false;
   let last: Sample | undefined;
+  const lastEjectionNote = new Map<string, number>();
 
   const note = (text: string): void => {
     events.unshift({ at: new Date().toISOString(), text });
@@ -74,7 +75,12 @@ export async function startConsole(opts: ConsoleOptions, port: number): Promise<
       for (const m of metrics.filter((x) => x.name === 'gangway_ejections_total')) {
         for (const v of m.values) {
           const before = last?.counters.get(`${m.name}${JSON.stringify(v.labels)}`) ?? 0;
-          if (v.value > before) note(`Gangway ejected ${v.labels.host} (${v.labels.reason}) and routes around it`);
+          // A host answering 503 + Retry-After is re-ejected at every probe: say so once a while.
+          const key = `${v.labels.host}/${v.labels.reason}`;
+          if (v.value > before && now.at - (lastEjectionNote.get(key) ?? 0) > 15_000) {
+            lastEjectionNote.set(key, now.at);
+            note(`Gangway ejected ${v.labels.host} (${v.labels.reason}) and routes around it`);
+          }
         }
       }
     }

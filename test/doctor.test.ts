@@ -2,12 +2,16 @@
  * `gangway doctor URL`, run as a person runs it (the CLI, --json), against real local
  * scenarios: a healthy gateway, an upstream that refuses, maintenance, shedding, a name
  * that does not resolve (with a DNS server of the tests' own), nothing resolving at all, a
- * dead HTTP proxy, and a service that fails and then recovers.
+ * dead HTTP proxy, a service that fails and then recovers, and HTTPS with an untrusted and a
+ * trusted certificate.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { dnsServer } from './support/dns-server.js';
 import { closedPort, httpUpstream, startGateway } from './support/harness.js';
@@ -145,4 +149,24 @@ test('bad arguments get one clear line and exit 2', async () => {
   const code = await new Promise((r) => child.on('exit', r));
   assert.equal(code, 2);
   assert.match(err, /^gangway doctor: only http:\/\/ and https:\/\/ URLs can be checked, not ftp:/);
+});
+
+test('TLS: an untrusted certificate is the service\'s fault; a trusted one passes and the certificate is described', async () => {
+  const tlsDir = join(import.meta.dirname, 'support', 'tls');
+  const server = createHttpsServer({ key: readFileSync(join(tlsDir, 'localhost-key.pem')), cert: readFileSync(join(tlsDir, 'localhost-cert.pem')) }, (_req, res) => res.end('ok'));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanups.push(() => new Promise((r) => { server.closeAllConnections(); server.close(r); }));
+  const url = `https://localhost:${(server.address() as AddressInfo).port}/`;
+  const untrusted = await doctor([url]);
+  assert.equal(untrusted.report.verdict, 'service-side');
+  assert.equal(untrusted.code, 20);
+  const tls = stepNamed(untrusted.report, 'tls')!;
+  assert.equal(tls.ok, false);
+  assert.match(tls.detail, /certificate for localhost from Gangway tests, valid until .* \(\d+ days\).*SELF_SIGNED/);
+  assert.match(untrusted.report.summary, /TLS certificate is not valid for localhost/);
+
+  const trusted = await doctor([url], { NODE_EXTRA_CA_CERTS: join(tlsDir, 'localhost-cert.pem') });
+  assert.equal(trusted.report.verdict, 'ok');
+  assert.equal(stepNamed(trusted.report, 'tls')!.ok, true);
+  assert.match(stepNamed(trusted.report, 'tls')!.detail, /^TLSv1\.3 certificate for localhost/);
 });

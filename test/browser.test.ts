@@ -2,7 +2,7 @@
  * The error page and the status page in real headless Chromium: they render with no failed
  * request and no console error, in light and dark, readable at 200% zoom with AA contrast;
  * the error page's countdown retries by itself and lands on the real page once the upstream
- * is back; the status page updates live.
+ * is back; the status page updates live, in English and in German.
  */
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
@@ -90,4 +90,15 @@ test('the status page renders its charts with no failed request and updates live
   assert.ok(Math.min(...ratios) >= 4.5, `lowest contrast ${Math.min(...ratios).toFixed(2)}:1`);
   assert.deepEqual(problems, []);
   await page.context().close();
+
+  // The same page for a German reader: headings from the server, live parts from the script.
+  const german = await watchedPage(browser, { locale: 'de-DE' });
+  await german.page.setExtraHTTPHeaders({ 'accept-language': 'de-DE,de;q=0.9' });
+  await german.page.goto(`${gw.adminUrl}/status`);
+  await german.page.waitForSelector('body[data-live="1"]');
+  assert.equal(await german.page.locator('h1').textContent(), 'Dienststatus');
+  assert.equal(await german.page.locator('#overall').textContent(), 'Alle Dienste arbeiten normal');
+  assert.match(String(await german.page.locator('#services td').nth(2).textContent()), /^\d+ Anfragen, 0 Fehler$/);
+  assert.deepEqual(german.problems, []);
+  await german.page.context().close();
 });

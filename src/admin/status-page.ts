@@ -1,7 +1,7 @@
 /**
  * The status page: a self-contained HTML page (its chart library, uPlot, is served from the
  * same place — no outside requests), rendered on the server so it reads without JavaScript,
- * then kept live over server-sent events: every time the timeline closes a step, each open
+ * in the reader's language (the error page's catalogue), then kept live over server-sent events: every time the timeline closes a step, each open
  * page receives the new status and the new chart point. Served on the admin listener at
  * /status, and on the main listener at `status.path` when configured (public view: no host
  * addresses).
@@ -9,6 +9,8 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { languagesOf, text, type TextKey, type TextOverrides } from '../faults/catalogue.js';
+import { chooseLanguage } from '../faults/language.js';
 import { escapeHtml } from '../faults/page.js';
 import { buildStatus, historyOf, type StatusSources } from './status-model.js';
 
@@ -40,8 +42,11 @@ export function serveStatusPage(sources: () => StatusSources, req: IncomingMessa
         send(res, 200, 'application/json', JSON.stringify(buildStatus(sources(), { public: isPublic, history: false })));
         return true;
       }
-      const status = buildStatus(sources(), { public: isPublic, history: false });
-      send(res, 200, 'text/html; charset=utf-8', renderStatusPage(status, base));
+      const src = sources();
+      const status = buildStatus(src, { public: isPublic, history: false });
+      const overrides = src.runtime.config.errors.page.texts;
+      const lang = chooseLanguage(req.headers['accept-language'], languagesOf(overrides));
+      send(res, 200, 'text/html; charset=utf-8', renderStatusPage(status, base, lang, overrides), 'no-store', lang);
       return true;
     }
     case '/uplot.js':
@@ -62,8 +67,8 @@ export function serveStatusPage(sources: () => StatusSources, req: IncomingMessa
   }
 }
 
-function send(res: ServerResponse, status: number, type: string, body: string, cache = 'no-store'): void {
-  res.writeHead(status, { 'content-type': type, 'cache-control': cache, 'content-length': Buffer.byteLength(body), 'x-content-type-options': 'nosniff' });
+function send(res: ServerResponse, status: number, type: string, body: string, cache = 'no-store', lang?: string): void {
+  res.writeHead(status, { 'content-type': type, 'cache-control': cache, 'content-length': Buffer.byteLength(body), 'x-content-type-options': 'nosniff', ...(lang ? { 'content-language': lang, vary: 'Accept-Language' } : {}) });
   res.end(body);
 }
 
@@ -85,37 +90,39 @@ function openEventStream(sources: () => StatusSources, res: ServerResponse, isPu
   res.once('close', () => { stop(); clearInterval(heartbeat); });
 }
 
-const STATE_TEXT: Record<string, string> = {
-  operational: 'All services are operating normally',
-  degraded: 'Some services are degraded',
-  partial_outage: 'Some services are down',
-  major_outage: 'Services are down',
-  maintenance: 'Planned maintenance in progress',
-  healthy: 'Healthy', down: 'Down',
-};
 
-function renderStatusPage(status: Record<string, unknown>, base: string): string {
-  const data = JSON.stringify(status).replace(/</g, '\\u003c');
+/** The status page's words the browser needs, in the page's language. */
+const CLIENT_KEYS = [
+  'status.no_maintenance', 'status.no_incidents', 'status.now', 'status.scheduled', 'status.all_services', 'status.until',
+  'status.ongoing_since', 'status.line_requests', 'status.line_servers', 'status.incident',
+  'overall.operational', 'overall.degraded', 'overall.partial_outage', 'overall.major_outage', 'overall.maintenance',
+  'state.healthy', 'state.degraded', 'state.down', 'state.maintenance',
+] as const satisfies readonly TextKey[];
+
+function renderStatusPage(status: Record<string, unknown>, base: string, lang: string, overrides: TextOverrides): string {
+  const t = (key: TextKey): string => escapeHtml(text(lang, key, overrides));
+  const words = Object.fromEntries(CLIENT_KEYS.map((k) => [k, text(lang, k, overrides)]));
+  const script = (v: unknown): string => JSON.stringify(v).replace(/</g, '\\u003c');
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="color-scheme" content="light dark"><link rel="icon" href="data:,"><title>Status · ${escapeHtml(String(status.name))}</title>
+<html lang="${lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark"><link rel="icon" href="data:,"><title>${t('status.title')} · ${escapeHtml(String(status.name))}</title>
 <link rel="stylesheet" href="${base}/uplot.css">
 <style>${STYLE}</style></head>
-<body><header><h1>Service status</h1><p class="muted">Live · <span id="updated">${escapeHtml(String(status.generated_at))}</span></p></header>
+<body><header><h1>${t('status.title')}</h1><p class="muted">${t('status.live')} · <span id="updated">${escapeHtml(String(status.generated_at))}</span></p></header>
 <main>
 <section id="overall" class="banner" aria-live="polite"></section>
-<section aria-labelledby="svc"><h2 id="svc">Services</h2><div class="table-wrap"><table><thead><tr><th scope="col">Service</th><th scope="col">State</th><th scope="col">Last minute</th><th scope="col">p99</th></tr></thead><tbody id="services"></tbody></table></div></section>
-<section aria-labelledby="mnt"><h2 id="mnt">Maintenance</h2><ul id="maintenance"></ul></section>
-<section aria-labelledby="inc"><h2 id="inc">Incidents observed by the gateway</h2><ul id="incidents"></ul></section>
-<section aria-labelledby="charts"><h2 id="charts">The last hour</h2>
-<figure><figcaption>Requests per second</figcaption><div id="chart-rps" class="chart"></div></figure>
-<figure><figcaption>Errors (% of requests)</figcaption><div id="chart-err" class="chart"></div></figure>
-<figure><figcaption>Response time p99 (ms)</figcaption><div id="chart-p99" class="chart"></div></figure>
+<section aria-labelledby="svc"><h2 id="svc">${t('status.services')}</h2><div class="table-wrap"><table><thead><tr><th scope="col">${t('status.col_service')}</th><th scope="col">${t('status.col_state')}</th><th scope="col">${t('status.col_last_minute')}</th><th scope="col">${t('status.col_p99')}</th></tr></thead><tbody id="services"></tbody></table></div></section>
+<section aria-labelledby="mnt"><h2 id="mnt">${t('status.maintenance')}</h2><ul id="maintenance"></ul></section>
+<section aria-labelledby="inc"><h2 id="inc">${t('status.incidents')}</h2><ul id="incidents"></ul></section>
+<section aria-labelledby="charts"><h2 id="charts">${t('status.last_hour')}</h2>
+<figure><figcaption>${t('status.chart_rps')}</figcaption><div id="chart-rps" class="chart"></div></figure>
+<figure><figcaption>${t('status.chart_errors')}</figcaption><div id="chart-err" class="chart"></div></figure>
+<figure><figcaption>${t('status.chart_p99')}</figcaption><div id="chart-p99" class="chart"></div></figure>
 </section>
 </main>
-<noscript><p>Without JavaScript this page shows the state when it was loaded; reload it for news.</p></noscript>
+<noscript><p>${t('status.noscript')}</p></noscript>
 <script src="${base}/uplot.js"></script>
-<script>window.GANGWAY_STATUS=${data};window.GANGWAY_STATUS_BASE=${JSON.stringify(base)};</script>
+<script>window.GANGWAY_STATUS=${script(status)};window.GANGWAY_STATUS_BASE=${script(base)};window.GANGWAY_WORDS=${script(words)};</script>
 <script>${CLIENT}</script>
 </body></html>
 `;
@@ -136,23 +143,24 @@ ul{padding-left:1.2rem}li{margin:.3rem 0}figure{margin:1rem 0}figcaption{color:v
 /** The browser side: renders the status object, draws the charts and applies each event. */
 const CLIENT = `(function(){
 var S=window.GANGWAY_STATUS,base=window.GANGWAY_STATUS_BASE,charts={},hist=null;
-var TEXT=${JSON.stringify(STATE_TEXT)};
+var W=window.GANGWAY_WORDS;
+function w(key,vars){return W[key].replace(/\\{(\\w+)\\}/g,function(m,k){return vars&&k in vars?vars[k]:m})}
 function el(tag,attrs,text){var e=document.createElement(tag);for(var k in attrs)e.setAttribute(k,attrs[k]);if(text!=null)e.textContent=text;return e}
-function when(iso){return iso?new Date(iso).toLocaleString():''}
+function when(iso){return iso?new Date(iso).toLocaleString(document.documentElement.lang):''}
 function render(s){
  document.getElementById('updated').textContent=when(s.generated_at);
- var o=document.getElementById('overall');o.className='banner s-'+s.overall;o.textContent=TEXT[s.overall]||s.overall;
+ var o=document.getElementById('overall');o.className='banner s-'+s.overall;o.textContent=W['overall.'+s.overall]||s.overall;
  var tb=document.getElementById('services');tb.textContent='';
- s.services.forEach(function(v){var tr=el('tr');var name=el('td');name.appendChild(el('strong',{},v.name));name.appendChild(el('span',{class:'reason'},'upstream '+v.upstream+' · '+v.servers.in_rotation+'/'+v.servers.total+' servers'));tr.appendChild(name);
-  var st=el('td');st.appendChild(el('span',{class:'badge s-'+v.state},TEXT[v.state]||v.state));if(v.reason)st.appendChild(el('span',{class:'reason'},v.reason));tr.appendChild(st);
-  tr.appendChild(el('td',{},v.last_minute.requests+' requests, '+v.last_minute.errors+' errors'));tr.appendChild(el('td',{},v.last_minute.p99_ms==null?'–':v.last_minute.p99_ms+' ms'));tb.appendChild(tr)});
+ s.services.forEach(function(v){var tr=el('tr');var name=el('td');name.appendChild(el('strong',{},v.name));name.appendChild(el('span',{class:'reason'},w('status.line_servers',{upstream:v.upstream,up:v.servers.in_rotation,total:v.servers.total})));tr.appendChild(name);
+  var st=el('td');st.appendChild(el('span',{class:'badge s-'+v.state},W['state.'+v.state]||v.state));if(v.reason)st.appendChild(el('span',{class:'reason'},v.reason));tr.appendChild(st);
+  tr.appendChild(el('td',{},w('status.line_requests',{requests:v.last_minute.requests,errors:v.last_minute.errors})));tr.appendChild(el('td',{},v.last_minute.p99_ms==null?'–':v.last_minute.p99_ms+' ms'));tb.appendChild(tr)});
  var m=document.getElementById('maintenance');m.textContent='';
- s.maintenance.active.forEach(function(a){m.appendChild(el('li',{},'Now: '+(a.routes==='all'?'all services':a.routes.join(', '))+(a.until?' until '+when(a.until):'')+(a.message?' — '+a.message:'')))});
- s.maintenance.scheduled.forEach(function(a){m.appendChild(el('li',{},'Scheduled: '+(a.routes==='all'?'all services':a.routes.join(', '))+', '+when(a.start)+' – '+when(a.end)+(a.message?' — '+a.message:'')))});
- if(!m.children.length)m.appendChild(el('li',{},'None in progress or scheduled.'));
+ s.maintenance.active.forEach(function(a){m.appendChild(el('li',{},W['status.now']+': '+(a.routes==='all'?W['status.all_services']:a.routes.join(', '))+(a.until?' '+W['status.until']+' '+when(a.until):'')+(a.message?' — '+a.message:'')))});
+ s.maintenance.scheduled.forEach(function(a){m.appendChild(el('li',{},W['status.scheduled']+': '+(a.routes==='all'?W['status.all_services']:a.routes.join(', '))+', '+when(a.start)+' – '+when(a.end)+(a.message?' — '+a.message:'')))});
+ if(!m.children.length)m.appendChild(el('li',{},W['status.no_maintenance']));
  var inc=document.getElementById('incidents');inc.textContent='';
- s.incidents.forEach(function(i){inc.appendChild(el('li',{class:i.ongoing?'ongoing':''},(i.ongoing?'Ongoing since ':'')+when(i.start)+(i.end?' – '+when(i.end):'')+': '+i.route+', '+i.cause+' ('+i.errors+' of '+i.requests+' requests failed, peak '+Math.round(i.peak_error_rate*100)+'%)'))});
- if(!inc.children.length)inc.appendChild(el('li',{},'No incidents in the last hour.'));
+ s.incidents.forEach(function(i){inc.appendChild(el('li',{class:i.ongoing?'ongoing':''},(i.ongoing?W['status.ongoing_since']+' ':'')+when(i.start)+(i.end?' – '+when(i.end):'')+': '+w('status.incident',{route:i.route,cause:i.cause,errors:i.errors,requests:i.requests,peak:Math.round(i.peak_error_rate*100)})))});
+ if(!inc.children.length)inc.appendChild(el('li',{},W['status.no_incidents']));
 }
 function chart(id,key,label,color){var box=document.getElementById(id);var w=box.clientWidth||600;
  var opts={width:w,height:160,legend:{show:false},scales:{x:{time:true}},axes:[{stroke:getComputedStyle(document.body).color},{stroke:getComputedStyle(document.body).color}],series:[{},{label:label,stroke:color,width:2,fill:color+'22'}]};

@@ -1,7 +1,7 @@
 /**
- * Every word a person reads on the gateway's error answers, in every language it speaks:
- * the page's own phrases, each failure kind's title and explanation, and the steps of each
- * kind of advice (one step per line). English is complete and the fallback; other languages
+ * Every word a person reads on the gateway's error answers and its status page, in every
+ * language it speaks: the pages' own phrases, each failure kind's title and explanation, and
+ * the steps of each kind of advice (one step per line). English is complete and the fallback; other languages
  * may leave keys out. Operators override or add any key per language in the configuration
  * (`errors.page.texts`), and unknown keys there are refused, so a typo cannot hide.
  */
@@ -15,7 +15,16 @@ type PageKeys =
   | 'what_to_do' | 'when' | 'retry.in' | 'retry.now' | 'retry.checking' | 'retry.still' | 'retry.manual'
   | 'back_at' | 'operator_message' | 'reference' | 'request_id' | 'time' | 'error' | 'status_page' | 'service_fallback';
 
-export type TextKey = KindKeys | AdviceKeys | PageKeys;
+/** The status page's words. */
+type StatusKeys =
+  | 'status.title' | 'status.live' | 'status.services' | 'status.col_service' | 'status.col_state' | 'status.col_last_minute'
+  | 'status.col_p99' | 'status.maintenance' | 'status.incidents' | 'status.last_hour' | 'status.chart_rps' | 'status.chart_errors'
+  | 'status.chart_p99' | 'status.noscript' | 'status.no_maintenance' | 'status.no_incidents' | 'status.now' | 'status.scheduled'
+  | 'status.all_services' | 'status.until' | 'status.ongoing_since' | 'status.line_requests' | 'status.line_servers' | 'status.incident'
+  | 'overall.operational' | 'overall.degraded' | 'overall.partial_outage' | 'overall.major_outage' | 'overall.maintenance'
+  | 'state.healthy' | 'state.degraded' | 'state.down' | 'state.maintenance';
+
+export type TextKey = KindKeys | AdviceKeys | PageKeys | StatusKeys;
 export type Catalogue = Record<TextKey, string>;
 
 const en: Catalogue = {
@@ -41,6 +50,39 @@ const en: Catalogue = {
   'error': 'Error',
   'status_page': 'Service status',
   'service_fallback': 'requested',
+  'status.title': 'Service status',
+  'status.live': 'Live',
+  'status.services': 'Services',
+  'status.col_service': 'Service',
+  'status.col_state': 'State',
+  'status.col_last_minute': 'Last minute',
+  'status.col_p99': 'p99',
+  'status.maintenance': 'Maintenance',
+  'status.incidents': 'Incidents observed by the gateway',
+  'status.last_hour': 'The last hour',
+  'status.chart_rps': 'Requests per second',
+  'status.chart_errors': 'Errors (% of requests)',
+  'status.chart_p99': 'Response time p99 (ms)',
+  'status.noscript': 'Without JavaScript this page shows the state when it was loaded; reload it for news.',
+  'status.no_maintenance': 'None in progress or scheduled.',
+  'status.no_incidents': 'No incidents in the last hour.',
+  'status.now': 'Now',
+  'status.scheduled': 'Scheduled',
+  'status.all_services': 'all services',
+  'status.until': 'until',
+  'status.ongoing_since': 'Ongoing since',
+  'status.line_requests': '{requests} requests, {errors} errors',
+  'status.line_servers': 'upstream {upstream} · {up}/{total} servers',
+  'status.incident': '{route}, {cause} ({errors} of {requests} requests failed, peak {peak}%)',
+  'overall.operational': 'All services are operating normally',
+  'overall.degraded': 'Some services are degraded',
+  'overall.partial_outage': 'Some services are down',
+  'overall.major_outage': 'Services are down',
+  'overall.maintenance': 'Planned maintenance in progress',
+  'state.healthy': 'Healthy',
+  'state.degraded': 'Degraded',
+  'state.down': 'Down',
+  'state.maintenance': 'Maintenance',
   'advice.unreachable': 'Nothing is wrong with your connection, browser or DNS: refreshing, clearing caches, changing DNS or turning off a VPN will not help.\nWait a moment; the page tries again by itself, and the service is usually back within a minute.\nIf it lasts, check the service status or contact support with the reference below.',
   'advice.incomplete': 'Try again: the next attempt may be served by another server.\nNothing is wrong with your connection.',
   'advice.upgrade': 'Try again shortly.\nIf it persists, the service does not offer this protocol here.',
@@ -129,6 +171,39 @@ const de: Partial<Catalogue> = {
   'error': 'Fehler',
   'status_page': 'Dienststatus',
   'service_fallback': 'angefragte',
+  'status.title': 'Dienststatus',
+  'status.live': 'Live',
+  'status.services': 'Dienste',
+  'status.col_service': 'Dienst',
+  'status.col_state': 'Zustand',
+  'status.col_last_minute': 'Letzte Minute',
+  'status.col_p99': 'p99',
+  'status.maintenance': 'Wartung',
+  'status.incidents': 'Vom Gateway beobachtete Störungen',
+  'status.last_hour': 'Die letzte Stunde',
+  'status.chart_rps': 'Anfragen pro Sekunde',
+  'status.chart_errors': 'Fehler (% der Anfragen)',
+  'status.chart_p99': 'Antwortzeit p99 (ms)',
+  'status.noscript': 'Ohne JavaScript zeigt diese Seite den Stand beim Laden; für Neuigkeiten bitte neu laden.',
+  'status.no_maintenance': 'Keine laufende oder geplante Wartung.',
+  'status.no_incidents': 'Keine Störungen in der letzten Stunde.',
+  'status.now': 'Jetzt',
+  'status.scheduled': 'Geplant',
+  'status.all_services': 'alle Dienste',
+  'status.until': 'bis',
+  'status.ongoing_since': 'Andauernd seit',
+  'status.line_requests': '{requests} Anfragen, {errors} Fehler',
+  'status.line_servers': 'Upstream {upstream} · {up}/{total} Server',
+  'status.incident': '{route}, {cause} ({errors} von {requests} Anfragen fehlgeschlagen, Spitze {peak} %)',
+  'overall.operational': 'Alle Dienste arbeiten normal',
+  'overall.degraded': 'Einige Dienste sind beeinträchtigt',
+  'overall.partial_outage': 'Einige Dienste sind ausgefallen',
+  'overall.major_outage': 'Dienste sind ausgefallen',
+  'overall.maintenance': 'Geplante Wartung läuft',
+  'state.healthy': 'In Ordnung',
+  'state.degraded': 'Beeinträchtigt',
+  'state.down': 'Ausgefallen',
+  'state.maintenance': 'Wartung',
   'advice.unreachable': 'Mit Ihrer Verbindung, Ihrem Browser und Ihrem DNS ist alles in Ordnung: Neu laden, Cache leeren, DNS wechseln oder VPN ausschalten hilft nicht.\nWarten Sie einen Moment; die Seite versucht es von selbst erneut, meist ist der Dienst innerhalb einer Minute zurück.\nDauert es länger, sehen Sie im Dienststatus nach oder wenden Sie sich mit der Referenz unten an den Support.',
   'advice.incomplete': 'Versuchen Sie es erneut: Der nächste Versuch wird womöglich von einem anderen Server bedient.\nMit Ihrer Verbindung ist alles in Ordnung.',
   'advice.upgrade': 'Versuchen Sie es gleich noch einmal.\nBleibt der Fehler, bietet der Dienst dieses Protokoll hier nicht an.',
@@ -207,4 +282,9 @@ const PLACEHOLDER = /\{(\w+)\}/g;
 export function text(lang: string, key: TextKey, overrides?: TextOverrides, vars?: Record<string, string | number>): string {
   const raw = overrides?.[lang]?.[key] ?? CATALOGUES[lang]?.[key] ?? overrides?.en?.[key] ?? en[key];
   return vars === undefined ? raw : raw.replace(PLACEHOLDER, (m, name: string) => (name in vars ? String(vars[name]) : m));
+}
+
+/** The languages answers can be given in: the catalogue's, and any the operator wrote texts for. */
+export function languagesOf(overrides: TextOverrides): ReadonlySet<string> {
+  return new Set([...Object.keys(CATALOGUES), ...Object.keys(overrides)]);
 }

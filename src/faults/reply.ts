@@ -8,7 +8,7 @@ import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { chooseErrorForm } from './negotiate.js';
 import { serializeProxyStatus } from './proxy-status.js';
-import { CATALOGUES, text } from './catalogue.js';
+import { languagesOf, text } from './catalogue.js';
 import { chooseLanguage } from './language.js';
 import { renderErrorPage, type PageSettings } from './page.js';
 import { FAILURES, type FailureKindName } from './taxonomy.js';
@@ -54,7 +54,7 @@ export function buildReply(f: ReplyFacts): LocalReply {
   const kind = FAILURES[f.kind];
   const status = kind.status ?? 502;
   const page = f.page ?? DEFAULT_PAGE;
-  const lang = chooseLanguage(f.acceptLanguage, languagesOf(page));
+  const lang = chooseLanguage(f.acceptLanguage, languagesFor(page));
   const t = (key: Parameters<typeof text>[1]): string => text(lang, key, page.texts, { service: f.service ?? text(lang, 'service_fallback', page.texts) });
   const title = t(`kind.${f.kind}.title`);
   const explanation = t(`kind.${f.kind}.explanation`) + (f.message ? ` ${f.message}` : '');
@@ -118,11 +118,11 @@ export function buildReply(f: ReplyFacts): LocalReply {
 const DEFAULT_PAGE: PageSettings = { brand: {}, texts: {}, autoRetry: true };
 
 const languageSets = new WeakMap<PageSettings, ReadonlySet<string>>();
-/** The languages an answer can be given in: the catalogue's and any the operator wrote texts for. */
-function languagesOf(page: PageSettings): ReadonlySet<string> {
+/** The languages of a configuration's answers, worked out once per configuration. */
+function languagesFor(page: PageSettings): ReadonlySet<string> {
   let set = languageSets.get(page);
   if (set === undefined) {
-    set = new Set([...Object.keys(CATALOGUES), ...Object.keys(page.texts)]);
+    set = languagesOf(page.texts);
     languageSets.set(page, set);
   }
   return set;

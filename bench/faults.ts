@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { frozenListener } from '../test/support/frozen-listener.js';
 import { runLoad } from '../test/support/load.js';
-import { machine, startProcess, which, type Started } from './lib.js';
+import { machine, startNginx, startProcess, which, type Started } from './lib.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const ORIGIN = join(ROOT, 'bench/peers/fault-origin.mjs');
@@ -38,20 +38,11 @@ const proxies: Array<[string, ProxyStarter]> = [
     writeFileSync(conf, `listen: "127.0.0.1:${PROXY_PORT}"\nadmin: false\nlog: { access: false }\nupstreams:\n  app: { hosts: [${hosts.map((h) => `"${h}"`).join(', ')}], healthCheck: { path: "/small" } }\nroutes:\n  - { upstream: app }\n`);
     return startProcess('gangway', process.execPath, [join(ROOT, 'dist/cli.js'), 'start', '-c', conf], PROXY_PORT);
   }],
-  ['nginx', async (hosts) => {
-    const nginx = which('nginx');
-    if (!nginx) return undefined;
-    const conf = join(work, 'nginx.conf');
-    writeFileSync(conf, `worker_processes 1; daemon off; pid ${work}/nginx.pid; error_log ${work}/nginx-error.log error;
-events { worker_connections 4096; }
-http { access_log off;
+  ['nginx', async (hosts) => startNginx('nginx', work, PROXY_PORT, `access_log off;
   upstream app { ${hosts.map((h) => `server ${h} max_fails=1 fail_timeout=10s;`).join(' ')} keepalive 32; }
   server { listen 127.0.0.1:${PROXY_PORT};
     location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection "";
-      proxy_next_upstream error timeout http_502 http_503 http_504; } } }
-`);
-    return startProcess('nginx', nginx, ['-c', conf, '-p', work], PROXY_PORT);
-  }],
+      proxy_next_upstream error timeout http_502 http_503 http_504; } }`)],
   ['HAProxy', async (hosts) => {
     const haproxy = which('haproxy');
     if (!haproxy) return undefined;

@@ -4,7 +4,9 @@
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
+import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
 
 export function which(cmd: string): string | undefined {
   for (const dir of ['/usr/sbin', '/usr/bin', '/usr/local/bin', '/sbin', '/bin']) {
@@ -76,6 +78,23 @@ export function pinSelfToLoadCpu(): boolean {
   const r = spawnSync(TASKSET, ['-c', LOAD_CPU, process.execPath, ...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit', env: { ...process.env, GANGWAY_BENCH_PINNED: '1' } });
   process.exitCode = r.status ?? 1;
   return true;
+}
+
+/**
+ * Starts nginx on one `http { … }` block; the frame around it — one worker in the
+ * foreground, pid and error log under `work` — is the same for every bench. Undefined when
+ * nginx is not installed.
+ */
+export function startNginx(name: string, work: string, port: number, http: string, opts: { workerConnections?: number; cpu?: string } = {}): Promise<Started> | undefined {
+  const nginx = which('nginx');
+  if (!nginx) return undefined;
+  const file = name.replace(/[^a-z0-9]+/gi, '-');
+  const conf = join(work, `${file}.conf`);
+  writeFileSync(conf, `worker_processes 1; daemon off; pid ${work}/${file}.pid; error_log ${work}/${file}-error.log error;
+events { worker_connections ${opts.workerConnections ?? 4096}; }
+http { ${http} }
+`);
+  return startProcess(name, nginx, ['-c', conf, '-p', work], port, opts.cpu);
 }
 
 export interface LoadResult { rps: number; p50ms: number; p99ms: number; errors: number; non2xx: number }

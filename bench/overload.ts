@@ -12,7 +12,7 @@ import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LOAD_CPU, machine, pinSelfToLoadCpu, startProcess, which, type Started } from './lib.js';
+import { LOAD_CPU, machine, pinSelfToLoadCpu, startNginx, startProcess, which, type Started } from './lib.js';
 import { openLoop, type OpenLoopAnswer } from './open-loop.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -34,19 +34,10 @@ const proxies: Array<[string, () => Promise<Started | undefined>]> = [
     writeFileSync(conf, `listen: "127.0.0.1:${PROXY_PORT}"\nadmin: false\nlog: { access: false }\nupstreams:\n  app: { hosts: ["${origin}"] }\nroutes:\n  - { upstream: app }\n`);
     return startProcess('gangway', process.execPath, [join(ROOT, 'dist/cli.js'), 'start', '-c', conf], PROXY_PORT);
   }],
-  ['nginx', async () => {
-    const nginx = which('nginx');
-    if (!nginx) return undefined;
-    const conf = join(work, 'nginx.conf');
-    writeFileSync(conf, `worker_processes 1; daemon off; pid ${work}/nginx.pid; error_log ${work}/nginx-error.log error;
-events { worker_connections 16384; }
-http { access_log off;
+  ['nginx', async () => startNginx('nginx', work, PROXY_PORT, `access_log off;
   upstream app { server ${origin}; keepalive 32; }
   server { listen 127.0.0.1:${PROXY_PORT};
-    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
-`);
-    return startProcess('nginx', nginx, ['-c', conf, '-p', work], PROXY_PORT);
-  }],
+    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; } }`, { workerConnections: 16384 })],
   ['HAProxy', async () => {
     const haproxy = which('haproxy');
     if (!haproxy) return undefined;

@@ -18,7 +18,7 @@ import { chmodSync, mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LOAD_CPU, machine, runWrk, startProcess, which, type LoadResult, type Started } from './lib.js';
+import { LOAD_CPU, machine, runWrk, startNginx, startProcess, which, type LoadResult, type Started } from './lib.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
@@ -36,19 +36,13 @@ if (!which('wrk')) {
 }
 
 async function startOrigin(): Promise<Started> {
-  const nginx = which('nginx');
-  if (nginx) {
+  if (which('nginx')) {
     const root = join(work, 'www');
     mkdirSync(root, { recursive: true });
     writeFileSync(join(root, '1k'), Buffer.alloc(1024, 'a'));
     writeFileSync(join(root, '1m'), Buffer.alloc(1024 * 1024, 'b'));
-    const conf = join(work, 'origin.conf');
-    writeFileSync(conf, `worker_processes 1; daemon off; pid ${work}/origin.pid; error_log stderr error;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000; default_type application/octet-stream;
-  server { listen 127.0.0.1:${ORIGIN_PORT}; root ${root}; } }
-`);
-    return startProcess('origin (nginx static)', nginx, ['-c', conf, '-p', work], ORIGIN_PORT, LOAD_CPU);
+    return startNginx('origin (nginx static)', work, ORIGIN_PORT, `access_log off; keepalive_requests 1000000; default_type application/octet-stream;
+  server { listen 127.0.0.1:${ORIGIN_PORT}; root ${root}; }`, { cpu: LOAD_CPU })!;
   }
   return startProcess('origin (node)', process.execPath, [join(ROOT, 'bench/peers/upstream.mjs'), String(ORIGIN_PORT)], ORIGIN_PORT, LOAD_CPU);
 }
@@ -65,19 +59,10 @@ const peers: Array<[string, PeerStarter]> = [
   ['floor (node:http + undici)', () => startProcess('floor', process.execPath, [join(ROOT, 'bench/peers/floor.mjs'), String(PROXY_PORT), origin], PROXY_PORT)],
   ['http-proxy', () => startProcess('http-proxy', process.execPath, [join(ROOT, 'bench/peers/http-proxy.cjs'), String(PROXY_PORT), origin], PROXY_PORT)],
   ['@fastify/http-proxy', () => startProcess('@fastify/http-proxy', process.execPath, [join(ROOT, 'bench/peers/fastify-proxy.mjs'), String(PROXY_PORT), origin], PROXY_PORT)],
-  ['nginx (1 worker)', async () => {
-    const nginx = which('nginx');
-    if (!nginx) return undefined;
-    const conf = join(work, 'proxy-nginx.conf');
-    writeFileSync(conf, `worker_processes 1; daemon off; pid ${work}/proxy-nginx.pid; error_log stderr error;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
+  ['nginx (1 worker)', async () => startNginx('nginx', work, PROXY_PORT, `access_log off; keepalive_requests 1000000;
   upstream origin { server 127.0.0.1:${ORIGIN_PORT}; keepalive 64; }
   server { listen 127.0.0.1:${PROXY_PORT};
-    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
-`);
-    return startProcess('nginx', nginx, ['-c', conf, '-p', work], PROXY_PORT);
-  }],
+    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; } }`)],
   ['HAProxy (1 thread)', async () => {
     const haproxy = which('haproxy');
     if (!haproxy) return undefined;

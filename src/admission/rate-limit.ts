@@ -6,6 +6,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { RouteConfig } from '../config/schema.js';
+import type { ReplyFacts } from '../faults/reply.js';
 
 export interface RateDecision {
   allowed: boolean;
@@ -60,7 +61,7 @@ export class RateLimiter {
   readonly policy: string;
   private readonly header: string | undefined;
 
-  constructor(config: NonNullable<RouteConfig['rateLimit']>, private readonly store: RateLimitStore = new MemoryRateLimitStore(config.requests, config.window, config.burst ?? config.requests)) {
+  constructor(config: NonNullable<RouteConfig['rateLimit']>, private readonly route: string, private readonly store: RateLimitStore = new MemoryRateLimitStore(config.requests, config.window, config.burst ?? config.requests)) {
     this.header = config.key.startsWith('header:') ? config.key.slice(7).toLowerCase() : undefined;
     // RFC draft "RateLimit header fields for HTTP": quota q per window w (seconds).
     this.policy = `"gangway";q=${config.burst ?? config.requests};w=${Math.max(1, Math.round(config.window / 1000))}`;
@@ -71,9 +72,13 @@ export class RateLimiter {
     const key = typeof h === 'string' ? `h:${h}` : `a:${clientAddress}`;
     return this.store.take(key, now);
   }
-}
 
-/** The RateLimit fields of a 429: the policy, and nothing left until the retry. */
-export function rateLimitRefusal(policy: string, retryAfter: number): Array<[string, string]> {
-  return [['ratelimit-policy', policy], ['ratelimit', `"gangway";r=0;t=${retryAfter}`]];
+  /** What a 429 for a refused decision says: when to come back, whose limit, and the RateLimit fields (nothing left until then). */
+  refusal(d: RateDecision): Pick<ReplyFacts, 'retryAfter' | 'details' | 'headers'> {
+    return {
+      retryAfter: d.retryAfter,
+      details: `rate limit of route ${this.route}`,
+      headers: [['ratelimit-policy', this.policy], ['ratelimit', `"gangway";r=0;t=${d.retryAfter}`]],
+    };
+  }
 }

@@ -6,6 +6,7 @@
  */
 import { Agent, ProxyAgent, request, type Dispatcher } from 'undici';
 import { parseProxyStatus } from '../faults/proxy-status.js';
+import { parseRetryAfter } from '../upstream/outlier.js';
 
 export interface Hop { proxy: string; error?: string; details?: string; status?: number }
 
@@ -58,13 +59,6 @@ export async function fetchOnce(url: URL, dispatcher: Dispatcher): Promise<HttpA
     const e = err as { code?: string; cause?: { code?: string }; message?: string };
     return { ok: false, ms: performance.now() - started, hops: [], error: e.cause?.code ?? e.code ?? e.message };
   }
-}
-
-function parseRetryAfter(v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  if (/^\d+$/.test(v.trim())) return Number(v.trim());
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? undefined : Math.max(0, Math.round((at - Date.now()) / 1000));
 }
 
 export interface StatusPageSummary { overall?: string; services?: Array<{ name: string; state: string; reason?: string }> }

@@ -138,7 +138,7 @@ export async function runDoctor(url: URL, opts: DoctorOptions, onStep: (s: Step)
     }
 
     if (!last.ok) return transportVerdict(url, [last.error ?? ''], opts, networkOk, finish);
-    if (answeredWell(last)) return finish('ok', `${url.host} answered ${last.status} in ${last.ms.toFixed(0)} ms${opts.control ? '' : ''}.`, { hops: last.hops, requestId: last.requestId });
+    if (answeredWell(last)) return finish('ok', `${url.host} answered ${last.status} in ${last.ms.toFixed(0)} ms.`, { hops: last.hops, requestId: last.requestId });
     const hop = failedHop(last.hops);
     const where = hop ? `${hop.proxy}${hop.details ? ` (${hop.details})` : ''}` : 'the service\'s own server';
     const what = hop?.error ?? (hop?.status ? `received ${hop.status}` : `status ${last.status}`);

@@ -284,7 +284,14 @@ export function text(lang: string, key: TextKey, overrides?: TextOverrides, vars
   return vars === undefined ? raw : raw.replace(PLACEHOLDER, (m, name: string) => (name in vars ? String(vars[name]) : m));
 }
 
-/** The languages answers can be given in: the catalogue's, and any the operator wrote texts for. */
+const languageSets = new WeakMap<TextOverrides, ReadonlySet<string>>();
+
+/** The languages answers can be given in: the catalogue's, and any the operator wrote texts for (worked out once per configuration). */
 export function languagesOf(overrides: TextOverrides): ReadonlySet<string> {
-  return new Set([...Object.keys(CATALOGUES), ...Object.keys(overrides)]);
+  let set = languageSets.get(overrides);
+  if (set === undefined) {
+    set = new Set([...Object.keys(CATALOGUES), ...Object.keys(overrides)]);
+    languageSets.set(overrides, set);
+  }
+  return set;
 }

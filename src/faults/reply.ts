@@ -54,7 +54,7 @@ export function buildReply(f: ReplyFacts): LocalReply {
   const kind = FAILURES[f.kind];
   const status = kind.status ?? 502;
   const page = f.page ?? DEFAULT_PAGE;
-  const lang = chooseLanguage(f.acceptLanguage, languagesFor(page));
+  const lang = chooseLanguage(f.acceptLanguage, languagesOf(page.texts));
   const t = (key: Parameters<typeof text>[1]): string => text(lang, key, page.texts, { service: f.service ?? text(lang, 'service_fallback', page.texts) });
   const title = t(`kind.${f.kind}.title`);
   const explanation = t(`kind.${f.kind}.explanation`) + (f.message ? ` ${f.message}` : '');
@@ -116,17 +116,6 @@ export function buildReply(f: ReplyFacts): LocalReply {
 }
 
 const DEFAULT_PAGE: PageSettings = { brand: {}, texts: {}, autoRetry: true };
-
-const languageSets = new WeakMap<PageSettings, ReadonlySet<string>>();
-/** The languages of a configuration's answers, worked out once per configuration. */
-function languagesFor(page: PageSettings): ReadonlySet<string> {
-  let set = languageSets.get(page);
-  if (set === undefined) {
-    set = languagesOf(page.texts);
-    languageSets.set(page, set);
-  }
-  return set;
-}
 
 /** Writes a reply on an HTTP exchange whose headers have not been sent. */
 export function sendReply(res: ServerResponse, reply: LocalReply, method: string): void {

@@ -21,12 +21,12 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GateEvents, ShedReason } from '../admission/concurrency-gate.js';
-import { rateLimitRefusal } from '../admission/rate-limit.js';
 import { GatewayAbort } from '../faults/classify.js';
 import { buildReply, sendReply, type ReplyFacts } from '../faults/reply.js';
 import { isIdempotent, type FailureKindName } from '../faults/taxonomy.js';
 import { logAccess } from '../observe/access-log.js';
 import { requestIdFrom } from '../observe/request-id.js';
+import type { Route } from '../route/router.js';
 import type { UpstreamHost } from '../upstream/host.js';
 import { hedgeDelay } from '../upstream/pool.js';
 import { Attempt, describeError, type AttemptOutcome } from './attempt.js';
@@ -65,16 +65,11 @@ export function handleRequest(runtime: Runtime, req: IncomingMessage, res: Serve
   if (held !== undefined) return localReply(ctx, 'maintenance', undefined, held);
   if (route.rateLimiter !== undefined) {
     const d = route.rateLimiter.check(req, ctx.clientAddress);
-    const policy = route.rateLimiter.policy;
     if (!d.allowed) {
       runtime.metrics.rateLimited.with(route.name).inc();
-      return localReply(ctx, 'rate_limited', undefined, {
-        retryAfter: d.retryAfter,
-        details: `rate limit of route ${route.name}`,
-        headers: rateLimitRefusal(policy, d.retryAfter),
-      });
+      return localReply(ctx, 'rate_limited', undefined, route.rateLimiter.refusal(d));
     }
-    ctx.extraResponseHeaders = ['ratelimit-policy', policy, 'ratelimit', `"gangway";r=${d.remaining};t=${d.reset}`];
+    ctx.extraResponseHeaders = ['ratelimit-policy', route.rateLimiter.policy, 'ratelimit', `"gangway";r=${d.remaining};t=${d.reset}`];
   }
   const declaredLength = req.headers['content-length'];
   if (declaredLength !== undefined && Number(declaredLength) > route.bodyLimit) return localReply(ctx, 'request_body_too_large');
@@ -109,10 +104,16 @@ const GATE_EVENTS: GateEvents<RequestContext> = {
 };
 
 function shed(ctx: RequestContext, reason: ShedReason | 'event_loop'): void {
-  const route = ctx.route;
-  ctx.runtime.metrics.shed.with(route?.name ?? '', reason).inc();
-  const details = route === undefined ? 'gateway overloaded' : `upstream ${route.upstream.name} at its concurrency limit`;
-  localReply(ctx, 'connection_limit_reached', undefined, { retryAfter: 1, details });
+  localReply(ctx, 'connection_limit_reached', undefined, shedFacts(ctx.runtime, ctx.route, reason));
+}
+
+/**
+ * Counts a request shed with 503 connection_limit_reached (plain or upgrade) and says why:
+ * the gateway itself is overloaded (no route yet), or the route's upstream is at its limit.
+ */
+export function shedFacts(runtime: Runtime, route: Route | undefined, reason: ShedReason | 'event_loop'): Pick<ReplyFacts, 'retryAfter' | 'details'> {
+  runtime.metrics.shed.with(route?.name ?? '', reason).inc();
+  return { retryAfter: 1, details: route === undefined ? 'gateway overloaded' : `upstream ${route.upstream.name} at its concurrency limit` };
 }
 
 /** Phases 5 and 6: pick a host and send the request. */

@@ -12,8 +12,8 @@ import type { FailureKindName } from '../faults/taxonomy.js';
 import { requestIdFrom } from '../observe/request-id.js';
 import type { Route } from '../route/router.js';
 import type { UpstreamHost } from '../upstream/host.js';
-import { rateLimitRefusal } from '../admission/rate-limit.js';
 import { describeError } from './attempt.js';
+import { shedFacts } from './lifecycle.js';
 import { clientAddressOf, revealsDetails } from './context.js';
 import { buildDownstreamHeaders, buildUpstreamHeaders, viaContains } from './headers.js';
 import type { Runtime } from './runtime.js';
@@ -37,10 +37,7 @@ export function handleUpgrade(runtime: Runtime, req: IncomingMessage, socket: Du
 
   // The same admission as plain requests (lifecycle.ts phases 2–3), minus the concurrency
   // gate: a tunnel's life is not an answer time.
-  if (runtime.loopGuard.overloaded) {
-    runtime.metrics.shed.with('', 'event_loop').inc();
-    return fail('connection_limit_reached', undefined, undefined, undefined, { retryAfter: 1, details: 'gateway overloaded' });
-  }
+  if (runtime.loopGuard.overloaded) return fail('connection_limit_reached', undefined, undefined, undefined, shedFacts(runtime, undefined, 'event_loop'));
   if (req.url!.length > config.server.maxUriLength) return fail('uri_too_long');
   if (viaContains(req.headers.via, config.name)) return fail('proxy_loop_detected');
   const route = runtime.router.match(req.headers.host, req.url!, req.method!);
@@ -51,7 +48,7 @@ export function handleUpgrade(runtime: Runtime, req: IncomingMessage, socket: Du
     const d = route.rateLimiter.check(req, client);
     if (!d.allowed) {
       runtime.metrics.rateLimited.with(route.name).inc();
-      return fail('rate_limited', route, undefined, undefined, { retryAfter: d.retryAfter, details: `rate limit of route ${route.name}`, headers: rateLimitRefusal(route.rateLimiter.policy, d.retryAfter) });
+      return fail('rate_limited', route, undefined, undefined, route.rateLimiter.refusal(d));
     }
   }
   const host = route.upstream.pick();

@@ -29,7 +29,7 @@ export class Route {
     this.rateLimitKey = JSON.stringify(config.rateLimit ?? null);
     this.rateLimiter = previous?.rateLimiter !== undefined && previous.rateLimitKey === this.rateLimitKey
       ? previous.rateLimiter
-      : config.rateLimit ? new RateLimiter(config.rateLimit) : undefined;
+      : config.rateLimit ? new RateLimiter(config.rateLimit, this.name) : undefined;
     this.prefix = config.match.path.length > 1 && config.match.path.endsWith('/')
       ? config.match.path.slice(0, -1) : config.match.path;
     this.prefixSlash = this.prefix === '/' ? '/' : this.prefix + '/';

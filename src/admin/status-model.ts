@@ -33,7 +33,7 @@ export function buildStatus(s: StatusSources, opts: { public: boolean; history: 
   const services = runtime.router.routes.map((route) => {
     const pool = route.upstream;
     const inRotation = pool.hosts.filter((h) => h.available(now)).length;
-    const recent = sum(timeline.series(route.name).slice(-recentSteps));
+    const recent = sum(timeline.series(route.name, recentSteps));
     const rate = recent.requests === 0 ? 0 : recent.errors / recent.requests;
     const maintenance = runtime.maintenance.activeFor(runtime.config, route.name, now);
     const shedding = pool.gate !== undefined && pool.gate.waiting > 0;

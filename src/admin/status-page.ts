@@ -79,7 +79,7 @@ function openEventStream(sources: () => StatusSources, res: ServerResponse, isPu
     const s = sources();
     const status = buildStatus(s, { public: isPublic, history });
     if (!history) {
-      const last = s.timeline.series().slice(-1);
+      const last = s.timeline.series(undefined, 1);
       status.point = historyOf(s.timeline, last);
     }
     res.write(`event: status\ndata: ${JSON.stringify(status)}\n\n`);

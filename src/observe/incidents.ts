@@ -45,9 +45,8 @@ export class IncidentDetector {
   private evaluate(t: number): void {
     const steps = Math.max(1, Math.round(WINDOW_MS / this.timeline.stepMs));
     for (const route of this.timeline.keys()) {
-      const series = this.timeline.series(route);
-      const window = series.slice(-steps);
-      const last = series[series.length - 1];
+      const window = this.timeline.series(route, steps);
+      const last = window[window.length - 1];
       if (last === undefined) continue;
       let requests = 0;
       let errors = 0;

@@ -88,12 +88,15 @@ export class Timeline {
     c.latency[i]!++;
   }
 
-  /** The closed steps of one key (oldest first), or of all keys summed when key is undefined. */
-  series(key?: string): TimelinePoint[] {
-    if (key !== undefined) return this.history.get(key) ?? [];
+  /**
+   * The closed steps of one key (oldest first), or of all keys summed when key is undefined;
+   * only the newest `last` steps when given (a live update needs one, not the hour).
+   */
+  series(key?: string, last = this.capacity): TimelinePoint[] {
+    if (key !== undefined) return (this.history.get(key) ?? []).slice(-last);
     const byTime = new Map<number, TimelinePoint>();
     for (const points of this.history.values()) {
-      for (const p of points) {
+      for (const p of points.slice(-last)) {
         const sum = byTime.get(p.t);
         if (sum === undefined) { byTime.set(p.t, { ...p, causes: { ...p.causes } }); continue; }
         sum.requests += p.requests;

@@ -1,7 +1,7 @@
 /** `npm run docs`: writes the generated reference pages under docs/. */
 import { writeFileSync } from 'node:fs';
 import { renderConfigurationReference } from '../src/config/reference.js';
-import { renderFailuresReference } from '../src/faults/reference.js';
+import { renderFailuresReference } from '../src/explain/reference.js';
 import { renderMetricsReference } from '../src/observe/reference.js';
 
 const root = new URL('../docs/', import.meta.url);

@@ -1,23 +1,25 @@
 /**
- * A gateway instance: the client listener, the admin listener, and the runtime built from
- * the configuration. It starts, reloads (swapping in a new runtime without dropping a
- * request) and shuts down gracefully (stop accepting, let in-flight requests finish within
- * the drain timeout, then cut what is left).
+ * The composition root: builds the gateway's shared parts (log, metrics, maintenance, the
+ * event-loop guard), the runtime of the configuration in force, the client and admin
+ * listeners; swaps runtimes on reload (one path for the library, SIGHUP, --watch and the
+ * admin API); and shuts down gracefully (stop accepting, let in-flight requests finish
+ * within the drain timeout, then cut what is left).
  */
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
+import { createAdminServer } from './admin/server.js';
+import type { StatusSources } from './admin/status-model.js';
 import { EventLoopGuard } from './admission/event-loop-guard.js';
 import { Maintenance } from './admission/maintenance.js';
-import { loadConfigFile, validateConfig } from './config/load.js';
+import { ConfigError, loadConfigFile, validateConfig } from './config/load.js';
 import type { GatewayConfig, GatewayConfigInput } from './config/schema.js';
 import { formatAddress, type Address } from './config/units.js';
-import { createAdminServer } from './admin/server.js';
+import { createListener, type Listener } from './listen/http1.js';
 import type { LineDestination } from './observe/log-sink.js';
 import { createLog, externalLog, type GatewayLog, type Logger } from './observe/logger.js';
-import { GatewayMetrics } from './observe/metrics.js';
-import { buildRuntime, closeRuntime, startRuntime, type Runtime } from './proxy/runtime.js';
-import type { StatusSources } from './admin/status-model.js';
-import { createListener, type Listener } from './server/listener.js';
+import type { GateState } from './admission/concurrency-gate.js';
+import { GatewayMetrics, type HostState, type MetricSources } from './observe/metrics.js';
+import { Runtime, type GatewayShared } from './runtime.js';
 import { VERSION } from './version.js';
 
 export interface GatewayOptions {
@@ -27,7 +29,7 @@ export interface GatewayOptions {
   logDestination?: LineDestination;
   /** Collect Node process metrics (default true; off lets several gateways share a process quietly). */
   processMetrics?: boolean;
-  /** The file the configuration came from, which POST /api/reload reads again. */
+  /** The file the configuration came from, which `reload()` without arguments (SIGHUP, --watch, POST /api/reload) reads again. */
   configFile?: string;
   /** The status page's time step (default 5 s); tests shorten it. */
   statusStepMs?: number;
@@ -36,13 +38,19 @@ export interface GatewayOptions {
 export interface Gateway {
   /** Starts both listeners; resolves with the addresses actually bound. */
   listen(): Promise<{ proxy: Address; admin: Address | undefined }>;
-  /** Validates and applies a new configuration; in-flight requests finish on the old one. */
-  reload(config: GatewayConfigInput | GatewayConfig): Promise<void>;
+  /**
+   * Validates and applies a configuration — the given one, or else the configuration file
+   * read again. Resolves once it is in force; requests under way finish on the old one. An
+   * invalid configuration is logged and refused with a ConfigError, and the running one stays.
+   */
+  reload(config?: GatewayConfigInput | GatewayConfig): Promise<void>;
   /** Graceful shutdown: resolves when every in-flight request has finished or the drain timeout cut it. */
   close(): Promise<void>;
   readonly config: GatewayConfig;
   readonly logger: Logger;
   readonly metrics: GatewayMetrics;
+  /** Every host's rotation state and every pool's concurrency gate, as they are now. */
+  inspect(): { hosts: HostState[]; gates: GateState[] };
   /** Writes out buffered log lines now (e.g. before the process exits). */
   flushLog(): void;
 }
@@ -51,76 +59,95 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
   const initial = validateConfig(input);
   const log: GatewayLog = options.logger ? externalLog(options.logger) : createLog(initial.log, options.logDestination);
   const logger = log.logger;
-  const metrics = new GatewayMetrics(options.processMetrics ?? true, options.statusStepMs);
-  metrics.onIncident = (i, opened) => {
-    if (opened) logger.warn({ route: i.route, cause: i.cause, errors: i.errors, requests: i.requests }, 'incident: elevated error rate');
-    else logger.info({ route: i.route, cause: i.cause, errors: i.errors, requests: i.requests, minutes: Math.round((i.end! - i.start) / 60_000) }, 'incident over');
+  let runtime: Runtime;
+  // The gauges read whichever runtime is in force when /metrics is scraped.
+  const sources: MetricSources = {
+    hostStates: () => runtime.hostStates(),
+    gateStates: () => runtime.gateStates(),
+    maintenanceStates: () => runtime.maintenanceStates(),
   };
-  const maintenance = new Maintenance();
-  const loopGuard = new EventLoopGuard(initial.server.maxEventLoopDelay, (overloaded, maxMs) => {
-    if (overloaded) logger.warn({ eventLoopDelayMs: Math.round(maxMs) }, 'event loop held up: shedding new requests');
-    else logger.info({ eventLoopDelayMs: Math.round(maxMs) }, 'event loop recovered: admitting requests');
+  const metrics = new GatewayMetrics(sources, {
+    processMetrics: options.processMetrics ?? true,
+    statusStepMs: options.statusStepMs ?? 5000,
+    onIncident(i, opened) {
+      if (opened) logger.warn({ route: i.route, cause: i.cause, errors: i.errors, requests: i.requests }, 'incident: elevated error rate');
+      else logger.info({ route: i.route, cause: i.cause, errors: i.errors, requests: i.requests, minutes: Math.round((i.end! - i.start) / 60_000) }, 'incident over');
+    },
   });
-  let runtime: Runtime = buildRuntime(initial, metrics, logger, log.lines, maintenance, loopGuard);
-  startRuntime(runtime);
+  const shared: GatewayShared = {
+    metrics,
+    logger,
+    lines: log.lines,
+    maintenance: new Maintenance(),
+    loopGuard: new EventLoopGuard(initial.server.maxEventLoopDelay, (overloaded, maxMs) => {
+      if (overloaded) logger.warn({ eventLoopDelayMs: Math.round(maxMs) }, 'event loop held up: shedding new requests');
+      else logger.info({ eventLoopDelayMs: Math.round(maxMs) }, 'event loop recovered: admitting requests');
+    }),
+  };
+  runtime = new Runtime(initial, shared);
+  runtime.start();
   const current = (): Runtime => runtime;
   const startedAt = Date.now();
   const statusSources = (): StatusSources => ({ runtime, timeline: metrics.timeline, incidents: metrics.incidents, version: VERSION, startedAt });
   const listener: Listener = createListener(initial, current, statusSources);
-  // Without a token the schema only accepts a loopback admin listener.
-  const token = process.env.GANGWAY_ADMIN_TOKEN || initial.adminToken;
+  /** Runtimes replaced by a reload, still finishing their requests. */
+  const retiring = new Set<Promise<void>>();
   let closing: Promise<void> | undefined;
 
-  /** Swaps in a new runtime at once and returns the old one, which finishes its requests. */
-  const swap = (next: GatewayConfigInput | GatewayConfig): Runtime => {
-    const config = validateConfig(next);
+  const file = options.configFile;
+  const reload = async (next?: GatewayConfigInput | GatewayConfig): Promise<void> => {
+    let config: GatewayConfig;
+    try {
+      if (next !== undefined) config = validateConfig(next);
+      else if (file !== undefined) config = loadConfigFile(file);
+      else throw new Error('this gateway was not started from a configuration file: give reload() a configuration');
+    } catch (err) {
+      logger.error({ file: next === undefined ? file : undefined, problems: err instanceof ConfigError ? err.problems : String(err) },
+        'configuration refused; the running configuration stays');
+      throw err;
+    }
     const old = runtime;
     if (formatAddress(config.listen) !== formatAddress(old.config.listen) || JSON.stringify(config.admin) !== JSON.stringify(old.config.admin)) {
       logger.warn('listen and admin addresses change only on restart; the rest of the new configuration is applied');
     }
-    runtime = buildRuntime(config, metrics, logger, log.lines, maintenance, loopGuard, old);
-    runtime.draining = old.draining;
-    startRuntime(runtime);
+    runtime = new Runtime(config, shared, old);
+    runtime.start();
     logger.info({ routes: config.routes.length, upstreams: Object.keys(config.upstreams).length }, 'configuration reloaded');
-    return old;
+    // The old pools finish the requests they carry, then close.
+    const retired = old.close().finally(() => retiring.delete(retired));
+    retiring.add(retired);
   };
-  const file = options.configFile;
+
   const admin: Server | undefined = initial.admin === false ? undefined
-    : createAdminServer({
-      current, version: VERSION, startedAt, token, status: statusSources,
-      reloadFromFile: file === undefined ? undefined : () => { void closeRuntime(swap(loadConfigFile(file))); },
-    });
+    : createAdminServer({ current, version: VERSION, startedAt, token: initial.adminToken, status: statusSources, reload: file === undefined ? undefined : () => reload() });
 
   return {
     get config() { return runtime.config; },
     logger,
     metrics,
     flushLog: () => log.flush(),
+    inspect: () => ({ hosts: runtime.hostStates(), gates: runtime.gateStates() }),
+    reload,
 
     async listen() {
       const proxy = await listenOn(listener.server, initial.listen);
-      loopGuard.start();
+      shared.loopGuard.start();
       metrics.timeline.start();
       const adminAddress = admin && initial.admin !== false ? await listenOn(admin, initial.admin) : undefined;
-      logger.info({ listen: formatAddress(proxy), admin: adminAddress && formatAddress(adminAddress), version: VERSION }, 'gangway listening');
+      logger.info({ listen: formatAddress(proxy), admin: adminAddress && formatAddress(adminAddress), version: VERSION, node: process.version }, 'gangway listening');
       return { proxy, admin: adminAddress };
     },
 
-    async reload(next) {
-      // Old pools finish the requests they carry, then close.
-      await closeRuntime(swap(next));
-    },
-
     close() {
-      loopGuard.stop();
+      shared.loopGuard.stop();
       metrics.timeline.stop();
-      closing ??= shutdown(listener, admin, current, initial.server.drainTimeout, log);
+      closing ??= shutdown(listener, admin, current, retiring, initial.server.drainTimeout, log);
       return closing;
     },
   };
 }
 
-async function shutdown(listener: Listener, admin: Server | undefined, current: () => Runtime, drainTimeout: number, log: GatewayLog): Promise<void> {
+async function shutdown(listener: Listener, admin: Server | undefined, current: () => Runtime, retiring: Set<Promise<void>>, drainTimeout: number, log: GatewayLog): Promise<void> {
   const runtime = current();
   runtime.draining = true;
   const { server } = listener;
@@ -146,12 +173,12 @@ async function shutdown(listener: Listener, admin: Server | undefined, current: 
   if (admin?.listening) {
     await new Promise<void>((resolve) => { admin.close(() => resolve()); admin.closeAllConnections(); });
   }
-  await closeRuntime(current());
+  await Promise.all([current().close(), ...retiring]);
   runtime.logger.info('gangway stopped');
   log.flush();
 }
 
-function listenOn(server: Server, address: Address): Promise<Address> {
+function listenOn(server: NetServer, address: Address): Promise<Address> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => reject(err);
     server.once('error', onError);

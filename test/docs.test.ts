@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { renderConfigurationReference } from '../src/config/reference.js';
-import { renderFailuresReference } from '../src/faults/reference.js';
+import { renderFailuresReference } from '../src/explain/reference.js';
 import { renderMetricsReference } from '../src/observe/reference.js';
 
 const doc = (name: string) => readFileSync(new URL(`../docs/${name}`, import.meta.url), 'utf8');

@@ -1,6 +1,12 @@
 /**
  * Streams are never buffered whole: 1 GiB through the gateway grows its RSS by no more
- * than 64 MiB, and a client that stops reading stops the upstream too (backpressure).
+ * than 128 MiB, and a client that stops reading stops the upstream too (backpressure).
+ *
+ * Why 128 MiB: on Node 24 the socket read buffers a stream has finished with wait for V8 to
+ * collect them, which it does once ~64–100 MiB of them have gathered (the JS heap stays
+ * near 20 MiB throughout; a stream through no proxy at all shows the same saw-tooth). On
+ * Node 20 the same gateway grew by under 10 MiB. A gateway holding on to the body would
+ * grow by the body's size: far past this bound.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -36,7 +42,7 @@ function streamingUpstream(total: number) {
   return { server, state };
 }
 
-test('1 GiB streams through with the gateway\'s RSS growing by less than 64 MiB', async (t) => {
+test('1 GiB streams through with the gateway\'s RSS growing by less than 128 MiB', async (t) => {
   const { server, state } = streamingUpstream(GiB);
   const up = await server;
   cleanups.push(() => up.close());
@@ -60,7 +66,7 @@ test('1 GiB streams through with the gateway\'s RSS growing by less than 64 MiB'
   assert.ok(state.written >= GiB);
   const growth = after.peak - before.rss;
   t.diagnostic(`gateway RSS ${(before.rss / MiB).toFixed(1)} MiB before, peak ${(after.peak / MiB).toFixed(1)} MiB during 1 GiB`);
-  assert.ok(growth < 64 * MiB, `peak RSS grew by ${(growth / MiB).toFixed(1)} MiB (from ${(before.rss / MiB).toFixed(1)} MiB)`);
+  assert.ok(growth < 128 * MiB, `peak RSS grew by ${(growth / MiB).toFixed(1)} MiB (from ${(before.rss / MiB).toFixed(1)} MiB)`);
 });
 
 test('a client that stops reading stops the upstream: nothing piles up in the gateway', async () => {

@@ -7,7 +7,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { ConfigError, formatPath } from '../config/load.js';
-import type { Runtime } from '../proxy/runtime.js';
+import type { Runtime } from '../runtime.js';
 import { json } from './respond.js';
 import type { AdminFacts } from './server.js';
 
@@ -68,16 +68,14 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 }
 
 /** POST /api/reload: applies the configuration file again; an invalid file is refused with its problems and the running configuration stays. */
-export function postReload(facts: AdminFacts, req: IncomingMessage, res: ServerResponse): void {
+export async function postReload(facts: AdminFacts, req: IncomingMessage, res: ServerResponse): Promise<void> {
   if (!authorised(facts, req)) return unauthorised(res);
-  if (facts.reloadFromFile === undefined) return json(res, 409, { error: 'this gateway was not started from a configuration file; use reload() of the library' });
+  if (facts.reload === undefined) return json(res, 409, { error: 'this gateway was not started from a configuration file; use reload() of the library' });
   try {
-    facts.reloadFromFile();
+    await facts.reload();
   } catch (err) {
-    if (err instanceof ConfigError) {
-      facts.current().logger.error({ problems: err.problems }, 'configuration refused; the running configuration stays');
-      return json(res, 400, { error: 'configuration refused; the running configuration stays', problems: err.problems });
-    }
+    // The gateway logged the refusal; the operator gets the problems too.
+    if (err instanceof ConfigError) return json(res, 400, { error: 'configuration refused; the running configuration stays', problems: err.problems });
     throw err;
   }
   const runtime = facts.current();

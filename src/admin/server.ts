@@ -4,7 +4,7 @@
  * drain, reload; see ./changes.ts).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Runtime } from '../proxy/runtime.js';
+import type { Runtime } from '../runtime.js';
 import { postReload, putDrain, putMaintenance } from './changes.js';
 import { json, text } from './respond.js';
 import { buildStatus, type StatusSources } from './status-model.js';
@@ -18,8 +18,8 @@ export interface AdminFacts {
   token: string | undefined;
   /** What the status page reads. */
   status: () => StatusSources;
-  /** Reads the configuration file again and applies it (throws ConfigError when it is invalid); absent without a file. */
-  reloadFromFile: (() => void) | undefined;
+  /** Reads the configuration file again and applies it (rejects with a ConfigError when it is invalid); absent without a file. */
+  reload: (() => Promise<void>) | undefined;
 }
 
 export function createAdminServer(facts: AdminFacts): Server {

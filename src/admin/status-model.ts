@@ -5,10 +5,10 @@
  * hour of request rate, error rate and p99. The public view (the status page on the main
  * listener) leaves out host addresses and the operator's internals.
  */
-import { PRIORITIES } from '../admission/concurrency-gate.js';
+import { describeGate, PRIORITIES } from '../admission/concurrency-gate.js';
 import type { Incident, IncidentDetector } from '../observe/incidents.js';
 import type { Timeline, TimelinePoint } from '../observe/timeline.js';
-import { gateState, type Runtime } from '../proxy/runtime.js';
+import type { Runtime } from '../runtime.js';
 
 export type ServiceState = 'healthy' | 'degraded' | 'down' | 'maintenance';
 export type OverallState = 'operational' | 'degraded' | 'partial_outage' | 'major_outage' | 'maintenance';
@@ -72,7 +72,7 @@ export function buildStatus(s: StatusSources, opts: { public: boolean; history: 
     body.upstreams = [...runtime.pools.values()].map((p) => ({
       name: p.name,
       balance: p.config.balance,
-      concurrency: p.gate && gateState(p.name, p.gate),
+      concurrency: p.gate && describeGate(p.name, p.gate),
       hosts: p.hosts.map((h) => ({
         address: h.label,
         state: h.state(now),

@@ -9,9 +9,9 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { languagesOf, text, type TextKey, type TextOverrides } from '../faults/catalogue.js';
-import { chooseLanguage } from '../faults/language.js';
-import { escapeHtml } from '../faults/page.js';
+import { languagesOf, text, type TextKey, type TextOverrides } from '../explain/catalogue.js';
+import { chooseLanguage } from '../explain/language.js';
+import { escapeHtml } from '../explain/page.js';
 import { buildStatus, historyOf, type StatusSources } from './status-model.js';
 
 const require = createRequire(import.meta.url);

@@ -155,6 +155,18 @@ export class ConcurrencyGate {
   }
 }
 
+/** An upstream's concurrency gate as the metrics and the status API show it. */
+export interface GateState { upstream: string; limit: number; inFlight: number; waiting: number; minRttMs: number; rttMs: number; probing: boolean }
+
+export function describeGate(upstream: string, gate: ConcurrencyGate): GateState {
+  const l = gate.limit;
+  return { upstream, limit: l.current, inFlight: gate.inFlight, waiting: gate.waiting, minRttMs: tenths(l.minRttMs), rttMs: tenths(l.rttMs), probing: l.probing };
+}
+
+function tenths(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}
+
 function sweep(gate: ConcurrencyGate): void {
   gate.sweepExpired(performance.now());
   gate.rearm();

@@ -4,7 +4,7 @@
  * (CPU saturated, a long GC, a blocking call) and new requests are shed at once with an
  * honest 503, instead of being accepted into a process that cannot answer them in time.
  */
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 const CHECK_EVERY_MS = 100;
 
@@ -13,7 +13,7 @@ export class EventLoopGuard {
   overloaded = false;
   /** The worst delay of the last interval, in ms. */
   lastMaxMs = 0;
-  private histogram: IntervalHistogram | undefined;
+  private histogram: ReturnType<typeof monitorEventLoopDelay> | undefined;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly thresholdMs: number, private readonly onChange: (overloaded: boolean, maxMs: number) => void) {}

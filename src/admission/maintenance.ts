@@ -4,9 +4,9 @@
  * (switched on by an operator); the operator's switch lives in the gateway, not in a
  * configuration, so it survives reloads. Staff (allowed addresses or header) pass.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { GatewayConfig } from '../config/schema.js';
-import type { ReplyFacts } from '../faults/reply.js';
+import type { ReplyFacts } from '../explain/reply.js';
 
 export interface MaintenanceSwitch {
   enabled: boolean;
@@ -51,7 +51,7 @@ export class Maintenance {
    * When this request must be held back by maintenance (a window applies to its route and
    * the client is not staff): the reply's Retry-After, operator message and details.
    */
-  holds(config: GatewayConfig, route: { name: string; upstream: { name: string } }, req: IncomingMessage, clientAddress: string):
+  holds(config: GatewayConfig, route: { name: string; upstream: { name: string } }, req: { readonly headers: IncomingHttpHeaders }, clientAddress: string):
     Pick<ReplyFacts, 'retryAfter' | 'message' | 'details'> | undefined {
     const active = this.activeFor(config, route.name);
     if (active === undefined || this.allows(config, req, clientAddress)) return undefined;
@@ -59,7 +59,7 @@ export class Maintenance {
   }
 
   /** Staff pass during maintenance: an allowed address, or the configured header and value. */
-  allows(config: GatewayConfig, req: IncomingMessage, clientAddress: string): boolean {
+  allows(config: GatewayConfig, req: { readonly headers: IncomingHttpHeaders }, clientAddress: string): boolean {
     const allow = config.maintenance.allow;
     if (allow.addresses.includes(clientAddress)) return true;
     if (allow.header !== undefined && allow.headerValue !== undefined) return req.headers[allow.header.toLowerCase()] === allow.headerValue;

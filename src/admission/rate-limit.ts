@@ -4,9 +4,9 @@
  * interface, in memory here; a shared store (Redis) can take its place when instances
  * multiply. Idle, full buckets are swept so memory follows the active clients only.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { RouteConfig } from '../config/schema.js';
-import type { ReplyFacts } from '../faults/reply.js';
+import type { ReplyFacts } from '../explain/reply.js';
 
 export interface RateDecision {
   allowed: boolean;
@@ -67,7 +67,7 @@ export class RateLimiter {
     this.policy = `"gangway";q=${config.burst ?? config.requests};w=${Math.max(1, Math.round(config.window / 1000))}`;
   }
 
-  check(req: IncomingMessage, clientAddress: string, now = Date.now()): RateDecision {
+  check(req: { readonly headers: IncomingHttpHeaders }, clientAddress: string, now = Date.now()): RateDecision {
     const h = this.header === undefined ? undefined : req.headers[this.header];
     const key = typeof h === 'string' ? `h:${h}` : `a:${clientAddress}`;
     return this.store.take(key, now);

@@ -1,12 +1,14 @@
 /**
- * Reads a YAML configuration and validates it against the schema. Every problem is reported
- * as "file:line:column field.path: message", never as a stack trace, so a person can go
- * straight to the line that is wrong.
+ * Loads a configuration: reads the YAML file, validates it against the schema, then does
+ * what the schema may not — applies the environment (GANGWAY_ADMIN_TOKEN) and reads the
+ * files the configuration names. Every problem is reported as "file:line:column
+ * field.path: message", never as a stack trace, so a person can go straight to the line
+ * that is wrong.
  */
 import { readFileSync } from 'node:fs';
 import { isNode, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
-import { configSchema, type GatewayConfig } from './schema.js';
+import { configSchema, type ConfigDocument, type GatewayConfig } from './schema.js';
 
 export interface ConfigProblem {
   file: string;
@@ -39,7 +41,8 @@ export function formatPath(path: ReadonlyArray<PropertyKey>): string {
   return out;
 }
 
-export function loadConfigFile(file: string): GatewayConfig {
+/** Reads, parses and loads a configuration file; `env` supplies GANGWAY_ADMIN_TOKEN. */
+export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -48,11 +51,11 @@ export function loadConfigFile(file: string): GatewayConfig {
     const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (err as Error).message;
     throw new ConfigError([{ file, path: '', message: `cannot read the configuration: ${why}` }]);
   }
-  return parseConfigText(text, file);
+  return parseConfigText(text, file, env);
 }
 
 /** Parses YAML text (JSON is YAML too); `file` is only used to name the source in problems. */
-export function parseConfigText(text: string, file = '<config>'): GatewayConfig {
+export function parseConfigText(text: string, file = '<config>', env: NodeJS.ProcessEnv = process.env): GatewayConfig {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -62,34 +65,62 @@ export function parseConfigText(text: string, file = '<config>'): GatewayConfig 
     }));
   }
   const value: unknown = doc.toJS() ?? {};
-  return validateConfig(value, file, { doc, lines });
+  return validateConfig(value, file, { doc, lines }, env);
 }
 
 /** Marks a configuration that already passed validation, so it is not parsed twice. */
 const VALIDATED = Symbol('gangway.validated');
 
-/** Validates an already-parsed object (the library's entry point); a validated configuration passes as is. */
-export function validateConfig(value: unknown, file = '<config>', source?: { doc: Document; lines: LineCounter }): GatewayConfig {
+/** Where a configuration came from, to point problems at lines. */
+export interface ConfigSource { doc: Document; lines: LineCounter }
+
+/**
+ * Validates an already-parsed object (the library's entry point) and loads what it names; a
+ * configuration that passed already is returned as it is. `env` supplies GANGWAY_ADMIN_TOKEN.
+ */
+export function validateConfig(value: unknown, file = '<config>', source?: ConfigSource, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
   if (typeof value === 'object' && value !== null && VALIDATED in value) return value as unknown as GatewayConfig;
   const result = configSchema.safeParse(value);
-  if (result.success) {
-    Object.defineProperty(result.data, VALIDATED, { value: true, enumerable: false });
-    return result.data;
+  if (!result.success) throw new ConfigError(result.error.issues.map((issue) => toProblem(issue, file, source)));
+  const problems: ConfigProblem[] = [];
+  const problem = (path: PropertyKey[], message: string): void => { problems.push(locatedProblem(path, message, file, source)); };
+  const doc: ConfigDocument = result.data;
+  const adminToken = env.GANGWAY_ADMIN_TOKEN || doc.adminToken;
+  if (doc.admin !== false && !isLoopback(doc.admin.host) && !adminToken) {
+    // Anyone who can reach a non-loopback admin API could switch maintenance on.
+    problem(['admin'], `the admin API would listen on ${doc.admin.host}, beyond loopback, with no admin token: set adminToken or GANGWAY_ADMIN_TOKEN`);
   }
-  throw new ConfigError(result.error.issues.map((issue) => toProblem(issue, file, source)));
+  const files = new Map<string, string>();
+  const template = doc.errors.page.template;
+  if (template !== undefined) {
+    try { files.set(template, readFileSync(template, 'utf8')); } catch (err) {
+      problem(['errors', 'page', 'template'], `cannot read the template "${template}": ${(err as Error).message}`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  const config: GatewayConfig = { ...doc, adminToken, files };
+  Object.defineProperty(config, VALIDATED, { value: true, enumerable: false });
+  return config;
 }
 
-function toProblem(issue: z.core.$ZodIssue, file: string, source?: { doc: Document; lines: LineCounter }): ConfigProblem {
-  const path = issue.path as PropertyKey[];
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+function toProblem(issue: z.core.$ZodIssue, file: string, source?: ConfigSource): ConfigProblem {
   let message = issue.message;
   if (issue.code === 'unrecognized_keys') {
     message = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
   } else if (issue.code === 'invalid_type' && message.endsWith('received undefined')) {
     message = 'is required';
   }
+  return locatedProblem(issue.path as PropertyKey[], message, file, source, issue.code === 'unrecognized_keys' ? issue.keys[0] : undefined);
+}
+
+function locatedProblem(path: PropertyKey[], message: string, file: string, source?: ConfigSource, unknownKey?: string): ConfigProblem {
   const problem: ConfigProblem = { file, path: formatPath(path), message };
   if (source) {
-    const pos = locate(source.doc, path, issue.code === 'unrecognized_keys' ? issue.keys[0] : undefined);
+    const pos = locate(source.doc, path, unknownKey);
     if (pos !== undefined) {
       const lc = source.lines.linePos(pos);
       problem.line = lc.line;

@@ -1,11 +1,11 @@
 /**
  * The configuration's single source of truth. Types, defaults, validation messages, the
  * JSON Schema for editors (`gangway schema`) and docs/configuration.md all derive from
- * this zod schema; nothing else in the gateway restates a default.
+ * this zod schema; nothing else in the gateway restates a default. Validation here is pure:
+ * it reads no file and no environment (the loader, ./load.ts, does both).
  */
 import { z } from 'zod';
-import { readFileSync } from 'node:fs';
-import { TEXT_KEYS } from '../faults/catalogue.js';
+import { TEXT_KEYS } from '../explain/catalogue.js';
 import { parseAddress, parseDuration, parseSize, type Address } from './units.js';
 
 const duration = (what: string) =>
@@ -199,22 +199,15 @@ const page = z.strictObject({
   }).prefault({}),
   texts: z.record(z.string().regex(LANGUAGE, 'a language tag such as "en", "de" or "pt-br"'), z.record(z.string(), z.string()))
     .default({})
-    .meta({ description: 'Your own words, per language, for any key of the catalogue (src/faults/catalogue.ts), e.g. `{ en: { "headline.service": "Our music service is taking a break" } }`; a language not built in is offered once it has texts' }),
+    .meta({ description: 'Your own words, per language, for any key of the catalogue (src/explain/catalogue.ts), e.g. `{ en: { "headline.service": "Our music service is taking a break" } }`; a language not built in is offered once it has texts' }),
   template: z.string().min(1).optional()
-    .transform((path, ctx) => {
-      if (path === undefined) return undefined;
-      try { return readFileSync(path, 'utf8'); } catch (err) {
-        ctx.addIssue({ code: 'custom', message: `cannot read the template "${path}": ${(err as Error).message}` });
-        return z.NEVER;
-      }
-    })
     .meta({ description: 'Path of an HTML file replacing the whole page; placeholders {{lang}} {{status}} {{headline}} {{title}} {{side}} {{explanation}} {{message}} {{steps}} {{when}} {{reference}} {{statusLink}} {{requestId}} {{time}} {{retryAfter}} {{brand}} {{head}} {{script}} are filled in (all but steps, when, reference, side, message, statusLink, brand, head and script escaped)' }),
   autoRetry: z.boolean().default(true)
     .meta({ description: 'Pages answering a GET with Retry-After try again by themselves (a countdown; a meta refresh without JavaScript)' }),
 }).superRefine((p, ctx) => {
   for (const [lang, texts] of Object.entries(p.texts)) {
     for (const key of Object.keys(texts)) {
-      if (!TEXT_KEYS.has(key)) ctx.addIssue({ code: 'custom', path: ['texts', lang, key], message: `"${key}" is not a text of the catalogue (see src/faults/catalogue.ts)` });
+      if (!TEXT_KEYS.has(key)) ctx.addIssue({ code: 'custom', path: ['texts', lang, key], message: `"${key}" is not a text of the catalogue (see src/explain/catalogue.ts)` });
     }
   }
 }).meta({ description: 'The HTML error page people see in a browser' });
@@ -279,10 +272,6 @@ export const configSchema = z.strictObject({
   }).prefault({}).meta({ description: 'The status page' }),
   log: log.prefault({}),
 }).superRefine((config, ctx) => {
-  if (config.admin !== false && !isLoopback(config.admin.host) && !config.adminToken && !process.env.GANGWAY_ADMIN_TOKEN) {
-    // Anyone who can reach a non-loopback admin API could switch maintenance on.
-    ctx.addIssue({ code: 'custom', path: ['admin'], message: `the admin API would listen on ${config.admin.host}, beyond loopback, with no admin token: set adminToken or GANGWAY_ADMIN_TOKEN` });
-  }
   config.routes.forEach((r, i) => {
     if (!Object.hasOwn(config.upstreams, r.upstream)) {
       const known = Object.keys(config.upstreams).map((n) => `"${n}"`).join(', ');
@@ -291,12 +280,17 @@ export const configSchema = z.strictObject({
   });
 }).meta({ title: 'Gangway configuration' });
 
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.');
-}
+/** A configuration document as the schema yields it: every default filled in, every unit resolved. */
+export type ConfigDocument = z.output<typeof configSchema>;
 
-/** A validated configuration, every default filled in and every unit resolved. */
-export type GatewayConfig = z.output<typeof configSchema>;
+/**
+ * A configuration ready to run: the document, with what the loader added to it — the admin
+ * token in force (GANGWAY_ADMIN_TOKEN over adminToken) and the contents of the files it names.
+ */
+export type GatewayConfig = ConfigDocument & {
+  /** Files the configuration names (the error page template), read by the loader: path → text. */
+  readonly files: ReadonlyMap<string, string>;
+};
 /** What a person writes: the YAML file's shape, before defaults. */
 export type GatewayConfigInput = z.input<typeof configSchema>;
 export type UpstreamConfig = GatewayConfig['upstreams'][string];

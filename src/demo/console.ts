@@ -68,8 +68,7 @@ export async function startConsole(opts: ConsoleOptions, port: number): Promise<
       }
       return last ? Math.max(0, sum / seconds) : 0;
     };
-    const hosts = opts.gateway.metrics.hostStates();
-    const gates = opts.gateway.metrics.gateStates();
+    const { hosts, gates } = opts.gateway.inspect();
     const ejectedNow = rate('gangway_ejections_total');
     if (ejectedNow > 0) {
       for (const m of metrics.filter((x) => x.name === 'gangway_ejections_total')) {

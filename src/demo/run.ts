@@ -11,7 +11,7 @@ import { validateConfig } from '../config/load.js';
 import type { GatewayConfigInput } from '../config/schema.js';
 import { formatAddress } from '../config/units.js';
 import { createGateway, type Gateway } from '../gateway.js';
-import { runUntilSignalled } from '../server/signals.js';
+import { runUntilSignalled } from '../cli/signals.js';
 import { startConsole } from './console.js';
 import { ReplicaFleet } from './fleet.js';
 
@@ -105,7 +105,7 @@ export async function runDemo(): Promise<number> {
     + (urls.status ? `  status page   ${urls.status}\n` : '')
     + (urls.metrics ? `  metrics       ${urls.metrics}\n` : '')
     + `Press Ctrl-C to stop.\n\n`);
-  const code = await runUntilSignalled(demo.gateway, DEMO_CONFIG);
+  const code = await runUntilSignalled(demo.gateway);
   await demo.close();
   return code;
 }

@@ -2,14 +2,16 @@
  * The `gangway doctor` command: reads its options, climbs the ladder with progress on a
  * terminal, prints the report (or JSON) and exits with the verdict's code.
  */
+import type { CommandIO } from '../cli/main.js';
 import { parseDuration } from '../config/units.js';
 import { colours, humanStep, humanVerdict, jsonReport } from './report.js';
 import { runDoctor } from './run.js';
 
 interface DoctorFlags { json?: boolean; resolver?: string[]; control?: string; attempts?: string; timeout?: string }
 
-export async function doctor(target: string | undefined, flags: DoctorFlags): Promise<number> {
-  const usage = (msg: string): number => { process.stderr.write(`gangway doctor: ${msg}\nTry "gangway --help".\n`); return 2; };
+export async function doctor(target: string | undefined, flags: DoctorFlags, io: CommandIO): Promise<number> {
+  const { stdout } = io;
+  const usage = (msg: string): number => { io.stderr.write(`gangway doctor: ${msg}\nTry "gangway --help".\n`); return 2; };
   if (target === undefined) return usage('a URL is needed: gangway doctor https://example.com/');
   let url: URL;
   try { url = new URL(target.includes('://') ? target : `https://${target}`); } catch { return usage(`"${target}" is not a URL`); }
@@ -24,10 +26,10 @@ export async function doctor(target: string | undefined, flags: DoctorFlags): Pr
   if (timeoutMs === null || timeoutMs <= 0) return usage(`--timeout "${flags.timeout}" is not a duration (write it like "3s")`);
   for (const r of flags.resolver ?? []) if (!/^[0-9a-fA-F:.[\]]+$/.test(r)) return usage(`--resolver "${r}" is not an address (write it like 1.1.1.1 or 127.0.0.1:5353)`);
 
-  const c = colours(process.stdout);
-  if (!flags.json) process.stdout.write(`${c(1, 'gangway doctor')} ${url.href}\n\n`);
-  const report = await runDoctor(url, { resolvers: flags.resolver ?? [], control, attempts, timeoutMs, maxBackoffMs: 5000 },
-    flags.json ? undefined : (s) => process.stdout.write(humanStep(s, c)));
-  process.stdout.write(flags.json ? jsonReport(report) : humanVerdict(report, c));
+  const c = colours(stdout, io.env);
+  if (!flags.json) stdout.write(`${c(1, 'gangway doctor')} ${url.href}\n\n`);
+  const report = await runDoctor(url, { resolvers: flags.resolver ?? [], control, attempts, timeoutMs, maxBackoffMs: 5000, env: io.env },
+    flags.json ? undefined : (s) => stdout.write(humanStep(s, c)));
+  stdout.write(flags.json ? jsonReport(report) : humanVerdict(report, c));
   return report.exitCode;
 }

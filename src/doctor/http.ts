@@ -6,7 +6,7 @@
  */
 import { Agent, ProxyAgent, request, type Dispatcher } from 'undici';
 import { parseProxyStatus } from '../faults/proxy-status.js';
-import { parseRetryAfter } from '../upstream/outlier.js';
+import { parseRetryAfter } from '../http/retry-after.js';
 
 export interface Hop { proxy: string; error?: string; details?: string; status?: number }
 

@@ -5,8 +5,8 @@
  */
 import type { DoctorReport, Step } from './run.js';
 
-export function colours(stream: NodeJS.WriteStream): (code: number, s: string) => string {
-  const on = stream.isTTY === true && !('NO_COLOR' in process.env) && process.env.TERM !== 'dumb';
+export function colours(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv): (code: number, s: string) => string {
+  const on = stream.isTTY === true && !('NO_COLOR' in env) && env.TERM !== 'dumb';
   return (code, s) => (on ? `\u001b[${code}m${s}\u001b[0m` : s);
 }
 

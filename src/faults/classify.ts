@@ -43,3 +43,11 @@ export function classifyFailure(err: unknown, progress: ExchangeProgress): Failu
   if (TERMINATED.has(code)) return progress.reusedConnection ? 'connection_terminated_reused' : 'connection_terminated';
   return 'proxy_internal_error';
 }
+
+/** An error as the access log (and, for trusted clients, Proxy-Status details) shows it. */
+export function describeError(err: unknown): string {
+  if (err instanceof GatewayAbort) return err.message;
+  const e = err as { code?: string; message?: string } | null;
+  const msg = e?.message ?? String(err);
+  return e?.code && !msg.includes(e.code) ? `${e.code}: ${msg}` : msg;
+}

@@ -1,6 +1,6 @@
 /**
- * The access log: one JSON line per request, with what an operator needs to explain it
- * afterwards: the route, every host tried, the failure kind and its low-level cause (the
+ * The access log: one JSON line per finished request, with what an operator needs to explain
+ * it afterwards: the route, every host tried, the failure kind and its low-level cause (the
  * details clients do not see), bytes each way and time taken.
  *
  * The line is built by hand when it goes to a JSON destination: a fixed shape serialised
@@ -8,7 +8,9 @@
  * The fields and format are exactly pino's (level 30, time, msg), so both paths read alike.
  */
 import { FAILURES } from '../faults/taxonomy.js';
-import type { RequestContext } from '../proxy/context.js';
+import type { LineDestination } from './log-sink.js';
+import type { Logger } from './logger.js';
+import type { RequestObserver, RequestRecord } from './record.js';
 
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\u007f-\uffff]/;
 
@@ -16,36 +18,42 @@ function str(value: string): string {
   return NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : `"${value}"`;
 }
 
-export function logAccess(ctx: RequestContext, status: number, ms: number): void {
-  const runtime = ctx.runtime;
-  if (!runtime.config.log.access || !runtime.logger.isLevelEnabled('info')) return;
-  const failure = ctx.failure;
-  const error = failure ? FAILURES[failure].error : '';
-  const roundedMs = Math.round(ms * 10) / 10;
-  const lines = runtime.lines;
-  if (lines === undefined) {
-    runtime.logger.info({
-      req_id: ctx.id, client: ctx.clientAddress, method: ctx.req.method, path: ctx.req.url,
-      route: ctx.route?.name, upstream: ctx.route?.upstream.name, host: ctx.host?.label,
-      hosts_tried: ctx.hostsTried.length > 1 ? ctx.hostsTried : undefined, attempts: ctx.attempts,
-      retries: ctx.retryReasons.length > 0 ? ctx.retryReasons : undefined, resumed: ctx.resumes || undefined, status,
-      failure, proxy_status_error: error || undefined, cause: ctx.cause,
-      bytes_in: ctx.bytesIn, bytes_out: ctx.bytesOut, ms: roundedMs,
-    }, 'request');
-    return;
+export class AccessLog implements RequestObserver {
+  constructor(
+    private readonly enabled: boolean,
+    private readonly logger: Logger,
+    /** The JSON line destination for the fast path; absent when pino must format (pretty). */
+    private readonly lines: LineDestination | undefined,
+  ) {}
+
+  requestFinished(r: RequestRecord): void {
+    if (!this.enabled || !this.logger.isLevelEnabled('info')) return;
+    const error = r.failure ? FAILURES[r.failure].error : '';
+    const ms = Math.round(r.ms * 10) / 10;
+    if (this.lines === undefined) {
+      this.logger.info({
+        req_id: r.id, client: r.client, method: r.method, path: r.path, upgrade: r.upgrade,
+        route: r.route, upstream: r.upstream, host: r.host,
+        hosts_tried: r.hostsTried.length > 1 ? r.hostsTried : undefined, attempts: r.attempts,
+        retries: r.retries.length > 0 ? r.retries : undefined, resumed: r.resumes || undefined, status: r.status,
+        failure: r.failure, proxy_status_error: error || undefined, cause: r.cause,
+        bytes_in: r.bytesIn, bytes_out: r.bytesOut, ms,
+      }, 'request');
+      return;
+    }
+    let line = `{"level":30,"time":${Date.now()},"req_id":${str(r.id)},"client":${str(r.client)},"method":${str(r.method)},"path":${str(r.path)}`;
+    if (r.upgrade !== undefined) line += `,"upgrade":${str(r.upgrade)}`;
+    if (r.route !== undefined) line += `,"route":${str(r.route)},"upstream":${str(r.upstream ?? '')}`;
+    if (r.host !== undefined) line += `,"host":${str(r.host)}`;
+    if (r.hostsTried.length > 1) line += `,"hosts_tried":${JSON.stringify(r.hostsTried)}`;
+    line += `,"attempts":${r.attempts}`;
+    if (r.retries.length > 0) line += `,"retries":${JSON.stringify(r.retries)}`;
+    if (r.resumes > 0) line += `,"resumed":${r.resumes}`;
+    line += `,"status":${r.status}`;
+    if (r.failure !== undefined) line += `,"failure":"${r.failure}"`;
+    if (error) line += `,"proxy_status_error":"${error}"`;
+    if (r.cause !== undefined) line += `,"cause":${str(r.cause)}`;
+    line += `,"bytes_in":${r.bytesIn},"bytes_out":${r.bytesOut},"ms":${ms},"msg":"request"}\n`;
+    this.lines.write(line);
   }
-  let line = `{"level":30,"time":${Date.now()},"req_id":${str(ctx.id)},"client":${str(ctx.clientAddress)},"method":${str(ctx.req.method ?? '')},"path":${str(ctx.req.url ?? '')}`;
-  const route = ctx.route;
-  if (route !== undefined) line += `,"route":${str(route.name)},"upstream":${str(route.upstream.name)}`;
-  if (ctx.host !== undefined) line += `,"host":${str(ctx.host.label)}`;
-  if (ctx.hostsTried.length > 1) line += `,"hosts_tried":${JSON.stringify(ctx.hostsTried)}`;
-  line += `,"attempts":${ctx.attempts}`;
-  if (ctx.retryReasons.length > 0) line += `,"retries":${JSON.stringify(ctx.retryReasons)}`;
-  if (ctx.resumes > 0) line += `,"resumed":${ctx.resumes}`;
-  line += `,"status":${status}`;
-  if (failure !== undefined) line += `,"failure":"${failure}"`;
-  if (error) line += `,"proxy_status_error":"${error}"`;
-  if (ctx.cause !== undefined) line += `,"cause":${str(ctx.cause)}`;
-  line += `,"bytes_in":${ctx.bytesIn},"bytes_out":${ctx.bytesOut},"ms":${roundedMs},"msg":"request"}\n`;
-  lines.write(line);
 }

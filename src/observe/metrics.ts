@@ -4,16 +4,34 @@
  * registry formats them, with prom-client's own metrics, when /metrics is scraped.
  */
 import { Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
+import type { GateState } from '../admission/concurrency-gate.js';
 import { IncidentDetector, type Incident } from './incidents.js';
+import type { RequestObserver, RequestRecord } from './record.js';
 import { FastCounter, FastHistogram, type RegistrableMetric } from './series.js';
 import { Timeline } from './timeline.js';
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
-/** An upstream's concurrency gate as the metrics and the status API show it. */
-export interface GateState { upstream: string; limit: number; inFlight: number; waiting: number; minRttMs: number; rttMs: number; probing: boolean }
+export interface HostState { upstream: string; host: string; inRotation: boolean }
+export interface MaintenanceState { route: string; active: boolean }
 
-export class GatewayMetrics {
+/** What the gauges read at scrape time: the gateway's current configuration, whichever it is. */
+export interface MetricSources {
+  hostStates(): HostState[];
+  gateStates(): GateState[];
+  maintenanceStates(): MaintenanceState[];
+}
+
+export interface MetricsOptions {
+  /** Collect Node process metrics (off lets several gateways share a process quietly). */
+  processMetrics: boolean;
+  /** The status timeline's step. */
+  statusStepMs: number;
+  /** Called when an incident opens or closes. */
+  onIncident(incident: Incident, opened: boolean): void;
+}
+
+export class GatewayMetrics implements RequestObserver {
   readonly registry = new Registry();
   /** Requests being handled now; a plain number on the hot path, read by the gauge at scrape time. */
   inFlight = 0;
@@ -30,51 +48,43 @@ export class GatewayMetrics {
   readonly shed = new FastCounter('gangway_shed_total', 'Requests shed with 503 connection_limit_reached, by route and reason (queue_full, wait_too_long, deadline, event_loop)', ['route', 'reason']);
   readonly rateLimited = new FastCounter('gangway_rate_limited_total', 'Requests answered 429 by a route\'s rate limit', ['route']);
   readonly queueWait = new FastHistogram('gangway_queue_wait_seconds', 'Time requests waited for a concurrency slot before going upstream, by upstream (only those that waited)', ['upstream'], LATENCY_BUCKETS);
-  /** Reads each pool's concurrency limit, slots in use and queue depth at scrape time; set by the gateway. */
-  gateStates: () => GateState[] = () => [];
-  /** Reads which routes are in maintenance at scrape time; set by the gateway. */
-  maintenanceStates: () => Array<{ route: string; active: boolean }> = () => [];
-  /** Reads the hosts' rotation state at scrape time; set by the gateway. */
-  hostStates: () => Array<{ upstream: string; host: string; inRotation: boolean }> = () => [];
   private readonly attemptDuration = new FastHistogram('gangway_upstream_attempt_duration_seconds', 'Time from sending an attempt to receiving its response headers', ['upstream', 'host'], LATENCY_BUCKETS);
 
   /** The last hour per route, for the status page. */
   readonly timeline: Timeline;
   readonly incidents: IncidentDetector;
 
-  constructor(withProcessMetrics = true, statusStepMs = 5000) {
-    this.timeline = new Timeline(statusStepMs);
-    this.incidents = new IncidentDetector(this.timeline, (i, opened) => this.onIncident(i, opened));
+  constructor(sources: MetricSources, options: MetricsOptions) {
+    this.timeline = new Timeline(options.statusStepMs);
+    this.incidents = new IncidentDetector(this.timeline, options.onIncident);
     for (const m of [this.requests, this.requestDuration, this.attempts, this.attemptDuration, this.retries, this.retriesDenied, this.hedges, this.hedgesWon, this.resumes, this.ejections, this.healthTransitions, this.shed, this.rateLimited, this.queueWait]) this.register(m);
     const metrics = this;
     new Gauge({
       name: 'gangway_upstream_host_in_rotation', help: '1 when a host is in rotation (healthy and not ejected), else 0', labelNames: ['upstream', 'host'], registers: [this.registry],
-      collect() { this.reset(); for (const s of metrics.hostStates()) this.set({ upstream: s.upstream, host: s.host }, s.inRotation ? 1 : 0); },
+      collect() { this.reset(); for (const s of sources.hostStates()) this.set({ upstream: s.upstream, host: s.host }, s.inRotation ? 1 : 0); },
     });
     new Gauge({ name: 'gangway_requests_in_flight', help: 'Requests being handled right now', registers: [this.registry], collect() { this.set(metrics.inFlight); } });
     new Gauge({
       name: 'gangway_maintenance_active', help: '1 while a route is in maintenance (a window or the admin switch), else 0', labelNames: ['route'], registers: [this.registry],
-      collect() { this.reset(); for (const s of metrics.maintenanceStates()) this.set({ route: s.route }, s.active ? 1 : 0); },
+      collect() { this.reset(); for (const s of sources.maintenanceStates()) this.set({ route: s.route }, s.active ? 1 : 0); },
     });
     const gauge = (name: string, help: string, read: (s: GateState) => number): void => {
       new Gauge({
         name, help, labelNames: ['upstream'], registers: [this.registry],
-        collect() { this.reset(); for (const s of metrics.gateStates()) this.set({ upstream: s.upstream }, read(s)); },
+        collect() { this.reset(); for (const s of sources.gateStates()) this.set({ upstream: s.upstream }, read(s)); },
       });
     };
     gauge('gangway_concurrency_limit', 'The adaptive concurrency limit of each upstream: requests that may wait for its answers at once', (s) => s.limit);
     gauge('gangway_concurrency_in_use', 'Requests holding a concurrency slot (waiting for response headers), by upstream', (s) => s.inFlight);
     gauge('gangway_queue_depth', 'Requests waiting for a concurrency slot, by upstream', (s) => s.waiting);
-    if (withProcessMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'gangway_' });
+    if (options.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'gangway_' });
   }
 
-  /** Told when an incident opens or closes; set by the gateway (to log it). */
-  onIncident: (incident: Incident, opened: boolean) => void = () => undefined;
-
-  requestDone(route: string, status: number, failure: string, seconds: number): void {
-    this.requests.with(route, String(status), failure).inc();
-    this.requestDuration.with(route).observe(seconds);
-    this.timeline.record(route, status, failure, seconds * 1000);
+  requestFinished(r: RequestRecord): void {
+    const route = r.route ?? '';
+    this.requests.with(route, String(r.status), r.failure ?? '').inc();
+    this.requestDuration.with(route).observe(r.ms / 1000);
+    this.timeline.record(route, r.status, r.failure ?? '', r.ms);
   }
 
   attemptDone(upstream: string, host: string, outcome: string, secondsToHeaders: number | undefined): void {

@@ -6,13 +6,8 @@
  * Content-Range starts exactly where the client's copy stops, ends where the original would
  * have, and names the same total and validator. Anything else, and the client's stream is
  * cut so it sees an incomplete body: a resumed response must never carry a wrong byte.
+ * The Exchange runs the resume as one more attempt; these are the checks it makes.
  */
-import type { Dispatcher } from 'undici';
-import { classifyFailure, GatewayAbort } from '../faults/classify.js';
-import type { UpstreamHost } from '../upstream/host.js';
-import { endBody, writeBodyChunk } from './body-stream.js';
-import type { RequestContext } from './context.js';
-
 /** Resumes allowed per response. */
 export const MAX_RESUMES = 2;
 
@@ -60,121 +55,39 @@ export function planResume(method: string, status: number, raw: Buffer[]): Resum
   return { etag, lastModified, first: Number(m[1]), last: Number(m[2]), total: Number(m[3]) };
 }
 
-/**
- * Fetches the rest of a broken response from `host` and streams it to the client, or cuts
- * the client's stream when the answer does not line up. Calls `onFailed` when this resume
- * itself breaks before finishing, so the owner may try once more.
- */
-export class ResumeAttempt implements Dispatcher.DispatchHandler {
-  private abortUpstream: ((err?: Error) => void) | undefined;
-  private resumeUpstream: (() => void) | undefined;
-  private started = false;
-  private settled = false;
-  readonly from: number;
-
-  constructor(
-    private readonly ctx: RequestContext,
-    readonly host: UpstreamHost,
-    private readonly plan: ResumePlan,
-    /** Body bytes the client already has. */
-    delivered: number,
-    private readonly onFailed: (attempt: ResumeAttempt, reason: string) => void,
-  ) {
-    this.from = plan.first + delivered;
+/** The head of the request for the rest: the client's own, with Range and If-Range instead of its conditionals. */
+export function resumeHead(headers: readonly string[], plan: ResumePlan, from: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    const lower = headers[i]!.toLowerCase();
+    if (lower === 'range' || lower === 'if-range' || lower === 'if-none-match' || lower === 'if-modified-since'
+      || lower === 'if-match' || lower === 'if-unmodified-since') continue;
+    out.push(headers[i]!, headers[i + 1]!);
   }
+  out.push('range', `bytes=${from}-${plan.last}`, 'if-range', plan.etag ?? plan.lastModified!);
+  return out;
+}
 
-  send(headers: string[]): void {
-    const { ctx, host, plan } = this;
-    const out: string[] = [];
-    for (let i = 0; i < headers.length; i += 2) {
-      const lower = headers[i]!.toLowerCase();
-      if (lower === 'range' || lower === 'if-range' || lower === 'if-none-match' || lower === 'if-modified-since'
-        || lower === 'if-match' || lower === 'if-unmodified-since') continue;
-      out.push(headers[i]!, headers[i + 1]!);
-    }
-    out.push('range', `bytes=${this.from}-${plan.last}`, 'if-range', plan.etag ?? plan.lastModified!);
-    ctx.attempts++;
-    ctx.hostsTried.push(host.label);
-    ctx.triedHosts.add(host);
-    host.outstanding++;
-    ctx.resumer = this;
-    host.dispatcher.dispatch({ path: ctx.req.url!, method: 'GET', headers: out, body: null }, this);
+/** Why an answer to a resume cannot be spliced in, or undefined when it continues the body exactly. */
+export function resumeMismatch(plan: ResumePlan, from: number, status: number, raw: readonly Buffer[]): string | undefined {
+  if (status !== 206) return `answered ${status}, not 206`;
+  let contentRange: string | undefined;
+  let etag: string | undefined;
+  let lastModified: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1').toLowerCase();
+    if (name === 'content-range') contentRange = raw[i + 1]!.toString('latin1');
+    else if (name === 'etag') etag = raw[i + 1]!.toString('latin1');
+    else if (name === 'last-modified') lastModified = raw[i + 1]!.toString('latin1');
   }
-
-  abort(err: Error): void {
-    if (!this.settled) this.abortUpstream?.(err);
+  const m = contentRange === undefined ? null : CONTENT_RANGE.exec(contentRange);
+  if (!m) return `Content-Range ${contentRange ?? 'missing'}`;
+  const [first, last, total] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  if (first !== from || last !== plan.last || total !== plan.total) {
+    return `Content-Range ${contentRange} does not continue bytes ${from}-${plan.last}/${plan.total}`;
   }
-
-  resume(): void {
-    this.resumeUpstream?.();
+  if (plan.etag !== undefined ? etag !== plan.etag : lastModified !== plan.lastModified) {
+    return `validator changed (${etag ?? lastModified ?? 'none'})`;
   }
-
-  onConnect(abort: (err?: Error) => void): void {
-    this.abortUpstream = abort;
-  }
-
-  onHeaders(statusCode: number, raw: Buffer[], resume: () => void): boolean {
-    const mismatch = this.check(statusCode, raw);
-    if (mismatch !== undefined) {
-      this.fail(mismatch);
-      this.abortUpstream?.(new GatewayAbort('http_response_incomplete', mismatch));
-      return false;
-    }
-    this.started = true;
-    this.resumeUpstream = resume;
-    return true;
-  }
-
-  onData(chunk: Buffer): boolean {
-    return !this.started || writeBodyChunk(this.ctx, chunk);
-  }
-
-  onComplete(rawTrailers: string[] | Buffer[] | null): void {
-    if (this.settled) return;
-    this.settle();
-    endBody(this.ctx, rawTrailers);
-  }
-
-  onError(err: Error): void {
-    if (this.settled) return;
-    const kind = classifyFailure(err, { responseStarted: this.started, reusedConnection: false });
-    if (kind === 'client_closed') { this.settle(); return; }
-    this.ctx.route!.upstream.outliers.failure(this.host);
-    this.fail(`${this.started ? 'broke again' : 'failed'}: ${err.message}`);
-  }
-
-  /** Why the answer cannot be spliced in, or undefined when it lines up exactly. */
-  private check(status: number, raw: Buffer[]): string | undefined {
-    if (status !== 206) return `answered ${status}, not 206`;
-    let contentRange: string | undefined;
-    let etag: string | undefined;
-    let lastModified: string | undefined;
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i]!.toString('latin1').toLowerCase();
-      if (name === 'content-range') contentRange = raw[i + 1]!.toString('latin1');
-      else if (name === 'etag') etag = raw[i + 1]!.toString('latin1');
-      else if (name === 'last-modified') lastModified = raw[i + 1]!.toString('latin1');
-    }
-    const m = contentRange === undefined ? null : CONTENT_RANGE.exec(contentRange);
-    if (!m) return `Content-Range ${contentRange ?? 'missing'}`;
-    const [first, last, total] = [Number(m[1]), Number(m[2]), Number(m[3])];
-    if (first !== this.from || last !== this.plan.last || total !== this.plan.total) {
-      return `Content-Range ${contentRange} does not continue bytes ${this.from}-${this.plan.last}/${this.plan.total}`;
-    }
-    if (this.plan.etag !== undefined ? etag !== this.plan.etag : lastModified !== this.plan.lastModified) {
-      return `validator changed (${etag ?? lastModified ?? 'none'})`;
-    }
-    return undefined;
-  }
-
-  private fail(reason: string): void {
-    if (this.settled) return;
-    this.settle();
-    this.onFailed(this, reason);
-  }
-
-  private settle(): void {
-    this.settled = true;
-    this.host.outstanding--;
-  }
+  return undefined;
 }

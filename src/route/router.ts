@@ -6,10 +6,12 @@ import { PRIORITIES } from '../admission/concurrency-gate.js';
 import { RateLimiter } from '../admission/rate-limit.js';
 import type { RouteConfig } from '../config/schema.js';
 import type { UpstreamPool } from '../upstream/pool.js';
+import { resolvePolicy, type RoutePolicy } from './policy.js';
 
 export class Route {
   readonly name: string;
-  readonly bodyLimit: number;
+  /** Retries, hedging, timeouts and limits, resolved from the configuration once. */
+  readonly policy: RoutePolicy;
   readonly rateLimiter: RateLimiter | undefined;
   /** The rate limit's settings, to tell whether a reloaded route may keep the buckets. */
   private readonly rateLimitKey: string;
@@ -24,7 +26,7 @@ export class Route {
   /** `previous`: the route of the same name in the configuration this one replaces. */
   constructor(config: RouteConfig, readonly upstream: UpstreamPool, previous?: Route) {
     this.name = config.name ?? config.match.path;
-    this.bodyLimit = config.limits.body;
+    this.policy = resolvePolicy(config, upstream.config);
     this.priority = PRIORITIES.indexOf(config.priority);
     this.rateLimitKey = JSON.stringify(config.rateLimit ?? null);
     this.rateLimiter = previous?.rateLimiter !== undefined && previous.rateLimitKey === this.rateLimitKey
@@ -54,8 +56,9 @@ export class Route {
 export class Router {
   constructor(readonly routes: readonly Route[]) {}
 
-  match(hostHeader: string | undefined, url: string, method: string): Route | undefined {
-    const host = hostHeader ? stripPort(hostHeader).toLowerCase() : '';
+  /** The first route for this authority (Host, or HTTP/2's :authority), path and method. */
+  match(authority: string | undefined, url: string, method: string): Route | undefined {
+    const host = authority ? stripPort(authority).toLowerCase() : '';
     for (const route of this.routes) {
       if (route.matches(host, url, method)) return route;
     }

@@ -61,11 +61,3 @@ export class OutlierDetector {
     return (ejected + 1) * 100 <= fit * this.config.maxEjectedPercent;
   }
 }
-
-/** Seconds from a Retry-After value (delay-seconds or an HTTP date); undefined when unreadable. */
-export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
-  if (value === undefined) return undefined;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim());
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : Math.max(0, Math.round((at - now) / 1000));
-}

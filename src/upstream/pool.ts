@@ -25,6 +25,8 @@ export class UpstreamPool {
   /** The adaptive concurrency limit and its queue; undefined when turned off. */
   readonly gate: ConcurrencyGate | undefined;
   private readonly balancer: Balancer;
+  /** Below this share of hosts in rotation (in %), traffic spreads over all of them. */
+  private readonly panicThreshold: number;
   private readonly health: HealthChecker;
   private readonly candidates: UpstreamHost[] = [];
 
@@ -37,6 +39,7 @@ export class UpstreamPool {
     this.latency = new LatencyWindow(config.hedging.percentile);
     const c = config.concurrency;
     this.gate = c.enabled ? new ConcurrencyGate(c) : undefined;
+    this.panicThreshold = config.panicThreshold;
   }
 
   start(): void {
@@ -57,7 +60,7 @@ export class UpstreamPool {
       inRotation++;
       if (exclude === undefined || !exclude.has(h)) candidates.push(h);
     }
-    const panic = inRotation * 100 < this.hosts.length * this.config.panicThreshold;
+    const panic = inRotation * 100 < this.hosts.length * this.panicThreshold;
     if (!panic && candidates.length > 0) return this.balancer.pick(candidates);
     // Panic, or every host in rotation was tried already: any host not yet tried will do,
     // except one an operator is draining.
@@ -71,13 +74,4 @@ export class UpstreamPool {
     this.gate?.close();
     await Promise.all(this.hosts.map((h) => h.close()));
   }
-}
-
-/** How long an idempotent request may wait for headers before it is hedged; undefined: not yet. */
-export function hedgeDelay(pool: UpstreamPool): number | undefined {
-  const h = pool.config.hedging;
-  if (!h.enabled || pool.hosts.length < 2) return undefined;
-  const p = pool.latency.value();
-  if (p === undefined) return undefined;
-  return Math.min(Math.max(p, h.minDelay), h.maxDelay);
 }

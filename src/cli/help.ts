@@ -2,7 +2,7 @@
  * The words of `gangway --help` and of each command's own help (`gangway help start`,
  * `gangway start --help`), with examples.
  */
-import { VERSION } from './version.js';
+import { VERSION } from '../version.js';
 
 export const GENERAL_HELP = `gangway ${VERSION} — an HTTP gateway that keeps 502s away from users and explains the ones it cannot prevent
 

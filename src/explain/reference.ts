@@ -2,7 +2,7 @@
  * docs/failures.md, generated from the failure taxonomy table.
  */
 import { text } from './catalogue.js';
-import { FAILURES, type FailureKindName } from './taxonomy.js';
+import { FAILURES, type FailureKindName } from '../faults/taxonomy.js';
 
 const RETRY_TEXT = {
   any: 'yes, any method (nothing reached the upstream)',

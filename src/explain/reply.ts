@@ -1,17 +1,15 @@
 /**
  * The gateway's own answers: a failure kind becomes a status line, RFC 9209 Proxy-Status,
  * Retry-After, `Cache-Control: no-store`, the request id, and a body in the form the client
- * asked for (RFC 9457 problem+json, HTML or text). The same reply can be written to a
- * ServerResponse or, before any HTTP exchange exists (client errors, upgrades), to a socket.
+ * asked for (RFC 9457 problem+json, HTML or text). Built here, written by whichever client
+ * side asked (proxy/local-reply.ts).
  */
-import { STATUS_CODES, type ServerResponse } from 'node:http';
-import type { Duplex } from 'node:stream';
-import { chooseErrorForm } from './negotiate.js';
-import { serializeProxyStatus } from './proxy-status.js';
+import { serializeProxyStatus } from '../faults/proxy-status.js';
+import { FAILURES, type FailureKindName } from '../faults/taxonomy.js';
 import { languagesOf, text } from './catalogue.js';
 import { chooseLanguage } from './language.js';
+import { chooseErrorForm } from './negotiate.js';
 import { renderErrorPage, type PageSettings } from './page.js';
-import { FAILURES, type FailureKindName } from './taxonomy.js';
 
 export interface ReplyFacts {
   kind: FailureKindName;
@@ -116,21 +114,3 @@ export function buildReply(f: ReplyFacts): LocalReply {
 }
 
 const DEFAULT_PAGE: PageSettings = { brand: {}, texts: {}, autoRetry: true };
-
-/** Writes a reply on an HTTP exchange whose headers have not been sent. */
-export function sendReply(res: ServerResponse, reply: LocalReply, method: string): void {
-  const flat: string[] = [];
-  for (const [k, v] of reply.headers) flat.push(k, v);
-  flat.push('content-length', String(Buffer.byteLength(reply.body)));
-  res.writeHead(reply.status, flat);
-  res.end(method === 'HEAD' ? undefined : reply.body);
-}
-
-/** Writes a reply straight to a socket and closes it (no HTTP exchange exists to use). */
-export function writeReplyToSocket(socket: Duplex, reply: LocalReply): void {
-  if (!socket.writable) { socket.destroy(); return; }
-  let head = `HTTP/1.1 ${reply.status} ${STATUS_CODES[reply.status] ?? ''}\r\n`;
-  for (const [k, v] of reply.headers) head += `${k}: ${v}\r\n`;
-  head += `content-length: ${Buffer.byteLength(reply.body)}\r\nconnection: close\r\n\r\n`;
-  socket.end(head + reply.body);
-}

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { Gateway } from '../gateway.js';
-import { reloadFromFile } from './signals.js';
+import { refused } from './signals.js';
 
 const SETTLE_MS = 250;
 
@@ -24,7 +24,7 @@ export function watchConfigFile(gateway: Gateway, file: string): FSWatcher {
       if (now === undefined || now === last) return;
       last = now;
       gateway.logger.info({ file }, 'configuration file changed: reloading');
-      reloadFromFile(gateway, file);
+      gateway.reload().catch(refused);
     }, SETTLE_MS);
   });
   watcher.unref();

@@ -11,7 +11,7 @@
  * Operators can brand it, override any text, or replace the whole template.
  */
 import { text, type TextOverrides } from './catalogue.js';
-import { FAILURES, type FailureKindName } from './taxonomy.js';
+import { FAILURES, type FailureKindName } from '../faults/taxonomy.js';
 
 /** The operator's settings for the page (config `errors.page`). */
 export interface PageSettings {

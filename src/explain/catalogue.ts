@@ -5,7 +5,7 @@
  * may leave keys out. Operators override or add any key per language in the configuration
  * (`errors.page.texts`), and unknown keys there are refused, so a typo cannot hide.
  */
-import type { AdviceGroup, FailureKindName } from './taxonomy.js';
+import type { AdviceGroup, FailureKindName } from '../faults/taxonomy.js';
 
 type KindKeys = `kind.${FailureKindName}.${'title' | 'explanation'}`;
 type AdviceKeys = `advice.${AdviceGroup}`;

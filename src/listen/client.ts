@@ -1,0 +1,70 @@
+/**
+ * The client side of one exchange as the proxy sees it, whatever the protocol: the request
+ * a client made, and the response the proxy writes back. HTTP/1.1 implements both on
+ * node:http's own objects (./http1.ts); a raw socket (an upgrade refused before any tunnel
+ * exists) implements the response (./socket-response.ts). Nothing in proxy/ knows which
+ * protocol it is writing to, so a new listener adds a protocol without touching retry,
+ * hedging or resume.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Duplex, Readable } from 'node:stream';
+
+/** What a client asked for. The request is also the readable stream of its body. */
+export interface ClientRequest extends Readable {
+  readonly method?: string | undefined;
+  /** The request target, origin-form ("/path?query") once the preflight has checked it. */
+  url?: string | undefined;
+  /** Header fields by lower-case name. */
+  readonly headers: IncomingHttpHeaders;
+  /** Header fields as received: [name, value, name, value…]. */
+  readonly rawHeaders: string[];
+  readonly httpVersion: string;
+  /** The whole body has been received. */
+  readonly complete: boolean;
+}
+
+/** What the response tells its owner; `item` is the owner's own object, so no closure is made per request. */
+export interface ResponseEvents<T> {
+  /** The client took what was buffered: body writes may go on. */
+  drained(item: T): void;
+  /** The response is over: written in full, cut, or the client went away. */
+  closed(item: T): void;
+}
+
+/** Where the answer goes. */
+export interface ClientResponse {
+  /** The status sent (or about to be). */
+  readonly statusCode: number;
+  /** The status line and header fields have been handed over: only body, trailers or a cut may follow. */
+  readonly headersSent: boolean;
+  /** Every byte of the response was handed to the connection. */
+  readonly writableFinished: boolean;
+  /** The client went away, or the response was cut. */
+  readonly destroyed: boolean;
+  /** Registers the owner told about drains and the close (once per response). */
+  watch<T>(item: T, events: ResponseEvents<T>): void;
+  /** `100 Continue`: the client may send its body now. */
+  sendContinue(): void;
+  /** The status and header fields ([name, value, …], hop-by-hop fields already removed). */
+  sendHead(status: number, reason: string | undefined, headers: readonly string[]): void;
+  /** One body chunk; false when the client's buffer is full and the owner should wait for `drained`. */
+  sendBody(chunk: Buffer): boolean;
+  /** Ends the response: a last piece of body and the trailers, when there are any. */
+  finish(body?: string | Buffer, trailers?: ReadonlyArray<[string, string]>): void;
+  /**
+   * Cuts the response so the client sees it incomplete (a short body, no final chunk, a
+   * stream reset): the only honest signal left once the headers are out.
+   */
+  cut(): void;
+  /** Closes the connection after this response (the gateway is draining, or a request body was left unread). */
+  closeAfter(): void;
+}
+
+/** A response that can end in a tunnel: an HTTP/1.1 upgrade (or, later, an HTTP/2 extended CONNECT). */
+export interface TunnelResponse extends ClientResponse {
+  /**
+   * Sends the answer that opens the tunnel (101 Switching Protocols) and hands the client's
+   * connection over to it. The response counts as complete from here on.
+   */
+  handOver(status: number, headers: readonly string[]): Duplex;
+}

@@ -1,0 +1,125 @@
+/**
+ * The client-facing HTTP/1.1 listener: Node's server with the configured limits and
+ * timeouts, requests and upgrades handed to the runtime in force, and malformed or
+ * oversized requests answered with the right 4xx (and Proxy-Status) instead of a silent close.
+ * Node's own response object is the client side the proxy writes to (Http1Response).
+ */
+import { createServer, IncomingMessage, ServerResponse, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { StatusSources } from '../admin/status-model.js';
+import { serveStatusPage } from '../admin/status-page.js';
+import type { GatewayConfig } from '../config/schema.js';
+import { buildReply } from '../explain/reply.js';
+import type { FailureKindName } from '../faults/taxonomy.js';
+import { requestIdFrom } from '../observe/request-id.js';
+import { handleRequest, handleUpgrade } from '../proxy/lifecycle.js';
+import { sendReply } from '../proxy/local-reply.js';
+import type { Runtime } from '../runtime.js';
+import type { ClientResponse, ResponseEvents } from './client.js';
+import { SocketResponse } from './socket-response.js';
+
+/** node:http's response, speaking the proxy's client-side interface; no object is added per request. */
+export class Http1Response extends ServerResponse implements ClientResponse {
+  owner: unknown = undefined;
+  events: ResponseEvents<unknown> | undefined = undefined;
+
+  watch<T>(item: T, events: ResponseEvents<T>): void {
+    this.owner = item;
+    this.events = events as ResponseEvents<unknown>;
+    this.once('close', onResponseClose);
+  }
+
+  sendContinue(): void {
+    this.writeContinue();
+  }
+
+  sendHead(status: number, reason: string | undefined, headers: readonly string[]): void {
+    this.writeHead(status, reason, headers as string[]);
+  }
+
+  sendBody(chunk: Buffer): boolean {
+    if (this.write(chunk)) return true;
+    this.once('drain', onResponseDrain);
+    return false;
+  }
+
+  finish(body?: string | Buffer, trailers?: ReadonlyArray<[string, string]>): void {
+    if (trailers !== undefined) this.addTrailers(trailers as Array<[string, string]>);
+    this.end(body);
+  }
+
+  cut(): void {
+    this.destroy();
+  }
+
+  closeAfter(): void {
+    this.shouldKeepAlive = false;
+  }
+}
+
+function onResponseClose(this: Http1Response): void {
+  this.events!.closed(this.owner);
+}
+
+function onResponseDrain(this: Http1Response): void {
+  this.events!.drained(this.owner);
+}
+
+export interface Listener {
+  server: Server<typeof IncomingMessage, typeof Http1Response>;
+  /** Upgraded connections (WebSocket tunnels), which the HTTP server no longer tracks. */
+  tunnels: Set<Duplex>;
+}
+
+export function createListener(config: GatewayConfig, current: () => Runtime, status: () => StatusSources): Listener {
+  const s = config.server;
+  const requestTimeout = s.requestTimeout;
+  const server = createServer({
+    ServerResponse: Http1Response,
+    maxHeaderSize: s.maxHeaderSize,
+    headersTimeout: requestTimeout > 0 ? Math.min(s.headerTimeout, requestTimeout) : s.headerTimeout,
+    requestTimeout,
+    keepAliveTimeout: s.keepAliveTimeout,
+    connectionsCheckingInterval: Math.min(1000, Math.max(100, Math.floor(s.headerTimeout / 4))),
+    requireHostHeader: true,
+  });
+  const tunnels = new Set<Duplex>();
+
+  server.on('request', (req: IncomingMessage, res: Http1Response) => {
+    const runtime = current();
+    // The public status page, when configured, is the gateway's own page, not a route's.
+    const statusPath = runtime.config.status.path;
+    if (statusPath !== undefined && req.url!.startsWith(statusPath) && serveStatusPage(status, req, res, statusPath, true)) return;
+    handleRequest(runtime, req, res, { remoteAddress: req.socket.remoteAddress, authority: req.headers.host, expectsContinue: false });
+  });
+  server.on('checkContinue', (req: IncomingMessage, res: Http1Response) => {
+    handleRequest(current(), req, res, { remoteAddress: req.socket.remoteAddress, authority: req.headers.host, expectsContinue: true });
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    tunnels.add(socket);
+    socket.once('close', () => tunnels.delete(socket));
+    handleUpgrade(current(), req, new SocketResponse(socket), head, { remoteAddress: req.socket.remoteAddress, authority: req.headers.host, expectsContinue: false });
+  });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    const runtime = current();
+    const kind = clientErrorKind(err);
+    if (kind === undefined || !socket.writable || (socket as { bytesWritten?: number }).bytesWritten) {
+      socket.destroy();
+      return;
+    }
+    const replies = runtime.replies;
+    const reply = buildReply({ kind, proxyName: replies.proxyName, requestId: requestIdFrom(undefined), revealDetails: false, page: replies.page });
+    sendReply(new SocketResponse(socket), reply, undefined);
+    runtime.logger.info({ failure: kind, cause: err.code ?? err.message, status: reply.status }, 'client error');
+  });
+  return { server, tunnels };
+}
+
+function clientErrorKind(err: NodeJS.ErrnoException): FailureKindName | undefined {
+  switch (err.code) {
+    case 'ECONNRESET': case 'EPIPE': return undefined;
+    case 'HPE_HEADER_OVERFLOW': return 'request_header_too_large';
+    case 'ERR_HTTP_REQUEST_TIMEOUT': case 'HPE_HEADERS_TIMEOUT': return 'request_timeout';
+    default: return 'bad_request';
+  }
+}

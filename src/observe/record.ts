@@ -1,0 +1,38 @@
+/**
+ * The finished record of one request: what the observers (metrics, the status timeline, the
+ * access log) are given once its response is over, instead of the live context the proxy
+ * worked with.
+ */
+import type { FailureKindName } from '../faults/taxonomy.js';
+
+export interface RequestRecord {
+  readonly id: string;
+  readonly client: string;
+  readonly method: string;
+  readonly path: string;
+  /** The protocol a client asked to upgrade to (a tunnel), when it did. */
+  readonly upgrade: string | undefined;
+  readonly route: string | undefined;
+  readonly upstream: string | undefined;
+  /** The host of the last attempt. */
+  readonly host: string | undefined;
+  /** Every host tried, in order. */
+  readonly hostsTried: readonly string[];
+  readonly attempts: number;
+  /** Why each further attempt was made (failure kinds, or "hedge"). */
+  readonly retries: readonly string[];
+  readonly resumes: number;
+  /** The status the client got; 499 when it left before any. */
+  readonly status: number;
+  readonly failure: FailureKindName | undefined;
+  /** The low-level cause of the failure (never shown to clients unless trusted). */
+  readonly cause: string | undefined;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly ms: number;
+}
+
+/** Told about every finished request. */
+export interface RequestObserver {
+  requestFinished(record: RequestRecord): void;
+}

@@ -1,0 +1,337 @@
+/**
+ * The upstream side of one request, as one object: it picks hosts, sends attempts, races a
+ * hedge beside a slow one, retries what failed (by the taxonomy's rules, within the budget),
+ * resumes a body that broke off from another host, and enforces the total timeout. The client
+ * side holds this one handle while attempts come and go — `resume()` when the client drains,
+ * `abort()` when it leaves — as undici's retry handler gives its caller one controller.
+ *
+ * Attempts report here and decide nothing; the response reaches the client from exactly one
+ * of them at a time (`streaming`), and when none can answer the exchange ends in a local reply.
+ */
+import type { Readable } from 'node:stream';
+import { GatewayAbort, describeError } from '../faults/classify.js';
+import { serializeProxyStatus } from '../faults/proxy-status.js';
+import { isIdempotent, type FailureKindName } from '../faults/taxonomy.js';
+import { rawPairs } from '../http/raw-headers.js';
+import type { RetryPolicy, RoutePolicy } from '../route/policy.js';
+import type { UpstreamHost } from '../upstream/host.js';
+import type { UpstreamPool } from '../upstream/pool.js';
+import { Attempt, type AttemptRole } from './attempt.js';
+import type { RoutedContext } from './context.js';
+import { buildDownstreamHeaders, buildUpstreamHeaders } from './headers.js';
+import { replyLocally } from './local-reply.js';
+import { declaredLength, hasBody, readWholeBody, streamedBody } from './request-body.js';
+import { MAX_RESUMES, planResume, resumeHead, resumeMismatch, type ResumePlan } from './resume.js';
+import { decideRetry, type RetryState } from './retry.js';
+
+export class Exchange implements RetryState {
+  readonly pool: UpstreamPool;
+  readonly policy: RetryPolicy;
+  /** Hosts tried, in order (labels), for the access log. */
+  readonly hostsTried: string[] = [];
+  /** Why each further attempt was made, for the access log. */
+  readonly retryReasons: Array<FailureKindName | 'hedge'> = [];
+  readonly tried = new Set<UpstreamHost>();
+  attempts = 0;
+  resumes = 0;
+  /** Body bytes delivered to the client. */
+  bytesOut = 0;
+  /** The host of the latest attempt: the one a failure reply names. */
+  lastHost: UpstreamHost | undefined = undefined;
+  expired = false;
+  readonly idempotent: boolean;
+  private readonly route: RoutePolicy;
+  /** Nothing, a buffered copy (replayable), or the client's stream. */
+  private body: Readable | Buffer | null = null;
+  /** The upstream request head, built once (per host when it names the host). */
+  private head: string[] | undefined = undefined;
+  /** Attempts waiting for response headers: two while a hedge races the first. */
+  private readonly racing = new Set<Attempt>();
+  /** The attempt whose body is reaching the client, once response headers went out. */
+  private streaming: Attempt | undefined = undefined;
+  private resumePlan: ResumePlan | undefined = undefined;
+  private hedgeTimer: NodeJS.Timeout | undefined = undefined;
+  private retryTimer: NodeJS.Timeout | undefined = undefined;
+  private totalTimer: NodeJS.Timeout | undefined = undefined;
+  private over = false;
+
+  constructor(readonly ctx: RoutedContext) {
+    this.pool = ctx.route.upstream;
+    this.route = ctx.route.policy;
+    this.policy = this.route.retry;
+    this.idempotent = isIdempotent(ctx.req.method!, ctx.req.headers['idempotency-key'] !== undefined);
+  }
+
+  get replayable(): boolean {
+    return this.body === null || Buffer.isBuffer(this.body);
+  }
+
+  /** Picks the first host, prepares the body (read whole when small enough to replay) and sends the first attempt. */
+  start(): void {
+    const { ctx, pool } = this;
+    const host = pool.pick();
+    if (host === undefined) return replyLocally(ctx, 'destination_unavailable');
+    pool.budget.recordRequest();
+    if (ctx.expectsContinue) ctx.res.sendContinue();
+    if (this.route.totalTimeoutMs > 0) this.totalTimer = setTimeout(expire, this.route.totalTimeoutMs, this);
+    const declared = declaredLength(ctx.req);
+    if (declared !== undefined && declared > 0 && declared <= this.policy.replayBodyUpTo) {
+      readWholeBody(ctx.req, this, (x, body) => {
+        x.body = body;
+        x.ctx.bytesIn = body.length;
+        x.send(host, 'first');
+      });
+      return;
+    }
+    this.body = hasBody(ctx.req) ? streamedBody(ctx, this.route.bodyLimit) : null;
+    this.send(host, 'first');
+  }
+
+  /** The client drained its buffer: the streaming attempt may go on. */
+  resume(): void {
+    this.streaming?.resume();
+  }
+
+  /** Ends every exchange with the upstream (the client left, or the response is complete) and clears the timers. */
+  abort(err: Error): void {
+    this.over = true;
+    clearTimeout(this.hedgeTimer);
+    clearTimeout(this.retryTimer);
+    clearTimeout(this.totalTimer);
+    for (const a of this.racing) a.abort(err);
+    this.streaming?.abort(err);
+  }
+
+  // What attempts report.
+
+  /**
+   * Response headers arrived. Returns false when this answer is not taken (a 502/503/504
+   * replaced by a retry, or one that lost its race); the attempt then stops.
+   */
+  answered(attempt: Attempt, status: number, raw: Buffer[], statusText: string): boolean {
+    if (this.over) return false;
+    if (attempt.role === 'resume') return this.spliceResume(attempt, status, raw);
+    if (!this.racing.has(attempt)) return false;
+    const { ctx, pool } = this;
+    let proxyStatus: string | undefined;
+    if (status === 502 || status === 503 || status === 504) {
+      // Another attempt (a hedge) still runs, or a retry takes over: drop this answer.
+      if (this.racing.size > 1 || this.retry('upstream_error_status')) {
+        this.racing.delete(attempt);
+        return false;
+      }
+      ctx.failure = 'upstream_error_status';
+      proxyStatus = serializeProxyStatus({
+        proxy: ctx.runtime.replies.proxyName,
+        receivedStatus: status,
+        nextHop: ctx.revealDetails ? attempt.host.label : undefined,
+        details: `upstream ${pool.name}`,
+      });
+    }
+    this.racing.delete(attempt);
+    if (this.racing.size > 0) {
+      for (const other of this.racing) other.lose();
+      this.racing.clear();
+      if (attempt.role === 'hedge') ctx.runtime.metrics.hedgesWon.with(pool.name).inc();
+    }
+    clearTimeout(this.hedgeTimer);
+    this.streaming = attempt;
+    this.lastHost = attempt.host;
+    ctx.releaseSlot();
+    const headers = buildDownstreamHeaders(raw, {
+      proxyName: ctx.runtime.replies.proxyName,
+      requestId: ctx.id,
+      httpVersion: ctx.req.httpVersion,
+      proxyStatus,
+    });
+    if (ctx.extraResponseHeaders !== undefined) headers.push(...ctx.extraResponseHeaders);
+    if (ctx.runtime.draining) ctx.res.closeAfter();
+    if (pool.hosts.length > 1) this.resumePlan = planResume(ctx.req.method!, status, raw);
+    ctx.res.sendHead(status, statusText || undefined, headers);
+    return true;
+  }
+
+  /** A body chunk; false asks the attempt to pause until the client drains. */
+  deliver(attempt: Attempt, chunk: Buffer): boolean {
+    if (attempt !== this.streaming) return true;
+    this.bytesOut += chunk.length;
+    return this.ctx.res.sendBody(chunk);
+  }
+
+  /** The response body ended cleanly, with the upstream's trailers when it sent any. */
+  ended(attempt: Attempt, rawTrailers: Buffer[] | null): void {
+    if (attempt !== this.streaming) return;
+    clearTimeout(this.totalTimer);
+    this.ctx.res.finish(undefined, rawTrailers !== null && rawTrailers.length > 0 ? rawPairs(rawTrailers) : undefined);
+  }
+
+  /** The attempt failed: before any response (retry or reply), or part way through the body (resume or cut). */
+  failed(attempt: Attempt, kind: FailureKindName, err: unknown): void {
+    const { ctx } = this;
+    if (kind === 'client_closed' && this.over) return;
+    ctx.cause = describeError(err);
+    if (attempt === this.streaming) {
+      if (attempt.role === 'resume') return this.resumeFailed(attempt, `${attempt.started ? 'broke again' : 'failed'}: ${(err as Error).message}`);
+      return this.broke(kind);
+    }
+    this.racing.delete(attempt);
+    if (kind === 'client_closed' || ctx.res.destroyed) { ctx.failure ??= 'client_closed'; return; }
+    if (this.racing.size > 0) return; // a hedge of this request is still running; its answer will do
+    if (this.retry(kind)) return;
+    replyLocally(ctx, kind, err);
+  }
+
+  // The driver.
+
+  private send(host: UpstreamHost, role: AttemptRole): void {
+    const { ctx } = this;
+    if (this.over || ctx.res.destroyed || ctx.res.headersSent) return;
+    const attempt = new Attempt(this, host, role);
+    this.note(host);
+    this.racing.add(attempt);
+    attempt.send(ctx.req.url!, ctx.req.method!, this.headFor(host), this.body);
+    if (role === 'first' && this.route.hedge !== undefined && this.replayable && this.idempotent && this.racing.size > 0) {
+      const delay = this.hedgeDelay();
+      if (delay !== undefined) this.hedgeTimer = setTimeout(hedge, delay, this);
+    }
+  }
+
+  private note(host: UpstreamHost): void {
+    this.attempts++;
+    this.hostsTried.push(host.label);
+    this.tried.add(host);
+    this.lastHost = host;
+  }
+
+  /** The request head for the upstream, built once per request (per host when it names the host). */
+  private headFor(host: UpstreamHost): string[] {
+    const perHost = this.route.hostHeader === 'upstream';
+    if (this.head !== undefined && !perHost) return this.head;
+    const { req, runtime } = this.ctx;
+    this.head = buildUpstreamHeaders(req.rawHeaders, req.headers.connection, {
+      proxyName: runtime.replies.proxyName,
+      requestId: this.ctx.id,
+      clientAddress: this.ctx.clientAddress,
+      proto: 'http',
+      httpVersion: req.httpVersion,
+      hostOverride: perHost ? host.label : undefined,
+    });
+    return this.head;
+  }
+
+  /** Sends the request again elsewhere when the taxonomy, the budget and the attempt limit allow. */
+  private retry(kind: FailureKindName): boolean {
+    const verdict = decideRetry(this, kind);
+    const metrics = this.ctx.runtime.metrics;
+    if (!verdict.retry) {
+      if (verdict.why !== 'unsafe') metrics.retriesDenied.with(this.pool.name, verdict.why).inc();
+      return false;
+    }
+    metrics.retries.with(this.pool.name, kind).inc();
+    this.retryReasons.push(kind);
+    if (verdict.delayMs < 1) this.send(verdict.host, 'retry');
+    else this.retryTimer = setTimeout(retryOn, verdict.delayMs, this, verdict.host);
+    return true;
+  }
+
+  /** How long an idempotent request may wait for headers before it is hedged; undefined: not yet known. */
+  private hedgeDelay(): number | undefined {
+    const p = this.pool.latency.value();
+    if (p === undefined) return undefined;
+    const h = this.route.hedge!;
+    return Math.min(Math.max(p, h.minDelayMs), h.maxDelayMs);
+  }
+
+  /** The first attempt is still unanswered after the pool's usual latency: race a second one on another host. */
+  hedgeNow(): void {
+    this.hedgeTimer = undefined;
+    if (this.over || this.streaming !== undefined || this.racing.size !== 1 || this.expired || this.ctx.res.destroyed) return;
+    const { pool } = this;
+    if (this.attempts >= this.policy.attempts) return;
+    const host = pool.pick(this.tried);
+    if (host === undefined) return;
+    if (!pool.budget.tryAcquire()) { this.ctx.runtime.metrics.retriesDenied.with(pool.name, 'budget').inc(); return; }
+    this.ctx.runtime.metrics.hedges.with(pool.name).inc();
+    this.retryReasons.push('hedge');
+    this.send(host, 'hedge');
+  }
+
+  retryNow(host: UpstreamHost): void {
+    this.retryTimer = undefined;
+    this.send(host, 'retry');
+  }
+
+  /** The body broke after the headers went out: resume it elsewhere, or cut the client's stream. */
+  private broke(kind: FailureKindName): void {
+    const { ctx } = this;
+    if (this.resumeElsewhere(ctx.cause ?? kind)) return;
+    if (ctx.failure === undefined || ctx.failure === 'upstream_error_status') ctx.failure = kind;
+    // Headers are out: the only honest signal left is to cut the stream, so the client sees
+    // an incomplete body (short Content-Length, no final chunk) rather than a clean end that
+    // would pass a truncated file off as whole.
+    ctx.res.cut();
+  }
+
+  /** Starts fetching the rest of the body from another host; false when it may not. */
+  private resumeElsewhere(reason: string): boolean {
+    const plan = this.resumePlan;
+    const { ctx, pool } = this;
+    if (plan === undefined || this.resumes >= MAX_RESUMES || ctx.res.destroyed || this.expired || this.over) return false;
+    const broken = this.streaming!.host;
+    const host = pool.pick(this.tried) ?? pool.pick(new Set([broken]));
+    if (host === undefined) return false;
+    this.resumes++;
+    const from = plan.first + this.bytesOut;
+    ctx.runtime.metrics.resumes.with(pool.name, 'started').inc();
+    ctx.runtime.logger.info({ req_id: ctx.id, upstream: pool.name, from: broken.label, to: host.label, at: from, reason }, 'resuming a broken response');
+    const leg = new Attempt(this, host, 'resume');
+    this.note(host);
+    this.streaming = leg;
+    leg.send(ctx.req.url!, 'GET', resumeHead(this.headFor(host), plan, from), null);
+    return true;
+  }
+
+  /** The resume's answer: spliced in when it continues the body exactly, else this resume failed. */
+  private spliceResume(leg: Attempt, status: number, raw: Buffer[]): boolean {
+    if (leg !== this.streaming) return false;
+    const mismatch = resumeMismatch(this.resumePlan!, this.resumePlan!.first + this.bytesOut, status, raw);
+    if (mismatch === undefined) return true;
+    this.resumeFailed(leg, mismatch);
+    return false;
+  }
+
+  private resumeFailed(leg: Attempt, why: string): void {
+    const { ctx } = this;
+    ctx.runtime.metrics.resumes.with(this.pool.name, 'failed').inc();
+    ctx.cause = `resume from ${leg.host.label} ${why}`;
+    if (!this.resumeElsewhere(why)) {
+      ctx.failure = 'http_response_incomplete';
+      ctx.res.cut();
+    }
+  }
+
+  /** The total timeout passed: stop whatever runs, and answer 504 if nothing was sent yet. */
+  expire(): void {
+    this.totalTimer = undefined;
+    this.expired = true;
+    const { ctx } = this;
+    const kind = this.streaming !== undefined ? 'http_response_incomplete' : 'http_response_timeout';
+    const err = new GatewayAbort(kind, `no complete response within the ${this.route.totalTimeoutMs} ms total timeout`);
+    if (this.streaming !== undefined) {
+      ctx.failure = kind;
+      ctx.cause = err.message;
+      this.streaming.abort(err);
+      ctx.res.cut();
+    } else if (this.racing.size > 0) {
+      for (const a of [...this.racing]) a.abort(err);
+    } else if (!ctx.res.headersSent) {
+      // Between attempts, waiting to retry.
+      clearTimeout(this.retryTimer);
+      replyLocally(ctx, kind, err);
+    }
+  }
+}
+
+function expire(x: Exchange): void { x.expire(); }
+function hedge(x: Exchange): void { x.hedgeNow(); }
+function retryOn(x: Exchange, host: UpstreamHost): void { x.retryNow(host); }

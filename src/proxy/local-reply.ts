@@ -1,0 +1,48 @@
+/**
+ * The gateway's own answer to a request — refused by the preflight, shed, or failed
+ * upstream — built in this one place from what the request context knows, and written to
+ * whichever client side the request came from.
+ */
+import { buildReply, type LocalReply, type ReplyFacts } from '../explain/reply.js';
+import { describeError } from '../faults/classify.js';
+import type { FailureKindName } from '../faults/taxonomy.js';
+import type { ClientResponse } from '../listen/client.js';
+import type { RequestContext } from './context.js';
+
+/** What a stage may add to a reply: when to come back, the operator's message, details, extra fields. */
+export type ReplyExtras = Pick<ReplyFacts, 'retryAfter' | 'message' | 'details' | 'headers'>;
+
+export function replyLocally(ctx: RequestContext, kind: FailureKindName, err?: unknown, extra?: ReplyExtras): void {
+  ctx.failure = kind;
+  if (err !== undefined) ctx.cause = describeError(err);
+  const { req, runtime } = ctx;
+  const replies = runtime.replies;
+  const reply = buildReply({
+    kind,
+    proxyName: replies.proxyName,
+    page: replies.page,
+    statusPage: replies.statusPage,
+    requestId: ctx.id,
+    service: ctx.route?.upstream.name,
+    path: req.url,
+    accept: req.headers.accept,
+    acceptLanguage: req.headers['accept-language'],
+    method: req.method,
+    revealDetails: ctx.revealDetails,
+    nextHop: ctx.exchange?.lastHost?.label,
+    cause: ctx.cause,
+    ...extra,
+  });
+  // A request body we did not read would be taken for the next request on this connection.
+  if (!req.complete) ctx.res.closeAfter();
+  sendReply(ctx.res, reply, req.method);
+}
+
+/** Writes a built reply on a response whose headers have not been sent. */
+export function sendReply(res: ClientResponse, reply: LocalReply, method: string | undefined): void {
+  const flat: string[] = [];
+  for (const [k, v] of reply.headers) flat.push(k, v);
+  flat.push('content-length', String(Buffer.byteLength(reply.body)));
+  res.sendHead(reply.status, undefined, flat);
+  res.finish(method === 'HEAD' ? undefined : reply.body);
+}

@@ -1,0 +1,139 @@
+/**
+ * Tunnels protocol upgrades (WebSocket and others): once the preflight let the request on,
+ * it goes to a host of the route's pool like any other, and when the upstream answers 101
+ * the two connections are joined byte for byte until either side closes. An upstream that
+ * answers without switching (a 401, a 404, a 426…) has its answer passed on as it is.
+ */
+import type { Duplex } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { classifyFailure } from '../faults/classify.js';
+import type { TunnelResponse } from '../listen/client.js';
+import type { UpstreamHost } from '../upstream/host.js';
+import type { RoutedContext, UpstreamSide } from './context.js';
+import { buildDownstreamHeaders, buildUpstreamHeaders } from './headers.js';
+import { replyLocally } from './local-reply.js';
+
+export function openTunnel(ctx: RoutedContext, res: TunnelResponse, head: Buffer): void {
+  const host = ctx.route.upstream.pick();
+  if (host === undefined) return replyLocally(ctx, 'destination_unavailable');
+  const tunnel = new Tunnel(ctx, res, host, head);
+  ctx.exchange = tunnel;
+  tunnel.send();
+}
+
+class Tunnel implements Dispatcher.DispatchHandler, UpstreamSide {
+  readonly attempts = 1;
+  readonly hostsTried: string[];
+  readonly retryReasons: string[] = [];
+  readonly resumes = 0;
+  bytesOut = 0;
+  private controller: Dispatcher.DispatchController | undefined;
+  private answered = false;
+  private settled = false;
+
+  constructor(
+    private readonly ctx: RoutedContext,
+    private readonly res: TunnelResponse,
+    readonly lastHost: UpstreamHost,
+    private readonly head: Buffer,
+  ) {
+    this.hostsTried = [lastHost.label];
+  }
+
+  send(): void {
+    const { ctx, lastHost: host } = this;
+    const req = ctx.req;
+    host.outstanding++;
+    host.dispatcher.dispatch({
+      path: req.url!,
+      method: req.method as Dispatcher.HttpMethod,
+      headers: buildUpstreamHeaders(req.rawHeaders, req.headers.connection, {
+        proxyName: ctx.runtime.replies.proxyName, requestId: ctx.id, clientAddress: ctx.clientAddress, proto: 'http', httpVersion: req.httpVersion,
+        hostOverride: ctx.route.policy.hostHeader === 'upstream' ? host.label : undefined,
+      }),
+      body: null,
+      upgrade: String(req.headers.upgrade ?? 'websocket'),
+    }, this);
+  }
+
+  resume(): void {
+    this.controller?.resume();
+  }
+
+  abort(err: Error): void {
+    if (!this.settled) this.controller?.abort(err);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+  }
+
+  // The upstream answered without switching protocols: that is its answer to the client.
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, _headers: unknown, statusText: string): void {
+    if (statusCode < 200) return;
+    this.answered = true;
+    const headers = buildDownstreamHeaders(controller.rawHeaders as Buffer[], { proxyName: this.ctx.runtime.replies.proxyName, requestId: this.ctx.id, httpVersion: '1.1', proxyStatus: undefined });
+    this.res.sendHead(statusCode, statusText, headers);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.bytesOut += chunk.length;
+    if (!this.res.sendBody(chunk)) controller.pause();
+  }
+
+  onResponseEnd(): void {
+    this.settle();
+    this.res.finish();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController | null, err: Error): void {
+    this.settle();
+    if (this.answered) { this.res.cut(); return; }
+    const kind = classifyFailure(err, { responseStarted: false, reusedConnection: false });
+    if (kind === 'client_closed') return;
+    replyLocally(this.ctx, kind === 'proxy_internal_error' ? 'http_upgrade_failed' : kind, err);
+  }
+
+  onRequestUpgrade(controller: Dispatcher.DispatchController, statusCode: number, _headers: unknown, upstream: Duplex): void {
+    this.settle();
+    const raw = (controller.rawHeaders ?? []) as Array<Buffer | string>;
+    const headers: string[] = [];
+    for (let i = 0; i < raw.length; i += 2) headers.push(raw[i]!.toString(), raw[i + 1]!.toString());
+    headers.push('via', `1.1 ${this.ctx.runtime.replies.proxyName}`, 'x-request-id', this.ctx.id);
+    const client = this.res.handOver(statusCode, headers);
+    if (this.head.length > 0) upstream.write(this.head);
+    joinTunnel(client, upstream);
+  }
+
+  private settle(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.lastHost.outstanding--;
+  }
+}
+
+/** Time a tunnel may stay half-closed before both sockets are destroyed. */
+const HALF_CLOSE_GRACE_MS = 1000;
+
+/**
+ * Joins two sockets byte for byte. When either side ends, the other is ended too and both
+ * are destroyed shortly after: a half-open tunnel would otherwise hold a connection (and
+ * a graceful shutdown) open forever if the far side never closes its half.
+ */
+function joinTunnel(client: Duplex, upstream: Duplex): void {
+  let ending = false;
+  const endBoth = (): void => {
+    if (ending) return;
+    ending = true;
+    client.end();
+    upstream.end();
+    setTimeout(() => { client.destroy(); upstream.destroy(); }, HALF_CLOSE_GRACE_MS).unref();
+  };
+  client.on('end', endBoth);
+  upstream.on('end', endBoth);
+  upstream.on('error', () => client.destroy());
+  client.on('close', () => upstream.destroy());
+  upstream.on('close', () => client.destroy());
+  upstream.pipe(client, { end: false });
+  client.pipe(upstream, { end: false });
+}

@@ -1,0 +1,43 @@
+/**
+ * What a route does with its requests, resolved once from the route's and its upstream's
+ * settings when a runtime is built (as Envoy resolves a cluster's settings into its
+ * detector and retry objects), so no decision on the request path reads the configuration tree.
+ */
+import type { RouteConfig, UpstreamConfig } from '../config/schema.js';
+
+export interface RetryPolicy {
+  /** Most attempts per request, the first included. */
+  attempts: number;
+  /** Base of the jittered exponential backoff between attempts. */
+  backoffMs: number;
+  /** Request bodies declared up to this size are read whole first, so a retry can send them again. */
+  replayBodyUpTo: number;
+}
+
+export interface HedgePolicy {
+  minDelayMs: number;
+  maxDelayMs: number;
+}
+
+export interface RoutePolicy {
+  retry: RetryPolicy;
+  /** Second attempts for slow idempotent requests; undefined when off (or with one host, nothing to hedge on). */
+  hedge: HedgePolicy | undefined;
+  /** Longest a whole exchange may take, body included; 0: no limit. */
+  totalTimeoutMs: number;
+  /** Send the client's Host upstream, or the host's own name. */
+  hostHeader: 'preserve' | 'upstream';
+  /** Largest request body accepted (413 beyond it). */
+  bodyLimit: number;
+}
+
+export function resolvePolicy(route: RouteConfig, upstream: UpstreamConfig): RoutePolicy {
+  const { retries, hedging } = upstream;
+  return {
+    retry: { attempts: retries.attempts, backoffMs: retries.backoff, replayBodyUpTo: retries.replayBody },
+    hedge: hedging.enabled && upstream.hosts.length > 1 ? { minDelayMs: hedging.minDelay, maxDelayMs: hedging.maxDelay } : undefined,
+    totalTimeoutMs: upstream.timeouts.total,
+    hostHeader: upstream.hostHeader,
+    bodyLimit: route.limits.body,
+  };
+}

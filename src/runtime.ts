@@ -1,0 +1,137 @@
+/**
+ * One configuration made live: the router with each route's resolved policy, the upstream
+ * pools with their detectors, the reply settings, and the observers a finished request is
+ * given to. A reload builds a new Runtime and the gateway swaps it in; requests already under
+ * way finish on the one they started with.
+ */
+import type { EventLoopGuard } from './admission/event-loop-guard.js';
+import { describeGate, type GateState } from './admission/concurrency-gate.js';
+import type { Maintenance } from './admission/maintenance.js';
+import type { GatewayConfig } from './config/schema.js';
+import type { PageSettings } from './explain/page.js';
+import { AccessLog } from './observe/access-log.js';
+import type { LineDestination } from './observe/log-sink.js';
+import type { Logger } from './observe/logger.js';
+import type { GatewayMetrics, HostState, MaintenanceState } from './observe/metrics.js';
+import type { RequestObserver, RequestRecord } from './observe/record.js';
+import { Route, Router } from './route/router.js';
+import { UpstreamPool, type PoolEvents } from './upstream/pool.js';
+
+/** What every runtime of one gateway shares: its observers and the state that outlives a reload. */
+export interface GatewayShared {
+  metrics: GatewayMetrics;
+  logger: Logger;
+  /** The JSON line destination for the access log's fast path; absent when pino must format (pretty). */
+  lines: LineDestination | undefined;
+  /** Maintenance windows, the operator's switch and drained hosts. */
+  maintenance: Maintenance;
+  /** Sheds new requests while the process's event loop is held up. */
+  loopGuard: EventLoopGuard;
+}
+
+/** What the gateway's own answers say of it, resolved from `name` and `errors`. */
+export interface ReplySettings {
+  proxyName: string;
+  page: PageSettings;
+  statusPage: string | undefined;
+}
+
+export class Runtime implements RequestObserver {
+  readonly router: Router;
+  readonly pools: ReadonlyMap<string, UpstreamPool>;
+  readonly replies: ReplySettings;
+  readonly limits: { maxUriLength: number };
+  readonly metrics: GatewayMetrics;
+  readonly logger: Logger;
+  readonly maintenance: Maintenance;
+  readonly loopGuard: EventLoopGuard;
+  /** True once shutdown began: answers close their connections. */
+  draining = false;
+  private readonly trustedClients: ReadonlySet<string>;
+  private readonly exposeDetails: boolean;
+  private readonly accessLog: AccessLog;
+
+  /**
+   * `previous` hands over what the running configuration learned: each pool's concurrency
+   * limit, and each unchanged rate limit's buckets (so a reload is not a way around a quota).
+   */
+  constructor(readonly config: GatewayConfig, shared: GatewayShared, previous?: Runtime) {
+    const { metrics, logger, maintenance } = shared;
+    this.metrics = metrics;
+    this.logger = logger;
+    this.maintenance = maintenance;
+    this.loopGuard = shared.loopGuard;
+    const events: PoolEvents = {
+      ejected(pool, host, reason, ms) {
+        metrics.ejections.with(pool.name, host.label, reason).inc();
+        logger.warn({ upstream: pool.name, host: host.label, reason, ms }, 'host ejected');
+      },
+      healthChanged(pool, host, healthy) {
+        metrics.healthTransitions.with(pool.name, host.label, healthy ? 'healthy' : 'unhealthy').inc();
+        logger.warn({ upstream: pool.name, host: host.label, healthy }, healthy ? 'host healthy again' : 'host failed its health checks');
+      },
+    };
+    const pools = new Map<string, UpstreamPool>();
+    for (const [name, upstream] of Object.entries(config.upstreams)) {
+      const pool = new UpstreamPool(name, upstream, events);
+      for (const h of pool.hosts) h.draining = maintenance.drained.has(`${name}/${h.label}`);
+      const before = previous?.pools.get(name)?.gate;
+      if (before !== undefined && pool.gate !== undefined) pool.gate.limit.inheritFrom(before.limit);
+      pools.set(name, pool);
+    }
+    this.pools = pools;
+    const oldRoutes = new Map(previous?.router.routes.map((r) => [r.name, r]));
+    this.router = new Router(config.routes.map((r) => new Route(r, pools.get(r.upstream)!, oldRoutes.get(r.name ?? r.match.path))));
+    const page = config.errors.page;
+    this.replies = {
+      proxyName: config.name,
+      page: { brand: page.brand, texts: page.texts, autoRetry: page.autoRetry, template: page.template === undefined ? undefined : config.files.get(page.template) },
+      statusPage: config.errors.statusPage ?? config.status.path,
+    };
+    this.limits = { maxUriLength: config.server.maxUriLength };
+    this.trustedClients = new Set(config.errors.trustedClients);
+    this.exposeDetails = config.errors.exposeDetails;
+    this.accessLog = new AccessLog(config.log.access, logger, shared.lines);
+    if (previous !== undefined) this.draining = previous.draining;
+  }
+
+  /** Whether this client may see failing host addresses and raw error text. */
+  revealsDetails(clientAddress: string): boolean {
+    return this.exposeDetails || this.trustedClients.has(clientAddress);
+  }
+
+  requestFinished(record: RequestRecord): void {
+    this.metrics.requestFinished(record);
+    this.accessLog.requestFinished(record);
+  }
+
+  /** Starts the background work (health checks). */
+  start(): void {
+    for (const pool of this.pools.values()) pool.start();
+  }
+
+  /** Stops the background work and closes the pools once their requests are done. */
+  async close(): Promise<void> {
+    await Promise.all([...this.pools.values()].map((p) => p.close()));
+  }
+
+  /** Every host's rotation state, for the metrics. */
+  hostStates(): HostState[] {
+    const now = Date.now();
+    const out: HostState[] = [];
+    for (const pool of this.pools.values()) for (const h of pool.hosts) out.push({ upstream: pool.name, host: h.label, inRotation: h.available(now) });
+    return out;
+  }
+
+  /** Every pool's concurrency gate, for the metrics. */
+  gateStates(): GateState[] {
+    const out: GateState[] = [];
+    for (const pool of this.pools.values()) if (pool.gate) out.push(describeGate(pool.name, pool.gate));
+    return out;
+  }
+
+  /** Which routes are in maintenance, for the metrics. */
+  maintenanceStates(): MaintenanceState[] {
+    return this.router.routes.map((r) => ({ route: r.name, active: this.maintenance.activeFor(this.config, r.name) !== undefined }));
+  }
+}

@@ -23,31 +23,60 @@ const BASE_PORT = 18_200;
 const work = mkdtempSync(join(tmpdir(), 'gangway-faults-'));
 chmodSync(work, 0o755);
 
-interface Row { scenario: string; proxy: string; failed: number; total: number; p99ms: number; note: string }
+interface Row {
+  scenario: string;
+  proxy: string;
+  failed: number;
+  total: number;
+  p99ms: number;
+  note: string;
+}
 
 function startOrigin(port: number, name: string, mode = 'ok'): Promise<ChildProcess> {
   const child = fork(ORIGIN, [String(port), name, mode], { stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
-  return new Promise((resolve, reject) => { child.once('message', () => resolve(child)); child.once('exit', (c) => reject(new Error(`origin ${name} exited ${c}`))); });
+  return new Promise((resolve, reject) => {
+    child.once('message', () => resolve(child));
+    child.once('exit', (c) => reject(new Error(`origin ${name} exited ${c}`)));
+  });
 }
 
 type ProxyStarter = (hosts: string[]) => Promise<Started | undefined>;
 
 const proxies: Array<[string, ProxyStarter]> = [
-  ['gangway', async (hosts) => {
-    const conf = join(work, 'gangway.yaml');
-    writeFileSync(conf, `listen: "127.0.0.1:${PROXY_PORT}"\nadmin: false\nlog: { access: false }\nupstreams:\n  app: { hosts: [${hosts.map((h) => `"${h}"`).join(', ')}], healthCheck: { path: "/small" } }\nroutes:\n  - { upstream: app }\n`);
-    return startProcess('gangway', process.execPath, [join(ROOT, 'dist/cli.js'), 'start', '-c', conf], PROXY_PORT);
-  }],
-  ['nginx', async (hosts) => startNginx('nginx', work, PROXY_PORT, `access_log off;
+  [
+    'gangway',
+    async (hosts) => {
+      const conf = join(work, 'gangway.yaml');
+      writeFileSync(
+        conf,
+        `listen: "127.0.0.1:${PROXY_PORT}"\nadmin: false\nlog: { access: false }\nupstreams:\n  app: { hosts: [${hosts.map((h) => `"${h}"`).join(', ')}], healthCheck: { path: "/small" } }\nroutes:\n  - { upstream: app }\n`,
+      );
+      return startProcess('gangway', process.execPath, [join(ROOT, 'dist/cli.js'), 'start', '-c', conf], PROXY_PORT);
+    },
+  ],
+  [
+    'nginx',
+    async (hosts) =>
+      startNginx(
+        'nginx',
+        work,
+        PROXY_PORT,
+        `access_log off;
   upstream app { ${hosts.map((h) => `server ${h} max_fails=1 fail_timeout=10s;`).join(' ')} keepalive 32; }
   server { listen 127.0.0.1:${PROXY_PORT};
     location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection "";
-      proxy_next_upstream error timeout http_502 http_503 http_504; } }`)],
-  ['HAProxy', async (hosts) => {
-    const haproxy = which('haproxy');
-    if (!haproxy) return undefined;
-    const conf = join(work, 'haproxy.cfg');
-    writeFileSync(conf, `defaults
+      proxy_next_upstream error timeout http_502 http_503 http_504; } }`,
+      ),
+  ],
+  [
+    'HAProxy',
+    async (hosts) => {
+      const haproxy = which('haproxy');
+      if (!haproxy) return undefined;
+      const conf = join(work, 'haproxy.cfg');
+      writeFileSync(
+        conf,
+        `defaults
   mode http
   timeout connect 5s
   timeout client 30s
@@ -62,9 +91,11 @@ backend be
   option httpchk GET /small
   default-server check inter 1s
 ${hosts.map((h, i) => `  server s${i} ${h}`).join('\n')}
-`);
-    return startProcess('haproxy', haproxy, ['-f', conf, '-db'], PROXY_PORT);
-  }],
+`,
+      );
+      return startProcess('haproxy', haproxy, ['-f', conf, '-db'], PROXY_PORT);
+    },
+  ],
 ];
 
 const url = `http://127.0.0.1:${PROXY_PORT}`;
@@ -79,7 +110,12 @@ interface Scenario {
 
 async function loadRun(onProgress?: (done: number) => void) {
   const r = await runLoad(`${url}/small`, { ...LOAD, onProgress });
-  return { failed: LOAD.total - (r.byStatus[200] ?? 0), total: LOAD.total, p99ms: r.p99, note: JSON.stringify(r.byStatus) };
+  return {
+    failed: LOAD.total - (r.byStatus[200] ?? 0),
+    total: LOAD.total,
+    p99ms: r.p99,
+    note: JSON.stringify(r.byStatus),
+  };
 }
 
 async function origins(modes: string[]): Promise<{ hosts: string[]; children: ChildProcess[] }> {
@@ -93,7 +129,13 @@ const scenarios: Scenario[] = [
     async setup() {
       const { hosts, children } = await origins(['ok', 'ok', 'ok']);
       const hole = await frozenListener();
-      return { hosts: [...hosts, `127.0.0.1:${hole.port}`], stop: () => { hole.close(); for (const c of children) c.kill('SIGKILL'); } };
+      return {
+        hosts: [...hosts, `127.0.0.1:${hole.port}`],
+        stop: () => {
+          hole.close();
+          for (const c of children) c.kill('SIGKILL');
+        },
+      };
     },
     run: loadRun,
   },
@@ -106,9 +148,15 @@ const scenarios: Scenario[] = [
         hosts,
         onProgress: (done) => {
           if (done === 150) children[1]!.kill('SIGKILL');
-          if (done === 400) restarted = startOrigin(BASE_PORT + 1, 'h1-again').then((c) => { children.push(c); });
+          if (done === 400)
+            restarted = startOrigin(BASE_PORT + 1, 'h1-again').then((c) => {
+              children.push(c);
+            });
         },
-        stop: async () => { await restarted.catch(() => {}); for (const c of children) c.kill('SIGKILL'); },
+        stop: async () => {
+          await restarted.catch(() => {});
+          for (const c of children) c.kill('SIGKILL');
+        },
       };
     },
     run: loadRun,
@@ -119,8 +167,13 @@ const scenarios: Scenario[] = [
       const { hosts, children } = await origins(['ok', 'ok', 'ok']);
       return {
         hosts,
-        onProgress: (done) => { if (done === 100) process.kill(children[2]!.pid!, 'SIGSTOP'); },
-        stop: () => { process.kill(children[2]!.pid!, 'SIGCONT'); for (const c of children) c.kill('SIGKILL'); },
+        onProgress: (done) => {
+          if (done === 100) process.kill(children[2]!.pid!, 'SIGSTOP');
+        },
+        stop: () => {
+          process.kill(children[2]!.pid!, 'SIGCONT');
+          for (const c of children) c.kill('SIGKILL');
+        },
       };
     },
     run: loadRun,
@@ -129,7 +182,12 @@ const scenarios: Scenario[] = [
     name: 'one slow host (250 ms) of 3',
     async setup() {
       const { hosts, children } = await origins(['ok', 'ok', 'slow:250']);
-      return { hosts, stop: () => { for (const c of children) c.kill('SIGKILL'); } };
+      return {
+        hosts,
+        stop: () => {
+          for (const c of children) c.kill('SIGKILL');
+        },
+      };
     },
     run: loadRun,
   },
@@ -137,7 +195,12 @@ const scenarios: Scenario[] = [
     name: '2 MB stream cut at 30% by 1 host of 2',
     async setup() {
       const { hosts, children } = await origins(['cut:600000', 'ok']);
-      return { hosts, stop: () => { for (const c of children) c.kill('SIGKILL'); } };
+      return {
+        hosts,
+        stop: () => {
+          for (const c of children) c.kill('SIGKILL');
+        },
+      };
     },
     async run() {
       let bad = 0;
@@ -151,7 +214,9 @@ const scenarios: Scenario[] = [
           const digest = createHash('sha256').update(body).digest('hex');
           expected ??= body.length === 2_000_000 ? digest : undefined;
           if (res.statusCode !== 200 || body.length !== 2_000_000 || (expected && digest !== expected)) bad++;
-        } catch { bad++; }
+        } catch {
+          bad++;
+        }
         times.push(performance.now() - started);
       }
       times.sort((a, b) => a - b);
@@ -173,7 +238,9 @@ async function main(): Promise<void> {
         await new Promise((r) => setTimeout(r, 1500)); // health checks settle
         const result = await scenario.run(env.onProgress);
         rows.push({ scenario: scenario.name, proxy: proxyName, ...result });
-        process.stdout.write(`  ${scenario.name.padEnd(42)} ${proxyName.padEnd(8)} failed ${String(result.failed).padStart(4)}/${result.total}  p99 ${result.p99ms.toFixed(0).padStart(6)} ms  ${result.note}\n`);
+        process.stdout.write(
+          `  ${scenario.name.padEnd(42)} ${proxyName.padEnd(8)} failed ${String(result.failed).padStart(4)}/${result.total}  p99 ${result.p99ms.toFixed(0).padStart(6)} ms  ${result.note}\n`,
+        );
       } finally {
         await proxy?.stop();
         await env.stop();

@@ -10,7 +10,12 @@ import { join } from 'node:path';
 
 export function which(cmd: string): string | undefined {
   for (const dir of ['/usr/sbin', '/usr/bin', '/usr/local/bin', '/sbin', '/bin']) {
-    try { execFileSync('test', ['-x', `${dir}/${cmd}`]); return `${dir}/${cmd}`; } catch { /* next */ }
+    try {
+      execFileSync('test', ['-x', `${dir}/${cmd}`]);
+      return `${dir}/${cmd}`;
+    } catch {
+      /* next */
+    }
   }
   return undefined;
 }
@@ -20,7 +25,10 @@ export function waitForPort(port: number, timeoutMs = 15_000): Promise<void> {
   return new Promise((resolve, reject) => {
     const attempt = (): void => {
       const s = connect(port, '127.0.0.1');
-      s.once('connect', () => { s.destroy(); resolve(); });
+      s.once('connect', () => {
+        s.destroy();
+        resolve();
+      });
       s.once('error', () => {
         s.destroy();
         if (Date.now() > deadline) reject(new Error(`port ${port} did not open`));
@@ -31,7 +39,11 @@ export function waitForPort(port: number, timeoutMs = 15_000): Promise<void> {
   });
 }
 
-export interface Started { name: string; child: ChildProcess; stop(): Promise<void> }
+export interface Started {
+  name: string;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
 
 /**
  * CPU pinning. Two cores shared by the load generator, the proxy and the origin make the
@@ -46,11 +58,19 @@ function pinned(cpu: string, cmd: string, args: string[]): [string, string[]] {
   return TASKSET ? [TASKSET, ['-c', cpu, cmd, ...args]] : [cmd, args];
 }
 
-export async function startProcess(name: string, command: string, commandArgs: string[], port: number, cpu = PROXY_CPU): Promise<Started> {
+export async function startProcess(
+  name: string,
+  command: string,
+  commandArgs: string[],
+  port: number,
+  cpu = PROXY_CPU,
+): Promise<Started> {
   const [cmd, args] = pinned(cpu, command, commandArgs);
   const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => { stderr += c.toString(); });
+  child.stderr!.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
   try {
     await waitForPort(port);
   } catch (err) {
@@ -58,13 +78,21 @@ export async function startProcess(name: string, command: string, commandArgs: s
     throw new Error(`${name} did not start: ${(err as Error).message}\n${stderr}`);
   }
   return {
-    name, child,
-    stop: () => new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) { resolve(); return; }
-      const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-      child.once('exit', () => { clearTimeout(t); resolve(); });
-      child.kill('SIGTERM');
-    }),
+    name,
+    child,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) {
+          resolve();
+          return;
+        }
+        const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+        child.once('exit', () => {
+          clearTimeout(t);
+          resolve();
+        });
+        child.kill('SIGTERM');
+      }),
   };
 }
 
@@ -75,7 +103,10 @@ export async function startProcess(name: string, command: string, commandArgs: s
  */
 export function pinSelfToLoadCpu(): boolean {
   if (!TASKSET || process.env.GANGWAY_BENCH_PINNED) return false;
-  const r = spawnSync(TASKSET, ['-c', LOAD_CPU, process.execPath, ...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit', env: { ...process.env, GANGWAY_BENCH_PINNED: '1' } });
+  const r = spawnSync(TASKSET, ['-c', LOAD_CPU, process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
+    stdio: 'inherit',
+    env: { ...process.env, GANGWAY_BENCH_PINNED: '1' },
+  });
   process.exitCode = r.status ?? 1;
   return true;
 }
@@ -85,19 +116,34 @@ export function pinSelfToLoadCpu(): boolean {
  * foreground, pid and error log under `work` — is the same for every bench. Undefined when
  * nginx is not installed.
  */
-export function startNginx(name: string, work: string, port: number, http: string, opts: { workerConnections?: number; cpu?: string } = {}): Promise<Started> | undefined {
+export function startNginx(
+  name: string,
+  work: string,
+  port: number,
+  http: string,
+  opts: { workerConnections?: number; cpu?: string } = {},
+): Promise<Started> | undefined {
   const nginx = which('nginx');
   if (!nginx) return undefined;
   const file = name.replace(/[^a-z0-9]+/gi, '-');
   const conf = join(work, `${file}.conf`);
-  writeFileSync(conf, `worker_processes 1; daemon off; pid ${work}/${file}.pid; error_log ${work}/${file}-error.log error;
+  writeFileSync(
+    conf,
+    `worker_processes 1; daemon off; pid ${work}/${file}.pid; error_log ${work}/${file}-error.log error;
 events { worker_connections ${opts.workerConnections ?? 4096}; }
 http { ${http} }
-`);
+`,
+  );
   return startProcess(name, nginx, ['-c', conf, '-p', work], port, opts.cpu);
 }
 
-export interface LoadResult { rps: number; p50ms: number; p99ms: number; errors: number; non2xx: number }
+export interface LoadResult {
+  rps: number;
+  p50ms: number;
+  p99ms: number;
+  errors: number;
+  non2xx: number;
+}
 
 /** Closed-loop load with wrk: `connections` keep-alive connections for `seconds`. */
 export function runWrk(url: string, seconds: number, connections: number): LoadResult {

@@ -11,7 +11,14 @@
  */
 import { connect, type Socket } from 'node:net';
 
-export interface OpenLoopAnswer { status: number; /** When it was scheduled, ms after the start. */ at: number; ms: number; retryAfter: boolean; proxyStatus: string | undefined; error?: string }
+export interface OpenLoopAnswer {
+  status: number /** When it was scheduled, ms after the start. */;
+  at: number;
+  ms: number;
+  retryAfter: boolean;
+  proxyStatus: string | undefined;
+  error?: string;
+}
 
 const HEAD_END = Buffer.from('\r\n\r\n');
 
@@ -20,7 +27,10 @@ class Connection {
   private expect: { scheduled: number; at: number; done: (a: OpenLoopAnswer) => void } | undefined;
   closed = false;
 
-  constructor(readonly socket: Socket, private readonly onIdle: (c: Connection) => void) {
+  constructor(
+    readonly socket: Socket,
+    private readonly onIdle: (c: Connection) => void,
+  ) {
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.read(chunk));
     socket.on('error', () => undefined);
@@ -28,7 +38,14 @@ class Connection {
       this.closed = true;
       const e = this.expect;
       this.expect = undefined;
-      e?.done({ status: 0, at: e.at, ms: performance.now() - e.scheduled, retryAfter: false, proxyStatus: undefined, error: 'connection closed' });
+      e?.done({
+        status: 0,
+        at: e.at,
+        ms: performance.now() - e.scheduled,
+        retryAfter: false,
+        proxyStatus: undefined,
+        error: 'connection closed',
+      });
     });
   }
 
@@ -64,8 +81,17 @@ class Connection {
     this.buffered = this.buffered.subarray(total);
     const e = this.expect;
     this.expect = undefined;
-    e.done({ status, at: e.at, ms: performance.now() - e.scheduled, retryAfter: fields.has('retry-after'), proxyStatus: fields.get('proxy-status') });
-    if (fields.get('connection') === 'close') { this.socket.destroy(); return; }
+    e.done({
+      status,
+      at: e.at,
+      ms: performance.now() - e.scheduled,
+      retryAfter: fields.has('retry-after'),
+      proxyStatus: fields.get('proxy-status'),
+    });
+    if (fields.get('connection') === 'close') {
+      this.socket.destroy();
+      return;
+    }
     this.onIdle(this);
   }
 }
@@ -78,11 +104,22 @@ function open(port: number, onIdle: (c: Connection) => void): Promise<Connection
   });
 }
 
-export async function openLoop(port: number, path: string, ratePerSecond: number, seconds: number, timeoutMs: number, preconnect = 1000): Promise<OpenLoopAnswer[]> {
-  const request = Buffer.from(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUser-Agent: gangway-open-loop\r\n\r\n`);
+export async function openLoop(
+  port: number,
+  path: string,
+  ratePerSecond: number,
+  seconds: number,
+  timeoutMs: number,
+  preconnect = 1000,
+): Promise<OpenLoopAnswer[]> {
+  const request = Buffer.from(
+    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUser-Agent: gangway-open-loop\r\n\r\n`,
+  );
   const idle: Connection[] = [];
   const all: Connection[] = [];
-  const onIdle = (c: Connection): void => { idle.push(c); };
+  const onIdle = (c: Connection): void => {
+    idle.push(c);
+  };
   for (let i = 0; i < preconnect; i += 100) {
     const batch = await Promise.all(Array.from({ length: Math.min(100, preconnect - i) }, () => open(port, onIdle)));
     idle.push(...batch);
@@ -92,22 +129,41 @@ export async function openLoop(port: number, path: string, ratePerSecond: number
   const answers: OpenLoopAnswer[] = [];
   const start = performance.now();
   let sent = 0;
-  const done = (a: OpenLoopAnswer): void => { answers.push(a); };
+  const done = (a: OpenLoopAnswer): void => {
+    answers.push(a);
+  };
   const sendOne = (scheduled: number): void => {
     const at = scheduled - start;
     let c = idle.pop();
-    while (c !== undefined && c.closed) c = idle.pop();
-    if (c !== undefined) { c.send(request, scheduled, at, done); return; }
+    while (c?.closed) c = idle.pop();
+    if (c !== undefined) {
+      c.send(request, scheduled, at, done);
+      return;
+    }
     // Every connection is busy: open one more, as a new user would.
-    open(port, onIdle).then((fresh) => { all.push(fresh); fresh.send(request, scheduled, at, done); })
-      .catch((err: Error) => done({ status: 0, at, ms: performance.now() - scheduled, retryAfter: false, proxyStatus: undefined, error: err.message }));
+    open(port, onIdle)
+      .then((fresh) => {
+        all.push(fresh);
+        fresh.send(request, scheduled, at, done);
+      })
+      .catch((err: Error) =>
+        done({
+          status: 0,
+          at,
+          ms: performance.now() - scheduled,
+          retryAfter: false,
+          proxyStatus: undefined,
+          error: err.message,
+        }),
+      );
   };
   await new Promise<void>((resolve) => {
     const tick = (): void => {
       const now = performance.now();
       const due = Math.min(total, Math.floor(((now - start) / 1000) * ratePerSecond) + 1);
       while (sent < due) sendOne(start + (sent++ * 1000) / ratePerSecond);
-      if (sent >= total) resolve(); else setTimeout(tick, 1);
+      if (sent >= total) resolve();
+      else setTimeout(tick, 1);
     };
     tick();
   });

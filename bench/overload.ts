@@ -29,20 +29,40 @@ chmodSync(work, 0o755);
 const origin = `127.0.0.1:${ORIGIN_PORT}`;
 
 const proxies: Array<[string, () => Promise<Started | undefined>]> = [
-  ['gangway', async () => {
-    const conf = join(work, 'gangway.yaml');
-    writeFileSync(conf, `listen: "127.0.0.1:${PROXY_PORT}"\nadmin: false\nlog: { access: false }\nupstreams:\n  app: { hosts: ["${origin}"] }\nroutes:\n  - { upstream: app }\n`);
-    return startProcess('gangway', process.execPath, [join(ROOT, 'dist/cli.js'), 'start', '-c', conf], PROXY_PORT);
-  }],
-  ['nginx', async () => startNginx('nginx', work, PROXY_PORT, `access_log off;
+  [
+    'gangway',
+    async () => {
+      const conf = join(work, 'gangway.yaml');
+      writeFileSync(
+        conf,
+        `listen: "127.0.0.1:${PROXY_PORT}"\nadmin: false\nlog: { access: false }\nupstreams:\n  app: { hosts: ["${origin}"] }\nroutes:\n  - { upstream: app }\n`,
+      );
+      return startProcess('gangway', process.execPath, [join(ROOT, 'dist/cli.js'), 'start', '-c', conf], PROXY_PORT);
+    },
+  ],
+  [
+    'nginx',
+    async () =>
+      startNginx(
+        'nginx',
+        work,
+        PROXY_PORT,
+        `access_log off;
   upstream app { server ${origin}; keepalive 32; }
   server { listen 127.0.0.1:${PROXY_PORT};
-    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; } }`, { workerConnections: 16384 })],
-  ['HAProxy', async () => {
-    const haproxy = which('haproxy');
-    if (!haproxy) return undefined;
-    const conf = join(work, 'haproxy.cfg');
-    writeFileSync(conf, `global
+    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; } }`,
+        { workerConnections: 16384 },
+      ),
+  ],
+  [
+    'HAProxy',
+    async () => {
+      const haproxy = which('haproxy');
+      if (!haproxy) return undefined;
+      const conf = join(work, 'haproxy.cfg');
+      writeFileSync(
+        conf,
+        `global
   maxconn 8000
 defaults
   mode http
@@ -55,23 +75,45 @@ frontend fe
   default_backend be
 backend be
   server s0 ${origin}
-`);
-    return startProcess('haproxy', haproxy, ['-f', conf, '-db'], PROXY_PORT);
-  }],
+`,
+      );
+      return startProcess('haproxy', haproxy, ['-f', conf, '-db'], PROXY_PORT);
+    },
+  ],
 ];
 
 function startOrigin(): Promise<Started> {
-  return startProcess('origin', process.execPath, [join(ROOT, 'bench/peers/capacity-origin.mjs'), String(ORIGIN_PORT), String(SLOTS), String(WORK_MS)], ORIGIN_PORT, LOAD_CPU);
+  return startProcess(
+    'origin',
+    process.execPath,
+    [join(ROOT, 'bench/peers/capacity-origin.mjs'), String(ORIGIN_PORT), String(SLOTS), String(WORK_MS)],
+    ORIGIN_PORT,
+    LOAD_CPU,
+  );
 }
 
 function percentile(sorted: number[], p: number): number {
   return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-interface Figures { proxy: string; goodput: number; okP50: number; okP99: number; ok: number; shed: number; shedWithRetryAfter: number; shedP50: number; otherErrors: number; unanswered: number }
+interface Figures {
+  proxy: string;
+  goodput: number;
+  okP50: number;
+  okP99: number;
+  ok: number;
+  shed: number;
+  shedWithRetryAfter: number;
+  shedP50: number;
+  otherErrors: number;
+  unanswered: number;
+}
 
 function figures(proxy: string, answers: OpenLoopAnswer[]): Figures {
-  const ok = answers.filter((a) => a.status === 200).map((a) => a.ms).sort((a, b) => a - b);
+  const ok = answers
+    .filter((a) => a.status === 200)
+    .map((a) => a.ms)
+    .sort((a, b) => a - b);
   const shed = answers.filter((a) => a.status === 503 || a.status === 429);
   const shedMs = shed.map((a) => a.ms).sort((a, b) => a - b);
   return {
@@ -83,14 +125,17 @@ function figures(proxy: string, answers: OpenLoopAnswer[]): Figures {
     shed: shed.length,
     shedWithRetryAfter: shed.filter((a) => a.retryAfter).length,
     shedP50: percentile(shedMs, 50),
-    otherErrors: answers.filter((a) => a.status !== 0 && a.status !== 200 && a.status !== 503 && a.status !== 429).length,
+    otherErrors: answers.filter((a) => a.status !== 0 && a.status !== 200 && a.status !== 503 && a.status !== 429)
+      .length,
     unanswered: answers.filter((a) => a.status === 0).length,
   };
 }
 
 async function main(): Promise<void> {
   if (pinSelfToLoadCpu()) return;
-  process.stdout.write(`Machine: ${machine()}\nOrigin capacity ${SLOTS} × ${WORK_MS} ms ≈ ${CAPACITY} req/s; offered ${RATE} req/s open loop for ${SECONDS} s\n\n`);
+  process.stdout.write(
+    `Machine: ${machine()}\nOrigin capacity ${SLOTS} × ${WORK_MS} ms ≈ ${CAPACITY} req/s; offered ${RATE} req/s open loop for ${SECONDS} s\n\n`,
+  );
   const rows: Figures[] = [];
   const only = process.env.OVERLOAD_PROXIES?.split(',');
   for (const [name, start] of proxies) {
@@ -107,14 +152,17 @@ async function main(): Promise<void> {
       const answers = await openLoop(PROXY_PORT, '/', RATE, SECONDS, CLIENT_TIMEOUT_MS);
       const f = figures(name, answers);
       rows.push(f);
-      process.stdout.write(`  ${name.padEnd(8)} goodput ${f.goodput.toFixed(0).padStart(4)}/s (${((f.goodput / CAPACITY) * 100).toFixed(0)}% of capacity)  200s ${f.ok}  p50 ${f.okP50.toFixed(0)} ms  p99 ${f.okP99.toFixed(0)} ms  shed ${f.shed} (Retry-After ${f.shedWithRetryAfter}, p50 ${f.shedP50.toFixed(1)} ms)  other ${f.otherErrors}  unanswered ${f.unanswered}\n`);
+      process.stdout.write(
+        `  ${name.padEnd(8)} goodput ${f.goodput.toFixed(0).padStart(4)}/s (${((f.goodput / CAPACITY) * 100).toFixed(0)}% of capacity)  200s ${f.ok}  p50 ${f.okP50.toFixed(0)} ms  p99 ${f.okP99.toFixed(0)} ms  shed ${f.shed} (Retry-After ${f.shedWithRetryAfter}, p50 ${f.shedP50.toFixed(1)} ms)  other ${f.otherErrors}  unanswered ${f.unanswered}\n`,
+      );
     } finally {
       await proxy?.stop();
       await originChild.stop();
       await new Promise((r) => setTimeout(r, 300));
     }
   }
-  let table = '| proxy | goodput (200 within 1 s) | share of capacity | 200s | admitted p50 ms | admitted p99 ms | shed (503/429) | with Retry-After | shed answer p50 ms | other statuses | unanswered |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n';
+  let table =
+    '| proxy | goodput (200 within 1 s) | share of capacity | 200s | admitted p50 ms | admitted p99 ms | shed (503/429) | with Retry-After | shed answer p50 ms | other statuses | unanswered |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n';
   for (const f of rows) {
     table += `| ${f.proxy} | ${f.goodput.toFixed(0)}/s | ${((f.goodput / CAPACITY) * 100).toFixed(0)}% | ${f.ok} | ${f.okP50.toFixed(0)} | ${f.okP99.toFixed(0)} | ${f.shed} | ${f.shedWithRetryAfter} | ${Number.isNaN(f.shedP50) ? '–' : f.shedP50.toFixed(1)} | ${f.otherErrors} | ${f.unanswered} |\n`;
   }

@@ -31,7 +31,9 @@ const work = mkdtempSync(join(tmpdir(), 'gangway-bench-'));
 chmodSync(work, 0o755);
 
 if (!which('wrk')) {
-  process.stderr.write('npm run bench needs wrk (Debian: apt-get install wrk); nginx-light and haproxy are measured when installed.\n');
+  process.stderr.write(
+    'npm run bench needs wrk (Debian: apt-get install wrk); nginx-light and haproxy are measured when installed.\n',
+  );
   process.exit(1);
 }
 
@@ -41,33 +43,91 @@ async function startOrigin(): Promise<Started> {
     mkdirSync(root, { recursive: true });
     writeFileSync(join(root, '1k'), Buffer.alloc(1024, 'a'));
     writeFileSync(join(root, '1m'), Buffer.alloc(1024 * 1024, 'b'));
-    return startNginx('origin (nginx static)', work, ORIGIN_PORT, `access_log off; keepalive_requests 1000000; default_type application/octet-stream;
-  server { listen 127.0.0.1:${ORIGIN_PORT}; root ${root}; }`, { cpu: LOAD_CPU })!;
+    return startNginx(
+      'origin (nginx static)',
+      work,
+      ORIGIN_PORT,
+      `access_log off; keepalive_requests 1000000; default_type application/octet-stream;
+  server { listen 127.0.0.1:${ORIGIN_PORT}; root ${root}; }`,
+      { cpu: LOAD_CPU },
+    )!;
   }
-  return startProcess('origin (node)', process.execPath, [join(ROOT, 'bench/peers/upstream.mjs'), String(ORIGIN_PORT)], ORIGIN_PORT, LOAD_CPU);
+  return startProcess(
+    'origin (node)',
+    process.execPath,
+    [join(ROOT, 'bench/peers/upstream.mjs'), String(ORIGIN_PORT)],
+    ORIGIN_PORT,
+    LOAD_CPU,
+  );
 }
 
 type PeerStarter = () => Promise<Started | undefined>;
 const origin = `http://127.0.0.1:${ORIGIN_PORT}`;
 
 const peers: Array<[string, PeerStarter]> = [
-  ['gangway', async () => {
-    const conf = join(work, 'gangway.yaml');
-    writeFileSync(conf, `listen: "127.0.0.1:${PROXY_PORT}"\nadmin: "127.0.0.1:18901"\nupstreams:\n  origin: { hosts: ["127.0.0.1:${ORIGIN_PORT}"] }\nroutes:\n  - { match: { path: "/" }, upstream: origin }\n`);
-    return startProcess('gangway', process.execPath, [join(ROOT, 'dist/cli.js'), 'start', '-c', conf], PROXY_PORT);
-  }],
-  ['floor (node:http + undici)', () => startProcess('floor', process.execPath, [join(ROOT, 'bench/peers/floor.mjs'), String(PROXY_PORT), origin], PROXY_PORT)],
-  ['http-proxy', () => startProcess('http-proxy', process.execPath, [join(ROOT, 'bench/peers/http-proxy.cjs'), String(PROXY_PORT), origin], PROXY_PORT)],
-  ['@fastify/http-proxy', () => startProcess('@fastify/http-proxy', process.execPath, [join(ROOT, 'bench/peers/fastify-proxy.mjs'), String(PROXY_PORT), origin], PROXY_PORT)],
-  ['nginx (1 worker)', async () => startNginx('nginx', work, PROXY_PORT, `access_log off; keepalive_requests 1000000;
+  [
+    'gangway',
+    async () => {
+      const conf = join(work, 'gangway.yaml');
+      writeFileSync(
+        conf,
+        `listen: "127.0.0.1:${PROXY_PORT}"\nadmin: "127.0.0.1:18901"\nupstreams:\n  origin: { hosts: ["127.0.0.1:${ORIGIN_PORT}"] }\nroutes:\n  - { match: { path: "/" }, upstream: origin }\n`,
+      );
+      return startProcess('gangway', process.execPath, [join(ROOT, 'dist/cli.js'), 'start', '-c', conf], PROXY_PORT);
+    },
+  ],
+  [
+    'floor (node:http + undici)',
+    () =>
+      startProcess(
+        'floor',
+        process.execPath,
+        [join(ROOT, 'bench/peers/floor.mjs'), String(PROXY_PORT), origin],
+        PROXY_PORT,
+      ),
+  ],
+  [
+    'http-proxy',
+    () =>
+      startProcess(
+        'http-proxy',
+        process.execPath,
+        [join(ROOT, 'bench/peers/http-proxy.cjs'), String(PROXY_PORT), origin],
+        PROXY_PORT,
+      ),
+  ],
+  [
+    '@fastify/http-proxy',
+    () =>
+      startProcess(
+        '@fastify/http-proxy',
+        process.execPath,
+        [join(ROOT, 'bench/peers/fastify-proxy.mjs'), String(PROXY_PORT), origin],
+        PROXY_PORT,
+      ),
+  ],
+  [
+    'nginx (1 worker)',
+    async () =>
+      startNginx(
+        'nginx',
+        work,
+        PROXY_PORT,
+        `access_log off; keepalive_requests 1000000;
   upstream origin { server 127.0.0.1:${ORIGIN_PORT}; keepalive 64; }
   server { listen 127.0.0.1:${PROXY_PORT};
-    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; } }`)],
-  ['HAProxy (1 thread)', async () => {
-    const haproxy = which('haproxy');
-    if (!haproxy) return undefined;
-    const conf = join(work, 'haproxy.cfg');
-    writeFileSync(conf, `global
+    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; } }`,
+      ),
+  ],
+  [
+    'HAProxy (1 thread)',
+    async () => {
+      const haproxy = which('haproxy');
+      if (!haproxy) return undefined;
+      const conf = join(work, 'haproxy.cfg');
+      writeFileSync(
+        conf,
+        `global
   nbthread 1
 defaults
   mode http
@@ -80,18 +140,26 @@ frontend fe
   default_backend be
 backend be
   server origin 127.0.0.1:${ORIGIN_PORT}
-`);
-    return startProcess('haproxy', haproxy, ['-f', conf, '-db'], PROXY_PORT);
-  }],
+`,
+      );
+      return startProcess('haproxy', haproxy, ['-f', conf, '-db'], PROXY_PORT);
+    },
+  ],
 ];
 
-interface Row { peer: string; size: string; result: LoadResult }
+interface Row {
+  peer: string;
+  size: string;
+  result: LoadResult;
+}
 
 function measure(peer: string, url: string, size: string, rows: Row[]): void {
   runWrk(url, 1, CONNECTIONS); // warm-up: connections, JIT, pools
   const result = runWrk(url, SECONDS, CONNECTIONS);
   rows.push({ peer, size, result });
-  process.stdout.write(`  ${peer.padEnd(28)} ${size.padEnd(6)} ${result.rps.toFixed(0).padStart(8)} req/s   p50 ${result.p50ms.toFixed(2)} ms   p99 ${result.p99ms.toFixed(2)} ms${result.errors || result.non2xx ? `   errors ${result.errors} non-2xx ${result.non2xx}` : ''}\n`);
+  process.stdout.write(
+    `  ${peer.padEnd(28)} ${size.padEnd(6)} ${result.rps.toFixed(0).padStart(8)} req/s   p50 ${result.p50ms.toFixed(2)} ms   p99 ${result.p99ms.toFixed(2)} ms${result.errors || result.non2xx ? `   errors ${result.errors} non-2xx ${result.non2xx}` : ''}\n`,
+  );
 }
 
 /** The round with the median throughput, per peer and size. */
@@ -106,7 +174,9 @@ function medians(all: Row[]): Row[] {
 }
 
 async function main(): Promise<void> {
-  process.stdout.write(`Machine: ${machine()}\nwrk -t1 -c${CONNECTIONS} -d${SECONDS}s, one proxy at a time pinned to core 1 (wrk and origin on core 0), ${ROUNDS} rounds\n`);
+  process.stdout.write(
+    `Machine: ${machine()}\nwrk -t1 -c${CONNECTIONS} -d${SECONDS}s, one proxy at a time pinned to core 1 (wrk and origin on core 0), ${ROUNDS} rounds\n`,
+  );
   const all: Row[] = [];
   const originProc = await startOrigin();
   try {
@@ -115,7 +185,10 @@ async function main(): Promise<void> {
       for (const size of ['1k', '1m']) measure('direct (no proxy)', `${origin}/${size}`, size, all);
       for (const [name, start] of peers) {
         const proc = await start();
-        if (!proc) { if (round === 1) process.stdout.write(`  ${name.padEnd(28)} not installed, skipped\n`); continue; }
+        if (!proc) {
+          if (round === 1) process.stdout.write(`  ${name.padEnd(28)} not installed, skipped\n`);
+          continue;
+        }
         try {
           for (const size of ['1k', '1m']) measure(name, `http://127.0.0.1:${PROXY_PORT}/${size}`, size, all);
         } finally {
@@ -138,9 +211,15 @@ async function main(): Promise<void> {
   const gw1k = find('gangway', '1k');
   const gw1m = find('gangway', '1m');
   const summary = [
-    gw1k && find('http-proxy', '1k') ? `Gangway 1 KiB: ${(gw1k.rps / find('http-proxy', '1k')!.rps).toFixed(2)}× http-proxy (target ≥ 1.5), ${(gw1k.rps / find('floor', '1k')!.rps).toFixed(2)}× the floor (target ≥ 0.85)` : '',
-    gw1m && find('floor', '1m') ? `Gangway 1 MiB: ${(gw1m.rps / find('floor', '1m')!.rps).toFixed(2)}× the floor (target ≥ 0.9)` : '',
-  ].filter(Boolean).join('\n');
+    gw1k && find('http-proxy', '1k')
+      ? `Gangway 1 KiB: ${(gw1k.rps / find('http-proxy', '1k')!.rps).toFixed(2)}× http-proxy (target ≥ 1.5), ${(gw1k.rps / find('floor', '1k')!.rps).toFixed(2)}× the floor (target ≥ 0.85)`
+      : '',
+    gw1m && find('floor', '1m')
+      ? `Gangway 1 MiB: ${(gw1m.rps / find('floor', '1m')!.rps).toFixed(2)}× the floor (target ≥ 0.9)`
+      : '',
+  ]
+    .filter(Boolean)
+    .join('\n');
   const report = `Machine: ${machine()}\nCommand: npm run bench (wrk -t1 -c${CONNECTIONS} -d${SECONDS}s per cell after a 1 s warm-up; median of ${ROUNDS} interleaved rounds)\n\n${table}\n${summary}\n`;
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
   writeFileSync(join(ROOT, 'bench/results/proxy.md'), report);

@@ -13,15 +13,30 @@ import { closedPort, fetchRaw, httpUpstream, startGateway } from '../test/suppor
 const OUT = fileURLToPath(new URL('../docs/screenshots/', import.meta.url));
 const dead = await closedPort();
 const good = await httpUpstream((_req, res) => setTimeout(() => res.end('ok'), 5 + Math.random() * 20));
-const gw = await startGateway({
-  upstreams: {
-    music: { hosts: [`127.0.0.1:${dead}`], healthCheck: { enabled: false } },
-    podcasts: { hosts: [good.address], healthCheck: { enabled: false } },
+const gw = await startGateway(
+  {
+    upstreams: {
+      music: { hosts: [`127.0.0.1:${dead}`], healthCheck: { enabled: false } },
+      podcasts: { hosts: [good.address], healthCheck: { enabled: false } },
+    },
+    routes: [
+      { name: 'podcasts', match: { path: '/podcasts' }, upstream: 'podcasts' },
+      { name: 'music', match: { path: '/music' }, upstream: 'music' },
+    ],
+    errors: { statusPage: '/status', page: { brand: { name: 'Tunes' } } },
+    maintenance: {
+      windows: [
+        {
+          start: new Date(Date.now() + 86_400_000).toISOString(),
+          end: new Date(Date.now() + 90_000_000).toISOString(),
+          message: 'Database upgrade',
+          routes: ['podcasts'],
+        },
+      ],
+    },
   },
-  routes: [{ name: 'podcasts', match: { path: '/podcasts' }, upstream: 'podcasts' }, { name: 'music', match: { path: '/music' }, upstream: 'music' }],
-  errors: { statusPage: '/status', page: { brand: { name: 'Tunes' } } },
-  maintenance: { windows: [{ start: new Date(Date.now() + 86_400_000).toISOString(), end: new Date(Date.now() + 90_000_000).toISOString(), message: 'Database upgrade', routes: ['podcasts'] }] },
-}, { statusStepMs: 1000 });
+  { statusStepMs: 1000 },
+);
 const browser = await launchBrowser();
 try {
   for (let i = 0; i < 12; i++) {
@@ -36,7 +51,11 @@ try {
     ['status-page.png', `${gw.adminUrl}/status`, 'light', 'en-US'],
   ];
   for (const [file, url, colorScheme, locale] of shots) {
-    const { page, problems } = await watchedPage(browser, { colorScheme, locale, viewport: { width: 960, height: 900 } });
+    const { page, problems } = await watchedPage(browser, {
+      colorScheme,
+      locale,
+      viewport: { width: 960, height: 900 },
+    });
     await page.setExtraHTTPHeaders({ 'accept-language': locale });
     await page.goto(url);
     if (url.endsWith('/status')) await page.waitForSelector('body[data-live="1"]');
@@ -53,8 +72,17 @@ try {
 
 // The demo: a listener playing a track while the operator breaks replicas.
 const ports: number[] = [];
-while (ports.length < 6) { const p = await closedPort(); if (!ports.includes(p)) ports.push(p); }
-const demo = await startDemo({ listen: `127.0.0.1:${ports[0]}`, admin: `127.0.0.1:${ports[1]}`, consolePort: ports[2], replicaPorts: ports.slice(3), quiet: true });
+while (ports.length < 6) {
+  const p = await closedPort();
+  if (!ports.includes(p)) ports.push(p);
+}
+const demo = await startDemo({
+  listen: `127.0.0.1:${ports[0]}`,
+  admin: `127.0.0.1:${ports[1]}`,
+  consolePort: ports[2],
+  replicaPorts: ports.slice(3),
+  quiet: true,
+});
 const demoBrowser = await launchBrowser(['--autoplay-policy=no-user-gesture-required']);
 try {
   const listener = await watchedPage(demoBrowser, { viewport: { width: 720, height: 640 } });
@@ -64,7 +92,11 @@ try {
   const console = await watchedPage(demoBrowser, { viewport: { width: 1200, height: 900 } });
   await console.page.goto(demo.urls.console);
   await console.page.waitForSelector('body[data-live="1"]');
-  const traffic = setInterval(() => { void fetch(`${demo.urls.player}api/tracks`).then((r) => r.arrayBuffer()).catch(() => undefined); }, 40);
+  const traffic = setInterval(() => {
+    void fetch(`${demo.urls.player}api/tracks`)
+      .then((r) => r.arrayBuffer())
+      .catch(() => undefined);
+  }, 40);
   await console.page.waitForTimeout(4000);
   await console.page.click('#r0 button:has-text("Kill")');
   await console.page.waitForTimeout(2500);

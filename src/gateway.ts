@@ -29,7 +29,7 @@ export interface GatewayOptions {
   logDestination?: LineDestination;
   /** Collect Node process metrics (default true; off lets several gateways share a process quietly). */
   processMetrics?: boolean;
-  /** The file the configuration came from, which `reload()` without arguments (SIGHUP, --watch, POST /api/reload) reads again. */
+  /** The configuration's file, which `reload()` without arguments (SIGHUP, --watch, POST /api/reload) reads again. */
   configFile?: string;
   /** The status page's time step (default 5 s); tests shorten it. */
   statusStepMs?: number;
@@ -70,8 +70,22 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
     processMetrics: options.processMetrics ?? true,
     statusStepMs: options.statusStepMs ?? 5000,
     onIncident(i, opened) {
-      if (opened) logger.warn({ route: i.route, cause: i.cause, errors: i.errors, requests: i.requests }, 'incident: elevated error rate');
-      else logger.info({ route: i.route, cause: i.cause, errors: i.errors, requests: i.requests, minutes: Math.round((i.end! - i.start) / 60_000) }, 'incident over');
+      if (opened)
+        logger.warn(
+          { route: i.route, cause: i.cause, errors: i.errors, requests: i.requests },
+          'incident: elevated error rate',
+        );
+      else
+        logger.info(
+          {
+            route: i.route,
+            cause: i.cause,
+            errors: i.errors,
+            requests: i.requests,
+            minutes: Math.round((i.end! - i.start) / 60_000),
+          },
+          'incident over',
+        );
     },
   });
   const shared: GatewayShared = {
@@ -88,7 +102,13 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
   runtime.start();
   const current = (): Runtime => runtime;
   const startedAt = Date.now();
-  const statusSources = (): StatusSources => ({ runtime, timeline: metrics.timeline, incidents: metrics.incidents, version: VERSION, startedAt });
+  const statusSources = (): StatusSources => ({
+    runtime,
+    timeline: metrics.timeline,
+    incidents: metrics.incidents,
+    version: VERSION,
+    startedAt,
+  });
   const listener: Listener = createListener(initial, current, statusSources);
   /** Runtimes replaced by a reload, still finishing their requests. */
   const retiring = new Set<Promise<void>>();
@@ -102,27 +122,49 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
       else if (file !== undefined) config = loadConfigFile(file);
       else throw new Error('this gateway was not started from a configuration file: give reload() a configuration');
     } catch (err) {
-      logger.error({ file: next === undefined ? file : undefined, problems: err instanceof ConfigError ? err.problems : String(err) },
-        'configuration refused; the running configuration stays');
+      logger.error(
+        {
+          file: next === undefined ? file : undefined,
+          problems: err instanceof ConfigError ? err.problems : String(err),
+        },
+        'configuration refused; the running configuration stays',
+      );
       throw err;
     }
     const old = runtime;
-    if (formatAddress(config.listen) !== formatAddress(old.config.listen) || JSON.stringify(config.admin) !== JSON.stringify(old.config.admin)) {
+    if (
+      formatAddress(config.listen) !== formatAddress(old.config.listen) ||
+      JSON.stringify(config.admin) !== JSON.stringify(old.config.admin)
+    ) {
       logger.warn('listen and admin addresses change only on restart; the rest of the new configuration is applied');
     }
     runtime = new Runtime(config, shared, old);
     runtime.start();
-    logger.info({ routes: config.routes.length, upstreams: Object.keys(config.upstreams).length }, 'configuration reloaded');
+    logger.info(
+      { routes: config.routes.length, upstreams: Object.keys(config.upstreams).length },
+      'configuration reloaded',
+    );
     // The old pools finish the requests they carry, then close.
     const retired = old.close().finally(() => retiring.delete(retired));
     retiring.add(retired);
   };
 
-  const admin: Server | undefined = initial.admin === false ? undefined
-    : createAdminServer({ current, version: VERSION, startedAt, token: initial.adminToken, status: statusSources, reload: file === undefined ? undefined : () => reload() });
+  const admin: Server | undefined =
+    initial.admin === false
+      ? undefined
+      : createAdminServer({
+          current,
+          version: VERSION,
+          startedAt,
+          token: initial.adminToken,
+          status: statusSources,
+          reload: file === undefined ? undefined : () => reload(),
+        });
 
   return {
-    get config() { return runtime.config; },
+    get config() {
+      return runtime.config;
+    },
     logger,
     metrics,
     flushLog: () => log.flush(),
@@ -134,7 +176,15 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
       shared.loopGuard.start();
       metrics.timeline.start();
       const adminAddress = admin && initial.admin !== false ? await listenOn(admin, initial.admin) : undefined;
-      logger.info({ listen: formatAddress(proxy), admin: adminAddress && formatAddress(adminAddress), version: VERSION, node: process.version }, 'gangway listening');
+      logger.info(
+        {
+          listen: formatAddress(proxy),
+          admin: adminAddress && formatAddress(adminAddress),
+          version: VERSION,
+          node: process.version,
+        },
+        'gangway listening',
+      );
       return { proxy, admin: adminAddress };
     },
 
@@ -147,12 +197,22 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
   };
 }
 
-async function shutdown(listener: Listener, admin: Server | undefined, current: () => Runtime, retiring: Set<Promise<void>>, drainTimeout: number, log: GatewayLog): Promise<void> {
+async function shutdown(
+  listener: Listener,
+  admin: Server | undefined,
+  current: () => Runtime,
+  retiring: Set<Promise<void>>,
+  drainTimeout: number,
+  log: GatewayLog,
+): Promise<void> {
   const runtime = current();
   runtime.draining = true;
   const { server } = listener;
   const stopped = new Promise<void>((resolve) => {
-    if (!server.listening) { resolve(); return; }
+    if (!server.listening) {
+      resolve();
+      return;
+    }
     server.close(() => resolve());
   });
   // Keep-alive connections between requests are closed as they go idle; each answer sent
@@ -160,7 +220,9 @@ async function shutdown(listener: Listener, admin: Server | undefined, current: 
   server.closeIdleConnections();
   const sweeper = setInterval(() => server.closeIdleConnections(), 50);
   let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), drainTimeout); });
+  const deadline = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), drainTimeout);
+  });
   const outcome = await Promise.race([stopped.then(() => 'drained' as const), deadline]);
   clearInterval(sweeper);
   clearTimeout(timer);
@@ -171,7 +233,10 @@ async function shutdown(listener: Listener, admin: Server | undefined, current: 
     await stopped;
   }
   if (admin?.listening) {
-    await new Promise<void>((resolve) => { admin.close(() => resolve()); admin.closeAllConnections(); });
+    await new Promise<void>((resolve) => {
+      admin.close(() => resolve());
+      admin.closeAllConnections();
+    });
   }
   await Promise.all([current().close(), ...retiring]);
   runtime.logger.info('gangway stopped');

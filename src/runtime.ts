@@ -55,7 +55,11 @@ export class Runtime implements RequestObserver {
    * `previous` hands over what the running configuration learned: each pool's concurrency
    * limit, and each unchanged rate limit's buckets (so a reload is not a way around a quota).
    */
-  constructor(readonly config: GatewayConfig, shared: GatewayShared, previous?: Runtime) {
+  constructor(
+    readonly config: GatewayConfig,
+    shared: GatewayShared,
+    previous?: Runtime,
+  ) {
     const { metrics, logger, maintenance } = shared;
     this.metrics = metrics;
     this.logger = logger;
@@ -68,7 +72,10 @@ export class Runtime implements RequestObserver {
       },
       healthChanged(pool, host, healthy) {
         metrics.healthTransitions.with(pool.name, host.label, healthy ? 'healthy' : 'unhealthy').inc();
-        logger.warn({ upstream: pool.name, host: host.label, healthy }, healthy ? 'host healthy again' : 'host failed its health checks');
+        logger.warn(
+          { upstream: pool.name, host: host.label, healthy },
+          healthy ? 'host healthy again' : 'host failed its health checks',
+        );
       },
     };
     const pools = new Map<string, UpstreamPool>();
@@ -81,11 +88,18 @@ export class Runtime implements RequestObserver {
     }
     this.pools = pools;
     const oldRoutes = new Map(previous?.router.routes.map((r) => [r.name, r]));
-    this.router = new Router(config.routes.map((r) => new Route(r, pools.get(r.upstream)!, oldRoutes.get(r.name ?? r.match.path))));
+    this.router = new Router(
+      config.routes.map((r) => new Route(r, pools.get(r.upstream)!, oldRoutes.get(r.name ?? r.match.path))),
+    );
     const page = config.errors.page;
     this.replies = {
       proxyName: config.name,
-      page: { brand: page.brand, texts: page.texts, autoRetry: page.autoRetry, template: page.template === undefined ? undefined : config.files.get(page.template) },
+      page: {
+        brand: page.brand,
+        texts: page.texts,
+        autoRetry: page.autoRetry,
+        template: page.template === undefined ? undefined : config.files.get(page.template),
+      },
       statusPage: config.errors.statusPage ?? config.status.path,
     };
     this.limits = { maxUriLength: config.server.maxUriLength };
@@ -119,7 +133,8 @@ export class Runtime implements RequestObserver {
   hostStates(): HostState[] {
     const now = Date.now();
     const out: HostState[] = [];
-    for (const pool of this.pools.values()) for (const h of pool.hosts) out.push({ upstream: pool.name, host: h.label, inRotation: h.available(now) });
+    for (const pool of this.pools.values())
+      for (const h of pool.hosts) out.push({ upstream: pool.name, host: h.label, inRotation: h.available(now) });
     return out;
   }
 
@@ -132,6 +147,9 @@ export class Runtime implements RequestObserver {
 
   /** Which routes are in maintenance, for the metrics. */
   maintenanceStates(): MaintenanceState[] {
-    return this.router.routes.map((r) => ({ route: r.name, active: this.maintenance.activeFor(this.config, r.name) !== undefined }));
+    return this.router.routes.map((r) => ({
+      route: r.name,
+      active: this.maintenance.activeFor(this.config, r.name) !== undefined,
+    }));
   }
 }

@@ -12,7 +12,13 @@ const quiet: PoolEvents = { ejected() {}, healthChanged() {} };
 
 function pool(hosts: number, extra: Record<string, unknown> = {}): UpstreamPool {
   const config = validateConfig({
-    upstreams: { music: { hosts: Array.from({ length: hosts }, (_, i) => `127.0.0.1:${7001 + i}`), healthCheck: { enabled: false }, ...extra } },
+    upstreams: {
+      music: {
+        hosts: Array.from({ length: hosts }, (_, i) => `127.0.0.1:${7001 + i}`),
+        healthCheck: { enabled: false },
+        ...extra,
+      },
+    },
     routes: [{ upstream: 'music' }],
   });
   return new UpstreamPool('music', config.upstreams.music!, quiet);
@@ -36,7 +42,9 @@ test('a host that fails fast is not mistaken for the fastest: its failures count
 
 test('a host ten times slower draws a small share', async () => {
   const p = pool(3);
-  p.hosts[0]!.observeLatency(5); p.hosts[1]!.observeLatency(5); p.hosts[2]!.observeLatency(50);
+  p.hosts[0]!.observeLatency(5);
+  p.hosts[1]!.observeLatency(5);
+  p.hosts[2]!.observeLatency(50);
   const s = shares(p);
   assert.ok(s[2]! < 0.05, `slow host share ${s[2]}`);
   await p.close();
@@ -59,9 +67,15 @@ test('an ejected host gets nothing while enough others are in rotation; in panic
   p.hosts[0]!.ejectedUntil = Date.now() + 60_000;
   assert.equal(shares(p)[0], 0);
   p.hosts[1]!.healthy = false; // 3 of 5 left: above the 25% panic threshold
-  assert.deepEqual(shares(p).map((x) => x > 0), [false, false, true, true, true]);
+  assert.deepEqual(
+    shares(p).map((x) => x > 0),
+    [false, false, true, true, true],
+  );
   for (const h of p.hosts.slice(0, 4)) h.healthy = false; // 1 of 5 left: below it
   const s = shares(p);
-  assert.ok(s.every((x) => x > 0.1), `panic spreads over all hosts: ${s.map((x) => x.toFixed(2)).join(' ')}`);
+  assert.ok(
+    s.every((x) => x > 0.1),
+    `panic spreads over all hosts: ${s.map((x) => x.toFixed(2)).join(' ')}`,
+  );
   await p.close();
 });

@@ -14,8 +14,13 @@ import { closedPort, fetchRaw, httpUpstream, startGateway } from './support/harn
 const skip = browserUnavailable();
 const cleanups: Array<() => unknown> = [];
 let browser: Browser;
-before(async () => { if (!skip) browser = await launchBrowser(); });
-after(async () => { for (const c of cleanups.reverse()) await c(); await browser?.close(); });
+before(async () => {
+  if (!skip) browser = await launchBrowser();
+});
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+  await browser?.close();
+});
 
 /** WCAG contrast ratio of an element's text against the page background, in the page. */
 const CONTRAST = `(sel) => {
@@ -32,7 +37,11 @@ const CONTRAST = `(sel) => {
 
 test('the error page renders cleanly in light and dark, at 200% zoom, with AA contrast', { skip }, async () => {
   const dead = await closedPort();
-  const gw = await startGateway({ upstreams: { music: { hosts: [`127.0.0.1:${dead}`], healthCheck: { enabled: false } } }, routes: [{ upstream: 'music' }], errors: { statusPage: '/status' } });
+  const gw = await startGateway({
+    upstreams: { music: { hosts: [`127.0.0.1:${dead}`], healthCheck: { enabled: false } } },
+    routes: [{ upstream: 'music' }],
+    errors: { statusPage: '/status' },
+  });
   cleanups.push(() => gw.close());
   for (const colorScheme of ['light', 'dark'] as const) {
     // 500 CSS pixels wide is a 1000-pixel window at 200% zoom.
@@ -42,9 +51,13 @@ test('the error page renders cleanly in light and dark, at 200% zoom, with AA co
       assert.equal(res!.status(), 502);
       assert.equal(await page.locator('h1').textContent(), 'The music service is not answering right now');
       assert.equal(await page.locator('#count').isVisible(), true);
-      const overflow = await page.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth') as number;
+      const overflow = (await page.evaluate(
+        'document.documentElement.scrollWidth - document.documentElement.clientWidth',
+      )) as number;
       assert.ok(overflow <= 0, `no sideways scrolling at ${width}px (${overflow}px over)`);
-      const ratios = await page.evaluate(`(${CONTRAST})('h1, h2, p, li, dt, dd, code, .side, button, a')`) as number[];
+      const ratios = (await page.evaluate(
+        `(${CONTRAST})('h1, h2, p, li, dt, dd, code, .side, button, a')`,
+      )) as number[];
       const worst = Math.min(...ratios);
       assert.ok(worst >= 4.5, `${colorScheme}: lowest contrast ${worst.toFixed(2)}:1 is below AA`);
       assert.deepEqual(problems, []);
@@ -53,9 +66,14 @@ test('the error page renders cleanly in light and dark, at 200% zoom, with AA co
   }
 });
 
-test('the error page counts down, retries by itself and lands on the real page once the service is back', { skip }, async () => {
+test('the error page counts down, retries by itself and lands on the real page once the service is back', {
+  skip,
+}, async () => {
   const port = await closedPort();
-  const gw = await startGateway({ upstreams: { music: { hosts: [`127.0.0.1:${port}`], healthCheck: { enabled: false } } }, routes: [{ upstream: 'music' }] });
+  const gw = await startGateway({
+    upstreams: { music: { hosts: [`127.0.0.1:${port}`], healthCheck: { enabled: false } } },
+    routes: [{ upstream: 'music' }],
+  });
   cleanups.push(() => gw.close());
   const { page, problems } = await watchedPage(browser);
   await page.goto(`${gw.url}/music/track/1`);
@@ -63,19 +81,41 @@ test('the error page counts down, retries by itself and lands on the real page o
   await page.waitForTimeout(1200);
   assert.ok(Number(await page.locator('#count').textContent()) < first, 'the countdown runs');
   // The service comes back while the page waits.
-  const up = createServer((_req, res) => { res.setHeader('content-type', 'text/html'); res.end('<!doctype html><title>Track</title><h1>Now playing</h1>'); });
+  const up = createServer((_req, res) => {
+    res.setHeader('content-type', 'text/html');
+    res.end('<!doctype html><title>Track</title><h1>Now playing</h1>');
+  });
   await new Promise<void>((r) => up.listen(port, '127.0.0.1', r));
-  cleanups.push(() => new Promise((r) => { up.closeAllConnections(); up.close(r); }));
+  cleanups.push(
+    () =>
+      new Promise((r) => {
+        up.closeAllConnections();
+        up.close(r);
+      }),
+  );
   await page.waitForSelector('text=Now playing', { timeout: 15_000 });
   assert.equal(await page.title(), 'Track');
-  assert.deepEqual(problems.filter((p) => !/status of 502/.test(p)), [], 'the only errors were the page\'s own 502 checks');
+  assert.deepEqual(
+    problems.filter((p) => !/status of 502/.test(p)),
+    [],
+    "the only errors were the page's own 502 checks",
+  );
   await page.context().close();
 });
 
 test('the status page renders its charts with no failed request and updates live', { skip }, async () => {
   const up = await httpUpstream((_req, res) => res.end('ok'));
-  const gw = await startGateway({ upstreams: { music: { hosts: [up.address], healthCheck: { enabled: false } } }, routes: [{ name: 'music', upstream: 'music' }] }, { statusStepMs: 300 });
-  cleanups.push(() => gw.close(), () => up.close());
+  const gw = await startGateway(
+    {
+      upstreams: { music: { hosts: [up.address], healthCheck: { enabled: false } } },
+      routes: [{ name: 'music', upstream: 'music' }],
+    },
+    { statusStepMs: 300 },
+  );
+  cleanups.push(
+    () => gw.close(),
+    () => up.close(),
+  );
   for (let i = 0; i < 5; i++) await fetchRaw(`${gw.url}/x`);
   await new Promise((r) => setTimeout(r, 400));
   const { page, problems } = await watchedPage(browser, { colorScheme: 'dark' });
@@ -85,8 +125,12 @@ test('the status page renders its charts with no failed request and updates live
   assert.equal(await page.locator('canvas').count(), 3, 'three charts drawn');
   for (let i = 0; i < 7; i++) await fetchRaw(`${gw.url}/x`);
   // The page learns of the new requests from the event stream alone: no reload.
-  await page.waitForFunction(`document.querySelectorAll('#services td')[2].textContent === '12 requests, 0 errors'`, undefined, { timeout: 10_000 });
-  const ratios = await page.evaluate(`(${CONTRAST})('h1, h2, td, th, li, figcaption, .badge, .banner')`) as number[];
+  await page.waitForFunction(
+    `document.querySelectorAll('#services td')[2].textContent === '12 requests, 0 errors'`,
+    undefined,
+    { timeout: 10_000 },
+  );
+  const ratios = (await page.evaluate(`(${CONTRAST})('h1, h2, td, th, li, figcaption, .badge, .banner')`)) as number[];
   assert.ok(Math.min(...ratios) >= 4.5, `lowest contrast ${Math.min(...ratios).toFixed(2)}:1`);
   assert.deepEqual(problems, []);
   await page.context().close();

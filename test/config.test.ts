@@ -52,7 +52,10 @@ test('the minimal configuration from the issue is valid, with every default fill
   const config = parseConfigText(MINIMAL);
   assert.deepEqual(config.listen, { host: '127.0.0.1', port: 8080 });
   const music = config.upstreams.music!;
-  assert.deepEqual(music.hosts.map((h) => h.origin), ['http://127.0.0.1:7001', 'http://127.0.0.1:7002']);
+  assert.deepEqual(
+    music.hosts.map((h) => h.origin),
+    ['http://127.0.0.1:7001', 'http://127.0.0.1:7002'],
+  );
   assert.deepEqual(music.timeouts, { connect: 1000, response: 10_000, idle: 30_000, total: 0 });
   assert.equal(music.balance, 'p2c');
   assert.equal(config.routes[0]!.limits.body, 10 * 1024 * 1024);
@@ -86,10 +89,21 @@ test('bad values, unknown fields and missing fields each point at their line', (
 routes:
   - match: { path: "api" }
 `);
-  assert.ok(problems.includes('gangway.yaml:4:26 upstreams.music.timeouts.connect: "1 sec" is not a duration (write it like "250ms", "2s" or "1m")'), problems.join('\n'));
+  assert.ok(
+    problems.includes(
+      'gangway.yaml:4:26 upstreams.music.timeouts.connect: "1 sec" is not a duration (write it like "250ms", "2s" or "1m")',
+    ),
+    problems.join('\n'),
+  );
   assert.ok(problems.includes('gangway.yaml:5:5 upstreams.music: unknown field "balence"'), problems.join('\n'));
-  assert.ok(problems.includes('gangway.yaml:7:20 routes[0].match.path: a path prefix starts with "/"'), problems.join('\n'));
-  assert.ok(problems.some((p) => p.startsWith('gangway.yaml:7:5 routes[0].upstream: ')), problems.join('\n'));
+  assert.ok(
+    problems.includes('gangway.yaml:7:20 routes[0].match.path: a path prefix starts with "/"'),
+    problems.join('\n'),
+  );
+  assert.ok(
+    problems.some((p) => p.startsWith('gangway.yaml:7:5 routes[0].upstream: ')),
+    problems.join('\n'),
+  );
 });
 
 test('broken YAML is reported with its position, not a stack trace', () => {
@@ -147,7 +161,8 @@ test('every command has its own help with examples; an option of another command
     assert.match(viaHelp.stdout, /\nExamples?:\n {2}gangway /, `${command} shows examples`);
   }
   const general = await cli('--help');
-  for (const command of ['start', 'check', 'doctor', 'demo', 'schema']) assert.match(general.stdout, new RegExp(`gangway ${command}`));
+  for (const command of ['start', 'check', 'doctor', 'demo', 'schema'])
+    assert.match(general.stdout, new RegExp(`gangway ${command}`));
   const stray = await cli('start', '-c', 'x.yaml', '--json');
   assert.equal(stray.code, 2);
   assert.equal(stray.stderr, 'gangway start: --json is not an option of this command\nTry "gangway help start".\n');

@@ -17,13 +17,19 @@ import { closedPort } from './support/harness.js';
 
 const CLI = join(import.meta.dirname, '..', 'src', 'cli.ts');
 const cleanups: Array<() => unknown> = [];
-after(async () => { for (const c of cleanups.reverse()) await c(); });
-
-const listening = (port: number): Promise<boolean> => new Promise((resolve) => {
-  const s = connect(port, '127.0.0.1');
-  s.once('connect', () => { s.destroy(); resolve(true); });
-  s.once('error', () => resolve(false));
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
 });
+
+const listening = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
 
 async function freePorts(n: number): Promise<number[]> {
   const ports = new Set<number>();
@@ -33,11 +39,20 @@ async function freePorts(n: number): Promise<number[]> {
 
 test('gangway demo prints its URLs, serves the player, and Ctrl-C leaves nothing running or listening', async () => {
   const ports = await freePorts(6);
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'demo'], { env: { ...process.env, GANGWAY_DEMO_PORTS: ports.join(',') }, stdio: ['ignore', 'pipe', 'pipe'] });
-  cleanups.push(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'demo'], {
+    env: { ...process.env, GANGWAY_DEMO_PORTS: ports.join(',') },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  cleanups.push(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
   let out = '';
-  child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
-  child.stderr.on('data', (c: Buffer) => { out += c.toString(); });
+  child.stdout.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  child.stderr.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
   const deadline = Date.now() + 20_000;
   while (!out.includes('Press Ctrl-C') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   assert.match(out, new RegExp(`player +http://127\\.0\\.0\\.1:${ports[0]}/`));
@@ -45,7 +60,10 @@ test('gangway demo prints its URLs, serves the player, and Ctrl-C leaves nothing
   assert.match(out, new RegExp(`status page +http://127\\.0\\.0\\.1:${ports[0]}/status`));
   const player = await (await fetch(`http://127.0.0.1:${ports[0]}/`)).text();
   assert.match(player, /<title>Gangway demo · player<\/title>/);
-  const tracks = await (await fetch(`http://127.0.0.1:${ports[0]}/api/tracks`)).json() as Array<{ url: string; sha256: string }>;
+  const tracks = (await (await fetch(`http://127.0.0.1:${ports[0]}/api/tracks`)).json()) as Array<{
+    url: string;
+    sha256: string;
+  }>;
   const audio = Buffer.from(await (await fetch(`http://127.0.0.1:${ports[0]}${tracks[0]!.url}`)).arrayBuffer());
   assert.equal(createHash('sha256').update(audio).digest('hex'), tracks[0]!.sha256);
   child.kill('SIGINT');
@@ -55,17 +73,28 @@ test('gangway demo prints its URLs, serves the player, and Ctrl-C leaves nothing
   for (const p of ports) assert.equal(await listening(p), false, `port ${p} is closed again`);
 });
 
-test('the console\'s switches fault a real replica, and its event stream shows the gateway at work', async () => {
+test("the console's switches fault a real replica, and its event stream shows the gateway at work", async () => {
   const ports = await freePorts(6);
-  const demo = await startDemo({ listen: `127.0.0.1:${ports[0]}`, admin: `127.0.0.1:${ports[1]}`, consolePort: ports[2], replicaPorts: ports.slice(3), quiet: true });
+  const demo = await startDemo({
+    listen: `127.0.0.1:${ports[0]}`,
+    admin: `127.0.0.1:${ports[1]}`,
+    consolePort: ports[2],
+    replicaPorts: ports.slice(3),
+    quiet: true,
+  });
   cleanups.push(() => demo.close());
-  const post = async (path: string) => (await fetch(new URL(path, demo.urls.console), { method: 'POST' })).json() as Promise<{ ok: boolean; message: string; plainProxy?: string }>;
+  const post = async (path: string) =>
+    (await fetch(new URL(path, demo.urls.console), { method: 'POST' })).json() as Promise<{
+      ok: boolean;
+      message: string;
+      plainProxy?: string;
+    }>;
   const storm = await post('/api/replicas/2/fault/storm');
   assert.equal(storm.ok, true);
   assert.match(storm.plainProxy!, /^A plain proxy: 503 Service Unavailable/);
   assert.equal((await post('/api/replicas/1/kill')).message, 'replica-1 killed (SIGKILL)');
   const gone = Date.now() + 2000;
-  while (await listening(ports[3]!) && Date.now() < gone) await new Promise((r) => setTimeout(r, 20));
+  while ((await listening(ports[3]!)) && Date.now() < gone) await new Promise((r) => setTimeout(r, 20));
   assert.equal(await listening(ports[3]!), false, 'the killed replica no longer listens');
   // With one replica dead and one answering 503, a listener still gets the catalogue every time.
   const statuses: number[] = [];
@@ -75,7 +104,11 @@ test('the console\'s switches fault a real replica, and its event stream shows t
     await r.arrayBuffer();
   }
   assert.deepEqual([...new Set(statuses)], [200]);
-  const ticks: Array<{ replicas: Array<{ state: string; fault: string }>; gateway: { retriesPerSecond: number }; events: Array<{ text: string }> }> = [];
+  const ticks: Array<{
+    replicas: Array<{ state: string; fault: string }>;
+    gateway: { retriesPerSecond: number };
+    events: Array<{ text: string }>;
+  }> = [];
   const controller = new AbortController();
   const res = await fetch(new URL('/events', demo.urls.console), { signal: controller.signal });
   const reader = res.body!.getReader();
@@ -83,12 +116,23 @@ test('the console\'s switches fault a real replica, and its event stream shows t
   while (ticks.length < 2) {
     const { value } = await reader.read();
     buf += new TextDecoder().decode(value);
-    let end;
-    while ((end = buf.indexOf('\n\n')) >= 0) { const data = /^data: (.*)$/m.exec(buf.slice(0, end)); buf = buf.slice(end + 2); if (data) ticks.push(JSON.parse(data[1]!)); }
+    let end: number;
+    while ((end = buf.indexOf('\n\n')) >= 0) {
+      const data = /^data: (.*)$/m.exec(buf.slice(0, end));
+      buf = buf.slice(end + 2);
+      if (data) ticks.push(JSON.parse(data[1]!));
+    }
   }
   controller.abort();
   const last = ticks[ticks.length - 1]!;
-  assert.deepEqual(last.replicas.map((r) => [r.state, r.fault]), [['killed', 'none'], ['running', 'storm'], ['running', 'none']]);
+  assert.deepEqual(
+    last.replicas.map((r) => [r.state, r.fault]),
+    [
+      ['killed', 'none'],
+      ['running', 'storm'],
+      ['running', 'none'],
+    ],
+  );
   assert.ok(last.events.some((e) => e.text === 'replica-1 killed (SIGKILL)'));
   await post('/api/replicas/1/restart');
   assert.equal(await listening(ports[3]!), true, 'restarted on its port');
@@ -102,19 +146,35 @@ test('the console\'s switches fault a real replica, and its event stream shows t
 
 const skip = browserUnavailable();
 
-test('a track keeps playing in Chromium while the replica streaming it is killed and another frozen', { skip }, async () => {
+test('a track keeps playing in Chromium while the replica streaming it is killed and another frozen', {
+  skip,
+}, async () => {
   const ports = await freePorts(6);
-  const demo = await startDemo({ listen: `127.0.0.1:${ports[0]}`, admin: `127.0.0.1:${ports[1]}`, consolePort: ports[2], replicaPorts: ports.slice(3), quiet: true });
+  const demo = await startDemo({
+    listen: `127.0.0.1:${ports[0]}`,
+    admin: `127.0.0.1:${ports[1]}`,
+    consolePort: ports[2],
+    replicaPorts: ports.slice(3),
+    quiet: true,
+  });
   const browser = await launchBrowser(['--autoplay-policy=no-user-gesture-required']);
-  cleanups.push(() => demo.close(), () => browser.close());
+  cleanups.push(
+    () => demo.close(),
+    () => browser.close(),
+  );
   const { page, problems } = await watchedPage(browser);
   const received: Array<{ replica: string; range: string | undefined; body: Promise<Buffer> }> = [];
   page.on('response', (r) => {
-    if (r.url().includes('/audio/')) received.push({ replica: r.headers()['x-replica'] ?? '?', range: r.headers()['content-range'], body: r.body() });
+    if (r.url().includes('/audio/'))
+      received.push({ replica: r.headers()['x-replica'] ?? '?', range: r.headers()['content-range'], body: r.body() });
   });
   await page.goto(demo.urls.player);
   await page.waitForFunction('window.demo.tracks !== undefined');
-  const tracks = await page.evaluate('window.demo.tracks') as Array<{ sha256: string; bytes: number; seconds: number }>;
+  const tracks = (await page.evaluate('window.demo.tracks')) as Array<{
+    sha256: string;
+    bytes: number;
+    seconds: number;
+  }>;
   await page.click('#tracks button >> nth=0');
   await page.waitForFunction('document.getElementById("audio").currentTime > 0.5', undefined, { timeout: 10_000 });
   // The replica streaming the track dies, and the next one in line freezes.
@@ -124,13 +184,17 @@ test('a track keeps playing in Chromium while the replica streaming it is killed
   const positions: number[] = [];
   for (let i = 0; i < 16; i++) {
     await page.waitForTimeout(1000);
-    positions.push(await page.evaluate('document.getElementById("audio").currentTime') as number);
+    positions.push((await page.evaluate('document.getElementById("audio").currentTime')) as number);
     if (await page.evaluate('document.getElementById("audio").ended')) break;
   }
-  const ended = await page.evaluate('document.getElementById("audio").ended') as boolean;
+  const ended = (await page.evaluate('document.getElementById("audio").ended')) as boolean;
   assert.equal(await page.evaluate('window.demo.errors'), 0, 'the audio element fired no error');
-  assert.ok(ended || positions[positions.length - 1]! > tracks[0]!.seconds - 1, `played to the end: ${positions.map((p) => p.toFixed(1)).join(' ')}`);
-  for (let i = 1; i < positions.length; i++) assert.ok(positions[i]! >= positions[i - 1]!, 'the position never went back');
+  assert.ok(
+    ended || positions[positions.length - 1]! > tracks[0]!.seconds - 1,
+    `played to the end: ${positions.map((p) => p.toFixed(1)).join(' ')}`,
+  );
+  for (let i = 1; i < positions.length; i++)
+    assert.ok(positions[i]! >= positions[i - 1]!, 'the position never went back');
   // Every byte the audio element received, put together by Content-Range, is the track.
   const file = Buffer.alloc(tracks[0]!.bytes);
   const covered = new Uint8Array(file.length);
@@ -141,10 +205,19 @@ test('a track keeps playing in Chromium while the replica streaming it is killed
     covered.fill(1, start, start + body.length);
   }
   assert.equal(covered.indexOf(0), -1, 'the whole track arrived');
-  assert.equal(createHash('sha256').update(file).digest('hex'), tracks[0]!.sha256, 'and it is the track, byte for byte');
+  assert.equal(
+    createHash('sha256').update(file).digest('hex'),
+    tracks[0]!.sha256,
+    'and it is the track, byte for byte',
+  );
   assert.deepEqual(problems, []);
-  const metrics = await demo.gateway.metrics.registry.getMetricsAsJSON() as unknown as Array<{ name: string; values: Array<{ labels: Record<string, string>; value: number }> }>;
-  const resumed = metrics.find((m) => m.name === 'gangway_resumes_total')?.values.find((v) => v.labels.outcome === 'started')?.value ?? 0;
+  const metrics = (await demo.gateway.metrics.registry.getMetricsAsJSON()) as unknown as Array<{
+    name: string;
+    values: Array<{ labels: Record<string, string>; value: number }>;
+  }>;
+  const resumed =
+    metrics.find((m) => m.name === 'gangway_resumes_total')?.values.find((v) => v.labels.outcome === 'started')
+      ?.value ?? 0;
   assert.ok(resumed >= 1, `the broken stream was resumed from another replica (${resumed})`);
   demo.fleet.thaw((streaming + 1) % 3);
 });

@@ -24,13 +24,20 @@ test('docs/metrics.md is up to date with the metrics (npm run docs)', async () =
 });
 
 test('the Grafana dashboard only queries metrics the gateway exports', async () => {
-  const dashboard = JSON.parse(doc('grafana-dashboard.json')) as { panels: Array<{ title: string; targets: Array<{ expr: string }> }> };
+  const dashboard = JSON.parse(doc('grafana-dashboard.json')) as {
+    panels: Array<{ title: string; targets: Array<{ expr: string }> }>;
+  };
   const metrics = await renderMetricsReference();
-  const exported = new Set([...metrics.matchAll(/\| `(gangway_[a-z_]+)` \| (\w+)/g)].flatMap(([, name, type]) => type === 'histogram' ? [`${name!}_bucket`, `${name!}_sum`, `${name!}_count`] : [name!]));
+  const exported = new Set(
+    [...metrics.matchAll(/\| `(gangway_[a-z_]+)` \| (\w+)/g)].flatMap(([, name, type]) =>
+      type === 'histogram' ? [`${name!}_bucket`, `${name!}_sum`, `${name!}_count`] : [name!],
+    ),
+  );
   exported.add('gangway_nodejs_eventloop_lag_p99_seconds'); // prom-client's process metrics, prefixed
   for (const panel of dashboard.panels) {
     for (const target of panel.targets) {
-      for (const [name] of target.expr.matchAll(/gangway_[a-z0-9_]+/g)) assert.ok(exported.has(name), `panel "${panel.title}" queries ${name}, which is not exported`);
+      for (const [name] of target.expr.matchAll(/gangway_[a-z0-9_]+/g))
+        assert.ok(exported.has(name), `panel "${panel.title}" queries ${name}, which is not exported`);
     }
   }
   assert.ok(dashboard.panels.length >= 10);

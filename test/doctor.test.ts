@@ -18,42 +18,92 @@ import { closedPort, httpUpstream, startGateway } from './support/harness.js';
 
 const CLI = join(import.meta.dirname, '..', 'src', 'cli.ts');
 const cleanups: Array<() => unknown> = [];
-after(async () => { for (const c of cleanups.reverse()) await c(); });
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
 
 interface Report {
-  verdict: string; summary: string; failed_at?: string; exit_code: number; request_id?: string;
+  verdict: string;
+  summary: string;
+  failed_at?: string;
+  exit_code: number;
+  request_id?: string;
   steps: Array<{ name: string; ok: boolean | null; ms?: number; detail: string }>;
   hops: Array<{ proxy: string; error?: string; details?: string; status?: number }>;
   advice: string[];
 }
 
-function doctor(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; report: Report; stderr: string }> {
+function doctor(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; report: Report; stderr: string }> {
   const clean = { ...process.env };
-  for (const k of ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'ALL_PROXY', 'all_proxy', 'NO_PROXY', 'no_proxy']) delete clean[k];
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'doctor', ...args, '--json', '--timeout', '2s'], { env: { ...clean, ...env } });
+  for (const k of [
+    'HTTP_PROXY',
+    'http_proxy',
+    'HTTPS_PROXY',
+    'https_proxy',
+    'ALL_PROXY',
+    'all_proxy',
+    'NO_PROXY',
+    'no_proxy',
+  ])
+    delete clean[k];
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'doctor', ...args, '--json', '--timeout', '2s'], {
+    env: { ...clean, ...env },
+  });
   let out = '';
   let stderr = '';
-  child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
-  child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
-  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, report: JSON.parse(out || '{}') as Report, stderr })));
+  child.stdout.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  child.stderr.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
+  return new Promise((resolve) =>
+    child.on('exit', (code) => resolve({ code, report: JSON.parse(out || '{}') as Report, stderr })),
+  );
 }
 
 const stepNamed = (r: Report, name: string) => r.steps.find((s) => s.name === name);
 
 test('a healthy service: ok, exit 0, every rung passed', async () => {
   const up = await httpUpstream((_req, res) => res.end('ok'));
-  const gw = await startGateway({ upstreams: { music: { hosts: [up.address], healthCheck: { enabled: false } } }, routes: [{ upstream: 'music' }] });
-  cleanups.push(() => gw.close(), () => up.close());
+  const gw = await startGateway({
+    upstreams: { music: { hosts: [up.address], healthCheck: { enabled: false } } },
+    routes: [{ upstream: 'music' }],
+  });
+  cleanups.push(
+    () => gw.close(),
+    () => up.close(),
+  );
   const { code, report } = await doctor([`${gw.url}/tracks`]);
   assert.equal(report.verdict, 'ok');
   assert.equal(code, 0);
-  assert.deepEqual(report.steps.map((s) => [s.name, s.ok]), [['network', true], ['proxy/vpn', true], ['dns', null], ['tcp', true], ['tls', null], ['http', true]]);
+  assert.deepEqual(
+    report.steps.map((s) => [s.name, s.ok]),
+    [
+      ['network', true],
+      ['proxy/vpn', true],
+      ['dns', null],
+      ['tcp', true],
+      ['tls', null],
+      ['http', true],
+    ],
+  );
   assert.match(report.request_id!, /^[0-9a-f-]{36}$/);
 });
 
-test('an upstream that refuses: service-side, naming connection_refused at the gateway, with the status page\'s word', async () => {
+test("an upstream that refuses: service-side, naming connection_refused at the gateway, with the status page's word", async () => {
   const dead = await closedPort();
-  const gw = await startGateway({ upstreams: { music: { hosts: [`127.0.0.1:${dead}`], healthCheck: { enabled: false } } }, routes: [{ name: 'music', upstream: 'music' }], status: { path: '/_status' } }, { statusStepMs: 100 });
+  const gw = await startGateway(
+    {
+      upstreams: { music: { hosts: [`127.0.0.1:${dead}`], healthCheck: { enabled: false } } },
+      routes: [{ name: 'music', upstream: 'music' }],
+      status: { path: '/_status' },
+    },
+    { statusStepMs: 100 },
+  );
   cleanups.push(() => gw.close());
   const { code, report } = await doctor([`${gw.url}/tracks`, '--attempts', '2']);
   assert.equal(report.verdict, 'service-side');
@@ -69,9 +119,17 @@ test('an upstream that refuses: service-side, naming connection_refused at the g
 test('maintenance: service-maintenance with the end of the window, without waiting it out', async () => {
   const up = await httpUpstream((_req, res) => res.end('ok'));
   const end = new Date(Date.now() + 45 * 60_000);
-  const gw = await startGateway({ upstreams: { music: { hosts: [up.address], healthCheck: { enabled: false } } }, routes: [{ upstream: 'music' }],
-    maintenance: { windows: [{ start: new Date(Date.now() - 1000).toISOString(), end: end.toISOString(), message: 'Upgrading' }] } });
-  cleanups.push(() => gw.close(), () => up.close());
+  const gw = await startGateway({
+    upstreams: { music: { hosts: [up.address], healthCheck: { enabled: false } } },
+    routes: [{ upstream: 'music' }],
+    maintenance: {
+      windows: [{ start: new Date(Date.now() - 1000).toISOString(), end: end.toISOString(), message: 'Upgrading' }],
+    },
+  });
+  cleanups.push(
+    () => gw.close(),
+    () => up.close(),
+  );
   const started = Date.now();
   const { code, report } = await doctor([`${gw.url}/tracks`]);
   assert.equal(report.verdict, 'service-maintenance');
@@ -83,13 +141,30 @@ test('maintenance: service-maintenance with the end of the window, without waiti
 
 test('shedding: service-overloaded with the time it asks to wait', async () => {
   const held: Array<() => void> = [];
-  const up = await httpUpstream((_req, res) => { held.push(() => res.end('ok')); });
-  const gw = await startGateway({ upstreams: { music: { hosts: [up.address], healthCheck: { enabled: false }, concurrency: { min: 1, max: 1, maxWait: '1ms', queueSize: 0 } } }, routes: [{ upstream: 'music' }] });
-  cleanups.push(() => gw.close(), () => up.close(), () => held.forEach((f) => f()));
+  const up = await httpUpstream((_req, res) => {
+    held.push(() => res.end('ok'));
+  });
+  const gw = await startGateway({
+    upstreams: {
+      music: {
+        hosts: [up.address],
+        healthCheck: { enabled: false },
+        concurrency: { min: 1, max: 1, maxWait: '1ms', queueSize: 0 },
+      },
+    },
+    routes: [{ upstream: 'music' }],
+  });
+  cleanups.push(
+    () => gw.close(),
+    () => up.close(),
+    () => {
+      for (const f of held) f();
+    },
+  );
   const hog = fetch(`${gw.url}/slow`).catch(() => undefined); // holds the only slot
   await new Promise((r) => setTimeout(r, 100));
   const { code, report } = await doctor([`${gw.url}/tracks`, '--attempts', '2']);
-  held.forEach((f) => f());
+  for (const f of held) f();
   await hog;
   assert.equal(report.verdict, 'service-overloaded');
   assert.equal(code, 22);
@@ -110,7 +185,13 @@ test('a name the system resolver cannot resolve but another resolver can: your-d
 test('nothing resolves, not even the control: your-network', async () => {
   const dns = await dnsServer({});
   cleanups.push(() => dns.close());
-  const { code, report } = await doctor(['http://music.gangway-test.invalid/', '--resolver', dns.address, '--control', 'http://control.gangway-test.invalid/']);
+  const { code, report } = await doctor([
+    'http://music.gangway-test.invalid/',
+    '--resolver',
+    dns.address,
+    '--control',
+    'http://control.gangway-test.invalid/',
+  ]);
   assert.equal(report.verdict, 'your-network');
   assert.equal(code, 30);
   assert.match(stepNamed(report, 'dns')!.detail, new RegExp(`${dns.address}: ENOTFOUND`));
@@ -123,18 +204,34 @@ test('HTTP_PROXY pointing to a dead port: your-proxy-or-vpn, found before anythi
   const { code, report } = await doctor([`http://${up.address}/`], { HTTP_PROXY: `http://127.0.0.1:${dead}` });
   assert.equal(report.verdict, 'your-proxy-or-vpn');
   assert.equal(code, 32);
-  assert.match(stepNamed(report, 'proxy/vpn')!.detail, /HTTP_PROXY=http:\/\/127\.0\.0\.1:\d+ applies to this URL: not reachable \(ECONNREFUSED\)/);
+  assert.match(
+    stepNamed(report, 'proxy/vpn')!.detail,
+    /HTTP_PROXY=http:\/\/127\.0\.0\.1:\d+ applies to this URL: not reachable \(ECONNREFUSED\)/,
+  );
   assert.equal(stepNamed(report, 'http'), undefined);
   // NO_PROXY exempts it: then the service answers.
-  const exempt = await doctor([`http://${up.address}/`], { HTTP_PROXY: `http://127.0.0.1:${dead}`, NO_PROXY: 'localhost,127.0.0.1' });
+  const exempt = await doctor([`http://${up.address}/`], {
+    HTTP_PROXY: `http://127.0.0.1:${dead}`,
+    NO_PROXY: 'localhost,127.0.0.1',
+  });
   assert.equal(exempt.report.verdict, 'ok');
 });
 
 test('a service that fails and then recovers: transient', async () => {
   const port = await closedPort();
-  const gw = await startGateway({ upstreams: { music: { hosts: [`127.0.0.1:${port}`], healthCheck: { enabled: false } } }, routes: [{ upstream: 'music' }] });
+  const gw = await startGateway({
+    upstreams: { music: { hosts: [`127.0.0.1:${port}`], healthCheck: { enabled: false } } },
+    routes: [{ upstream: 'music' }],
+  });
   const up = createServer((_req, res) => res.end('ok'));
-  cleanups.push(() => gw.close(), () => new Promise((r) => { up.closeAllConnections(); up.close(r); }));
+  cleanups.push(
+    () => gw.close(),
+    () =>
+      new Promise((r) => {
+        up.closeAllConnections();
+        up.close(r);
+      }),
+  );
   setTimeout(() => up.listen(port, '127.0.0.1'), 1500);
   const { code, report } = await doctor([`${gw.url}/tracks`, '--attempts', '4']);
   assert.equal(report.verdict, 'transient');
@@ -145,17 +242,28 @@ test('a service that fails and then recovers: transient', async () => {
 test('bad arguments get one clear line and exit 2', async () => {
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'doctor', 'ftp://example.com/']);
   let err = '';
-  child.stderr.on('data', (c: Buffer) => { err += c.toString(); });
+  child.stderr.on('data', (c: Buffer) => {
+    err += c.toString();
+  });
   const code = await new Promise((r) => child.on('exit', r));
   assert.equal(code, 2);
   assert.match(err, /^gangway doctor: only http:\/\/ and https:\/\/ URLs can be checked, not ftp:/);
 });
 
-test('TLS: an untrusted certificate is the service\'s fault; a trusted one passes and the certificate is described', async () => {
+test("TLS: an untrusted certificate is the service's fault; a trusted one passes and the certificate is described", async () => {
   const tlsDir = join(import.meta.dirname, 'support', 'tls');
-  const server = createHttpsServer({ key: readFileSync(join(tlsDir, 'localhost-key.pem')), cert: readFileSync(join(tlsDir, 'localhost-cert.pem')) }, (_req, res) => res.end('ok'));
+  const server = createHttpsServer(
+    { key: readFileSync(join(tlsDir, 'localhost-key.pem')), cert: readFileSync(join(tlsDir, 'localhost-cert.pem')) },
+    (_req, res) => res.end('ok'),
+  );
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  cleanups.push(() => new Promise((r) => { server.closeAllConnections(); server.close(r); }));
+  cleanups.push(
+    () =>
+      new Promise((r) => {
+        server.closeAllConnections();
+        server.close(r);
+      }),
+  );
   const url = `https://localhost:${(server.address() as AddressInfo).port}/`;
   const untrusted = await doctor([url]);
   assert.equal(untrusted.report.verdict, 'service-side');

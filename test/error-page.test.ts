@@ -13,7 +13,9 @@ import { validateConfig } from '../src/config/load.js';
 import { closedPort, fetchRaw, httpUpstream, minimalConfig, startGateway } from './support/harness.js';
 
 const cleanups: Array<() => unknown> = [];
-after(async () => { for (const c of cleanups.reverse()) await c(); });
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
 const BROWSER = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
 
 async function refusingGateway(extra: Record<string, unknown> = {}) {
@@ -33,7 +35,11 @@ test('a gateway-side failure says whose side it is on, that refreshing or DNS ch
   assert.match(html, /<h1>The music service is not answering right now<\/h1>/);
   assert.match(html, /The problem is on our side/);
   assert.match(html, /refreshing, clearing caches, changing DNS or turning off a VPN will not help/);
-  assert.match(html, /<noscript><meta http-equiv="refresh" content="5"><\/noscript>/, 'without JavaScript the page refreshes after Retry-After');
+  assert.match(
+    html,
+    /<noscript><meta http-equiv="refresh" content="5"><\/noscript>/,
+    'without JavaScript the page refreshes after Retry-After',
+  );
   assert.match(html, /This page will try again by itself in <span id="count">5<\/span> s/);
   assert.match(html, new RegExp(`<code>${res.headers['x-request-id']}</code>`));
   assert.match(html, /<a href="https:\/\/status\.example\.com\/">Service status →<\/a>/);
@@ -41,24 +47,33 @@ test('a gateway-side failure says whose side it is on, that refreshing or DNS ch
   assert.doesNotMatch(html, /<(script|img|link|iframe)[^>]+(src|href)="?https?:/);
 });
 
-test('the page speaks the reader\'s language from Accept-Language, German here, and problem+json too', async () => {
+test("the page speaks the reader's language from Accept-Language, German here, and problem+json too", async () => {
   const gw = await refusingGateway();
-  const res = await fetchRaw(`${gw.url}/track`, { headers: { accept: BROWSER, 'accept-language': 'fr-CH, de-AT;q=0.9, en;q=0.5' } });
+  const res = await fetchRaw(`${gw.url}/track`, {
+    headers: { accept: BROWSER, 'accept-language': 'fr-CH, de-AT;q=0.9, en;q=0.5' },
+  });
   assert.equal(res.headers['content-language'], 'de');
   const html = res.body.toString();
   assert.match(html, /<html lang="de">/);
   assert.match(html, /<h1>Der Dienst music antwortet gerade nicht<\/h1>/);
   assert.match(html, /Das Problem liegt bei uns/);
   assert.match(html, /VPN ausschalten hilft nicht/);
-  const problem = JSON.parse((await fetchRaw(`${gw.url}/track`, { headers: { accept: 'application/json', 'accept-language': 'de' } })).body.toString()) as { title: string; advice: string[] };
+  const problem = JSON.parse(
+    (
+      await fetchRaw(`${gw.url}/track`, { headers: { accept: 'application/json', 'accept-language': 'de' } })
+    ).body.toString(),
+  ) as { title: string; advice: string[] };
   assert.equal(problem.title, 'Dienst hat die Verbindung abgelehnt');
   assert.equal(problem.advice.length, 3);
 });
 
-test('a client-side failure gives that failure\'s own steps, and a POST is not retried by the page', async () => {
+test("a client-side failure gives that failure's own steps, and a POST is not retried by the page", async () => {
   const up = await httpUpstream((_req, res) => res.end('ok'));
   const gw = await startGateway(minimalConfig([up.address], { route: { rateLimit: { requests: 1, window: '10s' } } }));
-  cleanups.push(() => gw.close(), () => up.close());
+  cleanups.push(
+    () => gw.close(),
+    () => up.close(),
+  );
   await fetchRaw(`${gw.url}/x`);
   const limited = (await fetchRaw(`${gw.url}/x`, { method: 'POST', headers: { accept: BROWSER } })).body.toString();
   assert.match(limited, /The problem may be on your side/);
@@ -69,11 +84,28 @@ test('a client-side failure gives that failure\'s own steps, and a POST is not r
   assert.match(limited, /Reload this page in \d+ seconds/);
 });
 
-test('maintenance shows the operator\'s message and when the service is expected back', async () => {
+test("maintenance shows the operator's message and when the service is expected back", async () => {
   const up = await httpUpstream((_req, res) => res.end('ok'));
   const end = new Date(Date.now() + 30 * 60_000);
-  const gw = await startGateway(minimalConfig([up.address], { top: { maintenance: { windows: [{ start: new Date(Date.now() - 60_000).toISOString(), end: end.toISOString(), message: 'Moving to new servers.' }] } } }));
-  cleanups.push(() => gw.close(), () => up.close());
+  const gw = await startGateway(
+    minimalConfig([up.address], {
+      top: {
+        maintenance: {
+          windows: [
+            {
+              start: new Date(Date.now() - 60_000).toISOString(),
+              end: end.toISOString(),
+              message: 'Moving to new servers.',
+            },
+          ],
+        },
+      },
+    }),
+  );
+  cleanups.push(
+    () => gw.close(),
+    () => up.close(),
+  );
   const html = (await fetchRaw(`${gw.url}/x`, { headers: { accept: BROWSER } })).body.toString();
   assert.match(html, /<h1>The music service is down for maintenance<\/h1>/);
   assert.match(html, /Planned maintenance/);
@@ -85,7 +117,19 @@ test('maintenance shows the operator\'s message and when the service is expected
 
 test('operators brand the page and change its words; unknown text keys are refused with their path', async () => {
   const logo = `data:image/svg+xml;base64,${Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1 1"/>').toString('base64')}`;
-  const gw = await refusingGateway({ top: { errors: { page: { brand: { name: 'Tunes', accent: '#7a1fa2', logo }, texts: { en: { 'headline.service': 'Tunes is taking a short break' }, nl: { 'headline.service': 'Tunes pauzeert even' } } } } } });
+  const gw = await refusingGateway({
+    top: {
+      errors: {
+        page: {
+          brand: { name: 'Tunes', accent: '#7a1fa2', logo },
+          texts: {
+            en: { 'headline.service': 'Tunes is taking a short break' },
+            nl: { 'headline.service': 'Tunes pauzeert even' },
+          },
+        },
+      },
+    },
+  });
   const html = (await fetchRaw(`${gw.url}/x`, { headers: { accept: BROWSER } })).body.toString();
   assert.match(html, /<h1>Tunes is taking a short break<\/h1>/);
   assert.match(html, /<span>Tunes<\/span>/);
@@ -96,22 +140,45 @@ test('operators brand the page and change its words; unknown text keys are refus
   assert.match(dutch.body.toString(), /<h1>Tunes pauzeert even<\/h1>/);
   assert.match(dutch.body.toString(), /The problem is on our side/, 'untranslated texts fall back to English');
 
-  assert.throws(() => validateConfig(minimalConfig(['127.0.0.1:1'], { top: { errors: { page: { texts: { en: { 'headline.servce': 'x' } } } } } })),
-    /errors\.page\.texts\.en\.headline\.servce: "headline\.servce" is not a text of the catalogue/);
-  assert.throws(() => validateConfig(minimalConfig(['127.0.0.1:1'], { top: { errors: { page: { brand: { logo: 'https://cdn.example.com/logo.png' } } } } })),
-    /errors\.page\.brand\.logo: a logo is a base64 data: URL/);
+  assert.throws(
+    () =>
+      validateConfig(
+        minimalConfig(['127.0.0.1:1'], { top: { errors: { page: { texts: { en: { 'headline.servce': 'x' } } } } } }),
+      ),
+    /errors\.page\.texts\.en\.headline\.servce: "headline\.servce" is not a text of the catalogue/,
+  );
+  assert.throws(
+    () =>
+      validateConfig(
+        minimalConfig(['127.0.0.1:1'], {
+          top: { errors: { page: { brand: { logo: 'https://cdn.example.com/logo.png' } } } },
+        }),
+      ),
+    /errors\.page\.brand\.logo: a logo is a base64 data: URL/,
+  );
 });
 
 test('a template replaces the whole page, its placeholders filled and escaped', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'gangway-template-'));
   const file = join(dir, 'page.html');
-  writeFileSync(file, '<!doctype html><html lang="{{lang}}"><head>{{head}}</head><body><h1>{{headline}}</h1>{{steps}}<p id="id">{{requestId}}</p><p>{{unknown}}</p>{{script}}</body></html>');
+  writeFileSync(
+    file,
+    '<!doctype html><html lang="{{lang}}"><head>{{head}}</head><body><h1>{{headline}}</h1>{{steps}}<p id="id">{{requestId}}</p><p>{{unknown}}</p>{{script}}</body></html>',
+  );
   const gw = await refusingGateway({ top: { errors: { page: { template: file } } } });
   const res = await fetchRaw(`${gw.url}/x`, { headers: { accept: BROWSER, 'x-request-id': 'ticket-7' } });
   const html = res.body.toString();
-  assert.match(html, /^<!doctype html><html lang="en"><head><noscript><meta http-equiv="refresh" content="5"><\/noscript><style>/);
+  assert.match(
+    html,
+    /^<!doctype html><html lang="en"><head><noscript><meta http-equiv="refresh" content="5"><\/noscript><style>/,
+  );
   assert.match(html, /<h1>The music service is not answering right now<\/h1><ol><li>/);
   assert.match(html, /<p id="id">ticket-7<\/p><p>\{\{unknown\}\}<\/p><script>/);
-  assert.throws(() => validateConfig(minimalConfig(['127.0.0.1:1'], { top: { errors: { page: { template: join(dir, 'missing.html') } } } })),
-    /errors\.page\.template: cannot read the template/);
+  assert.throws(
+    () =>
+      validateConfig(
+        minimalConfig(['127.0.0.1:1'], { top: { errors: { page: { template: join(dir, 'missing.html') } } } }),
+      ),
+    /errors\.page\.template: cannot read the template/,
+  );
 });

@@ -5,18 +5,31 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { closedPort, fetchRaw, httpUpstream, minimalConfig, startGateway, tcpUpstream, type TestServer } from './support/harness.js';
+import {
+  closedPort,
+  fetchRaw,
+  httpUpstream,
+  minimalConfig,
+  startGateway,
+  tcpUpstream,
+  type TestServer,
+} from './support/harness.js';
 import { frozenListener } from './support/frozen-listener.js';
 
 const cleanups: Array<() => unknown> = [];
-after(async () => { for (const c of cleanups.reverse()) await c(); });
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
 
 async function gatewayFor(hosts: string[], extra: Record<string, unknown> = {}) {
   const gw = await startGateway(minimalConfig(hosts, extra));
   cleanups.push(() => gw.close());
   return gw;
 }
-function track<T extends { close(): unknown }>(s: T): T { cleanups.push(() => s.close()); return s; }
+function track<T extends { close(): unknown }>(s: T): T {
+  cleanups.push(() => s.close());
+  return s;
+}
 
 function assertGatewayAnswer(res: Awaited<ReturnType<typeof fetchRaw>>, status: number, error: string) {
   assert.equal(res.status, status);
@@ -62,7 +75,11 @@ test('closed before any response byte: 502 connection_terminated', async () => {
 });
 
 test('no response headers in time: 504 http_response_timeout within the configured budget', async () => {
-  const up = track(await tcpUpstream(() => { /* reads the request, never answers */ }));
+  const up = track(
+    await tcpUpstream(() => {
+      /* reads the request, never answers */
+    }),
+  );
   const gw = await gatewayFor([up.address], { upstream: { timeouts: { response: '300ms' } } });
   const res = await fetchRaw(`${gw.url}/track`, { timeoutMs: 5000 });
   assertGatewayAnswer(res, 504, 'http_response_timeout');
@@ -84,10 +101,14 @@ test('an unresolvable upstream name: 502 dns_error', async () => {
 });
 
 test('body cut mid-way (Content-Length): the client sees an incomplete body, never a clean end', async () => {
-  const up = track(await tcpUpstream((s) => s.once('data', () => {
-    s.write('HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nContent-Type: audio/wav\r\n\r\n');
-    s.write(Buffer.alloc(30_000, 7), () => setTimeout(() => s.resetAndDestroy(), 20));
-  })));
+  const up = track(
+    await tcpUpstream((s) =>
+      s.once('data', () => {
+        s.write('HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nContent-Type: audio/wav\r\n\r\n');
+        s.write(Buffer.alloc(30_000, 7), () => setTimeout(() => s.resetAndDestroy(), 20));
+      }),
+    ),
+  );
   const gw = await gatewayFor([up.address]);
   const res = await fetchRaw(`${gw.url}/track`);
   assert.equal(res.status, 200);
@@ -98,10 +119,14 @@ test('body cut mid-way (Content-Length): the client sees an incomplete body, nev
 });
 
 test('body cut mid-way (chunked): the client never receives the final chunk', async () => {
-  const up = track(await tcpUpstream((s) => s.once('data', () => {
-    s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n');
-    s.write('1000\r\n' + 'x'.repeat(4096) + '\r\n', () => setTimeout(() => s.destroy(), 20));
-  })));
+  const up = track(
+    await tcpUpstream((s) =>
+      s.once('data', () => {
+        s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n');
+        s.write(`1000\r\n${'x'.repeat(4096)}\r\n`, () => setTimeout(() => s.destroy(), 20));
+      }),
+    ),
+  );
   const gw = await gatewayFor([up.address]);
   const res = await fetchRaw(`${gw.url}/track`);
   assert.equal(res.status, 200);
@@ -110,9 +135,13 @@ test('body cut mid-way (chunked): the client never receives the final chunk', as
 });
 
 test('body stalls past the idle timeout: the stream is cut, not ended', async () => {
-  const up = track(await tcpUpstream((s) => s.once('data', () => {
-    s.write('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345');
-  })));
+  const up = track(
+    await tcpUpstream((s) =>
+      s.once('data', () => {
+        s.write('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345');
+      }),
+    ),
+  );
   const gw = await gatewayFor([up.address], { upstream: { timeouts: { idle: '200ms' } } });
   const res = await fetchRaw(`${gw.url}/track`, { timeoutMs: 5000 });
   assert.equal(res.complete, false);
@@ -121,22 +150,30 @@ test('body stalls past the idle timeout: the stream is cut, not ended', async ()
 
 for (const status of [502, 503, 504]) {
   test(`upstream answers ${status} itself: passed on with received-status and its own body`, async () => {
-    const up = track(await httpUpstream((_req, res) => {
-      res.writeHead(status, { 'retry-after': '7', 'proxy-status': 'inner; error=connection_refused' });
-      res.end('upstream says no');
-    }));
+    const up = track(
+      await httpUpstream((_req, res) => {
+        res.writeHead(status, { 'retry-after': '7', 'proxy-status': 'inner; error=connection_refused' });
+        res.end('upstream says no');
+      }),
+    );
     const gw = await gatewayFor([up.address]);
     const res = await fetchRaw(`${gw.url}/track`);
     assert.equal(res.status, status);
     assert.equal(res.body.toString(), 'upstream says no');
-    assert.equal(res.headers['retry-after'], '7', 'the upstream\'s Retry-After is kept');
-    assert.equal(res.headers['proxy-status'], `inner; error=connection_refused, gangway; received-status=${status}; details="upstream music"`);
+    assert.equal(res.headers['retry-after'], '7', "the upstream's Retry-After is kept");
+    assert.equal(
+      res.headers['proxy-status'],
+      `inner; error=connection_refused, gangway; received-status=${status}; details="upstream music"`,
+    );
   });
 }
 
 test('no route: 404 destination_not_found, never a 502', async () => {
   const up = track(await httpUpstream((_req, res) => res.end('ok')));
-  const gw = await startGateway({ upstreams: { music: { hosts: [up.address] } }, routes: [{ match: { path: '/api' }, upstream: 'music' }] });
+  const gw = await startGateway({
+    upstreams: { music: { hosts: [up.address] } },
+    routes: [{ match: { path: '/api' }, upstream: 'music' }],
+  });
   cleanups.push(() => gw.close());
   const res = await fetchRaw(`${gw.url}/elsewhere`);
   assert.equal(res.status, 404);
@@ -147,13 +184,22 @@ test('no route: 404 destination_not_found, never a 502', async () => {
 
 test('a request that already passed through this gateway: 502 proxy_loop_detected', async () => {
   let reached = false;
-  const up = track(await httpUpstream((_req, res) => { reached = true; res.end('ok'); }));
+  const up = track(
+    await httpUpstream((_req, res) => {
+      reached = true;
+      res.end('ok');
+    }),
+  );
   const gw = await gatewayFor([up.address]);
   const res = await fetchRaw(`${gw.url}/track`, { headers: { via: '1.1 edge, 1.1 gangway' } });
   assert.equal(res.status, 502);
   assert.match(String(res.headers['proxy-status']), /^gangway; error=proxy_loop_detected/);
   assert.equal(reached, false);
-  assert.equal((await fetchRaw(`${gw.url}/track`, { headers: { via: '1.1 gangway-edge' } })).status, 200, 'a different name is not a loop');
+  assert.equal(
+    (await fetchRaw(`${gw.url}/track`, { headers: { via: '1.1 gangway-edge' } })).status,
+    200,
+    'a different name is not a loop',
+  );
 });
 
 test('the error body follows Accept: problem+json for programs, HTML for browsers, text otherwise', async () => {
@@ -170,7 +216,9 @@ test('the error body follows Accept: problem+json for programs, HTML for browser
   assert.equal(problem.retry_after, Number(json.headers['retry-after']));
   assert.match(String(problem.detail), /music service/);
 
-  const html = await fetchRaw(`${gw.url}/track`, { headers: { accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8' } });
+  const html = await fetchRaw(`${gw.url}/track`, {
+    headers: { accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8' },
+  });
   assert.equal(html.headers['content-type'], 'text/html; charset=utf-8');
   assert.match(html.body.toString(), /<h1>The music service is not answering right now<\/h1>/);
   assert.match(html.body.toString(), /The problem is on our side/);
@@ -181,7 +229,7 @@ test('the error body follows Accept: problem+json for programs, HTML for browser
   assert.match(text.body.toString(), /^502 Upstream refused the connection/);
 });
 
-test('a client\'s own request id is kept and echoed', async () => {
+test("a client's own request id is kept and echoed", async () => {
   const port = await closedPort();
   const gw = await gatewayFor([`127.0.0.1:${port}`]);
   const res = await fetchRaw(`${gw.url}/track`, { headers: { 'x-request-id': 'support-ticket-42' } });
@@ -213,11 +261,13 @@ test('total timeout: headers later than the total budget get 504; a body still d
   assertGatewayAnswer(res, 504, 'http_response_timeout');
   assert.ok(res.ms < 1000, `answered in ${res.ms} ms`);
 
-  const drip = track(await httpUpstream((_req, res) => {
-    res.writeHead(200, { 'content-length': '100' });
-    const timer = setInterval(() => res.write('x'), 50);
-    res.on('close', () => clearInterval(timer));
-  }));
+  const drip = track(
+    await httpUpstream((_req, res) => {
+      res.writeHead(200, { 'content-length': '100' });
+      const timer = setInterval(() => res.write('x'), 50);
+      res.on('close', () => clearInterval(timer));
+    }),
+  );
   const gw2 = await gatewayFor([drip.address], { upstream: { timeouts: { total: '400ms' } } });
   const cut = await fetchRaw(`${gw2.url}/track`, { timeoutMs: 5000 });
   assert.equal(cut.status, 200);

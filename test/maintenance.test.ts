@@ -9,23 +9,41 @@ import { parseConfigText } from '../src/config/load.js';
 import { fetchRaw, httpUpstream, minimalConfig, rawExchange, startGateway } from './support/harness.js';
 
 const cleanups: Array<() => unknown> = [];
-after(async () => { for (const c of cleanups.reverse()) await c(); });
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
 
 async function setup(extra: Record<string, unknown> = {}) {
   let reached = 0;
-  const up = await httpUpstream((_req, res) => { reached++; res.end('music'); });
+  const up = await httpUpstream((_req, res) => {
+    reached++;
+    res.end('music');
+  });
   const gw = await startGateway(minimalConfig([up.address], extra));
-  cleanups.push(() => gw.close(), () => up.close());
+  cleanups.push(
+    () => gw.close(),
+    () => up.close(),
+  );
   return { gw, reached: () => reached };
 }
 
-test('a scheduled window answers 503 with Retry-After to its end and the operator\'s message; staff pass', async () => {
+test("a scheduled window answers 503 with Retry-After to its end and the operator's message; staff pass", async () => {
   const start = new Date(Date.now() - 60_000).toISOString();
   const end = new Date(Date.now() + 90_000).toISOString();
-  const { gw, reached } = await setup({ top: { maintenance: { windows: [{ start, end, message: 'Back at 03:00 UTC.' }], allow: { header: 'x-staff', headerValue: 'yes' } } } });
+  const { gw, reached } = await setup({
+    top: {
+      maintenance: {
+        windows: [{ start, end, message: 'Back at 03:00 UTC.' }],
+        allow: { header: 'x-staff', headerValue: 'yes' },
+      },
+    },
+  });
   const res = await fetchRaw(`${gw.url}/track`, { headers: { accept: 'application/json' } });
   assert.equal(res.status, 503);
-  assert.equal(res.headers['proxy-status'], 'gangway; error=destination_unavailable; details="maintenance: upstream music"');
+  assert.equal(
+    res.headers['proxy-status'],
+    'gangway; error=destination_unavailable; details="maintenance: upstream music"',
+  );
   const retryAfter = Number(res.headers['retry-after']);
   assert.ok(retryAfter > 80 && retryAfter <= 90, `Retry-After ${retryAfter} counts down to the window's end`);
   const problem = JSON.parse(res.body.toString()) as { detail: string; title: string };
@@ -39,31 +57,53 @@ test('a scheduled window answers 503 with Retry-After to its end and the operato
 test('the admin switch: PUT turns maintenance on for some routes until a time, GET shows it, PUT turns it off', async () => {
   const { gw } = await setup();
   const until = new Date(Date.now() + 30_000).toISOString();
-  const put = await fetch(`${gw.adminUrl}/api/maintenance`, { method: 'PUT', body: JSON.stringify({ enabled: true, until, message: 'Upgrading the catalogue.', routes: ['/'] }) });
+  const put = await fetch(`${gw.adminUrl}/api/maintenance`, {
+    method: 'PUT',
+    body: JSON.stringify({ enabled: true, until, message: 'Upgrading the catalogue.', routes: ['/'] }),
+  });
   assert.equal(put.status, 200);
   const during = await fetchRaw(`${gw.url}/track`);
   assert.equal(during.status, 503);
   assert.ok(Number(during.headers['retry-after']) <= 30);
   assert.match(during.body.toString(), /Upgrading the catalogue\./);
   assert.match(await (await fetch(`${gw.adminUrl}/metrics`)).text(), /gangway_maintenance_active\{route="\/"\} 1/);
-  const state = await (await fetch(`${gw.adminUrl}/api/maintenance`)).json() as { switch: { enabled: boolean; until: string } };
+  const state = (await (await fetch(`${gw.adminUrl}/api/maintenance`)).json()) as {
+    switch: { enabled: boolean; until: string };
+  };
   assert.equal(state.switch.enabled, true);
   assert.equal(state.switch.until, until);
-  const bad = await fetch(`${gw.adminUrl}/api/maintenance`, { method: 'PUT', body: JSON.stringify({ enabled: 'yes', routes: ['nope'] }) });
+  const bad = await fetch(`${gw.adminUrl}/api/maintenance`, {
+    method: 'PUT',
+    body: JSON.stringify({ enabled: 'yes', routes: ['nope'] }),
+  });
   assert.equal(bad.status, 400);
   assert.match(await bad.text(), /"path": "enabled"/);
-  assert.equal((await fetch(`${gw.adminUrl}/api/maintenance`, { method: 'PUT', body: JSON.stringify({ enabled: false }) })).status, 200);
+  assert.equal(
+    (await fetch(`${gw.adminUrl}/api/maintenance`, { method: 'PUT', body: JSON.stringify({ enabled: false }) })).status,
+    200,
+  );
   assert.equal((await fetchRaw(`${gw.url}/track`)).status, 200);
 });
 
 test('with an admin token, changes need it', async () => {
   const { gw } = await setup({ top: { adminToken: 'correct-horse-battery-staple' } });
-  const anonymous = await fetch(`${gw.adminUrl}/api/maintenance`, { method: 'PUT', body: JSON.stringify({ enabled: true }) });
+  const anonymous = await fetch(`${gw.adminUrl}/api/maintenance`, {
+    method: 'PUT',
+    body: JSON.stringify({ enabled: true }),
+  });
   assert.equal(anonymous.status, 401);
-  const wrong = await fetch(`${gw.adminUrl}/api/maintenance`, { method: 'PUT', headers: { authorization: 'Bearer wrong-token-wrong-token' }, body: JSON.stringify({ enabled: true }) });
+  const wrong = await fetch(`${gw.adminUrl}/api/maintenance`, {
+    method: 'PUT',
+    headers: { authorization: 'Bearer wrong-token-wrong-token' },
+    body: JSON.stringify({ enabled: true }),
+  });
   assert.equal(wrong.status, 401);
   assert.equal((await fetchRaw(`${gw.url}/track`)).status, 200, 'nothing changed');
-  const right = await fetch(`${gw.adminUrl}/api/maintenance`, { method: 'PUT', headers: { authorization: 'Bearer correct-horse-battery-staple' }, body: JSON.stringify({ enabled: true }) });
+  const right = await fetch(`${gw.adminUrl}/api/maintenance`, {
+    method: 'PUT',
+    headers: { authorization: 'Bearer correct-horse-battery-staple' },
+    body: JSON.stringify({ enabled: true }),
+  });
   assert.equal(right.status, 200);
   assert.equal((await fetchRaw(`${gw.url}/track`)).status, 503);
 });
@@ -72,8 +112,14 @@ test('an admin API beyond loopback without a token is refused at configuration t
   const previous = process.env.GANGWAY_ADMIN_TOKEN;
   delete process.env.GANGWAY_ADMIN_TOKEN;
   try {
-    assert.throws(() => parseConfigText('admin: "0.0.0.0:9901"\nupstreams: { music: { hosts: ["127.0.0.1:7001"] } }\nroutes: [{ upstream: music }]\n', 'gangway.yaml'),
-      /gangway\.yaml:1:8 admin: the admin API would listen on 0\.0\.0\.0, beyond loopback, with no admin token/);
+    assert.throws(
+      () =>
+        parseConfigText(
+          'admin: "0.0.0.0:9901"\nupstreams: { music: { hosts: ["127.0.0.1:7001"] } }\nroutes: [{ upstream: music }]\n',
+          'gangway.yaml',
+        ),
+      /gangway\.yaml:1:8 admin: the admin API would listen on 0\.0\.0\.0, beyond loopback, with no admin token/,
+    );
   } finally {
     if (previous !== undefined) process.env.GANGWAY_ADMIN_TOKEN = previous;
   }
@@ -82,7 +128,10 @@ test('an admin API beyond loopback without a token is refused at configuration t
 test('upgrades (WebSocket) are held back by maintenance too', async () => {
   const { gw } = await setup();
   await fetch(`${gw.adminUrl}/api/maintenance`, { method: 'PUT', body: JSON.stringify({ enabled: true }) });
-  const answer = await rawExchange(gw.url, 'GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+  const answer = await rawExchange(
+    gw.url,
+    'GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n',
+  );
   assert.match(answer, /^HTTP\/1.1 503 /);
   assert.match(answer, /retry-after: 300/);
 });
@@ -96,7 +145,10 @@ test('draining a host: it gets no new requests while its stream under way finish
       if (req.url === '/long') {
         res.writeHead(200, { 'content-length': '10' });
         res.write('12345');
-        setTimeout(() => { res.end('67890'); streamDone = true; }, 400);
+        setTimeout(() => {
+          res.end('67890');
+          streamDone = true;
+        }, 400);
         return;
       }
       res.end(name);
@@ -111,7 +163,10 @@ test('draining a host: it gets no new requests while its stream under way finish
   const long = fetchRaw(`${gw.url}/long`); // round-robin: the first request goes to a
   await new Promise((r) => setTimeout(r, 100));
   assert.deepEqual(servedBy, ['a']);
-  const drained = await fetch(`${gw.adminUrl}/api/drain`, { method: 'PUT', body: JSON.stringify({ upstream: 'music', host: a.address, drain: true }) });
+  const drained = await fetch(`${gw.adminUrl}/api/drain`, {
+    method: 'PUT',
+    body: JSON.stringify({ upstream: 'music', host: a.address, drain: true }),
+  });
   assert.equal(drained.status, 200);
   assert.equal(((await drained.json()) as { state: string }).state, 'draining');
   for (let i = 0; i < 10; i++) assert.equal((await fetchRaw(`${gw.url}/x`)).body.toString(), 'b');
@@ -119,9 +174,20 @@ test('draining a host: it gets no new requests while its stream under way finish
   assert.equal(finished.complete, true);
   assert.equal(finished.body.toString(), '1234567890');
   assert.equal(streamDone, true);
-  await fetch(`${gw.adminUrl}/api/drain`, { method: 'PUT', body: JSON.stringify({ upstream: 'music', host: a.address, drain: false }) });
+  await fetch(`${gw.adminUrl}/api/drain`, {
+    method: 'PUT',
+    body: JSON.stringify({ upstream: 'music', host: a.address, drain: false }),
+  });
   const after = new Set<string>();
   for (let i = 0; i < 6; i++) after.add((await fetchRaw(`${gw.url}/x`)).body.toString());
   assert.ok(after.has('a'), 'back in rotation');
-  assert.equal((await fetch(`${gw.adminUrl}/api/drain`, { method: 'PUT', body: JSON.stringify({ upstream: 'music', host: '127.0.0.9:1', drain: true }) })).status, 404);
+  assert.equal(
+    (
+      await fetch(`${gw.adminUrl}/api/drain`, {
+        method: 'PUT',
+        body: JSON.stringify({ upstream: 'music', host: '127.0.0.9:1', drain: true }),
+      })
+    ).status,
+    404,
+  );
 });

@@ -8,17 +8,24 @@ import assert from 'node:assert/strict';
 import { fetchRaw, httpUpstream, minimalConfig, startGateway } from './support/harness.js';
 
 const cleanups: Array<() => unknown> = [];
-after(async () => { for (const c of cleanups.reverse()) await c(); });
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
 
 test('a held-up event loop sheds new requests with 503 connection_limit_reached, then recovers', async () => {
   const up = await httpUpstream((_req, res) => res.end('ok'));
   const gw = await startGateway(minimalConfig([up.address], { top: { server: { maxEventLoopDelay: '200ms' } } }));
-  cleanups.push(() => gw.close(), () => up.close());
+  cleanups.push(
+    () => gw.close(),
+    () => up.close(),
+  );
   assert.equal((await fetchRaw(`${gw.url}/x`)).status, 200);
   await new Promise((r) => setTimeout(r, 150));
   // The gateway runs in this process: hold its event loop up for 500 ms.
   const until = Date.now() + 500;
-  while (Date.now() < until) { /* busy */ }
+  while (Date.now() < until) {
+    /* busy */
+  }
   await new Promise((r) => setTimeout(r, 20)); // let the guard's check run
   const shed = await fetchRaw(`${gw.url}/x`);
   assert.equal(shed.status, 503);

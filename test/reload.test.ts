@@ -10,16 +10,24 @@ import { httpUpstream } from './support/harness.js';
 import { startChildGateway } from './support/child-gateway.js';
 
 const cleanups: Array<() => unknown> = [];
-after(async () => { for (const c of cleanups.reverse()) await c(); });
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
 
 test('POST /api/reload and SIGHUP apply the edited file; an invalid one is refused and the old configuration stays', async () => {
   const a = await httpUpstream((_req, res) => res.end('from a'));
   const b = await httpUpstream((_req, res) => res.end('from b'));
   const c = await httpUpstream((_req, res) => res.end('from c'));
-  cleanups.push(() => a.close(), () => b.close(), () => c.close());
+  cleanups.push(
+    () => a.close(),
+    () => b.close(),
+    () => c.close(),
+  );
   const gw = await startChildGateway(a.address);
-  cleanups.push(() => { if (gw.child.exitCode === null) gw.child.kill('SIGKILL'); });
-  const body = async () => (await (await fetch(`${gw.url}/x`)).text());
+  cleanups.push(() => {
+    if (gw.child.exitCode === null) gw.child.kill('SIGKILL');
+  });
+  const body = async () => await (await fetch(`${gw.url}/x`)).text();
   assert.equal(await body(), 'from a');
 
   const original = readFileSync(gw.file, 'utf8');
@@ -47,10 +55,15 @@ test('POST /api/reload and SIGHUP apply the edited file; an invalid one is refus
 test('with --watch the gateway reloads when its file is replaced; an invalid edit is logged with its line and the old configuration stays', async () => {
   const a = await httpUpstream((_req, res) => res.end('from a'));
   const b = await httpUpstream((_req, res) => res.end('from b'));
-  cleanups.push(() => a.close(), () => b.close());
+  cleanups.push(
+    () => a.close(),
+    () => b.close(),
+  );
   const gw = await startChildGateway(a.address, '', ['--watch']);
-  cleanups.push(() => { if (gw.child.exitCode === null) gw.child.kill('SIGKILL'); });
-  const body = async () => (await (await fetch(`${gw.url}/x`)).text());
+  cleanups.push(() => {
+    if (gw.child.exitCode === null) gw.child.kill('SIGKILL');
+  });
+  const body = async () => await (await fetch(`${gw.url}/x`)).text();
   const waitFor = async (what: () => Promise<boolean> | boolean): Promise<void> => {
     const deadline = Date.now() + 5000;
     while (!(await what()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));

@@ -13,10 +13,15 @@ import { closedPort, httpUpstream, minimalConfig, startGateway, tcpUpstream } fr
 import { runLoad } from './support/load.js';
 
 const cleanups: Array<() => unknown> = [];
-after(async () => { for (const c of cleanups.reverse()) await c(); });
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
 
 async function okHost(name: string) {
-  const up = await httpUpstream((req, res) => { req.resume(); req.on('end', () => res.end(`served by ${name}`)); });
+  const up = await httpUpstream((req, res) => {
+    req.resume();
+    req.on('end', () => res.end(`served by ${name}`));
+  });
   cleanups.push(() => up.close());
   return up;
 }
@@ -39,10 +44,17 @@ test('one dead host of four: no failed GETs', async () => {
 
 test('of three hosts one dead and one answering 503 at once: the third serves everyone', async () => {
   const good = await okHost('c');
-  const storm = await httpUpstream((req, res) => { req.resume(); res.writeHead(503, { 'retry-after': '2' }).end('busy'); });
+  const storm = await httpUpstream((req, res) => {
+    req.resume();
+    res.writeHead(503, { 'retry-after': '2' }).end('busy');
+  });
   cleanups.push(() => storm.close());
   const dead = await closedPort();
-  const gw = await startGateway(minimalConfig([`127.0.0.1:${dead}`, storm.address, good.address], { upstream: { healthCheck: { enabled: true, interval: '200ms', path: '/' } } }));
+  const gw = await startGateway(
+    minimalConfig([`127.0.0.1:${dead}`, storm.address, good.address], {
+      upstream: { healthCheck: { enabled: true, interval: '200ms', path: '/' } },
+    }),
+  );
   cleanups.push(() => gw.close());
   await new Promise((r) => setTimeout(r, 600)); // health checks find the dead host
   const load = await runLoad(`${gw.url}/track`, { total: 300, concurrency: 6 });
@@ -74,7 +86,9 @@ async function racyKeepAliveHost(deliveries: Map<string, number>) {
     socket.on('error', () => {});
     let buffered = '';
     let idle: NodeJS.Timeout | undefined;
-    const armIdle = (): void => { idle = setTimeout(() => socket.destroy(), 20); };
+    const armIdle = (): void => {
+      idle = setTimeout(() => socket.destroy(), 20);
+    };
     armIdle();
     socket.on('data', (chunk) => {
       clearTimeout(idle);
@@ -94,7 +108,13 @@ async function racyKeepAliveHost(deliveries: Map<string, number>) {
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  cleanups.push(() => new Promise<void>((r) => { for (const s of sockets) s.destroy(); server.close(() => r()); }));
+  cleanups.push(
+    () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  );
   return `127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
@@ -106,14 +126,21 @@ test('keep-alive close races (upstream idle timeout ≈ 20 ms, requests spaced n
   const failures: string[] = [];
   for (let i = 0; i < 200; i++) {
     const method = i % 2 === 0 ? 'GET' : 'POST';
-    const load = await runLoad(`${gw.url}/x`, { total: 1, concurrency: 1, method, body: method === 'POST' ? () => `post-${i}` : undefined });
+    const load = await runLoad(`${gw.url}/x`, {
+      total: 1,
+      concurrency: 1,
+      method,
+      body: method === 'POST' ? () => `post-${i}` : undefined,
+    });
     if (load.byStatus[200] !== 1) failures.push(`${method} #${i}: ${JSON.stringify(load.byStatus)}`);
     await new Promise((r) => setTimeout(r, 17 + Math.random() * 6));
   }
   assert.deepEqual(failures, []);
   const twice = [...deliveries.entries()].filter(([, n]) => n > 1);
   assert.deepEqual(twice, [], 'no POST was delivered twice');
-  const raced = gw.logs.filter((l) => Array.isArray(l.retries) && (l.retries as string[]).includes('connection_terminated_reused')).length;
+  const raced = gw.logs.filter(
+    (l) => Array.isArray(l.retries) && (l.retries as string[]).includes('connection_terminated_reused'),
+  ).length;
   t.diagnostic(`keep-alive races absorbed by a retry: ${raced}`);
   assert.ok(raced > 0, 'the race actually happened and was absorbed');
 });
@@ -133,11 +160,18 @@ test('total outage: every request answered fast with an explained 502, attempts 
 
 test('POSTs against a host that reads the body then resets: never delivered twice, answered with an explained 502', async () => {
   const seen = new Map<string, number>();
-  const count = (body: string): void => { seen.set(body, (seen.get(body) ?? 0) + 1); };
+  const count = (body: string): void => {
+    seen.set(body, (seen.get(body) ?? 0) + 1);
+  };
   const good = await httpUpstream((req, res) => {
     let body = '';
-    req.on('data', (c: Buffer) => { body += c.toString(); });
-    req.on('end', () => { count(body); res.end('stored'); });
+    req.on('data', (c: Buffer) => {
+      body += c.toString();
+    });
+    req.on('end', () => {
+      count(body);
+      res.end('stored');
+    });
   });
   cleanups.push(() => good.close());
   const resetter = await tcpUpstream((s) => {
@@ -146,14 +180,28 @@ test('POSTs against a host that reads the body then resets: never delivered twic
       data += c.toString();
       const end = data.indexOf('\r\n\r\n');
       const length = Number(/content-length: *(\d+)/i.exec(data)?.[1] ?? -1);
-      if (end !== -1 && data.length >= end + 4 + length) { count(data.slice(end + 4, end + 4 + length)); s.resetAndDestroy(); }
+      if (end !== -1 && data.length >= end + 4 + length) {
+        count(data.slice(end + 4, end + 4 + length));
+        s.resetAndDestroy();
+      }
     });
   });
   cleanups.push(() => resetter.close());
-  const gw = await startGateway(minimalConfig([good.address, resetter.address], { upstream: { outlierDetection: { consecutiveFailures: 1000 } } }));
+  const gw = await startGateway(
+    minimalConfig([good.address, resetter.address], { upstream: { outlierDetection: { consecutiveFailures: 1000 } } }),
+  );
   cleanups.push(() => gw.close());
-  const load = await runLoad(`${gw.url}/orders`, { total: 100, concurrency: 4, method: 'POST', body: (i) => `order-${i}` });
-  assert.deepEqual([...seen.values()].filter((n) => n > 1), [], 'no order delivered twice');
+  const load = await runLoad(`${gw.url}/orders`, {
+    total: 100,
+    concurrency: 4,
+    method: 'POST',
+    body: (i) => `order-${i}`,
+  });
+  assert.deepEqual(
+    [...seen.values()].filter((n) => n > 1),
+    [],
+    'no order delivered twice',
+  );
   assert.equal(seen.size, 100, 'every order reached exactly one host');
   assert.ok((load.byStatus[502] ?? 0) > 0, 'orders that met the resetting host were not retried');
   assert.equal((load.byStatus[200] ?? 0) + (load.byStatus[502] ?? 0), 100);
@@ -163,27 +211,52 @@ test('POSTs against a host that reads the body then resets: never delivered twic
 
 /** A replica in its own process, on a fixed port, that can be killed and started again. */
 async function startReplica(port: number, name: string): Promise<ChildProcess> {
-  const child = fork(new URL('./support/fault-host.mjs', import.meta.url), [String(port), name], { stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
-  await new Promise<void>((resolve, reject) => { child.once('message', () => resolve()); child.once('exit', (c) => reject(new Error(`replica exited ${c}`))); });
+  const child = fork(new URL('./support/fault-host.mjs', import.meta.url), [String(port), name], {
+    stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.once('message', () => resolve());
+    child.once('exit', (c) => reject(new Error(`replica exited ${c}`)));
+  });
   return child;
 }
 
 test('a host killed under load, then restarted: no failed GETs, and it rejoins', async () => {
   const ports = [await closedPort(), await closedPort(), await closedPort()];
   const replicas = await Promise.all(ports.map((p, i) => startReplica(p, `r${i}`)));
-  cleanups.push(() => { for (const r of replicas) r.kill('SIGKILL'); });
-  const gw = await startGateway(minimalConfig(ports.map((p) => `127.0.0.1:${p}`), {
-    upstream: { healthCheck: { enabled: true, interval: '200ms', timeout: '200ms', healthyThreshold: 1, unhealthyThreshold: 1 }, slowStart: '300ms' },
-  }));
+  cleanups.push(() => {
+    for (const r of replicas) r.kill('SIGKILL');
+  });
+  const gw = await startGateway(
+    minimalConfig(
+      ports.map((p) => `127.0.0.1:${p}`),
+      {
+        upstream: {
+          healthCheck: {
+            enabled: true,
+            interval: '200ms',
+            timeout: '200ms',
+            healthyThreshold: 1,
+            unhealthyThreshold: 1,
+          },
+          slowStart: '300ms',
+        },
+      },
+    ),
+  );
   cleanups.push(() => gw.close());
   const victim = `127.0.0.1:${ports[1]}`;
   let restartedAt = Infinity;
   const load = await runLoad(`${gw.url}/track`, {
-    total: 1200, concurrency: 6,
+    total: 1200,
+    concurrency: 6,
     onProgress: (done) => {
       if (done === 300) replicas[1]!.kill('SIGKILL');
       if (done === 700) {
-        void startReplica(ports[1]!, 'r1-again').then((child) => { replicas.push(child); restartedAt = Date.now(); });
+        void startReplica(ports[1]!, 'r1-again').then((child) => {
+          replicas.push(child);
+          restartedAt = Date.now();
+        });
       }
     },
   });
@@ -193,13 +266,18 @@ test('a host killed under load, then restarted: no failed GETs, and it rejoins',
   await new Promise((r) => setTimeout(r, 600));
   const more = await runLoad(`${gw.url}/track`, { total: 300, concurrency: 6 });
   assert.deepEqual(more.byStatus, { 200: 300 });
-  const servedAfterRestart = gw.logs.filter((l) => l.msg === 'request' && l.host === victim && Number(l.time) > restartedAt).length;
+  const servedAfterRestart = gw.logs.filter(
+    (l) => l.msg === 'request' && l.host === victim && Number(l.time) > restartedAt,
+  ).length;
   assert.ok(servedAfterRestart > 20, `the restarted host rejoined (${servedAfterRestart} requests after restart)`);
 });
 
-test('one host of three 10× slower: p99 close to the fast hosts\'', async (t) => {
+test("one host of three 10× slower: p99 close to the fast hosts'", async (t) => {
   const delayed = async (ms: number) => {
-    const up = await httpUpstream((req, res) => { req.resume(); setTimeout(() => res.end('ok'), ms); });
+    const up = await httpUpstream((req, res) => {
+      req.resume();
+      setTimeout(() => res.end('ok'), ms);
+    });
     cleanups.push(() => up.close());
     return up;
   };
@@ -219,14 +297,25 @@ test('a host frozen under load (SIGSTOP): every GET answered 200, p99 ≤ 1 s', 
   const ports = [await closedPort(), await closedPort(), await closedPort()];
   const replicas = await Promise.all(ports.map((p, i) => startReplica(p, `f${i}`)));
   const frozen = replicas[2]!;
-  cleanups.push(() => { process.kill(frozen.pid!, 'SIGCONT'); for (const r of replicas) r.kill('SIGKILL'); });
-  const gw = await startGateway(minimalConfig(ports.map((p) => `127.0.0.1:${p}`), {
-    upstream: { healthCheck: { enabled: true, interval: '500ms', timeout: '250ms' } },
-  }));
+  cleanups.push(() => {
+    process.kill(frozen.pid!, 'SIGCONT');
+    for (const r of replicas) r.kill('SIGKILL');
+  });
+  const gw = await startGateway(
+    minimalConfig(
+      ports.map((p) => `127.0.0.1:${p}`),
+      {
+        upstream: { healthCheck: { enabled: true, interval: '500ms', timeout: '250ms' } },
+      },
+    ),
+  );
   cleanups.push(() => gw.close());
   const load = await runLoad(`${gw.url}/track`, {
-    total: 1500, concurrency: 6,
-    onProgress: (done) => { if (done === 300) process.kill(frozen.pid!, 'SIGSTOP'); },
+    total: 1500,
+    concurrency: 6,
+    onProgress: (done) => {
+      if (done === 300) process.kill(frozen.pid!, 'SIGSTOP');
+    },
   });
   const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
   const hedges = /gangway_hedges_total\{upstream="music"\} (\d+)/.exec(metrics)?.[1] ?? '0';

@@ -10,8 +10,10 @@ import { httpUpstream } from './support/harness.js';
 
 const major = (version: string): number => Number(/^v(\d+)\./.exec(version)?.[1]);
 
-test('the tests run on Node.js 24 or newer, as package.json\'s engines say', () => {
-  const engines = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { engines: { node: string } }).engines.node;
+test("the tests run on Node.js 24 or newer, as package.json's engines say", () => {
+  const engines = (
+    JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { engines: { node: string } }
+  ).engines.node;
   const required = Number(/(\d+)\./.exec(engines)?.[1]);
   assert.ok(required >= 24, `engines.node is ${engines}`);
   assert.ok(major(process.version) >= required, `running on ${process.version}, engines say ${engines}`);
@@ -21,7 +23,10 @@ test('a gateway started from the command line runs on the same Node.js and says 
   const up = await httpUpstream((_req, res) => res.end('ok'));
   const gw = await startChildGateway(up.address);
   try {
-    const listening = gw.output().split('\n').find((l) => l.includes('gangway listening'))!;
+    const listening = gw
+      .output()
+      .split('\n')
+      .find((l) => l.includes('gangway listening'))!;
     const node = (JSON.parse(listening) as { node: string }).node;
     assert.equal(node, process.version);
     assert.ok(major(node) >= 24);

@@ -13,11 +13,19 @@ import { Timeline } from '../src/observe/timeline.js';
 import { closedPort, fetchRaw, httpUpstream, startGateway } from './support/harness.js';
 
 const cleanups: Array<() => unknown> = [];
-after(async () => { for (const c of cleanups.reverse()) await c(); });
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
 
 interface Status {
   overall: string;
-  services: Array<{ name: string; state: string; reason?: string; servers: { in_rotation: number; total: number }; last_minute: { requests: number; errors: number } }>;
+  services: Array<{
+    name: string;
+    state: string;
+    reason?: string;
+    servers: { in_rotation: number; total: number };
+    last_minute: { requests: number; errors: number };
+  }>;
   maintenance: { active: Array<{ message?: string }>; scheduled: Array<{ start: string; message?: string }> };
   incidents: Array<{ route: string; cause: string; ongoing: boolean; errors: number }>;
   history?: { t: number[]; rps: number[]; error_pct: number[]; p99_ms: Array<number | null> };
@@ -27,30 +35,50 @@ interface Status {
 test('services are healthy, down (with the cause) or in maintenance; an error episode becomes an incident with its cause', async () => {
   const good = await httpUpstream((_req, res) => res.end('ok'));
   const dead = await closedPort();
-  const gw = await startGateway({
-    upstreams: {
-      music: { hosts: [good.address], healthCheck: { enabled: false } },
-      covers: { hosts: [`127.0.0.1:${dead}`], healthCheck: { enabled: false }, retries: { attempts: 1 } },
-      podcasts: { hosts: [good.address], healthCheck: { enabled: false } },
+  const gw = await startGateway(
+    {
+      upstreams: {
+        music: { hosts: [good.address], healthCheck: { enabled: false } },
+        covers: { hosts: [`127.0.0.1:${dead}`], healthCheck: { enabled: false }, retries: { attempts: 1 } },
+        podcasts: { hosts: [good.address], healthCheck: { enabled: false } },
+      },
+      routes: [
+        { name: 'music', match: { path: '/music' }, upstream: 'music' },
+        { name: 'covers', match: { path: '/covers' }, upstream: 'covers' },
+        { name: 'podcasts', match: { path: '/podcasts' }, upstream: 'podcasts' },
+      ],
+      maintenance: {
+        windows: [
+          {
+            start: new Date(Date.now() - 60_000).toISOString(),
+            end: new Date(Date.now() + 3_600_000).toISOString(),
+            message: 'Re-indexing',
+            routes: ['podcasts'],
+          },
+          {
+            start: new Date(Date.now() + 86_400_000).toISOString(),
+            end: new Date(Date.now() + 90_000_000).toISOString(),
+            message: 'Database upgrade',
+          },
+        ],
+      },
     },
-    routes: [
-      { name: 'music', match: { path: '/music' }, upstream: 'music' },
-      { name: 'covers', match: { path: '/covers' }, upstream: 'covers' },
-      { name: 'podcasts', match: { path: '/podcasts' }, upstream: 'podcasts' },
-    ],
-    maintenance: { windows: [
-      { start: new Date(Date.now() - 60_000).toISOString(), end: new Date(Date.now() + 3_600_000).toISOString(), message: 'Re-indexing', routes: ['podcasts'] },
-      { start: new Date(Date.now() + 86_400_000).toISOString(), end: new Date(Date.now() + 90_000_000).toISOString(), message: 'Database upgrade' },
-    ] },
-  }, { statusStepMs: 100 });
-  cleanups.push(() => gw.close(), () => good.close());
-  for (let i = 0; i < 10; i++) { await fetchRaw(`${gw.url}/music/a`); await fetchRaw(`${gw.url}/covers/a`); }
+    { statusStepMs: 100 },
+  );
+  cleanups.push(
+    () => gw.close(),
+    () => good.close(),
+  );
+  for (let i = 0; i < 10; i++) {
+    await fetchRaw(`${gw.url}/music/a`);
+    await fetchRaw(`${gw.url}/covers/a`);
+  }
   // Wait for the step holding the last request to close (a few 100 ms steps; longer on a busy machine).
   let status: Status;
   const deadline = Date.now() + 3000;
   do {
     await new Promise((r) => setTimeout(r, 150));
-    status = await (await fetch(`${gw.adminUrl}/api/status?history=1`)).json() as Status;
+    status = (await (await fetch(`${gw.adminUrl}/api/status?history=1`)).json()) as Status;
   } while ((status.incidents[0]?.errors ?? 0) < 10 && Date.now() < deadline);
   const byName = Object.fromEntries(status.services.map((s) => [s.name, s]));
   assert.equal(byName.music!.state, 'healthy');
@@ -62,9 +90,15 @@ test('services are healthy, down (with the cause) or in maintenance; an error ep
   assert.equal(status.overall, 'partial_outage');
   assert.equal(status.maintenance.active[0]!.message, 'Re-indexing');
   assert.equal(status.maintenance.scheduled[0]!.message, 'Database upgrade');
-  assert.deepEqual(status.incidents.map((i) => [i.route, i.cause, i.ongoing, i.errors]), [['covers', 'connection_refused', true, 10]]);
+  assert.deepEqual(
+    status.incidents.map((i) => [i.route, i.cause, i.ongoing, i.errors]),
+    [['covers', 'connection_refused', true, 10]],
+  );
   assert.ok(status.history!.t.length >= 2);
-  assert.ok(status.history!.error_pct.some((v) => v >= 40 && v <= 60), `the hour's chart shows about half the requests failing: ${status.history!.error_pct}`);
+  assert.ok(
+    status.history!.error_pct.some((v) => v >= 40 && v <= 60),
+    `the hour's chart shows about half the requests failing: ${status.history!.error_pct}`,
+  );
   assert.ok(status.upstreams, 'the admin view has the hosts');
   assert.ok(gw.logs.some((l) => l.msg === 'incident: elevated error rate' && l.route === 'covers'));
 });
@@ -72,7 +106,9 @@ test('services are healthy, down (with the cause) or in maintenance; an error ep
 test('an incident closes after a calm minute; response-time p99 is read within 10%', () => {
   const timeline = new Timeline(1000);
   const changes: string[] = [];
-  const detector = new IncidentDetector(timeline, (i, opened) => changes.push(`${opened ? 'open' : 'close'} ${i.route} ${i.cause}`));
+  const detector = new IncidentDetector(timeline, (i, opened) =>
+    changes.push(`${opened ? 'open' : 'close'} ${i.route} ${i.cause}`),
+  );
   for (let i = 0; i < 100; i++) timeline.record('api', 200, '', i + 1); // 1..100 ms
   for (let i = 0; i < 10; i++) timeline.record('api', 504, 'http_response_timeout', 10_000);
   timeline.closeStep();
@@ -81,7 +117,10 @@ test('an incident closes after a calm minute; response-time p99 is read within 1
   assert.equal(p.requests, 110);
   assert.ok(p.p99! >= 9000 && p.p99! <= 11000, `p99 ${p.p99}`);
   // A minute and a half of clean traffic: the incident closes.
-  for (let s = 0; s < 90; s++) { for (let i = 0; i < 20; i++) timeline.record('api', 200, '', 50); timeline.closeStep(); }
+  for (let s = 0; s < 90; s++) {
+    for (let i = 0; i < 20; i++) timeline.record('api', 200, '', 50);
+    timeline.closeStep();
+  }
   assert.deepEqual(changes, ['open api http_response_timeout', 'close api http_response_timeout']);
   const [incident] = detector.list();
   assert.equal(incident!.end !== null, true);
@@ -92,8 +131,17 @@ test('an incident closes after a calm minute; response-time p99 is read within 1
 
 test('the status page is served with its chart library, and open pages get every new step over server-sent events', async () => {
   const up = await httpUpstream((_req, res) => res.end('ok'));
-  const gw = await startGateway({ upstreams: { music: { hosts: [up.address], healthCheck: { enabled: false } } }, routes: [{ name: 'music', upstream: 'music' }] }, { statusStepMs: 200 });
-  cleanups.push(() => gw.close(), () => up.close());
+  const gw = await startGateway(
+    {
+      upstreams: { music: { hosts: [up.address], healthCheck: { enabled: false } } },
+      routes: [{ name: 'music', upstream: 'music' }],
+    },
+    { statusStepMs: 200 },
+  );
+  cleanups.push(
+    () => gw.close(),
+    () => up.close(),
+  );
   const page = await fetchRaw(`${gw.adminUrl}/status`);
   assert.equal(page.headers['content-type'], 'text/html; charset=utf-8');
   const html = page.body.toString();
@@ -110,7 +158,7 @@ test('the status page is served with its chart library, and open pages get every
     let buf = '';
     res.on('data', (c: Buffer) => {
       buf += c.toString();
-      let end;
+      let end: number;
       while ((end = buf.indexOf('\n\n')) >= 0) {
         const frame = buf.slice(0, end);
         buf = buf.slice(end + 2);
@@ -127,17 +175,24 @@ test('the status page is served with its chart library, and open pages get every
   assert.ok(events[0]!.history, 'the first event carries the hour so far');
   const points = events.filter((e) => e.point).map((e) => e.point as { rps: number[] });
   assert.ok(points.length >= 2, `live steps arrived (${points.length})`);
-  assert.ok(points.some((p) => p.rps[0]! > 0), 'a step shows the requests made');
+  assert.ok(
+    points.some((p) => p.rps[0]! > 0),
+    'a step shows the requests made',
+  );
 });
 
 test('a public status page on the main listener leaves host addresses out, and error pages link to it', async () => {
   const dead = await closedPort();
-  const gw = await startGateway({ upstreams: { music: { hosts: [`127.0.0.1:${dead}`], healthCheck: { enabled: false } } }, routes: [{ upstream: 'music' }], status: { path: '/_status' } });
+  const gw = await startGateway({
+    upstreams: { music: { hosts: [`127.0.0.1:${dead}`], healthCheck: { enabled: false } } },
+    routes: [{ upstream: 'music' }],
+    status: { path: '/_status' },
+  });
   cleanups.push(() => gw.close());
   const page = await fetchRaw(`${gw.url}/_status`);
   assert.equal(page.status, 200);
   assert.match(page.body.toString(), /<script src="\/_status\/uplot\.js"><\/script>/);
-  const json = await (await fetch(`${gw.url}/_status/status.json`)).json() as Status & Record<string, unknown>;
+  const json = (await (await fetch(`${gw.url}/_status/status.json`)).json()) as Status & Record<string, unknown>;
   assert.equal(json.upstreams, undefined);
   assert.doesNotMatch(JSON.stringify(json), new RegExp(`127\\.0\\.0\\.1:${dead}`));
   const failed = await fetchRaw(`${gw.url}/track`, { headers: { accept: 'text/html' } });

@@ -15,7 +15,9 @@ import { httpUpstream, minimalConfig, startGateway } from './support/harness.js'
 import { memoryOf, startChildGateway } from './support/child-gateway.js';
 
 const cleanups: Array<() => unknown> = [];
-after(async () => { for (const c of cleanups.reverse()) await c(); });
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -25,7 +27,10 @@ function streamingUpstream(total: number) {
   const block = Buffer.alloc(64 * 1024, 'g');
   const state = { written: 0 };
   const server = httpUpstream((req, res) => {
-    if (req.url === '/warm') { res.end('ok'); return; }
+    if (req.url === '/warm') {
+      res.end('ok');
+      return;
+    }
     res.writeHead(200, { 'content-length': String(total), 'content-type': 'application/octet-stream' });
     let sent = 0;
     const pump = (): void => {
@@ -33,7 +38,10 @@ function streamingUpstream(total: number) {
         const n = Math.min(block.length, total - sent);
         sent += n;
         state.written += n;
-        if (!res.write(n === block.length ? block : block.subarray(0, n))) { res.once('drain', pump); return; }
+        if (!res.write(n === block.length ? block : block.subarray(0, n))) {
+          res.once('drain', pump);
+          return;
+        }
       }
       res.end();
     };
@@ -42,38 +50,59 @@ function streamingUpstream(total: number) {
   return { server, state };
 }
 
-test('1 GiB streams through with the gateway\'s RSS growing by less than 128 MiB', async (t) => {
+test("1 GiB streams through with the gateway's RSS growing by less than 128 MiB", async (t) => {
   const { server, state } = streamingUpstream(GiB);
   const up = await server;
   cleanups.push(() => up.close());
   const gw = await startChildGateway(up.address);
-  cleanups.push(() => { if (gw.child.exitCode === null) gw.child.kill('SIGKILL'); });
+  cleanups.push(() => {
+    if (gw.child.exitCode === null) gw.child.kill('SIGKILL');
+  });
   // Warm up: one small exchange so pools, parsers and JIT are in place before the baseline.
-  await new Promise<void>((resolve, reject) => httpRequest(`${gw.url}/warm`, (r) => { r.resume(); r.on('end', resolve); }).on('error', reject).end());
+  await new Promise<void>((resolve, reject) =>
+    httpRequest(`${gw.url}/warm`, (r) => {
+      r.resume();
+      r.on('end', resolve);
+    })
+      .on('error', reject)
+      .end(),
+  );
   await new Promise((r) => setTimeout(r, 200));
   const before = memoryOf(gw.child.pid!);
 
   const received = await new Promise<number>((resolve, reject) => {
     httpRequest(`${gw.url}/gigabyte`, (res) => {
       let n = 0;
-      res.on('data', (c: Buffer) => { n += c.length; });
+      res.on('data', (c: Buffer) => {
+        n += c.length;
+      });
       res.on('end', () => resolve(n));
       res.on('error', reject);
-    }).on('error', reject).end();
+    })
+      .on('error', reject)
+      .end();
   });
   const after = memoryOf(gw.child.pid!);
   assert.equal(received, GiB);
   assert.ok(state.written >= GiB);
   const growth = after.peak - before.rss;
-  t.diagnostic(`gateway RSS ${(before.rss / MiB).toFixed(1)} MiB before, peak ${(after.peak / MiB).toFixed(1)} MiB during 1 GiB`);
-  assert.ok(growth < 128 * MiB, `peak RSS grew by ${(growth / MiB).toFixed(1)} MiB (from ${(before.rss / MiB).toFixed(1)} MiB)`);
+  t.diagnostic(
+    `gateway RSS ${(before.rss / MiB).toFixed(1)} MiB before, peak ${(after.peak / MiB).toFixed(1)} MiB during 1 GiB`,
+  );
+  assert.ok(
+    growth < 128 * MiB,
+    `peak RSS grew by ${(growth / MiB).toFixed(1)} MiB (from ${(before.rss / MiB).toFixed(1)} MiB)`,
+  );
 });
 
 test('a client that stops reading stops the upstream: nothing piles up in the gateway', async () => {
   const { server, state } = streamingUpstream(512 * MiB);
   const up = await server;
   const gw = await startGateway(minimalConfig([up.address]));
-  cleanups.push(() => gw.close(), () => up.close());
+  cleanups.push(
+    () => gw.close(),
+    () => up.close(),
+  );
   const req = httpRequest(`${gw.url}/big`);
   const res = await new Promise<import('node:http').IncomingMessage>((resolve) => req.on('response', resolve).end());
   res.pause();

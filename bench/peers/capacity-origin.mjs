@@ -10,7 +10,10 @@ const waiting = [];
 function work(res) {
   busy++;
   setTimeout(() => {
-    if (!res.destroyed) { res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '3' }); res.end('ok\n'); }
+    if (!res.destroyed) {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '3' });
+      res.end('ok\n');
+    }
     busy--;
     const next = waiting.shift();
     if (next) work(next);
@@ -19,9 +22,10 @@ function work(res) {
 
 const server = createServer((req, res) => {
   req.resume();
-  if (busy < slots) work(res); else waiting.push(res);
+  if (busy < slots) work(res);
+  else waiting.push(res);
 });
 server.keepAliveTimeout = 60_000;
 server.maxRequestsPerSocket = 0;
-server.listen(port, '127.0.0.1', () => process.send?.("ready"));
+server.listen(port, '127.0.0.1', () => process.send?.('ready'));
 process.on('SIGTERM', () => process.exit(0));

@@ -14,19 +14,29 @@ const etag = `"${createHash('sha256').update(blob).digest('hex').slice(0, 16)}"`
 createServer((req, res) => {
   req.resume();
   const answer = () => {
-    if (req.url !== '/blob') { res.writeHead(200, { 'content-type': 'text/plain', 'x-host': name }); res.end(`ok from ${name}\n`); return; }
+    if (req.url !== '/blob') {
+      res.writeHead(200, { 'content-type': 'text/plain', 'x-host': name });
+      res.end(`ok from ${name}\n`);
+      return;
+    }
     let [start, end, status] = [0, blob.length - 1, 200];
     const headers = { etag, 'accept-ranges': 'bytes', 'content-type': 'application/octet-stream' };
     const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
     if (range && (req.headers['if-range'] === undefined || req.headers['if-range'] === etag)) {
-      start = Number(range[1]); end = range[2] ? Number(range[2]) : end; status = 206;
+      start = Number(range[1]);
+      end = range[2] ? Number(range[2]) : end;
+      status = 206;
       headers['content-range'] = `bytes ${start}-${end}/${blob.length}`;
     }
     headers['content-length'] = String(end - start + 1);
     res.writeHead(status, headers);
     const part = blob.subarray(start, end + 1);
-    if (cutAt === undefined || status === 206) { res.end(part); return; }
+    if (cutAt === undefined || status === 206) {
+      res.end(part);
+      return;
+    }
     res.write(part.subarray(0, cutAt), () => setTimeout(() => res.socket?.resetAndDestroy(), 5));
   };
-  if (delay > 0) setTimeout(answer, delay); else answer();
+  if (delay > 0) setTimeout(answer, delay);
+  else answer();
 }).listen(port, '127.0.0.1', () => process.send?.('ready'));

@@ -11,12 +11,23 @@ createServer((req, res) => {
   const headers = {};
   for (const [k, v] of Object.entries(req.headers)) if (!HOP.has(k)) headers[k] = v;
   pool.stream(
-    { path: req.url, method: req.method, headers, body: req.method === 'GET' || req.method === 'HEAD' ? null : req, opaque: res },
+    {
+      path: req.url,
+      method: req.method,
+      headers,
+      body: req.method === 'GET' || req.method === 'HEAD' ? null : req,
+      opaque: res,
+    },
     ({ statusCode, headers: h, opaque }) => {
       for (const k of HOP) delete h[k];
       opaque.writeHead(statusCode, h);
       return opaque;
     },
-    (err) => { if (err && !res.headersSent) { res.statusCode = 502; res.end(); } else if (err) res.destroy(); },
+    (err) => {
+      if (err && !res.headersSent) {
+        res.statusCode = 502;
+        res.end();
+      } else if (err) res.destroy();
+    },
   );
 }).listen(port, '127.0.0.1', () => process.send?.('ready'));

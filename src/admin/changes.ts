@@ -14,7 +14,10 @@ import type { AdminFacts } from './server.js';
 /** The body of PUT /api/maintenance. */
 const maintenanceSwitch = z.strictObject({
   enabled: z.boolean(),
-  until: z.string().refine((v) => !Number.isNaN(Date.parse(v)), 'not an ISO 8601 date and time').optional(),
+  until: z
+    .string()
+    .refine((v) => !Number.isNaN(Date.parse(v)), 'not an ISO 8601 date and time')
+    .optional(),
   message: z.string().max(2000).optional(),
   routes: z.array(z.string().min(1)).min(1).optional(),
 });
@@ -22,39 +25,71 @@ const maintenanceSwitch = z.strictObject({
 const MAX_BODY = 64 * 1024;
 
 /** PUT /api/maintenance: switches maintenance on (optionally until a time, for some routes) or off. */
-export async function putMaintenance(facts: AdminFacts, runtime: Runtime, req: IncomingMessage, res: ServerResponse): Promise<void> {
+export async function putMaintenance(
+  facts: AdminFacts,
+  runtime: Runtime,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   if (!authorised(facts, req)) return unauthorised(res);
   const body = await readJson(req);
   if (body === undefined) return json(res, 400, { error: 'the body is not JSON (or over 64 KiB)' });
   const parsed = maintenanceSwitch.safeParse(body);
   if (!parsed.success) {
-    return json(res, 400, { error: 'invalid maintenance switch', problems: parsed.error.issues.map((i) => ({ path: formatPath(i.path as PropertyKey[]), message: i.message })) });
+    return json(res, 400, {
+      error: 'invalid maintenance switch',
+      problems: parsed.error.issues.map((i) => ({ path: formatPath(i.path as PropertyKey[]), message: i.message })),
+    });
   }
   const known = new Set(runtime.router.routes.map((r) => r.name));
   const unknown = parsed.data.routes?.filter((r) => !known.has(r)) ?? [];
-  if (unknown.length > 0) return json(res, 400, { error: 'invalid maintenance switch', problems: unknown.map((r) => ({ path: 'routes', message: `no route named "${r}"` })) });
+  if (unknown.length > 0)
+    return json(res, 400, {
+      error: 'invalid maintenance switch',
+      problems: unknown.map((r) => ({ path: 'routes', message: `no route named "${r}"` })),
+    });
   const { enabled, until, message, routes } = parsed.data;
-  runtime.maintenance.override = { enabled, until: until === undefined ? undefined : Date.parse(until), message, routes };
-  runtime.logger.warn({ enabled, until, message, routes }, enabled ? 'maintenance switched on' : 'maintenance switched off');
+  runtime.maintenance.override = {
+    enabled,
+    until: until === undefined ? undefined : Date.parse(until),
+    message,
+    routes,
+  };
+  runtime.logger.warn(
+    { enabled, until, message, routes },
+    enabled ? 'maintenance switched on' : 'maintenance switched off',
+  );
   return json(res, 200, runtime.maintenance.describe(runtime.config));
 }
 
 const drainSwitch = z.strictObject({ upstream: z.string().min(1), host: z.string().min(1), drain: z.boolean() });
 
 /** PUT /api/drain: takes one host out of rotation (or back), letting its requests under way finish. */
-export async function putDrain(facts: AdminFacts, runtime: Runtime, req: IncomingMessage, res: ServerResponse): Promise<void> {
+export async function putDrain(
+  facts: AdminFacts,
+  runtime: Runtime,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   if (!authorised(facts, req)) return unauthorised(res);
   const body = await readJson(req);
   if (body === undefined) return json(res, 400, { error: 'the body is not JSON (or over 64 KiB)' });
   const parsed = drainSwitch.safeParse(body);
-  if (!parsed.success) return json(res, 400, { error: 'invalid drain switch', problems: parsed.error.issues.map((i) => ({ path: formatPath(i.path as PropertyKey[]), message: i.message })) });
+  if (!parsed.success)
+    return json(res, 400, {
+      error: 'invalid drain switch',
+      problems: parsed.error.issues.map((i) => ({ path: formatPath(i.path as PropertyKey[]), message: i.message })),
+    });
   const { upstream, host, drain } = parsed.data;
   const target = runtime.pools.get(upstream)?.hosts.find((h) => h.label === host);
   if (target === undefined) return json(res, 404, { error: `no host ${host} in upstream ${upstream}` });
   target.draining = drain;
   if (drain) runtime.maintenance.drained.add(`${upstream}/${host}`);
   else runtime.maintenance.drained.delete(`${upstream}/${host}`);
-  runtime.logger.warn({ upstream, host, drain, outstanding: target.outstanding }, drain ? 'host draining' : 'host back in rotation');
+  runtime.logger.warn(
+    { upstream, host, drain, outstanding: target.outstanding },
+    drain ? 'host draining' : 'host back in rotation',
+  );
   return json(res, 200, { upstream, host, state: target.state(Date.now()), outstanding: target.outstanding });
 }
 
@@ -64,18 +99,29 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
     raw += (chunk as Buffer).toString();
     if (raw.length > MAX_BODY) return undefined;
   }
-  try { return JSON.parse(raw); } catch { return undefined; }
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
 }
 
 /** POST /api/reload: applies the configuration file again; an invalid file is refused with its problems and the running configuration stays. */
 export async function postReload(facts: AdminFacts, req: IncomingMessage, res: ServerResponse): Promise<void> {
   if (!authorised(facts, req)) return unauthorised(res);
-  if (facts.reload === undefined) return json(res, 409, { error: 'this gateway was not started from a configuration file; use reload() of the library' });
+  if (facts.reload === undefined)
+    return json(res, 409, {
+      error: 'this gateway was not started from a configuration file; use reload() of the library',
+    });
   try {
     await facts.reload();
   } catch (err) {
     // The gateway logged the refusal; the operator gets the problems too.
-    if (err instanceof ConfigError) return json(res, 400, { error: 'configuration refused; the running configuration stays', problems: err.problems });
+    if (err instanceof ConfigError)
+      return json(res, 400, {
+        error: 'configuration refused; the running configuration stays',
+        problems: err.problems,
+      });
     throw err;
   }
   const runtime = facts.current();

@@ -3,7 +3,7 @@ import type { ServerResponse } from 'node:http';
 
 export function json(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
   res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...extra });
-  res.end(JSON.stringify(body, null, 2) + '\n');
+  res.end(`${JSON.stringify(body, null, 2)}\n`);
 }
 
 export function text(res: ServerResponse, status: number, body: string): void {

@@ -39,7 +39,13 @@ async function answer(facts: AdminFacts, req: IncomingMessage, res: ServerRespon
   if (path === '/api/reload' && req.method === 'POST') return postReload(facts, req, res);
   if (path === '/api/drain' && req.method === 'PUT') return putDrain(facts, runtime, req, res);
   if (req.method === 'GET' && serveStatusPage(facts.status, req, res, '/status', false)) return;
-  if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: `${req.method} is not served at ${path}` }, { allow: path === '/api/maintenance' ? 'GET, HEAD, PUT' : 'GET, HEAD' });
+  if (req.method !== 'GET' && req.method !== 'HEAD')
+    return json(
+      res,
+      405,
+      { error: `${req.method} is not served at ${path}` },
+      { allow: path === '/api/maintenance' ? 'GET, HEAD, PUT' : 'GET, HEAD' },
+    );
   switch (path) {
     case '/healthz':
       return text(res, 200, 'ok\n');
@@ -52,10 +58,26 @@ async function answer(facts: AdminFacts, req: IncomingMessage, res: ServerRespon
       return;
     }
     case '/api/status':
-      return json(res, 200, buildStatus(facts.status(), { public: false, history: (req.url ?? '').includes('history=1') }));
+      return json(
+        res,
+        200,
+        buildStatus(facts.status(), { public: false, history: (req.url ?? '').includes('history=1') }),
+      );
     case '/api/maintenance':
       return json(res, 200, runtime.maintenance.describe(runtime.config));
     default:
-      return json(res, 404, { error: `no admin endpoint ${path}`, endpoints: ['/healthz', '/readyz', '/metrics', '/api/status', '/status', '/api/maintenance', 'POST /api/reload', 'PUT /api/drain'] });
+      return json(res, 404, {
+        error: `no admin endpoint ${path}`,
+        endpoints: [
+          '/healthz',
+          '/readyz',
+          '/metrics',
+          '/api/status',
+          '/status',
+          '/api/maintenance',
+          'POST /api/reload',
+          'PUT /api/drain',
+        ],
+      });
   }
 }

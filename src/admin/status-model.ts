@@ -39,12 +39,25 @@ export function buildStatus(s: StatusSources, opts: { public: boolean; history: 
     const shedding = pool.gate !== undefined && pool.gate.waiting > 0;
     let state: ServiceState = 'healthy';
     let reason: string | undefined;
-    if (maintenance) { state = 'maintenance'; reason = maintenance.message ?? 'planned maintenance'; }
-    else if (inRotation === 0) { state = 'down'; reason = 'no server of the service is in rotation'; }
-    else if (rate >= DOWN_RATE) { state = 'down'; reason = `${pct(rate)} of requests failed in the last minute (${topCause(recent)})`; }
-    else if (rate >= DEGRADED_RATE) { state = 'degraded'; reason = `${pct(rate)} of requests failed in the last minute (${topCause(recent)})`; }
-    else if (inRotation < pool.hosts.length) { state = 'degraded'; reason = `${pool.hosts.length - inRotation} of ${pool.hosts.length} servers out of rotation`; }
-    else if (shedding) { state = 'degraded'; reason = 'at its concurrency limit: some requests are turned away'; }
+    if (maintenance) {
+      state = 'maintenance';
+      reason = maintenance.message ?? 'planned maintenance';
+    } else if (inRotation === 0) {
+      state = 'down';
+      reason = 'no server of the service is in rotation';
+    } else if (rate >= DOWN_RATE) {
+      state = 'down';
+      reason = `${pct(rate)} of requests failed in the last minute (${topCause(recent)})`;
+    } else if (rate >= DEGRADED_RATE) {
+      state = 'degraded';
+      reason = `${pct(rate)} of requests failed in the last minute (${topCause(recent)})`;
+    } else if (inRotation < pool.hosts.length) {
+      state = 'degraded';
+      reason = `${pool.hosts.length - inRotation} of ${pool.hosts.length} servers out of rotation`;
+    } else if (shedding) {
+      state = 'degraded';
+      reason = 'at its concurrency limit: some requests are turned away';
+    }
     return {
       name: route.name,
       upstream: pool.name,
@@ -68,7 +81,11 @@ export function buildStatus(s: StatusSources, opts: { public: boolean; history: 
     body.version = s.version;
     body.uptime_s = Math.round((now - s.startedAt) / 1000);
     body.draining = runtime.draining;
-    body.routes = runtime.router.routes.map((r) => ({ name: r.name, upstream: r.upstream.name, priority: PRIORITIES[r.priority] }));
+    body.routes = runtime.router.routes.map((r) => ({
+      name: r.name,
+      upstream: r.upstream.name,
+      priority: PRIORITIES[r.priority],
+    }));
     body.upstreams = [...runtime.pools.values()].map((p) => ({
       name: p.name,
       balance: p.config.balance,
@@ -112,11 +129,20 @@ function maintenanceOf(runtime: Runtime, now: number): Record<string, unknown> {
   const o = runtime.maintenance.override;
   const active: Array<Record<string, unknown>> = [];
   if (o.enabled && (o.until === undefined || now < o.until)) {
-    active.push({ routes: o.routes ?? 'all', message: o.message, until: o.until === undefined ? undefined : new Date(o.until).toISOString() });
+    active.push({
+      routes: o.routes ?? 'all',
+      message: o.message,
+      until: o.until === undefined ? undefined : new Date(o.until).toISOString(),
+    });
   }
   const scheduled: Array<Record<string, unknown>> = [];
   for (const w of runtime.config.maintenance.windows) {
-    const entry = { routes: w.routes ?? 'all', message: w.message, start: new Date(w.start).toISOString(), end: new Date(w.end).toISOString() };
+    const entry = {
+      routes: w.routes ?? 'all',
+      message: w.message,
+      start: new Date(w.start).toISOString(),
+      end: new Date(w.end).toISOString(),
+    };
     if (now >= w.start && now < w.end) active.push({ ...entry, until: entry.end });
     else if (w.start > now) scheduled.push(entry);
   }
@@ -125,13 +151,24 @@ function maintenanceOf(runtime: Runtime, now: number): Record<string, unknown> {
 
 function incidentJson(i: Incident): Record<string, unknown> {
   return {
-    id: i.id, route: i.route, cause: i.cause, ongoing: i.end === null,
-    start: new Date(i.start).toISOString(), end: i.end === null ? null : new Date(i.end).toISOString(),
-    errors: i.errors, requests: i.requests, peak_error_rate: round(i.peakErrorRate, 4),
+    id: i.id,
+    route: i.route,
+    cause: i.cause,
+    ongoing: i.end === null,
+    start: new Date(i.start).toISOString(),
+    end: i.end === null ? null : new Date(i.end).toISOString(),
+    errors: i.errors,
+    requests: i.requests,
+    peak_error_rate: round(i.peakErrorRate, 4),
   };
 }
 
-function sum(points: TimelinePoint[]): { requests: number; errors: number; p99: number | null; causes: Record<string, number> } {
+function sum(points: TimelinePoint[]): {
+  requests: number;
+  errors: number;
+  p99: number | null;
+  causes: Record<string, number>;
+} {
   let requests = 0;
   let errors = 0;
   let p99: number | null = null;

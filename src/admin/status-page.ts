@@ -30,7 +30,13 @@ const HEARTBEAT_MS = 15_000;
  * Answers a request under `base` ("/status"): the page, its script assets, its JSON and its
  * event stream. Returns false when the path is not the status page's.
  */
-export function serveStatusPage(sources: () => StatusSources, req: IncomingMessage, res: ServerResponse, base: string, isPublic: boolean): boolean {
+export function serveStatusPage(
+  sources: () => StatusSources,
+  req: IncomingMessage,
+  res: ServerResponse,
+  base: string,
+  isPublic: boolean,
+): boolean {
   const path = (req.url ?? '/').split('?')[0]!;
   if (path !== base && !path.startsWith(`${base}/`)) return false;
   const sub = path.slice(base.length);
@@ -39,7 +45,12 @@ export function serveStatusPage(sources: () => StatusSources, req: IncomingMessa
     case '/': {
       // Programs (`gangway doctor`, scripts) ask for JSON at the page's own address.
       if (/application\/json/.test(req.headers.accept ?? '') && !/text\/html/.test(req.headers.accept ?? '')) {
-        send(res, 200, 'application/json', JSON.stringify(buildStatus(sources(), { public: isPublic, history: false })));
+        send(
+          res,
+          200,
+          'application/json',
+          JSON.stringify(buildStatus(sources(), { public: isPublic, history: false })),
+        );
         return true;
       }
       const src = sources();
@@ -67,13 +78,31 @@ export function serveStatusPage(sources: () => StatusSources, req: IncomingMessa
   }
 }
 
-function send(res: ServerResponse, status: number, type: string, body: string, cache = 'no-store', lang?: string): void {
-  res.writeHead(status, { 'content-type': type, 'cache-control': cache, 'content-length': Buffer.byteLength(body), 'x-content-type-options': 'nosniff', ...(lang ? { 'content-language': lang, vary: 'Accept-Language' } : {}) });
+function send(
+  res: ServerResponse,
+  status: number,
+  type: string,
+  body: string,
+  cache = 'no-store',
+  lang?: string,
+): void {
+  res.writeHead(status, {
+    'content-type': type,
+    'cache-control': cache,
+    'content-length': Buffer.byteLength(body),
+    'x-content-type-options': 'nosniff',
+    ...(lang ? { 'content-language': lang, vary: 'Accept-Language' } : {}),
+  });
   res.end(body);
 }
 
 function openEventStream(sources: () => StatusSources, res: ServerResponse, isPublic: boolean): void {
-  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+  res.writeHead(200, {
+    'content-type': 'text/event-stream',
+    'cache-control': 'no-store',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+  });
   const timeline = sources().timeline;
   const push = (history: boolean): void => {
     const s = sources();
@@ -87,19 +116,41 @@ function openEventStream(sources: () => StatusSources, res: ServerResponse, isPu
   push(true);
   const stop = timeline.onStep(() => push(false));
   const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS).unref();
-  res.once('close', () => { stop(); clearInterval(heartbeat); });
+  res.once('close', () => {
+    stop();
+    clearInterval(heartbeat);
+  });
 }
-
 
 /** The status page's words the browser needs, in the page's language. */
 const CLIENT_KEYS = [
-  'status.no_maintenance', 'status.no_incidents', 'status.now', 'status.scheduled', 'status.all_services', 'status.until',
-  'status.ongoing_since', 'status.line_requests', 'status.line_servers', 'status.incident',
-  'overall.operational', 'overall.degraded', 'overall.partial_outage', 'overall.major_outage', 'overall.maintenance',
-  'state.healthy', 'state.degraded', 'state.down', 'state.maintenance',
+  'status.no_maintenance',
+  'status.no_incidents',
+  'status.now',
+  'status.scheduled',
+  'status.all_services',
+  'status.until',
+  'status.ongoing_since',
+  'status.line_requests',
+  'status.line_servers',
+  'status.incident',
+  'overall.operational',
+  'overall.degraded',
+  'overall.partial_outage',
+  'overall.major_outage',
+  'overall.maintenance',
+  'state.healthy',
+  'state.degraded',
+  'state.down',
+  'state.maintenance',
 ] as const satisfies readonly TextKey[];
 
-function renderStatusPage(status: Record<string, unknown>, base: string, lang: string, overrides: TextOverrides): string {
+function renderStatusPage(
+  status: Record<string, unknown>,
+  base: string,
+  lang: string,
+  overrides: TextOverrides,
+): string {
   const t = (key: TextKey): string => escapeHtml(text(lang, key, overrides));
   const words = Object.fromEntries(CLIENT_KEYS.map((k) => [k, text(lang, k, overrides)]));
   const script = (v: unknown): string => JSON.stringify(v).replace(/</g, '\\u003c');

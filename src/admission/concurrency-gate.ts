@@ -30,7 +30,12 @@ export interface GateEvents<T> {
 /** A request waiting in the queue; `cancel()` it when the client leaves. */
 export class Waiter<T> {
   cancelled = false;
-  constructor(readonly item: T, readonly priority: number, readonly since: number, readonly events: GateEvents<T>) {}
+  constructor(
+    readonly item: T,
+    readonly priority: number,
+    readonly since: number,
+    readonly events: GateEvents<T>,
+  ) {}
 }
 
 export interface GateSettings extends GradientLimitSettings {
@@ -156,11 +161,27 @@ export class ConcurrencyGate {
 }
 
 /** An upstream's concurrency gate as the metrics and the status API show it. */
-export interface GateState { upstream: string; limit: number; inFlight: number; waiting: number; minRttMs: number; rttMs: number; probing: boolean }
+export interface GateState {
+  upstream: string;
+  limit: number;
+  inFlight: number;
+  waiting: number;
+  minRttMs: number;
+  rttMs: number;
+  probing: boolean;
+}
 
 export function describeGate(upstream: string, gate: ConcurrencyGate): GateState {
   const l = gate.limit;
-  return { upstream, limit: l.current, inFlight: gate.inFlight, waiting: gate.waiting, minRttMs: tenths(l.minRttMs), rttMs: tenths(l.rttMs), probing: l.probing };
+  return {
+    upstream,
+    limit: l.current,
+    inFlight: gate.inFlight,
+    waiting: gate.waiting,
+    minRttMs: tenths(l.minRttMs),
+    rttMs: tenths(l.rttMs),
+    probing: l.probing,
+  };
 }
 
 function tenths(ms: number): number {

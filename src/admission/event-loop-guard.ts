@@ -16,7 +16,10 @@ export class EventLoopGuard {
   private histogram: ReturnType<typeof monitorEventLoopDelay> | undefined;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly thresholdMs: number, private readonly onChange: (overloaded: boolean, maxMs: number) => void) {}
+  constructor(
+    private readonly thresholdMs: number,
+    private readonly onChange: (overloaded: boolean, maxMs: number) => void,
+  ) {}
 
   start(): void {
     if (this.thresholdMs <= 0 || this.histogram) return;

@@ -177,7 +177,7 @@ export class GradientLimit {
 }
 
 function clamp(v: number, min: number, max: number): number {
-  return v < min ? min : v > max ? max : v;
+  return v < min ? min : Math.min(v, max);
 }
 
 function median(values: Float64Array, count: number): number {

@@ -37,7 +37,11 @@ export class Maintenance {
   activeFor(config: GatewayConfig, route: string, now = Date.now()): ActiveMaintenance | undefined {
     const o = this.override;
     if (o.enabled && (o.until === undefined || now < o.until) && (o.routes === undefined || o.routes.includes(route))) {
-      return { retryAfter: o.until === undefined ? OPEN_ENDED_RETRY_AFTER : Math.max(1, Math.ceil((o.until - now) / 1000)), until: o.until, message: o.message };
+      return {
+        retryAfter: o.until === undefined ? OPEN_ENDED_RETRY_AFTER : Math.max(1, Math.ceil((o.until - now) / 1000)),
+        until: o.until,
+        message: o.message,
+      };
     }
     for (const w of config.maintenance.windows) {
       if (now >= w.start && now < w.end && (w.routes === undefined || w.routes.includes(route))) {
@@ -51,18 +55,27 @@ export class Maintenance {
    * When this request must be held back by maintenance (a window applies to its route and
    * the client is not staff): the reply's Retry-After, operator message and details.
    */
-  holds(config: GatewayConfig, route: { name: string; upstream: { name: string } }, req: { readonly headers: IncomingHttpHeaders }, clientAddress: string):
-    Pick<ReplyFacts, 'retryAfter' | 'message' | 'details'> | undefined {
+  holds(
+    config: GatewayConfig,
+    route: { name: string; upstream: { name: string } },
+    req: { readonly headers: IncomingHttpHeaders },
+    clientAddress: string,
+  ): Pick<ReplyFacts, 'retryAfter' | 'message' | 'details'> | undefined {
     const active = this.activeFor(config, route.name);
     if (active === undefined || this.allows(config, req, clientAddress)) return undefined;
-    return { retryAfter: active.retryAfter, message: active.message, details: `maintenance: upstream ${route.upstream.name}` };
+    return {
+      retryAfter: active.retryAfter,
+      message: active.message,
+      details: `maintenance: upstream ${route.upstream.name}`,
+    };
   }
 
   /** Staff pass during maintenance: an allowed address, or the configured header and value. */
   allows(config: GatewayConfig, req: { readonly headers: IncomingHttpHeaders }, clientAddress: string): boolean {
     const allow = config.maintenance.allow;
     if (allow.addresses.includes(clientAddress)) return true;
-    if (allow.header !== undefined && allow.headerValue !== undefined) return req.headers[allow.header.toLowerCase()] === allow.headerValue;
+    if (allow.header !== undefined && allow.headerValue !== undefined)
+      return req.headers[allow.header.toLowerCase()] === allow.headerValue;
     return false;
   }
 
@@ -77,7 +90,10 @@ export class Maintenance {
         routes: o.routes,
       },
       windows: config.maintenance.windows.map((w) => ({
-        start: new Date(w.start).toISOString(), end: new Date(w.end).toISOString(), message: w.message, routes: w.routes,
+        start: new Date(w.start).toISOString(),
+        end: new Date(w.end).toISOString(),
+        message: w.message,
+        routes: w.routes,
         active: now >= w.start && now < w.end,
       })),
     };

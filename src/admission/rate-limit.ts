@@ -22,7 +22,10 @@ export interface RateLimitStore {
   take(key: string, now: number): RateDecision;
 }
 
-interface Bucket { tokens: number; at: number }
+interface Bucket {
+  tokens: number;
+  at: number;
+}
 
 const SWEEP_EVERY_MS = 10_000;
 
@@ -31,22 +34,39 @@ export class MemoryRateLimitStore implements RateLimitStore {
   private lastSweep = 0;
   private readonly perMs: number;
 
-  constructor(requests: number, windowMs: number, private readonly burst: number) {
+  constructor(
+    requests: number,
+    windowMs: number,
+    private readonly burst: number,
+  ) {
     this.perMs = requests / windowMs;
   }
 
   take(key: string, now: number): RateDecision {
     if (now - this.lastSweep > SWEEP_EVERY_MS) this.sweep(now);
     let b = this.buckets.get(key);
-    if (b === undefined) { b = { tokens: this.burst, at: now }; this.buckets.set(key, b); }
+    if (b === undefined) {
+      b = { tokens: this.burst, at: now };
+      this.buckets.set(key, b);
+    }
     b.tokens = Math.min(this.burst, b.tokens + (now - b.at) * this.perMs);
     b.at = now;
     const reset = Math.ceil((this.burst - b.tokens) / this.perMs / 1000);
     if (b.tokens >= 1) {
       b.tokens -= 1;
-      return { allowed: true, remaining: Math.floor(b.tokens), retryAfter: 0, reset: Math.ceil((this.burst - b.tokens) / this.perMs / 1000) };
+      return {
+        allowed: true,
+        remaining: Math.floor(b.tokens),
+        retryAfter: 0,
+        reset: Math.ceil((this.burst - b.tokens) / this.perMs / 1000),
+      };
     }
-    return { allowed: false, remaining: 0, retryAfter: Math.max(1, Math.ceil((1 - b.tokens) / this.perMs / 1000)), reset };
+    return {
+      allowed: false,
+      remaining: 0,
+      retryAfter: Math.max(1, Math.ceil((1 - b.tokens) / this.perMs / 1000)),
+      reset,
+    };
   }
 
   private sweep(now: number): void {
@@ -61,7 +81,15 @@ export class RateLimiter {
   readonly policy: string;
   private readonly header: string | undefined;
 
-  constructor(config: NonNullable<RouteConfig['rateLimit']>, private readonly route: string, private readonly store: RateLimitStore = new MemoryRateLimitStore(config.requests, config.window, config.burst ?? config.requests)) {
+  constructor(
+    config: NonNullable<RouteConfig['rateLimit']>,
+    private readonly route: string,
+    private readonly store: RateLimitStore = new MemoryRateLimitStore(
+      config.requests,
+      config.window,
+      config.burst ?? config.requests,
+    ),
+  ) {
     this.header = config.key.startsWith('header:') ? config.key.slice(7).toLowerCase() : undefined;
     // RFC draft "RateLimit header fields for HTTP": quota q per window w (seconds).
     this.policy = `"gangway";q=${config.burst ?? config.requests};w=${Math.max(1, Math.round(config.window / 1000))}`;
@@ -78,7 +106,10 @@ export class RateLimiter {
     return {
       retryAfter: d.retryAfter,
       details: `rate limit of route ${this.route}`,
-      headers: [['ratelimit-policy', this.policy], ['ratelimit', `"gangway";r=0;t=${d.retryAfter}`]],
+      headers: [
+        ['ratelimit-policy', this.policy],
+        ['ratelimit', `"gangway";r=0;t=${d.retryAfter}`],
+      ],
     };
   }
 }

@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile } from '../config/load.js';
 import { configJsonSchema } from '../config/schema.js';
-import { createGateway } from '../gateway.js';
+import { createGateway, type Gateway } from '../gateway.js';
 import { VERSION } from '../version.js';
 import { COMMAND_HELP, COMMAND_OPTIONS, GENERAL_HELP } from './help.js';
 import { runUntilSignalled } from './signals.js';
@@ -21,40 +21,57 @@ export interface CommandIO {
 
 const PROCESS_IO: CommandIO = { stdout: process.stdout, stderr: process.stderr, env: process.env };
 
+/** The options of every command; main() refuses those a command does not take. */
+function parseOptions(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      watch: { type: 'boolean', short: 'w' },
+      json: { type: 'boolean' },
+      resolver: { type: 'string', multiple: true },
+      control: { type: 'string' },
+      attempts: { type: 'string' },
+      timeout: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
+    },
+  });
+}
+
 export async function main(argv: string[], io: CommandIO = PROCESS_IO): Promise<number> {
   const { stdout, stderr } = io;
-  let parsed;
+  let parsed: ReturnType<typeof parseOptions>;
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        config: { type: 'string', short: 'c' },
-        watch: { type: 'boolean', short: 'w' },
-        json: { type: 'boolean' },
-        resolver: { type: 'string', multiple: true },
-        control: { type: 'string' },
-        attempts: { type: 'string' },
-        timeout: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'v' },
-      },
-    });
+    parsed = parseOptions(argv);
   } catch (err) {
     stderr.write(`gangway: ${(err as Error).message.split('\n')[0]}\nTry "gangway --help".\n`);
     return 2;
   }
   const { values, positionals } = parsed;
-  if (values.version) { stdout.write(`${VERSION}\n`); return 0; }
+  if (values.version) {
+    stdout.write(`${VERSION}\n`);
+    return 0;
+  }
   const command = positionals[0];
   if (command === 'help' && positionals[1] !== undefined) {
     const help = COMMAND_HELP[positionals[1]];
-    if (help === undefined) { stderr.write(`gangway: no command "${positionals[1]}"\nTry "gangway --help".\n`); return 2; }
+    if (help === undefined) {
+      stderr.write(`gangway: no command "${positionals[1]}"\nTry "gangway --help".\n`);
+      return 2;
+    }
     stdout.write(help);
     return 0;
   }
-  if (values.help && command !== undefined && COMMAND_HELP[command] !== undefined) { stdout.write(COMMAND_HELP[command]); return 0; }
-  if (values.help || command === undefined || command === 'help') { stdout.write(GENERAL_HELP); return 0; }
+  if (values.help && command !== undefined && COMMAND_HELP[command] !== undefined) {
+    stdout.write(COMMAND_HELP[command]);
+    return 0;
+  }
+  if (values.help || command === undefined || command === 'help') {
+    stdout.write(GENERAL_HELP);
+    return 0;
+  }
   const allowed = COMMAND_OPTIONS[command];
   if (allowed !== undefined) {
     const stray = Object.keys(values).find((k) => !allowed.includes(k) && k !== 'help' && k !== 'version');
@@ -70,14 +87,16 @@ export async function main(argv: string[], io: CommandIO = PROCESS_IO): Promise<
 
   switch (command) {
     case 'schema':
-      stdout.write(JSON.stringify(configJsonSchema(), null, 2) + '\n');
+      stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
       return 0;
     case 'check': {
       const file = requireConfig(values.config, 'check', io);
       if (file === undefined) return 2;
       try {
         const config = loadConfigFile(file, io.env);
-        stdout.write(`${file}: valid (${config.routes.length} route${config.routes.length === 1 ? '' : 's'}, ${Object.keys(config.upstreams).length} upstream${Object.keys(config.upstreams).length === 1 ? '' : 's'})\n`);
+        stdout.write(
+          `${file}: valid (${config.routes.length} route${config.routes.length === 1 ? '' : 's'}, ${Object.keys(config.upstreams).length} upstream${Object.keys(config.upstreams).length === 1 ? '' : 's'})\n`,
+        );
         return 0;
       } catch (err) {
         return reportConfigError(err, io);
@@ -103,7 +122,8 @@ export async function main(argv: string[], io: CommandIO = PROCESS_IO): Promise<
 }
 
 function requireConfig(file: string | undefined, command: string, io: CommandIO): string | undefined {
-  if (file === undefined) io.stderr.write(`gangway ${command}: a configuration file is needed: gangway ${command} -c FILE\n`);
+  if (file === undefined)
+    io.stderr.write(`gangway ${command}: a configuration file is needed: gangway ${command} -c FILE\n`);
   return file;
 }
 
@@ -116,7 +136,7 @@ function reportConfigError(err: unknown, io: CommandIO): number {
 }
 
 async function start(file: string, watchFile: boolean, io: CommandIO): Promise<number> {
-  let gateway;
+  let gateway: Gateway;
   try {
     gateway = createGateway(loadConfigFile(file, io.env), { configFile: file });
   } catch (err) {

@@ -15,7 +15,11 @@ export function runUntilSignalled(gateway: Gateway, options: SignalOptions = {})
   return new Promise((resolve) => {
     let stopping = false;
     const stop = (signal: string): void => {
-      if (stopping) { gateway.logger.warn({ signal }, 'second signal: exiting now'); gateway.flushLog(); process.exit(1); }
+      if (stopping) {
+        gateway.logger.warn({ signal }, 'second signal: exiting now');
+        gateway.flushLog();
+        process.exit(1);
+      }
       stopping = true;
       gateway.logger.info({ signal }, 'draining');
       void gateway.close().then(() => {
@@ -23,7 +27,11 @@ export function runUntilSignalled(gateway: Gateway, options: SignalOptions = {})
         resolve(0);
       });
     };
-    const onHup = options.onHangUp ?? ((): void => { gateway.reload().catch(refused); });
+    const onHup =
+      options.onHangUp ??
+      ((): void => {
+        gateway.reload().catch(refused);
+      });
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', onHup);

@@ -59,10 +59,12 @@ export function parseConfigText(text: string, file = '<config>', env: NodeJS.Pro
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
-    throw new ConfigError(doc.errors.map((e) => {
-      const pos = lines.linePos(e.pos[0]);
-      return { file, line: pos.line, column: pos.col, path: '', message: `YAML: ${e.message.split('\n')[0]}` };
-    }));
+    throw new ConfigError(
+      doc.errors.map((e) => {
+        const pos = lines.linePos(e.pos[0]);
+        return { file, line: pos.line, column: pos.col, path: '', message: `YAML: ${e.message.split('\n')[0]}` };
+      }),
+    );
   }
   const value: unknown = doc.toJS() ?? {};
   return validateConfig(value, file, { doc, lines }, env);
@@ -72,28 +74,43 @@ export function parseConfigText(text: string, file = '<config>', env: NodeJS.Pro
 const VALIDATED = Symbol('gangway.validated');
 
 /** Where a configuration came from, to point problems at lines. */
-export interface ConfigSource { doc: Document; lines: LineCounter }
+export interface ConfigSource {
+  doc: Document;
+  lines: LineCounter;
+}
 
 /**
  * Validates an already-parsed object (the library's entry point) and loads what it names; a
  * configuration that passed already is returned as it is. `env` supplies GANGWAY_ADMIN_TOKEN.
  */
-export function validateConfig(value: unknown, file = '<config>', source?: ConfigSource, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+export function validateConfig(
+  value: unknown,
+  file = '<config>',
+  source?: ConfigSource,
+  env: NodeJS.ProcessEnv = process.env,
+): GatewayConfig {
   if (typeof value === 'object' && value !== null && VALIDATED in value) return value as unknown as GatewayConfig;
   const result = configSchema.safeParse(value);
   if (!result.success) throw new ConfigError(result.error.issues.map((issue) => toProblem(issue, file, source)));
   const problems: ConfigProblem[] = [];
-  const problem = (path: PropertyKey[], message: string): void => { problems.push(locatedProblem(path, message, file, source)); };
+  const problem = (path: PropertyKey[], message: string): void => {
+    problems.push(locatedProblem(path, message, file, source));
+  };
   const doc: ConfigDocument = result.data;
   const adminToken = env.GANGWAY_ADMIN_TOKEN || doc.adminToken;
   if (doc.admin !== false && !isLoopback(doc.admin.host) && !adminToken) {
     // Anyone who can reach a non-loopback admin API could switch maintenance on.
-    problem(['admin'], `the admin API would listen on ${doc.admin.host}, beyond loopback, with no admin token: set adminToken or GANGWAY_ADMIN_TOKEN`);
+    problem(
+      ['admin'],
+      `the admin API would listen on ${doc.admin.host}, beyond loopback, with no admin token: set adminToken or GANGWAY_ADMIN_TOKEN`,
+    );
   }
   const files = new Map<string, string>();
   const template = doc.errors.page.template;
   if (template !== undefined) {
-    try { files.set(template, readFileSync(template, 'utf8')); } catch (err) {
+    try {
+      files.set(template, readFileSync(template, 'utf8'));
+    } catch (err) {
       problem(['errors', 'page', 'template'], `cannot read the template "${template}": ${(err as Error).message}`);
     }
   }
@@ -114,10 +131,22 @@ function toProblem(issue: z.core.$ZodIssue, file: string, source?: ConfigSource)
   } else if (issue.code === 'invalid_type' && message.endsWith('received undefined')) {
     message = 'is required';
   }
-  return locatedProblem(issue.path as PropertyKey[], message, file, source, issue.code === 'unrecognized_keys' ? issue.keys[0] : undefined);
+  return locatedProblem(
+    issue.path as PropertyKey[],
+    message,
+    file,
+    source,
+    issue.code === 'unrecognized_keys' ? issue.keys[0] : undefined,
+  );
 }
 
-function locatedProblem(path: PropertyKey[], message: string, file: string, source?: ConfigSource, unknownKey?: string): ConfigProblem {
+function locatedProblem(
+  path: PropertyKey[],
+  message: string,
+  file: string,
+  source?: ConfigSource,
+  unknownKey?: string,
+): ConfigProblem {
   const problem: ConfigProblem = { file, path: formatPath(path), message };
   if (source) {
     const pos = locate(source.doc, path, unknownKey);
@@ -138,9 +167,12 @@ function locate(doc: Document, path: PropertyKey[], unknownKey?: string): number
     if (n === full.length && unknownKey !== undefined) {
       // Point at the key itself, not its value.
       const parent = keys.length > 1 ? doc.getIn(keys.slice(0, -1), true) : doc.contents;
-      const pair = isNode(parent) && 'items' in parent
-        ? (parent.items as Array<{ key?: unknown }>).find((p) => isNode(p.key) && (p.key as { value?: unknown }).value === unknownKey)
-        : undefined;
+      const pair =
+        isNode(parent) && 'items' in parent
+          ? (parent.items as Array<{ key?: unknown }>).find(
+              (p) => isNode(p.key) && (p.key as { value?: unknown }).value === unknownKey,
+            )
+          : undefined;
       if (pair && isNode(pair.key) && pair.key.range) return pair.key.range[0];
       continue;
     }

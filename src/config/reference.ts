@@ -22,18 +22,31 @@ function typeOf(s: JsonSchema): string {
   if (s.const !== undefined) return `\`${JSON.stringify(s.const)}\``;
   if (s.anyOf) return s.anyOf.map(typeOf).join(' \\| ');
   if (s.type === 'array' && s.items) return `list of ${typeOf(s.items)}`;
-  if (s.type === 'object' && s.additionalProperties && typeof s.additionalProperties === 'object') return 'map of name → object';
-  return Array.isArray(s.type) ? s.type.join(' \\| ') : s.type ?? 'any';
+  if (s.type === 'object' && s.additionalProperties && typeof s.additionalProperties === 'object')
+    return 'map of name → object';
+  return Array.isArray(s.type) ? s.type.join(' \\| ') : (s.type ?? 'any');
 }
 
 function rows(s: JsonSchema, path: string, required: boolean, out: string[]): void {
-  const hasChildren = s.properties || (s.type === 'object' && typeof s.additionalProperties === 'object') || (s.type === 'array' && s.items?.properties);
-  const def = s.default === undefined || (typeof s.default === 'object' && s.default !== null && Object.keys(s.default).length === 0)
-    ? (required ? '**required**' : '') : `\`${JSON.stringify(s.default)}\``;
-  if (path) out.push(`| \`${path}\` | ${typeOf(s)} | ${def} | ${(s.description ?? s.items?.description ?? '').replace(/\|/g, '\\|')} |`);
+  const hasChildren =
+    s.properties ||
+    (s.type === 'object' && typeof s.additionalProperties === 'object') ||
+    (s.type === 'array' && s.items?.properties);
+  const def =
+    s.default === undefined ||
+    (typeof s.default === 'object' && s.default !== null && Object.keys(s.default).length === 0)
+      ? required
+        ? '**required**'
+        : ''
+      : `\`${JSON.stringify(s.default)}\``;
+  if (path)
+    out.push(
+      `| \`${path}\` | ${typeOf(s)} | ${def} | ${(s.description ?? s.items?.description ?? '').replace(/\|/g, '\\|')} |`,
+    );
   if (!hasChildren) return;
   if (s.properties) {
-    for (const [key, child] of Object.entries(s.properties)) rows(child, path ? `${path}.${key}` : key, s.required?.includes(key) ?? false, out);
+    for (const [key, child] of Object.entries(s.properties))
+      rows(child, path ? `${path}.${key}` : key, s.required?.includes(key) ?? false, out);
   } else if (s.type === 'object' && typeof s.additionalProperties === 'object') {
     rows({ ...s.additionalProperties, description: undefined, default: undefined }, `${path}.<name>`, false, out);
   } else if (s.items) {

@@ -9,7 +9,8 @@ import { TEXT_KEYS } from '../explain/catalogue.js';
 import { parseAddress, parseDuration, parseSize, type Address } from './units.js';
 
 const duration = (what: string) =>
-  z.union([z.string(), z.number()])
+  z
+    .union([z.string(), z.number()])
     .transform((v, ctx) => {
       const ms = parseDuration(v);
       if (ms === null) {
@@ -21,7 +22,8 @@ const duration = (what: string) =>
     .meta({ description: `${what}; a duration such as "250ms", "2s", "1m", or milliseconds as a number` });
 
 const size = (what: string) =>
-  z.union([z.string(), z.number()])
+  z
+    .union([z.string(), z.number()])
     .transform((v, ctx) => {
       const bytes = parseSize(v);
       if (bytes === null) {
@@ -33,11 +35,15 @@ const size = (what: string) =>
     .meta({ description: `${what}; a size such as "16KiB", "10MiB", or bytes as a number` });
 
 const address = (what: string) =>
-  z.union([z.string(), z.number()])
+  z
+    .union([z.string(), z.number()])
     .transform((v, ctx): Address => {
       const a = parseAddress(v);
       if (a === null) {
-        ctx.addIssue({ code: 'custom', message: `"${v}" is not an address (write it like "127.0.0.1:8080" or ":8080")` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `"${v}" is not an address (write it like "127.0.0.1:8080" or ":8080")`,
+        });
         return z.NEVER;
       }
       return a;
@@ -51,12 +57,18 @@ export interface UpstreamHostAddress {
   label: string;
 }
 
-const upstreamHost = z.string()
+const upstreamHost = z
+  .string()
   .transform((v, ctx): UpstreamHostAddress => {
     const raw = v.includes('://') ? v : `http://${v}`;
     let url: URL;
-    try { url = new URL(raw); } catch {
-      ctx.addIssue({ code: 'custom', message: `"${v}" is not a host (write it like "127.0.0.1:7001" or "http://music-1.internal:8080")` });
+    try {
+      url = new URL(raw);
+    } catch {
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${v}" is not a host (write it like "127.0.0.1:7001" or "http://music-1.internal:8080")`,
+      });
       return z.NEVER;
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
@@ -64,221 +76,466 @@ const upstreamHost = z.string()
       return z.NEVER;
     }
     if (url.pathname !== '/' || url.search || url.username) {
-      ctx.addIssue({ code: 'custom', message: `"${v}": a host is scheme, name and port only, without a path, query or credentials` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${v}": a host is scheme, name and port only, without a path, query or credentials`,
+      });
       return z.NEVER;
     }
     return { origin: url.origin, label: url.host };
   })
   .meta({ description: 'An upstream host: "address:port" or "http(s)://name:port"' });
 
-const timeouts = z.strictObject({
-  connect: duration('Time allowed to open a TCP (and TLS) connection to a host').prefault('1s'),
-  response: duration('Time allowed from sending the request to receiving the response headers').prefault('10s'),
-  idle: duration('Longest pause allowed between two chunks of the response body').prefault('30s'),
-  total: duration('Longest a whole exchange may take, body included; 0 means no limit (streams may run for hours)').prefault('0s'),
-}).meta({ description: 'Timeouts for talking to the hosts of this upstream' });
+const timeouts = z
+  .strictObject({
+    connect: duration('Time allowed to open a TCP (and TLS) connection to a host').prefault('1s'),
+    response: duration('Time allowed from sending the request to receiving the response headers').prefault('10s'),
+    idle: duration('Longest pause allowed between two chunks of the response body').prefault('30s'),
+    total: duration(
+      'Longest a whole exchange may take, body included; 0 means no limit (streams may run for hours)',
+    ).prefault('0s'),
+  })
+  .meta({ description: 'Timeouts for talking to the hosts of this upstream' });
 
-const keepAlive = z.strictObject({
-  idle: duration('How long an idle pooled connection is kept. Keep it below the upstream servers\' own keep-alive timeout so the gateway never reuses a connection the server is closing; a shorter Keep-Alive: timeout= hint from the server wins').prefault('4s'),
-  connections: z.number().int().min(1).default(128).meta({ description: 'Most connections opened to one host' }),
-}).meta({ description: 'Connection reuse towards the hosts' });
+const keepAlive = z
+  .strictObject({
+    idle: duration(
+      "How long an idle pooled connection is kept. Keep it below the upstream servers' own keep-alive timeout so the gateway never reuses a connection the server is closing; a shorter Keep-Alive: timeout= hint from the server wins",
+    ).prefault('4s'),
+    connections: z.number().int().min(1).default(128).meta({ description: 'Most connections opened to one host' }),
+  })
+  .meta({ description: 'Connection reuse towards the hosts' });
 
-const retries = z.strictObject({
-  attempts: z.number().int().min(1).max(10).default(3)
-    .meta({ description: 'Most attempts per request, the first included; each retry goes to a different host' }),
-  budget: z.number().min(0).max(1).default(0.2)
-    .meta({ description: 'Retries allowed as a share of the requests of the last 10 seconds, so a sick fleet is not hammered into a dead one' }),
-  minPerSecond: z.number().min(0).default(1)
-    .meta({ description: 'Retries always allowed per second on top of the budget, so a quiet upstream can still retry' }),
-  backoff: duration('Base of the jittered exponential backoff between attempts (the first retry waits up to this long)').prefault('10ms'),
-  replayBody: size('Request bodies up to this size (declared by Content-Length) are kept in memory so they can be sent again; larger bodies stream and are retried only when nothing was sent').prefault('64KiB'),
-}).meta({ description: 'Retries of failed attempts on another host, following the failure taxonomy\'s rules' });
+const retries = z
+  .strictObject({
+    attempts: z
+      .number()
+      .int()
+      .min(1)
+      .max(10)
+      .default(3)
+      .meta({ description: 'Most attempts per request, the first included; each retry goes to a different host' }),
+    budget: z.number().min(0).max(1).default(0.2).meta({
+      description:
+        'Retries allowed as a share of the requests of the last 10 seconds, so a sick fleet is not hammered into a dead one',
+    }),
+    minPerSecond: z.number().min(0).default(1).meta({
+      description: 'Retries always allowed per second on top of the budget, so a quiet upstream can still retry',
+    }),
+    backoff: duration(
+      'Base of the jittered exponential backoff between attempts (the first retry waits up to this long)',
+    ).prefault('10ms'),
+    replayBody: size(
+      'Request bodies up to this size (declared by Content-Length) are kept in memory so they can be sent again; larger bodies stream and are retried only when nothing was sent',
+    ).prefault('64KiB'),
+  })
+  .meta({ description: "Retries of failed attempts on another host, following the failure taxonomy's rules" });
 
-const hedging = z.strictObject({
-  enabled: z.boolean().default(true),
-  percentile: z.number().min(50).max(99.9).default(95)
-    .meta({ description: 'An idempotent request still unanswered after this percentile of the pool\'s recent latency gets a second attempt on another host; the first answer wins' }),
-  minDelay: duration('Never hedge sooner than this').prefault('10ms'),
-  maxDelay: duration('Hedge by this time at the latest, whatever the percentile says').prefault('1s'),
-}).meta({ description: 'Hedged requests: a second attempt for a slow idempotent request, within the retry budget' });
+const hedging = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    percentile: z.number().min(50).max(99.9).default(95).meta({
+      description:
+        "An idempotent request still unanswered after this percentile of the pool's recent latency gets a second attempt on another host; the first answer wins",
+    }),
+    minDelay: duration('Never hedge sooner than this').prefault('10ms'),
+    maxDelay: duration('Hedge by this time at the latest, whatever the percentile says').prefault('1s'),
+  })
+  .meta({ description: 'Hedged requests: a second attempt for a slow idempotent request, within the retry budget' });
 
-const healthCheck = z.strictObject({
-  enabled: z.boolean().default(true),
-  path: z.string().startsWith('/').default('/').meta({ description: 'Path requested with GET; any answer below 500 counts as healthy' }),
-  interval: duration('Time between two checks of a host (with ±20% jitter)').prefault('2s'),
-  timeout: duration('Time a check may take').prefault('1s'),
-  healthyThreshold: z.number().int().min(1).default(2).meta({ description: 'Consecutive passing checks that bring a host back' }),
-  unhealthyThreshold: z.number().int().min(1).default(2).meta({ description: 'Consecutive failing checks that take a host out' }),
-}).meta({ description: 'Active health checks of every host' });
+const healthCheck = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    path: z
+      .string()
+      .startsWith('/')
+      .default('/')
+      .meta({ description: 'Path requested with GET; any answer below 500 counts as healthy' }),
+    interval: duration('Time between two checks of a host (with ±20% jitter)').prefault('2s'),
+    timeout: duration('Time a check may take').prefault('1s'),
+    healthyThreshold: z
+      .number()
+      .int()
+      .min(1)
+      .default(2)
+      .meta({ description: 'Consecutive passing checks that bring a host back' }),
+    unhealthyThreshold: z
+      .number()
+      .int()
+      .min(1)
+      .default(2)
+      .meta({ description: 'Consecutive failing checks that take a host out' }),
+  })
+  .meta({ description: 'Active health checks of every host' });
 
-const outlierDetection = z.strictObject({
-  consecutiveFailures: z.number().int().min(1).default(5)
-    .meta({ description: 'Consecutive failed attempts (gateway-side failures or 5xx answers) that eject a host' }),
-  baseEjection: duration('How long a first ejection lasts; each further ejection of the same host lasts one more base').prefault('10s'),
-  maxEjection: duration('The longest an ejection lasts').prefault('5m'),
-  maxEjectedPercent: z.number().min(0).max(100).default(50).meta({ description: 'Most of a pool that may be ejected at once' }),
-}).meta({ description: 'Passive outlier detection: hosts that keep failing are taken out of rotation for a while' });
+const outlierDetection = z
+  .strictObject({
+    consecutiveFailures: z
+      .number()
+      .int()
+      .min(1)
+      .default(5)
+      .meta({ description: 'Consecutive failed attempts (gateway-side failures or 5xx answers) that eject a host' }),
+    baseEjection: duration(
+      'How long a first ejection lasts; each further ejection of the same host lasts one more base',
+    ).prefault('10s'),
+    maxEjection: duration('The longest an ejection lasts').prefault('5m'),
+    maxEjectedPercent: z
+      .number()
+      .min(0)
+      .max(100)
+      .default(50)
+      .meta({ description: 'Most of a pool that may be ejected at once' }),
+  })
+  .meta({ description: 'Passive outlier detection: hosts that keep failing are taken out of rotation for a while' });
 
-const concurrency = z.strictObject({
-  enabled: z.boolean().default(true),
-  min: z.number().int().min(1).default(4).meta({ description: 'The limit never goes below this' }),
-  max: z.number().int().min(1).default(2000).meta({ description: 'The limit never goes above this. With min equal to max the limit is static' }),
-  initial: z.number().int().min(1).default(100).meta({ description: 'The limit before anything was learned' }),
-  tolerance: z.number().min(1).max(10).default(1.25)
-    .meta({ description: 'How much slower than unloaded the answers may get (1.25: 25% slower) before the limit shrinks' }),
-  probeInterval: duration('How often the unloaded latency is measured again, by lowering the limit for a moment').prefault('30s'),
-  queueSize: z.number().int().min(0).default(1000).meta({ description: 'Most requests waiting for a slot; beyond it they are shed at once (503)' }),
-  maxWait: duration('Longest a request may wait for a slot; one predicted to wait longer is shed at once (503 with Retry-After) rather than after the wait').prefault('100ms'),
-}).refine((c) => c.min <= c.max, { message: 'min is above max', path: ['min'] })
-  .meta({ description: 'Adaptive concurrency limit: how many requests may wait for this upstream\'s answers at once, learned from its latency (a gradient controller); requests above it queue briefly or are shed with 503 connection_limit_reached' });
+const concurrency = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    min: z.number().int().min(1).default(4).meta({ description: 'The limit never goes below this' }),
+    max: z
+      .number()
+      .int()
+      .min(1)
+      .default(2000)
+      .meta({ description: 'The limit never goes above this. With min equal to max the limit is static' }),
+    initial: z.number().int().min(1).default(100).meta({ description: 'The limit before anything was learned' }),
+    tolerance: z.number().min(1).max(10).default(1.25).meta({
+      description: 'How much slower than unloaded the answers may get (1.25: 25% slower) before the limit shrinks',
+    }),
+    probeInterval: duration(
+      'How often the unloaded latency is measured again, by lowering the limit for a moment',
+    ).prefault('30s'),
+    queueSize: z
+      .number()
+      .int()
+      .min(0)
+      .default(1000)
+      .meta({ description: 'Most requests waiting for a slot; beyond it they are shed at once (503)' }),
+    maxWait: duration(
+      'Longest a request may wait for a slot; one predicted to wait longer is shed at once (503 with Retry-After) rather than after the wait',
+    ).prefault('100ms'),
+  })
+  .refine((c) => c.min <= c.max, { message: 'min is above max', path: ['min'] })
+  .meta({
+    description:
+      "Adaptive concurrency limit: how many requests may wait for this upstream's answers at once, learned from its latency (a gradient controller); requests above it queue briefly or are shed with 503 connection_limit_reached",
+  });
 
-const upstream = z.strictObject({
-  hosts: z.array(upstreamHost).min(1, 'an upstream needs at least one host'),
-  balance: z.enum(['p2c', 'round-robin', 'random']).default('p2c')
-    .meta({ description: 'How a host is picked: p2c (power of two choices weighing each host\'s latency EWMA by its outstanding requests), round-robin, or random' }),
-  timeouts: timeouts.prefault({}),
-  keepAlive: keepAlive.prefault({}),
-  retries: retries.prefault({}),
-  hedging: hedging.prefault({}),
-  healthCheck: healthCheck.prefault({}),
-  outlierDetection: outlierDetection.prefault({}),
-  concurrency: concurrency.prefault({}),
-  slowStart: duration('A host returning to rotation (healthy again, or back from ejection) ramps from 10% to its full share of traffic over this time; 0 turns it off').prefault('10s'),
-  panicThreshold: z.number().min(0).max(100).default(25)
-    .meta({ description: 'When fewer than this percentage of hosts are in rotation, traffic is spread over all of them (panic mode), in case the health checks themselves are wrong. Envoy uses 50%; with 3 hosts that sends traffic back to dead ones as soon as two fail, so the default here is 25%' }),
-  hostHeader: z.enum(['preserve', 'upstream']).default('preserve')
-    .meta({ description: 'Send the client\'s Host header upstream (preserve), or the host\'s own name (upstream)' }),
-}).meta({ description: 'A pool of interchangeable hosts serving the same application' });
+const upstream = z
+  .strictObject({
+    hosts: z.array(upstreamHost).min(1, 'an upstream needs at least one host'),
+    balance: z.enum(['p2c', 'round-robin', 'random']).default('p2c').meta({
+      description:
+        "How a host is picked: p2c (power of two choices weighing each host's latency EWMA by its outstanding requests), round-robin, or random",
+    }),
+    timeouts: timeouts.prefault({}),
+    keepAlive: keepAlive.prefault({}),
+    retries: retries.prefault({}),
+    hedging: hedging.prefault({}),
+    healthCheck: healthCheck.prefault({}),
+    outlierDetection: outlierDetection.prefault({}),
+    concurrency: concurrency.prefault({}),
+    slowStart: duration(
+      'A host returning to rotation (healthy again, or back from ejection) ramps from 10% to its full share of traffic over this time; 0 turns it off',
+    ).prefault('10s'),
+    panicThreshold: z.number().min(0).max(100).default(25).meta({
+      description:
+        'When fewer than this percentage of hosts are in rotation, traffic is spread over all of them (panic mode), in case the health checks themselves are wrong. Envoy uses 50%; with 3 hosts that sends traffic back to dead ones as soon as two fail, so the default here is 25%',
+    }),
+    hostHeader: z
+      .enum(['preserve', 'upstream'])
+      .default('preserve')
+      .meta({ description: "Send the client's Host header upstream (preserve), or the host's own name (upstream)" }),
+  })
+  .meta({ description: 'A pool of interchangeable hosts serving the same application' });
 
 const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
-const route = z.strictObject({
-  name: z.string().min(1).optional().meta({ description: 'Name used in logs and metrics; defaults to the match path' }),
-  match: z.strictObject({
-    path: z.string().startsWith('/', 'a path prefix starts with "/"').default('/')
-      .meta({ description: 'Path prefix, matched on segment boundaries: "/api" matches "/api" and "/api/x", not "/apiary"' }),
-    host: z.string().min(1).optional()
-      .meta({ description: 'Host name to match (without port); "*.example.com" matches any subdomain' }),
-    methods: z.array(z.string().regex(METHOD, 'not an HTTP method token').transform((m) => m.toUpperCase())).min(1).optional()
-      .meta({ description: 'Methods this route accepts; all when absent' }),
-  }).prefault({}),
-  upstream: z.string().meta({ description: 'Name of the upstream that serves this route' }),
-  limits: z.strictObject({
-    body: size('Largest request body accepted on this route (413 beyond it)').prefault('10MiB'),
-  }).prefault({}),
-  priority: z.enum(['high', 'normal', 'low']).default('normal')
-    .meta({ description: 'When the upstream is at its concurrency limit, waiting requests of higher priority go first and are shed last (say, continuing an audio stream over loading a cover image)' }),
-  rateLimit: z.strictObject({
-    requests: z.number().int().min(1).meta({ description: 'Requests each client may make per window' }),
-    window: duration('The window the request count refills over').prefault('1s'),
-    burst: z.number().int().min(1).optional().meta({ description: 'Most requests a client may make at once after being idle; defaults to `requests`' }),
-    key: z.string().regex(/^(address|header:[A-Za-z0-9-]+)$/, 'write "address" or "header:NAME"').default('address')
-      .meta({ description: 'What identifies a client: its address, or a request header such as "header:x-api-key"' }),
-  }).optional().meta({ description: 'Per-client rate limit (token bucket): over it, 429 with Retry-After and RateLimit headers' }),
-}).meta({ description: 'Which requests go to which upstream; the first route that matches wins' });
+const route = z
+  .strictObject({
+    name: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({ description: 'Name used in logs and metrics; defaults to the match path' }),
+    match: z
+      .strictObject({
+        path: z.string().startsWith('/', 'a path prefix starts with "/"').default('/').meta({
+          description: 'Path prefix, matched on segment boundaries: "/api" matches "/api" and "/api/x", not "/apiary"',
+        }),
+        host: z
+          .string()
+          .min(1)
+          .optional()
+          .meta({ description: 'Host name to match (without port); "*.example.com" matches any subdomain' }),
+        methods: z
+          .array(
+            z
+              .string()
+              .regex(METHOD, 'not an HTTP method token')
+              .transform((m) => m.toUpperCase()),
+          )
+          .min(1)
+          .optional()
+          .meta({ description: 'Methods this route accepts; all when absent' }),
+      })
+      .prefault({}),
+    upstream: z.string().meta({ description: 'Name of the upstream that serves this route' }),
+    limits: z
+      .strictObject({
+        body: size('Largest request body accepted on this route (413 beyond it)').prefault('10MiB'),
+      })
+      .prefault({}),
+    priority: z.enum(['high', 'normal', 'low']).default('normal').meta({
+      description:
+        'When the upstream is at its concurrency limit, waiting requests of higher priority go first and are shed last (say, continuing an audio stream over loading a cover image)',
+    }),
+    rateLimit: z
+      .strictObject({
+        requests: z.number().int().min(1).meta({ description: 'Requests each client may make per window' }),
+        window: duration('The window the request count refills over').prefault('1s'),
+        burst: z
+          .number()
+          .int()
+          .min(1)
+          .optional()
+          .meta({ description: 'Most requests a client may make at once after being idle; defaults to `requests`' }),
+        key: z
+          .string()
+          .regex(/^(address|header:[A-Za-z0-9-]+)$/, 'write "address" or "header:NAME"')
+          .default('address')
+          .meta({
+            description: 'What identifies a client: its address, or a request header such as "header:x-api-key"',
+          }),
+      })
+      .optional()
+      .meta({
+        description: 'Per-client rate limit (token bucket): over it, 429 with Retry-After and RateLimit headers',
+      }),
+  })
+  .meta({ description: 'Which requests go to which upstream; the first route that matches wins' });
 
-const server = z.strictObject({
-  headerTimeout: duration('Time a client has to send the complete request headers (protects against slowloris)').prefault('10s'),
-  requestTimeout: duration('Time a client has to send the complete request, body included; 0 means no limit').prefault('5m'),
-  keepAliveTimeout: duration('How long an idle client connection is kept open').prefault('5s'),
-  maxHeaderSize: size('Largest request header section accepted (431 beyond it)').prefault('16KiB'),
-  maxUriLength: z.number().int().min(64).default(8192).meta({ description: 'Longest request target accepted, in bytes (414 beyond it)' }),
-  drainTimeout: duration('On shutdown, how long in-flight requests may take to finish before connections are cut').prefault('30s'),
-  maxEventLoopDelay: duration('When the event loop was held up longer than this in the last 100 ms, new requests are shed at once (503) until it recovers, so the process does not stall; 0 turns it off').prefault('250ms'),
-}).meta({ description: 'The client-facing listener' });
+const server = z
+  .strictObject({
+    headerTimeout: duration(
+      'Time a client has to send the complete request headers (protects against slowloris)',
+    ).prefault('10s'),
+    requestTimeout: duration(
+      'Time a client has to send the complete request, body included; 0 means no limit',
+    ).prefault('5m'),
+    keepAliveTimeout: duration('How long an idle client connection is kept open').prefault('5s'),
+    maxHeaderSize: size('Largest request header section accepted (431 beyond it)').prefault('16KiB'),
+    maxUriLength: z
+      .number()
+      .int()
+      .min(64)
+      .default(8192)
+      .meta({ description: 'Longest request target accepted, in bytes (414 beyond it)' }),
+    drainTimeout: duration(
+      'On shutdown, how long in-flight requests may take to finish before connections are cut',
+    ).prefault('30s'),
+    maxEventLoopDelay: duration(
+      'When the event loop was held up longer than this in the last 100 ms, new requests are shed at once (503) until it recovers, so the process does not stall; 0 turns it off',
+    ).prefault('250ms'),
+  })
+  .meta({ description: 'The client-facing listener' });
 
 const LANGUAGE = /^[a-z]{2,3}(-[a-z0-9]{2,8})?$/;
 
-const page = z.strictObject({
-  brand: z.strictObject({
-    name: z.string().min(1).optional().meta({ description: 'Your service\'s name, shown at the top of the page' }),
-    accent: z.string().regex(/^#[0-9a-fA-F]{6}$/, 'write a colour like "#0b57d0"').optional()
-      .meta({ description: 'Accent colour for links and buttons in light mode (keep 4.5:1 contrast on white)' }),
-    logo: z.string().regex(/^data:image\/(png|svg\+xml|jpeg|webp|gif);base64,[A-Za-z0-9+/=]+$/, 'a logo is a base64 data: URL (the page makes no outside requests)').optional()
-      .meta({ description: 'A small logo as a data: URL (data:image/svg+xml;base64,…), shown 32×32' }),
-  }).prefault({}),
-  texts: z.record(z.string().regex(LANGUAGE, 'a language tag such as "en", "de" or "pt-br"'), z.record(z.string(), z.string()))
-    .default({})
-    .meta({ description: 'Your own words, per language, for any key of the catalogue (src/explain/catalogue.ts), e.g. `{ en: { "headline.service": "Our music service is taking a break" } }`; a language not built in is offered once it has texts' }),
-  template: z.string().min(1).optional()
-    .meta({ description: 'Path of an HTML file replacing the whole page; placeholders {{lang}} {{status}} {{headline}} {{title}} {{side}} {{explanation}} {{message}} {{steps}} {{when}} {{reference}} {{statusLink}} {{requestId}} {{time}} {{retryAfter}} {{brand}} {{head}} {{script}} are filled in (all but steps, when, reference, side, message, statusLink, brand, head and script escaped)' }),
-  autoRetry: z.boolean().default(true)
-    .meta({ description: 'Pages answering a GET with Retry-After try again by themselves (a countdown; a meta refresh without JavaScript)' }),
-}).superRefine((p, ctx) => {
-  for (const [lang, texts] of Object.entries(p.texts)) {
-    for (const key of Object.keys(texts)) {
-      if (!TEXT_KEYS.has(key)) ctx.addIssue({ code: 'custom', path: ['texts', lang, key], message: `"${key}" is not a text of the catalogue (see src/explain/catalogue.ts)` });
+const page = z
+  .strictObject({
+    brand: z
+      .strictObject({
+        name: z.string().min(1).optional().meta({ description: "Your service's name, shown at the top of the page" }),
+        accent: z
+          .string()
+          .regex(/^#[0-9a-fA-F]{6}$/, 'write a colour like "#0b57d0"')
+          .optional()
+          .meta({ description: 'Accent colour for links and buttons in light mode (keep 4.5:1 contrast on white)' }),
+        logo: z
+          .string()
+          .regex(
+            /^data:image\/(png|svg\+xml|jpeg|webp|gif);base64,[A-Za-z0-9+/=]+$/,
+            'a logo is a base64 data: URL (the page makes no outside requests)',
+          )
+          .optional()
+          .meta({ description: 'A small logo as a data: URL (data:image/svg+xml;base64,…), shown 32×32' }),
+      })
+      .prefault({}),
+    texts: z
+      .record(
+        z.string().regex(LANGUAGE, 'a language tag such as "en", "de" or "pt-br"'),
+        z.record(z.string(), z.string()),
+      )
+      .default({})
+      .meta({
+        description:
+          'Your own words, per language, for any key of the catalogue (src/explain/catalogue.ts), e.g. `{ en: { "headline.service": "Our music service is taking a break" } }`; a language not built in is offered once it has texts',
+      }),
+    template: z.string().min(1).optional().meta({
+      description:
+        'Path of an HTML file replacing the whole page; placeholders {{lang}} {{status}} {{headline}} {{title}} {{side}} {{explanation}} {{message}} {{steps}} {{when}} {{reference}} {{statusLink}} {{requestId}} {{time}} {{retryAfter}} {{brand}} {{head}} {{script}} are filled in (all but steps, when, reference, side, message, statusLink, brand, head and script escaped)',
+    }),
+    autoRetry: z.boolean().default(true).meta({
+      description:
+        'Pages answering a GET with Retry-After try again by themselves (a countdown; a meta refresh without JavaScript)',
+    }),
+  })
+  .superRefine((p, ctx) => {
+    for (const [lang, texts] of Object.entries(p.texts)) {
+      for (const key of Object.keys(texts)) {
+        if (!TEXT_KEYS.has(key))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['texts', lang, key],
+            message: `"${key}" is not a text of the catalogue (see src/explain/catalogue.ts)`,
+          });
+      }
     }
-  }
-}).meta({ description: 'The HTML error page people see in a browser' });
+  })
+  .meta({ description: 'The HTML error page people see in a browser' });
 
-const errors = z.strictObject({
-  exposeDetails: z.boolean().default(false)
-    .meta({ description: 'Show every client the failing host (Proxy-Status next-hop) and the low-level error. Off by default: addresses and raw errors map your network for an attacker; the access log always has them' }),
-  trustedClients: z.array(z.string().min(1)).default([])
-    .meta({ description: 'Client addresses (exact, e.g. "127.0.0.1" or "::1") that see the details even when exposeDetails is off' }),
-  statusPage: z.string().optional()
-    .meta({ description: 'URL of the public status page, linked from every error page and problem document' }),
-  page: page.prefault({}),
-}).meta({ description: 'What the gateway\'s own error responses reveal' });
+const errors = z
+  .strictObject({
+    exposeDetails: z.boolean().default(false).meta({
+      description:
+        'Show every client the failing host (Proxy-Status next-hop) and the low-level error. Off by default: addresses and raw errors map your network for an attacker; the access log always has them',
+    }),
+    trustedClients: z.array(z.string().min(1)).default([]).meta({
+      description:
+        'Client addresses (exact, e.g. "127.0.0.1" or "::1") that see the details even when exposeDetails is off',
+    }),
+    statusPage: z
+      .string()
+      .optional()
+      .meta({ description: 'URL of the public status page, linked from every error page and problem document' }),
+    page: page.prefault({}),
+  })
+  .meta({ description: "What the gateway's own error responses reveal" });
 
-const isoTime = (what: string) => z.string()
-  .refine((v) => !Number.isNaN(Date.parse(v)), { message: 'not a date and time (write it like "2026-12-01T02:00:00Z")' })
-  .transform((v) => Date.parse(v))
-  .meta({ description: `${what}; an ISO 8601 date and time` });
+const isoTime = (what: string) =>
+  z
+    .string()
+    .refine((v) => !Number.isNaN(Date.parse(v)), {
+      message: 'not a date and time (write it like "2026-12-01T02:00:00Z")',
+    })
+    .transform((v) => Date.parse(v))
+    .meta({ description: `${what}; an ISO 8601 date and time` });
 
-const maintenance = z.strictObject({
-  windows: z.array(z.strictObject({
-    start: isoTime('When the window opens'),
-    end: isoTime('When the window closes'),
-    message: z.string().optional().meta({ description: 'Shown to people on the error page and in problem details' }),
-    routes: z.array(z.string().min(1)).min(1).optional().meta({ description: 'Route names in maintenance; every route when absent' }),
-  }).refine((w) => w.end > w.start, { message: 'a window ends after it starts', path: ['end'] })).default([])
-    .meta({ description: 'Scheduled maintenance windows: matching requests get 503 with Retry-After until the window ends' }),
-  allow: z.strictObject({
-    addresses: z.array(z.string().min(1)).default([]).meta({ description: 'Client addresses that pass during maintenance (staff)' }),
-    header: z.string().min(1).optional().meta({ description: 'A request header name; requests carrying it with the value of `headerValue` pass' }),
-    headerValue: z.string().min(1).optional(),
-  }).prefault({}),
-}).meta({ description: 'Planned maintenance: scheduled windows here, or switched on and off through the admin API' });
+const maintenance = z
+  .strictObject({
+    windows: z
+      .array(
+        z
+          .strictObject({
+            start: isoTime('When the window opens'),
+            end: isoTime('When the window closes'),
+            message: z
+              .string()
+              .optional()
+              .meta({ description: 'Shown to people on the error page and in problem details' }),
+            routes: z
+              .array(z.string().min(1))
+              .min(1)
+              .optional()
+              .meta({ description: 'Route names in maintenance; every route when absent' }),
+          })
+          .refine((w) => w.end > w.start, { message: 'a window ends after it starts', path: ['end'] }),
+      )
+      .default([])
+      .meta({
+        description: 'Scheduled maintenance windows: matching requests get 503 with Retry-After until the window ends',
+      }),
+    allow: z
+      .strictObject({
+        addresses: z
+          .array(z.string().min(1))
+          .default([])
+          .meta({ description: 'Client addresses that pass during maintenance (staff)' }),
+        header: z
+          .string()
+          .min(1)
+          .optional()
+          .meta({ description: 'A request header name; requests carrying it with the value of `headerValue` pass' }),
+        headerValue: z.string().min(1).optional(),
+      })
+      .prefault({}),
+  })
+  .meta({ description: 'Planned maintenance: scheduled windows here, or switched on and off through the admin API' });
 
-const log = z.strictObject({
-  level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-  access: z.boolean().default(true).meta({ description: 'Write one access-log line per request' }),
-  pretty: z.union([z.boolean(), z.literal('auto')]).default('auto')
-    .meta({ description: 'Human-readable log lines; "auto" means when standard output is a terminal' }),
-}).meta({ description: 'Logging' });
+const log = z
+  .strictObject({
+    level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+    access: z.boolean().default(true).meta({ description: 'Write one access-log line per request' }),
+    pretty: z
+      .union([z.boolean(), z.literal('auto')])
+      .default('auto')
+      .meta({ description: 'Human-readable log lines; "auto" means when standard output is a terminal' }),
+  })
+  .meta({ description: 'Logging' });
 
 const NAME = /^[A-Za-z][A-Za-z0-9_.-]*$/;
 
-export const configSchema = z.strictObject({
-  name: z.string().regex(NAME, 'a name is a letter followed by letters, digits, ".", "_" or "-"').default('gangway')
-    .meta({ description: 'This gateway\'s name in Via and Proxy-Status; give chained gateways distinct names, since a gateway that sees its own name in Via answers 502 proxy_loop_detected' }),
-  listen: address('Where the gateway accepts client traffic').prefault('127.0.0.1:8080'),
-  admin: z.union([address('Where the admin API (health, metrics, status) listens'), z.literal(false)])
-    .prefault('127.0.0.1:9901')
-    .meta({ description: 'Where the admin API (health, metrics, status) listens, or false for none' }),
-  upstreams: z.record(z.string().regex(NAME, 'an upstream name is a letter followed by letters, digits, ".", "_" or "-"'), upstream)
-    .refine((u) => Object.keys(u).length > 0, 'at least one upstream is needed'),
-  routes: z.array(route).min(1, 'at least one route is needed'),
-  adminToken: z.string().min(16, 'an admin token is at least 16 characters').optional()
-    .meta({ description: 'Bearer token that admin API changes (PUT/POST) require; GANGWAY_ADMIN_TOKEN overrides it. Without one, changes are accepted only when the admin listener is on loopback' }),
-  maintenance: maintenance.prefault({}),
-  server: server.prefault({}),
-  errors: errors.prefault({}),
-  status: z.strictObject({
-    path: z.string().regex(/^\/[A-Za-z0-9._~\/-]*[A-Za-z0-9._~-]$/, 'a path such as "/status" (no trailing slash)').optional()
-      .meta({ description: 'Also serve the public status page on the main listener at this path (it is always on the admin listener at /status); error pages link to it unless errors.statusPage says otherwise. Host addresses are left out there' }),
-  }).prefault({}).meta({ description: 'The status page' }),
-  log: log.prefault({}),
-}).superRefine((config, ctx) => {
-  config.routes.forEach((r, i) => {
-    if (!Object.hasOwn(config.upstreams, r.upstream)) {
-      const known = Object.keys(config.upstreams).map((n) => `"${n}"`).join(', ');
-      ctx.addIssue({ code: 'custom', path: ['routes', i, 'upstream'], message: `no upstream named "${r.upstream}" (known: ${known})` });
-    }
-  });
-}).meta({ title: 'Gangway configuration' });
+export const configSchema = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(NAME, 'a name is a letter followed by letters, digits, ".", "_" or "-"')
+      .default('gangway')
+      .meta({
+        description:
+          "This gateway's name in Via and Proxy-Status; give chained gateways distinct names, since a gateway that sees its own name in Via answers 502 proxy_loop_detected",
+      }),
+    listen: address('Where the gateway accepts client traffic').prefault('127.0.0.1:8080'),
+    admin: z
+      .union([address('Where the admin API (health, metrics, status) listens'), z.literal(false)])
+      .prefault('127.0.0.1:9901')
+      .meta({ description: 'Where the admin API (health, metrics, status) listens, or false for none' }),
+    upstreams: z
+      .record(
+        z.string().regex(NAME, 'an upstream name is a letter followed by letters, digits, ".", "_" or "-"'),
+        upstream,
+      )
+      .refine((u) => Object.keys(u).length > 0, 'at least one upstream is needed'),
+    routes: z.array(route).min(1, 'at least one route is needed'),
+    adminToken: z.string().min(16, 'an admin token is at least 16 characters').optional().meta({
+      description:
+        'Bearer token that admin API changes (PUT/POST) require; GANGWAY_ADMIN_TOKEN overrides it. Without one, changes are accepted only when the admin listener is on loopback',
+    }),
+    maintenance: maintenance.prefault({}),
+    server: server.prefault({}),
+    errors: errors.prefault({}),
+    status: z
+      .strictObject({
+        path: z
+          .string()
+          .regex(/^\/[A-Za-z0-9._~/-]*[A-Za-z0-9._~-]$/, 'a path such as "/status" (no trailing slash)')
+          .optional()
+          .meta({
+            description:
+              'Also serve the public status page on the main listener at this path (it is always on the admin listener at /status); error pages link to it unless errors.statusPage says otherwise. Host addresses are left out there',
+          }),
+      })
+      .prefault({})
+      .meta({ description: 'The status page' }),
+    log: log.prefault({}),
+  })
+  .superRefine((config, ctx) => {
+    config.routes.forEach((r, i) => {
+      if (!Object.hasOwn(config.upstreams, r.upstream)) {
+        const known = Object.keys(config.upstreams)
+          .map((n) => `"${n}"`)
+          .join(', ');
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routes', i, 'upstream'],
+          message: `no upstream named "${r.upstream}" (known: ${known})`,
+        });
+      }
+    });
+  })
+  .meta({ title: 'Gangway configuration' });
 
 /** A configuration document as the schema yields it: every default filled in, every unit resolved. */
 export type ConfigDocument = z.output<typeof configSchema>;

@@ -17,9 +17,17 @@ export function parseDuration(value: string | number): number | null {
 
 const SIZE = /^(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|KB|MB|GB|k|K|M|G)?$/;
 const SIZE_BYTES: Record<string, number> = {
-  B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3,
-  KB: 1000, MB: 1000 ** 2, GB: 1000 ** 3,
-  k: 1024, K: 1024, M: 1024 ** 2, G: 1024 ** 3,
+  B: 1,
+  KiB: 1024,
+  MiB: 1024 ** 2,
+  GiB: 1024 ** 3,
+  KB: 1000,
+  MB: 1000 ** 2,
+  GB: 1000 ** 3,
+  k: 1024,
+  K: 1024,
+  M: 1024 ** 2,
+  G: 1024 ** 3,
 };
 
 /** Bytes for "16KiB", "10MiB", "1GB" or a bare number of bytes; null when unreadable. */
@@ -30,7 +38,10 @@ export function parseSize(value: string | number): number | null {
   return Math.floor(Number(m[1]) * SIZE_BYTES[m[2] ?? 'B']!);
 }
 
-export interface Address { host: string; port: number }
+export interface Address {
+  host: string;
+  port: number;
+}
 
 /** "127.0.0.1:8080", "[::1]:8080", ":8080" (all interfaces) or a bare port. */
 export function parseAddress(value: string | number): Address | null {

@@ -5,7 +5,7 @@
  * real faults on one replica, an overload spike and maintenance. Each switch says in one
  * line what a plain proxy would have shown the listener.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { uplotAssets } from '../admin/status-page.js';
 import type { Gateway } from '../gateway.js';
@@ -33,11 +33,17 @@ export const PLAIN_PROXY: Record<string, string> = {
   maintenance: 'A plain proxy: connection refused or a bare 502, and no word of when it ends.',
 };
 
-interface Sample { at: number; counters: Map<string, number> }
+interface Sample {
+  at: number;
+  counters: Map<string, number>;
+}
 
 type Metric = { name: string; values: Array<{ labels: Record<string, string | number>; value: number }> };
 
-export async function startConsole(opts: ConsoleOptions, port: number): Promise<{ url: string; close(): Promise<void> }> {
+export async function startConsole(
+  opts: ConsoleOptions,
+  port: number,
+): Promise<{ url: string; close(): Promise<void> }> {
   const clients = new Set<ServerResponse>();
   const events: Array<{ at: string; text: string }> = [];
   let spikeState: (SpikeResult & { running: boolean }) | undefined;
@@ -84,21 +90,34 @@ export async function startConsole(opts: ConsoleOptions, port: number): Promise<
       }
     }
     const resumed = rate('gangway_resumes_total', (l) => l.outcome === 'started');
-    if (resumed > 0) note(`Gangway resumed ${Math.round(resumed * seconds)} broken stream${resumed * seconds >= 1.5 ? 's' : ''} from another replica (Range)`);
+    if (resumed > 0)
+      note(
+        `Gangway resumed ${Math.round(resumed * seconds)} broken stream${resumed * seconds >= 1.5 ? 's' : ''} from another replica (Range)`,
+      );
     const snapshot = {
       at: now.at,
       replicas: opts.fleet.replicas.map((r) => {
         const label = `127.0.0.1:${r.port}`;
         return {
-          name: r.name, port: r.port, state: r.state, fault: r.fault,
+          name: r.name,
+          port: r.port,
+          state: r.state,
+          fault: r.fault,
           inRotation: hosts.find((h) => h.host === label)?.inRotation ?? false,
           okPerSecond: round(rate('gangway_upstream_attempts_total', (l) => l.host === label && l.outcome === 'ok')),
-          failedPerSecond: round(rate('gangway_upstream_attempts_total', (l) => l.host === label && l.outcome !== 'ok')),
+          failedPerSecond: round(
+            rate('gangway_upstream_attempts_total', (l) => l.host === label && l.outcome !== 'ok'),
+          ),
         };
       }),
       gateway: {
         requestsPerSecond: round(rate('gangway_requests_total')),
-        clientErrorsPerSecond: round(rate('gangway_requests_total', (l) => Number(l.status) >= 500 && l.failure !== 'connection_limit_reached' && l.failure !== 'maintenance')),
+        clientErrorsPerSecond: round(
+          rate(
+            'gangway_requests_total',
+            (l) => Number(l.status) >= 500 && l.failure !== 'connection_limit_reached' && l.failure !== 'maintenance',
+          ),
+        ),
         retriesPerSecond: round(rate('gangway_retries_total')),
         hedgesPerSecond: round(rate('gangway_hedges_total')),
         resumesPerSecond: round(resumed),
@@ -115,23 +134,37 @@ export async function startConsole(opts: ConsoleOptions, port: number): Promise<
     const frame = `event: tick\ndata: ${JSON.stringify(snapshot)}\n\n`;
     for (const c of clients) c.write(frame);
   };
-  const timer = setInterval(() => { void tick().catch(() => undefined); }, 1000);
+  const timer = setInterval(() => {
+    void tick().catch(() => undefined);
+  }, 1000);
 
-  const act = async (req: IncomingMessage, res: ServerResponse, path: string): Promise<void> => {
+  const act = async (res: ServerResponse, path: string): Promise<void> => {
     const reply = (status: number, message: string, plain?: string): void => {
       if (status === 200) note(message);
-      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: status === 200, message, plainProxy: plain }));
+      res
+        .writeHead(status, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ ok: status === 200, message, plainProxy: plain }));
     };
-    const m = /^\/api\/replicas\/(\d+)\/(kill|restart|freeze|thaw|fault)(?:\/(none|slow|garbage|reset|storm))?$/.exec(path);
+    const m = /^\/api\/replicas\/(\d+)\/(kill|restart|freeze|thaw|fault)(?:\/(none|slow|garbage|reset|storm))?$/.exec(
+      path,
+    );
     if (m) {
       const i = Number(m[1]) - 1;
       const r = opts.fleet.replicas[i];
       if (r === undefined) return reply(404, `no replica ${m[1]}`);
       switch (m[2]) {
-        case 'kill': opts.fleet.kill(i); return reply(200, `${r.name} killed (SIGKILL)`, PLAIN_PROXY.kill);
-        case 'restart': await opts.fleet.restart(i); return reply(200, `${r.name} restarted; Gangway brings it back slowly (slow start)`);
-        case 'freeze': opts.fleet.freeze(i); return reply(200, `${r.name} frozen (SIGSTOP)`, PLAIN_PROXY.freeze);
-        case 'thaw': opts.fleet.thaw(i); return reply(200, `${r.name} thawed (SIGCONT)`);
+        case 'kill':
+          opts.fleet.kill(i);
+          return reply(200, `${r.name} killed (SIGKILL)`, PLAIN_PROXY.kill);
+        case 'restart':
+          await opts.fleet.restart(i);
+          return reply(200, `${r.name} restarted; Gangway brings it back slowly (slow start)`);
+        case 'freeze':
+          opts.fleet.freeze(i);
+          return reply(200, `${r.name} frozen (SIGSTOP)`, PLAIN_PROXY.freeze);
+        case 'thaw':
+          opts.fleet.thaw(i);
+          return reply(200, `${r.name} thawed (SIGCONT)`);
         default: {
           const fault = (m[3] ?? 'none') as ReplicaFault;
           opts.fleet.setFault(i, fault);
@@ -142,34 +175,63 @@ export async function startConsole(opts: ConsoleOptions, port: number): Promise<
     if (path === '/api/spike') {
       if (spikeState?.running) return reply(409, 'a spike is already running');
       spikeState = { sent: 0, ok: 0, shed: 0, other: 0, failed: 0, running: true };
-      void spike(opts.proxyOrigin, '/api/tracks', 1000, 5, (r) => { spikeState = { ...r, running: spikeState!.running }; })
-        .then((r) => { spikeState = { ...r, running: false }; note(`Spike over: ${r.ok} served, ${r.shed} shed at once with 503 + Retry-After, ${r.other + r.failed} failed`); });
+      void spike(opts.proxyOrigin, '/api/tracks', 1000, 5, (r) => {
+        spikeState = { ...r, running: spikeState!.running };
+      }).then((r) => {
+        spikeState = { ...r, running: false };
+        note(`Spike over: ${r.ok} served, ${r.shed} shed at once with 503 + Retry-After, ${r.other + r.failed} failed`);
+      });
       return reply(200, 'Overload spike: 1,000 catalogue requests a second for 5 s', PLAIN_PROXY.spike);
     }
     const mm = /^\/api\/maintenance\/(on|off)$/.exec(path);
     if (mm) {
       if (opts.adminOrigin === undefined) return reply(409, 'the gateway has no admin API');
       const on = mm[1] === 'on';
-      const body = on ? { enabled: true, until: new Date(Date.now() + 10 * 60_000).toISOString(), message: 'The demo is in planned maintenance for ten minutes.' } : { enabled: false };
-      const r = await fetch(`${opts.adminOrigin}/api/maintenance`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const body = on
+        ? {
+            enabled: true,
+            until: new Date(Date.now() + 10 * 60_000).toISOString(),
+            message: 'The demo is in planned maintenance for ten minutes.',
+          }
+        : { enabled: false };
+      const r = await fetch(`${opts.adminOrigin}/api/maintenance`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
       if (!r.ok) return reply(502, `the admin API answered ${r.status}`);
       maintenance = on;
-      return reply(200, on ? 'Maintenance on for 10 minutes (PUT /api/maintenance)' : 'Maintenance off', on ? PLAIN_PROXY.maintenance : undefined);
+      return reply(
+        200,
+        on ? 'Maintenance on for 10 minutes (PUT /api/maintenance)' : 'Maintenance off',
+        on ? PLAIN_PROXY.maintenance : undefined,
+      );
     }
     reply(404, `no action ${path}`);
   };
 
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
-    if (req.method === 'POST') { void act(req, res, path).catch((err: Error) => res.writeHead(500).end(err.message)); return; }
+    if (req.method === 'POST') {
+      void act(res, path).catch((err: Error) => res.writeHead(500).end(err.message));
+      return;
+    }
     if (path === '/') {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
-      res.end(CONSOLE_PAGE.replace('__PLAIN_PROXY__', JSON.stringify(PLAIN_PROXY).replace(/</g, '\\u003c')).replace('__PROXY_ORIGIN__', JSON.stringify(opts.proxyOrigin)));
+      res.end(
+        CONSOLE_PAGE.replace('__PLAIN_PROXY__', JSON.stringify(PLAIN_PROXY).replace(/</g, '\\u003c')).replace(
+          '__PROXY_ORIGIN__',
+          JSON.stringify(opts.proxyOrigin),
+        ),
+      );
       return;
     }
     if (path === '/uplot.js' || path === '/uplot.css') {
       const a = uplotAssets();
-      res.writeHead(200, { 'content-type': path.endsWith('.js') ? 'text/javascript' : 'text/css', 'cache-control': 'max-age=86400' });
+      res.writeHead(200, {
+        'content-type': path.endsWith('.js') ? 'text/javascript' : 'text/css',
+        'cache-control': 'max-age=86400',
+      });
       res.end(path.endsWith('.js') ? a.js : a.css);
       return;
     }
@@ -181,11 +243,20 @@ export async function startConsole(opts: ConsoleOptions, port: number): Promise<
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
   });
-  await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(port, '127.0.0.1', resolve); });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', resolve);
+  });
   const bound = (server.address() as AddressInfo).port;
   return {
     url: `http://127.0.0.1:${bound}/`,
-    close: () => new Promise<void>((resolve) => { clearInterval(timer); for (const c of clients) c.destroy(); server.close(() => resolve()); server.closeAllConnections(); }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        clearInterval(timer);
+        for (const c of clients) c.destroy();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }
 

@@ -23,7 +23,13 @@ export class ReplicaFleet {
   readonly replicas: Replica[];
 
   constructor(ports: number[]) {
-    this.replicas = ports.map((port, i) => ({ name: `replica-${i + 1}`, port, state: 'killed', fault: 'none', child: undefined }));
+    this.replicas = ports.map((port, i) => ({
+      name: `replica-${i + 1}`,
+      port,
+      state: 'killed',
+      fault: 'none',
+      child: undefined,
+    }));
   }
 
   async startAll(): Promise<void> {
@@ -38,12 +44,20 @@ export class ReplicaFleet {
     const child = fork(REPLICA, [String(r.port), r.name], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     r.child = child;
     return new Promise<void>((resolve, reject) => {
-      child.once('message', () => { r.state = 'running'; resolve(); });
+      child.once('message', () => {
+        r.state = 'running';
+        resolve();
+      });
       child.once('exit', (code, signal) => {
-        if (r.child === child) { r.state = 'killed'; r.child = undefined; }
+        if (r.child === child) {
+          r.state = 'killed';
+          r.child = undefined;
+        }
         reject(new Error(`${r.name} on port ${r.port} exited (${code ?? signal}); is the port free?`));
       });
-    }).then(() => undefined).finally(() => child.removeAllListeners('message'));
+    })
+      .then(() => undefined)
+      .finally(() => child.removeAllListeners('message'));
   }
 
   kill(i: number): void {

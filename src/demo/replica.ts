@@ -30,28 +30,61 @@ function synthesise(notes: number[], noteSeconds: number): Buffer {
   const perNote = Math.round(RATE * noteSeconds);
   const samples = perNote * notes.length;
   const wav = Buffer.alloc(44 + samples * 2);
-  wav.write('RIFF', 0); wav.writeUInt32LE(36 + samples * 2, 4); wav.write('WAVE', 8);
-  wav.write('fmt ', 12); wav.writeUInt32LE(16, 16); wav.writeUInt16LE(1, 20); wav.writeUInt16LE(1, 22);
-  wav.writeUInt32LE(RATE, 24); wav.writeUInt32LE(RATE * 2, 28); wav.writeUInt16LE(2, 32); wav.writeUInt16LE(16, 34);
-  wav.write('data', 36); wav.writeUInt32LE(samples * 2, 40);
+  wav.write('RIFF', 0);
+  wav.writeUInt32LE(36 + samples * 2, 4);
+  wav.write('WAVE', 8);
+  wav.write('fmt ', 12);
+  wav.writeUInt32LE(16, 16);
+  wav.writeUInt16LE(1, 20);
+  wav.writeUInt16LE(1, 22);
+  wav.writeUInt32LE(RATE, 24);
+  wav.writeUInt32LE(RATE * 2, 28);
+  wav.writeUInt16LE(2, 32);
+  wav.writeUInt16LE(16, 34);
+  wav.write('data', 36);
+  wav.writeUInt32LE(samples * 2, 40);
   for (let n = 0; n < notes.length; n++) {
     for (let i = 0; i < perNote; i++) {
       const envelope = Math.min(1, i / 400, (perNote - i) / 400);
-      const v = Math.sin((2 * Math.PI * notes[n]! * i) / RATE) * 0.6 + Math.sin((4 * Math.PI * notes[n]! * i) / RATE) * 0.2;
+      const v =
+        Math.sin((2 * Math.PI * notes[n]! * i) / RATE) * 0.6 + Math.sin((4 * Math.PI * notes[n]! * i) / RATE) * 0.2;
       wav.writeInt16LE(Math.round(v * envelope * 7000), 44 + (n * perNote + i) * 2);
     }
   }
   return wav;
 }
 
-const C = 261.63, D = 293.66, E = 329.63, F = 349.23, G = 392.0, A = 440.0, B = 493.88;
+const C = 261.63,
+  D = 293.66,
+  E = 329.63,
+  F = 349.23,
+  G = 392.0,
+  A = 440.0,
+  B = 493.88;
 const tracks = [
-  { id: 'morning', title: 'Morning Scale', notes: [C, D, E, F, G, A, B, C * 2, B, A, G, F, E, D].flatMap((n) => [n, n]), noteSeconds: 0.5 },
-  { id: 'evening', title: 'Evening Arpeggio', notes: [C, E, G, C * 2, G, E, A / 2, C, E, A, E, C, F / 2, A / 2, C, F].flatMap((n) => [n, n, n]), noteSeconds: 0.4 },
+  {
+    id: 'morning',
+    title: 'Morning Scale',
+    notes: [C, D, E, F, G, A, B, C * 2, B, A, G, F, E, D].flatMap((n) => [n, n]),
+    noteSeconds: 0.5,
+  },
+  {
+    id: 'evening',
+    title: 'Evening Arpeggio',
+    notes: [C, E, G, C * 2, G, E, A / 2, C, E, A, E, C, F / 2, A / 2, C, F].flatMap((n) => [n, n, n]),
+    noteSeconds: 0.4,
+  },
 ].map((t) => {
   const audio = synthesise(t.notes, t.noteSeconds);
   const sha256 = createHash('sha256').update(audio).digest('hex');
-  return { id: t.id, title: t.title, seconds: Math.round((t.notes.length * t.noteSeconds) * 10) / 10, audio, sha256, etag: `"${sha256.slice(0, 16)}"` };
+  return {
+    id: t.id,
+    title: t.title,
+    seconds: Math.round(t.notes.length * t.noteSeconds * 10) / 10,
+    audio,
+    sha256,
+    etag: `"${sha256.slice(0, 16)}"`,
+  };
 });
 
 let busy = 0;
@@ -66,7 +99,8 @@ function withCapacity(work: () => void): void {
       waiting.shift()?.();
     }, API_WORK_MS);
   };
-  if (busy < API_SLOTS) run(); else waiting.push(run);
+  if (busy < API_SLOTS) run();
+  else waiting.push(run);
 }
 
 function streamAudio(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
@@ -76,11 +110,17 @@ function streamAudio(req: IncomingMessage, res: ServerResponse, body: Buffer): v
   const pace = (fault === 'slow' ? 8 : 1) * (CHUNK / BYTES_PER_SECOND) * 1000;
   const next = (): void => {
     if (res.destroyed) return;
-    if (sent >= cutAt) { res.socket?.resetAndDestroy(); return; }
+    if (sent >= cutAt) {
+      res.socket?.resetAndDestroy();
+      return;
+    }
     const chunk = body.subarray(offset, offset + CHUNK);
     offset += chunk.length;
     sent += chunk.length;
-    if (offset >= body.length) { res.end(chunk); return; }
+    if (offset >= body.length) {
+      res.end(chunk);
+      return;
+    }
     res.write(chunk);
     setTimeout(next, pace);
   };
@@ -90,11 +130,25 @@ function streamAudio(req: IncomingMessage, res: ServerResponse, body: Buffer): v
 
 function answer(req: IncomingMessage, res: ServerResponse): void {
   const url = new URL(req.url ?? '/', 'http://demo');
-  if (url.pathname === '/healthz') { res.end('ok\n'); return; }
+  if (url.pathname === '/healthz') {
+    res.end('ok\n');
+    return;
+  }
   if (url.pathname === '/api/tracks') {
     withCapacity(() => {
       res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify(tracks.map(({ id, title, seconds, sha256, audio }) => ({ id, title, seconds, bytes: audio.length, sha256, url: `/audio/${id}.wav` }))));
+      res.end(
+        JSON.stringify(
+          tracks.map(({ id, title, seconds, sha256, audio }) => ({
+            id,
+            title,
+            seconds,
+            bytes: audio.length,
+            sha256,
+            url: `/audio/${id}.wav`,
+          })),
+        ),
+      );
     });
     return;
   }
@@ -114,13 +168,18 @@ function answer(req: IncomingMessage, res: ServerResponse): void {
     if (range && (req.headers['if-range'] === undefined || req.headers['if-range'] === track.etag)) {
       const start = Number(range[1]);
       const end = range[2] ? Math.min(Number(range[2]), size - 1) : size - 1;
-      if (start >= size || start > end) { res.writeHead(416, { 'content-range': `bytes */${size}` }).end(); return; }
+      if (start >= size || start > end) {
+        res.writeHead(416, { 'content-range': `bytes */${size}` }).end();
+        return;
+      }
       res.writeHead(206, { 'content-range': `bytes ${start}-${end}/${size}`, 'content-length': end - start + 1 });
-      if (req.method === 'HEAD') res.end(); else streamAudio(req, res, track.audio.subarray(start, end + 1));
+      if (req.method === 'HEAD') res.end();
+      else streamAudio(req, res, track.audio.subarray(start, end + 1));
       return;
     }
     res.writeHead(200, { 'content-length': size });
-    if (req.method === 'HEAD') res.end(); else streamAudio(req, res, track.audio);
+    if (req.method === 'HEAD') res.end();
+    else streamAudio(req, res, track.audio);
     return;
   }
   if (url.pathname === '/') {
@@ -134,12 +193,18 @@ function answer(req: IncomingMessage, res: ServerResponse): void {
 createServer((req, res) => {
   req.resume();
   res.setHeader('x-replica', name);
-  if (fault === 'garbage') { req.socket.end('\u0000\u00ffTHIS IS NOT HTTP\r\n\r\n'); return; }
+  if (fault === 'garbage') {
+    req.socket.end('\u0000\u00ffTHIS IS NOT HTTP\r\n\r\n');
+    return;
+  }
   if (fault === 'storm' && req.url !== '/healthz') {
     res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '2' }).end('overloaded\n');
     return;
   }
-  if (fault === 'slow') { setTimeout(answer, 1500, req, res); return; }
+  if (fault === 'slow') {
+    setTimeout(answer, 1500, req, res);
+    return;
+  }
   answer(req, res);
 }).listen(port, '127.0.0.1', () => {
   process.send?.({ ready: port });

@@ -37,7 +37,9 @@ export interface RunningDemo {
 
 export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo> {
   // The example file as written, with the caller's addresses put in, validated as any file is.
-  const raw = parse(readFileSync(DEMO_CONFIG, 'utf8')) as GatewayConfigInput & { upstreams: Record<string, { hosts: string[] }> };
+  const raw = parse(readFileSync(DEMO_CONFIG, 'utf8')) as GatewayConfigInput & {
+    upstreams: Record<string, { hosts: string[] }>;
+  };
   const ports = options.replicaPorts ?? raw.upstreams.music!.hosts.map((h) => Number(h.split(':').pop()));
   raw.upstreams.music!.hosts = ports.map((p) => `127.0.0.1:${p}`);
   if (options.listen) raw.listen = options.listen;
@@ -54,7 +56,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
     throw err;
   }
   let gateway: Gateway | undefined;
-  let addresses;
+  let addresses: Awaited<ReturnType<Gateway['listen']>>;
   try {
     gateway = createGateway(config, { configFile: DEMO_CONFIG });
     addresses = await gateway.listen();
@@ -67,8 +69,14 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   const adminOrigin = addresses.admin ? `http://${formatAddress(addresses.admin)}` : undefined;
   const console = await startConsole({ fleet, gateway, proxyOrigin, adminOrigin }, options.consolePort ?? CONSOLE_PORT);
   return {
-    gateway, fleet,
-    urls: { player: `${proxyOrigin}/`, console: console.url, status: config.status.path ? `${proxyOrigin}${config.status.path}` : undefined, metrics: adminOrigin && `${adminOrigin}/metrics` },
+    gateway,
+    fleet,
+    urls: {
+      player: `${proxyOrigin}/`,
+      console: console.url,
+      status: config.status.path ? `${proxyOrigin}${config.status.path}` : undefined,
+      metrics: adminOrigin && `${adminOrigin}/metrics`,
+    },
     async close() {
       await console.close();
       await gateway.close();
@@ -86,7 +94,8 @@ function portsFromEnvironment(): DemoOptions {
   const raw = process.env.GANGWAY_DEMO_PORTS;
   if (!raw) return {};
   const p = raw.split(',').map(Number);
-  if (p.length !== 6 || p.some((n) => !Number.isInteger(n) || n < 1 || n > 65535)) throw new Error('GANGWAY_DEMO_PORTS is six ports: gateway,admin,console,replica1,replica2,replica3');
+  if (p.length !== 6 || p.some((n) => !Number.isInteger(n) || n < 1 || n > 65535))
+    throw new Error('GANGWAY_DEMO_PORTS is six ports: gateway,admin,console,replica1,replica2,replica3');
   return { listen: `127.0.0.1:${p[0]}`, admin: `127.0.0.1:${p[1]}`, consolePort: p[2], replicaPorts: p.slice(3) };
 }
 
@@ -99,12 +108,14 @@ export async function runDemo(): Promise<number> {
     return 1;
   }
   const { urls } = demo;
-  process.stdout.write(`\nGangway demo is running:\n`
-    + `  player        ${urls.player}\n`
-    + `  console       ${urls.console}   (break the replicas here)\n`
-    + (urls.status ? `  status page   ${urls.status}\n` : '')
-    + (urls.metrics ? `  metrics       ${urls.metrics}\n` : '')
-    + `Press Ctrl-C to stop.\n\n`);
+  process.stdout.write(
+    `\nGangway demo is running:\n` +
+      `  player        ${urls.player}\n` +
+      `  console       ${urls.console}   (break the replicas here)\n` +
+      (urls.status ? `  status page   ${urls.status}\n` : '') +
+      (urls.metrics ? `  metrics       ${urls.metrics}\n` : '') +
+      `Press Ctrl-C to stop.\n\n`,
+  );
   const code = await runUntilSignalled(demo.gateway);
   await demo.close();
   return code;

@@ -5,9 +5,21 @@
  */
 import { Pool } from 'undici';
 
-export interface SpikeResult { sent: number; ok: number; shed: number; other: number; failed: number }
+export interface SpikeResult {
+  sent: number;
+  ok: number;
+  shed: number;
+  other: number;
+  failed: number;
+}
 
-export async function spike(origin: string, path: string, perSecond: number, seconds: number, onProgress: (r: SpikeResult) => void): Promise<SpikeResult> {
+export async function spike(
+  origin: string,
+  path: string,
+  perSecond: number,
+  seconds: number,
+  onProgress: (r: SpikeResult) => void,
+): Promise<SpikeResult> {
   const pool = new Pool(origin, { connections: 512, headersTimeout: 10_000, bodyTimeout: 10_000 });
   const r: SpikeResult = { sent: 0, ok: 0, shed: 0, other: 0, failed: 0 };
   const total = perSecond * seconds;
@@ -18,13 +30,23 @@ export async function spike(origin: string, path: string, perSecond: number, sec
       const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * perSecond));
       while (r.sent < due) {
         r.sent++;
-        pending.push(pool.request({ method: 'GET', path, headers: { 'user-agent': 'gangway-demo-spike' } }).then(async (res) => {
-          await res.body.dump();
-          if (res.statusCode === 200) r.ok++; else if (res.statusCode === 503 || res.statusCode === 429) r.shed++; else r.other++;
-        }, () => { r.failed++; }));
+        pending.push(
+          pool.request({ method: 'GET', path, headers: { 'user-agent': 'gangway-demo-spike' } }).then(
+            async (res) => {
+              await res.body.dump();
+              if (res.statusCode === 200) r.ok++;
+              else if (res.statusCode === 503 || res.statusCode === 429) r.shed++;
+              else r.other++;
+            },
+            () => {
+              r.failed++;
+            },
+          ),
+        );
       }
       onProgress(r);
-      if (r.sent >= total) resolve(); else setTimeout(tick, 5);
+      if (r.sent >= total) resolve();
+      else setTimeout(tick, 5);
     };
     tick();
   });

@@ -28,9 +28,18 @@ export function inspectNetwork(): NetworkFacts {
 
 function hasDefaultRoute(): boolean | undefined {
   try {
-    const v4 = readFileSync('/proc/net/route', 'utf8').split('\n').slice(1).some((l) => l.split('\t')[1] === '00000000');
+    const v4 = readFileSync('/proc/net/route', 'utf8')
+      .split('\n')
+      .slice(1)
+      .some((l) => l.split('\t')[1] === '00000000');
     let v6 = false;
-    try { v6 = readFileSync('/proc/net/ipv6_route', 'utf8').split('\n').some((l) => l.startsWith('00000000000000000000000000000000 00') && !l.trimEnd().endsWith(' lo')); } catch { /* no IPv6 */ }
+    try {
+      v6 = readFileSync('/proc/net/ipv6_route', 'utf8')
+        .split('\n')
+        .some((l) => l.startsWith('00000000000000000000000000000000 00') && !l.trimEnd().endsWith(' lo'));
+    } catch {
+      /* no IPv6 */
+    }
     return v4 || v6;
   } catch {
     return undefined;
@@ -52,13 +61,21 @@ function env(environment: NodeJS.ProcessEnv, name: string): string | undefined {
 /** Which proxy the URL goes through, read as curl does: https_proxy / http_proxy, then all_proxy; NO_PROXY exempts. */
 export function proxyFor(target: URL, environment: NodeJS.ProcessEnv = process.env): ProxyChoice {
   const scheme = target.protocol === 'https:' ? 'https_proxy' : 'http_proxy';
-  const variable = env(environment, scheme) ? scheme.toUpperCase() : env(environment, 'all_proxy') ? 'ALL_PROXY' : undefined;
+  const variable = env(environment, scheme)
+    ? scheme.toUpperCase()
+    : env(environment, 'all_proxy')
+      ? 'ALL_PROXY'
+      : undefined;
   if (variable === undefined) return { proxy: undefined, variable: undefined, bypassedBy: undefined };
   const raw = env(environment, variable)!;
   const bypass = noProxyMatch(target, env(environment, 'no_proxy'));
   if (bypass !== undefined) return { proxy: undefined, variable, bypassedBy: bypass };
   let proxy: URL;
-  try { proxy = new URL(raw.includes('://') ? raw : `http://${raw}`); } catch { proxy = new URL('http://invalid.invalid'); }
+  try {
+    proxy = new URL(raw.includes('://') ? raw : `http://${raw}`);
+  } catch {
+    proxy = new URL('http://invalid.invalid');
+  }
   return { proxy, variable, bypassedBy: undefined };
 }
 
@@ -70,7 +87,9 @@ function noProxyMatch(target: URL, noProxy: string | undefined): string | undefi
     const entry = raw.trim().toLowerCase();
     if (!entry) continue;
     if (entry === '*') return entry;
-    const [name, entryPort] = entry.startsWith('[') ? [entry.slice(1, entry.indexOf(']')), entry.split(']:')[1]] : entry.split(':');
+    const [name, entryPort] = entry.startsWith('[')
+      ? [entry.slice(1, entry.indexOf(']')), entry.split(']:')[1]]
+      : entry.split(':');
     if (entryPort && entryPort !== port) continue;
     const bare = name!.replace(/^\*?\./, '');
     if (host === bare || host.endsWith(`.${bare}`)) return entry;

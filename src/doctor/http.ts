@@ -8,7 +8,12 @@ import { Agent, ProxyAgent, request, type Dispatcher } from 'undici';
 import { parseProxyStatus } from '../faults/proxy-status.js';
 import { parseRetryAfter } from '../http/retry-after.js';
 
-export interface Hop { proxy: string; error?: string; details?: string; status?: number }
+export interface Hop {
+  proxy: string;
+  error?: string;
+  details?: string;
+  status?: number;
+}
 
 export interface HttpAttempt {
   ok: boolean;
@@ -34,7 +39,8 @@ export async function fetchOnce(url: URL, dispatcher: Dispatcher): Promise<HttpA
   const started = performance.now();
   try {
     const res = await request(url, {
-      dispatcher, method: 'GET',
+      dispatcher,
+      method: 'GET',
       headers: { accept: 'application/problem+json, text/html;q=0.9, */*;q=0.8', 'user-agent': 'gangway-doctor' },
     });
     const ms = performance.now() - started;
@@ -43,12 +49,26 @@ export async function fetchOnce(url: URL, dispatcher: Dispatcher): Promise<HttpA
       const v = res.headers[name];
       return Array.isArray(v) ? v.join(', ') : v;
     };
-    const hops = parseProxyStatus(header('proxy-status') ?? '').map((m) => ({ proxy: m.proxy, error: m.error, details: m.details, status: m.receivedStatus }));
+    const hops = parseProxyStatus(header('proxy-status') ?? '').map((m) => ({
+      proxy: m.proxy,
+      error: m.error,
+      details: m.details,
+      status: m.receivedStatus,
+    }));
     let problem: { type?: string; status_page?: string } | undefined;
-    if (header('content-type')?.includes('json')) { try { problem = JSON.parse(text) as typeof problem; } catch { /* not JSON after all */ } }
+    if (header('content-type')?.includes('json')) {
+      try {
+        problem = JSON.parse(text) as typeof problem;
+      } catch {
+        /* not JSON after all */
+      }
+    }
     const link = /<([^>]+)>\s*;\s*rel="?status"?/i.exec(header('link') ?? '')?.[1];
     return {
-      ok: true, ms, status: res.statusCode, hops,
+      ok: true,
+      ms,
+      status: res.statusCode,
+      hops,
       via: header('via'),
       retryAfter: parseRetryAfter(header('retry-after')),
       requestId: header('x-request-id'),
@@ -61,10 +81,17 @@ export async function fetchOnce(url: URL, dispatcher: Dispatcher): Promise<HttpA
   }
 }
 
-export interface StatusPageSummary { overall?: string; services?: Array<{ name: string; state: string; reason?: string }> }
+export interface StatusPageSummary {
+  overall?: string;
+  services?: Array<{ name: string; state: string; reason?: string }>;
+}
 
 /** Reads an advertised status page as JSON (Gangway's answers JSON on Accept); undefined when it cannot. */
-export async function readStatusPage(href: string, base: URL, dispatcher: Dispatcher): Promise<StatusPageSummary | undefined> {
+export async function readStatusPage(
+  href: string,
+  base: URL,
+  dispatcher: Dispatcher,
+): Promise<StatusPageSummary | undefined> {
   try {
     const res = await request(new URL(href, base), { dispatcher, headers: { accept: 'application/json' } });
     const body = await res.body.text();

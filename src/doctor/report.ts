@@ -17,12 +17,20 @@ export function humanStep(s: Step, c: (code: number, s: string) => string): stri
 }
 
 export function humanVerdict(r: DoctorReport, c: (code: number, s: string) => string): string {
-  const colour = r.verdict === 'ok' ? 32 : r.verdict === 'transient' || r.verdict === 'unknown' ? 33 : r.verdict.startsWith('service') ? 35 : 31;
+  const colour =
+    r.verdict === 'ok'
+      ? 32
+      : r.verdict === 'transient' || r.verdict === 'unknown'
+        ? 33
+        : r.verdict.startsWith('service')
+          ? 35
+          : 31;
   let out = `\n${c(1, 'Verdict:')} ${c(colour, c(1, r.verdict))}\n${r.summary}\n`;
   if (r.failedAt) out += `${c(1, 'Failed at:')} ${r.failedAt}\n`;
   if (r.hops.length > 0) {
     out += `${c(1, 'Hops')} (from the service towards you):\n`;
-    for (const h of r.hops) out += `  ${h.proxy}${h.error ? `  error=${h.error}` : ''}${h.status ? `  received-status=${h.status}` : ''}${h.details ? `  ${h.details}` : ''}\n`;
+    for (const h of r.hops)
+      out += `  ${h.proxy}${h.error ? `  error=${h.error}` : ''}${h.status ? `  received-status=${h.status}` : ''}${h.details ? `  ${h.details}` : ''}\n`;
   }
   if (r.requestId) out += `${c(1, 'Request id')} (quote it to support): ${r.requestId}\n`;
   out += `${c(1, 'What to do:')}\n${r.advice.map((a) => `  • ${a}\n`).join('')}`;
@@ -30,16 +38,25 @@ export function humanVerdict(r: DoctorReport, c: (code: number, s: string) => st
 }
 
 export function jsonReport(r: DoctorReport): string {
-  return JSON.stringify({
-    url: r.url,
-    verdict: r.verdict,
-    summary: r.summary,
-    failed_at: r.failedAt,
-    steps: r.steps.map((s) => ({ name: s.name, ok: s.ok, ms: s.ms === undefined ? undefined : Math.round(s.ms * 10) / 10, detail: s.detail })),
-    hops: r.hops.map((h) => ({ proxy: h.proxy, error: h.error, details: h.details, status: h.status })),
-    advice: r.advice,
-    request_id: r.requestId,
-    retry_after: r.retryAfter,
-    exit_code: r.exitCode,
-  }, null, 2) + '\n';
+  return `${JSON.stringify(
+    {
+      url: r.url,
+      verdict: r.verdict,
+      summary: r.summary,
+      failed_at: r.failedAt,
+      steps: r.steps.map((s) => ({
+        name: s.name,
+        ok: s.ok,
+        ms: s.ms === undefined ? undefined : Math.round(s.ms * 10) / 10,
+        detail: s.detail,
+      })),
+      hops: r.hops.map((h) => ({ proxy: h.proxy, error: h.error, details: h.details, status: h.status })),
+      advice: r.advice,
+      request_id: r.requestId,
+      retry_after: r.retryAfter,
+      exit_code: r.exitCode,
+    },
+    null,
+    2,
+  )}\n`;
 }

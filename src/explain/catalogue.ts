@@ -10,19 +10,64 @@ import type { AdviceGroup, FailureKindName } from '../faults/taxonomy.js';
 type KindKeys = `kind.${FailureKindName}.${'title' | 'explanation'}`;
 type AdviceKeys = `advice.${AdviceGroup}`;
 type PageKeys =
-  | 'side.service' | 'side.client' | 'side.maintenance'
-  | 'headline.service' | 'headline.client' | 'headline.maintenance' | 'headline.overloaded'
-  | 'what_to_do' | 'when' | 'retry.in' | 'retry.now' | 'retry.checking' | 'retry.still' | 'retry.manual'
-  | 'back_at' | 'operator_message' | 'reference' | 'request_id' | 'time' | 'error' | 'status_page' | 'service_fallback';
+  | 'side.service'
+  | 'side.client'
+  | 'side.maintenance'
+  | 'headline.service'
+  | 'headline.client'
+  | 'headline.maintenance'
+  | 'headline.overloaded'
+  | 'what_to_do'
+  | 'when'
+  | 'retry.in'
+  | 'retry.now'
+  | 'retry.checking'
+  | 'retry.still'
+  | 'retry.manual'
+  | 'back_at'
+  | 'operator_message'
+  | 'reference'
+  | 'request_id'
+  | 'time'
+  | 'error'
+  | 'status_page'
+  | 'service_fallback';
 
 /** The status page's words. */
 type StatusKeys =
-  | 'status.title' | 'status.live' | 'status.services' | 'status.col_service' | 'status.col_state' | 'status.col_last_minute'
-  | 'status.col_p99' | 'status.maintenance' | 'status.incidents' | 'status.last_hour' | 'status.chart_rps' | 'status.chart_errors'
-  | 'status.chart_p99' | 'status.noscript' | 'status.no_maintenance' | 'status.no_incidents' | 'status.now' | 'status.scheduled'
-  | 'status.all_services' | 'status.until' | 'status.ongoing_since' | 'status.line_requests' | 'status.line_servers' | 'status.incident'
-  | 'overall.operational' | 'overall.degraded' | 'overall.partial_outage' | 'overall.major_outage' | 'overall.maintenance'
-  | 'state.healthy' | 'state.degraded' | 'state.down' | 'state.maintenance';
+  | 'status.title'
+  | 'status.live'
+  | 'status.services'
+  | 'status.col_service'
+  | 'status.col_state'
+  | 'status.col_last_minute'
+  | 'status.col_p99'
+  | 'status.maintenance'
+  | 'status.incidents'
+  | 'status.last_hour'
+  | 'status.chart_rps'
+  | 'status.chart_errors'
+  | 'status.chart_p99'
+  | 'status.noscript'
+  | 'status.no_maintenance'
+  | 'status.no_incidents'
+  | 'status.now'
+  | 'status.scheduled'
+  | 'status.all_services'
+  | 'status.until'
+  | 'status.ongoing_since'
+  | 'status.line_requests'
+  | 'status.line_servers'
+  | 'status.incident'
+  | 'overall.operational'
+  | 'overall.degraded'
+  | 'overall.partial_outage'
+  | 'overall.major_outage'
+  | 'overall.maintenance'
+  | 'state.healthy'
+  | 'state.degraded'
+  | 'state.down'
+  | 'state.maintenance';
 
 export type TextKey = KindKeys | AdviceKeys | PageKeys | StatusKeys;
 export type Catalogue = Record<TextKey, string>;
@@ -35,21 +80,21 @@ const en: Catalogue = {
   'headline.overloaded': 'The {service} service is very busy right now',
   'headline.maintenance': 'The {service} service is down for maintenance',
   'headline.client': 'This request could not be served',
-  'what_to_do': 'What you can do',
-  'when': 'When to come back',
+  what_to_do: 'What you can do',
+  when: 'When to come back',
   'retry.in': 'This page will try again by itself in {seconds} s.',
   'retry.now': 'Try again now',
   'retry.checking': 'Trying again…',
   'retry.still': 'Still unavailable. Trying again in {seconds} s.',
   'retry.manual': 'Reload this page in {seconds} seconds.',
-  'back_at': 'Expected back at {time}.',
-  'operator_message': 'Message from the operators',
-  'reference': 'For support, quote',
-  'request_id': 'Request id',
-  'time': 'Time',
-  'error': 'Error',
-  'status_page': 'Service status',
-  'service_fallback': 'requested',
+  back_at: 'Expected back at {time}.',
+  operator_message: 'Message from the operators',
+  reference: 'For support, quote',
+  request_id: 'Request id',
+  time: 'Time',
+  error: 'Error',
+  status_page: 'Service status',
+  service_fallback: 'requested',
   'status.title': 'Service status',
   'status.live': 'Live',
   'status.services': 'Services',
@@ -83,70 +128,96 @@ const en: Catalogue = {
   'state.degraded': 'Degraded',
   'state.down': 'Down',
   'state.maintenance': 'Maintenance',
-  'advice.unreachable': 'Nothing is wrong with your connection, browser or DNS: refreshing, clearing caches, changing DNS or turning off a VPN will not help.\nWait a moment; the page tries again by itself, and the service is usually back within a minute.\nIf it lasts, check the service status or contact support with the reference below.',
-  'advice.incomplete': 'Try again: the next attempt may be served by another server.\nNothing is wrong with your connection.',
+  'advice.unreachable':
+    'Nothing is wrong with your connection, browser or DNS: refreshing, clearing caches, changing DNS or turning off a VPN will not help.\nWait a moment; the page tries again by itself, and the service is usually back within a minute.\nIf it lasts, check the service status or contact support with the reference below.',
+  'advice.incomplete':
+    'Try again: the next attempt may be served by another server.\nNothing is wrong with your connection.',
   'advice.upgrade': 'Try again shortly.\nIf it persists, the service does not offer this protocol here.',
-  'advice.overloaded': 'Nothing is wrong on your side, and refreshing right away will not help.\nWait a few seconds; the page tries again by itself.',
-  'advice.maintenance': 'Nothing is wrong on your side.\nCome back when the maintenance ends; the page tries again by itself.',
-  'advice.misconfigured': 'This is a configuration fault on our side; retrying will not help until it is fixed.\nContact support with the reference below.',
-  'advice.slow_down': 'Wait until the time given, then continue at a slower pace.\nIf a program or extension makes requests for you, it may be making too many.',
-  'advice.check_address': 'Check the address you followed or typed.\nIf a link brought you here, the link may be out of date.',
-  'advice.fix_request': 'If a program sent this request, it needs fixing.\nA browser extension, proxy or security software on your side may be rewriting requests: try without it.',
-  'advice.slow_connection': 'Your connection may be slow or unstable: try again.\nIf you are on a VPN or proxy, try without it.',
+  'advice.overloaded':
+    'Nothing is wrong on your side, and refreshing right away will not help.\nWait a few seconds; the page tries again by itself.',
+  'advice.maintenance':
+    'Nothing is wrong on your side.\nCome back when the maintenance ends; the page tries again by itself.',
+  'advice.misconfigured':
+    'This is a configuration fault on our side; retrying will not help until it is fixed.\nContact support with the reference below.',
+  'advice.slow_down':
+    'Wait until the time given, then continue at a slower pace.\nIf a program or extension makes requests for you, it may be making too many.',
+  'advice.check_address':
+    'Check the address you followed or typed.\nIf a link brought you here, the link may be out of date.',
+  'advice.fix_request':
+    'If a program sent this request, it needs fixing.\nA browser extension, proxy or security software on your side may be rewriting requests: try without it.',
+  'advice.slow_connection':
+    'Your connection may be slow or unstable: try again.\nIf you are on a VPN or proxy, try without it.',
   'advice.smaller_body': 'Send a smaller file or less data.',
   'advice.shorter_address': 'Use a shorter address; long query strings are a common cause.',
-  'advice.clear_cookies': 'Clear this site\'s cookies and try again.',
+  'advice.clear_cookies': "Clear this site's cookies and try again.",
   'advice.nothing': 'Nothing to do; the gateway stopped the exchange with the service.',
   'kind.dns_error.title': 'Upstream name did not resolve',
-  'kind.dns_error.explanation': 'Our gateway could not find the address of the {service} service: its name did not resolve.',
+  'kind.dns_error.explanation':
+    'Our gateway could not find the address of the {service} service: its name did not resolve.',
   'kind.dns_timeout.title': 'Upstream name lookup timed out',
   'kind.dns_timeout.explanation': 'Our gateway could not look up the address of the {service} service in time.',
   'kind.connection_refused.title': 'Upstream refused the connection',
-  'kind.connection_refused.explanation': 'Our gateway could not reach the {service} service: its server refused the connection, usually because it is down or restarting.',
+  'kind.connection_refused.explanation':
+    'Our gateway could not reach the {service} service: its server refused the connection, usually because it is down or restarting.',
   'kind.destination_unreachable.title': 'Upstream unreachable',
   'kind.destination_unreachable.explanation': 'Our gateway has no network route to the {service} service.',
   'kind.connection_timeout.title': 'Upstream did not accept the connection in time',
-  'kind.connection_timeout.explanation': 'Our gateway could not connect to the {service} service in time; its server is overloaded or unreachable.',
+  'kind.connection_timeout.explanation':
+    'Our gateway could not connect to the {service} service in time; its server is overloaded or unreachable.',
   'kind.connection_terminated_reused.title': 'Upstream closed a reused connection',
-  'kind.connection_terminated_reused.explanation': 'The {service} service closed the connection just as our gateway sent your request on it, before answering.',
+  'kind.connection_terminated_reused.explanation':
+    'The {service} service closed the connection just as our gateway sent your request on it, before answering.',
   'kind.connection_terminated.title': 'Upstream closed the connection without answering',
-  'kind.connection_terminated.explanation': 'The {service} service dropped the connection before sending any answer; it may have crashed while handling your request.',
+  'kind.connection_terminated.explanation':
+    'The {service} service dropped the connection before sending any answer; it may have crashed while handling your request.',
   'kind.http_response_timeout.title': 'Upstream did not answer in time',
-  'kind.http_response_timeout.explanation': 'The {service} service accepted your request but did not start answering in time.',
+  'kind.http_response_timeout.explanation':
+    'The {service} service accepted your request but did not start answering in time.',
   'kind.http_protocol_error.title': 'Upstream sent an invalid response',
-  'kind.http_protocol_error.explanation': 'The {service} service answered with something that is not valid HTTP, so our gateway could not pass it on.',
+  'kind.http_protocol_error.explanation':
+    'The {service} service answered with something that is not valid HTTP, so our gateway could not pass it on.',
   'kind.http_response_incomplete.title': 'Upstream response broke off',
-  'kind.http_response_incomplete.explanation': 'The {service} service stopped sending part way through the response; the stream was cut so the incomplete body is not mistaken for a whole one.',
+  'kind.http_response_incomplete.explanation':
+    'The {service} service stopped sending part way through the response; the stream was cut so the incomplete body is not mistaken for a whole one.',
   'kind.http_upgrade_failed.title': 'Upstream refused the protocol upgrade',
-  'kind.http_upgrade_failed.explanation': 'The {service} service did not accept the protocol upgrade (such as WebSocket) the request asked for.',
+  'kind.http_upgrade_failed.explanation':
+    'The {service} service did not accept the protocol upgrade (such as WebSocket) the request asked for.',
   'kind.upstream_error_status.title': 'Upstream reported an error',
-  'kind.upstream_error_status.explanation': 'The {service} service answered with an error of its own, which our gateway passed on.',
+  'kind.upstream_error_status.explanation':
+    'The {service} service answered with an error of its own, which our gateway passed on.',
   'kind.destination_unavailable.title': 'No healthy server available',
-  'kind.destination_unavailable.explanation': 'Every server of the {service} service is down or out of rotation right now.',
+  'kind.destination_unavailable.explanation':
+    'Every server of the {service} service is down or out of rotation right now.',
   'kind.connection_limit_reached.title': 'Service overloaded',
-  'kind.connection_limit_reached.explanation': 'The {service} service is busier than it can handle, so our gateway turned this request away at once rather than make you wait for a timeout.',
+  'kind.connection_limit_reached.explanation':
+    'The {service} service is busier than it can handle, so our gateway turned this request away at once rather than make you wait for a timeout.',
   'kind.maintenance.title': 'Down for maintenance',
   'kind.maintenance.explanation': 'The {service} service is down for planned maintenance.',
   'kind.proxy_loop_detected.title': 'Request loop detected',
-  'kind.proxy_loop_detected.explanation': 'This request came back through our gateway a second time; the service is misconfigured and would loop forever.',
+  'kind.proxy_loop_detected.explanation':
+    'This request came back through our gateway a second time; the service is misconfigured and would loop forever.',
   'kind.proxy_internal_error.title': 'Gateway error',
   'kind.proxy_internal_error.explanation': 'Our gateway failed while handling the exchange with the {service} service.',
   'kind.rate_limited.title': 'Too many requests',
-  'kind.rate_limited.explanation': 'This client sent more requests than the {service} service accepts from one client in a short time.',
+  'kind.rate_limited.explanation':
+    'This client sent more requests than the {service} service accepts from one client in a short time.',
   'kind.destination_not_found.title': 'No such service here',
   'kind.destination_not_found.explanation': 'This address does not lead to any service behind our gateway.',
   'kind.bad_request.title': 'Malformed request',
   'kind.bad_request.explanation': 'The request was not valid HTTP, so it was not passed on.',
   'kind.request_timeout.title': 'Request took too long to arrive',
-  'kind.request_timeout.explanation': 'Your request did not arrive completely in time, so the gateway stopped waiting for it.',
+  'kind.request_timeout.explanation':
+    'Your request did not arrive completely in time, so the gateway stopped waiting for it.',
   'kind.request_body_too_large.title': 'Request body too large',
   'kind.request_body_too_large.explanation': 'The request body is larger than this service accepts.',
   'kind.uri_too_long.title': 'Address too long',
   'kind.uri_too_long.explanation': 'The requested address is longer than this service accepts.',
   'kind.request_header_too_large.title': 'Request headers too large',
-  'kind.request_header_too_large.explanation': 'The request\'s headers are larger than this service accepts; oversized cookies are the usual cause.',
+  'kind.request_header_too_large.explanation':
+    "The request's headers are larger than this service accepts; oversized cookies are the usual cause.",
   'kind.client_closed.title': 'Client went away',
-  'kind.client_closed.explanation': 'The client closed its connection before the response was complete.',};
+  'kind.client_closed.explanation': 'The client closed its connection before the response was complete.',
+};
 
 const de: Partial<Catalogue> = {
   'side.service': 'Das Problem liegt bei uns',
@@ -156,21 +227,21 @@ const de: Partial<Catalogue> = {
   'headline.overloaded': 'Der Dienst {service} ist gerade stark ausgelastet',
   'headline.maintenance': 'Der Dienst {service} wird gerade gewartet',
   'headline.client': 'Diese Anfrage konnte nicht bearbeitet werden',
-  'what_to_do': 'Was Sie tun können',
-  'when': 'Wann es weitergeht',
+  what_to_do: 'Was Sie tun können',
+  when: 'Wann es weitergeht',
   'retry.in': 'Diese Seite versucht es in {seconds} s von selbst erneut.',
   'retry.now': 'Jetzt erneut versuchen',
   'retry.checking': 'Neuer Versuch…',
   'retry.still': 'Noch nicht verfügbar. Neuer Versuch in {seconds} s.',
   'retry.manual': 'Laden Sie diese Seite in {seconds} Sekunden neu.',
-  'back_at': 'Voraussichtlich wieder verfügbar um {time}.',
-  'operator_message': 'Nachricht der Betreiber',
-  'reference': 'Für den Support bitte angeben',
-  'request_id': 'Anfrage-ID',
-  'time': 'Zeit',
-  'error': 'Fehler',
-  'status_page': 'Dienststatus',
-  'service_fallback': 'angefragte',
+  back_at: 'Voraussichtlich wieder verfügbar um {time}.',
+  operator_message: 'Nachricht der Betreiber',
+  reference: 'Für den Support bitte angeben',
+  request_id: 'Anfrage-ID',
+  time: 'Zeit',
+  error: 'Fehler',
+  status_page: 'Dienststatus',
+  service_fallback: 'angefragte',
   'status.title': 'Dienststatus',
   'status.live': 'Live',
   'status.services': 'Dienste',
@@ -204,68 +275,96 @@ const de: Partial<Catalogue> = {
   'state.degraded': 'Beeinträchtigt',
   'state.down': 'Ausgefallen',
   'state.maintenance': 'Wartung',
-  'advice.unreachable': 'Mit Ihrer Verbindung, Ihrem Browser und Ihrem DNS ist alles in Ordnung: Neu laden, Cache leeren, DNS wechseln oder VPN ausschalten hilft nicht.\nWarten Sie einen Moment; die Seite versucht es von selbst erneut, meist ist der Dienst innerhalb einer Minute zurück.\nDauert es länger, sehen Sie im Dienststatus nach oder wenden Sie sich mit der Referenz unten an den Support.',
-  'advice.incomplete': 'Versuchen Sie es erneut: Der nächste Versuch wird womöglich von einem anderen Server bedient.\nMit Ihrer Verbindung ist alles in Ordnung.',
-  'advice.upgrade': 'Versuchen Sie es gleich noch einmal.\nBleibt der Fehler, bietet der Dienst dieses Protokoll hier nicht an.',
-  'advice.overloaded': 'Bei Ihnen ist alles in Ordnung, und sofortiges Neuladen hilft nicht.\nWarten Sie ein paar Sekunden; die Seite versucht es von selbst erneut.',
-  'advice.maintenance': 'Bei Ihnen ist alles in Ordnung.\nKommen Sie nach dem Ende der Wartung wieder; die Seite versucht es von selbst erneut.',
-  'advice.misconfigured': 'Das ist ein Konfigurationsfehler bei uns; erneute Versuche helfen erst, wenn er behoben ist.\nWenden Sie sich mit der Referenz unten an den Support.',
-  'advice.slow_down': 'Warten Sie bis zur angegebenen Zeit und machen Sie dann langsamer weiter.\nFalls ein Programm oder eine Erweiterung Anfragen für Sie stellt, stellt es womöglich zu viele.',
-  'advice.check_address': 'Prüfen Sie die Adresse, die Sie aufgerufen oder eingegeben haben.\nHat ein Link Sie hierher geführt, ist er womöglich veraltet.',
-  'advice.fix_request': 'Hat ein Programm diese Anfrage gesendet, muss es korrigiert werden.\nEine Browser-Erweiterung, ein Proxy oder Sicherheitssoftware auf Ihrer Seite verändert womöglich Anfragen: Versuchen Sie es ohne.',
-  'advice.slow_connection': 'Ihre Verbindung ist womöglich langsam oder instabil: Versuchen Sie es erneut.\nNutzen Sie ein VPN oder einen Proxy, versuchen Sie es ohne.',
+  'advice.unreachable':
+    'Mit Ihrer Verbindung, Ihrem Browser und Ihrem DNS ist alles in Ordnung: Neu laden, Cache leeren, DNS wechseln oder VPN ausschalten hilft nicht.\nWarten Sie einen Moment; die Seite versucht es von selbst erneut, meist ist der Dienst innerhalb einer Minute zurück.\nDauert es länger, sehen Sie im Dienststatus nach oder wenden Sie sich mit der Referenz unten an den Support.',
+  'advice.incomplete':
+    'Versuchen Sie es erneut: Der nächste Versuch wird womöglich von einem anderen Server bedient.\nMit Ihrer Verbindung ist alles in Ordnung.',
+  'advice.upgrade':
+    'Versuchen Sie es gleich noch einmal.\nBleibt der Fehler, bietet der Dienst dieses Protokoll hier nicht an.',
+  'advice.overloaded':
+    'Bei Ihnen ist alles in Ordnung, und sofortiges Neuladen hilft nicht.\nWarten Sie ein paar Sekunden; die Seite versucht es von selbst erneut.',
+  'advice.maintenance':
+    'Bei Ihnen ist alles in Ordnung.\nKommen Sie nach dem Ende der Wartung wieder; die Seite versucht es von selbst erneut.',
+  'advice.misconfigured':
+    'Das ist ein Konfigurationsfehler bei uns; erneute Versuche helfen erst, wenn er behoben ist.\nWenden Sie sich mit der Referenz unten an den Support.',
+  'advice.slow_down':
+    'Warten Sie bis zur angegebenen Zeit und machen Sie dann langsamer weiter.\nFalls ein Programm oder eine Erweiterung Anfragen für Sie stellt, stellt es womöglich zu viele.',
+  'advice.check_address':
+    'Prüfen Sie die Adresse, die Sie aufgerufen oder eingegeben haben.\nHat ein Link Sie hierher geführt, ist er womöglich veraltet.',
+  'advice.fix_request':
+    'Hat ein Programm diese Anfrage gesendet, muss es korrigiert werden.\nEine Browser-Erweiterung, ein Proxy oder Sicherheitssoftware auf Ihrer Seite verändert womöglich Anfragen: Versuchen Sie es ohne.',
+  'advice.slow_connection':
+    'Ihre Verbindung ist womöglich langsam oder instabil: Versuchen Sie es erneut.\nNutzen Sie ein VPN oder einen Proxy, versuchen Sie es ohne.',
   'advice.smaller_body': 'Senden Sie eine kleinere Datei oder weniger Daten.',
   'advice.shorter_address': 'Verwenden Sie eine kürzere Adresse; lange Abfrageparameter sind eine häufige Ursache.',
   'advice.clear_cookies': 'Löschen Sie die Cookies dieser Website und versuchen Sie es erneut.',
   'advice.nothing': 'Nichts zu tun; das Gateway hat den Austausch mit dem Dienst beendet.',
   'kind.dns_error.title': 'Name des Dienstes nicht auflösbar',
-  'kind.dns_error.explanation': 'Unser Gateway konnte die Adresse des Dienstes {service} nicht finden: sein Name ließ sich nicht auflösen.',
+  'kind.dns_error.explanation':
+    'Unser Gateway konnte die Adresse des Dienstes {service} nicht finden: sein Name ließ sich nicht auflösen.',
   'kind.dns_timeout.title': 'Namensauflösung des Dienstes zu langsam',
-  'kind.dns_timeout.explanation': 'Unser Gateway konnte die Adresse des Dienstes {service} nicht rechtzeitig nachschlagen.',
+  'kind.dns_timeout.explanation':
+    'Unser Gateway konnte die Adresse des Dienstes {service} nicht rechtzeitig nachschlagen.',
   'kind.connection_refused.title': 'Dienst hat die Verbindung abgelehnt',
-  'kind.connection_refused.explanation': 'Unser Gateway konnte den Dienst {service} nicht erreichen: sein Server hat die Verbindung abgelehnt, meist weil er ausgefallen ist oder neu startet.',
+  'kind.connection_refused.explanation':
+    'Unser Gateway konnte den Dienst {service} nicht erreichen: sein Server hat die Verbindung abgelehnt, meist weil er ausgefallen ist oder neu startet.',
   'kind.destination_unreachable.title': 'Dienst nicht erreichbar',
   'kind.destination_unreachable.explanation': 'Unser Gateway hat keinen Netzwerkweg zum Dienst {service}.',
   'kind.connection_timeout.title': 'Dienst hat die Verbindung nicht rechtzeitig angenommen',
-  'kind.connection_timeout.explanation': 'Unser Gateway konnte sich nicht rechtzeitig mit dem Dienst {service} verbinden; sein Server ist überlastet oder nicht erreichbar.',
+  'kind.connection_timeout.explanation':
+    'Unser Gateway konnte sich nicht rechtzeitig mit dem Dienst {service} verbinden; sein Server ist überlastet oder nicht erreichbar.',
   'kind.connection_terminated_reused.title': 'Dienst hat eine wiederverwendete Verbindung geschlossen',
-  'kind.connection_terminated_reused.explanation': 'Der Dienst {service} hat die Verbindung genau in dem Moment geschlossen, als unser Gateway Ihre Anfrage darüber schickte – noch vor einer Antwort.',
+  'kind.connection_terminated_reused.explanation':
+    'Der Dienst {service} hat die Verbindung genau in dem Moment geschlossen, als unser Gateway Ihre Anfrage darüber schickte – noch vor einer Antwort.',
   'kind.connection_terminated.title': 'Dienst hat die Verbindung ohne Antwort getrennt',
-  'kind.connection_terminated.explanation': 'Der Dienst {service} hat die Verbindung getrennt, bevor er irgendetwas geantwortet hat; er ist womöglich bei der Bearbeitung Ihrer Anfrage abgestürzt.',
+  'kind.connection_terminated.explanation':
+    'Der Dienst {service} hat die Verbindung getrennt, bevor er irgendetwas geantwortet hat; er ist womöglich bei der Bearbeitung Ihrer Anfrage abgestürzt.',
   'kind.http_response_timeout.title': 'Dienst hat nicht rechtzeitig geantwortet',
-  'kind.http_response_timeout.explanation': 'Der Dienst {service} hat Ihre Anfrage angenommen, aber nicht rechtzeitig mit der Antwort begonnen.',
+  'kind.http_response_timeout.explanation':
+    'Der Dienst {service} hat Ihre Anfrage angenommen, aber nicht rechtzeitig mit der Antwort begonnen.',
   'kind.http_protocol_error.title': 'Dienst hat eine ungültige Antwort gesendet',
-  'kind.http_protocol_error.explanation': 'Der Dienst {service} hat mit etwas geantwortet, das kein gültiges HTTP ist; unser Gateway konnte es daher nicht weitergeben.',
+  'kind.http_protocol_error.explanation':
+    'Der Dienst {service} hat mit etwas geantwortet, das kein gültiges HTTP ist; unser Gateway konnte es daher nicht weitergeben.',
   'kind.http_response_incomplete.title': 'Antwort des Dienstes abgebrochen',
-  'kind.http_response_incomplete.explanation': 'Der Dienst {service} hat mitten in der Antwort aufgehört zu senden; der Datenstrom wurde abgebrochen, damit die unvollständigen Daten nicht für vollständige gehalten werden.',
+  'kind.http_response_incomplete.explanation':
+    'Der Dienst {service} hat mitten in der Antwort aufgehört zu senden; der Datenstrom wurde abgebrochen, damit die unvollständigen Daten nicht für vollständige gehalten werden.',
   'kind.http_upgrade_failed.title': 'Dienst hat den Protokollwechsel abgelehnt',
-  'kind.http_upgrade_failed.explanation': 'Der Dienst {service} hat den angefragten Protokollwechsel (etwa zu WebSocket) nicht angenommen.',
+  'kind.http_upgrade_failed.explanation':
+    'Der Dienst {service} hat den angefragten Protokollwechsel (etwa zu WebSocket) nicht angenommen.',
   'kind.upstream_error_status.title': 'Dienst hat einen Fehler gemeldet',
-  'kind.upstream_error_status.explanation': 'Der Dienst {service} hat selbst mit einem Fehler geantwortet, den unser Gateway weitergegeben hat.',
+  'kind.upstream_error_status.explanation':
+    'Der Dienst {service} hat selbst mit einem Fehler geantwortet, den unser Gateway weitergegeben hat.',
   'kind.destination_unavailable.title': 'Kein funktionierender Server verfügbar',
-  'kind.destination_unavailable.explanation': 'Alle Server des Dienstes {service} sind gerade ausgefallen oder außer Betrieb genommen.',
+  'kind.destination_unavailable.explanation':
+    'Alle Server des Dienstes {service} sind gerade ausgefallen oder außer Betrieb genommen.',
   'kind.connection_limit_reached.title': 'Dienst überlastet',
-  'kind.connection_limit_reached.explanation': 'Der Dienst {service} hat gerade mehr zu tun, als er bewältigen kann; unser Gateway hat diese Anfrage deshalb sofort abgewiesen, statt Sie auf eine Zeitüberschreitung warten zu lassen.',
+  'kind.connection_limit_reached.explanation':
+    'Der Dienst {service} hat gerade mehr zu tun, als er bewältigen kann; unser Gateway hat diese Anfrage deshalb sofort abgewiesen, statt Sie auf eine Zeitüberschreitung warten zu lassen.',
   'kind.maintenance.title': 'Wartungsarbeiten',
   'kind.maintenance.explanation': 'Der Dienst {service} ist wegen geplanter Wartungsarbeiten nicht verfügbar.',
   'kind.proxy_loop_detected.title': 'Anfrageschleife erkannt',
-  'kind.proxy_loop_detected.explanation': 'Diese Anfrage kam ein zweites Mal durch unser Gateway; der Dienst ist falsch konfiguriert und würde endlos im Kreis leiten.',
+  'kind.proxy_loop_detected.explanation':
+    'Diese Anfrage kam ein zweites Mal durch unser Gateway; der Dienst ist falsch konfiguriert und würde endlos im Kreis leiten.',
   'kind.proxy_internal_error.title': 'Fehler im Gateway',
-  'kind.proxy_internal_error.explanation': 'Unser Gateway ist beim Austausch mit dem Dienst {service} selbst gescheitert.',
+  'kind.proxy_internal_error.explanation':
+    'Unser Gateway ist beim Austausch mit dem Dienst {service} selbst gescheitert.',
   'kind.rate_limited.title': 'Zu viele Anfragen',
-  'kind.rate_limited.explanation': 'Von diesem Gerät kamen in kurzer Zeit mehr Anfragen, als der Dienst {service} von einem Nutzer annimmt.',
+  'kind.rate_limited.explanation':
+    'Von diesem Gerät kamen in kurzer Zeit mehr Anfragen, als der Dienst {service} von einem Nutzer annimmt.',
   'kind.destination_not_found.title': 'Kein Dienst unter dieser Adresse',
   'kind.destination_not_found.explanation': 'Diese Adresse führt zu keinem Dienst hinter unserem Gateway.',
   'kind.bad_request.title': 'Fehlerhafte Anfrage',
   'kind.bad_request.explanation': 'Die Anfrage war kein gültiges HTTP und wurde deshalb nicht weitergeleitet.',
   'kind.request_timeout.title': 'Anfrage kam zu langsam an',
-  'kind.request_timeout.explanation': 'Ihre Anfrage ist nicht rechtzeitig vollständig angekommen; das Gateway hat aufgehört, darauf zu warten.',
+  'kind.request_timeout.explanation':
+    'Ihre Anfrage ist nicht rechtzeitig vollständig angekommen; das Gateway hat aufgehört, darauf zu warten.',
   'kind.request_body_too_large.title': 'Anfrage zu groß',
   'kind.request_body_too_large.explanation': 'Die gesendeten Daten sind größer, als dieser Dienst annimmt.',
   'kind.uri_too_long.title': 'Adresse zu lang',
   'kind.uri_too_long.explanation': 'Die angefragte Adresse ist länger, als dieser Dienst annimmt.',
   'kind.request_header_too_large.title': 'Kopfzeilen der Anfrage zu groß',
-  'kind.request_header_too_large.explanation': 'Die Kopfzeilen der Anfrage sind größer, als dieser Dienst annimmt; meist sind zu große Cookies die Ursache.',
+  'kind.request_header_too_large.explanation':
+    'Die Kopfzeilen der Anfrage sind größer, als dieser Dienst annimmt; meist sind zu große Cookies die Ursache.',
   'kind.client_closed.title': 'Verbindung vom Gerät beendet',
   'kind.client_closed.explanation': 'Das Gerät hat die Verbindung geschlossen, bevor die Antwort vollständig war.',
 };
@@ -279,9 +378,16 @@ export type TextOverrides = Readonly<Record<string, Readonly<Record<string, stri
 const PLACEHOLDER = /\{(\w+)\}/g;
 
 /** The text for `key` in `lang`: the operator's override, the catalogue's, else English; `{name}` placeholders are filled from `vars`. */
-export function text(lang: string, key: TextKey, overrides?: TextOverrides, vars?: Record<string, string | number>): string {
+export function text(
+  lang: string,
+  key: TextKey,
+  overrides?: TextOverrides,
+  vars?: Record<string, string | number>,
+): string {
   const raw = overrides?.[lang]?.[key] ?? CATALOGUES[lang]?.[key] ?? overrides?.en?.[key] ?? en[key];
-  return vars === undefined ? raw : raw.replace(PLACEHOLDER, (m, name: string) => (name in vars ? String(vars[name]) : m));
+  return vars === undefined
+    ? raw
+    : raw.replace(PLACEHOLDER, (m, name: string) => (name in vars ? String(vars[name]) : m));
 }
 
 const languageSets = new WeakMap<TextOverrides, ReadonlySet<string>>();

@@ -18,7 +18,13 @@ export function chooseLanguage(acceptLanguage: string | undefined, available: Re
     }
     if (!(q > bestQ)) continue;
     const primary = range.split('-')[0]!;
-    if (available.has(range)) { best = range; bestQ = q; } else if (available.has(primary)) { best = primary; bestQ = q; }
+    if (available.has(range)) {
+      best = range;
+      bestQ = q;
+    } else if (available.has(primary)) {
+      best = primary;
+      bestQ = q;
+    }
   }
   return best;
 }

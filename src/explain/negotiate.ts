@@ -19,7 +19,8 @@ export function chooseErrorForm(accept: string | undefined): ErrorBodyForm {
       const [k, v] = p.split('=');
       if (k?.trim().toLowerCase() === 'q') q = Number(v) || 0;
     }
-    if (type === 'application/problem+json' || type === 'application/json' || type.endsWith('+json')) json = Math.max(json, q);
+    if (type === 'application/problem+json' || type === 'application/json' || type.endsWith('+json'))
+      json = Math.max(json, q);
     else if (type === 'text/html' || type === 'application/xhtml+xml') html = Math.max(html, q);
     else if (type === 'text/plain') text = Math.max(text, q);
   }

@@ -51,15 +51,23 @@ const MAX_DELAY_S = 300;
 export function renderErrorPage(f: ErrorPageFacts): string {
   const { lang, settings } = f;
   const kind = FAILURES[f.kind];
-  const t = (key: Parameters<typeof text>[1], vars?: Record<string, string | number>): string => text(lang, key, settings.texts, vars);
+  const t = (key: Parameters<typeof text>[1], vars?: Record<string, string | number>): string =>
+    text(lang, key, settings.texts, vars);
   const service = f.service ?? t('service_fallback');
-  const headline = kind.side === 'maintenance' ? t('headline.maintenance', { service })
-    : f.kind === 'connection_limit_reached' ? t('headline.overloaded', { service })
-      : kind.side === 'service' ? t('headline.service', { service })
-        : t(`kind.${f.kind}.title`);
+  const headline =
+    kind.side === 'maintenance'
+      ? t('headline.maintenance', { service })
+      : f.kind === 'connection_limit_reached'
+        ? t('headline.overloaded', { service })
+        : kind.side === 'service'
+          ? t('headline.service', { service })
+          : t(`kind.${f.kind}.title`);
   const title = t(`kind.${f.kind}.title`);
   const explanation = t(`kind.${f.kind}.explanation`, { service });
-  const steps = t(`advice.${kind.advice}`).split('\n').map((s) => `<li>${escapeHtml(s)}</li>`).join('');
+  const steps = t(`advice.${kind.advice}`)
+    .split('\n')
+    .map((s) => `<li>${escapeHtml(s)}</li>`)
+    .join('');
   const autoRetry = settings.autoRetry && f.retriable && f.retryAfter !== undefined;
   const backAt = f.retryAfter !== undefined ? new Date(f.time.getTime() + f.retryAfter * 1000) : undefined;
   const iso = f.time.toISOString();
@@ -67,29 +75,54 @@ export function renderErrorPage(f: ErrorPageFacts): string {
   let when = '';
   if (f.retryAfter !== undefined) {
     const at = backAt!.toISOString();
-    const back = kind.side === 'maintenance' ? `<p>${escapeHtml(t('back_at', { time: '\u0000' })).replace('\u0000', `<time datetime="${at}" data-local>${at.slice(11, 16)} UTC</time>`)}</p>` : '';
+    const back =
+      kind.side === 'maintenance'
+        ? `<p>${escapeHtml(t('back_at', { time: '\u0000' })).replace('\u0000', `<time datetime="${at}" data-local>${at.slice(11, 16)} UTC</time>`)}</p>`
+        : '';
     const retry = autoRetry
       ? `<p id="retry" role="status">${escapeHtml(t('retry.in', { seconds: '\u0000' })).replace('\u0000', `<span id="count">${f.retryAfter}</span>`)}</p><p><button id="now" type="button">${escapeHtml(t('retry.now'))}</button></p>`
       : `<p>${escapeHtml(t('retry.manual', { seconds: f.retryAfter }))}</p>`;
     when = `<section aria-labelledby="when"><h2 id="when">${escapeHtml(t('when'))}</h2>${back}${retry}</section>`;
   }
-  const message = f.message ? `<aside class="message" aria-label="${escapeHtml(t('operator_message'))}"><p>${escapeHtml(f.message)}</p></aside>` : '';
-  const statusLink = f.statusPage ? `<p><a href="${escapeHtml(f.statusPage)}">${escapeHtml(t('status_page'))} →</a></p>` : '';
-  const reference = `<dl><div><dt>${escapeHtml(t('error'))}</dt><dd>${f.status} · <code>${f.kind}</code></dd></div>`
-    + `<div><dt>${escapeHtml(t('request_id'))}</dt><dd><code>${escapeHtml(f.requestId)}</code></dd></div>`
-    + `<div><dt>${escapeHtml(t('time'))}</dt><dd><time datetime="${iso}">${iso.replace('T', ' ').slice(0, 19)} UTC</time></dd></div>`
-    + `<div><dt>Proxy-Status</dt><dd><code>${escapeHtml(f.proxyStatus)}</code></dd></div></dl>`;
-  const head = (autoRetry ? `<noscript><meta http-equiv="refresh" content="${f.retryAfter}"></noscript>` : '')
-    + `<style>${style(settings.brand.accent)}</style>`;
-  const script = autoRetry ? retryScript(f.retryAfter!, t('retry.checking'), t('retry.still', { seconds: '\u0000' })) : '';
+  const message = f.message
+    ? `<aside class="message" aria-label="${escapeHtml(t('operator_message'))}"><p>${escapeHtml(f.message)}</p></aside>`
+    : '';
+  const statusLink = f.statusPage
+    ? `<p><a href="${escapeHtml(f.statusPage)}">${escapeHtml(t('status_page'))} →</a></p>`
+    : '';
+  const reference =
+    `<dl><div><dt>${escapeHtml(t('error'))}</dt><dd>${f.status} · <code>${f.kind}</code></dd></div>` +
+    `<div><dt>${escapeHtml(t('request_id'))}</dt><dd><code>${escapeHtml(f.requestId)}</code></dd></div>` +
+    `<div><dt>${escapeHtml(t('time'))}</dt><dd><time datetime="${iso}">${iso.replace('T', ' ').slice(0, 19)} UTC</time></dd></div>` +
+    `<div><dt>Proxy-Status</dt><dd><code>${escapeHtml(f.proxyStatus)}</code></dd></div></dl>`;
+  const head =
+    (autoRetry ? `<noscript><meta http-equiv="refresh" content="${f.retryAfter}"></noscript>` : '') +
+    `<style>${style(settings.brand.accent)}</style>`;
+  const script = autoRetry
+    ? retryScript(f.retryAfter!, t('retry.checking'), t('retry.still', { seconds: '\u0000' }))
+    : '';
   const brand = brandHtml(settings.brand);
   const side = `<p class="side side-${kind.side}"><strong>${escapeHtml(t(`side.${kind.side}`))}</strong></p>`;
 
   if (settings.template !== undefined) {
     const values: Record<string, string> = {
-      lang, status: String(f.status), title: escapeHtml(title), headline: escapeHtml(headline), explanation: escapeHtml(explanation),
-      message, side, steps: `<ol>${steps}</ol>`, when, reference, statusLink, requestId: escapeHtml(f.requestId), time: iso,
-      retryAfter: f.retryAfter === undefined ? '' : String(f.retryAfter), head, script, brand,
+      lang,
+      status: String(f.status),
+      title: escapeHtml(title),
+      headline: escapeHtml(headline),
+      explanation: escapeHtml(explanation),
+      message,
+      side,
+      steps: `<ol>${steps}</ol>`,
+      when,
+      reference,
+      statusLink,
+      requestId: escapeHtml(f.requestId),
+      time: iso,
+      retryAfter: f.retryAfter === undefined ? '' : String(f.retryAfter),
+      head,
+      script,
+      brand,
     };
     return settings.template.replace(/\{\{(\w+)\}\}/g, (m, name: string) => values[name] ?? m);
   }

@@ -8,13 +8,15 @@ const RETRY_TEXT = {
   any: 'yes, any method (nothing reached the upstream)',
   replayable: 'yes, when the request body can be sent again',
   idempotent: 'idempotent requests only',
-  resume: 'resume by Range when validators allow, else the client\'s stream is cut',
+  resume: "resume by Range when validators allow, else the client's stream is cut",
   never: 'no',
 } as const;
 
 export function renderFailuresReference(): string {
-  const rows = Object.entries(FAILURES).map(([name, k]) =>
-    `| \`${name}\` | ${k.status ?? (name === 'upstream_error_status' ? 'as received' : '(headers already sent)')} | ${k.error ? `\`${k.error}\`` : name === 'upstream_error_status' ? '`received-status`' : '—'} | ${RETRY_TEXT[k.retry]} | ${k.side} | ${k.retryAfter ?? '—'} | ${text('en', `kind.${name as FailureKindName}.explanation`, undefined, { service: '*service*' })} |`);
+  const rows = Object.entries(FAILURES).map(
+    ([name, k]) =>
+      `| \`${name}\` | ${k.status ?? (name === 'upstream_error_status' ? 'as received' : '(headers already sent)')} | ${k.error ? `\`${k.error}\`` : name === 'upstream_error_status' ? '`received-status`' : '—'} | ${RETRY_TEXT[k.retry]} | ${k.side} | ${k.retryAfter ?? '—'} | ${text('en', `kind.${name as FailureKindName}.explanation`, undefined, { service: '*service*' })} |`,
+  );
   return `# Failures and what the gateway answers
 
 <!-- Generated from src/faults/taxonomy.ts by \`npm run docs\`; do not edit by hand. -->

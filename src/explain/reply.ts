@@ -53,14 +53,20 @@ export function buildReply(f: ReplyFacts): LocalReply {
   const status = kind.status ?? 502;
   const page = f.page ?? DEFAULT_PAGE;
   const lang = chooseLanguage(f.acceptLanguage, languagesOf(page.texts));
-  const t = (key: Parameters<typeof text>[1]): string => text(lang, key, page.texts, { service: f.service ?? text(lang, 'service_fallback', page.texts) });
+  const t = (key: Parameters<typeof text>[1]): string =>
+    text(lang, key, page.texts, { service: f.service ?? text(lang, 'service_fallback', page.texts) });
   const title = t(`kind.${f.kind}.title`);
   const explanation = t(`kind.${f.kind}.explanation`) + (f.message ? ` ${f.message}` : '');
   const advice = t(`advice.${kind.advice}`).split('\n');
   const retryAfter = f.retryAfter ?? kind.retryAfter ?? undefined;
 
-  const details = f.details
-    ?? (f.revealDetails && f.cause ? `${f.service ? `upstream ${f.service}: ` : ''}${f.cause}` : f.service ? `upstream ${f.service}` : undefined);
+  const details =
+    f.details ??
+    (f.revealDetails && f.cause
+      ? `${f.service ? `upstream ${f.service}: ` : ''}${f.cause}`
+      : f.service
+        ? `upstream ${f.service}`
+        : undefined);
   const proxyStatus = serializeProxyStatus({
     proxy: f.proxyName,
     error: kind.error,
@@ -99,16 +105,26 @@ export function buildReply(f: ReplyFacts): LocalReply {
   } else if (form === 'html') {
     headers.push(['content-type', 'text/html; charset=utf-8']);
     body = renderErrorPage({
-      lang, status, kind: f.kind, service: f.service, message: f.message, retryAfter,
-      retriable: f.method === 'GET' || f.method === 'HEAD', requestId: f.requestId, time: new Date(),
-      statusPage: f.statusPage, proxyStatus, settings: page,
+      lang,
+      status,
+      kind: f.kind,
+      service: f.service,
+      message: f.message,
+      retryAfter,
+      retriable: f.method === 'GET' || f.method === 'HEAD',
+      requestId: f.requestId,
+      time: new Date(),
+      statusPage: f.statusPage,
+      proxyStatus,
+      settings: page,
     });
   } else {
     headers.push(['content-type', 'text/plain; charset=utf-8']);
-    body = `${status} ${title}\n\n${explanation}\n${advice.join('\n')}\n\n`
-      + (retryAfter !== undefined ? `Retry after: ${retryAfter} s\n` : '')
-      + `Request id: ${f.requestId}\nProxy-Status: ${proxyStatus}\n`
-      + (f.statusPage ? `Status page: ${f.statusPage}\n` : '');
+    body =
+      `${status} ${title}\n\n${explanation}\n${advice.join('\n')}\n\n` +
+      (retryAfter !== undefined ? `Retry after: ${retryAfter} s\n` : '') +
+      `Request id: ${f.requestId}\nProxy-Status: ${proxyStatus}\n` +
+      (f.statusPage ? `Status page: ${f.statusPage}\n` : '');
   }
   return { status, headers, body };
 }

@@ -6,7 +6,10 @@ import type { FailureKindName } from './taxonomy.js';
 
 /** Raised by the gateway itself when it ends an exchange on purpose. */
 export class GatewayAbort extends Error {
-  constructor(readonly kind: FailureKindName, message: string) {
+  constructor(
+    readonly kind: FailureKindName,
+    message: string,
+  ) {
     super(message);
     this.name = 'GatewayAbort';
   }
@@ -34,8 +37,13 @@ export function classifyFailure(err: unknown, progress: ExchangeProgress): Failu
   if (code === 'EAI_AGAIN') return 'dns_timeout';
   if (UNREACHABLE.has(code)) return 'destination_unreachable';
   if (code === 'UND_ERR_HEADERS_TIMEOUT') return 'http_response_timeout';
-  if (code.startsWith('HPE_') || e?.name === 'HTTPParserError' || code === 'UND_ERR_HEADERS_OVERFLOW'
-    || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') return 'http_protocol_error';
+  if (
+    code.startsWith('HPE_') ||
+    e?.name === 'HTTPParserError' ||
+    code === 'UND_ERR_HEADERS_OVERFLOW' ||
+    code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH'
+  )
+    return 'http_protocol_error';
   // On a reused keep-alive connection, a close or reset before any response byte is the
   // keep-alive race (the server closed the idle connection as we wrote on it): it never
   // processed the request. The error code cannot tell a FIN-then-RST race from a crash, so

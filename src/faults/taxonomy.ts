@@ -36,85 +36,221 @@ export interface FailureKind {
 
 /** The kinds of advice a person can be given; each is a list of steps in the catalogue. */
 export type AdviceGroup =
-  | 'unreachable' | 'incomplete' | 'upgrade' | 'overloaded' | 'maintenance' | 'misconfigured'
-  | 'slow_down' | 'check_address' | 'fix_request' | 'slow_connection' | 'smaller_body'
-  | 'shorter_address' | 'clear_cookies' | 'nothing';
+  | 'unreachable'
+  | 'incomplete'
+  | 'upgrade'
+  | 'overloaded'
+  | 'maintenance'
+  | 'misconfigured'
+  | 'slow_down'
+  | 'check_address'
+  | 'fix_request'
+  | 'slow_connection'
+  | 'smaller_body'
+  | 'shorter_address'
+  | 'clear_cookies'
+  | 'nothing';
 
 export const FAILURES = {
   dns_error: {
-    status: 502, error: 'dns_error', retry: 'any', side: 'service', retryAfter: 10, advice: 'unreachable',
+    status: 502,
+    error: 'dns_error',
+    retry: 'any',
+    side: 'service',
+    retryAfter: 10,
+    advice: 'unreachable',
   },
   dns_timeout: {
-    status: 504, error: 'dns_timeout', retry: 'any', side: 'service', retryAfter: 10, advice: 'unreachable',
+    status: 504,
+    error: 'dns_timeout',
+    retry: 'any',
+    side: 'service',
+    retryAfter: 10,
+    advice: 'unreachable',
   },
   connection_refused: {
-    status: 502, error: 'connection_refused', retry: 'any', side: 'service', retryAfter: 5, advice: 'unreachable',
+    status: 502,
+    error: 'connection_refused',
+    retry: 'any',
+    side: 'service',
+    retryAfter: 5,
+    advice: 'unreachable',
   },
   destination_unreachable: {
-    status: 502, error: 'destination_ip_unroutable', retry: 'any', side: 'service', retryAfter: 10, advice: 'unreachable',
+    status: 502,
+    error: 'destination_ip_unroutable',
+    retry: 'any',
+    side: 'service',
+    retryAfter: 10,
+    advice: 'unreachable',
   },
   connection_timeout: {
-    status: 504, error: 'connection_timeout', retry: 'any', side: 'service', retryAfter: 5, advice: 'unreachable',
+    status: 504,
+    error: 'connection_timeout',
+    retry: 'any',
+    side: 'service',
+    retryAfter: 5,
+    advice: 'unreachable',
   },
   connection_terminated_reused: {
-    status: 502, error: 'connection_terminated', retry: 'replayable', side: 'service', retryAfter: 2, advice: 'unreachable',
+    status: 502,
+    error: 'connection_terminated',
+    retry: 'replayable',
+    side: 'service',
+    retryAfter: 2,
+    advice: 'unreachable',
   },
   connection_terminated: {
-    status: 502, error: 'connection_terminated', retry: 'idempotent', side: 'service', retryAfter: 2, advice: 'unreachable',
+    status: 502,
+    error: 'connection_terminated',
+    retry: 'idempotent',
+    side: 'service',
+    retryAfter: 2,
+    advice: 'unreachable',
   },
   http_response_timeout: {
-    status: 504, error: 'http_response_timeout', retry: 'idempotent', side: 'service', retryAfter: 5, advice: 'unreachable',
+    status: 504,
+    error: 'http_response_timeout',
+    retry: 'idempotent',
+    side: 'service',
+    retryAfter: 5,
+    advice: 'unreachable',
   },
   http_protocol_error: {
-    status: 502, error: 'http_protocol_error', retry: 'idempotent', side: 'service', retryAfter: 5, advice: 'unreachable',
+    status: 502,
+    error: 'http_protocol_error',
+    retry: 'idempotent',
+    side: 'service',
+    retryAfter: 5,
+    advice: 'unreachable',
   },
   http_response_incomplete: {
-    status: null, error: 'http_response_incomplete', retry: 'resume', side: 'service', retryAfter: null, advice: 'incomplete',
+    status: null,
+    error: 'http_response_incomplete',
+    retry: 'resume',
+    side: 'service',
+    retryAfter: null,
+    advice: 'incomplete',
   },
   http_upgrade_failed: {
-    status: 502, error: 'http_upgrade_failed', retry: 'never', side: 'service', retryAfter: 5, advice: 'upgrade',
+    status: 502,
+    error: 'http_upgrade_failed',
+    retry: 'never',
+    side: 'service',
+    retryAfter: 5,
+    advice: 'upgrade',
   },
   upstream_error_status: {
-    status: null, error: '', retry: 'idempotent', side: 'service', retryAfter: null, advice: 'unreachable',
+    status: null,
+    error: '',
+    retry: 'idempotent',
+    side: 'service',
+    retryAfter: null,
+    advice: 'unreachable',
   },
   destination_unavailable: {
-    status: 503, error: 'destination_unavailable', retry: 'never', side: 'service', retryAfter: 5, advice: 'unreachable',
+    status: 503,
+    error: 'destination_unavailable',
+    retry: 'never',
+    side: 'service',
+    retryAfter: 5,
+    advice: 'unreachable',
   },
   connection_limit_reached: {
-    status: 503, error: 'connection_limit_reached', retry: 'never', side: 'service', retryAfter: 2, advice: 'overloaded',
+    status: 503,
+    error: 'connection_limit_reached',
+    retry: 'never',
+    side: 'service',
+    retryAfter: 2,
+    advice: 'overloaded',
   },
   maintenance: {
-    status: 503, error: 'destination_unavailable', retry: 'never', side: 'maintenance', retryAfter: 60, advice: 'maintenance',
+    status: 503,
+    error: 'destination_unavailable',
+    retry: 'never',
+    side: 'maintenance',
+    retryAfter: 60,
+    advice: 'maintenance',
   },
   proxy_loop_detected: {
-    status: 502, error: 'proxy_loop_detected', retry: 'never', side: 'service', retryAfter: null, advice: 'misconfigured',
+    status: 502,
+    error: 'proxy_loop_detected',
+    retry: 'never',
+    side: 'service',
+    retryAfter: null,
+    advice: 'misconfigured',
   },
   proxy_internal_error: {
-    status: 502, error: 'proxy_internal_error', retry: 'never', side: 'service', retryAfter: 5, advice: 'unreachable',
+    status: 502,
+    error: 'proxy_internal_error',
+    retry: 'never',
+    side: 'service',
+    retryAfter: 5,
+    advice: 'unreachable',
   },
   rate_limited: {
-    status: 429, error: 'http_request_denied', retry: 'never', side: 'client', retryAfter: 1, advice: 'slow_down',
+    status: 429,
+    error: 'http_request_denied',
+    retry: 'never',
+    side: 'client',
+    retryAfter: 1,
+    advice: 'slow_down',
   },
   destination_not_found: {
-    status: 404, error: 'destination_not_found', retry: 'never', side: 'client', retryAfter: null, advice: 'check_address',
+    status: 404,
+    error: 'destination_not_found',
+    retry: 'never',
+    side: 'client',
+    retryAfter: null,
+    advice: 'check_address',
   },
   bad_request: {
-    status: 400, error: 'http_request_error', retry: 'never', side: 'client', retryAfter: null, advice: 'fix_request',
+    status: 400,
+    error: 'http_request_error',
+    retry: 'never',
+    side: 'client',
+    retryAfter: null,
+    advice: 'fix_request',
   },
   request_timeout: {
-    status: 408, error: 'http_request_error', retry: 'never', side: 'client', retryAfter: null, advice: 'slow_connection',
+    status: 408,
+    error: 'http_request_error',
+    retry: 'never',
+    side: 'client',
+    retryAfter: null,
+    advice: 'slow_connection',
   },
   request_body_too_large: {
-    status: 413, error: 'http_request_error', retry: 'never', side: 'client', retryAfter: null, advice: 'smaller_body',
+    status: 413,
+    error: 'http_request_error',
+    retry: 'never',
+    side: 'client',
+    retryAfter: null,
+    advice: 'smaller_body',
   },
   uri_too_long: {
-    status: 414, error: 'http_request_error', retry: 'never', side: 'client', retryAfter: null, advice: 'shorter_address',
+    status: 414,
+    error: 'http_request_error',
+    retry: 'never',
+    side: 'client',
+    retryAfter: null,
+    advice: 'shorter_address',
   },
   request_header_too_large: {
-    status: 431, error: 'http_request_error', retry: 'never', side: 'client', retryAfter: null, advice: 'clear_cookies',
+    status: 431,
+    error: 'http_request_error',
+    retry: 'never',
+    side: 'client',
+    retryAfter: null,
+    advice: 'clear_cookies',
   },
   client_closed: {
-    status: null, error: '', retry: 'never', side: 'client', retryAfter: null, advice: 'nothing',
+    status: null,
+    error: '',
+    retry: 'never',
+    side: 'client',
+    retryAfter: null,
+    advice: 'nothing',
   },
 } as const satisfies Record<string, FailureKind>;
 

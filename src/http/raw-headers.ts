@@ -9,7 +9,8 @@
 export function rawHeaderValue(raw: readonly Buffer[], lowerName: string): string | undefined {
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
-    if (name.length === lowerName.length && name.toString('latin1').toLowerCase() === lowerName) return raw[i + 1]!.toString('latin1');
+    if (name.length === lowerName.length && name.toString('latin1').toLowerCase() === lowerName)
+      return raw[i + 1]!.toString('latin1');
   }
   return undefined;
 }

@@ -47,11 +47,23 @@ class Parser {
   i = 0;
   constructor(private readonly s: string) {}
 
-  done(): boolean { return this.i >= this.s.length; }
-  peek(): string { return this.s[this.i] ?? ''; }
-  take(c: string): boolean { if (this.s[this.i] !== c) return false; this.i++; return true; }
-  skip(c: string): void { while (this.s[this.i] === c) this.i++; }
-  skipOws(): void { while (this.s[this.i] === ' ' || this.s[this.i] === '\t') this.i++; }
+  done(): boolean {
+    return this.i >= this.s.length;
+  }
+  peek(): string {
+    return this.s[this.i] ?? '';
+  }
+  take(c: string): boolean {
+    if (this.s[this.i] !== c) return false;
+    this.i++;
+    return true;
+  }
+  skip(c: string): void {
+    while (this.s[this.i] === c) this.i++;
+  }
+  skipOws(): void {
+    while (this.s[this.i] === ' ' || this.s[this.i] === '\t') this.i++;
+  }
 
   item(): Item | undefined {
     const value = this.bareItem();
@@ -154,11 +166,11 @@ export function sfString(value: string): string {
   let out = '"';
   for (let i = 0; i < value.length; i++) {
     const c = value.charCodeAt(i);
-    if (c === 0x22 || c === 0x5c) out += '\\' + value[i];
+    if (c === 0x22 || c === 0x5c) out += `\\${value[i]}`;
     else if (c >= 0x20 && c <= 0x7e) out += value[i];
     else out += '?';
   }
-  return out + '"';
+  return `${out}"`;
 }
 
 /** Whether `value` can be written as an sf-token (otherwise write it as a string). */

@@ -4,7 +4,7 @@
  * oversized requests answered with the right 4xx (and Proxy-Status) instead of a silent close.
  * Node's own response object is the client side the proxy writes to (Http1Response).
  */
-import { createServer, IncomingMessage, ServerResponse, type Server } from 'node:http';
+import { createServer, type IncomingMessage, ServerResponse, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { StatusSources } from '../admin/status-model.js';
 import { serveStatusPage } from '../admin/status-page.js';
@@ -89,16 +89,33 @@ export function createListener(config: GatewayConfig, current: () => Runtime, st
     const runtime = current();
     // The public status page, when configured, is the gateway's own page, not a route's.
     const statusPath = runtime.config.status.path;
-    if (statusPath !== undefined && req.url!.startsWith(statusPath) && serveStatusPage(status, req, res, statusPath, true)) return;
-    handleRequest(runtime, req, res, { remoteAddress: req.socket.remoteAddress, authority: req.headers.host, expectsContinue: false });
+    if (
+      statusPath !== undefined &&
+      req.url!.startsWith(statusPath) &&
+      serveStatusPage(status, req, res, statusPath, true)
+    )
+      return;
+    handleRequest(runtime, req, res, {
+      remoteAddress: req.socket.remoteAddress,
+      authority: req.headers.host,
+      expectsContinue: false,
+    });
   });
   server.on('checkContinue', (req: IncomingMessage, res: Http1Response) => {
-    handleRequest(current(), req, res, { remoteAddress: req.socket.remoteAddress, authority: req.headers.host, expectsContinue: true });
+    handleRequest(current(), req, res, {
+      remoteAddress: req.socket.remoteAddress,
+      authority: req.headers.host,
+      expectsContinue: true,
+    });
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     tunnels.add(socket);
     socket.once('close', () => tunnels.delete(socket));
-    handleUpgrade(current(), req, new SocketResponse(socket), head, { remoteAddress: req.socket.remoteAddress, authority: req.headers.host, expectsContinue: false });
+    handleUpgrade(current(), req, new SocketResponse(socket), head, {
+      remoteAddress: req.socket.remoteAddress,
+      authority: req.headers.host,
+      expectsContinue: false,
+    });
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const runtime = current();
@@ -108,7 +125,13 @@ export function createListener(config: GatewayConfig, current: () => Runtime, st
       return;
     }
     const replies = runtime.replies;
-    const reply = buildReply({ kind, proxyName: replies.proxyName, requestId: requestIdFrom(undefined), revealDetails: false, page: replies.page });
+    const reply = buildReply({
+      kind,
+      proxyName: replies.proxyName,
+      requestId: requestIdFrom(undefined),
+      revealDetails: false,
+      page: replies.page,
+    });
     sendReply(new SocketResponse(socket), reply, undefined);
     runtime.logger.info({ failure: kind, cause: err.code ?? err.message, status: reply.status }, 'client error');
   });
@@ -117,9 +140,15 @@ export function createListener(config: GatewayConfig, current: () => Runtime, st
 
 function clientErrorKind(err: NodeJS.ErrnoException): FailureKindName | undefined {
   switch (err.code) {
-    case 'ECONNRESET': case 'EPIPE': return undefined;
-    case 'HPE_HEADER_OVERFLOW': return 'request_header_too_large';
-    case 'ERR_HTTP_REQUEST_TIMEOUT': case 'HPE_HEADERS_TIMEOUT': return 'request_timeout';
-    default: return 'bad_request';
+    case 'ECONNRESET':
+    case 'EPIPE':
+      return undefined;
+    case 'HPE_HEADER_OVERFLOW':
+      return 'request_header_too_large';
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+    case 'HPE_HEADERS_TIMEOUT':
+      return 'request_timeout';
+    default:
+      return 'bad_request';
   }
 }

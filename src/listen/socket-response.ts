@@ -28,7 +28,9 @@ export class SocketResponse implements TunnelResponse {
     this.owner = item;
     this.events = events as ResponseEvents<unknown>;
     this.socket.once('close', () => this.closed());
-    this.socket.once('finish', () => { this.writableFinished = true; });
+    this.socket.once('finish', () => {
+      this.writableFinished = true;
+    });
   }
 
   sendContinue(): void {
@@ -48,7 +50,10 @@ export class SocketResponse implements TunnelResponse {
   }
 
   finish(body?: string | Buffer): void {
-    if (!this.socket.writable) { this.socket.destroy(); return; }
+    if (!this.socket.writable) {
+      this.socket.destroy();
+      return;
+    }
     this.socket.end(body);
   }
 

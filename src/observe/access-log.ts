@@ -12,6 +12,7 @@ import type { LineDestination } from './log-sink.js';
 import type { Logger } from './logger.js';
 import type { RequestObserver, RequestRecord } from './record.js';
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what JSON must escape.
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\u007f-\uffff]/;
 
 function str(value: string): string {
@@ -31,14 +32,30 @@ export class AccessLog implements RequestObserver {
     const error = r.failure ? FAILURES[r.failure].error : '';
     const ms = Math.round(r.ms * 10) / 10;
     if (this.lines === undefined) {
-      this.logger.info({
-        req_id: r.id, client: r.client, method: r.method, path: r.path, upgrade: r.upgrade,
-        route: r.route, upstream: r.upstream, host: r.host,
-        hosts_tried: r.hostsTried.length > 1 ? r.hostsTried : undefined, attempts: r.attempts,
-        retries: r.retries.length > 0 ? r.retries : undefined, resumed: r.resumes || undefined, status: r.status,
-        failure: r.failure, proxy_status_error: error || undefined, cause: r.cause,
-        bytes_in: r.bytesIn, bytes_out: r.bytesOut, ms,
-      }, 'request');
+      this.logger.info(
+        {
+          req_id: r.id,
+          client: r.client,
+          method: r.method,
+          path: r.path,
+          upgrade: r.upgrade,
+          route: r.route,
+          upstream: r.upstream,
+          host: r.host,
+          hosts_tried: r.hostsTried.length > 1 ? r.hostsTried : undefined,
+          attempts: r.attempts,
+          retries: r.retries.length > 0 ? r.retries : undefined,
+          resumed: r.resumes || undefined,
+          status: r.status,
+          failure: r.failure,
+          proxy_status_error: error || undefined,
+          cause: r.cause,
+          bytes_in: r.bytesIn,
+          bytes_out: r.bytesOut,
+          ms,
+        },
+        'request',
+      );
       return;
     }
     let line = `{"level":30,"time":${Date.now()},"req_id":${str(r.id)},"client":${str(r.client)},"method":${str(r.method)},"path":${str(r.path)}`;

@@ -26,14 +26,21 @@ export interface Incident {
   peakErrorRate: number;
 }
 
-interface Open { incident: Incident; causes: Map<string, number>; calmSince: number | null }
+interface Open {
+  incident: Incident;
+  causes: Map<string, number>;
+  calmSince: number | null;
+}
 
 export class IncidentDetector {
   private readonly open = new Map<string, Open>();
   private readonly closed: Incident[] = [];
   private nextId = 1;
 
-  constructor(private readonly timeline: Timeline, private readonly onChange: (incident: Incident, opened: boolean) => void = () => undefined) {
+  constructor(
+    private readonly timeline: Timeline,
+    private readonly onChange: (incident: Incident, opened: boolean) => void = () => undefined,
+  ) {
     timeline.onStep((t) => this.evaluate(t));
   }
 
@@ -50,7 +57,10 @@ export class IncidentDetector {
       if (last === undefined) continue;
       let requests = 0;
       let errors = 0;
-      for (const p of window) { requests += p.requests; errors += p.errors; }
+      for (const p of window) {
+        requests += p.requests;
+        errors += p.errors;
+      }
       const rate = requests === 0 ? 0 : errors / requests;
       const current = this.open.get(route);
       if (current === undefined) {
@@ -71,7 +81,16 @@ export class IncidentDetector {
   private openIncident(route: string, window: TimelinePoint[], rate: number): void {
     const firstBad = window.find((p) => p.errors > 0) ?? window[0]!;
     const o: Open = {
-      incident: { id: this.nextId++, route, start: firstBad.t, end: null, cause: '', errors: 0, requests: 0, peakErrorRate: rate },
+      incident: {
+        id: this.nextId++,
+        route,
+        start: firstBad.t,
+        end: null,
+        cause: '',
+        errors: 0,
+        requests: 0,
+        peakErrorRate: rate,
+      },
       causes: new Map(),
       calmSince: null,
     };
@@ -86,7 +105,11 @@ export class IncidentDetector {
     for (const [k, v] of Object.entries(p.causes)) o.causes.set(k, (o.causes.get(k) ?? 0) + v);
     let best = '';
     let most = 0;
-    for (const [k, v] of o.causes) if (v > most) { best = k; most = v; }
+    for (const [k, v] of o.causes)
+      if (v > most) {
+        best = k;
+        most = v;
+      }
     o.incident.cause = best;
   }
 

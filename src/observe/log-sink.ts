@@ -26,11 +26,18 @@ export class LogSink implements LineDestination {
   constructor(private readonly fd = 1) {}
 
   write(line: string): boolean {
-    if (this.size > MAX_BUFFERED) { this.dropped++; return false; }
+    if (this.size > MAX_BUFFERED) {
+      this.dropped++;
+      return false;
+    }
     this.parts.push(line);
     this.size += line.length;
     if (this.size >= BATCH_BYTES) this.flush();
-    else this.timer ??= setTimeout(() => { this.timer = undefined; this.flush(); }, FLUSH_MS).unref();
+    else
+      this.timer ??= setTimeout(() => {
+        this.timer = undefined;
+        this.flush();
+      }, FLUSH_MS).unref();
     return true;
   }
 
@@ -50,7 +57,11 @@ export class LogSink implements LineDestination {
     this.parts = [];
     this.size = 0;
     if (data) {
-      try { writeSync(this.fd, data); } catch { /* the descriptor is gone; nothing else to do at exit */ }
+      try {
+        writeSync(this.fd, data);
+      } catch {
+        /* the descriptor is gone; nothing else to do at exit */
+      }
     }
   }
 
@@ -68,7 +79,11 @@ export class LogSink implements LineDestination {
         this.size += rest.length;
       }
       if (this.size >= BATCH_BYTES) this.flush();
-      else if (this.size > 0) this.timer ??= setTimeout(() => { this.timer = undefined; this.flush(); }, FLUSH_MS).unref();
+      else if (this.size > 0)
+        this.timer ??= setTimeout(() => {
+          this.timer = undefined;
+          this.flush();
+        }, FLUSH_MS).unref();
     });
   }
 }

@@ -16,14 +16,24 @@ export interface GatewayLog {
 }
 
 export function createLog(config: GatewayConfig['log'], destination?: LineDestination): GatewayLog {
-  const pretty = destination === undefined && (config.pretty === 'auto' ? process.stdout.isTTY === true : config.pretty);
+  const pretty =
+    destination === undefined && (config.pretty === 'auto' ? process.stdout.isTTY === true : config.pretty);
   if (pretty) {
-    const logger = pino({ level: config.level, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' } } });
+    const logger = pino({
+      level: config.level,
+      transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' } },
+    });
     return { logger, lines: undefined, flush: () => logger.flush() };
   }
   const lines = destination ?? new LogSink(1);
   const logger = pino({ level: config.level, base: undefined }, lines as unknown as pino.DestinationStream);
-  return { logger, lines, flush: () => { if (lines instanceof LogSink) lines.flushSync(); } };
+  return {
+    logger,
+    lines,
+    flush: () => {
+      if (lines instanceof LogSink) lines.flushSync();
+    },
+  };
 }
 
 /** Wraps a logger supplied by an embedding program. */

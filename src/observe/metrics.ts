@@ -12,8 +12,15 @@ import { Timeline } from './timeline.js';
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
-export interface HostState { upstream: string; host: string; inRotation: boolean }
-export interface MaintenanceState { route: string; active: boolean }
+export interface HostState {
+  upstream: string;
+  host: string;
+  inRotation: boolean;
+}
+export interface MaintenanceState {
+  route: string;
+  active: boolean;
+}
 
 /** What the gauges read at scrape time: the gateway's current configuration, whichever it is. */
 export interface MetricSources {
@@ -35,20 +42,77 @@ export class GatewayMetrics implements RequestObserver {
   readonly registry = new Registry();
   /** Requests being handled now; a plain number on the hot path, read by the gauge at scrape time. */
   inFlight = 0;
-  private readonly requests = new FastCounter('gangway_requests_total', 'Requests answered, by route, status and failure kind ("" when none)', ['route', 'status', 'failure']);
-  private readonly requestDuration = new FastHistogram('gangway_request_duration_seconds', 'Time from request to the end of the response, by route', ['route'], LATENCY_BUCKETS);
-  private readonly attempts = new FastCounter('gangway_upstream_attempts_total', 'Attempts sent to upstream hosts, by outcome ("ok" or a failure kind)', ['upstream', 'host', 'outcome']);
-  readonly retries = new FastCounter('gangway_retries_total', 'Retries sent to another host, by upstream and the failure kind that caused them', ['upstream', 'reason']);
-  readonly retriesDenied = new FastCounter('gangway_retries_denied_total', 'Retries not sent, by upstream and why (budget, no_host, attempts, unsafe)', ['upstream', 'why']);
-  readonly hedges = new FastCounter('gangway_hedges_total', 'Second attempts started for slow idempotent requests', ['upstream']);
-  readonly hedgesWon = new FastCounter('gangway_hedges_won_total', 'Hedged attempts that answered before the first attempt', ['upstream']);
-  readonly resumes = new FastCounter('gangway_resumes_total', 'Broken responses resumed from another host with Range, by outcome (started, failed)', ['upstream', 'outcome']);
-  readonly ejections = new FastCounter('gangway_ejections_total', 'Hosts taken out of rotation by outlier detection, by reason', ['upstream', 'host', 'reason']);
-  readonly healthTransitions = new FastCounter('gangway_health_transitions_total', 'Active health check state changes, by new state', ['upstream', 'host', 'state']);
-  readonly shed = new FastCounter('gangway_shed_total', 'Requests shed with 503 connection_limit_reached, by route and reason (queue_full, wait_too_long, deadline, event_loop)', ['route', 'reason']);
-  readonly rateLimited = new FastCounter('gangway_rate_limited_total', 'Requests answered 429 by a route\'s rate limit', ['route']);
-  readonly queueWait = new FastHistogram('gangway_queue_wait_seconds', 'Time requests waited for a concurrency slot before going upstream, by upstream (only those that waited)', ['upstream'], LATENCY_BUCKETS);
-  private readonly attemptDuration = new FastHistogram('gangway_upstream_attempt_duration_seconds', 'Time from sending an attempt to receiving its response headers', ['upstream', 'host'], LATENCY_BUCKETS);
+  private readonly requests = new FastCounter(
+    'gangway_requests_total',
+    'Requests answered, by route, status and failure kind ("" when none)',
+    ['route', 'status', 'failure'],
+  );
+  private readonly requestDuration = new FastHistogram(
+    'gangway_request_duration_seconds',
+    'Time from request to the end of the response, by route',
+    ['route'],
+    LATENCY_BUCKETS,
+  );
+  private readonly attempts = new FastCounter(
+    'gangway_upstream_attempts_total',
+    'Attempts sent to upstream hosts, by outcome ("ok" or a failure kind)',
+    ['upstream', 'host', 'outcome'],
+  );
+  readonly retries = new FastCounter(
+    'gangway_retries_total',
+    'Retries sent to another host, by upstream and the failure kind that caused them',
+    ['upstream', 'reason'],
+  );
+  readonly retriesDenied = new FastCounter(
+    'gangway_retries_denied_total',
+    'Retries not sent, by upstream and why (budget, no_host, attempts, unsafe)',
+    ['upstream', 'why'],
+  );
+  readonly hedges = new FastCounter('gangway_hedges_total', 'Second attempts started for slow idempotent requests', [
+    'upstream',
+  ]);
+  readonly hedgesWon = new FastCounter(
+    'gangway_hedges_won_total',
+    'Hedged attempts that answered before the first attempt',
+    ['upstream'],
+  );
+  readonly resumes = new FastCounter(
+    'gangway_resumes_total',
+    'Broken responses resumed from another host with Range, by outcome (started, failed)',
+    ['upstream', 'outcome'],
+  );
+  readonly ejections = new FastCounter(
+    'gangway_ejections_total',
+    'Hosts taken out of rotation by outlier detection, by reason',
+    ['upstream', 'host', 'reason'],
+  );
+  readonly healthTransitions = new FastCounter(
+    'gangway_health_transitions_total',
+    'Active health check state changes, by new state',
+    ['upstream', 'host', 'state'],
+  );
+  readonly shed = new FastCounter(
+    'gangway_shed_total',
+    'Requests shed with 503 connection_limit_reached, by route and reason (queue_full, wait_too_long, deadline, event_loop)',
+    ['route', 'reason'],
+  );
+  readonly rateLimited = new FastCounter(
+    'gangway_rate_limited_total',
+    "Requests answered 429 by a route's rate limit",
+    ['route'],
+  );
+  readonly queueWait = new FastHistogram(
+    'gangway_queue_wait_seconds',
+    'Time requests waited for a concurrency slot before going upstream, by upstream (only those that waited)',
+    ['upstream'],
+    LATENCY_BUCKETS,
+  );
+  private readonly attemptDuration = new FastHistogram(
+    'gangway_upstream_attempt_duration_seconds',
+    'Time from sending an attempt to receiving its response headers',
+    ['upstream', 'host'],
+    LATENCY_BUCKETS,
+  );
 
   /** The last hour per route, for the status page. */
   readonly timeline: Timeline;
@@ -57,25 +121,74 @@ export class GatewayMetrics implements RequestObserver {
   constructor(sources: MetricSources, options: MetricsOptions) {
     this.timeline = new Timeline(options.statusStepMs);
     this.incidents = new IncidentDetector(this.timeline, options.onIncident);
-    for (const m of [this.requests, this.requestDuration, this.attempts, this.attemptDuration, this.retries, this.retriesDenied, this.hedges, this.hedgesWon, this.resumes, this.ejections, this.healthTransitions, this.shed, this.rateLimited, this.queueWait]) this.register(m);
+    for (const m of [
+      this.requests,
+      this.requestDuration,
+      this.attempts,
+      this.attemptDuration,
+      this.retries,
+      this.retriesDenied,
+      this.hedges,
+      this.hedgesWon,
+      this.resumes,
+      this.ejections,
+      this.healthTransitions,
+      this.shed,
+      this.rateLimited,
+      this.queueWait,
+    ])
+      this.register(m);
     const metrics = this;
     new Gauge({
-      name: 'gangway_upstream_host_in_rotation', help: '1 when a host is in rotation (healthy and not ejected), else 0', labelNames: ['upstream', 'host'], registers: [this.registry],
-      collect() { this.reset(); for (const s of sources.hostStates()) this.set({ upstream: s.upstream, host: s.host }, s.inRotation ? 1 : 0); },
+      name: 'gangway_upstream_host_in_rotation',
+      help: '1 when a host is in rotation (healthy and not ejected), else 0',
+      labelNames: ['upstream', 'host'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const s of sources.hostStates()) this.set({ upstream: s.upstream, host: s.host }, s.inRotation ? 1 : 0);
+      },
     });
-    new Gauge({ name: 'gangway_requests_in_flight', help: 'Requests being handled right now', registers: [this.registry], collect() { this.set(metrics.inFlight); } });
     new Gauge({
-      name: 'gangway_maintenance_active', help: '1 while a route is in maintenance (a window or the admin switch), else 0', labelNames: ['route'], registers: [this.registry],
-      collect() { this.reset(); for (const s of sources.maintenanceStates()) this.set({ route: s.route }, s.active ? 1 : 0); },
+      name: 'gangway_requests_in_flight',
+      help: 'Requests being handled right now',
+      registers: [this.registry],
+      collect() {
+        this.set(metrics.inFlight);
+      },
+    });
+    new Gauge({
+      name: 'gangway_maintenance_active',
+      help: '1 while a route is in maintenance (a window or the admin switch), else 0',
+      labelNames: ['route'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const s of sources.maintenanceStates()) this.set({ route: s.route }, s.active ? 1 : 0);
+      },
     });
     const gauge = (name: string, help: string, read: (s: GateState) => number): void => {
       new Gauge({
-        name, help, labelNames: ['upstream'], registers: [this.registry],
-        collect() { this.reset(); for (const s of sources.gateStates()) this.set({ upstream: s.upstream }, read(s)); },
+        name,
+        help,
+        labelNames: ['upstream'],
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          for (const s of sources.gateStates()) this.set({ upstream: s.upstream }, read(s));
+        },
       });
     };
-    gauge('gangway_concurrency_limit', 'The adaptive concurrency limit of each upstream: requests that may wait for its answers at once', (s) => s.limit);
-    gauge('gangway_concurrency_in_use', 'Requests holding a concurrency slot (waiting for response headers), by upstream', (s) => s.inFlight);
+    gauge(
+      'gangway_concurrency_limit',
+      'The adaptive concurrency limit of each upstream: requests that may wait for its answers at once',
+      (s) => s.limit,
+    );
+    gauge(
+      'gangway_concurrency_in_use',
+      'Requests holding a concurrency slot (waiting for response headers), by upstream',
+      (s) => s.inFlight,
+    );
     gauge('gangway_queue_depth', 'Requests waiting for a concurrency slot, by upstream', (s) => s.waiting);
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'gangway_' });
   }

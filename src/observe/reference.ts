@@ -7,7 +7,12 @@ import { GatewayMetrics } from './metrics.js';
 export async function renderMetricsReference(): Promise<string> {
   const none = { hostStates: () => [], gateStates: () => [], maintenanceStates: () => [] };
   const metrics = new GatewayMetrics(none, { processMetrics: false, statusStepMs: 5000, onIncident() {} });
-  const families = (await metrics.registry.getMetricsAsJSON()) as unknown as Array<{ name: string; type: string; help: string; values: unknown[] }>;
+  const families = (await metrics.registry.getMetricsAsJSON()) as unknown as Array<{
+    name: string;
+    type: string;
+    help: string;
+    values: unknown[];
+  }>;
   const labelsOf = (name: string): string => {
     const m = metrics.registry.getSingleMetric(name) as unknown as { labelNames?: readonly string[] } | undefined;
     const names = m?.labelNames ?? [];

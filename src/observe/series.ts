@@ -7,7 +7,11 @@
 
 type Labels = Record<string, string>;
 
-interface MetricValue { labels: Labels; value: number; metricName?: string }
+interface MetricValue {
+  labels: Labels;
+  value: number;
+  metricName?: string;
+}
 
 /** The shape prom-client's Registry reads from a registered metric. */
 export interface RegistrableMetric {
@@ -22,7 +26,9 @@ export interface RegistrableMetric {
 export class CounterSeries {
   value = 0;
   constructor(readonly labels: Labels) {}
-  inc(by = 1): void { this.value += by; }
+  inc(by = 1): void {
+    this.value += by;
+  }
 }
 
 export class FastCounter implements RegistrableMetric {
@@ -30,7 +36,11 @@ export class FastCounter implements RegistrableMetric {
   readonly aggregator = 'sum' as const;
   private readonly series = new Map<string, CounterSeries>();
 
-  constructor(readonly name: string, readonly help: string, private readonly labelNames: readonly string[]) {}
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly labelNames: readonly string[],
+  ) {}
 
   /** The series for these label values (in labelNames order), created on first use. */
   with(...values: string[]): CounterSeries {
@@ -49,14 +59,19 @@ export class FastCounter implements RegistrableMetric {
     return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
   }
 
-  reset(): void { this.series.clear(); }
+  reset(): void {
+    this.series.clear();
+  }
 }
 
 export class HistogramSeries {
   readonly counts: Float64Array;
   sum = 0;
   count = 0;
-  constructor(readonly labels: Labels, private readonly bounds: readonly number[]) {
+  constructor(
+    readonly labels: Labels,
+    private readonly bounds: readonly number[],
+  ) {
     this.counts = new Float64Array(bounds.length);
   }
 
@@ -65,7 +80,10 @@ export class HistogramSeries {
     this.count++;
     const b = this.bounds;
     for (let i = 0; i < b.length; i++) {
-      if (value <= b[i]!) { this.counts[i]!++; return; }
+      if (value <= b[i]!) {
+        this.counts[i]!++;
+        return;
+      }
     }
   }
 }
@@ -75,7 +93,12 @@ export class FastHistogram implements RegistrableMetric {
   readonly aggregator = 'sum' as const;
   private readonly series = new Map<string, HistogramSeries>();
 
-  constructor(readonly name: string, readonly help: string, private readonly labelNames: readonly string[], private readonly bounds: readonly number[]) {}
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly labelNames: readonly string[],
+    private readonly bounds: readonly number[],
+  ) {}
 
   with(...values: string[]): HistogramSeries {
     const key = values.join('\u0000');
@@ -93,7 +116,11 @@ export class FastHistogram implements RegistrableMetric {
       let cumulative = 0;
       for (let i = 0; i < this.bounds.length; i++) {
         cumulative += s.counts[i]!;
-        values.push({ labels: { le: String(this.bounds[i]), ...s.labels }, value: cumulative, metricName: `${this.name}_bucket` });
+        values.push({
+          labels: { le: String(this.bounds[i]), ...s.labels },
+          value: cumulative,
+          metricName: `${this.name}_bucket`,
+        });
       }
       values.push({ labels: { le: '+Inf', ...s.labels }, value: s.count, metricName: `${this.name}_bucket` });
       values.push({ labels: s.labels, value: s.sum, metricName: `${this.name}_sum` });
@@ -102,7 +129,9 @@ export class FastHistogram implements RegistrableMetric {
     return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
   }
 
-  reset(): void { this.series.clear(); }
+  reset(): void {
+    this.series.clear();
+  }
 }
 
 function labelsOf(names: readonly string[], values: readonly string[]): Labels {

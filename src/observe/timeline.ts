@@ -37,7 +37,13 @@ class StepCounts {
   close(t: number): TimelinePoint {
     const causes: Record<string, number> = {};
     if (this.causes) for (const [k, v] of this.causes) causes[k] = v;
-    return { t, requests: this.requests, errors: this.errors, p99: percentile(this.latency, this.requests, 0.99), causes };
+    return {
+      t,
+      requests: this.requests,
+      errors: this.errors,
+      p99: percentile(this.latency, this.requests, 0.99),
+      causes,
+    };
   }
 }
 
@@ -49,7 +55,10 @@ export class Timeline {
   private readonly listeners = new Set<(t: number) => void>();
   readonly capacity: number;
 
-  constructor(readonly stepMs = 5000, keepMs = 3_600_000) {
+  constructor(
+    readonly stepMs = 5000,
+    keepMs = 3_600_000,
+  ) {
     this.capacity = Math.ceil(keepMs / stepMs);
     this.stepStart = Math.floor(Date.now() / stepMs) * stepMs;
   }
@@ -76,7 +85,10 @@ export class Timeline {
 
   record(key: string, status: number, failure: string, ms: number): void {
     let c = this.current.get(key);
-    if (c === undefined) { c = new StepCounts(); this.current.set(key, c); }
+    if (c === undefined) {
+      c = new StepCounts();
+      this.current.set(key, c);
+    }
     c.requests++;
     if (status >= 500 && failure !== 'maintenance') {
       c.errors++;
@@ -98,7 +110,10 @@ export class Timeline {
     for (const points of this.history.values()) {
       for (const p of points.slice(-last)) {
         const sum = byTime.get(p.t);
-        if (sum === undefined) { byTime.set(p.t, { ...p, causes: { ...p.causes } }); continue; }
+        if (sum === undefined) {
+          byTime.set(p.t, { ...p, causes: { ...p.causes } });
+          continue;
+        }
         sum.requests += p.requests;
         sum.errors += p.errors;
         // The worst route's p99 is an upper bound of the whole's; close enough for a chart.
@@ -125,7 +140,10 @@ export class Timeline {
       const point = c ? c.close(t) : { t, requests: 0, errors: 0, p99: null, causes: {} };
       c?.reset();
       let h = this.history.get(key);
-      if (h === undefined) { h = []; this.history.set(key, h); }
+      if (h === undefined) {
+        h = [];
+        this.history.set(key, h);
+      }
       h.push(point);
       if (h.length > this.capacity) h.splice(0, h.length - this.capacity);
     }

@@ -14,7 +14,7 @@ import { awaitConnection, type ConnectionAware } from '../upstream/connection-re
 import type { UpstreamHost } from '../upstream/host.js';
 import type { Exchange } from './exchange.js';
 
-/** Why an attempt was started: the first try, a retry after a failure, a hedge beside a slow one, or a resume of a broken body. */
+/** Why an attempt was started: the first try, a retry, a hedge beside a slow one, or a resume of a broken body. */
 export type AttemptRole = 'first' | 'retry' | 'hedge' | 'resume';
 
 const LOST = new GatewayAbort('client_closed', 'another attempt answered first');
@@ -68,11 +68,19 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    if (this.pendingAbort !== undefined) { controller.abort(this.pendingAbort); return; }
+    if (this.pendingAbort !== undefined) {
+      controller.abort(this.pendingAbort);
+      return;
+    }
     awaitConnection(this);
   }
 
-  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, _headers: unknown, statusText: string): void {
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    _headers: unknown,
+    statusText: string,
+  ): void {
     if (this.superseded) return;
     // Interim answers (102, 103) are not the response: the final one follows on the same exchange.
     if (statusCode < 200) return;
@@ -118,10 +126,16 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
     const { host } = this;
     const pool = this.exchange.pool;
     const ms = performance.now() - this.sentAt;
-    if (status >= 500) host.observeFailure(); else host.observeLatency(ms);
+    if (status >= 500) host.observeFailure();
+    else host.observeLatency(ms);
     pool.latency.record(ms);
     pool.gate?.sample(ms, this.sentAt + ms);
-    this.exchange.ctx.runtime.metrics.attemptDone(pool.name, host.label, status >= 500 ? `status_${status}` : 'ok', ms / 1000);
+    this.exchange.ctx.runtime.metrics.attemptDone(
+      pool.name,
+      host.label,
+      status >= 500 ? `status_${status}` : 'ok',
+      ms / 1000,
+    );
     if (status === 502 || status === 503 || status === 504) {
       pool.outliers.failure(host);
       if (status === 503) {
@@ -138,7 +152,10 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
     if (kind === 'client_closed' || kind === 'request_body_too_large') return;
     const { host } = this;
     const pool = this.exchange.pool;
-    if (this.role === 'resume') { pool.outliers.failure(host); return; }
+    if (this.role === 'resume') {
+      pool.outliers.failure(host);
+      return;
+    }
     pool.outliers.failure(host);
     host.observeFailure();
     this.exchange.ctx.runtime.metrics.attemptDone(pool.name, host.label, kind, undefined);

@@ -171,11 +171,15 @@ export class Exchange implements RetryState {
     if (kind === 'client_closed' && this.over) return;
     ctx.cause = describeError(err);
     if (attempt === this.streaming) {
-      if (attempt.role === 'resume') return this.resumeFailed(attempt, `${attempt.started ? 'broke again' : 'failed'}: ${(err as Error).message}`);
+      if (attempt.role === 'resume')
+        return this.resumeFailed(attempt, `${attempt.started ? 'broke again' : 'failed'}: ${(err as Error).message}`);
       return this.broke(kind);
     }
     this.racing.delete(attempt);
-    if (kind === 'client_closed' || ctx.res.destroyed) { ctx.failure ??= 'client_closed'; return; }
+    if (kind === 'client_closed' || ctx.res.destroyed) {
+      ctx.failure ??= 'client_closed';
+      return;
+    }
     if (this.racing.size > 0) return; // a hedge of this request is still running; its answer will do
     if (this.retry(kind)) return;
     replyLocally(ctx, kind, err);
@@ -190,7 +194,13 @@ export class Exchange implements RetryState {
     this.note(host);
     this.racing.add(attempt);
     attempt.send(ctx.req.url!, ctx.req.method!, this.headFor(host), this.body);
-    if (role === 'first' && this.route.hedge !== undefined && this.replayable && this.idempotent && this.racing.size > 0) {
+    if (
+      role === 'first' &&
+      this.route.hedge !== undefined &&
+      this.replayable &&
+      this.idempotent &&
+      this.racing.size > 0
+    ) {
       const delay = this.hedgeDelay();
       if (delay !== undefined) this.hedgeTimer = setTimeout(hedge, delay, this);
     }
@@ -245,12 +255,16 @@ export class Exchange implements RetryState {
   /** The first attempt is still unanswered after the pool's usual latency: race a second one on another host. */
   hedgeNow(): void {
     this.hedgeTimer = undefined;
-    if (this.over || this.streaming !== undefined || this.racing.size !== 1 || this.expired || this.ctx.res.destroyed) return;
+    if (this.over || this.streaming !== undefined || this.racing.size !== 1 || this.expired || this.ctx.res.destroyed)
+      return;
     const { pool } = this;
     if (this.attempts >= this.policy.attempts) return;
     const host = pool.pick(this.tried);
     if (host === undefined) return;
-    if (!pool.budget.tryAcquire()) { this.ctx.runtime.metrics.retriesDenied.with(pool.name, 'budget').inc(); return; }
+    if (!pool.budget.tryAcquire()) {
+      this.ctx.runtime.metrics.retriesDenied.with(pool.name, 'budget').inc();
+      return;
+    }
     this.ctx.runtime.metrics.hedges.with(pool.name).inc();
     this.retryReasons.push('hedge');
     this.send(host, 'hedge');
@@ -276,14 +290,18 @@ export class Exchange implements RetryState {
   private resumeElsewhere(reason: string): boolean {
     const plan = this.resumePlan;
     const { ctx, pool } = this;
-    if (plan === undefined || this.resumes >= MAX_RESUMES || ctx.res.destroyed || this.expired || this.over) return false;
+    if (plan === undefined || this.resumes >= MAX_RESUMES || ctx.res.destroyed || this.expired || this.over)
+      return false;
     const broken = this.streaming!.host;
     const host = pool.pick(this.tried) ?? pool.pick(new Set([broken]));
     if (host === undefined) return false;
     this.resumes++;
     const from = plan.first + this.bytesOut;
     ctx.runtime.metrics.resumes.with(pool.name, 'started').inc();
-    ctx.runtime.logger.info({ req_id: ctx.id, upstream: pool.name, from: broken.label, to: host.label, at: from, reason }, 'resuming a broken response');
+    ctx.runtime.logger.info(
+      { req_id: ctx.id, upstream: pool.name, from: broken.label, to: host.label, at: from, reason },
+      'resuming a broken response',
+    );
     const leg = new Attempt(this, host, 'resume');
     this.note(host);
     this.streaming = leg;
@@ -332,6 +350,12 @@ export class Exchange implements RetryState {
   }
 }
 
-function expire(x: Exchange): void { x.expire(); }
-function hedge(x: Exchange): void { x.hedgeNow(); }
-function retryOn(x: Exchange, host: UpstreamHost): void { x.retryNow(host); }
+function expire(x: Exchange): void {
+  x.expire();
+}
+function hedge(x: Exchange): void {
+  x.hedgeNow();
+}
+function retryOn(x: Exchange, host: UpstreamHost): void {
+  x.retryNow(host);
+}

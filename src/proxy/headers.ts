@@ -10,7 +10,15 @@
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'transfer-encoding', 'upgrade']);
 
 /** Request fields the gateway replaces with its own value, or extends. */
-const REWRITTEN_UP = new Set(['via', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-request-id', 'expect']);
+const REWRITTEN_UP = new Set([
+  'via',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'forwarded',
+  'x-request-id',
+  'expect',
+]);
 
 export interface ForwardingFacts {
   proxyName: string;
@@ -28,7 +36,9 @@ export function connectionTokens(value: string | undefined): Set<string> | undef
   let tokens: Set<string> | undefined;
   for (const t of value.split(',')) {
     const name = t.trim().toLowerCase();
-    if (name && name !== 'close' && name !== 'keep-alive' && name !== 'upgrade') (tokens ??= new Set()).add(name);
+    if (!name || name === 'close' || name === 'keep-alive' || name === 'upgrade') continue;
+    tokens ??= new Set();
+    tokens.add(name);
   }
   return tokens;
 }
@@ -71,8 +81,10 @@ export function buildUpstreamHeaders(raw: string[], connection: string | undefin
   out.push('x-forwarded-proto', f.proto);
   if (host !== undefined) out.push('x-forwarded-host', host);
   const node = f.clientAddress.includes(':') ? `"[${f.clientAddress}]"` : f.clientAddress;
-  const element = host !== undefined && /^[A-Za-z0-9.:[\]-]+$/.test(host)
-    ? `for=${node};proto=${f.proto};host=${host}` : `for=${node};proto=${f.proto}`;
+  const element =
+    host !== undefined && /^[A-Za-z0-9.:[\]-]+$/.test(host)
+      ? `for=${node};proto=${f.proto};host=${host}`
+      : `for=${node};proto=${f.proto}`;
   out.push('forwarded', forwarded ? `${forwarded}, ${element}` : element);
   out.push('x-request-id', f.requestId);
   return out;
@@ -115,8 +127,14 @@ export function buildDownstreamHeaders(raw: Buffer[], f: DownstreamFacts): strin
     }
     if (HOP_BY_HOP.has(lower) || lower === 'x-request-id') continue;
     const value = raw[i + 1]!.toString('latin1');
-    if (lower === 'via') { via = via ? `${via}, ${value}` : value; continue; }
-    if (lower === 'proxy-status' && f.proxyStatus !== undefined) { proxyStatus = proxyStatus ? `${proxyStatus}, ${value}` : value; continue; }
+    if (lower === 'via') {
+      via = via ? `${via}, ${value}` : value;
+      continue;
+    }
+    if (lower === 'proxy-status' && f.proxyStatus !== undefined) {
+      proxyStatus = proxyStatus ? `${proxyStatus}, ${value}` : value;
+      continue;
+    }
     out.push(name, value);
   }
   if (named) {
@@ -127,7 +145,8 @@ export function buildDownstreamHeaders(raw: Buffer[], f: DownstreamFacts): strin
   const ours = `${f.httpVersion} ${f.proxyName}`;
   out.push('via', via ? `${via}, ${ours}` : ours);
   out.push('x-request-id', f.requestId);
-  if (f.proxyStatus !== undefined) out.push('proxy-status', proxyStatus ? `${proxyStatus}, ${f.proxyStatus}` : f.proxyStatus);
+  if (f.proxyStatus !== undefined)
+    out.push('proxy-status', proxyStatus ? `${proxyStatus}, ${f.proxyStatus}` : f.proxyStatus);
   return out;
 }
 

@@ -41,13 +41,33 @@ export function handleRequest(runtime: Runtime, req: ClientRequest, res: ClientR
 }
 
 /** A protocol upgrade (WebSocket): the same phases, ending in a tunnel between the two sockets. */
-export function handleUpgrade(runtime: Runtime, req: ClientRequest, res: TunnelResponse, head: Buffer, arrival: Arrival): void {
+export function handleUpgrade(
+  runtime: Runtime,
+  req: ClientRequest,
+  res: TunnelResponse,
+  head: Buffer,
+  arrival: Arrival,
+): void {
   const ctx = identify(runtime, req, res, arrival, true);
   preflight(ctx, (routed) => openTunnel(routed, res, head));
 }
 
-function identify(runtime: Runtime, req: ClientRequest, res: ClientResponse, arrival: Arrival, upgrade: boolean): RequestContext {
-  const ctx = new RequestContext(runtime, req, res, requestIdFrom(req.headers['x-request-id']), clientAddressOf(arrival.remoteAddress), arrival.authority, upgrade);
+function identify(
+  runtime: Runtime,
+  req: ClientRequest,
+  res: ClientResponse,
+  arrival: Arrival,
+  upgrade: boolean,
+): RequestContext {
+  const ctx = new RequestContext(
+    runtime,
+    req,
+    res,
+    requestIdFrom(req.headers['x-request-id']),
+    clientAddressOf(arrival.remoteAddress),
+    arrival.authority,
+    upgrade,
+  );
   runtime.metrics.inFlight++;
   res.watch(ctx, RESPONSE_EVENTS);
   if (runtime.draining) res.closeAfter();

@@ -55,7 +55,12 @@ export function preflight(ctx: RequestContext, proceed: (ctx: RoutedContext) => 
       runtime.metrics.rateLimited.with(route.name).inc();
       return replyLocally(ctx, 'rate_limited', undefined, route.rateLimiter.refusal(d));
     }
-    ctx.extraResponseHeaders = ['ratelimit-policy', route.rateLimiter.policy, 'ratelimit', `"gangway";r=${d.remaining};t=${d.reset}`];
+    ctx.extraResponseHeaders = [
+      'ratelimit-policy',
+      route.rateLimiter.policy,
+      'ratelimit',
+      `"gangway";r=${d.remaining};t=${d.reset}`,
+    ];
   }
 
   // body size
@@ -89,14 +94,17 @@ const GATE_EVENTS: GateEvents<RoutedContext> = {
   },
 };
 
-/** Sheds a request with 503 connection_limit_reached, counted, saying whether the gateway or the upstream is at its limit. */
+/** Sheds a request with 503 connection_limit_reached, counted, saying whether the gateway or its upstream is full. */
 function shed(ctx: RequestContext, reason: ShedReason | 'event_loop'): void {
   replyLocally(ctx, 'connection_limit_reached', undefined, shedFacts(ctx, ctx.route, reason));
 }
 
 function shedFacts(ctx: RequestContext, route: Route | undefined, reason: ShedReason | 'event_loop'): ReplyExtras {
   ctx.runtime.metrics.shed.with(route?.name ?? '', reason).inc();
-  return { retryAfter: 1, details: route === undefined ? 'gateway overloaded' : `upstream ${route.upstream.name} at its concurrency limit` };
+  return {
+    retryAfter: 1,
+    details: route === undefined ? 'gateway overloaded' : `upstream ${route.upstream.name} at its concurrency limit`,
+  };
 }
 
 /** The origin-form ("/path?query") of an absolute-form target; undefined for anything else. */

@@ -22,7 +22,10 @@ export function hasBody(req: ClientRequest): boolean {
 }
 
 class BodyLimit extends Transform {
-  constructor(private readonly ctx: RequestContext, private readonly limit: number) {
+  constructor(
+    private readonly ctx: RequestContext,
+    private readonly limit: number,
+  ) {
     super();
   }
 

@@ -60,8 +60,15 @@ export function resumeHead(headers: readonly string[], plan: ResumePlan, from: n
   const out: string[] = [];
   for (let i = 0; i < headers.length; i += 2) {
     const lower = headers[i]!.toLowerCase();
-    if (lower === 'range' || lower === 'if-range' || lower === 'if-none-match' || lower === 'if-modified-since'
-      || lower === 'if-match' || lower === 'if-unmodified-since') continue;
+    if (
+      lower === 'range' ||
+      lower === 'if-range' ||
+      lower === 'if-none-match' ||
+      lower === 'if-modified-since' ||
+      lower === 'if-match' ||
+      lower === 'if-unmodified-since'
+    )
+      continue;
     out.push(headers[i]!, headers[i + 1]!);
   }
   out.push('range', `bytes=${from}-${plan.last}`, 'if-range', plan.etag ?? plan.lastModified!);
@@ -69,7 +76,12 @@ export function resumeHead(headers: readonly string[], plan: ResumePlan, from: n
 }
 
 /** Why an answer to a resume cannot be spliced in, or undefined when it continues the body exactly. */
-export function resumeMismatch(plan: ResumePlan, from: number, status: number, raw: readonly Buffer[]): string | undefined {
+export function resumeMismatch(
+  plan: ResumePlan,
+  from: number,
+  status: number,
+  raw: readonly Buffer[],
+): string | undefined {
   if (status !== 206) return `answered ${status}, not 206`;
   let contentRange: string | undefined;
   let etag: string | undefined;

@@ -44,16 +44,23 @@ class Tunnel implements Dispatcher.DispatchHandler, UpstreamSide {
     const { ctx, lastHost: host } = this;
     const req = ctx.req;
     host.outstanding++;
-    host.dispatcher.dispatch({
-      path: req.url!,
-      method: req.method as Dispatcher.HttpMethod,
-      headers: buildUpstreamHeaders(req.rawHeaders, req.headers.connection, {
-        proxyName: ctx.runtime.replies.proxyName, requestId: ctx.id, clientAddress: ctx.clientAddress, proto: 'http', httpVersion: req.httpVersion,
-        hostOverride: ctx.route.policy.hostHeader === 'upstream' ? host.label : undefined,
-      }),
-      body: null,
-      upgrade: String(req.headers.upgrade ?? 'websocket'),
-    }, this);
+    host.dispatcher.dispatch(
+      {
+        path: req.url!,
+        method: req.method as Dispatcher.HttpMethod,
+        headers: buildUpstreamHeaders(req.rawHeaders, req.headers.connection, {
+          proxyName: ctx.runtime.replies.proxyName,
+          requestId: ctx.id,
+          clientAddress: ctx.clientAddress,
+          proto: 'http',
+          httpVersion: req.httpVersion,
+          hostOverride: ctx.route.policy.hostHeader === 'upstream' ? host.label : undefined,
+        }),
+        body: null,
+        upgrade: String(req.headers.upgrade ?? 'websocket'),
+      },
+      this,
+    );
   }
 
   resume(): void {
@@ -69,10 +76,20 @@ class Tunnel implements Dispatcher.DispatchHandler, UpstreamSide {
   }
 
   // The upstream answered without switching protocols: that is its answer to the client.
-  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, _headers: unknown, statusText: string): void {
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    _headers: unknown,
+    statusText: string,
+  ): void {
     if (statusCode < 200) return;
     this.answered = true;
-    const headers = buildDownstreamHeaders(controller.rawHeaders as Buffer[], { proxyName: this.ctx.runtime.replies.proxyName, requestId: this.ctx.id, httpVersion: '1.1', proxyStatus: undefined });
+    const headers = buildDownstreamHeaders(controller.rawHeaders as Buffer[], {
+      proxyName: this.ctx.runtime.replies.proxyName,
+      requestId: this.ctx.id,
+      httpVersion: '1.1',
+      proxyStatus: undefined,
+    });
     this.res.sendHead(statusCode, statusText, headers);
   }
 
@@ -88,13 +105,21 @@ class Tunnel implements Dispatcher.DispatchHandler, UpstreamSide {
 
   onResponseError(_controller: Dispatcher.DispatchController | null, err: Error): void {
     this.settle();
-    if (this.answered) { this.res.cut(); return; }
+    if (this.answered) {
+      this.res.cut();
+      return;
+    }
     const kind = classifyFailure(err, { responseStarted: false, reusedConnection: false });
     if (kind === 'client_closed') return;
     replyLocally(this.ctx, kind === 'proxy_internal_error' ? 'http_upgrade_failed' : kind, err);
   }
 
-  onRequestUpgrade(controller: Dispatcher.DispatchController, statusCode: number, _headers: unknown, upstream: Duplex): void {
+  onRequestUpgrade(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    _headers: unknown,
+    upstream: Duplex,
+  ): void {
     this.settle();
     const raw = (controller.rawHeaders ?? []) as Array<Buffer | string>;
     const headers: string[] = [];
@@ -127,7 +152,10 @@ function joinTunnel(client: Duplex, upstream: Duplex): void {
     ending = true;
     client.end();
     upstream.end();
-    setTimeout(() => { client.destroy(); upstream.destroy(); }, HALF_CLOSE_GRACE_MS).unref();
+    setTimeout(() => {
+      client.destroy();
+      upstream.destroy();
+    }, HALF_CLOSE_GRACE_MS).unref();
   };
   client.on('end', endBoth);
   upstream.on('end', endBoth);

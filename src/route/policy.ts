@@ -35,7 +35,10 @@ export function resolvePolicy(route: RouteConfig, upstream: UpstreamConfig): Rou
   const { retries, hedging } = upstream;
   return {
     retry: { attempts: retries.attempts, backoffMs: retries.backoff, replayBodyUpTo: retries.replayBody },
-    hedge: hedging.enabled && upstream.hosts.length > 1 ? { minDelayMs: hedging.minDelay, maxDelayMs: hedging.maxDelay } : undefined,
+    hedge:
+      hedging.enabled && upstream.hosts.length > 1
+        ? { minDelayMs: hedging.minDelay, maxDelayMs: hedging.maxDelay }
+        : undefined,
     totalTimeoutMs: upstream.timeouts.total,
     hostHeader: upstream.hostHeader,
     bodyLimit: route.limits.body,

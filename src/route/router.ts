@@ -24,17 +24,26 @@ export class Route {
   private readonly methods: ReadonlySet<string> | undefined;
 
   /** `previous`: the route of the same name in the configuration this one replaces. */
-  constructor(config: RouteConfig, readonly upstream: UpstreamPool, previous?: Route) {
+  constructor(
+    config: RouteConfig,
+    readonly upstream: UpstreamPool,
+    previous?: Route,
+  ) {
     this.name = config.name ?? config.match.path;
     this.policy = resolvePolicy(config, upstream.config);
     this.priority = PRIORITIES.indexOf(config.priority);
     this.rateLimitKey = JSON.stringify(config.rateLimit ?? null);
-    this.rateLimiter = previous?.rateLimiter !== undefined && previous.rateLimitKey === this.rateLimitKey
-      ? previous.rateLimiter
-      : config.rateLimit ? new RateLimiter(config.rateLimit, this.name) : undefined;
-    this.prefix = config.match.path.length > 1 && config.match.path.endsWith('/')
-      ? config.match.path.slice(0, -1) : config.match.path;
-    this.prefixSlash = this.prefix === '/' ? '/' : this.prefix + '/';
+    this.rateLimiter =
+      previous?.rateLimiter !== undefined && previous.rateLimitKey === this.rateLimitKey
+        ? previous.rateLimiter
+        : config.rateLimit
+          ? new RateLimiter(config.rateLimit, this.name)
+          : undefined;
+    this.prefix =
+      config.match.path.length > 1 && config.match.path.endsWith('/')
+        ? config.match.path.slice(0, -1)
+        : config.match.path;
+    this.prefixSlash = this.prefix === '/' ? '/' : `${this.prefix}/`;
     const host = config.match.host?.toLowerCase();
     if (host?.startsWith('*.')) this.hostSuffix = host.slice(1);
     else this.exactHost = host;
@@ -44,7 +53,8 @@ export class Route {
   matches(host: string, path: string, method: string): boolean {
     if (this.methods && !this.methods.has(method)) return false;
     if (this.exactHost !== undefined && host !== this.exactHost) return false;
-    if (this.hostSuffix !== undefined && !(host.endsWith(this.hostSuffix) && host.length > this.hostSuffix.length)) return false;
+    if (this.hostSuffix !== undefined && !(host.endsWith(this.hostSuffix) && host.length > this.hostSuffix.length))
+      return false;
     if (this.prefix === '/') return true;
     if (!path.startsWith(this.prefix)) return false;
     if (path.length === this.prefix.length) return true;

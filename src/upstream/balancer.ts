@@ -60,8 +60,11 @@ class RandomChoice implements Balancer {
 
 export function createBalancer(strategy: BalanceStrategy): Balancer {
   switch (strategy) {
-    case 'p2c': return new PowerOfTwoChoices();
-    case 'round-robin': return new RoundRobin();
-    case 'random': return new RandomChoice();
+    case 'p2c':
+      return new PowerOfTwoChoices();
+    case 'round-robin':
+      return new RoundRobin();
+    case 'random':
+      return new RandomChoice();
   }
 }

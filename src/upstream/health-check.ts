@@ -7,9 +7,7 @@
 import type { UpstreamConfig } from '../config/schema.js';
 import type { UpstreamHost } from './host.js';
 
-export interface HealthListener {
-  (host: UpstreamHost, healthy: boolean): void;
-}
+export type HealthListener = (host: UpstreamHost, healthy: boolean) => void;
 
 export class HealthChecker {
   private readonly timers = new Map<UpstreamHost, NodeJS.Timeout>();
@@ -35,7 +33,12 @@ export class HealthChecker {
 
   private schedule(host: UpstreamHost, delay: number): void {
     if (this.stopped) return;
-    this.timers.set(host, setTimeout(() => { void this.check(host); }, delay).unref());
+    this.timers.set(
+      host,
+      setTimeout(() => {
+        void this.check(host);
+      }, delay).unref(),
+    );
   }
 
   private async check(host: UpstreamHost): Promise<void> {

@@ -10,9 +10,7 @@ import type { UpstreamHost } from './host.js';
 /** The longest an upstream's own Retry-After keeps a host out of rotation. */
 const MAX_RETRY_AFTER_MS = 60_000;
 
-export interface EjectionListener {
-  (host: UpstreamHost, reason: 'consecutive_failures' | 'retry_after', ms: number): void;
-}
+export type EjectionListener = (host: UpstreamHost, reason: 'consecutive_failures' | 'retry_after', ms: number) => void;
 
 export class OutlierDetector {
   constructor(

@@ -30,11 +30,19 @@ export class UpstreamPool {
   private readonly health: HealthChecker;
   private readonly candidates: UpstreamHost[] = [];
 
-  constructor(readonly name: string, readonly config: UpstreamConfig, events: PoolEvents) {
+  constructor(
+    readonly name: string,
+    readonly config: UpstreamConfig,
+    events: PoolEvents,
+  ) {
     this.hosts = config.hosts.map((h) => new UpstreamHost(h, config));
     this.balancer = createBalancer(config.balance);
-    this.outliers = new OutlierDetector(this.hosts, config.outlierDetection, (host, reason, ms) => events.ejected(this, host, reason, ms));
-    this.health = new HealthChecker(this.hosts, config.healthCheck, (host, healthy) => events.healthChanged(this, host, healthy));
+    this.outliers = new OutlierDetector(this.hosts, config.outlierDetection, (host, reason, ms) =>
+      events.ejected(this, host, reason, ms),
+    );
+    this.health = new HealthChecker(this.hosts, config.healthCheck, (host, healthy) =>
+      events.healthChanged(this, host, healthy),
+    );
     this.budget = new RetryBudget(config.retries.budget, config.retries.minPerSecond);
     this.latency = new LatencyWindow(config.hedging.percentile);
     const c = config.concurrency;

@@ -12,7 +12,10 @@ export class RetryBudget {
   private readonly retries = new Float64Array(WINDOW_SECONDS);
   private second = 0;
 
-  constructor(private readonly ratio: number, private readonly minPerSecond: number) {}
+  constructor(
+    private readonly ratio: number,
+    private readonly minPerSecond: number,
+  ) {}
 
   recordRequest(now = Date.now()): void {
     this.requests[this.slot(now)]!++;
@@ -23,7 +26,10 @@ export class RetryBudget {
     const slot = this.slot(now);
     let requests = 0;
     let retries = 0;
-    for (let i = 0; i < WINDOW_SECONDS; i++) { requests += this.requests[i]!; retries += this.retries[i]!; }
+    for (let i = 0; i < WINDOW_SECONDS; i++) {
+      requests += this.requests[i]!;
+      retries += this.retries[i]!;
+    }
     if (retries >= requests * this.ratio + this.minPerSecond * WINDOW_SECONDS) return false;
     this.retries[slot]!++;
     return true;

@@ -19,15 +19,34 @@ export function browserUnavailable(): string | undefined {
 export function launchBrowser(extraArgs: string[] = []): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', ...extraArgs],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      ...extraArgs,
+    ],
   });
 }
 
-export interface WatchedPage { page: Page; problems: string[] }
+export interface WatchedPage {
+  page: Page;
+  problems: string[];
+}
 
 /** A new page whose failed requests, page errors and console errors are collected in `problems`. */
-export async function watchedPage(browser: Browser, options: { colorScheme?: 'light' | 'dark'; locale?: string; viewport?: { width: number; height: number } } = {}): Promise<WatchedPage> {
-  const context = await browser.newContext({ colorScheme: options.colorScheme ?? 'light', locale: options.locale ?? 'en-US', viewport: options.viewport ?? { width: 1000, height: 900 } });
+export async function watchedPage(
+  browser: Browser,
+  options: { colorScheme?: 'light' | 'dark'; locale?: string; viewport?: { width: number; height: number } } = {},
+): Promise<WatchedPage> {
+  const context = await browser.newContext({
+    colorScheme: options.colorScheme ?? 'light',
+    locale: options.locale ?? 'en-US',
+    viewport: options.viewport ?? { width: 1000, height: 900 },
+  });
   const page = await context.newPage();
   const problems: string[] = [];
   page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText ?? ''}`));

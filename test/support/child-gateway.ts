@@ -21,34 +21,55 @@ export interface ChildGateway {
 }
 
 /** A gateway process routing everything to one upstream host; `extraYaml` is appended to its config file, `extraArgs` to `gangway start`. */
-export async function startChildGateway(upstreamAddress: string, extraYaml = '', extraArgs: string[] = []): Promise<ChildGateway> {
+export async function startChildGateway(
+  upstreamAddress: string,
+  extraYaml = '',
+  extraArgs: string[] = [],
+): Promise<ChildGateway> {
   const listen = await closedPort();
   const admin = await closedPort();
   const dir = mkdtempSync(join(tmpdir(), 'gangway-child-'));
   const file = join(dir, 'gangway.yaml');
-  writeFileSync(file, `listen: "127.0.0.1:${listen}"
+  writeFileSync(
+    file,
+    `listen: "127.0.0.1:${listen}"
 admin: "127.0.0.1:${admin}"
 upstreams:
   music: { hosts: ["${upstreamAddress}"], healthCheck: { enabled: false } }
 routes:
   - { match: { path: "/" }, upstream: music }
-${extraYaml}`);
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'start', '-c', file, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
+${extraYaml}`,
+  );
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'start', '-c', file, ...extraArgs], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
-  child.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
-  child.stderr!.on('data', (c: Buffer) => { out += c.toString(); });
+  child.stdout!.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  child.stderr!.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const deadline = Date.now() + 15_000;
   while (!out.includes('gangway listening')) {
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`gateway did not start:\n${out}`);
     await new Promise((r) => setTimeout(r, 25));
   }
-  return { child, url: `http://127.0.0.1:${listen}`, adminUrl: `http://127.0.0.1:${admin}`, output: () => out, exited, file };
+  return {
+    child,
+    url: `http://127.0.0.1:${listen}`,
+    adminUrl: `http://127.0.0.1:${admin}`,
+    output: () => out,
+    exited,
+    file,
+  };
 }
 
 /** Resident set size, and its peak, of a process, in bytes (Linux). */
 export function memoryOf(pid: number): { rss: number; peak: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+  const kb = (field: string): number =>
+    Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
   return { rss: kb('VmRSS'), peak: kb('VmHWM') };
 }

@@ -5,7 +5,10 @@
  */
 import { createSocket } from 'node:dgram';
 
-export interface DnsServer { address: string; close(): Promise<void> }
+export interface DnsServer {
+  address: string;
+  close(): Promise<void>;
+}
 
 export async function dnsServer(records: Record<string, string>): Promise<DnsServer> {
   const socket = createSocket('udp4');
@@ -13,7 +16,11 @@ export async function dnsServer(records: Record<string, string>): Promise<DnsSer
     if (msg.length < 12) return;
     let i = 12;
     const labels: string[] = [];
-    while (i < msg.length && msg[i] !== 0) { const n = msg[i]!; labels.push(msg.subarray(i + 1, i + 1 + n).toString('latin1')); i += n + 1; }
+    while (i < msg.length && msg[i] !== 0) {
+      const n = msg[i]!;
+      labels.push(msg.subarray(i + 1, i + 1 + n).toString('latin1'));
+      i += n + 1;
+    }
     const questionEnd = i + 5;
     const type = msg.readUInt16BE(i + 1);
     const name = labels.join('.').toLowerCase();
@@ -21,8 +28,12 @@ export async function dnsServer(records: Record<string, string>): Promise<DnsSer
     const answers: Buffer[] = [];
     if (address !== undefined && type === 1) {
       const rr = Buffer.alloc(16);
-      rr.writeUInt16BE(0xc00c, 0); rr.writeUInt16BE(1, 2); rr.writeUInt16BE(1, 4); rr.writeUInt32BE(60, 6); rr.writeUInt16BE(4, 10);
-      address.split('.').forEach((o, k) => rr.writeUInt8(Number(o), 12 + k));
+      rr.writeUInt16BE(0xc00c, 0);
+      rr.writeUInt16BE(1, 2);
+      rr.writeUInt16BE(1, 4);
+      rr.writeUInt32BE(60, 6);
+      rr.writeUInt16BE(4, 10);
+      for (const [k, o] of address.split('.').entries()) rr.writeUInt8(Number(o), 12 + k);
       answers.push(rr);
     }
     const head = Buffer.alloc(12);

@@ -13,4 +13,6 @@ createServer((req, res) => {
     res.end(`served by ${name}\n`);
   });
 }).listen(port, '127.0.0.1', () => process.send?.({ ready: true }));
-process.on('message', (m) => { if (m === 'count') process.send?.({ served }); });
+process.on('message', (m) => {
+  if (m === 'count') process.send?.({ served });
+});

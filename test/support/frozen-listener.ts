@@ -12,9 +12,12 @@ import { join } from 'node:path';
 export async function frozenListener(): Promise<{ port: number; close(): void }> {
   const dir = mkdtempSync(join(tmpdir(), 'gangway-frozen-'));
   const script = join(dir, 'listen.mjs');
-  writeFileSync(script, `import net from 'node:net';
+  writeFileSync(
+    script,
+    `import net from 'node:net';
 const s = net.createServer();
-s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => process.send(s.address().port));`);
+s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => process.send(s.address().port));`,
+  );
   const child = fork(script, [], { stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
   const port = await new Promise<number>((resolve) => child.once('message', (m) => resolve(m as number)));
   process.kill(child.pid!, 'SIGSTOP');

@@ -3,8 +3,21 @@
  * behaved and not), and a plain node:http client that reports exactly what arrived,
  * including bodies that broke off.
  */
-import { request as httpRequest, createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { connect, createServer as createNetServer, type Server as NetServer, type Socket, type AddressInfo } from 'node:net';
+import {
+  request as httpRequest,
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import {
+  connect,
+  createServer as createNetServer,
+  type Server as NetServer,
+  type Socket,
+  type AddressInfo,
+} from 'node:net';
 import { createGateway, type Gateway } from '../../src/gateway.js';
 import type { GatewayConfigInput } from '../../src/config/schema.js';
 
@@ -17,7 +30,10 @@ export interface RunningGateway {
 }
 
 /** A gateway on 127.0.0.1:0 whose log lines are collected (parsed) in `logs`. */
-export async function startGateway(config: Omit<GatewayConfigInput, 'listen' | 'admin'> & Partial<Pick<GatewayConfigInput, 'listen' | 'admin'>>, options: { statusStepMs?: number } = {}): Promise<RunningGateway> {
+export async function startGateway(
+  config: Omit<GatewayConfigInput, 'listen' | 'admin'> & Partial<Pick<GatewayConfigInput, 'listen' | 'admin'>>,
+  options: { statusStepMs?: number } = {},
+): Promise<RunningGateway> {
   const logs: Array<Record<string, unknown>> = [];
   // The gateway's own JSON line path, collected and parsed.
   const logDestination = {
@@ -25,7 +41,11 @@ export async function startGateway(config: Omit<GatewayConfigInput, 'listen' | '
       for (const line of chunk.split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
     },
   };
-  const gateway = createGateway({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', ...config } as GatewayConfigInput, { logDestination, processMetrics: false, ...options });
+  const gateway = createGateway({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', ...config } as GatewayConfigInput, {
+    logDestination,
+    processMetrics: false,
+    ...options,
+  });
   const { proxy, admin } = await gateway.listen();
   return {
     gateway,
@@ -36,31 +56,56 @@ export async function startGateway(config: Omit<GatewayConfigInput, 'listen' | '
   };
 }
 
-export interface TestServer { port: number; address: string; close(): Promise<void> }
+export interface TestServer {
+  port: number;
+  address: string;
+  close(): Promise<void>;
+}
 
 /** A well-behaved HTTP upstream. */
-export async function httpUpstream(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<TestServer & { server: Server }> {
+export async function httpUpstream(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<TestServer & { server: Server }> {
   const server = createServer(handler);
   // Upgraded sockets leave the HTTP server's bookkeeping, so track every socket ourselves.
   const sockets = new Set<Socket>();
-  server.on('connection', (s: Socket) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
   return {
-    server, port, address: `127.0.0.1:${port}`,
-    close: () => new Promise<void>((r) => { server.close(() => r()); for (const s of sockets) s.destroy(); }),
+    server,
+    port,
+    address: `127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        for (const s of sockets) s.destroy();
+      }),
   };
 }
 
 /** A TCP server that does whatever `onSocket` does with each connection: the misbehaving upstream. */
 export async function tcpUpstream(onSocket: (socket: Socket) => void): Promise<TestServer> {
   const sockets = new Set<Socket>();
-  const server: NetServer = createNetServer((s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); s.on('error', () => {}); onSocket(s); });
+  const server: NetServer = createNetServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => {});
+    onSocket(s);
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
   return {
-    port, address: `127.0.0.1:${port}`,
-    close: () => new Promise<void>((r) => { for (const s of sockets) s.destroy(); server.close(() => r()); }),
+    port,
+    address: `127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -103,7 +148,9 @@ export function fetchRaw(url: string, opts: ClientOptions = {}): Promise<ClientR
       const parts: Buffer[] = [];
       let error: string | undefined;
       res.on('data', (c: Buffer) => parts.push(c));
-      res.on('error', (e) => { error = e.message; });
+      res.on('error', (e) => {
+        error = e.message;
+      });
       res.on('close', () => {
         resolve({
           status: res.statusCode ?? 0,
@@ -135,7 +182,9 @@ export function rawExchange(url: string, payload: string, giveUpMs = 5000): Prom
   return new Promise((resolve) => {
     const s = connect(Number(new URL(url).port), '127.0.0.1');
     let got = '';
-    s.on('data', (c) => { got += c.toString(); });
+    s.on('data', (c) => {
+      got += c.toString();
+    });
     s.on('close', () => resolve(got));
     s.on('error', () => resolve(got));
     s.write(payload);
@@ -148,10 +197,13 @@ export function rawExchange(url: string, payload: string, giveUpMs = 5000): Prom
  * off unless `extra.upstream` turns them on: their requests would otherwise mix with the
  * ones a test counts.
  */
-export function minimalConfig(hosts: string[], extra: Record<string, unknown> = {}): Omit<GatewayConfigInput, 'listen' | 'admin'> {
+export function minimalConfig(
+  hosts: string[],
+  extra: Record<string, unknown> = {},
+): Omit<GatewayConfigInput, 'listen' | 'admin'> {
   return {
-    upstreams: { music: { hosts, healthCheck: { enabled: false }, ...(extra.upstream as object ?? {}) } },
-    routes: [{ match: { path: '/' }, upstream: 'music', ...(extra.route as object ?? {}) }],
-    ...(extra.top as object ?? {}),
+    upstreams: { music: { hosts, healthCheck: { enabled: false }, ...((extra.upstream as object) ?? {}) } },
+    routes: [{ match: { path: '/' }, upstream: 'music', ...((extra.route as object) ?? {}) }],
+    ...((extra.top as object) ?? {}),
   } as Omit<GatewayConfigInput, 'listen' | 'admin'>;
 }

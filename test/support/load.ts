@@ -13,7 +13,17 @@ export interface LoadResult {
   p99: number;
 }
 
-export async function runLoad(url: string, opts: { total: number; concurrency: number; method?: string; body?: (i: number) => string; onProgress?: (done: number) => void; timeoutMs?: number }): Promise<LoadResult> {
+export async function runLoad(
+  url: string,
+  opts: {
+    total: number;
+    concurrency: number;
+    method?: string;
+    body?: (i: number) => string;
+    onProgress?: (done: number) => void;
+    timeoutMs?: number;
+  },
+): Promise<LoadResult> {
   const agent = new Agent({ connections: opts.concurrency, keepAliveTimeout: 10_000 });
   const statuses: number[] = [];
   const latenciesMs: number[] = [];
@@ -26,8 +36,11 @@ export async function runLoad(url: string, opts: { total: number; concurrency: n
       const started = performance.now();
       try {
         const res = await request(url, {
-          dispatcher: agent, method: (opts.method ?? 'GET') as 'GET', body: opts.body?.(i),
-          headersTimeout: opts.timeoutMs ?? 15_000, bodyTimeout: opts.timeoutMs ?? 15_000,
+          dispatcher: agent,
+          method: (opts.method ?? 'GET') as 'GET',
+          body: opts.body?.(i),
+          headersTimeout: opts.timeoutMs ?? 15_000,
+          bodyTimeout: opts.timeoutMs ?? 15_000,
         });
         await res.body.text();
         statuses.push(res.statusCode);

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { validateConfig } from '../src/config/load.js';
+import { validateConfig } from '../src/index.js';
 import { UpstreamPool, type PoolEvents } from '../src/upstream/pool.js';
 
 const quiet: PoolEvents = { ejected() {}, healthChanged() {} };

@@ -4,17 +4,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { ConfigError, parseConfigText } from '../src/config/load.js';
-import { configJsonSchema } from '../src/config/schema.js';
 import { parseDuration, parseSize } from '../src/config/units.js';
-
-const run = promisify(execFile);
-const CLI = join(import.meta.dirname, '..', 'src', 'cli.ts');
+import { ConfigError, configJsonSchema, parseConfigText } from '../src/index.js';
+import { cli as runCli } from './support/cli.js';
 const dir = mkdtempSync(join(tmpdir(), 'gangway-config-'));
 
 const MINIMAL = `listen: "127.0.0.1:8080"
@@ -38,15 +33,7 @@ function problemsOf(text: string): string[] {
   assert.fail('the configuration was accepted');
 }
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', CLI, ...args]);
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const cli = (...args: string[]) => runCli(args);
 
 test('the minimal configuration from the issue is valid, with every default filled in', () => {
   const config = parseConfigText(MINIMAL);

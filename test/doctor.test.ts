@@ -13,6 +13,7 @@ import { createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { cli } from './support/cli.js';
 import { dnsServer } from './support/dns-server.js';
 import { closedPort, httpUpstream, startGateway } from './support/harness.js';
 
@@ -33,35 +34,47 @@ interface Report {
   advice: string[];
 }
 
-function doctor(
+const PROXY_VARIABLES = [
+  'HTTP_PROXY',
+  'http_proxy',
+  'HTTPS_PROXY',
+  'https_proxy',
+  'ALL_PROXY',
+  'all_proxy',
+  'NO_PROXY',
+  'no_proxy',
+];
+
+/** The environment without this machine's proxy settings, plus the test's own. */
+function environment(extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const clean = { ...process.env };
+  for (const k of PROXY_VARIABLES) delete clean[k];
+  return { ...clean, ...extra };
+}
+
+/** `gangway doctor ARGS --json`, run in this process. */
+async function doctor(
   args: string[],
   env: NodeJS.ProcessEnv = {},
-): Promise<{ code: number | null; report: Report; stderr: string }> {
-  const clean = { ...process.env };
-  for (const k of [
-    'HTTP_PROXY',
-    'http_proxy',
-    'HTTPS_PROXY',
-    'https_proxy',
-    'ALL_PROXY',
-    'all_proxy',
-    'NO_PROXY',
-    'no_proxy',
-  ])
-    delete clean[k];
+): Promise<{ code: number; report: Report; stderr: string }> {
+  const { code, stdout, stderr } = await cli(['doctor', ...args, '--json', '--timeout', '2s'], environment(env));
+  return { code, report: JSON.parse(stdout || '{}') as Report, stderr };
+}
+
+/**
+ * The same as a process of its own: Node reads NODE_EXTRA_CA_CERTS (the trust store) only
+ * when a process starts.
+ */
+function doctorProcess(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; report: Report }> {
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'doctor', ...args, '--json', '--timeout', '2s'], {
-    env: { ...clean, ...env },
+    env: environment(env),
   });
   let out = '';
-  let stderr = '';
   child.stdout.on('data', (c: Buffer) => {
     out += c.toString();
   });
-  child.stderr.on('data', (c: Buffer) => {
-    stderr += c.toString();
-  });
   return new Promise((resolve) =>
-    child.on('exit', (code) => resolve({ code, report: JSON.parse(out || '{}') as Report, stderr })),
+    child.on('exit', (code) => resolve({ code, report: JSON.parse(out || '{}') as Report })),
   );
 }
 
@@ -240,14 +253,9 @@ test('a service that fails and then recovers: transient', async () => {
 });
 
 test('bad arguments get one clear line and exit 2', async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'doctor', 'ftp://example.com/']);
-  let err = '';
-  child.stderr.on('data', (c: Buffer) => {
-    err += c.toString();
-  });
-  const code = await new Promise((r) => child.on('exit', r));
+  const { code, stderr } = await cli(['doctor', 'ftp://example.com/']);
   assert.equal(code, 2);
-  assert.match(err, /^gangway doctor: only http:\/\/ and https:\/\/ URLs can be checked, not ftp:/);
+  assert.match(stderr, /^gangway doctor: only http:\/\/ and https:\/\/ URLs can be checked, not ftp:/);
 });
 
 test("TLS: an untrusted certificate is the service's fault; a trusted one passes and the certificate is described", async () => {
@@ -273,7 +281,7 @@ test("TLS: an untrusted certificate is the service's fault; a trusted one passes
   assert.match(tls.detail, /certificate for localhost from Gangway tests, valid until .* \(\d+ days\).*SELF_SIGNED/);
   assert.match(untrusted.report.summary, /TLS certificate is not valid for localhost/);
 
-  const trusted = await doctor([url], { NODE_EXTRA_CA_CERTS: join(tlsDir, 'localhost-cert.pem') });
+  const trusted = await doctorProcess([url], { NODE_EXTRA_CA_CERTS: join(tlsDir, 'localhost-cert.pem') });
   assert.equal(trusted.report.verdict, 'ok');
   assert.equal(stepNamed(trusted.report, 'tls')!.ok, true);
   assert.match(stepNamed(trusted.report, 'tls')!.detail, /^TLSv1\.3 certificate for localhost/);

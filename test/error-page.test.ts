@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { validateConfig } from '../src/config/load.js';
+import { validateConfig } from '../src/index.js';
 import { closedPort, fetchRaw, httpUpstream, minimalConfig, startGateway } from './support/harness.js';
 
 const cleanups: Array<() => unknown> = [];

@@ -5,7 +5,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseConfigText } from '../src/config/load.js';
+import { parseConfigText } from '../src/index.js';
 import { fetchRaw, httpUpstream, minimalConfig, rawExchange, startGateway } from './support/harness.js';
 
 const cleanups: Array<() => unknown> = [];

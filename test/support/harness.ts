@@ -18,8 +18,7 @@ import {
   type Socket,
   type AddressInfo,
 } from 'node:net';
-import { createGateway, type Gateway } from '../../src/gateway.js';
-import type { GatewayConfigInput } from '../../src/config/schema.js';
+import { createGateway, type Gateway, type GatewayConfigInput } from '../../src/index.js';
 
 export interface RunningGateway {
   gateway: Gateway;

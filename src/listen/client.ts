@@ -45,7 +45,16 @@ export interface ClientResponse {
   watch<T>(item: T, events: ResponseEvents<T>): void;
   /** `100 Continue`: the client may send its body now. */
   sendContinue(): void;
-  /** The status and header fields ([name, value, …], hop-by-hop fields already removed). */
+  /**
+   * An interim answer before the final one: `103 Early Hints` is relayed (browsers preload
+   * from it); other 1xx, and every 1xx to an HTTP/1.0 client, are left out.
+   */
+  sendInterim(status: number, headers: readonly string[]): void;
+  /**
+   * The status and header fields ([name, value, …], hop-by-hop fields already removed). They
+   * leave with the first body bytes when those follow in the same turn of the event loop, and
+   * on their own otherwise — a client waiting for a slow first byte has the headers at once.
+   */
   sendHead(status: number, reason: string | undefined, headers: readonly string[]): void;
   /** One body chunk; false when the client's buffer is full and the owner should wait for `drained`. */
   sendBody(chunk: Buffer): boolean;

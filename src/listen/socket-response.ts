@@ -37,6 +37,10 @@ export class SocketResponse implements TunnelResponse {
     // An upgrade carries no body to wait for.
   }
 
+  sendInterim(): void {
+    // Interim answers to an upgrade are left out: the final one decides whether to switch.
+  }
+
   sendHead(status: number, reason: string | undefined, headers: readonly string[]): void {
     this.socket.write(`${headLine(status, reason, headers)}connection: close\r\n\r\n`);
     this.statusCode = status;

@@ -31,6 +31,7 @@ export class AccessLog implements RequestObserver {
     if (!this.enabled || !this.logger.isLevelEnabled('info')) return;
     const error = r.failure ? FAILURES[r.failure].error : '';
     const ms = Math.round(r.ms * 10) / 10;
+    const ttfb = r.ttfbMs === undefined ? undefined : Math.round(r.ttfbMs * 10) / 10;
     if (this.lines === undefined) {
       this.logger.info(
         {
@@ -52,6 +53,7 @@ export class AccessLog implements RequestObserver {
           cause: r.cause,
           bytes_in: r.bytesIn,
           bytes_out: r.bytesOut,
+          ttfb_ms: ttfb,
           ms,
         },
         'request',
@@ -70,7 +72,9 @@ export class AccessLog implements RequestObserver {
     if (r.failure !== undefined) line += `,"failure":"${r.failure}"`;
     if (error) line += `,"proxy_status_error":"${error}"`;
     if (r.cause !== undefined) line += `,"cause":${str(r.cause)}`;
-    line += `,"bytes_in":${r.bytesIn},"bytes_out":${r.bytesOut},"ms":${ms},"msg":"request"}\n`;
+    line += `,"bytes_in":${r.bytesIn},"bytes_out":${r.bytesOut}`;
+    if (ttfb !== undefined) line += `,"ttfb_ms":${ttfb}`;
+    line += `,"ms":${ms},"msg":"request"}\n`;
     this.lines.write(line);
   }
 }

@@ -47,6 +47,12 @@ export class GatewayMetrics implements RequestObserver {
     'Requests answered, by route, status and failure kind ("" when none)',
     ['route', 'status', 'failure'],
   );
+  private readonly firstByte = new FastHistogram(
+    'gangway_response_first_byte_seconds',
+    "Time from request to the response's status and headers (time to first byte), by route",
+    ['route'],
+    LATENCY_BUCKETS,
+  );
   private readonly requestDuration = new FastHistogram(
     'gangway_request_duration_seconds',
     'Time from request to the end of the response, by route',
@@ -124,6 +130,7 @@ export class GatewayMetrics implements RequestObserver {
     for (const m of [
       this.requests,
       this.requestDuration,
+      this.firstByte,
       this.attempts,
       this.attemptDuration,
       this.retries,
@@ -197,7 +204,9 @@ export class GatewayMetrics implements RequestObserver {
     const route = r.route ?? '';
     this.requests.with(route, String(r.status), r.failure ?? '').inc();
     this.requestDuration.with(route).observe(r.ms / 1000);
-    this.timeline.record(route, r.status, r.failure ?? '', r.ms);
+    if (r.ttfbMs !== undefined) this.firstByte.with(route).observe(r.ttfbMs / 1000);
+    // Responsiveness is the time to the answer's headers: a two-hour stream is not a slow answer.
+    this.timeline.record(route, r.status, r.failure ?? '', r.ttfbMs ?? r.ms);
   }
 
   attemptDone(upstream: string, host: string, outcome: string, secondsToHeaders: number | undefined): void {

@@ -29,6 +29,9 @@ export interface RequestRecord {
   readonly cause: string | undefined;
   readonly bytesIn: number;
   readonly bytesOut: number;
+  /** Time to the response's status and headers: how responsive the service was; undefined when none was sent. */
+  readonly ttfbMs: number | undefined;
+  /** Time to the response's end, body included (a stream's whole length). */
   readonly ms: number;
 }
 

@@ -82,10 +82,10 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
     statusText: string,
   ): void {
     if (this.superseded) return;
-    // Interim answers (102, 103) are not the response: the final one follows on the same exchange.
-    if (statusCode < 200) return;
-    this.started = true;
     const raw = controller.rawHeaders as Buffer[];
+    // An interim answer (103 Early Hints, 102) is not the response: the final one follows.
+    if (statusCode < 200) return this.exchange.interim(this, statusCode, raw);
+    this.started = true;
     if (this.role !== 'resume') this.observeAnswer(statusCode, raw);
     if (!this.exchange.answered(this, statusCode, raw, statusText)) this.drop(DROPPED);
   }

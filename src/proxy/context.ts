@@ -30,6 +30,8 @@ export class RequestContext {
   cause: string | undefined = undefined;
   /** Request body bytes taken from the client. */
   bytesIn = 0;
+  /** When the response's status and headers went to the client (performance.now()); its time to first byte. */
+  headAt: number | undefined = undefined;
   /** The gate whose slot this request holds (until its response headers arrive). */
   gate: ConcurrencyGate | undefined = undefined;
   /** The request's place in the gate's queue while it waits for a slot. */

@@ -18,7 +18,7 @@ import type { UpstreamHost } from '../upstream/host.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import { Attempt, type AttemptRole } from './attempt.js';
 import type { RoutedContext } from './context.js';
-import { buildDownstreamHeaders, buildUpstreamHeaders } from './headers.js';
+import { buildDownstreamHeaders, buildInterimHeaders, buildUpstreamHeaders } from './headers.js';
 import { replyLocally } from './local-reply.js';
 import { declaredLength, hasBody, readWholeBody, streamedBody } from './request-body.js';
 import { MAX_RESUMES, planResume, resumeHead, resumeMismatch, type ResumePlan } from './resume.js';
@@ -98,7 +98,7 @@ export class Exchange implements RetryState {
     clearTimeout(this.hedgeTimer);
     clearTimeout(this.retryTimer);
     clearTimeout(this.totalTimer);
-    for (const a of this.racing) a.abort(err);
+    if (this.racing.size > 0) for (const a of this.racing) a.abort(err);
     this.streaming?.abort(err);
   }
 
@@ -147,8 +147,16 @@ export class Exchange implements RetryState {
     if (ctx.extraResponseHeaders !== undefined) headers.push(...ctx.extraResponseHeaders);
     if (ctx.runtime.draining) ctx.res.closeAfter();
     if (pool.hosts.length > 1) this.resumePlan = planResume(ctx.req.method!, status, raw);
+    ctx.headAt = performance.now();
     ctx.res.sendHead(status, statusText || undefined, headers);
     return true;
+  }
+
+  /** An interim answer: Early Hints reach the client while the final answer is awaited. */
+  interim(attempt: Attempt, status: number, raw: Buffer[]): void {
+    const { ctx } = this;
+    if (this.over || attempt.role === 'resume' || !this.racing.has(attempt) || ctx.res.headersSent) return;
+    ctx.res.sendInterim(status, buildInterimHeaders(raw));
   }
 
   /** A body chunk; false asks the attempt to pause until the client drains. */

@@ -150,9 +150,13 @@ export function buildDownstreamHeaders(raw: Buffer[], f: DownstreamFacts): strin
   return out;
 }
 
-/** Trailers from undici's raw buffers, as Node's addTrailers wants them. */
-export function trailerPairs(raw: Buffer[]): Array<[string, string]> {
-  const out: Array<[string, string]> = [];
-  for (let i = 0; i < raw.length; i += 2) out.push([raw[i]!.toString('latin1'), raw[i + 1]!.toString('latin1')]);
+/** The fields of an interim answer (Early Hints) for the client: hop-by-hop fields left out. */
+export function buildInterimHeaders(raw: readonly Buffer[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1');
+    if (HOP_BY_HOP.has(name.toLowerCase())) continue;
+    out.push(name, raw[i + 1]!.toString('latin1'));
+  }
   return out;
 }

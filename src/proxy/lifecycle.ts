@@ -126,6 +126,7 @@ function finish(ctx: RequestContext): void {
     cause: ctx.cause,
     bytesIn: ctx.bytesIn,
     bytesOut: exchange?.bytesOut ?? 0,
+    ttfbMs: ctx.headAt === undefined ? undefined : ctx.headAt - ctx.start,
     ms: performance.now() - ctx.start,
   });
 }

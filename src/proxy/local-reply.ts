@@ -35,6 +35,7 @@ export function replyLocally(ctx: RequestContext, kind: FailureKindName, err?: u
   });
   // A request body we did not read would be taken for the next request on this connection.
   if (!req.complete) ctx.res.closeAfter();
+  ctx.headAt = performance.now();
   sendReply(ctx.res, reply, req.method);
 }
 

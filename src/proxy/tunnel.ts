@@ -84,6 +84,7 @@ class Tunnel implements Dispatcher.DispatchHandler, UpstreamSide {
   ): void {
     if (statusCode < 200) return;
     this.answered = true;
+    this.ctx.headAt = performance.now();
     const headers = buildDownstreamHeaders(controller.rawHeaders as Buffer[], {
       proxyName: this.ctx.runtime.replies.proxyName,
       requestId: this.ctx.id,
@@ -125,6 +126,7 @@ class Tunnel implements Dispatcher.DispatchHandler, UpstreamSide {
     const headers: string[] = [];
     for (let i = 0; i < raw.length; i += 2) headers.push(raw[i]!.toString(), raw[i + 1]!.toString());
     headers.push('via', `1.1 ${this.ctx.runtime.replies.proxyName}`, 'x-request-id', this.ctx.id);
+    this.ctx.headAt = performance.now();
     const client = this.res.handOver(statusCode, headers);
     if (this.head.length > 0) upstream.write(this.head);
     joinTunnel(client, upstream);

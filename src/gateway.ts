@@ -19,6 +19,7 @@ import type { LineDestination } from './observe/log-sink.js';
 import { createLog, externalLog, type GatewayLog, type Logger } from './observe/logger.js';
 import type { GateState } from './admission/concurrency-gate.js';
 import { GatewayMetrics, type HostState, type MetricSources } from './observe/metrics.js';
+import { BodyBudget } from './proxy/request-body.js';
 import { Runtime, type GatewayShared } from './runtime.js';
 import { VERSION } from './version.js';
 
@@ -93,6 +94,7 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
     logger,
     lines: log.lines,
     maintenance: new Maintenance(),
+    bodies: new BodyBudget(initial.server.requestBufferTotal),
     loopGuard: new EventLoopGuard(initial.server.maxEventLoopDelay, (overloaded, maxMs) => {
       if (overloaded) logger.warn({ eventLoopDelayMs: Math.round(maxMs) }, 'event loop held up: shedding new requests');
       else logger.info({ eventLoopDelayMs: Math.round(maxMs) }, 'event loop recovered: admitting requests');
@@ -144,8 +146,8 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
       { routes: config.routes.length, upstreams: Object.keys(config.upstreams).length },
       'configuration reloaded',
     );
-    // The old pools finish the requests they carry, then close.
-    const retired = old.close().finally(() => retiring.delete(retired));
+    // The old pools finish the requests that started on them (retries and resumes too), then close.
+    const retired = old.retire().finally(() => retiring.delete(retired));
     retiring.add(retired);
   };
 

@@ -14,6 +14,8 @@ import type { LineDestination } from './observe/log-sink.js';
 import type { Logger } from './observe/logger.js';
 import type { GatewayMetrics, HostState, MaintenanceState } from './observe/metrics.js';
 import type { RequestObserver, RequestRecord } from './observe/record.js';
+import type { PathPolicy } from './http/path.js';
+import type { BodyBudget } from './proxy/request-body.js';
 import { Route, Router } from './route/router.js';
 import { UpstreamPool, type PoolEvents } from './upstream/pool.js';
 
@@ -27,6 +29,16 @@ export interface GatewayShared {
   maintenance: Maintenance;
   /** Sheds new requests while the process's event loop is held up. */
   loopGuard: EventLoopGuard;
+  /** Request-body bytes held in memory across the gateway. */
+  bodies: BodyBudget;
+}
+
+/** What the preflight checks a request's target and body against, resolved from `server`. */
+export interface RequestLimits {
+  maxUriLength: number;
+  paths: PathPolicy;
+  /** Longest pause between two pieces of a request body. */
+  bodyIdleMs: number;
 }
 
 /** What the gateway's own answers say of it, resolved from `name` and `errors`. */
@@ -40,13 +52,21 @@ export class Runtime implements RequestObserver {
   readonly router: Router;
   readonly pools: ReadonlyMap<string, UpstreamPool>;
   readonly replies: ReplySettings;
-  readonly limits: { maxUriLength: number };
+  readonly limits: RequestLimits;
+  /** Request-body bytes held in memory across the gateway. */
+  readonly bodies: BodyBudget;
+  /** Names the admin API answers to besides IP addresses and localhost. */
+  readonly adminHosts: ReadonlySet<string>;
   readonly metrics: GatewayMetrics;
   readonly logger: Logger;
   readonly maintenance: Maintenance;
   readonly loopGuard: EventLoopGuard;
   /** True once shutdown began: answers close their connections. */
   draining = false;
+  /** Requests that started on this runtime and have not finished. */
+  private inFlight = 0;
+  /** Called when the last request of a retired runtime finishes. */
+  private whenIdle: (() => void) | undefined = undefined;
   private readonly trustedClients: ReadonlySet<string>;
   private readonly exposeDetails: boolean;
   private readonly accessLog: AccessLog;
@@ -89,7 +109,9 @@ export class Runtime implements RequestObserver {
     this.pools = pools;
     const oldRoutes = new Map(previous?.router.routes.map((r) => [r.name, r]));
     this.router = new Router(
-      config.routes.map((r) => new Route(r, pools.get(r.upstream)!, oldRoutes.get(r.name ?? r.match.path))),
+      config.routes.map(
+        (r) => new Route(r, pools.get(r.upstream)!, config.server.requestBuffer, oldRoutes.get(r.name ?? r.match.path)),
+      ),
     );
     const page = config.errors.page;
     this.replies = {
@@ -102,7 +124,10 @@ export class Runtime implements RequestObserver {
       },
       statusPage: config.errors.statusPage ?? config.status.path,
     };
-    this.limits = { maxUriLength: config.server.maxUriLength };
+    const server = config.server;
+    this.limits = { maxUriLength: server.maxUriLength, paths: server.paths, bodyIdleMs: server.bodyTimeout };
+    this.bodies = shared.bodies;
+    this.adminHosts = new Set(config.adminHosts);
     this.trustedClients = new Set(config.errors.trustedClients);
     this.exposeDetails = config.errors.exposeDetails;
     this.accessLog = new AccessLog(config.log.access, logger, shared.lines);
@@ -114,9 +139,15 @@ export class Runtime implements RequestObserver {
     return this.exposeDetails || this.trustedClients.has(clientAddress);
   }
 
+  /** A request started on this runtime: it finishes on it, retries and resumes included. */
+  requestStarted(): void {
+    this.inFlight++;
+  }
+
   requestFinished(record: RequestRecord): void {
     this.metrics.requestFinished(record);
     this.accessLog.requestFinished(record);
+    if (--this.inFlight === 0) this.whenIdle?.();
   }
 
   /** Starts the background work (health checks). */
@@ -124,7 +155,21 @@ export class Runtime implements RequestObserver {
     for (const pool of this.pools.values()) pool.start();
   }
 
-  /** Stops the background work and closes the pools once their requests are done. */
+  /**
+   * A reload replaced this runtime: its health checks stop now, and its pools close once the
+   * requests that started on it have finished — a retry, hedge or resume of such a request
+   * still needs them.
+   */
+  async retire(): Promise<void> {
+    for (const pool of this.pools.values()) pool.stopChecks();
+    if (this.inFlight > 0)
+      await new Promise<void>((resolve) => {
+        this.whenIdle = resolve;
+      });
+    await this.close();
+  }
+
+  /** Stops the background work and closes the pools (they finish the exchanges they carry). */
   async close(): Promise<void> {
     await Promise.all([...this.pools.values()].map((p) => p.close()));
   }

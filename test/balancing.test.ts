@@ -79,3 +79,21 @@ test('an ejected host gets nothing while enough others are in rotation; in panic
   );
   await p.close();
 });
+
+test('with no host in rotation and no answer for a while, the pool lets one request a second through and refuses the rest at once', async () => {
+  const p = pool(3, { healthCheck: { enabled: false } });
+  const now = Date.now();
+  for (const h of p.hosts) h.healthy = false;
+  // An answer 5 s ago: the hosts may be fine and the checks wrong, so requests still go (panic).
+  p.noteAnswer(now - 5000);
+  assert.ok(p.pick(undefined, now) !== undefined, 'recent answers: requests still go to the hosts');
+  // Nothing answered for 20 s: one probe, then refusals until a second has passed.
+  p.noteAnswer(now - 20_000);
+  const picks = Array.from({ length: 50 }, (_, i) => p.pick(undefined, now + i * 10));
+  assert.equal(picks.filter((h) => h !== undefined).length, 1, 'one probe in the first half second');
+  assert.ok(p.pick(undefined, now + 1100) !== undefined, 'another after a second');
+  // A host back in rotation is used whatever the history.
+  p.hosts[1]!.healthy = true;
+  assert.equal(p.pick(undefined, now + 1200), p.hosts[1], 'a healthy host is picked');
+  await p.close();
+});

@@ -74,7 +74,10 @@ before(async () => {
         hedging: { minDelay: '100ms', maxDelay: '300ms' },
         // Losing a race counts against a host; it must not be ejected between scenarios.
         outlierDetection: { consecutiveFailures: 1000 },
+        // Bodies over 1 KiB stream (the streamed-body case); smaller ones are read whole.
+        retries: { replayBody: '1KiB' },
       },
+      top: { server: { requestBuffer: '1KiB' } },
     }),
   );
   cleanups.push(() => gw.close());
@@ -210,13 +213,13 @@ test('a POST carrying an Idempotency-Key is hedged like a GET', async () => {
   assert.deepEqual(delta, { hedges: 1, won: 1 }, 'the hedge and its win were counted');
 });
 
-test('a request body streamed by the client (chunked) is never hedged, even for an idempotent PUT', async () => {
+test('a request body too large to buffer, streamed upstream as it comes, is never hedged, even for an idempotent PUT', async () => {
   slow.delayMs = 1500;
   fast.delayMs = 0;
   const { id, res, line, delta } = await firstAttemptOn(slow, (id) =>
     fetchRaw(`${gw.url}/playlists/1`, {
       method: 'PUT',
-      chunks: [Buffer.from('first half, '), Buffer.from(id)],
+      chunks: [Buffer.alloc(4096, 'a'), Buffer.from(id)],
       headers: idOf(id),
       timeoutMs: 10_000,
     }),
@@ -226,7 +229,7 @@ test('a request body streamed by the client (chunked) is never hedged, even for 
   assert.ok(res.ms >= 1400, `the client waited for the slow answer (${res.ms.toFixed(0)} ms)`);
   assert.deepEqual(
     slow.seen.filter((s) => s.id === id).map((s) => s.body),
-    [`first half, ${id}`],
+    [`${'a'.repeat(4096)}${id}`],
     'the slow host received the whole streamed body',
   );
   assert.equal(fast.seen.filter((s) => s.id === id).length, 0, 'the fast host never saw that PUT');

@@ -8,6 +8,9 @@ import assert from 'node:assert/strict';
 import { parseConfigText } from '../src/index.js';
 import { fetchRaw, httpUpstream, minimalConfig, rawExchange, startGateway } from './support/harness.js';
 
+/** Admin changes are JSON (the admin API refuses anything a web form could send). */
+const JSON_BODY = { 'content-type': 'application/json' };
+
 const cleanups: Array<() => unknown> = [];
 after(async () => {
   for (const c of cleanups.reverse()) await c();
@@ -59,6 +62,7 @@ test('the admin switch: PUT turns maintenance on for some routes until a time, G
   const until = new Date(Date.now() + 30_000).toISOString();
   const put = await fetch(`${gw.adminUrl}/api/maintenance`, {
     method: 'PUT',
+    headers: JSON_BODY,
     body: JSON.stringify({ enabled: true, until, message: 'Upgrading the catalogue.', routes: ['/'] }),
   });
   assert.equal(put.status, 200);
@@ -74,12 +78,19 @@ test('the admin switch: PUT turns maintenance on for some routes until a time, G
   assert.equal(state.switch.until, until);
   const bad = await fetch(`${gw.adminUrl}/api/maintenance`, {
     method: 'PUT',
+    headers: JSON_BODY,
     body: JSON.stringify({ enabled: 'yes', routes: ['nope'] }),
   });
   assert.equal(bad.status, 400);
   assert.match(await bad.text(), /"path": "enabled"/);
   assert.equal(
-    (await fetch(`${gw.adminUrl}/api/maintenance`, { method: 'PUT', body: JSON.stringify({ enabled: false }) })).status,
+    (
+      await fetch(`${gw.adminUrl}/api/maintenance`, {
+        method: 'PUT',
+        headers: JSON_BODY,
+        body: JSON.stringify({ enabled: false }),
+      })
+    ).status,
     200,
   );
   assert.equal((await fetchRaw(`${gw.url}/track`)).status, 200);
@@ -89,19 +100,20 @@ test('with an admin token, changes need it', async () => {
   const { gw } = await setup({ top: { adminToken: 'correct-horse-battery-staple' } });
   const anonymous = await fetch(`${gw.adminUrl}/api/maintenance`, {
     method: 'PUT',
+    headers: JSON_BODY,
     body: JSON.stringify({ enabled: true }),
   });
   assert.equal(anonymous.status, 401);
   const wrong = await fetch(`${gw.adminUrl}/api/maintenance`, {
     method: 'PUT',
-    headers: { authorization: 'Bearer wrong-token-wrong-token' },
+    headers: { ...JSON_BODY, authorization: 'Bearer wrong-token-wrong-token' },
     body: JSON.stringify({ enabled: true }),
   });
   assert.equal(wrong.status, 401);
   assert.equal((await fetchRaw(`${gw.url}/track`)).status, 200, 'nothing changed');
   const right = await fetch(`${gw.adminUrl}/api/maintenance`, {
     method: 'PUT',
-    headers: { authorization: 'Bearer correct-horse-battery-staple' },
+    headers: { ...JSON_BODY, authorization: 'Bearer correct-horse-battery-staple' },
     body: JSON.stringify({ enabled: true }),
   });
   assert.equal(right.status, 200);
@@ -127,7 +139,11 @@ test('an admin API beyond loopback without a token is refused at configuration t
 
 test('upgrades (WebSocket) are held back by maintenance too', async () => {
   const { gw } = await setup();
-  await fetch(`${gw.adminUrl}/api/maintenance`, { method: 'PUT', body: JSON.stringify({ enabled: true }) });
+  await fetch(`${gw.adminUrl}/api/maintenance`, {
+    method: 'PUT',
+    headers: JSON_BODY,
+    body: JSON.stringify({ enabled: true }),
+  });
   const answer = await rawExchange(
     gw.url,
     'GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n',
@@ -165,6 +181,7 @@ test('draining a host: it gets no new requests while its stream under way finish
   assert.deepEqual(servedBy, ['a']);
   const drained = await fetch(`${gw.adminUrl}/api/drain`, {
     method: 'PUT',
+    headers: JSON_BODY,
     body: JSON.stringify({ upstream: 'music', host: a.address, drain: true }),
   });
   assert.equal(drained.status, 200);
@@ -176,6 +193,7 @@ test('draining a host: it gets no new requests while its stream under way finish
   assert.equal(streamDone, true);
   await fetch(`${gw.adminUrl}/api/drain`, {
     method: 'PUT',
+    headers: JSON_BODY,
     body: JSON.stringify({ upstream: 'music', host: a.address, drain: false }),
   });
   const after = new Set<string>();
@@ -185,6 +203,7 @@ test('draining a host: it gets no new requests while its stream under way finish
     (
       await fetch(`${gw.adminUrl}/api/drain`, {
         method: 'PUT',
+        headers: JSON_BODY,
         body: JSON.stringify({ upstream: 'music', host: '127.0.0.9:1', drain: true }),
       })
     ).status,

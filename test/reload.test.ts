@@ -32,12 +32,18 @@ test('POST /api/reload and SIGHUP apply the edited file; an invalid one is refus
 
   const original = readFileSync(gw.file, 'utf8');
   writeFileSync(gw.file, original.replace(a.address, b.address));
-  const ok = await fetch(`${gw.adminUrl}/api/reload`, { method: 'POST' });
+  const ok = await fetch(`${gw.adminUrl}/api/reload`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+  });
   assert.equal(ok.status, 200);
   assert.equal(await body(), 'from b');
 
   writeFileSync(gw.file, original.replace(a.address, b.address).replace('upstream: music', 'upstream: nope'));
-  const refused = await fetch(`${gw.adminUrl}/api/reload`, { method: 'POST' });
+  const refused = await fetch(`${gw.adminUrl}/api/reload`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+  });
   assert.equal(refused.status, 400);
   const problems = (await refused.json()) as { problems: Array<{ path: string; line: number; message: string }> };
   assert.equal(problems.problems[0]!.path, 'routes[0].upstream');

@@ -135,7 +135,8 @@ function unauthorised(res: ServerResponse): void {
 /** A change is allowed with the right bearer token, or without any token configured when the admin listener is on loopback (checked at start). */
 function authorised(facts: AdminFacts, req: IncomingMessage): boolean {
   if (facts.token === undefined) return true;
-  const given = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+  // RFC 9110 §11.1: the scheme is case-insensitive.
+  const given = /^bearer +(\S+) *$/i.exec(req.headers.authorization ?? '')?.[1];
   if (given === undefined) return false;
   const a = Buffer.from(given);
   const b = Buffer.from(facts.token);

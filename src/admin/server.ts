@@ -6,6 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Runtime } from '../runtime.js';
 import { postReload, putDrain, putMaintenance } from './changes.js';
+import { refuseAdminRequest } from './guard.js';
 import { json, text } from './respond.js';
 import { buildStatus, type StatusSources } from './status-model.js';
 import { serveStatusPage } from './status-page.js';
@@ -22,6 +23,9 @@ export interface AdminFacts {
   reload: (() => Promise<void>) | undefined;
 }
 
+/** The requests that change something (the guard's write checks apply to them). */
+const CHANGES = new Set(['PUT /api/maintenance', 'POST /api/reload', 'PUT /api/drain']);
+
 export function createAdminServer(facts: AdminFacts): Server {
   return createServer((req, res) => {
     void answer(facts, req, res).catch((err: Error) => {
@@ -35,6 +39,9 @@ export function createAdminServer(facts: AdminFacts): Server {
 async function answer(facts: AdminFacts, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const runtime = facts.current();
   const path = (req.url ?? '/').split('?')[0];
+  const change = CHANGES.has(`${req.method} ${path}`);
+  const refusal = refuseAdminRequest(req, runtime.adminHosts, change);
+  if (refusal !== undefined) return json(res, refusal.status, { error: refusal.error });
   if (path === '/api/maintenance' && req.method === 'PUT') return putMaintenance(facts, runtime, req, res);
   if (path === '/api/reload' && req.method === 'POST') return postReload(facts, req, res);
   if (path === '/api/drain' && req.method === 'PUT') return putDrain(facts, runtime, req, res);

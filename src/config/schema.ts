@@ -126,7 +126,7 @@ const retries = z
       'Base of the jittered exponential backoff between attempts (the first retry waits up to this long)',
     ).prefault('10ms'),
     replayBody: size(
-      'Request bodies up to this size (declared by Content-Length) are kept in memory so they can be sent again; larger bodies stream and are retried only when nothing was sent',
+      'Request bodies up to this size are kept in memory so they can be sent again, when that is more than server.requestBuffer (which every body up to its size gets already); larger bodies stream and are retried only when nothing was sent',
     ).prefault('64KiB'),
   })
   .meta({ description: "Retries of failed attempts on another host, following the failure taxonomy's rules" });
@@ -291,6 +291,25 @@ const route = z
       description:
         'When the upstream is at its concurrency limit, waiting requests of higher priority go first and are shed last (say, continuing an audio stream over loading a cover image)',
     }),
+    upgrades: z
+      .array(
+        z
+          .string()
+          .regex(
+            /^[!#$%&'*+.^_`|~0-9A-Za-z-]+(\/[!#$%&'*+.^_`|~0-9A-Za-z-]+)?$/,
+            'a protocol token such as "websocket"',
+          )
+          .transform((p) => p.toLowerCase())
+          .refine(
+            (p) => p !== 'h2c',
+            'h2c cannot be tunnelled: every request after the switch would bypass the routes',
+          ),
+      )
+      .default(['websocket'])
+      .meta({
+        description:
+          'Protocols a client may switch to (Upgrade) on this route, tunnelled to the upstream; a request asking for another one is answered as a plain request (RFC 9110 §7.8), so `Upgrade: h2c` never opens a tunnel',
+      }),
     rateLimit: z
       .strictObject({
         requests: z.number().int().min(1).meta({ description: 'Requests each client may make per window' }),
@@ -338,6 +357,31 @@ const server = z
     maxEventLoopDelay: duration(
       'When the event loop was held up longer than this in the last 100 ms, new requests are shed at once (503) until it recovers, so the process does not stall; 0 turns it off',
     ).prefault('250ms'),
+    bodyTimeout: duration(
+      "Longest pause between two pieces of a request body; a body that stalls longer is answered 408 (the client's fault, never a host's)",
+    ).prefault('30s'),
+    requestBuffer: size(
+      'Request bodies up to this size are read whole before the request goes upstream, so a slow sender holds no concurrency slot or upstream connection, and a retry can send the body again; larger bodies stream as they arrive',
+    ).prefault('1MiB'),
+    requestBufferTotal: size(
+      'Most request-body bytes held in memory at once across all requests; beyond it, bodies stream instead of being buffered',
+    ).prefault('256MiB'),
+    paths: z
+      .strictObject({
+        rejectDotSegments: z.boolean().default(false).meta({
+          description:
+            'Refuse (400) any path with a "." or ".." segment, even one that normalises harmlessly; by default they are removed (RFC 3986 §5.2.4) before routing',
+        }),
+        rejectEncodedSlash: z.boolean().default(false).meta({
+          description:
+            'Refuse (400) any path with an encoded slash ("%2F"); by default one is kept as data unless it hides a dot segment',
+        }),
+      })
+      .prefault({})
+      .meta({
+        description:
+          'The path policy (docs/security.md): paths are normalised before routing and forwarded normalised; these switches only make it stricter',
+      }),
   })
   .meta({ description: 'The client-facing listener' });
 
@@ -499,6 +543,18 @@ export const configSchema = z
       )
       .refine((u) => Object.keys(u).length > 0, 'at least one upstream is needed'),
     routes: z.array(route).min(1, 'at least one route is needed'),
+    adminHosts: z
+      .array(
+        z
+          .string()
+          .min(1)
+          .transform((h) => h.toLowerCase()),
+      )
+      .default([])
+      .meta({
+        description:
+          'Names (without port) the admin API answers to besides IP addresses and localhost, e.g. its Kubernetes service name; a request naming any other host is refused, so a web page cannot reach the admin API by DNS rebinding',
+      }),
     adminToken: z.string().min(16, 'an admin token is at least 16 characters').optional().meta({
       description:
         'Bearer token that admin API changes (PUT/POST) require; GANGWAY_ADMIN_TOKEN overrides it. Without one, changes are accepted only when the admin listener is on loopback',

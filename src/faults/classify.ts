@@ -31,6 +31,9 @@ export function classifyFailure(err: unknown, progress: ExchangeProgress): Failu
   const e = err as { code?: string; name?: string; cause?: { code?: string } } | null;
   const code = e?.code ?? e?.cause?.code ?? '';
   if (progress.responseStarted) return 'http_response_incomplete';
+  // undici refused to send the request as it stands (a header or target it will not write):
+  // nothing reached a host, and nothing about the host is known.
+  if (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED') return 'bad_request';
   if (code === 'ECONNREFUSED') return 'connection_refused';
   if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT') return 'connection_timeout';
   if (DNS_ERRORS.has(code)) return 'dns_error';

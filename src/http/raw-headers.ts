@@ -1,19 +1,8 @@
 /**
  * Raw header lists, the flat [name, value, name, value…] form that Node and undici both speak:
- * reading one field without building a header object, and turning undici's buffers into the
- * pairs Node's response API takes. Latin-1 keeps every byte as it came, which is how Node
- * writes header strings back out.
+ * turning undici's buffers into the pairs Node's response API takes. Latin-1 keeps every byte
+ * as it came, which is how Node writes header strings back out.
  */
-
-/** The value of the first field named `lowerName` (lower case), or undefined. */
-export function rawHeaderValue(raw: readonly Buffer[], lowerName: string): string | undefined {
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.length === lowerName.length && name.toString('latin1').toLowerCase() === lowerName)
-      return raw[i + 1]!.toString('latin1');
-  }
-  return undefined;
-}
 
 /** Name/value pairs from undici's raw buffers (e.g. trailers), as Node's addTrailers wants them. */
 export function rawPairs(raw: readonly Buffer[]): Array<[string, string]> {

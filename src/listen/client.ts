@@ -54,8 +54,9 @@ export interface ClientResponse {
    * The status and header fields ([name, value, …], hop-by-hop fields already removed). They
    * leave with the first body bytes when those follow in the same turn of the event loop, and
    * on their own otherwise — a client waiting for a slow first byte has the headers at once.
+   * `whole`: the rest of the answer follows in this same call (a local reply), nothing to wait for.
    */
-  sendHead(status: number, reason: string | undefined, headers: readonly string[]): void;
+  sendHead(status: number, reason: string | undefined, headers: readonly string[], whole?: boolean): void;
   /** One body chunk; false when the client's buffer is full and the owner should wait for `drained`. */
   sendBody(chunk: Buffer): boolean;
   /** Ends the response: a last piece of body and the trailers, when there are any. */

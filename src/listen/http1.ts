@@ -54,8 +54,9 @@ export class Http1Response extends ServerResponse implements ClientResponse {
     }
   }
 
-  sendHead(status: number, reason: string | undefined, headers: readonly string[]): void {
+  sendHead(status: number, reason: string | undefined, headers: readonly string[], whole = false): void {
     this.writeHead(status, reason, headers as string[]);
+    if (whole) return;
     // node:http holds a head back until the first body write. Most answers bring their first
     // bytes in the same read as their headers, and then both leave in one write; an answer
     // whose body is slow to start (an event stream, a long poll) has its head sent alone.
@@ -156,7 +157,7 @@ export function createListener(config: GatewayConfig, current: () => Runtime, st
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const runtime = current();
-    const kind = clientErrorKind(err);
+    const kind = clientErrorKind(err, runtime.limits.maxUriLength);
     if (kind === undefined || !socket.writable || (socket as { bytesWritten?: number }).bytesWritten) {
       socket.destroy();
       return;
@@ -175,13 +176,26 @@ export function createListener(config: GatewayConfig, current: () => Runtime, st
   return { server, tunnels };
 }
 
-function clientErrorKind(err: NodeJS.ErrnoException): FailureKindName | undefined {
+const REQUEST_LINE_START = /^[A-Z]{3,10} \S/;
+
+function clientErrorKind(
+  err: NodeJS.ErrnoException & { rawPacket?: Buffer },
+  maxUriLength: number,
+): FailureKindName | undefined {
   switch (err.code) {
     case 'ECONNRESET':
     case 'EPIPE':
       return undefined;
-    case 'HPE_HEADER_OVERFLOW':
-      return 'request_header_too_large';
+    case 'HPE_HEADER_OVERFLOW': {
+      // Node counts the request line into the header limit: a target too long to fit is a 414,
+      // not a 431. The packet the parser stopped in still starts with the request line then.
+      const packet = err.rawPacket;
+      if (packet === undefined || !REQUEST_LINE_START.test(packet.subarray(0, 16).toString('latin1'))) {
+        return 'request_header_too_large';
+      }
+      const lineEnd = packet.indexOf('\r\n');
+      return lineEnd < 0 || lineEnd > maxUriLength ? 'uri_too_long' : 'request_header_too_large';
+    }
     case 'ERR_HTTP_REQUEST_TIMEOUT':
     case 'HPE_HEADERS_TIMEOUT':
       return 'request_timeout';

@@ -8,6 +8,9 @@ import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ResponseEvents, TunnelResponse } from './client.js';
 
+/** How long a client may hold a connection open after its answer was sent. */
+const CLOSE_GRACE_MS = 5000;
+
 export class SocketResponse implements TunnelResponse {
   statusCode = 0;
   headersSent = false;
@@ -29,7 +32,11 @@ export class SocketResponse implements TunnelResponse {
     this.events = events as ResponseEvents<unknown>;
     this.socket.once('close', () => this.closed());
     this.socket.once('finish', () => {
+      // The answer is out. A client that keeps its half of the connection open gets a moment
+      // to read it, then the socket goes: nothing tracks an upgrade socket's idle time.
       this.writableFinished = true;
+      this.closed();
+      setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref();
     });
   }
 

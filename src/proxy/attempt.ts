@@ -7,12 +7,12 @@
  */
 import type { Dispatcher } from 'undici';
 import { classifyFailure, GatewayAbort } from '../faults/classify.js';
-import type { FailureKindName } from '../faults/taxonomy.js';
+import { FAILURES, type FailureKindName } from '../faults/taxonomy.js';
 import { parseRetryAfter } from '../http/retry-after.js';
-import { rawHeaderValue } from '../http/raw-headers.js';
 import { awaitConnection, type ConnectionAware } from '../upstream/connection-reuse.js';
 import type { UpstreamHost } from '../upstream/host.js';
 import type { Exchange } from './exchange.js';
+import type { ParsedHeaders } from './resume.js';
 
 /** Why an attempt was started: the first try, a retry, a hedge beside a slow one, or a resume of a broken body. */
 export type AttemptRole = 'first' | 'retry' | 'hedge' | 'resume';
@@ -78,7 +78,7 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
   onResponseStart(
     controller: Dispatcher.DispatchController,
     statusCode: number,
-    _headers: unknown,
+    headers: ParsedHeaders,
     statusText: string,
   ): void {
     if (this.superseded) return;
@@ -86,8 +86,8 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
     // An interim answer (103 Early Hints, 102) is not the response: the final one follows.
     if (statusCode < 200) return this.exchange.interim(this, statusCode, raw);
     this.started = true;
-    if (this.role !== 'resume') this.observeAnswer(statusCode, raw);
-    if (!this.exchange.answered(this, statusCode, raw, statusText)) this.drop(DROPPED);
+    if (this.role !== 'resume') this.observeAnswer(statusCode, headers);
+    if (!this.exchange.answered(this, statusCode, raw, headers, statusText)) this.drop(DROPPED);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -112,7 +112,9 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
   private drop(reason: Error): void {
     this.superseded = true;
     this.settle();
-    this.controller?.abort(reason);
+    // Still connecting or queued for a connection: stop it as soon as it is written.
+    if (this.controller !== undefined) this.controller.abort(reason);
+    else this.pendingAbort = reason;
   }
 
   private settle(): void {
@@ -122,7 +124,7 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
   }
 
   /** What an answer says about its host: its latency, and whether it is failing (5xx, Retry-After). */
-  private observeAnswer(status: number, raw: Buffer[]): void {
+  private observeAnswer(status: number, headers: ParsedHeaders): void {
     const { host } = this;
     const pool = this.exchange.pool;
     const ms = performance.now() - this.sentAt;
@@ -139,17 +141,23 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
     if (status === 502 || status === 503 || status === 504) {
       pool.outliers.failure(host);
       if (status === 503) {
-        const retryAfter = parseRetryAfter(rawHeaderValue(raw, 'retry-after'));
+        const value = headers['retry-after'];
+        const retryAfter = parseRetryAfter(typeof value === 'string' ? value : undefined);
         if (retryAfter !== undefined) pool.outliers.retryAfter(host, retryAfter);
       }
     } else {
       pool.outliers.success(host);
     }
+    if (status < 500) pool.noteAnswer();
   }
 
-  /** What a failure says about its host; a client's own fault (it left, its body was too large) says nothing. */
+  /**
+   * What a failure says about its host. A client's own fault — it left, its body was too large
+   * or too slow, its request could not be sent as it was — says nothing about the host: it
+   * never counts against its latency, its outlier detector or the pool's limit.
+   */
   private observeFailure(kind: FailureKindName): void {
-    if (kind === 'client_closed' || kind === 'request_body_too_large') return;
+    if (FAILURES[kind].side === 'client') return;
     const { host } = this;
     const pool = this.exchange.pool;
     if (this.role === 'resume') {

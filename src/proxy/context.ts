@@ -9,6 +9,7 @@ import type { ClientRequest, ClientResponse } from '../listen/client.js';
 import type { Route } from '../route/router.js';
 import type { Runtime } from '../runtime.js';
 import type { UpstreamHost } from '../upstream/host.js';
+import type { RequestBody } from './request-body.js';
 
 /** The client's address, with IPv4-mapped IPv6 addresses written as plain IPv4. */
 export function clientAddressOf(remoteAddress: string | undefined): string {
@@ -30,6 +31,10 @@ export class RequestContext {
   cause: string | undefined = undefined;
   /** Request body bytes taken from the client. */
   bytesIn = 0;
+  /** The body as it goes upstream: none, read whole (it can be sent again), or streaming. */
+  body: RequestBody = null;
+  /** Bytes of the body held in memory against the gateway's budget, given back at the end. */
+  bufferedBytes = 0;
   /** When the response's status and headers went to the client (performance.now()); its time to first byte. */
   headAt: number | undefined = undefined;
   /** The gate whose slot this request holds (until its response headers arrive). */
@@ -45,10 +50,13 @@ export class RequestContext {
     readonly res: ClientResponse,
     readonly id: string,
     readonly clientAddress: string,
-    /** The authority the client named: Host, or HTTP/2's :authority. */
-    readonly authority: string | undefined,
-    /** A protocol upgrade (WebSocket): a tunnel, not an answer. */
-    readonly upgrade: boolean,
+    /**
+     * The authority the client named: Host, HTTP/2's :authority, or — once the preflight
+     * has read it — an absolute-form target's, which replaces Host (RFC 9112 §3.2.2).
+     */
+    public authority: string | undefined,
+    /** The protocol a client asked to switch to (lower case), until a route allows it or the request goes on as a plain one. */
+    public upgrade: string | undefined,
   ) {}
 
   /** Gives the request's concurrency slot to the next in line: its answer arrived, or it ended. */

@@ -8,7 +8,6 @@
  * Attempts report here and decide nothing; the response reaches the client from exactly one
  * of them at a time (`streaming`), and when none can answer the exchange ends in a local reply.
  */
-import type { Readable } from 'node:stream';
 import { GatewayAbort, describeError } from '../faults/classify.js';
 import { serializeProxyStatus } from '../faults/proxy-status.js';
 import { isIdempotent, type FailureKindName } from '../faults/taxonomy.js';
@@ -18,10 +17,10 @@ import type { UpstreamHost } from '../upstream/host.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import { Attempt, type AttemptRole } from './attempt.js';
 import type { RoutedContext } from './context.js';
-import { buildDownstreamHeaders, buildInterimHeaders, buildUpstreamHeaders } from './headers.js';
+import { buildInterimHeaders, buildUpstreamHeaders } from './headers.js';
 import { replyLocally } from './local-reply.js';
-import { declaredLength, hasBody, readWholeBody, streamedBody } from './request-body.js';
-import { MAX_RESUMES, planResume, resumeHead, resumeMismatch, type ResumePlan } from './resume.js';
+import { MAX_RESUMES, planResume, resumeHead, resumeMismatch, type ParsedHeaders, type ResumePlan } from './resume.js';
+import { sendResponseHead } from './response-head.js';
 import { decideRetry, type RetryState } from './retry.js';
 
 export class Exchange implements RetryState {
@@ -41,8 +40,6 @@ export class Exchange implements RetryState {
   expired = false;
   readonly idempotent: boolean;
   private readonly route: RoutePolicy;
-  /** Nothing, a buffered copy (replayable), or the client's stream. */
-  private body: Readable | Buffer | null = null;
   /** The upstream request head, built once (per host when it names the host). */
   private head: string[] | undefined = undefined;
   /** Attempts waiting for response headers: two while a hedge races the first. */
@@ -62,28 +59,19 @@ export class Exchange implements RetryState {
     this.idempotent = isIdempotent(ctx.req.method!, ctx.req.headers['idempotency-key'] !== undefined);
   }
 
+  /** The body can be sent again in full: there is none, or it was read whole before the first attempt. */
   get replayable(): boolean {
-    return this.body === null || Buffer.isBuffer(this.body);
+    const body = this.ctx.body;
+    return body === null || Buffer.isBuffer(body);
   }
 
-  /** Picks the first host, prepares the body (read whole when small enough to replay) and sends the first attempt. */
+  /** Picks the first host and sends the first attempt. */
   start(): void {
     const { ctx, pool } = this;
     const host = pool.pick();
     if (host === undefined) return replyLocally(ctx, 'destination_unavailable');
     pool.budget.recordRequest();
-    if (ctx.expectsContinue) ctx.res.sendContinue();
     if (this.route.totalTimeoutMs > 0) this.totalTimer = setTimeout(expire, this.route.totalTimeoutMs, this);
-    const declared = declaredLength(ctx.req);
-    if (declared !== undefined && declared > 0 && declared <= this.policy.replayBodyUpTo) {
-      readWholeBody(ctx.req, this, (x, body) => {
-        x.body = body;
-        x.ctx.bytesIn = body.length;
-        x.send(host, 'first');
-      });
-      return;
-    }
-    this.body = hasBody(ctx.req) ? streamedBody(ctx, this.route.bodyLimit) : null;
     this.send(host, 'first');
   }
 
@@ -108,18 +96,18 @@ export class Exchange implements RetryState {
    * Response headers arrived. Returns false when this answer is not taken (a 502/503/504
    * replaced by a retry, or one that lost its race); the attempt then stops.
    */
-  answered(attempt: Attempt, status: number, raw: Buffer[], statusText: string): boolean {
+  answered(attempt: Attempt, status: number, raw: Buffer[], headers: ParsedHeaders, statusText: string): boolean {
     if (this.over) return false;
-    if (attempt.role === 'resume') return this.spliceResume(attempt, status, raw);
+    if (attempt.role === 'resume') return this.spliceResume(attempt, status, headers);
     if (!this.racing.has(attempt)) return false;
     const { ctx, pool } = this;
     let proxyStatus: string | undefined;
     if (status === 502 || status === 503 || status === 504) {
-      // Another attempt (a hedge) still runs, or a retry takes over: drop this answer.
-      if (this.racing.size > 1 || this.retry('upstream_error_status')) {
-        this.racing.delete(attempt);
-        return false;
-      }
+      // Another attempt (a hedge) still runs, or a retry takes over: drop this answer. It
+      // leaves the race first, so a retry that fails at once ends the exchange itself.
+      this.racing.delete(attempt);
+      if (this.racing.size > 0 || this.retry('upstream_error_status')) return false;
+      this.racing.add(attempt);
       ctx.failure = 'upstream_error_status';
       proxyStatus = serializeProxyStatus({
         proxy: ctx.runtime.replies.proxyName,
@@ -138,17 +126,8 @@ export class Exchange implements RetryState {
     this.streaming = attempt;
     this.lastHost = attempt.host;
     ctx.releaseSlot();
-    const headers = buildDownstreamHeaders(raw, {
-      proxyName: ctx.runtime.replies.proxyName,
-      requestId: ctx.id,
-      httpVersion: ctx.req.httpVersion,
-      proxyStatus,
-    });
-    if (ctx.extraResponseHeaders !== undefined) headers.push(...ctx.extraResponseHeaders);
-    if (ctx.runtime.draining) ctx.res.closeAfter();
-    if (pool.hosts.length > 1) this.resumePlan = planResume(ctx.req.method!, status, raw);
-    ctx.headAt = performance.now();
-    ctx.res.sendHead(status, statusText || undefined, headers);
+    if (pool.hosts.length > 1) this.resumePlan = planResume(ctx.req.method!, status, headers);
+    sendResponseHead(ctx, status, statusText, raw, proxyStatus);
     return true;
   }
 
@@ -177,6 +156,8 @@ export class Exchange implements RetryState {
   failed(attempt: Attempt, kind: FailureKindName, err: unknown): void {
     const { ctx } = this;
     if (kind === 'client_closed' && this.over) return;
+    // The total timeout stopped a streaming body: expire() has cut the client's stream already.
+    if (this.expired && attempt === this.streaming) return;
     ctx.cause = describeError(err);
     if (attempt === this.streaming) {
       if (attempt.role === 'resume')
@@ -201,7 +182,7 @@ export class Exchange implements RetryState {
     const attempt = new Attempt(this, host, role);
     this.note(host);
     this.racing.add(attempt);
-    attempt.send(ctx.req.url!, ctx.req.method!, this.headFor(host), this.body);
+    attempt.send(ctx.req.url!, ctx.req.method!, this.headFor(host), ctx.body);
     if (
       role === 'first' &&
       this.route.hedge !== undefined &&
@@ -209,8 +190,7 @@ export class Exchange implements RetryState {
       this.idempotent &&
       this.racing.size > 0
     ) {
-      const delay = this.hedgeDelay();
-      if (delay !== undefined) this.hedgeTimer = setTimeout(hedge, delay, this);
+      this.hedgeTimer = setTimeout(hedge, this.hedgeDelay(), this);
     }
   }
 
@@ -232,6 +212,7 @@ export class Exchange implements RetryState {
       clientAddress: this.ctx.clientAddress,
       proto: 'http',
       httpVersion: req.httpVersion,
+      authority: this.ctx.authority,
       hostOverride: perHost ? host.label : undefined,
     });
     return this.head;
@@ -252,12 +233,16 @@ export class Exchange implements RetryState {
     return true;
   }
 
-  /** How long an idempotent request may wait for headers before it is hedged; undefined: not yet known. */
-  private hedgeDelay(): number | undefined {
-    const p = this.pool.latency.value();
-    if (p === undefined) return undefined;
+  /**
+   * How long an idempotent request may wait for headers before it is hedged: the pool's recent
+   * percentile, within the policy's bounds; until the pool has learned one (a fresh start, a
+   * reload), the longest delay — a host that accepts connections and never answers must not
+   * cost the first requests a whole response timeout.
+   */
+  private hedgeDelay(): number {
     const h = this.route.hedge!;
-    return Math.min(Math.max(p, h.minDelayMs), h.maxDelayMs);
+    const p = this.pool.latency.value();
+    return p === undefined ? h.maxDelayMs : Math.min(Math.max(p, h.minDelayMs), h.maxDelayMs);
   }
 
   /** The first attempt is still unanswered after the pool's usual latency: race a second one on another host. */
@@ -318,9 +303,9 @@ export class Exchange implements RetryState {
   }
 
   /** The resume's answer: spliced in when it continues the body exactly, else this resume failed. */
-  private spliceResume(leg: Attempt, status: number, raw: Buffer[]): boolean {
+  private spliceResume(leg: Attempt, status: number, headers: ParsedHeaders): boolean {
     if (leg !== this.streaming) return false;
-    const mismatch = resumeMismatch(this.resumePlan!, this.resumePlan!.first + this.bytesOut, status, raw);
+    const mismatch = resumeMismatch(this.resumePlan!, this.resumePlan!.first + this.bytesOut, status, headers);
     if (mismatch === undefined) return true;
     this.resumeFailed(leg, mismatch);
     return false;
@@ -336,12 +321,20 @@ export class Exchange implements RetryState {
     }
   }
 
-  /** The total timeout passed: stop whatever runs, and answer 504 if nothing was sent yet. */
+  /**
+   * The total timeout passed: stop whatever runs, and answer if nothing was sent yet — 504, or
+   * 408 when the client had not even finished sending its request (its fault, not the host's).
+   */
   expire(): void {
     this.totalTimer = undefined;
     this.expired = true;
     const { ctx } = this;
-    const kind = this.streaming !== undefined ? 'http_response_incomplete' : 'http_response_timeout';
+    const kind =
+      this.streaming !== undefined
+        ? 'http_response_incomplete'
+        : ctx.req.complete
+          ? 'http_response_timeout'
+          : 'request_timeout';
     const err = new GatewayAbort(kind, `no complete response within the ${this.route.totalTimeoutMs} ms total timeout`);
     if (this.streaming !== undefined) {
       ctx.failure = kind;
@@ -351,8 +344,9 @@ export class Exchange implements RetryState {
     } else if (this.racing.size > 0) {
       for (const a of [...this.racing]) a.abort(err);
     } else if (!ctx.res.headersSent) {
-      // Between attempts, waiting to retry.
+      // Between attempts (waiting to retry), or still reading a small body.
       clearTimeout(this.retryTimer);
+      this.over = true;
       replyLocally(ctx, kind, err);
     }
   }

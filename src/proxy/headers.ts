@@ -26,7 +26,9 @@ export interface ForwardingFacts {
   clientAddress: string;
   proto: 'http' | 'https';
   httpVersion: string;
-  /** Replace the client's Host with this value (the upstream's own name), or keep it. */
+  /** The authority the client named, as the preflight checked it (Host, or an absolute-form target's). */
+  authority: string | undefined;
+  /** Send this Host instead (the upstream's own name), or the client's authority. */
   hostOverride: string | undefined;
 }
 
@@ -49,7 +51,7 @@ export function buildUpstreamHeaders(raw: string[], connection: string | undefin
   let via: string | undefined;
   let xff: string | undefined;
   let forwarded: string | undefined;
-  let host: string | undefined;
+  const host = f.authority;
   // TE is hop-by-hop, but a client asking for trailers (TE: trailers) is passed on.
   let wantsTrailers = false;
   for (let i = 0; i < raw.length; i += 2) {
@@ -66,14 +68,12 @@ export function buildUpstreamHeaders(raw: string[], connection: string | undefin
       else if (lower === 'forwarded') forwarded = forwarded ? `${forwarded}, ${value}` : value;
       continue;
     }
-    if (named?.has(lower)) continue;
-    if (lower === 'host') {
-      host = value;
-      if (f.hostOverride !== undefined) continue;
-    }
+    // Host goes up as the preflight checked it: one field, the absolute-form authority when there was one.
+    if (named?.has(lower) || lower === 'host') continue;
     out.push(name, value);
   }
-  if (f.hostOverride !== undefined) out.push('host', f.hostOverride);
+  const upstreamHost = f.hostOverride ?? host;
+  if (upstreamHost !== undefined) out.push('host', upstreamHost);
   if (wantsTrailers) out.push('te', 'trailers');
   const ours = `${f.httpVersion} ${f.proxyName}`;
   out.push('via', via ? `${via}, ${ours}` : ours);
@@ -113,7 +113,7 @@ export interface DownstreamFacts {
  * The response head for the client, from undici's raw header buffers. Latin-1 decoding
  * keeps every byte as it came, which is how Node writes header strings back out.
  */
-export function buildDownstreamHeaders(raw: Buffer[], f: DownstreamFacts): string[] {
+export function buildDownstreamHeaders(raw: readonly Buffer[], f: DownstreamFacts): string[] {
   const out: string[] = [];
   let named: Set<string> | undefined;
   let via: string | undefined;

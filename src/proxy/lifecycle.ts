@@ -34,7 +34,7 @@ export interface Arrival {
 
 export function handleRequest(runtime: Runtime, req: ClientRequest, res: ClientResponse, arrival: Arrival): void {
   // 1. identify
-  const ctx = identify(runtime, req, res, arrival, false);
+  const ctx = identify(runtime, req, res, arrival, undefined);
   ctx.expectsContinue = arrival.expectsContinue;
   // 2. preflight, then 3.
   preflight(ctx, forward);
@@ -48,8 +48,9 @@ export function handleUpgrade(
   head: Buffer,
   arrival: Arrival,
 ): void {
-  const ctx = identify(runtime, req, res, arrival, true);
-  preflight(ctx, (routed) => openTunnel(routed, res, head));
+  const ctx = identify(runtime, req, res, arrival, String(req.headers.upgrade ?? '').toLowerCase());
+  // A route that does not allow the protocol answers the request as a plain one.
+  preflight(ctx, (routed) => (routed.upgrade !== undefined ? openTunnel(routed, res, head) : forward(routed)));
 }
 
 function identify(
@@ -57,7 +58,7 @@ function identify(
   req: ClientRequest,
   res: ClientResponse,
   arrival: Arrival,
-  upgrade: boolean,
+  upgrade: string | undefined,
 ): RequestContext {
   const ctx = new RequestContext(
     runtime,
@@ -69,6 +70,7 @@ function identify(
     upgrade,
   );
   runtime.metrics.inFlight++;
+  runtime.requestStarted();
   res.watch(ctx, RESPONSE_EVENTS);
   if (runtime.draining) res.closeAfter();
   return ctx;
@@ -106,6 +108,7 @@ function finish(ctx: RequestContext): void {
   }
   const exchange = ctx.exchange;
   exchange?.abort(CLIENT_GONE);
+  if (ctx.bufferedBytes > 0) runtime.bodies.give(ctx.bufferedBytes);
   runtime.metrics.inFlight--;
   const route = ctx.route;
   runtime.requestFinished({
@@ -113,7 +116,7 @@ function finish(ctx: RequestContext): void {
     client: ctx.clientAddress,
     method: ctx.req.method ?? '',
     path: ctx.req.url ?? '',
-    upgrade: ctx.upgrade ? String(ctx.req.headers.upgrade ?? '') : undefined,
+    upgrade: ctx.upgrade,
     route: route?.name,
     upstream: route?.upstream.name,
     host: exchange?.lastHost?.label,

@@ -44,6 +44,6 @@ export function sendReply(res: ClientResponse, reply: LocalReply, method: string
   const flat: string[] = [];
   for (const [k, v] of reply.headers) flat.push(k, v);
   flat.push('content-length', String(Buffer.byteLength(reply.body)));
-  res.sendHead(reply.status, undefined, flat);
+  res.sendHead(reply.status, undefined, flat, true);
   res.finish(method === 'HEAD' ? undefined : reply.body);
 }

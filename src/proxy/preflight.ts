@@ -3,23 +3,29 @@
  * upgrades and HTTP/2 streams. Each step either lets the request on or ends it with a local
  * reply of the taxonomy:
  *
- *   request_filter  process overload (503, shed at once), target form and length (414),
- *                   loop detection (502)
- *   route           first matching route, else 404 destination_not_found
+ *   request_filter  process overload (503, shed at once), target length (414), the authority
+ *                   (one valid Host; an absolute-form target's authority replaces it), the
+ *                   path policy (normalised before routing, or 400: ../http/path.ts), loops (502)
+ *   route           first matching route, else 404 destination_not_found; an upgrade the route
+ *                   does not allow goes on as a plain request
  *   maintenance     a route in maintenance answers 503 with Retry-After (staff pass)
  *   rate limit      a client over the route's limit gets 429 with Retry-After and RateLimit fields
- *   body size       a declared body over the route's limit gets 413
+ *   body            a declared body over the route's limit gets 413; a body that fits the
+ *                   request buffer is read whole now (408 when it stalls), so a slow sender
+ *                   never holds a concurrency slot
  *   admission       the upstream's adaptive concurrency limit: the request goes on, waits
  *                   briefly in its priority's queue, or is shed at once with 503
  *                   connection_limit_reached and Retry-After. A tunnel skips it: its life is
  *                   not an answer time.
  */
 import type { GateEvents, ShedReason } from '../admission/concurrency-gate.js';
+import { hostFieldCount, parseAuthority } from '../http/host.js';
+import { normalizePath } from '../http/path.js';
 import type { Route } from '../route/router.js';
 import type { RequestContext, RoutedContext } from './context.js';
 import { viaContains } from './headers.js';
 import { replyLocally, type ReplyExtras } from './local-reply.js';
-import { declaredLength } from './request-body.js';
+import { declaredLength, hasBody, readBody } from './request-body.js';
 
 /**
  * Runs the checks; once the request is admitted — at once, or when a queued request gets its
@@ -27,22 +33,24 @@ import { declaredLength } from './request-body.js';
  */
 export function preflight(ctx: RequestContext, proceed: (ctx: RoutedContext) => void): void {
   const { runtime, req } = ctx;
+  ctx.proceed = proceed;
   // request_filter
   if (runtime.loopGuard.overloaded) return shed(ctx, 'event_loop');
-  let url = req.url!;
-  if (url.length > runtime.limits.maxUriLength) return replyLocally(ctx, 'uri_too_long');
-  if (url.charCodeAt(0) !== 0x2f /* / */) {
-    const path = originFormOf(url);
-    if (path === undefined) return replyLocally(ctx, 'bad_request');
-    req.url = url = path;
-  }
+  const target = req.url!;
+  if (target.length > runtime.limits.maxUriLength) return replyLocally(ctx, 'uri_too_long');
+  const refusal = checkTarget(ctx, target);
+  if (refusal !== undefined) return refuse(ctx, refusal);
   if (viaContains(req.headers.via, runtime.replies.proxyName)) return replyLocally(ctx, 'proxy_loop_detected');
 
   // route
-  const route = runtime.router.match(ctx.authority, url, req.method!);
+  const route = runtime.router.match(ctx.authority, req.url!, req.method!);
   if (route === undefined) return replyLocally(ctx, 'destination_not_found');
   ctx.route = route;
-  const routed = ctx as RoutedContext;
+  if (ctx.upgrade !== undefined && !allowsUpgrade(route, ctx.upgrade)) {
+    // RFC 9110 §7.8: a server may ignore Upgrade. The request is answered as it stands.
+    if (hasBody(req)) return refuse(ctx, `a body on a request asking to switch to ${ctx.upgrade}`);
+    ctx.upgrade = undefined;
+  }
 
   // maintenance
   const held = runtime.maintenance.holds(runtime.config, route, req, ctx.clientAddress);
@@ -63,21 +71,85 @@ export function preflight(ctx: RequestContext, proceed: (ctx: RoutedContext) => 
     ];
   }
 
-  // body size
+  // body
   const declared = declaredLength(req);
   if (declared !== undefined && declared > route.policy.bodyLimit) return replyLocally(ctx, 'request_body_too_large');
+  if (ctx.upgrade === undefined && hasBody(req)) {
+    if (ctx.expectsContinue) ctx.res.sendContinue();
+    const policy = route.policy;
+    readBody(
+      ctx,
+      {
+        limit: policy.bodyLimit,
+        bufferUpTo: policy.retry.bufferBodyUpTo,
+        idleMs: runtime.limits.bodyIdleMs,
+        budget: runtime.bodies,
+      },
+      admit,
+    );
+    return;
+  }
+  admit(ctx);
+}
 
-  // admission
-  const gate = route.upstream.gate;
-  if (gate === undefined || ctx.upgrade) return proceed(routed);
-  const entered = gate.enter(routed, route.priority, GATE_EVENTS, performance.now());
+/**
+ * The target: one Host field, naming a valid authority, replaced by an absolute-form target's
+ * own (RFC 9112 §3.2, §3.2.2); the path in its normal form. Rewrites `req.url` to the
+ * origin-form that is routed and forwarded; returns why the request is refused, if it is.
+ */
+function checkTarget(ctx: RequestContext, target: string): string | undefined {
+  const { req } = ctx;
+  let rest = target;
+  if (target.charCodeAt(0) !== 0x2f /* / */) {
+    const absolute = ABSOLUTE_FORM.exec(target);
+    if (absolute === null) return `a request target that is neither a path nor an http(s) URL`;
+    const authority = parseAuthority(absolute[1]!);
+    if (!authority.ok) return `the target's authority: ${authority.reason}`;
+    if (authority.host === '') return 'an absolute URL without a host';
+    ctx.authority = absolute[1]!;
+    rest = absolute[2] || '/';
+    if (rest.charCodeAt(0) === 0x3f /* ? */) rest = `/${rest}`;
+  } else if (ctx.authority !== undefined) {
+    if (hostFieldCount(req.rawHeaders) > 1) return 'more than one Host field';
+    const authority = parseAuthority(ctx.authority);
+    if (!authority.ok) return `the Host field: ${authority.reason}`;
+  }
+  const q = rest.indexOf('?');
+  const path = q < 0 ? rest : rest.slice(0, q);
+  const normal = normalizePath(path, ctx.runtime.limits.paths);
+  if (!normal.ok) return `the path: ${normal.reason}`;
+  const url = q < 0 ? normal.path : normal.path + rest.slice(q);
+  if (url !== target) req.url = url;
+  return undefined;
+}
+
+/** Whether the route allows every protocol the Upgrade field offers (the upstream may pick any of them). */
+function allowsUpgrade(route: Route, offered: string): boolean {
+  for (const p of offered.split(',')) if (!route.policy.upgrades.has(p.trim())) return false;
+  return true;
+}
+
+/** "http://authority/path?query": the authority, then the rest (possibly empty). */
+const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)([^#]*)$/i;
+
+/** A malformed request: 400, saying what was wrong (the access log has it too). */
+function refuse(ctx: RequestContext, why: string): void {
+  ctx.cause = why;
+  replyLocally(ctx, 'bad_request', undefined, { details: why });
+}
+
+/** admission: the upstream's concurrency gate, then on to the exchange (or tunnel). */
+function admit(ctx: RequestContext): void {
+  const routed = ctx as RoutedContext;
+  const gate = routed.route.upstream.gate;
+  if (gate === undefined || ctx.upgrade !== undefined) return ctx.proceed!(routed);
+  const entered = gate.enter(routed, routed.route.priority, GATE_EVENTS, performance.now());
   if (entered === true) {
     ctx.gate = gate;
-    return proceed(routed);
+    return ctx.proceed!(routed);
   }
   if (typeof entered === 'string') return shed(ctx, entered);
   ctx.waiter = entered;
-  ctx.proceed = proceed;
 }
 
 /** What the concurrency gate does with a request that waited in its queue. */
@@ -105,15 +177,4 @@ function shedFacts(ctx: RequestContext, route: Route | undefined, reason: ShedRe
     retryAfter: 1,
     details: route === undefined ? 'gateway overloaded' : `upstream ${route.upstream.name} at its concurrency limit`,
   };
-}
-
-/** The origin-form ("/path?query") of an absolute-form target; undefined for anything else. */
-function originFormOf(target: string): string | undefined {
-  if (!/^https?:\/\//i.test(target)) return undefined;
-  try {
-    const u = new URL(target);
-    return u.pathname + u.search;
-  } catch {
-    return undefined;
-  }
 }

@@ -26,31 +26,31 @@ export interface ResumePlan {
 
 const CONTENT_RANGE = /^bytes (\d+)-(\d+)\/(\d+)$/;
 
+/** The headers of an answer, as undici parsed them (lower-case names; a repeated field is an array). */
+export type ParsedHeaders = Readonly<Record<string, string | string[] | undefined>>;
+
+/** A field's value when it was sent once; a repeated field is ambiguous and counts as absent. */
+function once(headers: ParsedHeaders, name: string): string | undefined {
+  const v = headers[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
 /** The plan for a response just received, or undefined when it cannot be resumed safely. */
-export function planResume(method: string, status: number, raw: Buffer[]): ResumePlan | undefined {
+export function planResume(method: string, status: number, headers: ParsedHeaders): ResumePlan | undefined {
   if (method !== 'GET' || (status !== 200 && status !== 206)) return undefined;
-  let etag: string | undefined;
-  let lastModified: string | undefined;
-  let ranges = false;
-  let length: number | undefined;
-  let contentRange: string | undefined;
-  let encoded = false;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1').toLowerCase();
-    if (name === 'etag') etag = raw[i + 1]!.toString('latin1');
-    else if (name === 'last-modified') lastModified = raw[i + 1]!.toString('latin1');
-    else if (name === 'accept-ranges') ranges = /\bbytes\b/i.test(raw[i + 1]!.toString('latin1'));
-    else if (name === 'content-length') length = Number(raw[i + 1]!.toString('latin1'));
-    else if (name === 'content-range') contentRange = raw[i + 1]!.toString('latin1');
-    else if (name === 'transfer-encoding') encoded = true;
-  }
+  if (headers['transfer-encoding'] !== undefined) return undefined;
+  let etag = once(headers, 'etag');
+  const lastModified = once(headers, 'last-modified');
   if (etag?.startsWith('W/')) etag = undefined; // weak validators do not promise identical bytes
-  if ((etag === undefined && lastModified === undefined) || encoded) return undefined;
+  if (etag === undefined && lastModified === undefined) return undefined;
   if (status === 200) {
-    if (!ranges || length === undefined || !Number.isSafeInteger(length) || length === 0) return undefined;
+    const ranges = headers['accept-ranges'];
+    if (ranges === undefined || !/\bbytes\b/i.test(String(ranges))) return undefined;
+    const length = Number(once(headers, 'content-length'));
+    if (!Number.isSafeInteger(length) || length <= 0) return undefined;
     return { etag, lastModified, first: 0, last: length - 1, total: length };
   }
-  const m = contentRange === undefined ? null : CONTENT_RANGE.exec(contentRange);
+  const m = CONTENT_RANGE.exec(once(headers, 'content-range') ?? '');
   if (!m) return undefined;
   return { etag, lastModified, first: Number(m[1]), last: Number(m[2]), total: Number(m[3]) };
 }
@@ -80,18 +80,12 @@ export function resumeMismatch(
   plan: ResumePlan,
   from: number,
   status: number,
-  raw: readonly Buffer[],
+  headers: ParsedHeaders,
 ): string | undefined {
   if (status !== 206) return `answered ${status}, not 206`;
-  let contentRange: string | undefined;
-  let etag: string | undefined;
-  let lastModified: string | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1').toLowerCase();
-    if (name === 'content-range') contentRange = raw[i + 1]!.toString('latin1');
-    else if (name === 'etag') etag = raw[i + 1]!.toString('latin1');
-    else if (name === 'last-modified') lastModified = raw[i + 1]!.toString('latin1');
-  }
+  const contentRange = once(headers, 'content-range');
+  const etag = once(headers, 'etag');
+  const lastModified = once(headers, 'last-modified');
   const m = contentRange === undefined ? null : CONTENT_RANGE.exec(contentRange);
   if (!m) return `Content-Range ${contentRange ?? 'missing'}`;
   const [first, last, total] = [Number(m[1]), Number(m[2]), Number(m[3])];

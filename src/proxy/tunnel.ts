@@ -10,8 +10,9 @@ import { classifyFailure } from '../faults/classify.js';
 import type { TunnelResponse } from '../listen/client.js';
 import type { UpstreamHost } from '../upstream/host.js';
 import type { RoutedContext, UpstreamSide } from './context.js';
-import { buildDownstreamHeaders, buildUpstreamHeaders } from './headers.js';
+import { buildUpstreamHeaders } from './headers.js';
 import { replyLocally } from './local-reply.js';
+import { sendResponseHead } from './response-head.js';
 
 export function openTunnel(ctx: RoutedContext, res: TunnelResponse, head: Buffer): void {
   const host = ctx.route.upstream.pick();
@@ -28,6 +29,7 @@ class Tunnel implements Dispatcher.DispatchHandler, UpstreamSide {
   readonly resumes = 0;
   bytesOut = 0;
   private controller: Dispatcher.DispatchController | undefined;
+  private pendingAbort: Error | undefined;
   private answered = false;
   private settled = false;
 
@@ -54,10 +56,11 @@ class Tunnel implements Dispatcher.DispatchHandler, UpstreamSide {
           clientAddress: ctx.clientAddress,
           proto: 'http',
           httpVersion: req.httpVersion,
+          authority: ctx.authority,
           hostOverride: ctx.route.policy.hostHeader === 'upstream' ? host.label : undefined,
         }),
         body: null,
-        upgrade: String(req.headers.upgrade ?? 'websocket'),
+        upgrade: String(req.headers.upgrade),
       },
       this,
     );
@@ -68,11 +71,14 @@ class Tunnel implements Dispatcher.DispatchHandler, UpstreamSide {
   }
 
   abort(err: Error): void {
-    if (!this.settled) this.controller?.abort(err);
+    if (this.settled) return;
+    if (this.controller !== undefined) this.controller.abort(err);
+    else this.pendingAbort = err;
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
+    if (this.pendingAbort !== undefined) controller.abort(this.pendingAbort);
   }
 
   // The upstream answered without switching protocols: that is its answer to the client.
@@ -84,14 +90,7 @@ class Tunnel implements Dispatcher.DispatchHandler, UpstreamSide {
   ): void {
     if (statusCode < 200) return;
     this.answered = true;
-    this.ctx.headAt = performance.now();
-    const headers = buildDownstreamHeaders(controller.rawHeaders as Buffer[], {
-      proxyName: this.ctx.runtime.replies.proxyName,
-      requestId: this.ctx.id,
-      httpVersion: '1.1',
-      proxyStatus: undefined,
-    });
-    this.res.sendHead(statusCode, statusText, headers);
+    sendResponseHead(this.ctx, statusCode, statusText, controller.rawHeaders as Buffer[], undefined);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -122,6 +121,11 @@ class Tunnel implements Dispatcher.DispatchHandler, UpstreamSide {
     upstream: Duplex,
   ): void {
     this.settle();
+    // The client left while the upstream was switching: nothing to join.
+    if (this.res.destroyed) {
+      upstream.destroy();
+      return;
+    }
     const raw = (controller.rawHeaders ?? []) as Array<Buffer | string>;
     const headers: string[] = [];
     for (let i = 0; i < raw.length; i += 2) headers.push(raw[i]!.toString(), raw[i + 1]!.toString());

@@ -10,8 +10,8 @@ export interface RetryPolicy {
   attempts: number;
   /** Base of the jittered exponential backoff between attempts. */
   backoffMs: number;
-  /** Request bodies declared up to this size are read whole first, so a retry can send them again. */
-  replayBodyUpTo: number;
+  /** Request bodies up to this size are read whole before going upstream (so a retry can send them again). */
+  bufferBodyUpTo: number;
 }
 
 export interface HedgePolicy {
@@ -29,12 +29,18 @@ export interface RoutePolicy {
   hostHeader: 'preserve' | 'upstream';
   /** Largest request body accepted (413 beyond it). */
   bodyLimit: number;
+  /** Protocols a client may switch to on this route (lower case). */
+  upgrades: ReadonlySet<string>;
 }
 
-export function resolvePolicy(route: RouteConfig, upstream: UpstreamConfig): RoutePolicy {
+export function resolvePolicy(route: RouteConfig, upstream: UpstreamConfig, requestBuffer: number): RoutePolicy {
   const { retries, hedging } = upstream;
   return {
-    retry: { attempts: retries.attempts, backoffMs: retries.backoff, replayBodyUpTo: retries.replayBody },
+    retry: {
+      attempts: retries.attempts,
+      backoffMs: retries.backoff,
+      bufferBodyUpTo: Math.max(requestBuffer, retries.replayBody),
+    },
     hedge:
       hedging.enabled && upstream.hosts.length > 1
         ? { minDelayMs: hedging.minDelay, maxDelayMs: hedging.maxDelay }
@@ -42,5 +48,6 @@ export function resolvePolicy(route: RouteConfig, upstream: UpstreamConfig): Rou
     totalTimeoutMs: upstream.timeouts.total,
     hostHeader: upstream.hostHeader,
     bodyLimit: route.limits.body,
+    upgrades: new Set(route.upgrades),
   };
 }

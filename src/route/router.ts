@@ -27,10 +27,12 @@ export class Route {
   constructor(
     config: RouteConfig,
     readonly upstream: UpstreamPool,
+    /** server.requestBuffer: bodies up to it are read whole before going upstream. */
+    requestBuffer: number,
     previous?: Route,
   ) {
     this.name = config.name ?? config.match.path;
-    this.policy = resolvePolicy(config, upstream.config);
+    this.policy = resolvePolicy(config, upstream.config, requestBuffer);
     this.priority = PRIORITIES.indexOf(config.priority);
     this.rateLimitKey = JSON.stringify(config.rateLimit ?? null);
     this.rateLimiter =

@@ -11,6 +11,11 @@ import { OutlierDetector } from './outlier.js';
 import { LatencyWindow } from './latency-window.js';
 import { RetryBudget } from './retry-budget.js';
 
+/** How long a pool with no host in rotation is still sent every request after its last answer. */
+const TRUST_ANSWERS_FOR_MS = 10_000;
+/** Then: one request per this long goes through, to find out whether the hosts are back. */
+const PROBE_EVERY_MS = 1000;
+
 export interface PoolEvents {
   ejected(pool: UpstreamPool, host: UpstreamHost, reason: string, ms: number): void;
   healthChanged(pool: UpstreamPool, host: UpstreamHost, healthy: boolean): void;
@@ -29,6 +34,10 @@ export class UpstreamPool {
   private readonly panicThreshold: number;
   private readonly health: HealthChecker;
   private readonly candidates: UpstreamHost[] = [];
+  /** When an attempt last got an answer below 500 (ms since epoch). */
+  private lastAnswerAt = 0;
+  /** When a request last went to a pool with no host in rotation. */
+  private lastProbeAt = 0;
 
   constructor(
     readonly name: string,
@@ -54,6 +63,29 @@ export class UpstreamPool {
     this.health.start();
   }
 
+  /** An attempt got an answer below 500 from one of the hosts: the pool is alive. */
+  noteAnswer(now = Date.now()): void {
+    this.lastAnswerAt = now;
+  }
+
+  /**
+   * With no host in rotation, requests still go to the hosts — the health checks may be what
+   * is wrong — as long as one of them answered lately. Once none has for a while, only one
+   * request a second is let through to find out, and the others are answered 503 at once
+   * instead of each waiting out a timeout on a fleet that is down.
+   */
+  private mayTryOutOfRotation(now: number): boolean {
+    if (now - this.lastAnswerAt < TRUST_ANSWERS_FOR_MS) return true;
+    if (now - this.lastProbeAt < PROBE_EVERY_MS) return false;
+    this.lastProbeAt = now;
+    return true;
+  }
+
+  /** Stops the health checks (a reload replaced this pool); requests under way carry on. */
+  stopChecks(): void {
+    this.health.stop();
+  }
+
   /**
    * The host for the next attempt, never one in `exclude` (hosts this request already
    * tried); undefined when none is left. When too few hosts are in rotation the pool
@@ -70,6 +102,7 @@ export class UpstreamPool {
     }
     const panic = inRotation * 100 < this.hosts.length * this.panicThreshold;
     if (!panic && candidates.length > 0) return this.balancer.pick(candidates);
+    if (inRotation === 0 && !this.mayTryOutOfRotation(now)) return undefined;
     // Panic, or every host in rotation was tried already: any host not yet tried will do,
     // except one an operator is draining.
     candidates.length = 0;

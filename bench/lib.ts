@@ -157,12 +157,16 @@ export function runWrk(url: string, seconds: number, connections: number): LoadR
     return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
   };
   const errors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const non2xx = num(/Non-2xx or 3xx responses: (\d+)/) || 0;
+  // Answers that were not 2xx (a proxy shedding load with 503) do not count as throughput.
+  const requests = num(/(\d+) requests in ([\d.]+)(ms|s|m)/);
+  const duration = ms(/\d+ requests in ([\d.]+)(ms|s|m)/) / 1000;
   return {
-    rps: num(/Requests\/sec:\s+([\d.]+)/),
+    rps: (requests - non2xx) / duration,
     p50ms: ms(/\s50%\s+([\d.]+)(us|ms|s)/),
     p99ms: ms(/\s99%\s+([\d.]+)(us|ms|s)/),
     errors: errors ? errors.slice(1).reduce((a, b) => a + Number(b), 0) : 0,
-    non2xx: num(/Non-2xx or 3xx responses: (\d+)/) || 0,
+    non2xx,
   };
 }
 

@@ -202,11 +202,11 @@ async function main(): Promise<void> {
   const rows = medians(all);
 
   const find = (peer: string, size: string) => rows.find((r) => r.peer.startsWith(peer) && r.size === size)?.result;
-  let table = `| peer | size | req/s | p50 ms | p99 ms | × floor | × http-proxy |\n|---|---|---:|---:|---:|---:|---:|\n`;
+  let table = `| peer | size | 2xx req/s | non-2xx | p50 ms | p99 ms | × floor | × http-proxy |\n|---|---|---:|---:|---:|---:|---:|---:|\n`;
   for (const r of rows) {
     const floor = find('floor', r.size);
     const hp = find('http-proxy', r.size);
-    table += `| ${r.peer} | ${r.size === '1k' ? '1 KiB' : '1 MiB'} | ${r.result.rps.toFixed(0)} | ${r.result.p50ms.toFixed(2)} | ${r.result.p99ms.toFixed(2)} | ${floor ? (r.result.rps / floor.rps).toFixed(2) : '–'} | ${hp ? (r.result.rps / hp.rps).toFixed(2) : '–'} |\n`;
+    table += `| ${r.peer} | ${r.size === '1k' ? '1 KiB' : '1 MiB'} | ${r.result.rps.toFixed(0)} | ${r.result.non2xx} | ${r.result.p50ms.toFixed(2)} | ${r.result.p99ms.toFixed(2)} | ${floor ? (r.result.rps / floor.rps).toFixed(2) : '–'} | ${hp ? (r.result.rps / hp.rps).toFixed(2) : '–'} |\n`;
   }
   const gw1k = find('gangway', '1k');
   const gw1m = find('gangway', '1m');

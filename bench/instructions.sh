@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# CPU instructions per request of a gateway build, counted by valgrind (callgrind): the one
+# speed figure this shared, noisy VM cannot blur. Starts an nginx origin serving 1 KiB, runs the
+# gateway under callgrind (access log on; concurrency gate and event-loop guard off, so nothing
+# is shed under valgrind's slowness), sends 4,000 warm-up requests, zeroes the counters, sends
+# 4,000 more with h2load and prints instructions per request.
+#
+# Usage: bench/instructions.sh [NODE] [CLI]   (default: the node on PATH, dist/cli.js)
+# Needs: valgrind, nginx, h2load (nghttp2-client). Takes about two minutes.
+set -euo pipefail
+NODE=${1:-node}
+CLI=${2:-"$(dirname "$0")/../dist/cli.js"}
+PORT=18380 ORIGIN=18301 N=4000
+W=$(mktemp -d /tmp/gangway-instructions.XXXX)
+mkdir -p "$W/www"
+head -c 1024 /dev/zero | tr '\0' a > "$W/www/1k"
+cat > "$W/nginx.conf" <<NGINX
+daemon on; worker_processes 1; pid $W/nginx.pid; error_log $W/nginx.err;
+events { worker_connections 1024; }
+http { access_log off; server { listen 127.0.0.1:$ORIGIN; root $W/www; } }
+NGINX
+nginx -c "$W/nginx.conf" -p "$W"
+cat > "$W/gangway.yaml" <<YAML
+listen: "127.0.0.1:$PORT"
+admin: "127.0.0.1:18391"
+upstreams:
+  origin: { hosts: ["127.0.0.1:$ORIGIN"], concurrency: { enabled: false } }
+routes:
+  - { match: { path: "/" }, upstream: origin }
+server: { maxEventLoopDelay: 0 }
+log: { pretty: false }
+YAML
+valgrind --tool=callgrind --smc-check=all --callgrind-out-file="$W/callgrind.%p" "$NODE" "$CLI" start -c "$W/gangway.yaml" > "$W/gateway.log" 2>&1 &
+PID=$!
+cleanup() { kill -INT "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; kill "$(cat "$W/nginx.pid")" 2>/dev/null || true; }
+trap cleanup EXIT
+for _ in $(seq 1 600); do curl -s -o /dev/null "http://127.0.0.1:$PORT/1k" && break; sleep 0.2; done
+h2load --h1 -n $N -c 8 "http://127.0.0.1:$PORT/1k" > /dev/null
+callgrind_control -z "$PID" > /dev/null
+h2load --h1 -n $N -c 8 "http://127.0.0.1:$PORT/1k" | grep "requests:"
+callgrind_control -d "$PID" > /dev/null
+sleep 1
+IR=$(grep -h '^summary:' "$W"/callgrind.*.1 | awk '{print $2}')
+echo "$("$NODE" --version) $CLI: $((IR / N)) instructions per request"

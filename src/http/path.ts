@@ -36,6 +36,9 @@ export type NormalizedPath = { ok: true; path: string } | { ok: false; reason: s
 const PCHAR = new Uint8Array(128);
 for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@")
   PCHAR[c.charCodeAt(0)] = 1;
+/** PCHAR without ";" (path parameters can hide dot segments): the characters of a path already in normal form. */
+const PLAIN = PCHAR.slice();
+PLAIN[0x3b] = 0;
 const HEX = '0123456789ABCDEF';
 
 /**
@@ -44,6 +47,7 @@ const HEX = '0123456789ABCDEF';
  */
 export function normalizePath(path: string, policy: PathPolicy = DEFAULT_PATH_POLICY): NormalizedPath {
   if (path.charCodeAt(0) !== 0x2f /* / */) return refuse('the path does not start with "/"');
+  if (isNormal(path)) return { ok: true, path };
   // Pass 1: check every character, normalise percent-encodings, split into segments.
   const segments: string[] = [];
   let segment = '';
@@ -100,6 +104,33 @@ export function normalizePath(path: string, policy: PathPolicy = DEFAULT_PATH_PO
   }
   if (out.length === 0) out.push('');
   return { ok: true, path: `/${out.join('/')}` };
+}
+
+/**
+ * The common case, checked without building anything: plain characters only (no "%", ";" or
+ * "\\"), no empty segment, no dot segment. Anything else takes the full walk.
+ */
+function isNormal(path: string): boolean {
+  let afterSlash = true;
+  for (let i = 1; i < path.length; i++) {
+    const c = path.charCodeAt(i);
+    if (c === 0x2f /* / */) {
+      if (afterSlash) return false;
+      afterSlash = true;
+      continue;
+    }
+    if (c >= 128 || PLAIN[c] !== 1) return false;
+    if (c === 0x2e /* . */ && afterSlash) {
+      const next = path.charCodeAt(i + 1);
+      if (Number.isNaN(next) || next === 0x2f) return false;
+      if (next === 0x2e) {
+        const after = path.charCodeAt(i + 2);
+        if (Number.isNaN(after) || after === 0x2f) return false;
+      }
+    }
+    afterSlash = false;
+  }
+  return true;
 }
 
 /** Segments some origin would read as "." or "..": around an encoded slash, or before path parameters. */

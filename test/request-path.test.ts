@@ -8,7 +8,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
-import { fetchRaw, httpUpstream, minimalConfig, startGateway } from './support/harness.js';
+import { fetchRaw, httpUpstream, minimalConfig, startGateway, tcpUpstream } from './support/harness.js';
 
 const cleanups: Array<() => unknown> = [];
 after(async () => {
@@ -167,4 +167,30 @@ test('a total timeout while the client is still streaming its body is a 408 on t
     /gangway_upstream_attempts_total\{[^}]*outcome="request_timeout"/,
     'no attempt counted against the host',
   );
+});
+
+test('a freshly started gateway hedges its first requests, so a host that never answers costs a second, not a timeout', async () => {
+  // A deadlocked app: it accepts connections and reads requests, and never answers.
+  const frozen = await tcpUpstream((s) => s.resume());
+  const healthy = await httpUpstream((_req, res) => res.end('ok'));
+  const gw = await startGateway(
+    minimalConfig([frozen.address, healthy.address], {
+      upstream: { balance: 'round-robin', hedging: { maxDelay: '500ms' } },
+    }),
+  );
+  cleanups.push(
+    () => gw.close(),
+    () => frozen.close(),
+    () => healthy.close(),
+  );
+  // No latency learned yet: the first two requests, one of which starts on the frozen host.
+  const answers = await Promise.all([fetchRaw(`${gw.url}/a`), fetchRaw(`${gw.url}/b`)]);
+  for (const r of answers) {
+    assert.equal(r.status, 200, 'answered by the healthy host');
+    assert.ok(r.ms < 3000, `within the hedge delay, not the 10 s response timeout (${r.ms.toFixed(0)} ms)`);
+  }
+  const hedged = gw.logs.filter(
+    (l) => l.msg === 'request' && Array.isArray(l.retries) && (l.retries as string[]).includes('hedge'),
+  );
+  assert.equal(hedged.length, 1, 'the request that started on the frozen host was hedged');
 });

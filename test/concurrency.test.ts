@@ -74,11 +74,18 @@ test('requests over a full queue and past the wait limit get 503 connection_limi
     refused.map((r) => r.status),
     [503, 503, 503],
   );
-  for (const r of refused)
-    assert.ok(r.ms < 60, `refused on arrival, not after waiting out the queue (${r.ms.toFixed(0)} ms)`);
+  // Waiting out the queue would take maxWait (100 ms) at least, and a slot ~300 ms; an answer on
+  // arrival takes a few ms, more on a loaded machine: the margin between them is what counts.
+  const slowest = Math.max(...refused.map((r) => r.ms));
+  const answered = await Promise.all(busy);
+  assert.ok(
+    slowest < Math.min(...answered.map((r) => r.ms)) / 2,
+    `refused on arrival (${slowest.toFixed(0)} ms), well before the admitted ones were answered`,
+  );
   assert.deepEqual(
-    (await Promise.all(busy)).map((r) => r.status),
+    answered.map((r) => r.status),
     [200, 200],
+    'the admitted ones were served',
   );
 
   const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();

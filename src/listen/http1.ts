@@ -155,6 +155,19 @@ export function createListener(config: GatewayConfig, current: () => Runtime, st
       expectsContinue: false,
     });
   });
+  // A gateway is not a forward proxy: CONNECT gets a clear refusal rather than a silent close.
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+    const replies = current().replies;
+    const reply = buildReply({
+      kind: 'bad_request',
+      proxyName: replies.proxyName,
+      requestId: requestIdFrom(undefined),
+      revealDetails: false,
+      page: replies.page,
+      details: 'CONNECT is not served: this is a gateway, not a forward proxy',
+    });
+    sendReply(new SocketResponse(socket), reply, undefined);
+  });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const runtime = current();
     const kind = clientErrorKind(err, runtime.limits.maxUriLength);

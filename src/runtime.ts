@@ -85,19 +85,7 @@ export class Runtime implements RequestObserver {
     this.logger = logger;
     this.maintenance = maintenance;
     this.loopGuard = shared.loopGuard;
-    const events: PoolEvents = {
-      ejected(pool, host, reason, ms) {
-        metrics.ejections.with(pool.name, host.label, reason).inc();
-        logger.warn({ upstream: pool.name, host: host.label, reason, ms }, 'host ejected');
-      },
-      healthChanged(pool, host, healthy) {
-        metrics.healthTransitions.with(pool.name, host.label, healthy ? 'healthy' : 'unhealthy').inc();
-        logger.warn(
-          { upstream: pool.name, host: host.label, healthy },
-          healthy ? 'host healthy again' : 'host failed its health checks',
-        );
-      },
-    };
+    const events = poolEvents(metrics, logger);
     const pools = new Map<string, UpstreamPool>();
     for (const [name, upstream] of Object.entries(config.upstreams)) {
       const pool = new UpstreamPool(name, upstream, events);
@@ -107,12 +95,7 @@ export class Runtime implements RequestObserver {
       pools.set(name, pool);
     }
     this.pools = pools;
-    const oldRoutes = new Map(previous?.router.routes.map((r) => [r.name, r]));
-    this.router = new Router(
-      config.routes.map(
-        (r) => new Route(r, pools.get(r.upstream)!, config.server.requestBuffer, oldRoutes.get(r.name ?? r.match.path)),
-      ),
-    );
+    this.router = buildRouter(config, pools, previous);
     const page = config.errors.page;
     this.replies = {
       proxyName: config.name,
@@ -197,4 +180,39 @@ export class Runtime implements RequestObserver {
       active: this.maintenance.activeFor(this.config, r.name) !== undefined,
     }));
   }
+}
+
+/**
+ * What the pools tell the gateway. Built apart from the Runtime's constructor on purpose: a
+ * closure made there would share its scope — the previous runtime's routes among it — and the
+ * pools' timers would keep every earlier runtime alive, one more per reload.
+ */
+function poolEvents(metrics: GatewayMetrics, logger: Logger): PoolEvents {
+  return {
+    ejected(pool, host, reason, ms) {
+      metrics.ejections.with(pool.name, host.label, reason).inc();
+      logger.warn({ upstream: pool.name, host: host.label, reason, ms }, 'host ejected');
+    },
+    healthChanged(pool, host, healthy) {
+      metrics.healthTransitions.with(pool.name, host.label, healthy ? 'healthy' : 'unhealthy').inc();
+      logger.warn(
+        { upstream: pool.name, host: host.label, healthy },
+        healthy ? 'host healthy again' : 'host failed its health checks',
+      );
+    },
+  };
+}
+
+/** The routes, each inheriting what its namesake in the previous configuration learned (rate-limit buckets). */
+function buildRouter(
+  config: GatewayConfig,
+  pools: ReadonlyMap<string, UpstreamPool>,
+  previous: Runtime | undefined,
+): Router {
+  const oldRoutes = new Map(previous?.router.routes.map((r) => [r.name, r]));
+  return new Router(
+    config.routes.map(
+      (r) => new Route(r, pools.get(r.upstream)!, config.server.requestBuffer, oldRoutes.get(r.name ?? r.match.path)),
+    ),
+  );
 }

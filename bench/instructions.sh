@@ -12,6 +12,8 @@ NODE=${1:-node}
 CLI=${2:-"$(dirname "$0")/../dist/cli.js"}
 PORT=18380 ORIGIN=18301 N=4000
 W=$(mktemp -d /tmp/gangway-instructions.XXXX)
+# nginx workers run as an unprivileged user and must be able to read the files.
+chmod 755 "$W"
 mkdir -p "$W/www"
 head -c 1024 /dev/zero | tr '\0' a > "$W/www/1k"
 cat > "$W/nginx.conf" <<NGINX
@@ -37,7 +39,7 @@ trap cleanup EXIT
 for _ in $(seq 1 600); do curl -s -o /dev/null "http://127.0.0.1:$PORT/1k" && break; sleep 0.2; done
 h2load --h1 -n $N -c 8 "http://127.0.0.1:$PORT/1k" > /dev/null
 callgrind_control -z "$PID" > /dev/null
-h2load --h1 -n $N -c 8 "http://127.0.0.1:$PORT/1k" | grep "requests:"
+h2load --h1 -n $N -c 8 "http://127.0.0.1:$PORT/1k" | grep -E "requests:|status codes:"
 callgrind_control -d "$PID" > /dev/null
 sleep 1
 IR=$(grep -h '^summary:' "$W"/callgrind.*.1 | awk '{print $2}')

@@ -66,7 +66,14 @@ export function parseConfigText(text: string, file = '<config>', env: NodeJS.Pro
       }),
     );
   }
-  const value: unknown = doc.toJS() ?? {};
+  let value: unknown;
+  try {
+    // Building the value can still fail: an alias without its anchor, or so many aliases that
+    // yaml suspects a resource-exhaustion attack.
+    value = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (err) {
+    throw new ConfigError([{ file, path: '', message: `YAML: ${(err as Error).message.split('\n')[0]}` }]);
+  }
   return validateConfig(value, file, { doc, lines }, env);
 }
 

@@ -15,11 +15,12 @@ const NAME_CHAR = new Uint8Array(128);
 for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._') NAME_CHAR[c.charCodeAt(0)] = 1;
 
 /**
- * The host (lower-cased, IPv6 in brackets) and port of an authority. An empty value is
- * allowed — HTTP/1.1 sends an empty Host for a target without an authority — and names no host.
+ * The host (lower-cased, IPv6 in brackets) and port of an authority. An empty one is refused:
+ * an http(s) URI with an empty host is invalid (RFC 9110 §4.2.1), and every request reaching
+ * a gateway targets one.
  */
 export function parseAuthority(value: string): ParsedAuthority {
-  if (value === '') return { ok: true, host: '', port: undefined };
+  if (value === '') return refuse('an empty host');
   let host: string;
   let rest: string;
   if (value.charCodeAt(0) === 0x5b /* [ */) {
@@ -35,6 +36,9 @@ export function parseAuthority(value: string): ParsedAuthority {
     rest = colon < 0 ? '' : value.slice(colon);
     if (host === '') return refuse('a port without a host');
     if (host.length > 253) return refuse('a name longer than 253 characters');
+    // Labels are not empty: "..", "a..b" and ".a" name nothing, and an origin that maps the
+    // host to a directory could be walked out of with them. One trailing dot (the root) is fine.
+    if (host.startsWith('.') || host.includes('..')) return refuse('an empty label in the name');
     for (let i = 0; i < host.length; i++) {
       const code = host.charCodeAt(i);
       if (code >= 128 || NAME_CHAR[code] !== 1) return refuse(`the character ${JSON.stringify(host[i])} in a name`);

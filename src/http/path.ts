@@ -60,8 +60,8 @@ export function normalizePath(path: string, policy: PathPolicy = DEFAULT_PATH_PO
       continue;
     }
     if (c === '%') {
-      const hi = HEX.indexOf(path[i + 1]?.toUpperCase() ?? '');
-      const lo = HEX.indexOf(path[i + 2]?.toUpperCase() ?? '');
+      const hi = hexValue(path.charCodeAt(i + 1));
+      const lo = hexValue(path.charCodeAt(i + 2));
       if (hi < 0 || lo < 0) return refuse('a "%" not followed by two hex digits');
       const code = hi * 16 + lo;
       i += 2;
@@ -133,14 +133,27 @@ function isNormal(path: string): boolean {
   return true;
 }
 
-/** Segments some origin would read as "." or "..": around an encoded slash, or before path parameters. */
+/**
+ * Segments some origin would read as "." or "..": around an encoded slash, or before path
+ * parameters (";" raw or encoded: an origin may decode before it strips them).
+ */
 function hidesDotSegment(s: string): boolean {
   if (!s.includes('.')) return false;
   for (const part of s.split('%2F')) {
-    const bare = part.split(';')[0];
+    const bare = part.split(PARAMETERS)[0];
     if (bare === '.' || bare === '..') return true;
   }
   return false;
+}
+
+const PARAMETERS = /;|%3B/;
+
+/** The value of a hex digit's character code, or -1 (also for the NaN past the end). */
+function hexValue(code: number): number {
+  if (code >= 0x30 && code <= 0x39) return code - 0x30;
+  if (code >= 0x41 && code <= 0x46) return code - 0x37;
+  if (code >= 0x61 && code <= 0x66) return code - 0x57;
+  return -1;
 }
 
 function isUnreserved(code: number): boolean {

@@ -198,6 +198,8 @@ function clientErrorKind(
   switch (err.code) {
     case 'ECONNRESET':
     case 'EPIPE':
+    // The client closed the connection part way through a request: there is no one to answer.
+    case 'HPE_INVALID_EOF_STATE':
       return undefined;
     case 'HPE_HEADER_OVERFLOW': {
       // Node counts the request line into the header limit: a target too long to fit is a 414,

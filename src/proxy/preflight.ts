@@ -99,20 +99,21 @@ export function preflight(ctx: RequestContext, proceed: (ctx: RoutedContext) => 
  */
 function checkTarget(ctx: RequestContext, target: string): string | undefined {
   const { req } = ctx;
+  // RFC 9112 §3.2: 400 for more than one Host field or an invalid one, whatever the target's form.
+  if (ctx.authority !== undefined) {
+    if (hostFieldCount(req.rawHeaders) > 1) return 'more than one Host field';
+    const authority = parseAuthority(ctx.authority);
+    if (!authority.ok) return `the Host field: ${authority.reason}`;
+  }
   let rest = target;
   if (target.charCodeAt(0) !== 0x2f /* / */) {
     const absolute = ABSOLUTE_FORM.exec(target);
     if (absolute === null) return `a request target that is neither a path nor an http(s) URL`;
     const authority = parseAuthority(absolute[1]!);
     if (!authority.ok) return `the target's authority: ${authority.reason}`;
-    if (authority.host === '') return 'an absolute URL without a host';
     ctx.authority = absolute[1]!;
     rest = absolute[2] || '/';
     if (rest.charCodeAt(0) === 0x3f /* ? */) rest = `/${rest}`;
-  } else if (ctx.authority !== undefined) {
-    if (hostFieldCount(req.rawHeaders) > 1) return 'more than one Host field';
-    const authority = parseAuthority(ctx.authority);
-    if (!authority.ok) return `the Host field: ${authority.reason}`;
   }
   const q = rest.indexOf('?');
   const path = q < 0 ? rest : rest.slice(0, q);

@@ -104,6 +104,7 @@ class BodyReader {
     this.chunks.push(chunk);
     this.size += chunk.length;
     ctx.bufferedBytes = this.size;
+    ctx.bytesIn = this.size;
   };
 
   private readonly onEnd = (): void => {

@@ -76,6 +76,14 @@ test('a 2 MB body cut at 30% by one host of two: every client receives it comple
   const resumed = gw.logs.filter((l) => l.msg === 'request' && l.resumed === 1).length;
   t.diagnostic(`${resumed} of 20 downloads were resumed from the other host`);
   assert.ok(resumed >= 5, 'the cutting host served some downloads, and each was resumed');
+  const lines = gw.logs.filter((l) => l.msg === 'request');
+  assert.ok(
+    lines.every((l) => l.outcome === 'ok'),
+    'a completed resume is no failure: every download ends ok',
+  );
+  const metrics = await fetch(`${gw.adminUrl}/metrics`).then((r) => r.text());
+  assert.match(metrics, new RegExp(`gangway_resumes_total\\{upstream="[^"]+",outcome="completed"\\} ${resumed}\\b`));
+  assert.match(metrics, /gangway_request_outcomes_total\{route="[^"]*",outcome="ok"\} 20\b/);
 });
 
 test('a resume whose validator no longer matches is refused: the client sees an incomplete body, never a wrong byte', async () => {
@@ -122,4 +130,12 @@ test('a response without strong validators or byte ranges is cut, not resumed', 
   const results = [await fetchRaw(`${gw.url}/a`), await fetchRaw(`${gw.url}/b`)];
   assert.equal(results.filter((r) => !r.complete).length, 1, 'the cut response stays cut');
   assert.equal(whole.served(), 1, 'no Range request was made to the other host');
+  // A cut stream is a failure the listener saw, though its status was 200.
+  const outcomes = gw.logs.filter((l) => l.msg === 'request').map((l) => `${l.status} ${l.outcome}`);
+  assert.deepEqual(outcomes.sort(), ['200 cut', '200 ok']);
+  const metrics = await fetch(`${gw.adminUrl}/metrics`).then((r) => r.text());
+  assert.match(metrics, /gangway_request_outcomes_total\{route="[^"]*",outcome="cut"\} 1\b/);
+  gw.gateway.metrics.timeline.closeStep();
+  const step = gw.gateway.metrics.timeline.series().at(-1)!;
+  assert.equal(step.errors, 1, 'the status timeline counts the cut stream as an error');
 });

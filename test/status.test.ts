@@ -119,8 +119,8 @@ test('an incident closes after a calm minute; response-time p99 is read within 1
   const detector = new IncidentDetector(timeline, (i, opened) =>
     changes.push(`${opened ? 'open' : 'close'} ${i.route} ${i.cause}`),
   );
-  for (let i = 0; i < 100; i++) timeline.record('api', 200, '', i + 1); // 1..100 ms
-  for (let i = 0; i < 10; i++) timeline.record('api', 504, 'http_response_timeout', 10_000);
+  for (let i = 0; i < 100; i++) timeline.record('api', 'ok', '', i + 1); // 1..100 ms
+  for (let i = 0; i < 10; i++) timeline.record('api', 'failed', 'http_response_timeout', 10_000);
   timeline.closeStep();
   assert.deepEqual(changes, ['open api http_response_timeout']);
   const p = timeline.series('api')[0]!;
@@ -128,7 +128,7 @@ test('an incident closes after a calm minute; response-time p99 is read within 1
   assert.ok(p.p99! >= 9000 && p.p99! <= 11000, `p99 ${p.p99}`);
   // A minute and a half of clean traffic: the incident closes.
   for (let s = 0; s < 90; s++) {
-    for (let i = 0; i < 20; i++) timeline.record('api', 200, '', 50);
+    for (let i = 0; i < 20; i++) timeline.record('api', 'ok', '', 50);
     timeline.closeStep();
   }
   assert.deepEqual(changes, ['open api http_response_timeout', 'close api http_response_timeout']);

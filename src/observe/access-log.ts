@@ -49,6 +49,7 @@ export class AccessLog implements RequestObserver {
           resumed: r.resumes || undefined,
           status: r.status,
           failure: r.failure,
+          outcome: r.outcome,
           proxy_status_error: error || undefined,
           cause: r.cause,
           bytes_in: r.bytesIn,
@@ -70,6 +71,7 @@ export class AccessLog implements RequestObserver {
     if (r.resumes > 0) line += `,"resumed":${r.resumes}`;
     line += `,"status":${r.status}`;
     if (r.failure !== undefined) line += `,"failure":"${r.failure}"`;
+    line += `,"outcome":"${r.outcome}"`;
     if (error) line += `,"proxy_status_error":"${error}"`;
     if (r.cause !== undefined) line += `,"cause":${str(r.cause)}`;
     line += `,"bytes_in":${r.bytesIn},"bytes_out":${r.bytesOut}`;

@@ -47,6 +47,11 @@ export class GatewayMetrics implements RequestObserver {
     'Requests answered, by route, status and failure kind ("" when none)',
     ['route', 'status', 'failure'],
   );
+  private readonly outcomes = new FastCounter(
+    'gangway_request_outcomes_total',
+    'Requests by what their end meant to the client: ok, failed (5xx), cut (the answer broke part way), shed (503 with Retry-After at a limit), maintenance, client (its own error, or it left)',
+    ['route', 'outcome'],
+  );
   private readonly firstByte = new FastHistogram(
     'gangway_response_first_byte_seconds',
     "Time from request to the response's status and headers (time to first byte), by route",
@@ -84,7 +89,7 @@ export class GatewayMetrics implements RequestObserver {
   );
   readonly resumes = new FastCounter(
     'gangway_resumes_total',
-    'Broken responses resumed from another host with Range, by outcome (started, failed)',
+    'Broken responses resumed from another host with Range, by outcome (started; failed: no host could resume; completed: the client got the whole body)',
     ['upstream', 'outcome'],
   );
   readonly ejections = new FastCounter(
@@ -129,6 +134,7 @@ export class GatewayMetrics implements RequestObserver {
     this.incidents = new IncidentDetector(this.timeline, options.onIncident);
     for (const m of [
       this.requests,
+      this.outcomes,
       this.requestDuration,
       this.firstByte,
       this.attempts,
@@ -203,10 +209,17 @@ export class GatewayMetrics implements RequestObserver {
   requestFinished(r: RequestRecord): void {
     const route = r.route ?? '';
     this.requests.with(route, String(r.status), r.failure ?? '').inc();
+    this.outcomes.with(route, r.outcome).inc();
+    if (r.resumes > 0 && r.outcome === 'ok') this.resumes.with(r.upstream ?? '', 'completed').inc();
     this.requestDuration.with(route).observe(r.ms / 1000);
     if (r.ttfbMs !== undefined) this.firstByte.with(route).observe(r.ttfbMs / 1000);
     // Responsiveness is the time to the answer's headers: a two-hour stream is not a slow answer.
-    this.timeline.record(route, r.status, r.failure ?? '', r.ttfbMs ?? r.ms);
+    this.timeline.record(
+      route,
+      r.outcome,
+      r.failure ?? (r.status >= 500 ? `status_${r.status}` : ''),
+      r.ttfbMs ?? r.ms,
+    );
   }
 
   attemptDone(upstream: string, host: string, outcome: string, secondsToHeaders: number | undefined): void {

@@ -4,6 +4,7 @@
  * worked with.
  */
 import type { FailureKindName } from '../faults/taxonomy.js';
+import type { Outcome } from './outcome.js';
 
 export interface RequestRecord {
   readonly id: string;
@@ -25,6 +26,8 @@ export interface RequestRecord {
   /** The status the client got; 499 when it left before any. */
   readonly status: number;
   readonly failure: FailureKindName | undefined;
+  /** What the end meant to the client: the one definition of a failure every counter uses. */
+  readonly outcome: Outcome;
   /** The low-level cause of the failure (never shown to clients unless trusted). */
   readonly cause: string | undefined;
   readonly bytesIn: number;

@@ -1,10 +1,13 @@
 /**
  * The last hour of traffic, per route, in fixed steps (5 s by default): requests, errors
- * (5xx answers, whoever made them, except planned maintenance), the failure kinds behind
- * them, and the 99th percentile of response time. The status page draws it and the
+ * (failures a listener saw — broken answers and cut streams, see ./outcome.ts), requests shed
+ * at a limit with Retry-After (counted apart: turned away, not broken), the failure kinds
+ * behind the errors, and the 99th percentile of time to first byte. The status page draws it and the
  * incident detector reads it. Recording a request is a Map lookup, a few additions and a
  * log-scale bucket index; percentiles are computed once per step, when the step closes.
  */
+
+import { isListenerFailure, type Outcome } from './outcome.js';
 
 /** Response-time buckets grow by 10%: the p99 read from them is within 10% of the truth. */
 const GROWTH = Math.log(1.1);
@@ -14,7 +17,10 @@ export interface TimelinePoint {
   /** Start of the step, ms since the epoch. */
   t: number;
   requests: number;
+  /** Failures a listener saw: broken answers and cut streams. */
   errors: number;
+  /** Requests turned away at once with Retry-After (the service at its limit). */
+  shed: number;
   /** p99 response time in ms; null when there were no requests. */
   p99: number | null;
   /** Failure kinds of the errors, by count. */
@@ -24,12 +30,14 @@ export interface TimelinePoint {
 class StepCounts {
   requests = 0;
   errors = 0;
+  shed = 0;
   readonly latency = new Uint32Array(BUCKETS);
   causes: Map<string, number> | undefined = undefined;
 
   reset(): void {
     this.requests = 0;
     this.errors = 0;
+    this.shed = 0;
     this.latency.fill(0);
     this.causes = undefined;
   }
@@ -41,6 +49,7 @@ class StepCounts {
       t,
       requests: this.requests,
       errors: this.errors,
+      shed: this.shed,
       p99: percentile(this.latency, this.requests, 0.99),
       causes,
     };
@@ -83,16 +92,17 @@ export class Timeline {
     return () => this.listeners.delete(listener);
   }
 
-  record(key: string, status: number, failure: string, ms: number): void {
+  /** `cause` names an error's failure kind (or `status_503` for an upstream's own 5xx). */
+  record(key: string, outcome: Outcome, cause: string, ms: number): void {
     let c = this.current.get(key);
     if (c === undefined) {
       c = new StepCounts();
       this.current.set(key, c);
     }
     c.requests++;
-    if (status >= 500 && failure !== 'maintenance') {
+    if (outcome === 'shed') c.shed++;
+    else if (isListenerFailure(outcome)) {
       c.errors++;
-      const cause = failure || `status_${status}`;
       c.causes ??= new Map();
       c.causes.set(cause, (c.causes.get(cause) ?? 0) + 1);
     }
@@ -116,6 +126,7 @@ export class Timeline {
         }
         sum.requests += p.requests;
         sum.errors += p.errors;
+        sum.shed += p.shed;
         // The worst route's p99 is an upper bound of the whole's; close enough for a chart.
         sum.p99 = sum.p99 === null ? p.p99 : p.p99 === null ? sum.p99 : Math.max(sum.p99, p.p99);
         for (const [k, v] of Object.entries(p.causes)) sum.causes[k] = (sum.causes[k] ?? 0) + v;
@@ -137,7 +148,7 @@ export class Timeline {
     const keys = new Set([...this.current.keys(), ...this.history.keys()]);
     for (const key of keys) {
       const c = this.current.get(key);
-      const point = c ? c.close(t) : { t, requests: 0, errors: 0, p99: null, causes: {} };
+      const point = c ? c.close(t) : { t, requests: 0, errors: 0, shed: 0, p99: null, causes: {} };
       c?.reset();
       let h = this.history.get(key);
       if (h === undefined) {

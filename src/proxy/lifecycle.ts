@@ -16,6 +16,7 @@
  */
 import { GatewayAbort } from '../faults/classify.js';
 import type { ClientRequest, ClientResponse, ResponseEvents, TunnelResponse } from '../listen/client.js';
+import { outcomeOf } from '../observe/outcome.js';
 import { requestIdFrom } from '../observe/request-id.js';
 import type { Runtime } from '../runtime.js';
 import { clientAddressOf, RequestContext, type RoutedContext } from './context.js';
@@ -126,6 +127,7 @@ function finish(ctx: RequestContext): void {
     resumes: exchange?.resumes ?? 0,
     status,
     failure: ctx.failure,
+    outcome: outcomeOf(status, ctx.failure, res.headersSent),
     cause: ctx.cause,
     bytesIn: ctx.bytesIn,
     bytesOut: exchange?.bytesOut ?? 0,

@@ -6,7 +6,6 @@
  * within the drain timeout, then cut what is left).
  */
 import type { Server } from 'node:http';
-import type { AddressInfo, Server as NetServer } from 'node:net';
 import { createAdminServer } from './admin/server.js';
 import type { StatusSources } from './admin/status-model.js';
 import { EventLoopGuard } from './admission/event-loop-guard.js';
@@ -14,6 +13,7 @@ import { Maintenance } from './admission/maintenance.js';
 import { ConfigError, loadConfigFile, validateConfig } from './config/load.js';
 import type { GatewayConfig, GatewayConfigInput } from './config/schema.js';
 import { formatAddress, type Address } from './config/units.js';
+import { listenOn } from './listen/bind.js';
 import { createListener, type Listener } from './listen/http1.js';
 import type { LineDestination } from './observe/log-sink.js';
 import { createLog, externalLog, type GatewayLog, type Logger } from './observe/logger.js';
@@ -32,6 +32,11 @@ export interface GatewayOptions {
   processMetrics?: boolean;
   /** The configuration's file, which `reload()` without arguments (SIGHUP, --watch, POST /api/reload) reads again. */
   configFile?: string;
+  /**
+   * How `reload()` without arguments reads the configuration again, when reading `configFile`
+   * is not the whole story (the demo puts its chosen ports into the example file each time).
+   */
+  loadConfig?: () => GatewayConfig;
   /** The status page's time step (default 5 s); tests shorten it. */
   statusStepMs?: number;
 }
@@ -117,11 +122,12 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
   let closing: Promise<void> | undefined;
 
   const file = options.configFile;
+  const loadAgain = options.loadConfig ?? (file === undefined ? undefined : () => loadConfigFile(file));
   const reload = async (next?: GatewayConfigInput | GatewayConfig): Promise<void> => {
     let config: GatewayConfig;
     try {
       if (next !== undefined) config = validateConfig(next);
-      else if (file !== undefined) config = loadConfigFile(file);
+      else if (loadAgain !== undefined) config = loadAgain();
       else throw new Error('this gateway was not started from a configuration file: give reload() a configuration');
     } catch (err) {
       logger.error(
@@ -174,10 +180,10 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
     reload,
 
     async listen() {
-      const proxy = await listenOn(listener.server, initial.listen);
+      const proxy = await listenOn(listener.server, initial.listen, 'listen');
       shared.loopGuard.start();
       metrics.timeline.start();
-      const adminAddress = admin && initial.admin !== false ? await listenOn(admin, initial.admin) : undefined;
+      const adminAddress = admin && initial.admin !== false ? await listenOn(admin, initial.admin, 'admin') : undefined;
       logger.info(
         {
           listen: formatAddress(proxy),
@@ -243,16 +249,4 @@ async function shutdown(
   await Promise.all([current().close(), ...retiring]);
   runtime.logger.info('gangway stopped');
   log.flush();
-}
-
-function listenOn(server: NetServer, address: Address): Promise<Address> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error): void => reject(err);
-    server.once('error', onError);
-    server.listen(address.port, address.host, () => {
-      server.off('error', onError);
-      const a = server.address() as AddressInfo;
-      resolve({ host: a.address, port: a.port });
-    });
-  });
 }

@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseDuration, parseSize } from '../src/config/units.js';
@@ -155,4 +156,34 @@ test('every command has its own help with examples; an option of another command
   assert.equal(stray.stderr, 'gangway start: --json is not an option of this command\nTry "gangway help start".\n');
   const unknown = await cli('help', 'frobnicate');
   assert.equal(unknown.code, 2);
+});
+
+test('gangway start with a port taken names the address and which listener it is, and exits 1', async () => {
+  const taken = createServer();
+  await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+  const port = (taken.address() as AddressInfo).port;
+  try {
+    for (const [key, other] of [
+      ['listen', 'admin'],
+      ['admin', 'listen'],
+    ] as const) {
+      const file = join(dir, `taken-${key}.yaml`);
+      writeFileSync(
+        file,
+        MINIMAL.replace(/^listen: .*$/m, `listen: "127.0.0.1:${key === 'listen' ? port : 0}"`).replace(
+          /^admin: .*$/m,
+          `admin: "127.0.0.1:${key === 'admin' ? port : 0}"`,
+        ),
+      );
+      const r = await runCli(['start', '-c', file]);
+      assert.equal(r.code, 1);
+      const which = key === 'listen' ? 'the main listener (`listen`)' : 'the admin listener (`admin`)';
+      assert.ok(r.stderr.includes(`cannot listen on 127.0.0.1:${port} for ${which}`), r.stderr);
+      assert.match(r.stderr, /already in use/);
+      assert.ok(r.stderr.includes(file), 'it names the file to change');
+      assert.ok(!r.stderr.includes(`(\`${other}\`)`));
+    }
+  } finally {
+    taken.close();
+  }
 });

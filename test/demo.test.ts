@@ -9,7 +9,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { startDemo } from '../src/demo/run.js';
 import { browserUnavailable, launchBrowser, watchedPage } from './support/browser.js';
@@ -71,6 +71,75 @@ test('gangway demo prints its URLs, serves the player, and Ctrl-C leaves nothing
   assert.equal(code, 0);
   await new Promise((r) => setTimeout(r, 300));
   for (const p of ports) assert.equal(await listening(p), false, `port ${p} is closed again`);
+});
+
+/** Starts `gangway demo` as its own process on the given ports; resolves with its output so far once it is up (or gone). */
+async function spawnDemo(ports: number[]) {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'demo'], {
+    env: { ...process.env, GANGWAY_DEMO_PORTS: ports.join(',') },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  cleanups.push(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  const output = { text: '' };
+  child.stdout.on('data', (c: Buffer) => {
+    output.text += c.toString();
+  });
+  child.stderr.on('data', (c: Buffer) => {
+    output.text += c.toString();
+  });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const deadline = Date.now() + 20_000;
+  while (!output.text.includes('Press Ctrl-C') && child.exitCode === null && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 50));
+  return { child, output, exited };
+}
+
+test('a reload keeps the demo on its own replicas, and closing the terminal (SIGHUP) stops it like Ctrl-C', async () => {
+  const ports = await freePorts(6);
+  const { child, output, exited } = await spawnDemo(ports);
+  assert.match(output.text, /log +\S+gangway-demo\.log/, 'the banner says where the log goes');
+  const hosts = async () => {
+    const status = (await (await fetch(`http://127.0.0.1:${ports[1]}/api/status`)).json()) as {
+      upstreams: Array<{ hosts: Array<{ address: string }> }>;
+    };
+    return status.upstreams.flatMap((u) => u.hosts.map((h) => h.address));
+  };
+  const before = await hosts();
+  assert.deepEqual(
+    before,
+    ports.slice(3).map((p) => `127.0.0.1:${p}`),
+  );
+  const reload = await fetch(`http://127.0.0.1:${ports[1]}/api/reload`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{}',
+  });
+  assert.equal(reload.status, 200);
+  assert.deepEqual(await hosts(), before, "the reload did not send traffic to the example file's 7001-7003");
+  const tracks = await fetch(`http://127.0.0.1:${ports[0]}/api/tracks`);
+  assert.equal(tracks.status, 200);
+  await tracks.arrayBuffer();
+  assert.doesNotMatch(output.text, /"msg":"request"|GET \/api\/tracks/, 'requests are not logged to the terminal');
+  child.kill('SIGHUP');
+  assert.equal(await exited, 0);
+  await new Promise((r) => setTimeout(r, 300));
+  for (const p of ports) assert.equal(await listening(p), false, `port ${p} is closed again`);
+});
+
+test("a replica's port in use: one clear line naming it and GANGWAY_DEMO_PORTS, no stack, nothing left running", async () => {
+  const ports = await freePorts(6);
+  const taken = createServer();
+  await new Promise<void>((r) => taken.listen(ports[4], '127.0.0.1', r));
+  cleanups.push(() => taken.close());
+  const { output, exited } = await spawnDemo(ports);
+  assert.equal(await exited, 1);
+  assert.ok(output.text.includes(`replica-2 cannot listen on 127.0.0.1:${ports[4]}: the port is in use`), output.text);
+  assert.match(output.text, /GANGWAY_DEMO_PORTS=/);
+  assert.doesNotMatch(output.text, /Unhandled| {4}at /, 'no stack trace');
+  for (const p of [ports[0]!, ports[1]!, ports[2]!, ports[3]!, ports[5]!])
+    assert.equal(await listening(p), false, `port ${p} is not held`);
 });
 
 test("the console's switches fault a real replica, and its event stream shows the gateway at work", async () => {

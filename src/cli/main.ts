@@ -145,8 +145,7 @@ async function start(file: string, watchFile: boolean, io: CommandIO): Promise<n
   try {
     await gateway.listen();
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    io.stderr.write(`gangway: cannot listen: ${e.code === 'EADDRINUSE' ? 'address already in use' : e.message}\n`);
+    io.stderr.write(`gangway: ${(err as Error).message}; see ${file}\n`);
     await gateway.close();
     return 1;
   }

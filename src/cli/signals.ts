@@ -1,13 +1,14 @@
 /**
  * Process signals for a running gateway: SIGTERM and SIGINT drain and stop (a second one
  * exits at once); SIGHUP reloads the configuration file (the gateway logs and refuses an
- * invalid one, keeping the configuration it runs).
+ * invalid one, keeping the configuration it runs) — or, for a program run from a terminal
+ * like the demo, means what it means to any such program: the terminal closed, stop.
  */
 import type { Gateway } from '../gateway.js';
 
 export interface SignalOptions {
-  /** What SIGHUP does; the default reloads the configuration file. */
-  onHangUp?: () => void;
+  /** What SIGHUP does: reload the configuration file (a daemon's custom, the default) or stop. */
+  hangUp?: 'reload' | 'stop';
 }
 
 /** Serves until SIGTERM/SIGINT (graceful drain; a second signal exits at once). */
@@ -28,10 +29,11 @@ export function runUntilSignalled(gateway: Gateway, options: SignalOptions = {})
       });
     };
     const onHup =
-      options.onHangUp ??
-      ((): void => {
-        gateway.reload().catch(refused);
-      });
+      options.hangUp === 'stop'
+        ? (): void => stop('SIGHUP')
+        : (): void => {
+            gateway.reload().catch(refused);
+          };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', onHup);

@@ -7,6 +7,13 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { ReplicaFault } from './replica.js';
 
+/** Words for a replica's listen failure (its error code). */
+function describeListenError(code: string): string {
+  if (code === 'EADDRINUSE') return 'the port is in use by another program';
+  if (code === 'EACCES') return 'permission denied';
+  return code;
+}
+
 const REPLICA = fileURLToPath(new URL('./replica.js', import.meta.url));
 
 export type ReplicaState = 'starting' | 'running' | 'frozen' | 'killed';
@@ -44,7 +51,11 @@ export class ReplicaFleet {
     const child = fork(REPLICA, [String(r.port), r.name], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     r.child = child;
     return new Promise<void>((resolve, reject) => {
-      child.once('message', () => {
+      child.once('message', (m: { ready?: number; error?: string }) => {
+        if (m.error !== undefined) {
+          reject(new Error(`${r.name} cannot listen on 127.0.0.1:${r.port}: ${describeListenError(m.error)}`));
+          return;
+        }
         r.state = 'running';
         resolve();
       });

@@ -206,9 +206,14 @@ createServer((req, res) => {
     return;
   }
   answer(req, res);
-}).listen(port, '127.0.0.1', () => {
-  process.send?.({ ready: port });
-});
+})
+  .on('error', (err: NodeJS.ErrnoException) => {
+    // The demo explains this to the person who ran it (which port, and how to choose others).
+    process.send?.({ error: err.code ?? err.message }, () => process.exit(2));
+  })
+  .listen(port, '127.0.0.1', () => {
+    process.send?.({ ready: port });
+  });
 
 process.on('message', (m: { fault?: ReplicaFault }) => {
   if (m.fault) fault = m.fault;

@@ -8,11 +8,12 @@ import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { validateConfig } from '../config/load.js';
-import type { GatewayConfigInput } from '../config/schema.js';
+import type { GatewayConfig, GatewayConfigInput } from '../config/schema.js';
 import { formatAddress } from '../config/units.js';
 import { createGateway, type Gateway } from '../gateway.js';
 import { runUntilSignalled } from '../cli/signals.js';
 import { startConsole } from './console.js';
+import { DemoLog } from './log.js';
 import { ReplicaFleet } from './fleet.js';
 
 export const DEMO_CONFIG = fileURLToPath(new URL('../../examples/gangway.yaml', import.meta.url));
@@ -24,28 +25,46 @@ export interface DemoOptions {
   admin?: string;
   replicaPorts?: number[];
   consolePort?: number;
-  /** Log to this destination instead of standard output. */
+  /** Log warnings only, and no access log (tests). */
   quiet?: boolean;
+  /** Where the log goes (default: gangway-demo.log in the temporary directory). */
+  logFile?: string;
 }
 
 export interface RunningDemo {
   gateway: Gateway;
   fleet: ReplicaFleet;
   urls: { player: string; console: string; status: string | undefined; metrics: string | undefined };
+  /** The log file. */
+  log: string;
   close(): Promise<void>;
 }
 
-export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo> {
-  // The example file as written, with the caller's addresses put in, validated as any file is.
+/**
+ * The example file as written, with the demo's addresses put in, validated as any file is —
+ * read again on every reload, so a reload never sends traffic somewhere the demo did not choose.
+ */
+function demoConfig(options: DemoOptions, ports: readonly number[]): GatewayConfig {
   const raw = parse(readFileSync(DEMO_CONFIG, 'utf8')) as GatewayConfigInput & {
     upstreams: Record<string, { hosts: string[] }>;
   };
-  const ports = options.replicaPorts ?? raw.upstreams.music!.hosts.map((h) => Number(h.split(':').pop()));
   raw.upstreams.music!.hosts = ports.map((p) => `127.0.0.1:${p}`);
   if (options.listen) raw.listen = options.listen;
   if (options.admin) raw.admin = options.admin;
   if (options.quiet) raw.log = { level: 'warn', access: false };
-  const config = validateConfig(raw, DEMO_CONFIG);
+  return validateConfig(raw, DEMO_CONFIG);
+}
+
+/** The replica ports the example file names (7001–7003). */
+function examplePorts(): number[] {
+  const raw = parse(readFileSync(DEMO_CONFIG, 'utf8')) as { upstreams: Record<string, { hosts: string[] }> };
+  return raw.upstreams.music!.hosts.map((h) => Number(h.split(':').pop()));
+}
+
+export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo> {
+  const ports = options.replicaPorts ?? examplePorts();
+  const config = demoConfig(options, ports);
+  const log = new DemoLog(options.logFile);
   const fleet = new ReplicaFleet(ports);
   const stopFleet = (): void => fleet.stopAll();
   process.once('exit', stopFleet);
@@ -58,7 +77,11 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   let gateway: Gateway | undefined;
   let addresses: Awaited<ReturnType<Gateway['listen']>>;
   try {
-    gateway = createGateway(config, { configFile: DEMO_CONFIG });
+    gateway = createGateway(config, {
+      configFile: DEMO_CONFIG,
+      loadConfig: () => demoConfig(options, ports),
+      logDestination: log,
+    });
     addresses = await gateway.listen();
   } catch (err) {
     fleet.stopAll();
@@ -67,7 +90,18 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   }
   const proxyOrigin = `http://${formatAddress(addresses.proxy)}`;
   const adminOrigin = addresses.admin ? `http://${formatAddress(addresses.admin)}` : undefined;
-  const console = await startConsole({ fleet, gateway, proxyOrigin, adminOrigin }, options.consolePort ?? CONSOLE_PORT);
+  const consolePort = options.consolePort ?? CONSOLE_PORT;
+  let console: Awaited<ReturnType<typeof startConsole>>;
+  try {
+    console = await startConsole({ fleet, gateway, proxyOrigin, adminOrigin }, consolePort);
+  } catch (err) {
+    await gateway.close();
+    fleet.stopAll();
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new Error(
+      `the console cannot listen on 127.0.0.1:${consolePort}: ${code === 'EADDRINUSE' ? 'the port is in use by another program' : (err as Error).message}`,
+    );
+  }
   return {
     gateway,
     fleet,
@@ -77,10 +111,12 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
       status: config.status.path ? `${proxyOrigin}${config.status.path}` : undefined,
       metrics: adminOrigin && `${adminOrigin}/metrics`,
     },
+    log: log.path,
     async close() {
       await console.close();
       await gateway.close();
       fleet.stopAll();
+      log.flush();
       process.off('exit', stopFleet);
     },
   };
@@ -99,12 +135,18 @@ function portsFromEnvironment(): DemoOptions {
   return { listen: `127.0.0.1:${p[0]}`, admin: `127.0.0.1:${p[1]}`, consolePort: p[2], replicaPorts: p.slice(3) };
 }
 
+const PORTS_HINT =
+  'The demo uses ports 8080 (player), 9901 (admin), 9902 (console) and 7001-7003 (replicas).\n' +
+  'Choose others with GANGWAY_DEMO_PORTS=gateway,admin,console,replica1,replica2,replica3, e.g.\n' +
+  '  GANGWAY_DEMO_PORTS=18080,19901,19902,17001,17002,17003 npm start\n';
+
 export async function runDemo(): Promise<number> {
   let demo: RunningDemo;
   try {
     demo = await startDemo(portsFromEnvironment());
   } catch (err) {
     process.stderr.write(`gangway demo: ${(err as Error).message}\n`);
+    if (/cannot listen/.test((err as Error).message)) process.stderr.write(PORTS_HINT);
     return 1;
   }
   const { urls } = demo;
@@ -114,9 +156,11 @@ export async function runDemo(): Promise<number> {
       `  console       ${urls.console}   (break the replicas here)\n` +
       (urls.status ? `  status page   ${urls.status}\n` : '') +
       (urls.metrics ? `  metrics       ${urls.metrics}\n` : '') +
+      `  log           ${demo.log}   (every request; warnings also show here)\n` +
       `Press Ctrl-C to stop.\n\n`,
   );
-  const code = await runUntilSignalled(demo.gateway);
+  // Closing the terminal ends the demo like Ctrl-C: nothing may stay behind holding its ports.
+  const code = await runUntilSignalled(demo.gateway, { hangUp: 'stop' });
   await demo.close();
   return code;
 }

@@ -161,7 +161,12 @@ test("the console's switches fault a real replica, and its event stream shows th
   const storm = await post('/api/replicas/2/fault/storm');
   assert.equal(storm.ok, true);
   assert.match(storm.plainProxy!, /^A plain proxy: 503 Service Unavailable/);
+  assert.match(storm.message, /new requests from now on/, 'a switch that reaches only new requests says so');
   assert.equal((await post('/api/replicas/1/kill')).message, 'replica-1 killed (SIGKILL)');
+  const again = await post('/api/replicas/1/kill');
+  assert.equal(again.ok, false, 'a killed replica cannot be killed again');
+  assert.equal((await post('/api/replicas/1/thaw')).ok, false, 'nor thawed');
+  assert.equal((await post('/api/replicas/1/fault/reset')).ok, false, 'nor given a fault');
   const gone = Date.now() + 2000;
   while ((await listening(ports[3]!)) && Date.now() < gone) await new Promise((r) => setTimeout(r, 20));
   assert.equal(await listening(ports[3]!), false, 'the killed replica no longer listens');
@@ -247,8 +252,16 @@ test('a track keeps playing in Chromium while the replica streaming it is killed
   await page.click('#tracks button >> nth=0');
   await page.waitForFunction('document.getElementById("audio").currentTime > 0.5', undefined, { timeout: 10_000 });
   // The replica streaming the track dies, and the next one in line freezes.
+  // The player names the replica sending its audio (asked of the console), and follows a resume.
+  await page.waitForFunction('window.demo.from !== undefined', undefined, { timeout: 5000 });
+  assert.equal(await page.evaluate('window.demo.from'), received[0]!.replica);
   const streaming = Number(received[0]!.replica.split('-')[1]) - 1;
+  const open = demo.fleet.replicas[streaming]!.streams;
+  assert.equal(open.length, 1, 'the console knows the replica has one stream open');
   demo.fleet.kill(streaming);
+  await page.waitForFunction(`window.demo.from !== ${JSON.stringify(received[0]!.replica)}`, undefined, {
+    timeout: 8000,
+  });
   demo.fleet.freeze((streaming + 1) % 3);
   const positions: number[] = [];
   for (let i = 0; i < 16; i++) {

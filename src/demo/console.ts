@@ -21,6 +21,14 @@ export interface ConsoleOptions {
   adminOrigin: string | undefined;
 }
 
+/** Faults set on a replica reach the requests it receives from then on; what is already flowing goes on. */
+const FAULT_REACH: Record<Exclude<ReplicaFault, 'none'>, string> = {
+  slow: 'new requests from now on',
+  garbage: 'new requests from now on; answers already flowing are untouched',
+  reset: 'streams that start from now on; tracks already playing go on',
+  storm: 'new requests from now on',
+};
+
 /** What each switch would have meant behind a plain proxy, in one line. */
 export const PLAIN_PROXY: Record<string, string> = {
   kill: 'A plain proxy: 502 Bad Gateway for everything on this replica, and songs that stop mid-track until someone restarts it.',
@@ -89,11 +97,12 @@ export async function startConsole(
         }
       }
     }
-    const resumed = rate('gangway_resumes_total', (l) => l.outcome === 'started');
-    if (resumed > 0)
-      note(
-        `Gangway resumed ${Math.round(resumed * seconds)} broken stream${resumed * seconds >= 1.5 ? 's' : ''} from another replica (Range)`,
-      );
+    // Only a resume that carried the listener to the end of the track counts as one.
+    const resumed = rate('gangway_resumes_total', (l) => l.outcome === 'completed');
+    if (resumed > 0) note(`Gangway resumed ${count(resumed * seconds, 'broken stream')} from another replica (Range)`);
+    const cut = rate('gangway_request_outcomes_total', (l) => l.outcome === 'cut');
+    if (cut > 0)
+      note(`${count(cut * seconds, 'stream')} cut part way: no replica could finish it — listeners saw that`);
     const snapshot = {
       at: now.at,
       replicas: opts.fleet.replicas.map((r) => {
@@ -104,6 +113,7 @@ export async function startConsole(
           state: r.state,
           fault: r.fault,
           inRotation: hosts.find((h) => h.host === label)?.inRotation ?? false,
+          openStreams: r.streams.length,
           okPerSecond: round(rate('gangway_upstream_attempts_total', (l) => l.host === label && l.outcome === 'ok')),
           failedPerSecond: round(
             rate('gangway_upstream_attempts_total', (l) => l.host === label && l.outcome !== 'ok'),
@@ -112,12 +122,11 @@ export async function startConsole(
       }),
       gateway: {
         requestsPerSecond: round(rate('gangway_requests_total')),
+        // What a listener saw as a failure: a broken answer or a stream cut part way (observe/outcome.ts).
         clientErrorsPerSecond: round(
-          rate(
-            'gangway_requests_total',
-            (l) => Number(l.status) >= 500 && l.failure !== 'connection_limit_reached' && l.failure !== 'maintenance',
-          ),
+          rate('gangway_request_outcomes_total', (l) => l.outcome === 'failed' || l.outcome === 'cut'),
         ),
+        cutPerSecond: round(cut),
         retriesPerSecond: round(rate('gangway_retries_total')),
         hedgesPerSecond: round(rate('gangway_hedges_total')),
         resumesPerSecond: round(resumed),
@@ -154,21 +163,29 @@ export async function startConsole(
       if (r === undefined) return reply(404, `no replica ${m[1]}`);
       switch (m[2]) {
         case 'kill':
+          if (r.state === 'killed') return reply(409, `${r.name} is not running`);
           opts.fleet.kill(i);
           return reply(200, `${r.name} killed (SIGKILL)`, PLAIN_PROXY.kill);
         case 'restart':
           await opts.fleet.restart(i);
           return reply(200, `${r.name} restarted; Gangway brings it back slowly (slow start)`);
         case 'freeze':
+          if (r.state !== 'running') return reply(409, `${r.name} is ${r.state}: only a running replica can freeze`);
           opts.fleet.freeze(i);
           return reply(200, `${r.name} frozen (SIGSTOP)`, PLAIN_PROXY.freeze);
         case 'thaw':
+          if (r.state !== 'frozen') return reply(409, `${r.name} is not frozen`);
           opts.fleet.thaw(i);
           return reply(200, `${r.name} thawed (SIGCONT)`);
         default: {
           const fault = (m[3] ?? 'none') as ReplicaFault;
+          if (r.state !== 'running') return reply(409, `${r.name} is ${r.state}: restart or thaw it first`);
           opts.fleet.setFault(i, fault);
-          return reply(200, fault === 'none' ? `${r.name} healed` : `${r.name}: ${fault}`, PLAIN_PROXY[fault]);
+          return reply(
+            200,
+            fault === 'none' ? `${r.name} healed` : `${r.name}: ${fault} — ${FAULT_REACH[fault]}`,
+            PLAIN_PROXY[fault],
+          );
         }
       }
     }
@@ -235,6 +252,17 @@ export async function startConsole(
       res.end(path.endsWith('.js') ? a.js : a.css);
       return;
     }
+    const listener = /^\/api\/listeners\/([\w-]{1,40})$/.exec(path);
+    if (listener) {
+      // Asked by the player (another origin): which replica streams this listener's audio now.
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'cache-control': 'no-store',
+        'access-control-allow-origin': '*',
+      });
+      res.end(JSON.stringify(streamingReplica(opts.fleet, listener[1]!)));
+      return;
+    }
     if (path === '/events') {
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
       clients.add(res);
@@ -248,8 +276,10 @@ export async function startConsole(
     server.listen(port, '127.0.0.1', resolve);
   });
   const bound = (server.address() as AddressInfo).port;
+  const url = `http://127.0.0.1:${bound}/`;
+  opts.fleet.setConsole(url);
   return {
-    url: `http://127.0.0.1:${bound}/`,
+    url,
     close: () =>
       new Promise<void>((resolve) => {
         clearInterval(timer);
@@ -258,6 +288,21 @@ export async function startConsole(
         server.closeAllConnections();
       }),
   };
+}
+
+/** The replica whose stream to this listener started last (a frozen one may still hold an older one). */
+function streamingReplica(fleet: ReplicaFleet, listener: string): { replica: string | null; since: number | null } {
+  let best: { replica: string | null; since: number | null } = { replica: null, since: null };
+  for (const r of fleet.replicas)
+    for (const s of r.streams)
+      if (s.listener === listener && s.since > (best.since ?? 0)) best = { replica: r.name, since: s.since };
+  return best;
+}
+
+/** "1 broken stream", "3 broken streams". */
+function count(n: number, noun: string): string {
+  const whole = Math.max(1, Math.round(n));
+  return `${whole} ${noun}${whole === 1 ? '' : 's'}`;
 }
 
 function round(v: number): number {

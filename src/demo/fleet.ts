@@ -5,7 +5,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { ReplicaFault } from './replica.js';
+import type { OpenStream, ReplicaFault } from './replica.js';
 
 /** Words for a replica's listen failure (its error code). */
 function describeListenError(code: string): string {
@@ -24,6 +24,8 @@ export interface Replica {
   state: ReplicaState;
   fault: ReplicaFault;
   child: ChildProcess | undefined;
+  /** The audio streams it is sending now, as it last said. */
+  streams: OpenStream[];
 }
 
 export class ReplicaFleet {
@@ -36,7 +38,16 @@ export class ReplicaFleet {
       state: 'killed',
       fault: 'none',
       child: undefined,
+      streams: [],
     }));
+  }
+
+  private consoleUrl: string | undefined;
+
+  /** Tells every replica, now and after restarts, where the console is (the player asks it who streams). */
+  setConsole(url: string): void {
+    this.consoleUrl = url;
+    for (const r of this.replicas) if (r.child?.connected) r.child.send({ console: url });
   }
 
   async startAll(): Promise<void> {
@@ -50,25 +61,26 @@ export class ReplicaFleet {
     r.fault = 'none';
     const child = fork(REPLICA, [String(r.port), r.name], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     r.child = child;
+    r.streams = [];
     return new Promise<void>((resolve, reject) => {
-      child.once('message', (m: { ready?: number; error?: string }) => {
-        if (m.error !== undefined) {
+      child.on('message', (m: { ready?: number; error?: string; streams?: OpenStream[] }) => {
+        if (m.streams !== undefined && r.child === child) r.streams = m.streams;
+        if (m.error !== undefined)
           reject(new Error(`${r.name} cannot listen on 127.0.0.1:${r.port}: ${describeListenError(m.error)}`));
-          return;
-        }
+        if (m.ready === undefined) return;
         r.state = 'running';
+        if (this.consoleUrl !== undefined) child.send({ console: this.consoleUrl });
         resolve();
       });
       child.once('exit', (code, signal) => {
         if (r.child === child) {
           r.state = 'killed';
           r.child = undefined;
+          r.streams = [];
         }
         reject(new Error(`${r.name} on port ${r.port} exited (${code ?? signal}); is the port free?`));
       });
-    })
-      .then(() => undefined)
-      .finally(() => child.removeAllListeners('message'));
+    });
   }
 
   kill(i: number): void {
@@ -77,6 +89,7 @@ export class ReplicaFleet {
     r.child?.kill('SIGKILL');
     r.child = undefined;
     r.state = 'killed';
+    r.streams = [];
   }
 
   async restart(i: number): Promise<void> {

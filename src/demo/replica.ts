@@ -17,6 +17,22 @@ export type ReplicaFault = 'none' | 'slow' | 'garbage' | 'reset' | 'storm';
 const port = Number(process.argv[2] ?? 7001);
 const name = process.argv[3] ?? `replica-${port}`;
 let fault: ReplicaFault = 'none';
+/** The demo console, which the player asks which replica streams its audio. */
+let consoleUrl: string | undefined;
+
+/** An audio stream this replica is sending, told to the demo so the console and player can show it. */
+export interface OpenStream {
+  /** The player's own id, from the audio URL's `listener` parameter. */
+  listener: string;
+  track: string;
+  /** ms since the epoch. */
+  since: number;
+}
+const openStreams = new Map<ServerResponse, OpenStream>();
+
+function reportStreams(): void {
+  if (process.connected) process.send?.({ streams: [...openStreams.values()] });
+}
 
 const RATE = 22_050;
 /** Audio leaves at twice real time: the player keeps a buffer, and a stream is long enough to break. */
@@ -103,7 +119,13 @@ function withCapacity(work: () => void): void {
   else waiting.push(run);
 }
 
-function streamAudio(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
+function streamAudio(req: IncomingMessage, res: ServerResponse, body: Buffer, stream: OpenStream): void {
+  openStreams.set(res, stream);
+  reportStreams();
+  res.once('close', () => {
+    openStreams.delete(res);
+    reportStreams();
+  });
   let offset = 0;
   let sent = 0;
   const cutAt = fault === 'reset' ? 64 * 1024 : Infinity;
@@ -126,6 +148,10 @@ function streamAudio(req: IncomingMessage, res: ServerResponse, body: Buffer): v
   };
   req.socket.setNoDelay(true);
   next();
+}
+
+function streamOf(url: URL, track: string): OpenStream {
+  return { listener: url.searchParams.get('listener') ?? '', track, since: Date.now() };
 }
 
 function answer(req: IncomingMessage, res: ServerResponse): void {
@@ -174,17 +200,17 @@ function answer(req: IncomingMessage, res: ServerResponse): void {
       }
       res.writeHead(206, { 'content-range': `bytes ${start}-${end}/${size}`, 'content-length': end - start + 1 });
       if (req.method === 'HEAD') res.end();
-      else streamAudio(req, res, track.audio.subarray(start, end + 1));
+      else streamAudio(req, res, track.audio.subarray(start, end + 1), streamOf(url, track.id));
       return;
     }
     res.writeHead(200, { 'content-length': size });
     if (req.method === 'HEAD') res.end();
-    else streamAudio(req, res, track.audio);
+    else streamAudio(req, res, track.audio, streamOf(url, track.id));
     return;
   }
   if (url.pathname === '/') {
     res.setHeader('content-type', 'text/html; charset=utf-8');
-    res.end(renderPlayer(name));
+    res.end(renderPlayer(name, consoleUrl));
     return;
   }
   res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
@@ -215,7 +241,8 @@ createServer((req, res) => {
     process.send?.({ ready: port });
   });
 
-process.on('message', (m: { fault?: ReplicaFault }) => {
+process.on('message', (m: { fault?: ReplicaFault; console?: string }) => {
   if (m.fault) fault = m.fault;
+  if (m.console) consoleUrl = m.console;
 });
 process.on('disconnect', () => process.exit(0));

@@ -310,6 +310,10 @@ const route = z
         description:
           'Protocols a client may switch to (Upgrade) on this route, tunnelled to the upstream; a request asking for another one is answered as a plain request (RFC 9110 §7.8), so `Upgrade: h2c` never opens a tunnel',
       }),
+    explainUpstreamErrors: z.boolean().default(true).meta({
+      description:
+        "When every attempt ends in an upstream's own 502, 503 or 504, answer a browser (or a program asking for JSON) with Gangway's explanation — keeping the upstream's status and Retry-After, and naming its answer in Proxy-Status — unless the upstream's body is already in the form the client asked for (its own HTML page, its own JSON error). Off: relay the upstream's answer as it is",
+    }),
     rateLimit: z
       .strictObject({
         requests: z.number().int().min(1).meta({ description: 'Requests each client may make per window' }),

@@ -182,9 +182,9 @@ const en: Catalogue = {
   'kind.http_upgrade_failed.title': 'Upstream refused the protocol upgrade',
   'kind.http_upgrade_failed.explanation':
     'The {service} service did not accept the protocol upgrade (such as WebSocket) the request asked for.',
-  'kind.upstream_error_status.title': 'Upstream reported an error',
+  'kind.upstream_error_status.title': 'The service answered with an error',
   'kind.upstream_error_status.explanation':
-    'The {service} service answered with an error of its own, which our gateway passed on.',
+    'Every server of the {service} service that our gateway tried answered with an error of its own (it may be overloaded or restarting), so there was no answer to pass on.',
   'kind.destination_unavailable.title': 'No healthy server available',
   'kind.destination_unavailable.explanation':
     'Every server of the {service} service is down or out of rotation right now.',
@@ -331,9 +331,9 @@ const de: Partial<Catalogue> = {
   'kind.http_upgrade_failed.title': 'Dienst hat den Protokollwechsel abgelehnt',
   'kind.http_upgrade_failed.explanation':
     'Der Dienst {service} hat den angefragten Protokollwechsel (etwa zu WebSocket) nicht angenommen.',
-  'kind.upstream_error_status.title': 'Dienst hat einen Fehler gemeldet',
+  'kind.upstream_error_status.title': 'Der Dienst hat mit einem Fehler geantwortet',
   'kind.upstream_error_status.explanation':
-    'Der Dienst {service} hat selbst mit einem Fehler geantwortet, den unser Gateway weitergegeben hat.',
+    'Jeder Server des Dienstes {service}, den unser Gateway versucht hat, hat selbst mit einem Fehler geantwortet (vielleicht ist er überlastet oder startet neu), daher gab es keine Antwort zum Weitergeben.',
   'kind.destination_unavailable.title': 'Kein funktionierender Server verfügbar',
   'kind.destination_unavailable.explanation':
     'Alle Server des Dienstes {service} sind gerade ausgefallen oder außer Betrieb genommen.',

@@ -40,6 +40,11 @@ export interface ReplyFacts {
   details?: string;
   /** More response header fields (e.g. RateLimit). */
   headers?: Array<[string, string]>;
+  /**
+   * An upstream's own error status this reply explains in its place: the status is kept and
+   * Proxy-Status names it as received (RFC 9209 `received-status`) instead of an error of ours.
+   */
+  receivedStatus?: number;
 }
 
 export interface LocalReply {
@@ -50,7 +55,7 @@ export interface LocalReply {
 
 export function buildReply(f: ReplyFacts): LocalReply {
   const kind = FAILURES[f.kind];
-  const status = kind.status ?? 502;
+  const status = f.receivedStatus ?? kind.status ?? 502;
   const page = f.page ?? DEFAULT_PAGE;
   const lang = chooseLanguage(f.acceptLanguage, languagesOf(page.texts));
   const t = (key: Parameters<typeof text>[1]): string =>
@@ -69,7 +74,8 @@ export function buildReply(f: ReplyFacts): LocalReply {
         : undefined);
   const proxyStatus = serializeProxyStatus({
     proxy: f.proxyName,
-    error: kind.error,
+    error: f.receivedStatus === undefined ? kind.error : undefined,
+    receivedStatus: f.receivedStatus,
     nextHop: f.revealDetails ? f.nextHop : undefined,
     details,
   });

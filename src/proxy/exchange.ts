@@ -11,7 +11,9 @@
 import { GatewayAbort, describeError } from '../faults/classify.js';
 import { serializeProxyStatus } from '../faults/proxy-status.js';
 import { isIdempotent, type FailureKindName } from '../faults/taxonomy.js';
+import { chooseErrorForm } from '../explain/negotiate.js';
 import { rawPairs } from '../http/raw-headers.js';
+import { parseRetryAfter } from '../http/retry-after.js';
 import type { RetryPolicy, RoutePolicy } from '../route/policy.js';
 import type { UpstreamHost } from '../upstream/host.js';
 import type { UpstreamPool } from '../upstream/pool.js';
@@ -107,6 +109,10 @@ export class Exchange implements RetryState {
       // leaves the race first, so a retry that fails at once ends the exchange itself.
       this.racing.delete(attempt);
       if (this.racing.size > 0 || this.retry('upstream_error_status')) return false;
+      if (this.route.explainUpstreamErrors && wantsExplanation(ctx.req.headers.accept, headers['content-type'])) {
+        this.explainUpstreamError(attempt, status, headers);
+        return false;
+      }
       this.racing.add(attempt);
       ctx.failure = 'upstream_error_status';
       proxyStatus = serializeProxyStatus({
@@ -129,6 +135,21 @@ export class Exchange implements RetryState {
     if (pool.hosts.length > 1) this.resumePlan = planResume(ctx.req.method!, status, headers);
     sendResponseHead(ctx, status, statusText, raw, proxyStatus);
     return true;
+  }
+
+  /**
+   * Every attempt ended in the upstream's own 502/503/504, in a form the person asking cannot
+   * use (a bare "overloaded" in a browser): answer with the gateway's explanation instead, with
+   * the upstream's status and Retry-After kept and its answer named in Proxy-Status.
+   */
+  private explainUpstreamError(attempt: Attempt, status: number, headers: ParsedHeaders): void {
+    const { ctx } = this;
+    clearTimeout(this.hedgeTimer);
+    this.lastHost = attempt.host;
+    ctx.releaseSlot();
+    const value = headers['retry-after'];
+    const retryAfter = parseRetryAfter(typeof value === 'string' ? value : undefined);
+    replyLocally(ctx, 'upstream_error_status', undefined, { receivedStatus: status, retryAfter });
   }
 
   /** An interim answer: Early Hints reach the client while the final answer is awaited. */
@@ -360,4 +381,18 @@ function hedge(x: Exchange): void {
 }
 function retryOn(x: Exchange, host: UpstreamHost): void {
   x.retryNow(host);
+}
+
+/**
+ * Whether an upstream's error body would reach a person in a form they cannot use: a browser
+ * asking for a page gets something other than HTML, or a program asking for JSON gets
+ * something other than JSON. The upstream's own error page or JSON error is kept; a terminal
+ * (curl) gets the upstream's words as they are.
+ */
+function wantsExplanation(accept: string | undefined, upstreamType: string | string[] | undefined): boolean {
+  const type = typeof upstreamType === 'string' ? upstreamType.toLowerCase() : '';
+  const form = chooseErrorForm(accept);
+  if (form === 'html') return !type.startsWith('text/html');
+  if (form === 'problem') return !type.includes('json');
+  return false;
 }

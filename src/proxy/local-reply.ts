@@ -10,7 +10,7 @@ import type { ClientResponse } from '../listen/client.js';
 import type { RequestContext } from './context.js';
 
 /** What a stage may add to a reply: when to come back, the operator's message, details, extra fields. */
-export type ReplyExtras = Pick<ReplyFacts, 'retryAfter' | 'message' | 'details' | 'headers'>;
+export type ReplyExtras = Pick<ReplyFacts, 'retryAfter' | 'message' | 'details' | 'headers' | 'receivedStatus'>;
 
 export function replyLocally(ctx: RequestContext, kind: FailureKindName, err?: unknown, extra?: ReplyExtras): void {
   ctx.failure = kind;

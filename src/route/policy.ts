@@ -31,6 +31,8 @@ export interface RoutePolicy {
   bodyLimit: number;
   /** Protocols a client may switch to on this route (lower case). */
   upgrades: ReadonlySet<string>;
+  /** Explain an upstream's own 502/503/504 to a person when retries could not replace it. */
+  explainUpstreamErrors: boolean;
 }
 
 export function resolvePolicy(route: RouteConfig, upstream: UpstreamConfig, requestBuffer: number): RoutePolicy {
@@ -49,5 +51,6 @@ export function resolvePolicy(route: RouteConfig, upstream: UpstreamConfig, requ
     hostHeader: upstream.hostHeader,
     bodyLimit: route.limits.body,
     upgrades: new Set(route.upgrades),
+    explainUpstreamErrors: route.explainUpstreamErrors,
   };
 }

@@ -333,3 +333,39 @@ test("every host answering its own 503: a browser and a program get Gangway's ex
   assert.equal(relayed.status, 503);
   assert.equal(await relayed.text(), 'overloaded\n');
 });
+
+test('every host frozen: once none is in rotation, requests are answered 503 with Retry-After within a second while one a second still probes', async () => {
+  const hung = [await httpUpstream(() => {}).then(track), await httpUpstream(() => {}).then(track)];
+  const gw = await gatewayFor(
+    hung.map((u) => u.address),
+    {
+      upstream: {
+        timeouts: { response: '1s' },
+        healthCheck: { enabled: true, interval: '300ms', timeout: '200ms', unhealthyThreshold: 2 },
+      },
+    },
+  );
+  // The health checks (and the first requests, waiting out the response timeout) take both hosts out of rotation.
+  const deadline = Date.now() + 15_000;
+  let first: Response | undefined;
+  while (Date.now() < deadline) {
+    const r = await fetch(`${gw.url}/`);
+    await r.arrayBuffer();
+    if (r.status === 503 && /destination_unavailable/.test(String(r.headers.get('proxy-status')))) {
+      first = r;
+      break;
+    }
+  }
+  assert.ok(first, 'the pool was found to be down');
+  const times: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    const start = performance.now();
+    const r = await fetch(`${gw.url}/`, { headers: { accept: 'application/json' } });
+    await r.arrayBuffer();
+    times.push(performance.now() - start);
+    assert.ok([503, 504].includes(r.status), `status ${r.status}`);
+    if (r.status === 503) assert.ok(Number(r.headers.get('retry-after')) > 0, 'with Retry-After');
+  }
+  const slow = times.filter((ms) => ms > 1000).length;
+  assert.ok(slow <= 2, `at most the probes wait for the timeout: ${times.map(Math.round).join(', ')} ms`);
+});

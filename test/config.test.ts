@@ -112,6 +112,9 @@ test('gangway check: exit 0 for a valid file, 1 with file:line field messages fo
   const ok = await cli('check', '-c', good);
   assert.equal(ok.code, 0);
   assert.match(ok.stdout, /valid \(1 route, 1 upstream\)/);
+  const bare = await cli('check', good);
+  assert.equal(bare.code, 0, 'the file may also be given without -c');
+  assert.equal(bare.stdout, ok.stdout);
 
   const bad = join(dir, 'bad.yaml');
   writeFileSync(bad, MINIMAL.replace('upstream: music', 'upstream: nope'));

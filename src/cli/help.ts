@@ -7,8 +7,8 @@ import { VERSION } from '../version.js';
 export const GENERAL_HELP = `gangway ${VERSION} — an HTTP gateway that keeps 502s away from users and explains the ones it cannot prevent
 
 Usage:
-  gangway start -c FILE [--watch]     run the gateway on a configuration file
-  gangway check -c FILE               validate a configuration file
+  gangway start [-c] FILE [--watch]   run the gateway on a configuration file
+  gangway check [-c] FILE             validate a configuration file
   gangway doctor URL [options]        find out why URL fails, and whose side it is on
   gangway demo                        a streaming service behind Gangway, with fault switches
   gangway schema                      print the configuration's JSON Schema

@@ -80,6 +80,9 @@ export async function main(argv: string[], io: CommandIO = PROCESS_IO): Promise<
       return 2;
     }
   }
+  // `gangway check FILE` means what `gangway check -c FILE` means (and the same for start).
+  const takesFile = command === 'check' || command === 'start';
+  if (takesFile && values.config === undefined && positionals.length === 2) values.config = positionals.pop();
   if (positionals.length > 1 && !(command === 'doctor' && positionals.length === 2)) {
     stderr.write(`gangway: unexpected argument "${positionals[1]}"\nTry "gangway --help".\n`);
     return 2;

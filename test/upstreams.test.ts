@@ -118,7 +118,7 @@ test('an https:// upstream with a certificate nobody trusts: 502, no request rea
   );
 });
 
-test('a TLS certificate failure is its own kind of the taxonomy: Proxy-Status error=tls_certificate_error (DESIGN.md)', {
+test('a TLS certificate failure is its own kind of the taxonomy: Proxy-Status error=tls_certificate_error (issue 11: TLS towards upstreams)', {
   todo: 'src/faults/classify.ts has no TLS kinds: a certificate error is classified proxy_internal_error',
 }, async () => {
   const up = await httpsUpstream();

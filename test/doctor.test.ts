@@ -17,6 +17,7 @@ import { createServer as createNetServer, type AddressInfo, type Socket } from '
 import { Writable } from 'node:stream';
 import { join } from 'node:path';
 import { main } from '../src/cli/main.js';
+import { VERDICTS } from '../src/doctor/verdict.js';
 import { cli } from './support/cli.js';
 import { dnsServer } from './support/dns-server.js';
 import { closedPort, httpUpstream, startGateway } from './support/harness.js';
@@ -502,4 +503,17 @@ test('the request id sentence: the advice quotes the id when there is one, and l
   assert.equal(without.code, 20);
   assert.doesNotMatch(without.stdout, /request id/i);
   assert.match(without.stdout, /report it to the service, saying when it happened\.\n/);
+});
+
+test('the verdicts and exit codes are in `gangway help doctor`, as the README says', async () => {
+  const { stdout } = await cli(['help', 'doctor']);
+  for (const [verdict, { exit }] of Object.entries(VERDICTS))
+    assert.match(stdout, new RegExp(`\\b${verdict} ${exit}\\b`));
+  const readme = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('### `gangway doctor URL`'), readme.indexOf('## How it compares'));
+  assert.match(section, /`npx gangway help doctor` lists/);
+  for (const [verdict, { exit }] of Object.entries(VERDICTS))
+    assert.match(section, new RegExp(`\`${verdict}\` ${exit}\\b`));
+  for (const command of section.match(/^\$ .*/gm) ?? []) assert.match(command, /^\$ npx gangway /);
+  assert.doesNotMatch(section, /\/_status/);
 });

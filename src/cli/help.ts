@@ -60,6 +60,11 @@ network, proxies and VPNs, DNS (the system resolver against --resolver), TCP to 
 TLS, the HTTP answer with every hop's Proxy-Status, repeated attempts (transient or
 persistent), the service's status page, and a control URL.
 
+A URL without a scheme is tried with https:// first; when the server answers in plain HTTP
+instead, doctor says so and goes on with http://. Of the answer's body it reads the first
+16 KiB at most, so a stream or a long download does not hold it. Before each pause between
+attempts it says how long it waits and why (what Retry-After asks, 5 s at most).
+
 Options:
   --json                one JSON document: {verdict, summary, steps, hops, advice, …}
   --resolver IP[:PORT]  also ask this DNS resolver (repeatable)
@@ -70,8 +75,13 @@ Options:
 Verdicts and exit codes:
   ok 0 · transient 10 · service-side 20 · service-maintenance 21 · service-overloaded 22
   your-network 30 · your-dns 31 · your-proxy-or-vpn 32 · unknown 40 · usage error 2
-Colour on a terminal; NO_COLOR turns it off. HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY
-are read as curl reads them.
+An answer below 500 is ok (the service is up); the summary says what it means (404: no such page).
+
+Proxies are read exactly as curl reads them: http_proxy in lowercase only (curl ignores
+HTTP_PROXY, which a CGI program's request can set), https_proxy, all_proxy and no_proxy in
+either case, lowercase first. Requests go through http:// and https:// proxies; a SOCKS
+proxy (socks4/4a/5/5h) is checked for a connection, then the service is checked directly.
+Colour on a terminal; NO_COLOR turns it off.
 
 Examples:
   gangway doctor https://music.example.com/api/tracks

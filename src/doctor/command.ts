@@ -4,7 +4,7 @@
  */
 import type { CommandIO } from '../cli/main.js';
 import { parseDuration } from '../config/units.js';
-import { colours, humanStep, humanVerdict, jsonReport } from './report.js';
+import { colours, humanStep, humanVerdict, humanWaiting, jsonReport } from './report.js';
 import { runDoctor } from './run.js';
 
 interface DoctorFlags {
@@ -18,13 +18,16 @@ interface DoctorFlags {
 export async function doctor(target: string | undefined, flags: DoctorFlags, io: CommandIO): Promise<number> {
   const { stdout } = io;
   const usage = (msg: string): number => {
-    io.stderr.write(`gangway doctor: ${msg}\nTry "gangway --help".\n`);
+    io.stderr.write(`gangway doctor: ${msg}\nTry "gangway help doctor".\n`);
     return 2;
   };
   if (target === undefined) return usage('a URL is needed: gangway doctor https://example.com/');
+  // Without a scheme, https comes first, as in a browser's address bar; run.ts falls back to
+  // http only when the server turns out to speak plain HTTP.
+  const schemeAssumed = !target.includes('://');
   let url: URL;
   try {
-    url = new URL(target.includes('://') ? target : `https://${target}`);
+    url = new URL(schemeAssumed ? `https://${target}` : target);
   } catch {
     return usage(`"${target}" is not a URL`);
   }
@@ -49,11 +52,18 @@ export async function doctor(target: string | undefined, flags: DoctorFlags, io:
       return usage(`--resolver "${r}" is not an address (write it like 1.1.1.1 or 127.0.0.1:5353)`);
 
   const c = colours(stdout, io.env);
-  if (!flags.json) stdout.write(`${c(1, 'gangway doctor')} ${url.href}\n\n`);
+  const assumed = schemeAssumed
+    ? c(90, ' (no scheme given: https first, then http if the server speaks only that)')
+    : '';
+  if (!flags.json) stdout.write(`${c(1, 'gangway doctor')} ${url.href}${assumed}\n\n`);
+  // With --json, stdout is one document; a person at a terminal still hears why it is waiting.
+  const stderrTTY = (io.stderr as { isTTY?: boolean }).isTTY === true;
   const report = await runDoctor(
     url,
-    { resolvers: flags.resolver ?? [], control, attempts, timeoutMs, maxBackoffMs: 5000, env: io.env },
-    flags.json ? undefined : (s) => stdout.write(humanStep(s, c)),
+    { resolvers: flags.resolver ?? [], control, attempts, timeoutMs, maxBackoffMs: 5000, env: io.env, schemeAssumed },
+    flags.json
+      ? { waiting: stderrTTY ? (text) => io.stderr.write(`gangway doctor: waiting ${text}\n`) : undefined }
+      : { step: (s) => stdout.write(humanStep(s, c)), waiting: (text) => stdout.write(humanWaiting(text, c)) },
   );
   stdout.write(flags.json ? jsonReport(report) : humanVerdict(report, c));
   return report.exitCode;

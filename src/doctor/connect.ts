@@ -1,9 +1,10 @@
 /**
  * The transport rungs: a TCP connection to each address of the service (IPv4 and IPv6
  * alike) with its time, then for https the TLS handshake and what the certificate says
- * (who issued it, for which names, how long it is still valid).
+ * (who issued it, for which names, how long it is still valid) — and, when a handshake fails
+ * before any certificate, whether the server speaks plain HTTP instead.
  */
-import { isIPv6, connect as tcpConnect } from 'node:net';
+import { isIP, isIPv6, connect as tcpConnect } from 'node:net';
 import { checkServerIdentity, connect as tlsConnect, type PeerCertificate } from 'node:tls';
 
 export interface ConnectResult {
@@ -44,7 +45,9 @@ export interface TlsResult {
 export function tlsHandshake(address: string, port: number, servername: string, timeoutMs: number): Promise<TlsResult> {
   const started = performance.now();
   return new Promise((resolve) => {
-    const s = tlsConnect({ host: address, port, servername, rejectUnauthorized: false });
+    // SNI carries names only (RFC 6066); an address is checked against the certificate all the same.
+    const sni = isIP(servername) === 0 ? { servername } : {};
+    const s = tlsConnect({ host: address, port, ...sni, rejectUnauthorized: false });
     const timer = setTimeout(() => {
       s.destroy();
       resolve({ ok: false, ms: performance.now() - started, error: 'ETIMEDOUT' });
@@ -74,6 +77,39 @@ export function tlsHandshake(address: string, port: number, servername: string, 
       clearTimeout(timer);
       resolve({ ok: false, ms: performance.now() - started, error: e.code ?? e.message });
     });
+  });
+}
+
+/**
+ * Whether the server on address:port answers a plain HTTP request. Asked when a TLS handshake
+ * fails before any certificate: a plain HTTP server reads the ClientHello as a bad request and
+ * answers in clear text (OpenSSL then says "wrong version number" or "packet length too long"),
+ * and no certificate is to blame for that.
+ */
+export function answersPlainHttp(
+  address: string,
+  port: number,
+  authority: string,
+  timeoutMs: number,
+): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = tcpConnect({ host: address, port, family: isIPv6(address) ? 6 : 4 });
+    let head = '';
+    const done = (plain: boolean): void => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(plain);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    s.once('connect', () =>
+      s.write(`HEAD / HTTP/1.1\r\nHost: ${authority}\r\nUser-Agent: gangway-doctor\r\nConnection: close\r\n\r\n`),
+    );
+    s.on('data', (chunk: Buffer) => {
+      head += chunk.toString('latin1');
+      if (head.length >= 5) done(head.startsWith('HTTP/'));
+    });
+    s.once('end', () => done(head.startsWith('HTTP/')));
+    s.once('error', () => done(false));
   });
 }
 

@@ -1,8 +1,8 @@
 /**
  * The first rungs of the ladder, read from this machine: is there a network at all
  * (interfaces up with an address, a default route), and do a proxy or a VPN sit between the
- * user and the service (the proxy variables and NO_PROXY as curl reads them; tun/tap/wg/
- * utun/ppp-style interfaces).
+ * user and the service (the proxy variables and no_proxy exactly as curl reads them, SOCKS
+ * included; tun/tap/wg/utun/ppp-style interfaces).
  */
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
@@ -46,37 +46,78 @@ function hasDefaultRoute(): boolean | undefined {
   }
 }
 
+/** What a proxy URL asks for: doctor can send requests through http and https proxies only. */
+export type ProxyKind = 'http' | 'socks';
+
 export interface ProxyChoice {
-  /** The proxy that applies to the URL, if any. */
+  /** The proxy that applies to the URL, if any, with curl's default port filled in. */
   proxy: URL | undefined;
-  /** The variable it came from, or the NO_PROXY entry that exempts the URL. */
+  kind: ProxyKind | undefined;
+  /** The variable it came from, by the name it was read from (`https_proxy` or `HTTPS_PROXY`). */
   variable: string | undefined;
+  /** A proxy variable that applies but holds nothing curl could use as a proxy. */
+  unusable: string | undefined;
+  /** The no_proxy entry that exempts the URL, and the variable it was read from. */
   bypassedBy: string | undefined;
+  bypassVariable: string | undefined;
+  /** HTTP_PROXY, when it is set and ignored (curl reads only the lowercase http_proxy). */
+  ignored: string | undefined;
 }
 
-function env(environment: NodeJS.ProcessEnv, name: string): string | undefined {
-  return environment[name.toLowerCase()] || environment[name.toUpperCase()] || undefined;
+/**
+ * A variable as curl reads it: the lowercase name first, then the uppercase one. `http_proxy`
+ * is read in lowercase only: a CGI program gets the request's `Proxy:` header as HTTP_PROXY
+ * (httpoxy), so curl refuses to trust the uppercase name. An empty value counts as unset.
+ */
+function curlVariable(environment: NodeJS.ProcessEnv, lower: string): string | undefined {
+  if (environment[lower]) return lower;
+  const upper = lower.toUpperCase();
+  return lower !== 'http_proxy' && environment[upper] ? upper : undefined;
 }
 
-/** Which proxy the URL goes through, read as curl does: https_proxy / http_proxy, then all_proxy; NO_PROXY exempts. */
+const SOCKS = new Set(['socks4:', 'socks4a:', 'socks5:', 'socks5h:']);
+
+/** Which proxy the URL goes through, read as curl reads it: no_proxy exempts; then http(s)_proxy, then all_proxy. */
 export function proxyFor(target: URL, environment: NodeJS.ProcessEnv = process.env): ProxyChoice {
+  const choice: ProxyChoice = {
+    proxy: undefined,
+    kind: undefined,
+    variable: undefined,
+    unusable: undefined,
+    bypassedBy: undefined,
+    bypassVariable: undefined,
+    ignored:
+      target.protocol === 'http:' && !environment.http_proxy && environment.HTTP_PROXY ? 'HTTP_PROXY' : undefined,
+  };
   const scheme = target.protocol === 'https:' ? 'https_proxy' : 'http_proxy';
-  const variable = env(environment, scheme)
-    ? scheme.toUpperCase()
-    : env(environment, 'all_proxy')
-      ? 'ALL_PROXY'
-      : undefined;
-  if (variable === undefined) return { proxy: undefined, variable: undefined, bypassedBy: undefined };
-  const raw = env(environment, variable)!;
-  const bypass = noProxyMatch(target, env(environment, 'no_proxy'));
-  if (bypass !== undefined) return { proxy: undefined, variable, bypassedBy: bypass };
+  choice.variable = curlVariable(environment, scheme) ?? curlVariable(environment, 'all_proxy');
+  if (choice.variable === undefined) return choice;
+  const noProxy = curlVariable(environment, 'no_proxy');
+  const bypass = noProxy === undefined ? undefined : noProxyMatch(target, environment[noProxy]);
+  if (bypass !== undefined) return { ...choice, bypassedBy: bypass, bypassVariable: noProxy };
+  const raw = environment[choice.variable]!;
   let proxy: URL;
   try {
+    // Without a scheme curl takes an http proxy; without a port, 1080 (443 for an https proxy).
     proxy = new URL(raw.includes('://') ? raw : `http://${raw}`);
+    if (!proxy.hostname) throw new Error('no host');
   } catch {
-    proxy = new URL('http://invalid.invalid');
+    return { ...choice, unusable: raw };
   }
-  return { proxy, variable, bypassedBy: undefined };
+  const kind =
+    proxy.protocol === 'http:' || proxy.protocol === 'https:'
+      ? 'http'
+      : SOCKS.has(proxy.protocol)
+        ? 'socks'
+        : undefined;
+  if (kind === undefined) return { ...choice, unusable: raw };
+  if (proxy.port === '') proxy.port = proxy.protocol === 'https:' ? '443' : '1080';
+  return { ...choice, proxy, kind };
+}
+
+/** A proxy as it may be shown: scheme, host and port, never the credentials it may carry. */
+export function proxyName(proxy: URL): string {
+  return `${proxy.protocol}//${proxy.host}`;
 }
 
 function noProxyMatch(target: URL, noProxy: string | undefined): string | undefined {

@@ -16,6 +16,11 @@ export function humanStep(s: Step, c: (code: number, s: string) => string): stri
   return `${mark} ${s.name.padEnd(12)}${s.detail}${ms}\n`;
 }
 
+/** A pause, said before it starts, aligned with the steps: "… waiting     5 s before attempt 2 of 3: …". */
+export function humanWaiting(text: string, c: (code: number, s: string) => string): string {
+  return `${c(90, '…')} ${'waiting'.padEnd(12)}${text}\n`;
+}
+
 export function humanVerdict(r: DoctorReport, c: (code: number, s: string) => string): string {
   const colour =
     r.verdict === 'ok'
@@ -54,6 +59,7 @@ export function jsonReport(r: DoctorReport): string {
       advice: r.advice,
       request_id: r.requestId,
       retry_after: r.retryAfter,
+      until: r.until,
       exit_code: r.exitCode,
     },
     null,

@@ -12,12 +12,23 @@
  *   8. status page  what the service's own status page says, when it advertises one
  *   9. control      a URL known to work (--control): "my network" or "their service"
  */
+import { STATUS_CODES } from 'node:http';
 import { isIP } from 'node:net';
-import { connectTo, tlsHandshake } from './connect.js';
+import { answersPlainHttp, connectTo, tlsHandshake } from './connect.js';
 import { resolverLookup, systemLookup, type Lookup } from './dns.js';
-import { inspectNetwork, proxyFor } from './environment.js';
-import { dispatcherFor, fetchOnce, readStatusPage, type HttpAttempt, type Hop } from './http.js';
-import { failedHop, isMaintenance, isOverload, VERDICTS, type Verdict } from './verdict.js';
+import { inspectNetwork, proxyFor, proxyName } from './environment.js';
+import { describeAttempt, describeLookups, describeStatusPage, operatorMessage } from './evidence.js';
+import {
+  dispatcherFor,
+  fetchOnce,
+  readStatusPage,
+  troubledServices,
+  type HttpAttempt,
+  type Hop,
+  type StatusPageSummary,
+} from './http.js';
+import { describeAnswer, failedHop, isMaintenance, isOverload, VERDICTS, type Verdict } from './verdict.js';
+import { durationInWords, whenInWords } from './when.js';
 
 export interface DoctorOptions {
   resolvers: string[];
@@ -27,6 +38,8 @@ export interface DoctorOptions {
   /** Longest pause between attempts, whatever Retry-After asks. */
   maxBackoffMs: number;
   env?: NodeJS.ProcessEnv;
+  /** The URL was given without a scheme: https was assumed, and http is tried if the server speaks only that. */
+  schemeAssumed?: boolean;
 }
 
 export interface Step {
@@ -34,6 +47,13 @@ export interface Step {
   ok: boolean | null;
   ms?: number;
   detail: string;
+}
+
+/** What a person watching the ladder is told as it happens. */
+export interface DoctorProgress {
+  step?(s: Step): void;
+  /** Said before a pause, so a silent terminal is never a mystery. */
+  waiting?(text: string): void;
 }
 
 export interface DoctorReport {
@@ -47,32 +67,34 @@ export interface DoctorReport {
   advice: string[];
   requestId?: string;
   retryAfter?: number;
+  /** When a maintenance window is expected to end (ISO 8601, to the second). */
+  until?: string;
   exitCode: number;
 }
 
-export async function runDoctor(
-  url: URL,
-  opts: DoctorOptions,
-  onStep: (s: Step) => void = () => undefined,
-): Promise<DoctorReport> {
+export async function runDoctor(given: URL, opts: DoctorOptions, progress: DoctorProgress = {}): Promise<DoctorReport> {
+  /** The URL being checked: the one given, or its http:// twin when the server speaks only plain HTTP. */
+  let url = given;
   const steps: Step[] = [];
   const step = (s: Step): Step => {
     steps.push(s);
-    onStep(s);
+    progress.step?.(s);
     return s;
   };
+  /** Said at the end of every verdict, whatever it is: the scheme that was switched, the proxy not tested. */
+  const notes: string[] = [];
   const finish = (verdict: Verdict, summary: string, extra: Partial<DoctorReport> = {}): DoctorReport => ({
     url: url.href,
     verdict,
-    summary,
+    summary: [summary, ...notes].join(' '),
     steps,
     hops: [],
-    advice: [...VERDICTS[verdict].advice],
+    advice: [...VERDICTS[verdict].advice({ requestId: extra.requestId })],
     exitCode: VERDICTS[verdict].exit,
     ...extra,
   });
   const host = url.hostname.replace(/^\[|\]$/g, '');
-  const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+  let port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
   const loopback = host === 'localhost' || host === '::1' || host.startsWith('127.');
 
   // 1. network
@@ -89,41 +111,80 @@ export async function runDoctor(
   // 2. proxy / VPN
   const proxy = proxyFor(url, opts.env ?? process.env);
   const vpn = net.vpnInterfaces.length > 0 ? `; VPN-like interfaces: ${net.vpnInterfaces.join(', ')}` : '';
+  const ignored = proxy.ignored
+    ? `; ${proxy.ignored} is set but not read (like curl, only the lowercase http_proxy counts)`
+    : '';
+  if (proxy.unusable !== undefined) {
+    const shown = proxy.unusable.replace(/\/\/[^/@]*@/, '//'); // never print the credentials it may carry
+    step({
+      name: 'proxy/vpn',
+      ok: false,
+      detail: `${proxy.variable}="${shown}" applies to this URL but is not a proxy address${ignored}${vpn}`,
+    });
+    return finish(
+      'your-proxy-or-vpn',
+      `${proxy.variable} is set to "${shown}", which is not a proxy address (http://, https://, socks4://, socks4a://, socks5:// or socks5h://): curl refuses it, and so do programs that read it the same way.`,
+      { failedAt: `the ${proxy.variable} variable` },
+    );
+  }
+  /** A SOCKS proxy is reached, but the doctor cannot send requests through one: it checks the direct path. */
+  const untestedSocks = proxy.kind === 'socks' ? proxy : undefined;
+  /** The HTTP proxy the requests go through, if any. */
+  let via = proxy.kind === 'http' ? proxy.proxy : undefined;
   if (proxy.proxy !== undefined) {
     const p = proxy.proxy;
-    const reach = await connectTo(
-      p.hostname.replace(/^\[|\]$/g, ''),
-      Number(p.port || (p.protocol === 'https:' ? 443 : 80)),
-      opts.timeoutMs,
-    );
+    const name = proxyName(p);
+    const reach = await connectTo(p.hostname.replace(/^\[|\]$/g, ''), Number(p.port || 443), opts.timeoutMs);
     step({
       name: 'proxy/vpn',
       ok: reach.ok,
       ms: reach.ms,
-      detail: `${proxy.variable}=${p.origin} applies to this URL: ${reach.ok ? 'reachable' : `not reachable (${reach.error})`}${vpn}`,
+      detail: `${proxy.variable}=${name}${proxy.kind === 'socks' ? ' (a SOCKS proxy)' : ''} applies to this URL: ${reach.ok ? 'reachable' : `not reachable (${reach.error})`}${reach.ok && untestedSocks ? '; doctor cannot send requests through SOCKS, so it checks the service directly' : ''}${ignored}${vpn}`,
     });
     if (!reach.ok)
       return finish(
         'your-proxy-or-vpn',
-        `The proxy ${p.origin} (from ${proxy.variable}) that this URL goes through does not accept connections (${reach.error}); the request never reaches the service.`,
-        { failedAt: `proxy ${p.origin}` },
+        `The proxy ${name} (from ${proxy.variable}) that this URL goes through does not accept connections (${reach.error}); the request never reaches the service.`,
+        { failedAt: `proxy ${name}` },
+      );
+    if (untestedSocks)
+      notes.push(
+        `This was checked directly, not through the SOCKS proxy ${name} (from ${proxy.variable}) that curl would use: that proxy accepts connections, but the way through it was not tested.`,
       );
   } else {
     step({
       name: 'proxy/vpn',
       ok: true,
-      detail: `${proxy.bypassedBy ? `${proxy.variable} set, but NO_PROXY (${proxy.bypassedBy}) exempts this URL` : 'no proxy applies'}${vpn}`,
+      detail: `${proxy.bypassedBy ? `${proxy.variable} set, but ${proxy.bypassVariable} (${proxy.bypassedBy}) exempts this URL` : 'no proxy applies'}${ignored}${vpn}`,
     });
   }
+  /** What failed on the direct path says little when the user's programs take a SOCKS proxy instead. */
+  const socksVerdict = (failure: string, failedAt: string): DoctorReport | undefined =>
+    untestedSocks &&
+    finish(
+      'unknown',
+      `${failure} when tried directly, but your programs reach it through the SOCKS proxy ${proxyName(untestedSocks.proxy!)} (from ${untestedSocks.variable}), which doctor cannot test through.`,
+      {
+        failedAt,
+        advice: [
+          `Try the way through the proxy with curl, which reads ${untestedSocks.variable} too: curl -v ${url.href}`,
+          `Or run doctor again with ${untestedSocks.variable} unset, if this machine should reach the service without it.`,
+        ],
+      },
+    );
 
-  // 3–5: the client's own path, unless a proxy makes the connection for it.
-  if (proxy.proxy === undefined) {
+  // 3–5: the client's own path, unless an HTTP proxy makes the connection for it.
+  if (proxy.kind !== 'http') {
     let addresses: string[] = [host];
     if (isIP(host) === 0) {
       const system = await systemLookup(host, opts.timeoutMs);
       const others = await Promise.all(opts.resolvers.map((r) => resolverLookup(host, r, opts.timeoutMs)));
       step({ name: 'dns', ok: system.ok, ms: system.ms, detail: describeLookups(system, others) });
-      if (!system.ok) return dnsVerdict(url, system, others, opts, networkOk, finish);
+      if (!system.ok)
+        return (
+          socksVerdict(`${url.hostname} does not resolve (${system.error})`, 'DNS') ??
+          dnsVerdict(url, system, others, opts, networkOk, finish)
+        );
       addresses = system.addresses;
     } else {
       step({ name: 'dns', ok: null, detail: 'skipped: the URL names an address' });
@@ -136,38 +197,89 @@ export async function runDoctor(
       ms: reached?.ms,
       detail: tcp.map((c) => `${c.address}:${port} ${c.ok ? `${c.ms.toFixed(1)} ms` : c.error}`).join('; '),
     });
-    if (reached === undefined)
-      return transportVerdict(
-        url,
-        tcp.map((c) => c.error ?? ''),
-        opts,
-        networkOk,
-        finish,
+    if (reached === undefined) {
+      const errors = tcp.map((c) => c.error ?? '');
+      return (
+        socksVerdict(`${url.host} cannot be reached (${errors.join(', ')})`, `the service's address ${url.host}`) ??
+        transportVerdict(url, errors, opts, networkOk, finish)
       );
+    }
     if (url.protocol === 'https:') {
       const tls = await tlsHandshake(reached.address, port, host, opts.timeoutMs);
-      step({
-        name: 'tls',
-        ok: tls.ok,
-        ms: tls.ms,
-        detail:
-          tls.error && !tls.subject
-            ? tls.error
-            : `${tls.protocol ?? ''} certificate for ${tls.subject ?? '?'} from ${tls.issuer ?? '?'}, valid until ${tls.validTo ?? '?'} (${tls.daysLeft ?? '?'} days)${tls.nameMismatch ? `; ${tls.nameMismatch}` : ''}${tls.error ? `; ${tls.error}` : ''}`,
-      });
-      if (!tls.ok) {
-        const intercepted = net.vpnInterfaces.length > 0 && /SELF_SIGNED|UNABLE_TO_GET_ISSUER/.test(tls.error ?? '');
-        return intercepted
-          ? finish(
+      // No certificate came back: before blaming TLS, see whether the server speaks plain HTTP.
+      const plain =
+        !tls.ok &&
+        tls.subject === undefined &&
+        (await answersPlainHttp(reached.address, port, url.host, opts.timeoutMs));
+      if (plain && opts.schemeAssumed) {
+        const http = new URL(url.href);
+        http.protocol = 'http:';
+        http.port = String(port);
+        step({
+          name: 'tls',
+          ok: null,
+          detail: `not spoken: ${url.host} answers in plain HTTP (the TLS handshake got ${tls.error}); no scheme was given, so doctor goes on with ${http.href}`,
+        });
+        notes.push(`It answers in plain HTTP (${http.href}), not HTTPS.`);
+        url = http;
+        port = Number(url.port || 80);
+        // The proxy variables are read per scheme: an http_proxy may apply to the http:// twin.
+        const plainProxy = proxyFor(url, opts.env ?? process.env);
+        if (plainProxy.kind === 'http') {
+          via = plainProxy.proxy;
+          notes.push(`It was asked through the proxy ${proxyName(via!)} (from ${plainProxy.variable}).`);
+        }
+      } else if (plain) {
+        step({
+          name: 'tls',
+          ok: false,
+          ms: tls.ms,
+          detail: `${tls.error}: ${url.host} answers in plain HTTP, not TLS`,
+        });
+        const http = new URL(url.href);
+        http.protocol = 'http:';
+        http.port = String(port);
+        return finish(
+          'service-side',
+          `${url.host} does not speak TLS: it answers in plain HTTP, so an https:// address cannot work there (browsers say "SSL protocol error"). No certificate is involved.`,
+          {
+            failedAt: `TLS: ${url.host} speaks plain HTTP`,
+            advice: [
+              `If you typed the address, try it with http://: gangway doctor ${http.href}`,
+              'If the https:// link came from the service, its TLS is set up wrong, and the service has to fix it; your side is fine.',
+            ],
+          },
+        );
+      } else {
+        step({
+          name: 'tls',
+          ok: tls.ok,
+          ms: tls.ms,
+          detail:
+            tls.error && !tls.subject
+              ? tls.error
+              : `${tls.protocol ?? ''} certificate for ${tls.subject ?? '?'} from ${tls.issuer ?? '?'}, valid until ${tls.validTo ?? '?'} (${tls.daysLeft ?? '?'} days)${tls.nameMismatch ? `; ${tls.nameMismatch}` : ''}${tls.error ? `; ${tls.error}` : ''}`,
+        });
+        if (!tls.ok) {
+          const intercepted = net.vpnInterfaces.length > 0 && /SELF_SIGNED|UNABLE_TO_GET_ISSUER/.test(tls.error ?? '');
+          if (intercepted)
+            return finish(
               'your-proxy-or-vpn',
               `The TLS certificate presented for ${host} is not trusted (${tls.error}) and a VPN is active: something on your side may be intercepting the connection.`,
               { failedAt: 'TLS between you and the service' },
-            )
-          : finish(
-              'service-side',
-              `The service's TLS certificate is not valid for ${host} (${tls.nameMismatch ?? tls.error}).`,
-              { failedAt: `the TLS certificate of ${host}` },
             );
+          if (tls.subject === undefined)
+            return finish(
+              'service-side',
+              `The TLS handshake with ${url.host} failed before any certificate was shown (${tls.error}): the service's TLS is broken, or it does not speak TLS on port ${port}.`,
+              { failedAt: `the TLS handshake with ${url.host}` },
+            );
+          return finish(
+            'service-side',
+            `The service's TLS certificate is not valid for ${host} (${tls.nameMismatch ?? tls.error}).`,
+            { failedAt: `the TLS certificate of ${host}` },
+          );
+        }
       }
     } else {
       step({ name: 'tls', ok: null, detail: 'skipped: plain http' });
@@ -175,23 +287,31 @@ export async function runDoctor(
   }
 
   // 6. HTTP
-  const dispatcher = dispatcherFor(proxy.proxy, opts.timeoutMs);
+  const dispatcher = dispatcherFor(via, opts.timeoutMs);
   try {
-    const first = await fetchOnce(url, dispatcher);
+    const first = await fetchOnce(url, dispatcher, opts.timeoutMs);
     step({ name: 'http', ok: answeredWell(first), ms: first.ms, detail: describeAttempt(first) });
     let last = first;
 
     // 7. repeat
-    if (!answeredWell(first) && opts.attempts > 1 && !isMaintenance(first.hops, first.problemType)) {
+    // Neither a maintenance window nor a proxy that wants credentials passes in a few seconds.
+    const lasting = isMaintenance(first.hops, first.problemType) || first.proxyStatus === 407;
+    if (!answeredWell(first) && opts.attempts > 1 && !lasting) {
       let good: HttpAttempt | undefined;
       let failed = 1;
       for (let i = 1; i < opts.attempts && good === undefined; i++) {
-        const pause = Math.min(
-          opts.maxBackoffMs,
-          last.retryAfter !== undefined ? last.retryAfter * 1000 : 500 * 2 ** (i - 1),
+        const backoff = 500 * 2 ** (i - 1);
+        const asked = last.retryAfter;
+        const pause = Math.min(opts.maxBackoffMs, asked !== undefined ? asked * 1000 : backoff);
+        progress.waiting?.(
+          `${durationInWords(pause / 1000)} before attempt ${i + 1} of ${opts.attempts}: ${
+            asked === undefined
+              ? 'a pause, in case the fault passes'
+              : `the service asked to wait ${durationInWords(asked)} (Retry-After)${asked * 1000 > pause ? `; doctor waits at most ${durationInWords(pause / 1000)}` : ''}`
+          }`,
         );
         await new Promise((r) => setTimeout(r, pause));
-        const next = await fetchOnce(url, dispatcher);
+        const next = await fetchOnce(url, dispatcher, opts.timeoutMs);
         if (answeredWell(next)) good = next;
         else {
           failed++;
@@ -216,51 +336,64 @@ export async function runDoctor(
 
     // 8. status page
     const advertised = last.statusPage;
-    let statusNote = '';
+    let page: StatusPageSummary | undefined;
     if (advertised !== undefined) {
-      const page = await readStatusPage(advertised, url, dispatcher);
-      const troubled = page?.services?.filter((s) => s.state !== 'healthy') ?? [];
-      statusNote = page
-        ? ` The service's status page says: ${page.overall}${troubled.length ? ` (${troubled.map((s) => `${s.name}: ${s.state}${s.reason ? `, ${s.reason}` : ''}`).join('; ')})` : ''}.`
-        : '';
+      page = await readStatusPage(advertised, url, dispatcher, opts.timeoutMs);
+      const troubled = page ? troubledServices(page) : [];
       step({
         name: 'status page',
         ok: page !== undefined,
         detail: page
-          ? `${new URL(advertised, url).href}: ${page.overall}${troubled.length ? `; ${troubled.map((s) => `${s.name} ${s.state}`).join(', ')}` : ''}`
+          ? `${new URL(advertised, url).href}: ${page.overall}${troubled.length ? `; ${troubled.map((t) => `${t.names.join(', ')} ${t.state}`).join('; ')}` : ''}`
           : `${advertised}: could not be read`,
       });
     }
 
-    if (!last.ok) return transportVerdict(url, [last.error ?? ''], opts, networkOk, finish);
-    if (answeredWell(last))
-      return finish('ok', `${url.host} answered ${last.status} in ${last.ms.toFixed(0)} ms.`, {
-        hops: last.hops,
-        requestId: last.requestId,
-      });
+    if (last.proxyStatus === 407 && via !== undefined)
+      return finish(
+        'your-proxy-or-vpn',
+        `The proxy ${proxyName(via)} wants credentials (407 Proxy Authentication Required) before it passes the request on; the request never reaches the service.`,
+        { failedAt: `proxy ${proxyName(via)}` },
+      );
+    if (!last.ok) {
+      if (untestedSocks)
+        return socksVerdict(`${url.host} gives no answer (${last.error})`, `the service's address ${url.host}`)!;
+      return transportVerdict(url, [last.error ?? ''], opts, networkOk, finish);
+    }
+    if (answeredWell(last)) {
+      const answer = describeAnswer(last.status!, last.location);
+      return finish(
+        'ok',
+        `${url.host} answered ${last.status}${STATUS_CODES[last.status!] ? ` ${STATUS_CODES[last.status!]}` : ''} in ${last.ms.toFixed(0)} ms${answer.meaning ? `: ${answer.meaning}` : ''}.`,
+        { hops: last.hops, requestId: last.requestId, ...(answer.advice ? { advice: answer.advice } : {}) },
+      );
+    }
     const hop = failedHop(last.hops);
     const where = hop ? `${hop.proxy}${hop.details ? ` (${hop.details})` : ''}` : "the service's own server";
     const what = hop?.error ?? (hop?.status ? `received ${hop.status}` : `status ${last.status}`);
     const extra = { hops: last.hops, requestId: last.requestId, retryAfter: last.retryAfter, failedAt: where };
     if (isMaintenance(last.hops, last.problemType)) {
-      const until =
-        last.retryAfter !== undefined ? new Date(Date.now() + last.retryAfter * 1000).toISOString() : undefined;
+      const end = last.retryAfter !== undefined ? new Date(Date.now() + last.retryAfter * 1000) : undefined;
+      const message = operatorMessage(page);
       return finish(
         'service-maintenance',
-        `${url.host} is down for planned maintenance${until ? ` until about ${until}` : ''}.${statusNote}`,
-        extra,
+        `${url.host} is down for planned maintenance${end ? ` until about ${whenInWords(end)}` : ''}.${message ? ` The service says: "${message}".` : ''}`,
+        { ...extra, until: end?.toISOString().replace(/\.\d+Z$/, 'Z') },
       );
     }
+    const statusNote = describeStatusPage(page);
     if (isOverload(last.status, last.hops)) {
       return finish(
         'service-overloaded',
-        `${url.host} is turning requests away (${last.status}, ${what} at ${where})${last.retryAfter !== undefined ? `; it asks to come back in ${last.retryAfter} s` : ''}.${statusNote}`,
+        `${url.host} is turning requests away (${last.status}, ${what} at ${where})${last.retryAfter !== undefined ? `; it asks to come back in ${durationInWords(last.retryAfter)}` : ''}.${statusNote}`,
         extra,
       );
     }
     return finish(
       'service-side',
-      `${url.host} answered ${last.status}: ${what} at ${where}. Your side is fine; the fault is behind the service's gateway.${statusNote}`,
+      hop
+        ? `${url.host} answered ${last.status}: ${what} at ${where}. Your side is fine; the fault is behind the service's gateway.${statusNote}`
+        : `${url.host} answered ${last.status}${STATUS_CODES[last.status!] ? ` ${STATUS_CODES[last.status!]}` : ''}, and no gateway on the way names a failing hop. Your side is fine; the fault is on the service's side.${statusNote}`,
       extra,
     );
   } finally {
@@ -270,27 +403,6 @@ export async function runDoctor(
 
 function answeredWell(a: HttpAttempt): boolean {
   return a.ok && a.status !== undefined && a.status < 500 && a.status !== 429;
-}
-
-function describeAttempt(a: HttpAttempt): string {
-  if (!a.ok) return `no answer: ${a.error}`;
-  const hops = a.hops
-    .map(
-      (h) =>
-        `${h.proxy}${h.error ? ` error=${h.error}` : ''}${h.status ? ` received-status=${h.status}` : ''}${h.details ? ` "${h.details}"` : ''}`,
-    )
-    .join(' → ');
-  return `${a.status} in ${a.ms.toFixed(0)} ms${hops ? `; Proxy-Status: ${hops}` : ''}${a.via ? `; Via: ${a.via}` : ''}${a.retryAfter !== undefined ? `; Retry-After: ${a.retryAfter} s` : ''}${a.requestId ? `; request id ${a.requestId}` : ''}`;
-}
-
-function describeLookups(system: Lookup, others: Lookup[]): string {
-  const one = (l: Lookup): string =>
-    `${l.resolver}: ${l.ok ? l.addresses.join(', ') : l.error} (${l.ms.toFixed(0)} ms)`;
-  let detail = [system, ...others].map(one).join('; ');
-  const agreeing = others.filter((o) => o.ok && system.ok);
-  if (agreeing.some((o) => !o.addresses.some((a) => system.addresses.includes(a))))
-    detail += '; the resolvers disagree';
-  return detail;
 }
 
 type Finish = (verdict: Verdict, summary: string, extra?: Partial<DoctorReport>) => DoctorReport;
@@ -342,7 +454,7 @@ async function transportVerdict(
 ): Promise<DoctorReport> {
   if (opts.control) {
     const dispatcher = dispatcherFor(proxyFor(opts.control, opts.env ?? process.env).proxy, opts.timeoutMs);
-    const control = await fetchOnce(opts.control, dispatcher).finally(() => dispatcher.close());
+    const control = await fetchOnce(opts.control, dispatcher, opts.timeoutMs).finally(() => dispatcher.close());
     if (!control.ok)
       return finish(
         'your-network',

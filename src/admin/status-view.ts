@@ -43,23 +43,34 @@ export function renderStatusPage(status: StatusReport, base: string, lang: strin
   const w = new Words(lang, overrides);
   const s = renderSections(status, lang, overrides);
   const script = (v: unknown): string => JSON.stringify(v).replace(/</g, '\\u003c');
+  const columns = (['status.col_service', 'status.col_state', 'status.col_last_minute', 'status.col_p99'] as const)
+    .map((key) => `<th scope="col">${w.say(key)}</th>`)
+    .join('');
+  const figure = (caption: TextKey, id: string, key = ''): string =>
+    `<figure><figcaption>${w.say(caption)}</figcaption>${key}<div id="${id}" class="chart"></div></figure>`;
+  const failedAndShed = `<ul class="key"><li class="k-failed">${w.say('status.series_failed')}</li>
+<li class="k-shed">${w.say('status.series_shed')}</li></ul>`;
   return `<!doctype html>
-<html lang="${escapeHtml(lang)}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="color-scheme" content="light dark"><link rel="icon" href="data:,"><title>${w.say('status.title')} · ${escapeHtml(status.name)}</title>
+<html lang="${escapeHtml(lang)}"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark"><link rel="icon" href="data:,">
+<title>${w.say('status.title')} · ${escapeHtml(status.name)}</title>
 <link rel="stylesheet" href="${base}/uplot.css">
 <style>${STATUS_STYLE}</style></head>
-<body><header><h1>${w.say('status.title')}</h1><p class="muted">${w.say('status.live')} · <span id="updated">${s.updated}</span></p></header>
+<body><header><h1>${w.say('status.title')}</h1>
+<p class="muted">${w.say('status.live')} · <span id="updated">${s.updated}</span></p></header>
 <main>
 <section id="overall" aria-live="polite">${s.overall}</section>
 <section aria-labelledby="svc"><h2 id="svc">${w.say('status.services')}</h2>
-<table class="services"><thead><tr><th scope="col">${w.say('status.col_service')}</th><th scope="col">${w.say('status.col_state')}</th><th scope="col">${w.say('status.col_last_minute')}</th><th scope="col">${w.say('status.col_p99')}</th></tr></thead>
-<tbody id="services">${s.services}</tbody></table></section>
-<section aria-labelledby="mnt"><h2 id="mnt">${w.say('status.maintenance')}</h2><ul id="maintenance">${s.maintenance}</ul></section>
-<section aria-labelledby="inc"><h2 id="inc">${w.say('status.incidents')}</h2><ul id="incidents">${s.incidents}</ul></section>
+<table class="services"><thead><tr>${columns}</tr></thead><tbody id="services">${s.services}</tbody></table></section>
+<section aria-labelledby="mnt"><h2 id="mnt">${w.say('status.maintenance')}</h2>
+<ul id="maintenance">${s.maintenance}</ul></section>
+<section aria-labelledby="inc"><h2 id="inc">${w.say('status.incidents')}</h2>
+<ul id="incidents">${s.incidents}</ul></section>
 <section aria-labelledby="charts"><h2 id="charts">${w.say('status.last_hour')}</h2>
-<figure><figcaption>${w.say('status.chart_rps')}</figcaption><div id="chart-rps" class="chart"></div></figure>
-<figure><figcaption>${w.say('status.chart_errors')}</figcaption><ul class="key"><li class="k-failed">${w.say('status.series_failed')}</li><li class="k-shed">${w.say('status.series_shed')}</li></ul><div id="chart-err" class="chart"></div></figure>
-<figure><figcaption>${w.say('status.chart_p99')}</figcaption><div id="chart-ttfb" class="chart"></div></figure>
+${figure('status.chart_rps', 'chart-rps')}
+${figure('status.chart_errors', 'chart-err', failedAndShed)}
+${figure('status.chart_p99', 'chart-ttfb')}
 </section>
 </main>
 <noscript><p>${w.say('status.noscript')}</p></noscript>
@@ -75,17 +86,19 @@ export function renderSections(status: StatusReport, lang: string, overrides: Te
   const titles = new Map(status.services.map((v) => [v.name, v.title]));
   const titled = (routes: MaintenanceStatus['routes']): string =>
     routes === 'all' ? w.say('status.all_services') : escapeHtml(routes.map((r) => titles.get(r) ?? r).join(', '));
+  const message = (a: MaintenanceStatus): string => (a.message ? ` — ${escapeHtml(a.message)}` : '');
   const maintenance = [
-    ...status.maintenance.active.map(
-      (a) =>
-        `<li>${w.say('status.now')}: ${titled(a.routes)}${a.until ? ` ${w.say('status.until')} ${time(a.until)}` : ''}${a.message ? ` — ${escapeHtml(a.message)}` : ''}</li>`,
-    ),
+    ...status.maintenance.active.map((a) => {
+      const until = a.until ? ` ${w.say('status.until')} ${time(a.until)}` : '';
+      return `<li>${w.say('status.now')}: ${titled(a.routes)}${until}${message(a)}</li>`;
+    }),
     ...status.maintenance.scheduled.map(
       (a) =>
-        `<li>${w.say('status.scheduled')}: ${titled(a.routes)}, ${time(a.start!)} – ${time(a.end!)}${a.message ? ` — ${escapeHtml(a.message)}` : ''}</li>`,
+        `<li>${w.say('status.scheduled')}: ${titled(a.routes)}, ${time(a.start!)} – ${time(a.end!)}${message(a)}</li>`,
     ),
   ];
   const incidents = status.incidents.map((i) => {
+    const service = escapeHtml(titles.get(i.route) ?? i.service);
     const when = i.ongoing ? `${w.say('status.ongoing_since')} ${time(i.start)}` : `${time(i.start)} – ${time(i.end!)}`;
     const what = w.say('status.incident', {
       cause: w.cause(i.cause),
@@ -93,7 +106,8 @@ export function renderSections(status: StatusReport, lang: string, overrides: Te
       requests: i.requests,
       peak: percent(lang, i.peak_error_rate),
     });
-    return `<li${i.ongoing ? ' class="ongoing"' : ''}><strong>${escapeHtml(titles.get(i.route) ?? i.service)}</strong> · ${when}<span class="detail">${what}</span></li>`;
+    const open = i.ongoing ? ' class="ongoing"' : '';
+    return `<li${open}><strong>${service}</strong> · ${when}<span class="detail">${what}</span></li>`;
   });
   return {
     updated: time(status.generated_at, 'seconds'),
@@ -107,22 +121,31 @@ export function renderSections(status: StatusReport, lang: string, overrides: Te
 function serviceRow(v: ServiceStatus, w: Words): string {
   const m = v.last_minute;
   // The operator's view says which route and upstream this is; the public one has neither.
+  const servers = v.servers;
   const detail =
-    v.upstream !== undefined && v.servers !== undefined
-      ? `<span class="detail">${w.say('status.line_servers', { route: v.name, upstream: v.upstream, up: v.servers.in_rotation, total: v.servers.total })}</span>`
+    v.upstream !== undefined && servers !== undefined
+      ? `<span class="detail">${w.say('status.line_servers', {
+          route: v.name,
+          upstream: v.upstream,
+          up: servers.in_rotation,
+          total: servers.total,
+        })}</span>`
       : '';
   const reason = reasonText(
     v,
     w.lang,
     (key) => w.raw(key),
-    v.servers,
+    servers,
     (kind) => w.cause(kind),
   );
+  const why = reason ? `<span class="reason">${escapeHtml(reason)}</span>` : '';
+  const counts = w.say('status.line_requests', { requests: m.requests, errors: m.errors });
   const shed = m.shed > 0 ? `<span class="detail shed">${w.say('status.line_shed', { shed: m.shed })}</span>` : '';
+  const ttfb = m.ttfb_p99_ms === null ? '–' : escapeHtml(duration(w.lang, m.ttfb_p99_ms));
   return `<tr><td><strong>${escapeHtml(v.title)}</strong>${detail}</td>
-<td data-label="${w.say('status.col_state')}"><span class="badge s-${v.state}">${w.say(`state.${v.state}`)}</span>${reason ? `<span class="reason">${escapeHtml(reason)}</span>` : ''}</td>
-<td data-label="${w.say('status.col_last_minute')}"><span class="counts">${w.say('status.line_requests', { requests: m.requests, errors: m.errors })}</span>${shed}</td>
-<td data-label="${w.say('status.col_p99')}">${m.ttfb_p99_ms === null ? '–' : escapeHtml(duration(w.lang, m.ttfb_p99_ms))}</td></tr>`;
+<td data-label="${w.say('status.col_state')}"><span class="badge s-${v.state}">${w.say(`state.${v.state}`)}</span>${why}</td>
+<td data-label="${w.say('status.col_last_minute')}"><span class="counts">${counts}</span>${shed}</td>
+<td data-label="${w.say('status.col_p99')}">${ttfb}</td></tr>`;
 }
 
 /**
@@ -137,6 +160,7 @@ export function duration(lang: string, ms: number): string {
 
 /** An instant in UTC, which the page's script rewrites in the reader's time zone and language. */
 function time(iso: string, precision: 'minutes' | 'seconds' = 'minutes'): string {
-  const shown = `${iso.slice(0, precision === 'seconds' ? 19 : 16).replace('T', ' ')} UTC`;
-  return `<time datetime="${escapeHtml(iso)}"${precision === 'seconds' ? ' data-precision="seconds"' : ''}>${escapeHtml(shown)}</time>`;
+  const seconds = precision === 'seconds';
+  const shown = `${iso.slice(0, seconds ? 19 : 16).replace('T', ' ')} UTC`;
+  return `<time datetime="${escapeHtml(iso)}"${seconds ? ' data-precision="seconds"' : ''}>${escapeHtml(shown)}</time>`;
 }

@@ -1,8 +1,8 @@
 /**
  * `npm run screenshots`: renders the error page (light, dark, German) and the status page in
- * headless Chromium against a real gateway with a failing and a healthy service, then the
+ * headless Chromium against a real gateway with a failing, a busy and a healthy service, then the
  * demo's operator console and player while replicas are being broken, and writes the images
- * to docs/screenshots/ for the README.
+ * to docs/screenshots/ for the README (the status page on a desktop and on a phone).
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,16 +13,25 @@ import { closedPort, fetchRaw, httpUpstream, startGateway } from '../test/suppor
 const OUT = fileURLToPath(new URL('../docs/screenshots/', import.meta.url));
 const dead = await closedPort();
 const good = await httpUpstream((_req, res) => setTimeout(() => res.end('ok'), 5 + Math.random() * 20));
+// One answer at a time, 150 ms each: a burst finds it at its limit and most are asked to retry later.
+const slow = await httpUpstream((_req, res) => setTimeout(() => res.end('ok'), 150));
 const gw = await startGateway(
   {
     upstreams: {
       music: { hosts: [`127.0.0.1:${dead}`], healthCheck: { enabled: false } },
       podcasts: { hosts: [good.address], healthCheck: { enabled: false } },
+      books: {
+        hosts: [slow.address],
+        healthCheck: { enabled: false },
+        concurrency: { min: 1, max: 1, maxWait: '50ms' },
+      },
     },
     routes: [
-      { name: 'podcasts', match: { path: '/podcasts' }, upstream: 'podcasts' },
-      { name: 'music', match: { path: '/music' }, upstream: 'music' },
+      { name: 'podcasts', title: 'Podcasts', match: { path: '/podcasts' }, upstream: 'podcasts' },
+      { name: 'audiobooks', title: 'Audiobooks', match: { path: '/audiobooks' }, upstream: 'books' },
+      { name: 'music', title: 'Music', match: { path: '/music' }, upstream: 'music' },
     ],
+    status: { path: '/status' },
     errors: { statusPage: '/status', page: { brand: { name: 'Tunes' } } },
     maintenance: {
       windows: [
@@ -42,20 +51,20 @@ try {
   for (let i = 0; i < 12; i++) {
     for (let j = 0; j < 10 + i; j++) await fetchRaw(`${gw.url}/podcasts/episode/${j}`);
     if (i > 5) for (let j = 0; j < 6; j++) await fetchRaw(`${gw.url}/music/track/${j}`);
+    if (i > 3) await Promise.all(Array.from({ length: 8 }, (_, j) => fetchRaw(`${gw.url}/audiobooks/${j}`)));
     await new Promise((r) => setTimeout(r, 1000));
   }
-  const shots: Array<[string, string, 'light' | 'dark', string]> = [
-    ['error-page.png', `${gw.url}/music/track/42`, 'light', 'en-US'],
-    ['error-page-dark.png', `${gw.url}/music/track/42`, 'dark', 'en-US'],
-    ['error-page-de.png', `${gw.url}/music/track/42`, 'light', 'de-DE'],
-    ['status-page.png', `${gw.adminUrl}/status`, 'light', 'en-US'],
+  const page960 = { width: 960, height: 900 };
+  // The status page as listeners see it (the public view), on a desktop and on a phone.
+  const shots: Array<[string, string, 'light' | 'dark', string, { width: number; height: number }]> = [
+    ['error-page.png', `${gw.url}/music/track/42`, 'light', 'en-US', page960],
+    ['error-page-dark.png', `${gw.url}/music/track/42`, 'dark', 'en-US', page960],
+    ['error-page-de.png', `${gw.url}/music/track/42`, 'light', 'de-DE', page960],
+    ['status-page.png', `${gw.url}/status`, 'light', 'en-US', { width: 1280, height: 800 }],
+    ['status-page-phone.png', `${gw.url}/status`, 'light', 'en-US', { width: 390, height: 844 }],
   ];
-  for (const [file, url, colorScheme, locale] of shots) {
-    const { page, problems } = await watchedPage(browser, {
-      colorScheme,
-      locale,
-      viewport: { width: 960, height: 900 },
-    });
+  for (const [file, url, colorScheme, locale, viewport] of shots) {
+    const { page, problems } = await watchedPage(browser, { colorScheme, locale, viewport });
     await page.setExtraHTTPHeaders({ 'accept-language': locale });
     await page.goto(url);
     if (url.endsWith('/status')) await page.waitForSelector('body[data-live="1"]');
@@ -68,6 +77,7 @@ try {
   await browser.close();
   await gw.close();
   await good.close();
+  await slow.close();
 }
 
 // The demo: a listener playing a track while the operator breaks replicas.

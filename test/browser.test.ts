@@ -146,3 +146,96 @@ test('the status page renders its charts with no failed request and updates live
   assert.deepEqual(german.problems, []);
   await german.page.context().close();
 });
+
+/** Columns of canvas pixels at a chart's left and right edges that have ink: a label cut off by the edge. */
+const INK_AT_EDGES = `() => [...document.querySelectorAll('.chart canvas')].map((c) => {
+  const ctx = c.getContext('2d');
+  const inked = (x) => { const d = ctx.getImageData(x, 0, 1, c.height).data; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) return true; return false; };
+  return { chart: c.closest('.chart').id, left: inked(0) || inked(1), right: inked(c.width - 1) || inked(c.width - 2) };
+})`;
+
+/** Each services cell's words and the lines they are laid out on. */
+const CELL_LINES = `() => [...document.querySelectorAll('#services td')].map((td) => {
+  const tops = new Set();
+  const walk = document.createTreeWalker(td, NodeFilter.SHOW_TEXT);
+  while (walk.nextNode()) {
+    const r = document.createRange();
+    r.selectNodeContents(walk.currentNode);
+    for (const rect of r.getClientRects()) if (rect.width > 0) tops.add(Math.round(rect.top));
+  }
+  return { text: td.innerText.trim(), words: td.innerText.trim().split(/\\s+/).length, lines: tops.size };
+})`;
+
+test('the status page fits a desktop and a phone: axis labels whole, no sideways scrolling, a services table that reads', {
+  skip,
+}, async () => {
+  const up = await httpUpstream((_req, res) => res.end('ok'));
+  const gw = await startGateway(
+    {
+      upstreams: {
+        music: { hosts: [up.address], healthCheck: { enabled: false } },
+        podcasts: { hosts: [up.address], healthCheck: { enabled: false } },
+      },
+      routes: [
+        { name: 'podcasts', title: 'Podcasts', match: { path: '/podcasts' }, upstream: 'podcasts' },
+        { name: 'music', title: 'Music', upstream: 'music' },
+      ],
+      status: { path: '/status' },
+    },
+    { statusStepMs: 1000 },
+  );
+  cleanups.push(
+    () => gw.close(),
+    () => up.close(),
+  );
+  for (let i = 0; i < 20; i++) await fetchRaw(`${gw.url}/podcasts/episode/${i}`);
+  // The widest labels a listener met: a p99 of 15 s ("15,000" lost its first digit) and a
+  // thousand requests shed at once. Recorded straight into the timeline: waiting for fifteen
+  // real seconds would prove nothing more about the page.
+  const timeline = gw.gateway.metrics.timeline;
+  for (let step = 0; step < 4; step++) {
+    for (let i = 0; i < 100; i++) timeline.record('music', 'ok', '', step > 1 ? 15_000 : 120);
+    for (let i = 0; i < 1000; i++) timeline.record('music', 'shed', 'connection_limit_reached', 1);
+    timeline.closeStep();
+  }
+  for (const viewport of [
+    { width: 1280, height: 800 },
+    { width: 390, height: 844 },
+  ]) {
+    const { page, problems } = await watchedPage(browser, { viewport });
+    await page.goto(`${gw.url}/status`);
+    await page.waitForSelector('body[data-live="1"]');
+    assert.equal(await page.locator('canvas').count(), 3, `${viewport.width}px: three charts drawn`);
+    const overflow = (await page.evaluate(
+      'document.documentElement.scrollWidth - document.documentElement.clientWidth',
+    )) as number;
+    assert.ok(overflow <= 0, `${viewport.width}px: no sideways scrolling (${overflow}px over)`);
+    const edges = (await page.evaluate(`(${INK_AT_EDGES})()`)) as Array<{
+      chart: string;
+      left: boolean;
+      right: boolean;
+    }>;
+    assert.deepEqual(
+      edges.filter((e) => e.left || e.right),
+      [],
+      `${viewport.width}px: no axis label runs off a chart's edge`,
+    );
+    for (const cell of (await page.evaluate(`(${CELL_LINES})()`)) as Array<{
+      text: string;
+      words: number;
+      lines: number;
+    }>) {
+      if (cell.words < 3) continue;
+      assert.ok(
+        cell.lines <= Math.ceil(cell.words / 2),
+        `${viewport.width}px: "${cell.text}" is laid out on ${cell.lines} lines for ${cell.words} words`,
+      );
+    }
+    assert.match(
+      String(await page.locator('#services').textContent()),
+      /Music.*Busy.*4,000 requests asked to retry later.*16\.4\ss/s,
+    );
+    assert.deepEqual(problems, []);
+    await page.context().close();
+  }
+});

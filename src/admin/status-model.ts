@@ -1,17 +1,24 @@
 /**
- * What the status page and `GET /api/status` say: the overall state, each service (a route
- * and the upstream behind it) healthy, degraded, down or in maintenance with the reason,
- * maintenance now and ahead, the incidents the gateway observed, and — on request — the last
- * hour of request rate, error rate and p99. The public view (the status page on the main
- * listener) leaves out host addresses and the operator's internals.
+ * What the status page and `GET /api/status` say: the overall state, each service (a route,
+ * under the name listeners know it by) healthy, busy, degraded, down or in maintenance with
+ * the reason, maintenance now and ahead, the incidents the gateway observed, and — on request
+ * — the last hour of request rate, failures, requests asked to retry later, and the p99 time
+ * to first byte. Failures are what a listener saw break (observe/outcome.ts); a request shed
+ * at a limit with Retry-After is counted apart, and a service that sheds many is "busy", not
+ * failing. The public view (the status page on the main listener) leaves out upstream names,
+ * host counts and addresses; the operator's view keeps them.
  */
 import { describeGate, PRIORITIES } from '../admission/concurrency-gate.js';
+import { text } from '../explain/catalogue.js';
+import { formatMessage } from '../explain/message.js';
 import type { Incident, IncidentDetector } from '../observe/incidents.js';
 import type { Timeline, TimelinePoint } from '../observe/timeline.js';
 import type { Runtime } from '../runtime.js';
 
-export type ServiceState = 'healthy' | 'degraded' | 'down' | 'maintenance';
-export type OverallState = 'operational' | 'degraded' | 'partial_outage' | 'major_outage' | 'maintenance';
+export type ServiceState = 'healthy' | 'busy' | 'degraded' | 'down' | 'maintenance';
+export type OverallState = 'operational' | 'busy' | 'degraded' | 'partial_outage' | 'major_outage' | 'maintenance';
+/** Why a service is not healthy; the page words each one in the reader's language. */
+export type ReasonCode = 'maintenance' | 'no_servers' | 'failing' | 'servers_out' | 'reduced' | 'shedding' | 'queueing';
 
 export interface StatusSources {
   runtime: Runtime;
@@ -21,61 +28,147 @@ export interface StatusSources {
   startedAt: number;
 }
 
-/** Error rates that make a service degraded, or down, over the last minute. */
+export interface ServiceStatus {
+  /** The route's name: what maintenance windows and incidents refer to. */
+  name: string;
+  /** What listeners call the service (routes[].title), else the route's name. */
+  title: string;
+  state: ServiceState;
+  /** The reason in English, for programs; the page words `reason_code` in the reader's language. */
+  reason?: string;
+  reason_code?: ReasonCode;
+  last_minute: {
+    requests: number;
+    /** Answers that failed or broke off (failed + cut). */
+    errors: number;
+    /** Requests turned away at once with Retry-After: asked to retry later. */
+    shed: number;
+    error_rate: number;
+    shed_rate: number;
+    /** The failure kind behind most errors. */
+    top_failure?: string;
+    ttfb_p99_ms: number | null;
+  };
+  maintenance_until?: string;
+  /** The operator's own words for the maintenance. */
+  maintenance_message?: string;
+  /** The operator's view only. */
+  upstream?: string;
+  priority?: string;
+  servers?: { in_rotation: number; total: number };
+}
+
+export interface MaintenanceStatus {
+  routes: readonly string[] | 'all';
+  message?: string;
+  start?: string;
+  end?: string;
+  until?: string;
+}
+
+export interface IncidentStatus {
+  id: number;
+  route: string;
+  /** The service's title, as the services list shows it. */
+  service: string;
+  cause: string;
+  ongoing: boolean;
+  start: string;
+  end: string | null;
+  errors: number;
+  requests: number;
+  peak_error_rate: number;
+}
+
+/** The whole gateway's last hour as chart columns. */
+export interface StatusHistory {
+  step_s: number;
+  /** Start of each step, seconds since the epoch. */
+  t: number[];
+  rps: number[];
+  /** Failed and cut answers, % of requests. */
+  error_pct: number[];
+  /** Asked to retry later (shed), % of requests. */
+  shed_pct: number[];
+  ttfb_p99_ms: Array<number | null>;
+}
+
+export interface StatusReport {
+  name: string;
+  generated_at: string;
+  overall: OverallState;
+  services: ServiceStatus[];
+  maintenance: { active: MaintenanceStatus[]; scheduled: MaintenanceStatus[] };
+  incidents: IncidentStatus[];
+  history?: StatusHistory;
+  /** The operator's view only. */
+  version?: string;
+  uptime_s?: number;
+  draining?: boolean;
+  routes?: Array<{ name: string; title?: string; upstream: string; priority?: string }>;
+  upstreams?: Array<Record<string, unknown>>;
+}
+
+/** Shares of the last minute's requests that make a service degraded, down, or busy. */
 const DEGRADED_RATE = 0.05;
 const DOWN_RATE = 0.5;
+const BUSY_RATE = 0.05;
 const RECENT_MS = 60_000;
 
-export function buildStatus(s: StatusSources, opts: { public: boolean; history: boolean }): Record<string, unknown> {
+export function buildStatus(s: StatusSources, opts: { public: boolean; history: boolean }): StatusReport {
   const { runtime, timeline } = s;
   const now = Date.now();
   const recentSteps = Math.max(1, Math.round(RECENT_MS / timeline.stepMs));
-  const services = runtime.router.routes.map((route) => {
+  const titles = titlesOf(runtime);
+  const services = runtime.router.routes.map((route): ServiceStatus => {
     const pool = route.upstream;
     const inRotation = pool.hosts.filter((h) => h.available(now)).length;
     const recent = sum(timeline.series(route.name, recentSteps));
-    const rate = recent.requests === 0 ? 0 : recent.errors / recent.requests;
+    const errorRate = recent.requests === 0 ? 0 : recent.errors / recent.requests;
+    const shedRate = recent.requests === 0 ? 0 : recent.shed / recent.requests;
     const maintenance = runtime.maintenance.activeFor(runtime.config, route.name, now);
-    const shedding = pool.gate !== undefined && pool.gate.waiting > 0;
+    const servers = { in_rotation: inRotation, total: pool.hosts.length };
     let state: ServiceState = 'healthy';
-    let reason: string | undefined;
-    if (maintenance) {
-      state = 'maintenance';
-      reason = maintenance.message ?? 'planned maintenance';
-    } else if (inRotation === 0) {
-      state = 'down';
-      reason = 'no server of the service is in rotation';
-    } else if (rate >= DOWN_RATE) {
-      state = 'down';
-      reason = `${pct(rate)} of requests failed in the last minute (${topCause(recent)})`;
-    } else if (rate >= DEGRADED_RATE) {
-      state = 'degraded';
-      reason = `${pct(rate)} of requests failed in the last minute (${topCause(recent)})`;
-    } else if (inRotation < pool.hosts.length) {
-      state = 'degraded';
-      reason = `${pool.hosts.length - inRotation} of ${pool.hosts.length} servers out of rotation`;
-    } else if (shedding) {
-      state = 'degraded';
-      reason = 'at its concurrency limit: some requests are turned away';
-    }
-    return {
+    let code: ReasonCode | undefined;
+    if (maintenance) [state, code] = ['maintenance', 'maintenance'];
+    else if (inRotation === 0) [state, code] = ['down', 'no_servers'];
+    else if (errorRate >= DOWN_RATE) [state, code] = ['down', 'failing'];
+    else if (errorRate >= DEGRADED_RATE) [state, code] = ['degraded', 'failing'];
+    else if (inRotation < pool.hosts.length) [state, code] = ['degraded', opts.public ? 'reduced' : 'servers_out'];
+    else if (shedRate >= BUSY_RATE) [state, code] = ['busy', 'shedding'];
+    else if (pool.gate !== undefined && pool.gate.waiting > 0) [state, code] = ['busy', 'queueing'];
+    const service: ServiceStatus = {
       name: route.name,
-      upstream: pool.name,
-      priority: PRIORITIES[route.priority],
+      title: titles.get(route.name) ?? route.name,
       state,
-      reason,
-      servers: { in_rotation: inRotation, total: pool.hosts.length },
-      last_minute: { requests: recent.requests, errors: recent.errors, error_rate: round(rate, 4), p99_ms: recent.p99 },
+      reason_code: code,
+      last_minute: {
+        requests: recent.requests,
+        errors: recent.errors,
+        shed: recent.shed,
+        error_rate: round(errorRate, 4),
+        shed_rate: round(shedRate, 4),
+        top_failure: topCause(recent),
+        ttfb_p99_ms: recent.ttfbP99,
+      },
       maintenance_until: maintenance?.until === undefined ? undefined : new Date(maintenance.until).toISOString(),
+      maintenance_message: maintenance?.message,
     };
+    if (!opts.public) {
+      service.upstream = pool.name;
+      service.priority = PRIORITIES[route.priority];
+      service.servers = servers;
+    }
+    service.reason = reasonText(service, 'en', (key) => text('en', key), servers);
+    return service;
   });
-  const body: Record<string, unknown> = {
+  const body: StatusReport = {
     name: runtime.config.name,
     generated_at: new Date(now).toISOString(),
     overall: overallOf(services.map((x) => x.state)),
     services,
     maintenance: maintenanceOf(runtime, now),
-    incidents: s.incidents.list().map((i) => incidentJson(i)),
+    incidents: s.incidents.list().map((i) => incidentJson(i, titles)),
   };
   if (!opts.public) {
     body.version = s.version;
@@ -83,6 +176,7 @@ export function buildStatus(s: StatusSources, opts: { public: boolean; history: 
     body.draining = runtime.draining;
     body.routes = runtime.router.routes.map((r) => ({
       name: r.name,
+      title: titles.get(r.name),
       upstream: r.upstream.name,
       priority: PRIORITIES[r.priority],
     }));
@@ -105,29 +199,73 @@ export function buildStatus(s: StatusSources, opts: { public: boolean; history: 
   return body;
 }
 
-/** The whole's series as columns for a chart: time (s), requests/s, error %, p99 ms. */
-export function historyOf(timeline: Timeline, points = timeline.series()): Record<string, unknown> {
+/**
+ * A service's reason in `lang`, from its code and counts: the one wording the JSON (English,
+ * with the failure kind's token) and the page (the reader's language) both use. `cause` words
+ * the failure kind; `servers` is needed for "servers_out" only, which the public view never has.
+ */
+export function reasonText(
+  service: ServiceStatus,
+  lang: string,
+  words: (key: `status.reason.${ReasonCode}`) => string,
+  servers = service.servers,
+  cause: (kind: string) => string = (kind) => kind,
+): string | undefined {
+  const code = service.reason_code;
+  if (code === undefined) return undefined;
+  if (code === 'maintenance' && service.maintenance_message !== undefined) return service.maintenance_message;
+  const m = service.last_minute;
+  return formatMessage(lang, words(`status.reason.${code}`), {
+    rate: percent(lang, m.error_rate),
+    cause: cause(m.top_failure ?? 'unknown'),
+    shed: m.shed,
+    out: servers === undefined ? 0 : servers.total - servers.in_rotation,
+    total: servers?.total ?? 0,
+  });
+}
+
+/** A share (0…1) as a percentage in `lang`: "33.3%", "33,3 %". */
+export function percent(lang: string, share: number): string {
+  try {
+    return new Intl.NumberFormat(lang, { style: 'percent', maximumFractionDigits: 1 }).format(share);
+  } catch {
+    return `${Math.round(share * 1000) / 10}%`;
+  }
+}
+
+/** The whole's series as columns for a chart: time (s), requests/s, failed %, shed %, TTFB p99 ms. */
+export function historyOf(timeline: Timeline, points = timeline.series()): StatusHistory {
   const step = timeline.stepMs / 1000;
+  const share = (n: number, of: number): number => (of === 0 ? 0 : round((100 * n) / of, 2));
   return {
     step_s: step,
     t: points.map((p) => p.t / 1000),
     rps: points.map((p) => round(p.requests / step, 2)),
-    error_pct: points.map((p) => (p.requests === 0 ? 0 : round((100 * p.errors) / p.requests, 2))),
-    p99_ms: points.map((p) => p.p99),
+    error_pct: points.map((p) => share(p.errors, p.requests)),
+    shed_pct: points.map((p) => share(p.shed, p.requests)),
+    ttfb_p99_ms: points.map((p) => p.ttfbP99),
   };
+}
+
+/** Route name → the title listeners know it by, for the routes that have one. */
+function titlesOf(runtime: Runtime): Map<string, string> {
+  const titles = new Map<string, string>();
+  for (const r of runtime.config.routes) if (r.title !== undefined) titles.set(r.name ?? r.match.path, r.title);
+  return titles;
 }
 
 function overallOf(states: ServiceState[]): OverallState {
   const down = states.filter((x) => x === 'down').length;
   if (down > 0) return down === states.length ? 'major_outage' : 'partial_outage';
   if (states.includes('degraded')) return 'degraded';
+  if (states.includes('busy')) return 'busy';
   if (states.includes('maintenance')) return 'maintenance';
   return 'operational';
 }
 
-function maintenanceOf(runtime: Runtime, now: number): Record<string, unknown> {
+function maintenanceOf(runtime: Runtime, now: number): StatusReport['maintenance'] {
   const o = runtime.maintenance.override;
-  const active: Array<Record<string, unknown>> = [];
+  const active: MaintenanceStatus[] = [];
   if (o.enabled && (o.until === undefined || now < o.until)) {
     active.push({
       routes: o.routes ?? 'all',
@@ -135,24 +273,25 @@ function maintenanceOf(runtime: Runtime, now: number): Record<string, unknown> {
       until: o.until === undefined ? undefined : new Date(o.until).toISOString(),
     });
   }
-  const scheduled: Array<Record<string, unknown>> = [];
+  const scheduled: MaintenanceStatus[] = [];
   for (const w of runtime.config.maintenance.windows) {
-    const entry = {
+    const entry: MaintenanceStatus = {
       routes: w.routes ?? 'all',
       message: w.message,
       start: new Date(w.start).toISOString(),
       end: new Date(w.end).toISOString(),
     };
-    if (now >= w.start && now < w.end) active.push({ ...entry, until: entry.end });
+    if (now >= w.start && now < w.end) active.push({ ...entry, until: entry.end! });
     else if (w.start > now) scheduled.push(entry);
   }
   return { active, scheduled };
 }
 
-function incidentJson(i: Incident): Record<string, unknown> {
+function incidentJson(i: Incident, titles: ReadonlyMap<string, string>): IncidentStatus {
   return {
     id: i.id,
     route: i.route,
+    service: titles.get(i.route) ?? i.route,
     cause: i.cause,
     ongoing: i.end === null,
     start: new Date(i.start).toISOString(),
@@ -163,31 +302,29 @@ function incidentJson(i: Incident): Record<string, unknown> {
   };
 }
 
-function sum(points: TimelinePoint[]): {
+interface Totals {
   requests: number;
   errors: number;
-  p99: number | null;
+  shed: number;
+  /** The worst step's: an upper bound of the minute's. */
+  ttfbP99: number | null;
   causes: Record<string, number>;
-} {
-  let requests = 0;
-  let errors = 0;
-  let p99: number | null = null;
-  const causes: Record<string, number> = {};
+}
+
+function sum(points: TimelinePoint[]): Totals {
+  const t: Totals = { requests: 0, errors: 0, shed: 0, ttfbP99: null, causes: {} };
   for (const p of points) {
-    requests += p.requests;
-    errors += p.errors;
-    if (p.p99 !== null) p99 = Math.max(p99 ?? 0, p.p99);
-    for (const [k, v] of Object.entries(p.causes)) causes[k] = (causes[k] ?? 0) + v;
+    t.requests += p.requests;
+    t.errors += p.errors;
+    t.shed += p.shed;
+    if (p.ttfbP99 !== null) t.ttfbP99 = Math.max(t.ttfbP99 ?? 0, p.ttfbP99);
+    for (const [k, v] of Object.entries(p.causes)) t.causes[k] = (t.causes[k] ?? 0) + v;
   }
-  return { requests, errors, p99, causes };
+  return t;
 }
 
-function topCause(r: { causes: Record<string, number> }): string {
-  return Object.entries(r.causes).sort((a, b) => b[1] - a[1])[0]?.[0] ?? 'unknown';
-}
-
-function pct(rate: number): string {
-  return `${Math.round(rate * 1000) / 10}%`;
+function topCause(r: Totals): string | undefined {
+  return Object.entries(r.causes).sort((a, b) => b[1] - a[1])[0]?.[0];
 }
 
 function round(v: number, digits: number): number {

@@ -259,6 +259,10 @@ const route = z
       .min(1)
       .optional()
       .meta({ description: 'Name used in logs and metrics; defaults to the match path' }),
+    title: z.string().trim().min(1).max(60).optional().meta({
+      description:
+        'What listeners call this service, such as "Music" or "Podcasts": the name the status page shows; the route\'s name when absent',
+    }),
     match: z
       .strictObject({
         path: z.string().startsWith('/', 'a path prefix starts with "/"').default('/').meta({

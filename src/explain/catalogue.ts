@@ -33,7 +33,10 @@ type PageKeys =
   | 'status_page'
   | 'service_fallback';
 
-/** The status page's words. */
+/**
+ * The status page's words. Counts are written `{n, plural, one {# request} other {# requests}}`
+ * (ICU MessageFormat's plural, see ./message.ts): each language has its own plural forms.
+ */
 type StatusKeys =
   | 'status.title'
   | 'status.live'
@@ -48,6 +51,8 @@ type StatusKeys =
   | 'status.chart_rps'
   | 'status.chart_errors'
   | 'status.chart_p99'
+  | 'status.series_failed'
+  | 'status.series_shed'
   | 'status.noscript'
   | 'status.no_maintenance'
   | 'status.no_incidents'
@@ -57,14 +62,24 @@ type StatusKeys =
   | 'status.until'
   | 'status.ongoing_since'
   | 'status.line_requests'
+  | 'status.line_shed'
   | 'status.line_servers'
   | 'status.incident'
+  | 'status.reason.maintenance'
+  | 'status.reason.no_servers'
+  | 'status.reason.failing'
+  | 'status.reason.servers_out'
+  | 'status.reason.reduced'
+  | 'status.reason.shedding'
+  | 'status.reason.queueing'
   | 'overall.operational'
+  | 'overall.busy'
   | 'overall.degraded'
   | 'overall.partial_outage'
   | 'overall.major_outage'
   | 'overall.maintenance'
   | 'state.healthy'
+  | 'state.busy'
   | 'state.degraded'
   | 'state.down'
   | 'state.maintenance';
@@ -101,13 +116,15 @@ const en: Catalogue = {
   'status.col_service': 'Service',
   'status.col_state': 'State',
   'status.col_last_minute': 'Last minute',
-  'status.col_p99': 'p99',
+  'status.col_p99': 'Time to first byte (p99)',
   'status.maintenance': 'Maintenance',
   'status.incidents': 'Incidents observed by the gateway',
   'status.last_hour': 'The last hour',
   'status.chart_rps': 'Requests per second',
-  'status.chart_errors': 'Errors (% of requests)',
-  'status.chart_p99': 'Time to first byte, p99 (ms)',
+  'status.chart_errors': 'Failed, and asked to retry later (% of requests)',
+  'status.chart_p99': 'Time to first byte, p99',
+  'status.series_failed': 'Failed or broke off',
+  'status.series_shed': 'Asked to retry later (busy)',
   'status.noscript': 'Without JavaScript this page shows the state when it was loaded; reload it for news.',
   'status.no_maintenance': 'None in progress or scheduled.',
   'status.no_incidents': 'No incidents in the last hour.',
@@ -116,15 +133,27 @@ const en: Catalogue = {
   'status.all_services': 'all services',
   'status.until': 'until',
   'status.ongoing_since': 'Ongoing since',
-  'status.line_requests': '{requests} requests, {errors} errors',
-  'status.line_servers': 'upstream {upstream} · {up}/{total} servers',
-  'status.incident': '{route}, {cause} ({errors} of {requests} requests failed, peak {peak}%)',
+  'status.line_requests':
+    '{requests, plural, one {# request} other {# requests}}, {errors, plural, one {# error} other {# errors}}',
+  'status.line_shed': '{shed, plural, one {# request} other {# requests}} asked to retry later',
+  'status.line_servers': 'route {route} · upstream {upstream} · {up}/{total, plural, one {# server} other {# servers}}',
+  'status.incident':
+    '{cause} ({errors} of {requests, plural, one {# request} other {# requests}} failed, at worst {peak})',
+  'status.reason.maintenance': 'Planned maintenance',
+  'status.reason.no_servers': 'No server of this service is available',
+  'status.reason.failing': '{rate} of requests failed in the last minute ({cause})',
+  'status.reason.servers_out': '{out} of {total, plural, one {# server} other {# servers}} out of rotation',
+  'status.reason.reduced': 'Running with reduced capacity',
+  'status.reason.shedding': 'Very busy: some requests are asked to retry a little later',
+  'status.reason.queueing': 'At its limit: requests wait their turn',
   'overall.operational': 'All services are operating normally',
+  'overall.busy': 'Some services are very busy',
   'overall.degraded': 'Some services are degraded',
   'overall.partial_outage': 'Some services are down',
   'overall.major_outage': 'Services are down',
   'overall.maintenance': 'Planned maintenance in progress',
   'state.healthy': 'Healthy',
+  'state.busy': 'Busy',
   'state.degraded': 'Degraded',
   'state.down': 'Down',
   'state.maintenance': 'Maintenance',
@@ -248,13 +277,15 @@ const de: Partial<Catalogue> = {
   'status.col_service': 'Dienst',
   'status.col_state': 'Zustand',
   'status.col_last_minute': 'Letzte Minute',
-  'status.col_p99': 'p99',
+  'status.col_p99': 'Zeit bis zum ersten Byte (p99)',
   'status.maintenance': 'Wartung',
   'status.incidents': 'Vom Gateway beobachtete Störungen',
   'status.last_hour': 'Die letzte Stunde',
   'status.chart_rps': 'Anfragen pro Sekunde',
-  'status.chart_errors': 'Fehler (% der Anfragen)',
-  'status.chart_p99': 'Zeit bis zum ersten Byte, p99 (ms)',
+  'status.chart_errors': 'Fehlgeschlagen und auf später verwiesen (% der Anfragen)',
+  'status.chart_p99': 'Zeit bis zum ersten Byte, p99',
+  'status.series_failed': 'Fehlgeschlagen oder abgebrochen',
+  'status.series_shed': 'Auf später verwiesen (ausgelastet)',
   'status.noscript': 'Ohne JavaScript zeigt diese Seite den Stand beim Laden; für Neuigkeiten bitte neu laden.',
   'status.no_maintenance': 'Keine laufende oder geplante Wartung.',
   'status.no_incidents': 'Keine Störungen in der letzten Stunde.',
@@ -263,15 +294,27 @@ const de: Partial<Catalogue> = {
   'status.all_services': 'alle Dienste',
   'status.until': 'bis',
   'status.ongoing_since': 'Andauernd seit',
-  'status.line_requests': '{requests} Anfragen, {errors} Fehler',
-  'status.line_servers': 'Upstream {upstream} · {up}/{total} Server',
-  'status.incident': '{route}, {cause} ({errors} von {requests} Anfragen fehlgeschlagen, Spitze {peak} %)',
+  'status.line_requests':
+    '{requests, plural, one {# Anfrage} other {# Anfragen}}, {errors, plural, one {# Fehler} other {# Fehler}}',
+  'status.line_shed': '{shed, plural, one {# Anfrage} other {# Anfragen}} auf später verwiesen',
+  'status.line_servers': 'Route {route} · Upstream {upstream} · {up}/{total, plural, one {# Server} other {# Server}}',
+  'status.incident':
+    '{cause} ({errors} von {requests, plural, one {# Anfrage} other {# Anfragen}} fehlgeschlagen, höchstens {peak})',
+  'status.reason.maintenance': 'Geplante Wartung',
+  'status.reason.no_servers': 'Kein Server dieses Dienstes ist verfügbar',
+  'status.reason.failing': '{rate} der Anfragen sind in der letzten Minute fehlgeschlagen ({cause})',
+  'status.reason.servers_out': '{out} von {total, plural, one {# Server} other {# Servern}} außer Betrieb',
+  'status.reason.reduced': 'Läuft mit verringerter Kapazität',
+  'status.reason.shedding': 'Stark ausgelastet: manche Anfragen werden gebeten, es etwas später erneut zu versuchen',
+  'status.reason.queueing': 'An der Belastungsgrenze: Anfragen warten, bis sie an der Reihe sind',
   'overall.operational': 'Alle Dienste arbeiten normal',
+  'overall.busy': 'Einige Dienste sind stark ausgelastet',
   'overall.degraded': 'Einige Dienste sind beeinträchtigt',
   'overall.partial_outage': 'Einige Dienste sind ausgefallen',
   'overall.major_outage': 'Dienste sind ausgefallen',
   'overall.maintenance': 'Geplante Wartung läuft',
   'state.healthy': 'In Ordnung',
+  'state.busy': 'Ausgelastet',
   'state.degraded': 'Beeinträchtigt',
   'state.down': 'Ausgefallen',
   'state.maintenance': 'Wartung',

@@ -1,9 +1,12 @@
 /**
- * Incidents the gateway itself observed: episodes of elevated error rate on a route. One
- * opens when, over the last 30 s, at least 5% of a route's answers (and at least 5 of them)
- * were errors; it closes once the error rate stayed under 1% for a minute. Each carries its
- * start, end, the worst error rate seen and its cause — the failure kind behind most of its
- * errors — so the status page can say "connection_refused from the music service, 14:02–14:09".
+ * Incidents the gateway itself observed: episodes of elevated failure on a route. Failures are
+ * what a listener saw break — a failed answer or a stream cut part way (./outcome.ts); requests
+ * shed at a limit with Retry-After are not failures and never open one, however many (an
+ * overload spike makes a service busy, which the status page shows apart). One opens when,
+ * over the last 30 s, at least 5% of a route's requests (and at least 5 of them) failed; it
+ * closes once the failure rate stayed under 1% for a minute. Each carries its start, end, the
+ * worst rate seen and its cause — the failure kind behind most of its errors — so the status
+ * page can say "connection_refused from the music service, 14:02–14:09".
  */
 import type { Timeline, TimelinePoint } from './timeline.js';
 

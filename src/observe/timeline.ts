@@ -9,7 +9,7 @@
 
 import { isListenerFailure, type Outcome } from './outcome.js';
 
-/** Response-time buckets grow by 10%: the p99 read from them is within 10% of the truth. */
+/** Time-to-first-byte buckets grow by 10%: the p99 read from them is within 10% of the truth. */
 const GROWTH = Math.log(1.1);
 const BUCKETS = 160; // 0.1 ms … ~400 s
 
@@ -21,8 +21,8 @@ export interface TimelinePoint {
   errors: number;
   /** Requests turned away at once with Retry-After (the service at its limit). */
   shed: number;
-  /** p99 response time in ms; null when there were no requests. */
-  p99: number | null;
+  /** p99 time to first byte (the answer's status and headers) in ms; null when there were no requests. */
+  ttfbP99: number | null;
   /** Failure kinds of the errors, by count. */
   causes: Record<string, number>;
 }
@@ -31,14 +31,14 @@ class StepCounts {
   requests = 0;
   errors = 0;
   shed = 0;
-  readonly latency = new Uint32Array(BUCKETS);
+  readonly firstByte = new Uint32Array(BUCKETS);
   causes: Map<string, number> | undefined = undefined;
 
   reset(): void {
     this.requests = 0;
     this.errors = 0;
     this.shed = 0;
-    this.latency.fill(0);
+    this.firstByte.fill(0);
     this.causes = undefined;
   }
 
@@ -50,7 +50,7 @@ class StepCounts {
       requests: this.requests,
       errors: this.errors,
       shed: this.shed,
-      p99: percentile(this.latency, this.requests, 0.99),
+      ttfbP99: percentile(this.firstByte, this.requests, 0.99),
       causes,
     };
   }
@@ -92,8 +92,11 @@ export class Timeline {
     return () => this.listeners.delete(listener);
   }
 
-  /** `cause` names an error's failure kind (or `status_503` for an upstream's own 5xx). */
-  record(key: string, outcome: Outcome, cause: string, ms: number): void {
+  /**
+   * `cause` names an error's failure kind (or `status_503` for an upstream's own 5xx);
+   * `ttfbMs` is the time to the answer's status and headers.
+   */
+  record(key: string, outcome: Outcome, cause: string, ttfbMs: number): void {
     let c = this.current.get(key);
     if (c === undefined) {
       c = new StepCounts();
@@ -106,8 +109,8 @@ export class Timeline {
       c.causes ??= new Map();
       c.causes.set(cause, (c.causes.get(cause) ?? 0) + 1);
     }
-    const i = ms <= 0.1 ? 0 : Math.min(BUCKETS - 1, Math.ceil(Math.log(ms * 10) / GROWTH));
-    c.latency[i]!++;
+    const i = ttfbMs <= 0.1 ? 0 : Math.min(BUCKETS - 1, Math.ceil(Math.log(ttfbMs * 10) / GROWTH));
+    c.firstByte[i]!++;
   }
 
   /**
@@ -128,7 +131,8 @@ export class Timeline {
         sum.errors += p.errors;
         sum.shed += p.shed;
         // The worst route's p99 is an upper bound of the whole's; close enough for a chart.
-        sum.p99 = sum.p99 === null ? p.p99 : p.p99 === null ? sum.p99 : Math.max(sum.p99, p.p99);
+        sum.ttfbP99 =
+          sum.ttfbP99 === null ? p.ttfbP99 : p.ttfbP99 === null ? sum.ttfbP99 : Math.max(sum.ttfbP99, p.ttfbP99);
         for (const [k, v] of Object.entries(p.causes)) sum.causes[k] = (sum.causes[k] ?? 0) + v;
       }
     }
@@ -148,7 +152,7 @@ export class Timeline {
     const keys = new Set([...this.current.keys(), ...this.history.keys()]);
     for (const key of keys) {
       const c = this.current.get(key);
-      const point = c ? c.close(t) : { t, requests: 0, errors: 0, shed: 0, p99: null, causes: {} };
+      const point = c ? c.close(t) : { t, requests: 0, errors: 0, shed: 0, ttfbP99: null, causes: {} };
       c?.reset();
       let h = this.history.get(key);
       if (h === undefined) {

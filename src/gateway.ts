@@ -71,6 +71,7 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
     hostStates: () => runtime.hostStates(),
     gateStates: () => runtime.gateStates(),
     maintenanceStates: () => runtime.maintenanceStates(),
+    cacheStates: () => runtime.cacheStates(),
   };
   const metrics = new GatewayMetrics(sources, {
     processMetrics: options.processMetrics ?? true,

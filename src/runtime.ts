@@ -12,7 +12,7 @@ import type { PageSettings } from './explain/page.js';
 import { AccessLog } from './observe/access-log.js';
 import type { LineDestination } from './observe/log-sink.js';
 import type { Logger } from './observe/logger.js';
-import type { GatewayMetrics, HostState, MaintenanceState } from './observe/metrics.js';
+import type { CacheState, GatewayMetrics, HostState, MaintenanceState } from './observe/metrics.js';
 import type { RequestObserver, RequestRecord } from './observe/record.js';
 import type { PathPolicy } from './http/path.js';
 import type { BodyBudget } from './proxy/request-body.js';
@@ -173,6 +173,17 @@ export class Runtime implements RequestObserver {
     return out;
   }
 
+  /** Each cached route's store, for the metrics. */
+  cacheStates(): CacheState[] {
+    const out: CacheState[] = [];
+    for (const r of this.router.routes) {
+      if (r.cache === undefined) continue;
+      const s = r.cache.store.stats();
+      out.push({ route: r.name, bytes: s.bytes, entries: s.entries });
+    }
+    return out;
+  }
+
   /** Which routes are in maintenance, for the metrics. */
   maintenanceStates(): MaintenanceState[] {
     return this.router.routes.map((r) => ({
@@ -212,7 +223,14 @@ function buildRouter(
   const oldRoutes = new Map(previous?.router.routes.map((r) => [r.name, r]));
   return new Router(
     config.routes.map(
-      (r) => new Route(r, pools.get(r.upstream)!, config.server.requestBuffer, oldRoutes.get(r.name ?? r.match.path)),
+      (r) =>
+        new Route(
+          r,
+          pools.get(r.upstream)!,
+          config.server.requestBuffer,
+          oldRoutes.get(r.name ?? r.match.path),
+          config.name,
+        ),
     ),
   );
 }

@@ -136,7 +136,7 @@ test('gangway --version, --help and schema', async () => {
   const version = await cli('--version');
   assert.match(version.stdout, /^\d+\.\d+\.\d+\n$/);
   const help = await cli('--help');
-  assert.match(help.stdout, /gangway start -c FILE/);
+  assert.match(help.stdout, /gangway start \[-c\] FILE/);
   assert.match(help.stdout, /Examples:/);
   const schema = await cli('schema');
   assert.equal((JSON.parse(schema.stdout) as { title: string }).title, 'Gangway configuration');

@@ -314,6 +314,26 @@ const route = z
         description:
           'Protocols a client may switch to (Upgrade) on this route, tunnelled to the upstream; a request asking for another one is answered as a plain request (RFC 9110 §7.8), so `Upgrade: h2c` never opens a tunnel',
       }),
+    cache: z
+      .strictObject({
+        maxSize: size('Most bytes of responses this route keeps in memory; the least recently used go first').prefault(
+          '64MiB',
+        ),
+        maxObjectSize: size(
+          'Largest response body stored; a larger one streams through uncached and is never buffered',
+        ).prefault('8MiB'),
+        staleIfError: duration(
+          'How stale a stored copy may be and still stand in for a 502, 503 or 504 (an upstream failing, or the gateway shedding), even when the origin did not allow it with stale-if-error; 0: only as the origin allows',
+        ).prefault('0s'),
+        collapseWait: duration(
+          'How long requests for an object already being fetched wait for that one fetch (a thundering herd becomes one upstream request); past it they go upstream themselves',
+        ).prefault('5s'),
+      })
+      .optional()
+      .meta({
+        description:
+          'A shared HTTP cache (RFC 9111) for this route: `cache: {}` turns it on with its defaults. Fresh copies are answered without going upstream, stale ones revalidated, and a stale copy stands in for an error (stale-if-error, RFC 5861). Every answer on the route carries Cache-Status (RFC 9211). See docs/caching.md',
+      }),
     explainUpstreamErrors: z.boolean().default(true).meta({
       description:
         "When every attempt ends in an upstream's own 502, 503 or 504, answer a browser (or a program asking for JSON) with Gangway's explanation — keeping the upstream's status and Retry-After, and naming its answer in Proxy-Status — unless the upstream's body is already in the form the client asked for (its own HTML page, its own JSON error). Off: relay the upstream's answer as it is",

@@ -50,6 +50,8 @@ export class AccessLog implements RequestObserver {
           status: r.status,
           failure: r.failure,
           outcome: r.outcome,
+          cache: r.cache,
+          stood_in_for: r.stoodInFor,
           proxy_status_error: error || undefined,
           cause: r.cause,
           bytes_in: r.bytesIn,
@@ -72,6 +74,8 @@ export class AccessLog implements RequestObserver {
     line += `,"status":${r.status}`;
     if (r.failure !== undefined) line += `,"failure":"${r.failure}"`;
     line += `,"outcome":"${r.outcome}"`;
+    if (r.cache !== undefined) line += `,"cache":"${r.cache}"`;
+    if (r.stoodInFor !== undefined) line += `,"stood_in_for":"${r.stoodInFor}"`;
     if (error) line += `,"proxy_status_error":"${error}"`;
     if (r.cause !== undefined) line += `,"cause":${str(r.cause)}`;
     line += `,"bytes_in":${r.bytesIn},"bytes_out":${r.bytesOut}`;

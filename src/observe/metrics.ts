@@ -21,12 +21,18 @@ export interface MaintenanceState {
   route: string;
   active: boolean;
 }
+export interface CacheState {
+  route: string;
+  bytes: number;
+  entries: number;
+}
 
 /** What the gauges read at scrape time: the gateway's current configuration, whichever it is. */
 export interface MetricSources {
   hostStates(): HostState[];
   gateStates(): GateState[];
   maintenanceStates(): MaintenanceState[];
+  cacheStates(): CacheState[];
 }
 
 export interface MetricsOptions {
@@ -51,6 +57,16 @@ export class GatewayMetrics implements RequestObserver {
     'gangway_request_outcomes_total',
     'Requests by what their end meant to the client: ok, failed (5xx), cut (the answer broke part way), shed (503 with Retry-After at a limit), maintenance, client (its own error, or it left)',
     ['route', 'outcome'],
+  );
+  private readonly cacheResults = new FastCounter(
+    'gangway_cache_requests_total',
+    "Requests on cached routes by what the cache did: hit, collapsed (answered by another request's fetch), stale-while-revalidate, revalidated, stale-if-error, or why it went upstream (uri-miss, vary-miss, stale, request, method, bypass)",
+    ['route', 'result'],
+  );
+  private readonly prevented = new FastCounter(
+    'gangway_errors_prevented_total',
+    'Errors a stored copy stood in for (stale-if-error), by route and the failure kind it hid',
+    ['route', 'failure'],
   );
   private readonly firstByte = new FastHistogram(
     'gangway_response_first_byte_seconds',
@@ -135,6 +151,8 @@ export class GatewayMetrics implements RequestObserver {
     for (const m of [
       this.requests,
       this.outcomes,
+      this.cacheResults,
+      this.prevented,
       this.requestDuration,
       this.firstByte,
       this.attempts,
@@ -202,6 +220,25 @@ export class GatewayMetrics implements RequestObserver {
       'Requests holding a concurrency slot (waiting for response headers), by upstream',
       (s) => s.inFlight,
     );
+    for (const [name, help, read] of [
+      ['gangway_cache_bytes', "Bytes held by each route's cache", (s: CacheState) => s.bytes],
+      [
+        'gangway_cache_entries',
+        "Responses held by each route's cache (variants counted apart)",
+        (s: CacheState) => s.entries,
+      ],
+    ] as const) {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['route'],
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          for (const s of sources.cacheStates()) this.set({ route: s.route }, read(s));
+        },
+      });
+    }
     gauge('gangway_queue_depth', 'Requests waiting for a concurrency slot, by upstream', (s) => s.waiting);
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'gangway_' });
   }
@@ -210,6 +247,8 @@ export class GatewayMetrics implements RequestObserver {
     const route = r.route ?? '';
     this.requests.with(route, String(r.status), r.failure ?? '').inc();
     this.outcomes.with(route, r.outcome).inc();
+    if (r.cache !== undefined) this.cacheResults.with(route, r.cache).inc();
+    if (r.stoodInFor !== undefined) this.prevented.with(route, r.stoodInFor).inc();
     if (r.resumes > 0 && r.outcome === 'ok') this.resumes.with(r.upstream ?? '', 'completed').inc();
     this.requestDuration.with(route).observe(r.ms / 1000);
     if (r.ttfbMs !== undefined) this.firstByte.with(route).observe(r.ttfbMs / 1000);

@@ -20,6 +20,7 @@ import type { UpstreamPool } from '../upstream/pool.js';
 import { Attempt, type AttemptRole } from './attempt.js';
 import type { RoutedContext } from './context.js';
 import { buildInterimHeaders, buildUpstreamHeaders } from './headers.js';
+import { revalidated, standInForError } from './cache-phase.js';
 import { replyLocally } from './local-reply.js';
 import { MAX_RESUMES, planResume, resumeHead, resumeMismatch, type ParsedHeaders, type ResumePlan } from './resume.js';
 import { sendResponseHead } from './response-head.js';
@@ -109,6 +110,10 @@ export class Exchange implements RetryState {
       // leaves the race first, so a retry that fails at once ends the exchange itself.
       this.racing.delete(attempt);
       if (this.racing.size > 0 || this.retry('upstream_error_status')) return false;
+      if (ctx.route.cache !== undefined && standInForError(ctx, 'upstream_error_status', status)) {
+        this.settleWithoutBody(attempt);
+        return false;
+      }
       if (this.route.explainUpstreamErrors && wantsExplanation(ctx.req.headers.accept, headers['content-type'])) {
         this.explainUpstreamError(attempt, status, headers);
         return false;
@@ -132,6 +137,11 @@ export class Exchange implements RetryState {
     this.streaming = attempt;
     this.lastHost = attempt.host;
     ctx.releaseSlot();
+    if (status === 304 && ctx.cache?.validators !== undefined && revalidated(ctx, headers)) {
+      // The cache's stale copy is current again and was sent; the 304 itself has no body to relay.
+      this.streaming = undefined;
+      return false;
+    }
     if (pool.hosts.length > 1) this.resumePlan = planResume(ctx.req.method!, status, headers);
     sendResponseHead(ctx, status, statusText, raw, proxyStatus);
     return true;
@@ -144,12 +154,17 @@ export class Exchange implements RetryState {
    */
   private explainUpstreamError(attempt: Attempt, status: number, headers: ParsedHeaders): void {
     const { ctx } = this;
-    clearTimeout(this.hedgeTimer);
-    this.lastHost = attempt.host;
-    ctx.releaseSlot();
+    this.settleWithoutBody(attempt);
     const value = headers['retry-after'];
     const retryAfter = parseRetryAfter(typeof value === 'string' ? value : undefined);
     replyLocally(ctx, 'upstream_error_status', undefined, { receivedStatus: status, retryAfter });
+  }
+
+  /** The exchange ends on this attempt's answer without relaying it (the gateway answers instead). */
+  private settleWithoutBody(attempt: Attempt): void {
+    clearTimeout(this.hedgeTimer);
+    this.lastHost = attempt.host;
+    this.ctx.releaseSlot();
   }
 
   /** An interim answer: Early Hints reach the client while the final answer is awaited. */
@@ -236,6 +251,9 @@ export class Exchange implements RetryState {
       authority: this.ctx.authority,
       hostOverride: perHost ? host.label : undefined,
     });
+    // The cache revalidates its stale copy: a 304 lets it serve the copy instead of a new body.
+    const validators = this.ctx.cache?.validators;
+    if (validators !== undefined) this.head.push(...validators);
     return this.head;
   }
 

@@ -20,6 +20,7 @@ import { outcomeOf } from '../observe/outcome.js';
 import { requestIdFrom } from '../observe/request-id.js';
 import type { Runtime } from '../runtime.js';
 import { clientAddressOf, RequestContext, type RoutedContext } from './context.js';
+import { leaveCache } from './cache-phase.js';
 import { Exchange } from './exchange.js';
 import { preflight } from './preflight.js';
 import { openTunnel } from './tunnel.js';
@@ -99,6 +100,7 @@ const CLIENT_GONE = new GatewayAbort('client_closed', 'client closed the connect
 /** 4. logging: the response is over (complete, cut, or the client left). */
 function finish(ctx: RequestContext): void {
   ctx.releaseSlot();
+  if (ctx.cache !== undefined) leaveCache(ctx as RoutedContext);
   if (ctx.waiter !== undefined) ctx.route!.upstream.gate!.cancel(ctx.waiter);
   const { res, runtime } = ctx;
   let status = res.statusCode;
@@ -130,7 +132,9 @@ function finish(ctx: RequestContext): void {
     outcome: outcomeOf(status, ctx.failure, res.headersSent),
     cause: ctx.cause,
     bytesIn: ctx.bytesIn,
-    bytesOut: exchange?.bytesOut ?? 0,
+    bytesOut: (exchange?.bytesOut ?? 0) + ctx.bytesServed,
+    cache: ctx.cacheResult,
+    stoodInFor: ctx.stoodInFor,
     ttfbMs: ctx.headAt === undefined ? undefined : ctx.headAt - ctx.start,
     ms: performance.now() - ctx.start,
   });

@@ -7,12 +7,15 @@ import { buildReply, type LocalReply, type ReplyFacts } from '../explain/reply.j
 import { describeError } from '../faults/classify.js';
 import type { FailureKindName } from '../faults/taxonomy.js';
 import type { ClientResponse } from '../listen/client.js';
-import type { RequestContext } from './context.js';
+import { standInForError } from './cache-phase.js';
+import type { RequestContext, RoutedContext } from './context.js';
 
 /** What a stage may add to a reply: when to come back, the operator's message, details, extra fields. */
 export type ReplyExtras = Pick<ReplyFacts, 'retryAfter' | 'message' | 'details' | 'headers' | 'receivedStatus'>;
 
 export function replyLocally(ctx: RequestContext, kind: FailureKindName, err?: unknown, extra?: ReplyExtras): void {
+  // On a cached route, a stored copy may stand in for a 502/503/504 (stale-if-error).
+  if (ctx.route?.cache !== undefined && standInForError(ctx as RoutedContext, kind)) return;
   ctx.failure = kind;
   if (err !== undefined) ctx.cause = describeError(err);
   const { req, runtime } = ctx;

@@ -13,6 +13,8 @@
  *   body            a declared body over the route's limit gets 413; a body that fits the
  *                   request buffer is read whole now (408 when it stalls), so a slow sender
  *                   never holds a concurrency slot
+ *   cache           on a route with a cache: a fresh stored answer is sent here, and a request
+ *                   for a URL already being fetched waits for that fetch (./cache-phase.ts)
  *   admission       the upstream's adaptive concurrency limit: the request goes on, waits
  *                   briefly in its priority's queue, or is shed at once with 503
  *                   connection_limit_reached and Retry-After. A tunnel skips it: its life is
@@ -24,6 +26,7 @@ import { normalizePath } from '../http/path.js';
 import type { Route } from '../route/router.js';
 import type { RequestContext, RoutedContext } from './context.js';
 import { viaContains } from './headers.js';
+import { consultCache } from './cache-phase.js';
 import { replyLocally, type ReplyExtras } from './local-reply.js';
 import { declaredLength, hasBody, readBody } from './request-body.js';
 
@@ -139,9 +142,17 @@ function refuse(ctx: RequestContext, why: string): void {
   replyLocally(ctx, 'bad_request', undefined, { details: why });
 }
 
-/** admission: the upstream's concurrency gate, then on to the exchange (or tunnel). */
+/** cache, on a route with one: a stored answer needs no admission (./cache-phase.ts). Then admission. */
 function admit(ctx: RequestContext): void {
   const routed = ctx as RoutedContext;
+  const cache = routed.route.cache;
+  if (cache !== undefined && ctx.upgrade === undefined && consultCache(routed, cache, enterGate)) return;
+  enterGate(routed);
+}
+
+/** admission: the upstream's concurrency gate, then on to the exchange (or tunnel). */
+function enterGate(ctx: RoutedContext): void {
+  const routed = ctx;
   const gate = routed.route.upstream.gate;
   if (gate === undefined || ctx.upgrade !== undefined) return ctx.proceed!(routed);
   const entered = gate.enter(routed, routed.route.priority, GATE_EVENTS, performance.now());

@@ -6,6 +6,7 @@ import { PRIORITIES } from '../admission/concurrency-gate.js';
 import { RateLimiter } from '../admission/rate-limit.js';
 import type { RouteConfig } from '../config/schema.js';
 import type { UpstreamPool } from '../upstream/pool.js';
+import { RouteCache } from '../cache/route-cache.js';
 import { resolvePolicy, type RoutePolicy } from './policy.js';
 
 export class Route {
@@ -13,6 +14,8 @@ export class Route {
   /** Retries, hedging, timeouts and limits, resolved from the configuration once. */
   readonly policy: RoutePolicy;
   readonly rateLimiter: RateLimiter | undefined;
+  /** The route's HTTP cache, when it has one (kept across a reload that leaves its settings alone). */
+  readonly cache: RouteCache | undefined;
   /** The rate limit's settings, to tell whether a reloaded route may keep the buckets. */
   private readonly rateLimitKey: string;
   /** Index into PRIORITIES: 0 is shed last. */
@@ -30,6 +33,8 @@ export class Route {
     /** server.requestBuffer: bodies up to it are read whole before going upstream. */
     requestBuffer: number,
     previous?: Route,
+    /** The gateway's name, which the cache's Cache-Status members carry. */
+    proxyName = 'gangway',
   ) {
     this.name = config.name ?? config.match.path;
     this.policy = resolvePolicy(config, upstream.config, requestBuffer);
@@ -41,6 +46,13 @@ export class Route {
         : config.rateLimit
           ? new RateLimiter(config.rateLimit, this.name)
           : undefined;
+    const cacheKey = JSON.stringify(config.cache ?? null);
+    this.cache =
+      config.cache === undefined
+        ? undefined
+        : previous?.cache !== undefined && previous.cache.settingsKey === cacheKey
+          ? previous.cache
+          : new RouteCache(config.cache, proxyName);
     this.prefix =
       config.match.path.length > 1 && config.match.path.endsWith('/')
         ? config.match.path.slice(0, -1)

@@ -1,0 +1,158 @@
+/**
+ * The client side of a request that went upstream on a cached route: everything written to
+ * the client passes through here on its way, so the answer the client gets is the answer the
+ * cache keeps — resumed streams spliced, hop-by-hop fields gone — and every answer gets its
+ * Cache-Status. A storable GET answer is recorded up to the route's object size and stored
+ * when it ends complete; requests that waited for it (collapsed) are then answered from the
+ * cache, or let go to fetch for themselves as soon as it is clear it will not be stored. An
+ * unsafe method's success invalidates what the cache holds for its URL (RFC 9111 §4.4).
+ */
+import CachePolicy from 'http-cache-semantics';
+import type { ClientResponse, ResponseEvents } from '../listen/client.js';
+import { serializeCacheStatus, type CacheStatusFacts } from './cache-status.js';
+import type { RouteCache } from './route-cache.js';
+import { StoredResponse, varyFieldsOf, varyKeyOf } from './store.js';
+
+/** Fields of the answer that belong to this one request, never stored with the response. */
+const PER_REQUEST = new Set(['x-request-id', 'proxy-status', 'cache-status', 'ratelimit', 'ratelimit-policy']);
+
+export type FillMode =
+  /** A GET that may be stored. */
+  | 'store'
+  /** Relay only (HEAD, a bypass): Cache-Status and nothing else. */
+  | 'pass'
+  /** An unsafe method: a success invalidates the URL. */
+  | 'invalidate';
+
+export class CacheFill implements ClientResponse {
+  private chunks: Buffer[] = [];
+  private bytes = 0;
+  private policy: CachePolicy | undefined;
+  private recording = false;
+  private status = 0;
+
+  constructor(
+    /** The client's own response, which a cached answer is written to directly. */
+    readonly client: ClientResponse,
+    private readonly cache: RouteCache,
+    readonly key: string,
+    private readonly mode: FillMode,
+    /** The request as the cache policy sees it. */
+    private readonly request: CachePolicy.Request,
+    /** What Cache-Status says before the answer is known (why the request went upstream). */
+    private readonly facts: CacheStatusFacts,
+  ) {}
+
+  get statusCode(): number {
+    return this.client.statusCode;
+  }
+  get headersSent(): boolean {
+    return this.client.headersSent;
+  }
+  get writableFinished(): boolean {
+    return this.client.writableFinished;
+  }
+  get destroyed(): boolean {
+    return this.client.destroyed;
+  }
+  watch<T>(item: T, events: ResponseEvents<T>): void {
+    this.client.watch(item, events);
+  }
+  sendContinue(): void {
+    this.client.sendContinue();
+  }
+  sendInterim(status: number, headers: readonly string[]): void {
+    this.client.sendInterim(status, headers);
+  }
+  closeAfter(): void {
+    this.client.closeAfter();
+  }
+
+  sendHead(status: number, reason: string | undefined, headers: readonly string[], whole?: boolean): void {
+    const facts: CacheStatusFacts = { ...this.facts, fwdStatus: status };
+    if (this.mode === 'store') this.recording = this.startRecording(status, headers);
+    if (this.recording) {
+      // The cache sets out to store it (a body of unknown length that outgrows the object limit
+      // is let go part way, after this was said: docs/caching.md).
+      facts.stored = true;
+      facts.ttl = this.policy!.maxAge() - this.policy!.age();
+    } else {
+      this.cache.release(this);
+    }
+    if (this.mode === 'invalidate' && status < 400) this.cache.invalidate(this.key, headers);
+    this.client.sendHead(
+      status,
+      reason,
+      [...headers, 'cache-status', serializeCacheStatus(this.cache.proxyName, facts)],
+      whole,
+    );
+  }
+
+  sendBody(chunk: Buffer): boolean {
+    if (this.recording) this.record(chunk);
+    return this.client.sendBody(chunk);
+  }
+
+  finish(body?: string | Buffer, trailers?: ReadonlyArray<[string, string]>): void {
+    if (this.recording) {
+      if (body !== undefined) this.record(typeof body === 'string' ? Buffer.from(body) : body);
+      if (this.recording) this.commit();
+    }
+    this.client.finish(body, trailers);
+  }
+
+  cut(): void {
+    this.abandon();
+    this.client.cut();
+  }
+
+  /** Stops recording (the answer is being replaced, or the client left): waiters fetch for themselves. */
+  abandon(): void {
+    this.recording = false;
+    this.chunks = [];
+    this.cache.release(this);
+  }
+
+  private startRecording(status: number, headers: readonly string[]): boolean {
+    if (status === 206 || status === 304) return false;
+    this.status = status;
+    const fields: Record<string, string | string[]> = {};
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!.toLowerCase();
+      if (PER_REQUEST.has(name)) continue;
+      const value = headers[i + 1]!;
+      const before = fields[name];
+      fields[name] = before === undefined ? value : Array.isArray(before) ? [...before, value] : [before, value];
+    }
+    // A Set-Cookie belongs to one client: a shared cache that kept it would hand it to everyone.
+    if (fields['set-cookie'] !== undefined) return false;
+    const declared = Number(fields['content-length']);
+    if (Number.isFinite(declared) && declared > this.cache.maxObjectSize) return false;
+    const policy = new CachePolicy(this.request, { status, headers: fields }, { shared: true });
+    if (!policy.storable() || varyFieldsOf(fields.vary).includes('*')) return false;
+    this.policy = policy;
+    return true;
+  }
+
+  private record(chunk: Buffer): void {
+    this.bytes += chunk.length;
+    if (this.bytes > this.cache.maxObjectSize) {
+      // Too large to keep: it streams on uncached, and nothing more is held in memory.
+      this.abandon();
+      return;
+    }
+    this.chunks.push(chunk);
+  }
+
+  private commit(): void {
+    this.recording = false;
+    const policy = this.policy!;
+    const fields = varyFieldsOf(policy.responseHeaders().vary);
+    const body = this.chunks.length === 1 ? Buffer.from(this.chunks[0]!) : Buffer.concat(this.chunks, this.bytes);
+    this.chunks = [];
+    this.cache.keep(
+      this,
+      new StoredResponse(policy, this.status, body, fields, varyKeyOf(fields, this.request.headers)),
+    );
+  }
+}

@@ -9,6 +9,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CATALOGUES, text } from '../src/explain/catalogue.js';
+import { humanDuration } from '../src/explain/duration.js';
 import { validateConfig } from '../src/index.js';
 import { closedPort, fetchRaw, httpUpstream, minimalConfig, startGateway } from './support/harness.js';
 
@@ -181,4 +183,23 @@ test('a template replaces the whole page, its placeholders filled and escaped', 
       ),
     /errors\.page\.template: cannot read the template/,
   );
+});
+
+test('every language of the catalogue writes its durations as plurals that tell 1 from 2', () => {
+  for (const [lang, words] of Object.entries(CATALOGUES)) {
+    for (const unit of ['seconds', 'minutes', 'hours', 'days'] as const) {
+      const key = `duration.${unit}` as const;
+      assert.match(words[key] ?? '', /^\{count, plural, /, `${lang} ${key} is a plural`);
+      assert.notEqual(
+        text(lang, key, undefined, { count: 1 }).replace('1', 'N'),
+        text(lang, key, undefined, { count: 2 }).replace('2', 'N'),
+        `${lang} ${key}: 1 and 2 take different forms`,
+      );
+    }
+  }
+  assert.equal(humanDuration(298, 'en'), 'about 5 minutes');
+  assert.equal(humanDuration(60, 'de'), '1 Minute');
+  assert.equal(humanDuration(7200, 'de'), '2 Stunden');
+  assert.equal(humanDuration(100_000, 'en'), 'about 28 hours');
+  assert.equal(humanDuration(200_000, 'de'), 'etwa 2 Tagen');
 });

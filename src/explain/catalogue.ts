@@ -4,8 +4,13 @@
  * the steps of each kind of advice (one step per line). English is complete and the fallback; other languages
  * may leave keys out. Operators override or add any key per language in the configuration
  * (`errors.page.texts`), and unknown keys there are refused, so a typo cannot hide.
+ *
+ * A count is written as a plural (`{count, plural, one {# minute} other {# minutes}}`, see
+ * ./plural.ts), never as "{n} minutes", so every language picks its own form. Durations read
+ * "in {duration}" in every text that uses them, which lets German give them in the dative.
  */
 import type { AdviceGroup, FailureKindName } from '../faults/taxonomy.js';
+import { formatMessage } from './plural.js';
 
 type KindKeys = `kind.${FailureKindName}.${'title' | 'explanation'}`;
 type AdviceKeys = `advice.${AdviceGroup}`;
@@ -25,6 +30,11 @@ type PageKeys =
   | 'retry.still'
   | 'retry.manual'
   | 'back_at'
+  | 'duration.seconds'
+  | 'duration.minutes'
+  | 'duration.hours'
+  | 'duration.days'
+  | 'duration.about'
   | 'operator_message'
   | 'reference'
   | 'request_id'
@@ -88,6 +98,11 @@ const en: Catalogue = {
   'retry.still': 'Still unavailable. Trying again in {seconds} s.',
   'retry.manual': 'Reload this page in {seconds} seconds.',
   back_at: 'Expected back at {time}.',
+  'duration.seconds': '{count, plural, one {# second} other {# seconds}}',
+  'duration.minutes': '{count, plural, one {# minute} other {# minutes}}',
+  'duration.hours': '{count, plural, one {# hour} other {# hours}}',
+  'duration.days': '{count, plural, one {# day} other {# days}}',
+  'duration.about': 'about {duration}',
   operator_message: 'Message from the operators',
   reference: 'For support, quote',
   request_id: 'Request id',
@@ -235,6 +250,12 @@ const de: Partial<Catalogue> = {
   'retry.still': 'Noch nicht verfügbar. Neuer Versuch in {seconds} s.',
   'retry.manual': 'Laden Sie diese Seite in {seconds} Sekunden neu.',
   back_at: 'Voraussichtlich wieder verfügbar um {time}.',
+  // After "in", so in the dative: "in 1 Tag", "in 2 Tagen".
+  'duration.seconds': '{count, plural, one {# Sekunde} other {# Sekunden}}',
+  'duration.minutes': '{count, plural, one {# Minute} other {# Minuten}}',
+  'duration.hours': '{count, plural, one {# Stunde} other {# Stunden}}',
+  'duration.days': '{count, plural, one {# Tag} other {# Tagen}}',
+  'duration.about': 'etwa {duration}',
   operator_message: 'Nachricht der Betreiber',
   reference: 'Für den Support bitte angeben',
   request_id: 'Anfrage-ID',
@@ -375,19 +396,25 @@ export const TEXT_KEYS: ReadonlySet<string> = new Set(Object.keys(en));
 /** Per-language overrides from the configuration: `{ de: { 'headline.service': '…' } }`. */
 export type TextOverrides = Readonly<Record<string, Readonly<Record<string, string>>>>;
 
-const PLACEHOLDER = /\{(\w+)\}/g;
-
-/** The text for `key` in `lang`: the operator's override, the catalogue's, else English; `{name}` placeholders are filled from `vars`. */
+/**
+ * The text for `key` in `lang`: the operator's override, the catalogue's, else English;
+ * `{name}` placeholders and plurals are filled from `vars` by the rules of the language the
+ * text is actually in (an English fallback counts in English).
+ */
 export function text(
   lang: string,
   key: TextKey,
   overrides?: TextOverrides,
   vars?: Record<string, string | number>,
 ): string {
-  const raw = overrides?.[lang]?.[key] ?? CATALOGUES[lang]?.[key] ?? overrides?.en?.[key] ?? en[key];
-  return vars === undefined
-    ? raw
-    : raw.replace(PLACEHOLDER, (m, name: string) => (name in vars ? String(vars[name]) : m));
+  const words = textWithLanguage(lang, key, overrides);
+  return vars === undefined ? words.raw : formatMessage(words.raw, words.lang, vars);
+}
+
+/** The unfilled text for `key` and the language it is in: `lang`'s own, else the English fallback. */
+export function textWithLanguage(lang: string, key: TextKey, overrides?: TextOverrides): { raw: string; lang: string } {
+  const own = overrides?.[lang]?.[key] ?? CATALOGUES[lang]?.[key];
+  return own !== undefined ? { raw: own, lang } : { raw: overrides?.en?.[key] ?? en[key], lang: 'en' };
 }
 
 const languageSets = new WeakMap<TextOverrides, ReadonlySet<string>>();

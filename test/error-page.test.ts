@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { CATALOGUES, text } from '../src/explain/catalogue.js';
 import { humanDuration } from '../src/explain/duration.js';
 import { validateConfig } from '../src/index.js';
-import { closedPort, fetchRaw, httpUpstream, minimalConfig, startGateway } from './support/harness.js';
+import { closedPort, fetchRaw, httpUpstream, minimalConfig, rawExchange, startGateway } from './support/harness.js';
 
 const cleanups: Array<() => unknown> = [];
 after(async () => {
@@ -182,6 +182,86 @@ test('a template replaces the whole page, its placeholders filled and escaped', 
         minimalConfig(['127.0.0.1:1'], { top: { errors: { page: { template: join(dir, 'missing.html') } } } }),
       ),
     /errors\.page\.template: cannot read the template/,
+  );
+});
+
+test('curl gets plain text that says when to try again, in its language down to the labels, with a whole status URL', async () => {
+  const gw = await refusingGateway({ top: { status: { path: '/status' } } });
+  const host = new URL(gw.url).host;
+  // curl's own Accept.
+  const res = await fetchRaw(`${gw.url}/track`, { headers: { accept: '*/*' } });
+  const body = res.body.toString();
+  assert.equal(res.headers['content-type'], 'text/plain; charset=utf-8');
+  assert.doesNotMatch(body, /page|reload/i, 'nothing in a terminal retries by itself');
+  assert.match(body, /^When to come back: Try again in 5 seconds\.$/m);
+  assert.match(body, new RegExp(`^Service status: http://${host}/status$`, 'm'));
+  assert.match(
+    body,
+    /^For support, quote:\n {2}Error: 502 connection_refused\n {2}Request id: \S+\n {2}Time: .+ UTC\n/m,
+  );
+
+  const german = (
+    await fetchRaw(`${gw.url}/track`, { headers: { accept: 'text/plain', 'accept-language': 'de' } })
+  ).body.toString();
+  assert.match(german, /^Wann es weitergeht: Versuchen Sie es in 5 Sekunden erneut\.$/m);
+  assert.match(german, new RegExp(`^Dienststatus: http://${host}/status$`, 'm'));
+  assert.match(german, /^Für den Support bitte angeben:\n {2}Fehler: 502 .+\n {2}Anfrage-ID: .+\n {2}Zeit: /m);
+  for (const english of [
+    'What you can do',
+    'When to come back',
+    'For support',
+    'Error',
+    'Request id',
+    'Time',
+    'Service status',
+  ])
+    assert.doesNotMatch(german, new RegExp(`^ *${english}:`, 'm'), `"${english}" is left in English`);
+
+  // The text names no status URL it cannot build from a sound Host: none without one…
+  const noHost = await rawExchange(gw.url, 'GET /track HTTP/1.0\r\nAccept: text/plain\r\n\r\n');
+  assert.match(noHost, /^HTTP\/1\.1 502 /);
+  assert.doesNotMatch(noHost, /Service status/);
+  // …and none from a Host that is refused.
+  const badHost = await rawExchange(
+    gw.url,
+    'GET /track HTTP/1.1\r\nHost: evil.example@x\r\nAccept: text/plain\r\n\r\n',
+  );
+  assert.match(badHost, /^HTTP\/1\.1 400 /);
+  assert.doesNotMatch(badHost, /Service status|evil/);
+});
+
+test("counts take the language's plural form: 1 second, 2 seconds, 1 Sekunde, and an operator's Polish", async () => {
+  const up = await httpUpstream((_req, res) => res.end('ok'));
+  cleanups.push(() => up.close());
+  const polish = {
+    'duration.seconds': '{count, plural, one {# sekundę} few {# sekundy} many {# sekund} other {# sekundy}}',
+    'reply.try_again': 'Spróbuj ponownie za {duration}.',
+  };
+  // One request per window: the next is refused until the window has refilled, Retry-After = the window.
+  const limited = async (window: string, headers: Record<string, string>) => {
+    const gw = await startGateway(
+      minimalConfig([up.address], {
+        route: { rateLimit: { requests: 1, window } },
+        top: { errors: { page: { texts: { pl: polish } } } },
+      }),
+    );
+    cleanups.push(() => gw.close());
+    await fetchRaw(`${gw.url}/x`);
+    return (await fetchRaw(`${gw.url}/x`, { method: 'POST', headers })).body.toString();
+  };
+  assert.match(await limited('1s', { accept: 'text/plain' }), /Try again in 1 second\./);
+  assert.match(await limited('2s', { accept: 'text/plain' }), /Try again in 2 seconds\./);
+  assert.match(
+    await limited('1s', { accept: 'text/plain', 'accept-language': 'de' }),
+    /Versuchen Sie es in 1 Sekunde erneut\./,
+  );
+  assert.match(
+    await limited('2s', { accept: 'text/plain', 'accept-language': 'pl' }),
+    /Spróbuj ponownie za 2 sekundy\./,
+  );
+  assert.match(
+    await limited('5s', { accept: 'text/plain', 'accept-language': 'pl' }),
+    /Spróbuj ponownie za 5 sekund\./,
   );
 });
 

@@ -30,6 +30,8 @@ type PageKeys =
   | 'retry.still'
   | 'retry.manual'
   | 'back_at'
+  | 'reply.try_again'
+  | 'reply.try_again_at'
   | 'duration.seconds'
   | 'duration.minutes'
   | 'duration.hours'
@@ -98,6 +100,8 @@ const en: Catalogue = {
   'retry.still': 'Still unavailable. Trying again in {seconds} s.',
   'retry.manual': 'Reload this page in {seconds} seconds.',
   back_at: 'Expected back at {time}.',
+  'reply.try_again': 'Try again in {duration}.',
+  'reply.try_again_at': 'Try again after {time} (in {duration}).',
   'duration.seconds': '{count, plural, one {# second} other {# seconds}}',
   'duration.minutes': '{count, plural, one {# minute} other {# minutes}}',
   'duration.hours': '{count, plural, one {# hour} other {# hours}}',
@@ -144,14 +148,13 @@ const en: Catalogue = {
   'state.down': 'Down',
   'state.maintenance': 'Maintenance',
   'advice.unreachable':
-    'Nothing is wrong with your connection, browser or DNS: refreshing, clearing caches, changing DNS or turning off a VPN will not help.\nWait a moment; the page tries again by itself, and the service is usually back within a minute.\nIf it lasts, check the service status or contact support with the reference below.',
+    'Nothing is wrong with your connection, browser or DNS: refreshing, clearing caches, changing DNS or turning off a VPN will not help.\nWait a moment: the service is usually back within a minute.\nIf it lasts, check the service status or contact support with the reference below.',
   'advice.incomplete':
     'Try again: the next attempt may be served by another server.\nNothing is wrong with your connection.',
   'advice.upgrade': 'Try again shortly.\nIf it persists, the service does not offer this protocol here.',
   'advice.overloaded':
-    'Nothing is wrong on your side, and refreshing right away will not help.\nWait a few seconds; the page tries again by itself.',
-  'advice.maintenance':
-    'Nothing is wrong on your side.\nCome back when the maintenance ends; the page tries again by itself.',
+    'Nothing is wrong on your side, and refreshing right away will not help.\nWait a few seconds before trying again.',
+  'advice.maintenance': 'Nothing is wrong on your side.\nCome back when the maintenance is over.',
   'advice.misconfigured':
     'This is a configuration fault on our side; retrying will not help until it is fixed.\nContact support with the reference below.',
   'advice.slow_down':
@@ -250,6 +253,8 @@ const de: Partial<Catalogue> = {
   'retry.still': 'Noch nicht verfügbar. Neuer Versuch in {seconds} s.',
   'retry.manual': 'Laden Sie diese Seite in {seconds} Sekunden neu.',
   back_at: 'Voraussichtlich wieder verfügbar um {time}.',
+  'reply.try_again': 'Versuchen Sie es in {duration} erneut.',
+  'reply.try_again_at': 'Versuchen Sie es ab {time} erneut (in {duration}).',
   // After "in", so in the dative: "in 1 Tag", "in 2 Tagen".
   'duration.seconds': '{count, plural, one {# Sekunde} other {# Sekunden}}',
   'duration.minutes': '{count, plural, one {# Minute} other {# Minuten}}',
@@ -297,15 +302,14 @@ const de: Partial<Catalogue> = {
   'state.down': 'Ausgefallen',
   'state.maintenance': 'Wartung',
   'advice.unreachable':
-    'Mit Ihrer Verbindung, Ihrem Browser und Ihrem DNS ist alles in Ordnung: Neu laden, Cache leeren, DNS wechseln oder VPN ausschalten hilft nicht.\nWarten Sie einen Moment; die Seite versucht es von selbst erneut, meist ist der Dienst innerhalb einer Minute zurück.\nDauert es länger, sehen Sie im Dienststatus nach oder wenden Sie sich mit der Referenz unten an den Support.',
+    'Mit Ihrer Verbindung, Ihrem Browser und Ihrem DNS ist alles in Ordnung: Neu laden, Cache leeren, DNS wechseln oder VPN ausschalten hilft nicht.\nWarten Sie einen Moment: Meist ist der Dienst innerhalb einer Minute zurück.\nDauert es länger, sehen Sie im Dienststatus nach oder wenden Sie sich mit der Referenz unten an den Support.',
   'advice.incomplete':
     'Versuchen Sie es erneut: Der nächste Versuch wird womöglich von einem anderen Server bedient.\nMit Ihrer Verbindung ist alles in Ordnung.',
   'advice.upgrade':
     'Versuchen Sie es gleich noch einmal.\nBleibt der Fehler, bietet der Dienst dieses Protokoll hier nicht an.',
   'advice.overloaded':
-    'Bei Ihnen ist alles in Ordnung, und sofortiges Neuladen hilft nicht.\nWarten Sie ein paar Sekunden; die Seite versucht es von selbst erneut.',
-  'advice.maintenance':
-    'Bei Ihnen ist alles in Ordnung.\nKommen Sie nach dem Ende der Wartung wieder; die Seite versucht es von selbst erneut.',
+    'Bei Ihnen ist alles in Ordnung, und sofortiges Neuladen hilft nicht.\nWarten Sie ein paar Sekunden, bevor Sie es erneut versuchen.',
+  'advice.maintenance': 'Bei Ihnen ist alles in Ordnung.\nKommen Sie nach dem Ende der Wartung wieder.',
   'advice.misconfigured':
     'Das ist ein Konfigurationsfehler bei uns; erneute Versuche helfen erst, wenn er behoben ist.\nWenden Sie sich mit der Referenz unten an den Support.',
   'advice.slow_down':

@@ -29,6 +29,9 @@ type PageKeys =
   | 'retry.checking'
   | 'retry.still'
   | 'retry.manual'
+  | 'retry.auto'
+  | 'retry.auto_later'
+  | 'retry.offline'
   | 'back_at'
   | 'reply.try_again'
   | 'reply.try_again_at'
@@ -94,12 +97,16 @@ const en: Catalogue = {
   'headline.client': 'This request could not be served',
   what_to_do: 'What you can do',
   when: 'When to come back',
-  'retry.in': 'This page will try again by itself in {seconds} s.',
+  'retry.in': 'Next check in {duration}.',
   'retry.now': 'Try again now',
-  'retry.checking': 'Trying again…',
-  'retry.still': 'Still unavailable. Trying again in {seconds} s.',
-  'retry.manual': 'Reload this page in {seconds} seconds.',
-  back_at: 'Expected back at {time}.',
+  'retry.checking': 'Checking whether the service is back…',
+  'retry.still': 'Still unavailable. Next check in {duration}.',
+  'retry.manual': 'Reload this page in {duration}.',
+  'retry.auto':
+    'This page checks by itself, often at first and then at least once a minute, and reloads as soon as the service answers.',
+  'retry.auto_later': 'This page checks by itself when the wait is over, and reloads as soon as the service answers.',
+  'retry.offline': 'Your device is offline. This page checks again as soon as the connection is back.',
+  back_at: 'Expected back at {time}, in {duration}.',
   'reply.try_again': 'Try again in {duration}.',
   'reply.try_again_at': 'Try again after {time} (in {duration}).',
   'duration.seconds': '{count, plural, one {# second} other {# seconds}}',
@@ -210,7 +217,7 @@ const en: Catalogue = {
   'kind.connection_limit_reached.explanation':
     'The {service} service is busier than it can handle, so our gateway turned this request away at once rather than make you wait for a timeout.',
   'kind.maintenance.title': 'Down for maintenance',
-  'kind.maintenance.explanation': 'The {service} service is down for planned maintenance.',
+  'kind.maintenance.explanation': 'The operators have switched the {service} service off for planned maintenance.',
   'kind.proxy_loop_detected.title': 'Request loop detected',
   'kind.proxy_loop_detected.explanation':
     'This request came back through our gateway a second time; the service is misconfigured and would loop forever.',
@@ -247,12 +254,17 @@ const de: Partial<Catalogue> = {
   'headline.client': 'Diese Anfrage konnte nicht bearbeitet werden',
   what_to_do: 'Was Sie tun können',
   when: 'Wann es weitergeht',
-  'retry.in': 'Diese Seite versucht es in {seconds} s von selbst erneut.',
+  'retry.in': 'Nächste Prüfung in {duration}.',
   'retry.now': 'Jetzt erneut versuchen',
-  'retry.checking': 'Neuer Versuch…',
-  'retry.still': 'Noch nicht verfügbar. Neuer Versuch in {seconds} s.',
-  'retry.manual': 'Laden Sie diese Seite in {seconds} Sekunden neu.',
-  back_at: 'Voraussichtlich wieder verfügbar um {time}.',
+  'retry.checking': 'Prüfe, ob der Dienst wieder da ist…',
+  'retry.still': 'Noch nicht verfügbar. Nächste Prüfung in {duration}.',
+  'retry.manual': 'Laden Sie diese Seite in {duration} neu.',
+  'retry.auto':
+    'Diese Seite prüft von selbst, anfangs oft und dann mindestens einmal pro Minute, und lädt neu, sobald der Dienst antwortet.',
+  'retry.auto_later':
+    'Diese Seite prüft von selbst, wenn die Wartezeit vorbei ist, und lädt neu, sobald der Dienst antwortet.',
+  'retry.offline': 'Ihr Gerät ist offline. Diese Seite prüft erneut, sobald die Verbindung wieder da ist.',
+  back_at: 'Voraussichtlich wieder verfügbar: {time}, in {duration}.',
   'reply.try_again': 'Versuchen Sie es in {duration} erneut.',
   'reply.try_again_at': 'Versuchen Sie es ab {time} erneut (in {duration}).',
   // After "in", so in the dative: "in 1 Tag", "in 2 Tagen".
@@ -366,7 +378,7 @@ const de: Partial<Catalogue> = {
   'kind.connection_limit_reached.explanation':
     'Der Dienst {service} hat gerade mehr zu tun, als er bewältigen kann; unser Gateway hat diese Anfrage deshalb sofort abgewiesen, statt Sie auf eine Zeitüberschreitung warten zu lassen.',
   'kind.maintenance.title': 'Wartungsarbeiten',
-  'kind.maintenance.explanation': 'Der Dienst {service} ist wegen geplanter Wartungsarbeiten nicht verfügbar.',
+  'kind.maintenance.explanation': 'Die Betreiber haben den Dienst {service} für eine geplante Wartung abgeschaltet.',
   'kind.proxy_loop_detected.title': 'Anfrageschleife erkannt',
   'kind.proxy_loop_detected.explanation':
     'Diese Anfrage kam ein zweites Mal durch unser Gateway; der Dienst ist falsch konfiguriert und würde endlos im Kreis leiten.',

@@ -1,5 +1,5 @@
 /**
- * `npm run screenshots`: renders the error page (light, dark, German) and the status page in
+ * `npm run screenshots`: renders the error page (./error-page-screenshots.ts) and the status page in
  * headless Chromium against a real gateway with a failing and a healthy service, then the
  * demo's operator console and player while replicas are being broken, and writes the images
  * to docs/screenshots/ for the README.
@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startDemo } from '../src/demo/run.js';
 import { launchBrowser, watchedPage } from '../test/support/browser.js';
+import { shootErrorPages } from './error-page-screenshots.js';
 import { closedPort, fetchRaw, httpUpstream, startGateway } from '../test/support/harness.js';
 
 const OUT = fileURLToPath(new URL('../docs/screenshots/', import.meta.url));
@@ -44,10 +45,8 @@ try {
     if (i > 5) for (let j = 0; j < 6; j++) await fetchRaw(`${gw.url}/music/track/${j}`);
     await new Promise((r) => setTimeout(r, 1000));
   }
+  for (const file of await shootErrorPages(browser, OUT)) process.stdout.write(`docs/screenshots/${file}\n`);
   const shots: Array<[string, string, 'light' | 'dark', string]> = [
-    ['error-page.png', `${gw.url}/music/track/42`, 'light', 'en-US'],
-    ['error-page-dark.png', `${gw.url}/music/track/42`, 'dark', 'en-US'],
-    ['error-page-de.png', `${gw.url}/music/track/42`, 'light', 'de-DE'],
     ['status-page.png', `${gw.adminUrl}/status`, 'light', 'en-US'],
   ];
   for (const [file, url, colorScheme, locale] of shots) {

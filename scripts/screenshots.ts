@@ -1,5 +1,5 @@
 /**
- * `npm run screenshots`: renders the error page (light, dark, German) and the status page in
+ * `npm run screenshots`: renders the error page (./error-page-screenshots.ts) and the status page in
  * headless Chromium against a real gateway with a failing, a busy and a healthy service, then the
  * demo's operator console and player while replicas are being broken, and writes the images
  * to docs/screenshots/ for the README (the status page on a desktop and on a phone).
@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startDemo } from '../src/demo/run.js';
 import { launchBrowser, watchedPage } from '../test/support/browser.js';
+import { shootErrorPages } from './error-page-screenshots.js';
 import { closedPort, fetchRaw, httpUpstream, startGateway } from '../test/support/harness.js';
 
 const OUT = fileURLToPath(new URL('../docs/screenshots/', import.meta.url));
@@ -54,12 +55,9 @@ try {
     if (i > 3) await Promise.all(Array.from({ length: 8 }, (_, j) => fetchRaw(`${gw.url}/audiobooks/${j}`)));
     await new Promise((r) => setTimeout(r, 1000));
   }
-  const page960 = { width: 960, height: 900 };
+  for (const file of await shootErrorPages(browser, OUT)) process.stdout.write(`docs/screenshots/${file}\n`);
   // The status page as listeners see it (the public view), on a desktop and on a phone.
   const shots: Array<[string, string, 'light' | 'dark', string, { width: number; height: number }]> = [
-    ['error-page.png', `${gw.url}/music/track/42`, 'light', 'en-US', page960],
-    ['error-page-dark.png', `${gw.url}/music/track/42`, 'dark', 'en-US', page960],
-    ['error-page-de.png', `${gw.url}/music/track/42`, 'light', 'de-DE', page960],
     ['status-page.png', `${gw.url}/status`, 'light', 'en-US', { width: 1280, height: 800 }],
     ['status-page-phone.png', `${gw.url}/status`, 'light', 'en-US', { width: 390, height: 844 }],
   ];

@@ -6,7 +6,8 @@
  */
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Browser } from 'playwright-core';
 import { browserUnavailable, launchBrowser, watchedPage } from './support/browser.js';
 import { closedPort, fetchRaw, httpUpstream, startGateway } from './support/harness.js';
@@ -35,6 +36,24 @@ const CONTRAST = `(sel) => {
   });
 }`;
 
+/** Why an element would pass for a button: a border, a fill, padding, a pointer, or a place in the tab order. */
+const BUTTON_LIKE = `(sel) => {
+  const el = document.querySelector(sel); const s = getComputedStyle(el); const why = [];
+  for (const side of ['Top', 'Right', 'Bottom', 'Left']) if (parseFloat(s['border' + side + 'Width']) > 0 && s['border' + side + 'Style'] !== 'none') why.push('border-' + side.toLowerCase());
+  if (s.backgroundColor !== 'rgba(0, 0, 0, 0)' || s.backgroundImage !== 'none') why.push('a fill');
+  if (parseFloat(s.paddingTop) + parseFloat(s.paddingBottom) > 0) why.push('padding');
+  if (s.boxShadow !== 'none') why.push('a shadow');
+  if (s.cursor === 'pointer') why.push('a pointer');
+  if (el.tabIndex >= 0) why.push('focusable');
+  return why;
+}`;
+
+/** The support block's rows: where each term and its value start and end. */
+const SUPPORT_ROWS = `[...document.querySelectorAll('footer dl > div')].map((row) => {
+  const dt = row.querySelector('dt').getBoundingClientRect(); const dd = row.querySelector('dd').getBoundingClientRect();
+  return { dtLeft: dt.left, dtBottom: dt.bottom, ddLeft: dd.left, ddTop: dd.top };
+})`;
+
 test('the error page renders cleanly in light and dark, at 200% zoom, with AA contrast', { skip }, async () => {
   const dead = await closedPort();
   const gw = await startGateway({
@@ -60,13 +79,30 @@ test('the error page renders cleanly in light and dark, at 200% zoom, with AA co
       )) as number[];
       const worst = Math.min(...ratios);
       assert.ok(worst >= 4.5, `${colorScheme}: lowest contrast ${worst.toFixed(2)}:1 is below AA`);
+      assert.deepEqual(await page.evaluate(`(${BUTTON_LIKE})('.side')`), [], 'whose side it is reads as a label');
+      assert.notDeepEqual(await page.evaluate(`(${BUTTON_LIKE})('#now')`), [], 'the real button still looks like one');
       assert.deepEqual(problems, []);
       await page.context().close();
     }
   }
 });
 
-test('the error page counts down, retries by itself and lands on the real page once the service is back', {
+/** A page for the address the error page stands in for, served once the service is back. */
+function trackServer(): Server {
+  return createServer((_req, res) => {
+    res.setHeader('content-type', 'text/html');
+    res.end('<!doctype html><title>Track</title><h1>Now playing</h1>');
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((r) => {
+    server.closeAllConnections();
+    server.close(() => r());
+  });
+}
+
+test('a service back after 16 s is back on screen within 25 s: the page honours Retry-After and backs off gently', {
   skip,
 }, async () => {
   const port = await closedPort();
@@ -76,31 +112,155 @@ test('the error page counts down, retries by itself and lands on the real page o
   });
   cleanups.push(() => gw.close());
   const { page, problems } = await watchedPage(browser);
-  await page.goto(`${gw.url}/music/track/1`);
-  const first = Number(await page.locator('#count').textContent());
-  await page.waitForTimeout(1200);
-  assert.ok(Number(await page.locator('#count').textContent()) < first, 'the countdown runs');
-  // The service comes back while the page waits.
-  const up = createServer((_req, res) => {
-    res.setHeader('content-type', 'text/html');
-    res.end('<!doctype html><title>Track</title><h1>Now playing</h1>');
+  const checks: number[] = [];
+  page.on('request', (r) => {
+    if (r.resourceType() === 'fetch') checks.push(performance.now());
   });
+  const loaded = performance.now();
+  const res = await page.goto(`${gw.url}/music/track/1`);
+  assert.equal(res!.headers()['retry-after'], '5');
+  assert.match(String(await page.locator('#retry').textContent()), /^Next check in \d seconds?\.$/);
+  const first = await page.locator('#count').textContent();
+  await page.waitForTimeout(1200);
+  assert.notEqual(await page.locator('#count').textContent(), first, 'the countdown runs');
+
+  // The service comes back 16 s after the page was shown.
+  const up = trackServer();
+  await new Promise((r) => setTimeout(r, loaded + 16_000 - performance.now()));
   await new Promise<void>((r) => up.listen(port, '127.0.0.1', r));
-  cleanups.push(
-    () =>
-      new Promise((r) => {
-        up.closeAllConnections();
-        up.close(r);
-      }),
-  );
-  await page.waitForSelector('text=Now playing', { timeout: 15_000 });
+  cleanups.push(() => closeServer(up));
+  await page.waitForSelector('text=Now playing', { timeout: loaded + 25_000 - performance.now() });
+  const back = (performance.now() - loaded) / 1000;
   assert.equal(await page.title(), 'Track');
+  assert.ok(back <= 25, `back on screen after ${back.toFixed(1)} s`);
+  // Retry-After 5: no check sooner than that after the page or after the last check.
+  const gaps = checks.map((t, i) => (t - (i === 0 ? loaded : checks[i - 1]!)) / 1000);
+  assert.ok(gaps.length >= 2, `checked ${gaps.length} times`);
+  assert.ok(
+    gaps.every((g) => g >= 4.9),
+    `checks ${gaps.map((g) => g.toFixed(1)).join(', ')} s apart`,
+  );
   assert.deepEqual(
     problems.filter((p) => !/status of 502/.test(p)),
     [],
     "the only errors were the page's own 502 checks",
   );
   await page.context().close();
+});
+
+test('a page waiting out a long maintenance checks at once when the network comes back or its tab is back in front', {
+  skip,
+}, async () => {
+  const up = trackServer();
+  await new Promise<void>((r) => up.listen(0, '127.0.0.1', r));
+  cleanups.push(() => closeServer(up));
+  const gw = await startGateway({
+    upstreams: {
+      music: { hosts: [`127.0.0.1:${(up.address() as AddressInfo).port}`], healthCheck: { enabled: false } },
+    },
+    routes: [{ upstream: 'music' }],
+  });
+  cleanups.push(() => gw.close());
+  const maintenance = async (enabled: boolean) => {
+    const until = new Date(Date.now() + 10 * 60_000).toISOString();
+    const res = await fetch(`${gw.adminUrl}/api/maintenance`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(enabled ? { enabled, until } : { enabled }),
+    });
+    assert.equal(res.status, 200);
+  };
+  const { page, problems } = await watchedPage(browser, { locale: 'de-DE', timezoneId: 'Europe/Berlin' });
+  await page.setExtraHTTPHeaders({ 'accept-language': 'de-DE,de;q=0.9' });
+  const expectedBack = async () => String(await page.locator('#when + p').textContent());
+
+  // The network: offline, then back while the page still has ten minutes to wait.
+  await maintenance(true);
+  await page.goto(`${gw.url}/music/track/1`);
+  assert.match(
+    await expectedBack(),
+    /^Voraussichtlich wieder verfügbar: \d\d:\d\d MES?Z, in (etwa )?10 Minuten\.$/,
+    "the reader's own clock and zone",
+  );
+  await page.context().setOffline(true);
+  await page.waitForSelector('#retry:has-text("Ihr Gerät ist offline")', { timeout: 2000 });
+  await maintenance(false);
+  const online = performance.now();
+  await page.context().setOffline(false);
+  await page.waitForSelector('text=Now playing', { timeout: 5000 });
+  assert.ok(performance.now() - online < 4000, 'checked as soon as the network was back');
+
+  // The tab: another one in front, then this one again. Playwright makes every page think it
+  // has the focus; without that, bringing a tab to the front focuses its window for real.
+  await maintenance(true);
+  await page.goto(`${gw.url}/music/track/1`);
+  const shown = performance.now();
+  await (await page.context().newCDPSession(page)).send('Emulation.setFocusEmulationEnabled', { enabled: false });
+  const other = await page.context().newPage();
+  await other.goto('about:blank');
+  await other.bringToFront();
+  await maintenance(false);
+  // An early check still waits 5 s after the last one.
+  await page.waitForTimeout(shown + 5200 - performance.now());
+  assert.match(await expectedBack(), /in (etwa )?10 Minuten/, 'no check while the tab is in the background');
+  const front = performance.now();
+  await page.bringToFront();
+  await page.waitForSelector('text=Now playing', { timeout: 5000 });
+  assert.ok(performance.now() - front < 3000, 'checked as soon as the tab was back in front');
+  assert.deepEqual(
+    problems.filter((p) => !/status of 503|ERR_INTERNET_DISCONNECTED/.test(p)),
+    [],
+    "the only errors were the page's own checks",
+  );
+  await page.context().close();
+});
+
+test('on a phone the error page and the maintenance page fit, and the support block lines up', { skip }, async () => {
+  const dead = await closedPort();
+  const up = trackServer();
+  await new Promise<void>((r) => up.listen(0, '127.0.0.1', r));
+  cleanups.push(() => closeServer(up));
+  const gw = await startGateway({
+    upstreams: {
+      music: { hosts: [`127.0.0.1:${dead}`], healthCheck: { enabled: false } },
+      podcasts: { hosts: [`127.0.0.1:${(up.address() as AddressInfo).port}`], healthCheck: { enabled: false } },
+    },
+    routes: [
+      { name: 'podcasts', match: { path: '/podcasts' }, upstream: 'podcasts' },
+      { name: 'music', match: { path: '/music' }, upstream: 'music' },
+    ],
+    maintenance: {
+      windows: [
+        {
+          start: new Date(Date.now() - 60_000).toISOString(),
+          end: new Date(Date.now() + 298_000).toISOString(),
+          message: 'Moving to new servers.',
+          routes: ['podcasts'],
+        },
+      ],
+    },
+  });
+  cleanups.push(() => gw.close());
+  for (const path of ['/music/track/1', '/podcasts/episode/1']) {
+    const { page, problems } = await watchedPage(browser, { viewport: { width: 390, height: 844 } });
+    await page.goto(`${gw.url}${path}`);
+    const overflow = (await page.evaluate(
+      'document.documentElement.scrollWidth - document.documentElement.clientWidth',
+    )) as number;
+    assert.ok(overflow <= 0, `${path}: no sideways scrolling (${overflow}px over)`);
+    const rows = (await page.evaluate(SUPPORT_ROWS)) as Array<{
+      dtLeft: number;
+      dtBottom: number;
+      ddLeft: number;
+      ddTop: number;
+    }>;
+    assert.equal(rows.length, 4);
+    assert.equal(new Set(rows.map((r) => r.ddLeft)).size, 1, `${path}: every value starts at the same place`);
+    for (const r of rows) assert.ok(r.ddTop >= r.dtBottom - 1, `${path}: every value sits under its term`);
+    assert.deepEqual(await page.evaluate(`(${BUTTON_LIKE})('.side')`), []);
+    assert.deepEqual(problems, []);
+    await page.context().close();
+  }
 });
 
 test('the status page renders its charts with no failed request and updates live', { skip }, async () => {

@@ -4,8 +4,13 @@
  * the steps of each kind of advice (one step per line). English is complete and the fallback; other languages
  * may leave keys out. Operators override or add any key per language in the configuration
  * (`errors.page.texts`), and unknown keys there are refused, so a typo cannot hide.
+ *
+ * A count is written as a plural (`{count, plural, one {# minute} other {# minutes}}`, see
+ * ./plural.ts), never as "{n} minutes", so every language picks its own form. Durations read
+ * "in {duration}" in every text that uses them, which lets German give them in the dative.
  */
 import type { AdviceGroup, FailureKindName } from '../faults/taxonomy.js';
+import { formatMessage } from './plural.js';
 
 type KindKeys = `kind.${FailureKindName}.${'title' | 'explanation'}`;
 type AdviceKeys = `advice.${AdviceGroup}`;
@@ -24,7 +29,17 @@ type PageKeys =
   | 'retry.checking'
   | 'retry.still'
   | 'retry.manual'
+  | 'retry.auto'
+  | 'retry.auto_later'
+  | 'retry.offline'
   | 'back_at'
+  | 'reply.try_again'
+  | 'reply.try_again_at'
+  | 'duration.seconds'
+  | 'duration.minutes'
+  | 'duration.hours'
+  | 'duration.days'
+  | 'duration.about'
   | 'operator_message'
   | 'reference'
   | 'request_id'
@@ -97,12 +112,23 @@ const en: Catalogue = {
   'headline.client': 'This request could not be served',
   what_to_do: 'What you can do',
   when: 'When to come back',
-  'retry.in': 'This page will try again by itself in {seconds} s.',
+  'retry.in': 'Next check in {duration}.',
   'retry.now': 'Try again now',
-  'retry.checking': 'Trying again…',
-  'retry.still': 'Still unavailable. Trying again in {seconds} s.',
-  'retry.manual': 'Reload this page in {seconds} seconds.',
-  back_at: 'Expected back at {time}.',
+  'retry.checking': 'Checking whether the service is back…',
+  'retry.still': 'Still unavailable. Next check in {duration}.',
+  'retry.manual': 'Reload this page in {duration}.',
+  'retry.auto':
+    'This page checks by itself, often at first and then at least once a minute, and reloads as soon as the service answers.',
+  'retry.auto_later': 'This page checks by itself when the wait is over, and reloads as soon as the service answers.',
+  'retry.offline': 'Your device is offline. This page checks again as soon as the connection is back.',
+  back_at: 'Expected back at {time}, in {duration}.',
+  'reply.try_again': 'Try again in {duration}.',
+  'reply.try_again_at': 'Try again after {time} (in {duration}).',
+  'duration.seconds': '{count, plural, one {# second} other {# seconds}}',
+  'duration.minutes': '{count, plural, one {# minute} other {# minutes}}',
+  'duration.hours': '{count, plural, one {# hour} other {# hours}}',
+  'duration.days': '{count, plural, one {# day} other {# days}}',
+  'duration.about': 'about {duration}',
   operator_message: 'Message from the operators',
   reference: 'For support, quote',
   request_id: 'Request id',
@@ -158,14 +184,13 @@ const en: Catalogue = {
   'state.down': 'Down',
   'state.maintenance': 'Maintenance',
   'advice.unreachable':
-    'Nothing is wrong with your connection, browser or DNS: refreshing, clearing caches, changing DNS or turning off a VPN will not help.\nWait a moment; the page tries again by itself, and the service is usually back within a minute.\nIf it lasts, check the service status or contact support with the reference below.',
+    'Nothing is wrong with your connection, browser or DNS: refreshing, clearing caches, changing DNS or turning off a VPN will not help.\nWait a moment: the service is usually back within a minute.\nIf it lasts, check the service status or contact support with the reference below.',
   'advice.incomplete':
     'Try again: the next attempt may be served by another server.\nNothing is wrong with your connection.',
   'advice.upgrade': 'Try again shortly.\nIf it persists, the service does not offer this protocol here.',
   'advice.overloaded':
-    'Nothing is wrong on your side, and refreshing right away will not help.\nWait a few seconds; the page tries again by itself.',
-  'advice.maintenance':
-    'Nothing is wrong on your side.\nCome back when the maintenance ends; the page tries again by itself.',
+    'Nothing is wrong on your side, and refreshing right away will not help.\nWait a few seconds before trying again.',
+  'advice.maintenance': 'Nothing is wrong on your side.\nCome back when the maintenance is over.',
   'advice.misconfigured':
     'This is a configuration fault on our side; retrying will not help until it is fixed.\nContact support with the reference below.',
   'advice.slow_down':
@@ -221,7 +246,7 @@ const en: Catalogue = {
   'kind.connection_limit_reached.explanation':
     'The {service} service is busier than it can handle, so our gateway turned this request away at once rather than make you wait for a timeout.',
   'kind.maintenance.title': 'Down for maintenance',
-  'kind.maintenance.explanation': 'The {service} service is down for planned maintenance.',
+  'kind.maintenance.explanation': 'The operators have switched the {service} service off for planned maintenance.',
   'kind.proxy_loop_detected.title': 'Request loop detected',
   'kind.proxy_loop_detected.explanation':
     'This request came back through our gateway a second time; the service is misconfigured and would loop forever.',
@@ -258,12 +283,25 @@ const de: Partial<Catalogue> = {
   'headline.client': 'Diese Anfrage konnte nicht bearbeitet werden',
   what_to_do: 'Was Sie tun können',
   when: 'Wann es weitergeht',
-  'retry.in': 'Diese Seite versucht es in {seconds} s von selbst erneut.',
+  'retry.in': 'Nächste Prüfung in {duration}.',
   'retry.now': 'Jetzt erneut versuchen',
-  'retry.checking': 'Neuer Versuch…',
-  'retry.still': 'Noch nicht verfügbar. Neuer Versuch in {seconds} s.',
-  'retry.manual': 'Laden Sie diese Seite in {seconds} Sekunden neu.',
-  back_at: 'Voraussichtlich wieder verfügbar um {time}.',
+  'retry.checking': 'Prüfe, ob der Dienst wieder da ist…',
+  'retry.still': 'Noch nicht verfügbar. Nächste Prüfung in {duration}.',
+  'retry.manual': 'Laden Sie diese Seite in {duration} neu.',
+  'retry.auto':
+    'Diese Seite prüft von selbst, anfangs oft und dann mindestens einmal pro Minute, und lädt neu, sobald der Dienst antwortet.',
+  'retry.auto_later':
+    'Diese Seite prüft von selbst, wenn die Wartezeit vorbei ist, und lädt neu, sobald der Dienst antwortet.',
+  'retry.offline': 'Ihr Gerät ist offline. Diese Seite prüft erneut, sobald die Verbindung wieder da ist.',
+  back_at: 'Voraussichtlich wieder verfügbar: {time}, in {duration}.',
+  'reply.try_again': 'Versuchen Sie es in {duration} erneut.',
+  'reply.try_again_at': 'Versuchen Sie es ab {time} erneut (in {duration}).',
+  // After "in", so in the dative: "in 1 Tag", "in 2 Tagen".
+  'duration.seconds': '{count, plural, one {# Sekunde} other {# Sekunden}}',
+  'duration.minutes': '{count, plural, one {# Minute} other {# Minuten}}',
+  'duration.hours': '{count, plural, one {# Stunde} other {# Stunden}}',
+  'duration.days': '{count, plural, one {# Tag} other {# Tagen}}',
+  'duration.about': 'etwa {duration}',
   operator_message: 'Nachricht der Betreiber',
   reference: 'Für den Support bitte angeben',
   request_id: 'Anfrage-ID',
@@ -319,15 +357,14 @@ const de: Partial<Catalogue> = {
   'state.down': 'Ausgefallen',
   'state.maintenance': 'Wartung',
   'advice.unreachable':
-    'Mit Ihrer Verbindung, Ihrem Browser und Ihrem DNS ist alles in Ordnung: Neu laden, Cache leeren, DNS wechseln oder VPN ausschalten hilft nicht.\nWarten Sie einen Moment; die Seite versucht es von selbst erneut, meist ist der Dienst innerhalb einer Minute zurück.\nDauert es länger, sehen Sie im Dienststatus nach oder wenden Sie sich mit der Referenz unten an den Support.',
+    'Mit Ihrer Verbindung, Ihrem Browser und Ihrem DNS ist alles in Ordnung: Neu laden, Cache leeren, DNS wechseln oder VPN ausschalten hilft nicht.\nWarten Sie einen Moment: Meist ist der Dienst innerhalb einer Minute zurück.\nDauert es länger, sehen Sie im Dienststatus nach oder wenden Sie sich mit der Referenz unten an den Support.',
   'advice.incomplete':
     'Versuchen Sie es erneut: Der nächste Versuch wird womöglich von einem anderen Server bedient.\nMit Ihrer Verbindung ist alles in Ordnung.',
   'advice.upgrade':
     'Versuchen Sie es gleich noch einmal.\nBleibt der Fehler, bietet der Dienst dieses Protokoll hier nicht an.',
   'advice.overloaded':
-    'Bei Ihnen ist alles in Ordnung, und sofortiges Neuladen hilft nicht.\nWarten Sie ein paar Sekunden; die Seite versucht es von selbst erneut.',
-  'advice.maintenance':
-    'Bei Ihnen ist alles in Ordnung.\nKommen Sie nach dem Ende der Wartung wieder; die Seite versucht es von selbst erneut.',
+    'Bei Ihnen ist alles in Ordnung, und sofortiges Neuladen hilft nicht.\nWarten Sie ein paar Sekunden, bevor Sie es erneut versuchen.',
+  'advice.maintenance': 'Bei Ihnen ist alles in Ordnung.\nKommen Sie nach dem Ende der Wartung wieder.',
   'advice.misconfigured':
     'Das ist ein Konfigurationsfehler bei uns; erneute Versuche helfen erst, wenn er behoben ist.\nWenden Sie sich mit der Referenz unten an den Support.',
   'advice.slow_down':
@@ -384,7 +421,7 @@ const de: Partial<Catalogue> = {
   'kind.connection_limit_reached.explanation':
     'Der Dienst {service} hat gerade mehr zu tun, als er bewältigen kann; unser Gateway hat diese Anfrage deshalb sofort abgewiesen, statt Sie auf eine Zeitüberschreitung warten zu lassen.',
   'kind.maintenance.title': 'Wartungsarbeiten',
-  'kind.maintenance.explanation': 'Der Dienst {service} ist wegen geplanter Wartungsarbeiten nicht verfügbar.',
+  'kind.maintenance.explanation': 'Die Betreiber haben den Dienst {service} für eine geplante Wartung abgeschaltet.',
   'kind.proxy_loop_detected.title': 'Anfrageschleife erkannt',
   'kind.proxy_loop_detected.explanation':
     'Diese Anfrage kam ein zweites Mal durch unser Gateway; der Dienst ist falsch konfiguriert und würde endlos im Kreis leiten.',
@@ -418,19 +455,25 @@ export const TEXT_KEYS: ReadonlySet<string> = new Set(Object.keys(en));
 /** Per-language overrides from the configuration: `{ de: { 'headline.service': '…' } }`. */
 export type TextOverrides = Readonly<Record<string, Readonly<Record<string, string>>>>;
 
-const PLACEHOLDER = /\{(\w+)\}/g;
-
-/** The text for `key` in `lang`: the operator's override, the catalogue's, else English; `{name}` placeholders are filled from `vars`. */
+/**
+ * The text for `key` in `lang`: the operator's override, the catalogue's, else English;
+ * `{name}` placeholders and plurals are filled from `vars` by the rules of the language the
+ * text is actually in (an English fallback counts in English).
+ */
 export function text(
   lang: string,
   key: TextKey,
   overrides?: TextOverrides,
   vars?: Record<string, string | number>,
 ): string {
-  const raw = overrides?.[lang]?.[key] ?? CATALOGUES[lang]?.[key] ?? overrides?.en?.[key] ?? en[key];
-  return vars === undefined
-    ? raw
-    : raw.replace(PLACEHOLDER, (m, name: string) => (name in vars ? String(vars[name]) : m));
+  const words = textWithLanguage(lang, key, overrides);
+  return vars === undefined ? words.raw : formatMessage(words.raw, words.lang, vars);
+}
+
+/** The unfilled text for `key` and the language it is in: `lang`'s own, else the English fallback. */
+export function textWithLanguage(lang: string, key: TextKey, overrides?: TextOverrides): { raw: string; lang: string } {
+  const own = overrides?.[lang]?.[key] ?? CATALOGUES[lang]?.[key];
+  return own !== undefined ? { raw: own, lang } : { raw: overrides?.en?.[key] ?? en[key], lang: 'en' };
 }
 
 const languageSets = new WeakMap<TextOverrides, ReadonlySet<string>>();

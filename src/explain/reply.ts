@@ -3,12 +3,19 @@
  * Retry-After, `Cache-Control: no-store`, the request id, and a body in the form the client
  * asked for (RFC 9457 problem+json, HTML or text). Built here, written by whichever client
  * side asked (proxy/local-reply.ts).
+ *
+ * The text form is read in a terminal, so it says when to try again (nothing there retries by
+ * itself), in the reader's language down to its labels, and gives the status page as a whole
+ * URL to copy. Problem+json and the Link field keep the configured reference: a program
+ * resolves a relative one against the request's URL (RFC 9457 §3.1, RFC 8288 §3.2).
  */
 import { serializeProxyStatus } from '../faults/proxy-status.js';
 import { FAILURES, type FailureKindName } from '../faults/taxonomy.js';
 import { languagesOf, text } from './catalogue.js';
 import { chooseLanguage } from './language.js';
+import { clockTime, humanDuration } from './duration.js';
 import { chooseErrorForm } from './negotiate.js';
+import { parseAuthority } from '../http/host.js';
 import { renderErrorPage, type PageSettings } from './page.js';
 
 export interface ReplyFacts {
@@ -19,6 +26,10 @@ export interface ReplyFacts {
   service?: string;
   /** Request path, used as the problem's `instance`. */
   path?: string;
+  /** The authority the client named (Host): makes a relative status page a whole URL in the text form. */
+  authority?: string;
+  /** The scheme the client used; the listeners speak plain HTTP today. */
+  scheme?: 'http' | 'https';
   accept?: string;
   acceptLanguage?: string;
   /** The request method: a GET page may retry by itself. */
@@ -58,8 +69,9 @@ export function buildReply(f: ReplyFacts): LocalReply {
   const status = f.receivedStatus ?? kind.status ?? 502;
   const page = f.page ?? DEFAULT_PAGE;
   const lang = chooseLanguage(f.acceptLanguage, languagesOf(page.texts));
-  const t = (key: Parameters<typeof text>[1]): string =>
-    text(lang, key, page.texts, { service: f.service ?? text(lang, 'service_fallback', page.texts) });
+  const service = f.service ?? text(lang, 'service_fallback', page.texts);
+  const t = (key: Parameters<typeof text>[1], vars?: Record<string, string | number>): string =>
+    text(lang, key, page.texts, { service, ...vars });
   const title = t(`kind.${f.kind}.title`);
   const explanation = t(`kind.${f.kind}.explanation`) + (f.message ? ` ${f.message}` : '');
   const advice = t(`advice.${kind.advice}`).split('\n');
@@ -126,13 +138,52 @@ export function buildReply(f: ReplyFacts): LocalReply {
     });
   } else {
     headers.push(['content-type', 'text/plain; charset=utf-8']);
+    const now = new Date();
+    const statusPage = f.statusPage && wholeUrl(f.statusPage, f.authority, f.scheme ?? 'http');
     body =
-      `${status} ${title}\n\n${explanation}\n${advice.join('\n')}\n\n` +
-      (retryAfter !== undefined ? `Retry after: ${retryAfter} s\n` : '') +
-      `Request id: ${f.requestId}\nProxy-Status: ${proxyStatus}\n` +
-      (f.statusPage ? `Status page: ${f.statusPage}\n` : '');
+      `${status} ${title}\n\n${explanation}\n\n${t('what_to_do')}:\n${advice.map((a) => `- ${a}\n`).join('')}\n` +
+      (retryAfter !== undefined ? `${t('when')}: ${tryAgain(t, retryAfter, lang, page, now)}\n` : '') +
+      (statusPage ? `${t('status_page')}: ${statusPage}\n` : '') +
+      `\n${t('reference')}:\n` +
+      `  ${t('error')}: ${status} ${f.kind}\n` +
+      `  ${t('request_id')}: ${f.requestId}\n` +
+      `  ${t('time')}: ${now.toISOString().replace('T', ' ').slice(0, 19)} UTC\n` +
+      // A field name, the same in every language.
+      `  Proxy-Status: ${proxyStatus}\n`;
   }
   return { status, headers, body };
 }
 
 const DEFAULT_PAGE: PageSettings = { brand: {}, texts: {}, autoRetry: true };
+
+/** "Try again in 5 seconds." — or, for a long wait, the clock time too. */
+function tryAgain(
+  t: (key: 'reply.try_again' | 'reply.try_again_at', vars: Record<string, string>) => string,
+  retryAfter: number,
+  lang: string,
+  page: PageSettings,
+  now: Date,
+): string {
+  const duration = humanDuration(retryAfter, lang, page.texts);
+  if (retryAfter < 60) return t('reply.try_again', { duration });
+  const time = clockTime(new Date(now.getTime() + retryAfter * 1000), lang, now);
+  return t('reply.try_again_at', { duration, time });
+}
+
+/**
+ * The status page as a URL a person can copy: as configured when it is whole, else resolved
+ * against the authority the client named — only when that is a well-formed host (it is the
+ * client's own word, and must not turn the link into something else). Undefined otherwise.
+ */
+function wholeUrl(reference: string, authority: string | undefined, scheme: 'http' | 'https'): string | undefined {
+  if (/^https?:\/\//i.test(reference)) return reference;
+  if (authority === undefined || !reference.startsWith('/') || reference.startsWith('//')) return undefined;
+  const parsed = parseAuthority(authority);
+  if (!parsed.ok) return undefined;
+  const port = parsed.port === undefined ? '' : `:${parsed.port}`;
+  try {
+    return new URL(reference, `${scheme}://${parsed.host}${port}`).href;
+  } catch {
+    return undefined;
+  }
+}

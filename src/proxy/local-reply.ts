@@ -28,6 +28,7 @@ export function replyLocally(ctx: RequestContext, kind: FailureKindName, err?: u
     requestId: ctx.id,
     service: ctx.route?.upstream.name,
     path: req.url,
+    authority: ctx.authority,
     accept: req.headers.accept,
     acceptLanguage: req.headers['accept-language'],
     method: req.method,

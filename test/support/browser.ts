@@ -40,11 +40,17 @@ export interface WatchedPage {
 /** A new page whose failed requests, page errors and console errors are collected in `problems`. */
 export async function watchedPage(
   browser: Browser,
-  options: { colorScheme?: 'light' | 'dark'; locale?: string; viewport?: { width: number; height: number } } = {},
+  options: {
+    colorScheme?: 'light' | 'dark';
+    locale?: string;
+    timezoneId?: string;
+    viewport?: { width: number; height: number };
+  } = {},
 ): Promise<WatchedPage> {
   const context = await browser.newContext({
     colorScheme: options.colorScheme ?? 'light',
     locale: options.locale ?? 'en-US',
+    timezoneId: options.timezoneId,
     viewport: options.viewport ?? { width: 1000, height: 900 },
   });
   const page = await context.newPage();

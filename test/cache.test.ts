@@ -360,3 +360,46 @@ test('a body larger than the object limit streams through uncached; a scan of un
   assert.match((await c.get('/scan/99')).cacheStatus, /hit/, 'recent URLs stay');
   assert.match((await c.get('/scan/0')).cacheStatus, /uri-miss/, 'the least recently used went');
 });
+
+test("admin: purge by URL or prefix; /api/status shows each cached route's size, entries and hit ratio; the status page counts errors prevented", async () => {
+  let down = false;
+  const c = await cached(
+    (req, res) => {
+      if (down) {
+        res.writeHead(503).end();
+        return;
+      }
+      res.writeHead(200, { 'cache-control': 'max-age=1' }).end(req.url);
+    },
+    { staleIfError: '1h' },
+  );
+  for (const p of ['/api/tracks', '/api/tracks/1', '/api/tracks/2', '/covers/1']) await c.get(p);
+  await c.get('/api/tracks');
+  const purge = (body: unknown) =>
+    fetch(`${c.gw.adminUrl}/api/cache/purge`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    }).then(async (r) => ({ status: r.status, body: (await r.json()) as { purged: number; error?: string } }));
+  assert.deepEqual((await purge({ url: '/covers/1' })).body.purged, 1);
+  assert.deepEqual((await purge({ url: '/api/tracks/', prefix: true })).body.purged, 2);
+  assert.equal((await purge({ url: 'not a url' })).status, 400);
+  assert.match((await c.get('/covers/1')).cacheStatus, /uri-miss/);
+  assert.match((await c.get('/api/tracks/1')).cacheStatus, /uri-miss/);
+
+  const status = (await (await fetch(`${c.gw.adminUrl}/api/status`)).json()) as {
+    routes: Array<{ cache: { entries: number; bytes: number; hits: number; hit_ratio: number } }>;
+  };
+  const cache = status.routes[0]!.cache;
+  assert.equal(cache.entries, 3, '/api/tracks, and the two fetched again after the purge');
+  assert.ok(cache.bytes > 0);
+  assert.equal(cache.hits, 1);
+  assert.ok(cache.hit_ratio > 0 && cache.hit_ratio < 1);
+
+  await sleep(1100);
+  down = true;
+  assert.equal((await c.get('/api/tracks')).status, 200, 'the stored copy stands in');
+  c.gw.gateway.metrics.timeline.closeStep();
+  const page = await (await fetch(`${c.gw.adminUrl}/status`)).text();
+  assert.match(page, /1 error prevented by serving the last good answer/);
+});

@@ -210,3 +210,26 @@ test('draining a host: it gets no new requests while its stream under way finish
     404,
   );
 });
+
+test('maintenance switched on without an end promises no end time: the page says none was announced', async () => {
+  const up = await httpUpstream((_req, res) => res.end('ok'));
+  const gw = await startGateway(minimalConfig([up.address]));
+  try {
+    const put = await fetch(`${gw.adminUrl}/api/maintenance`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ enabled: true }),
+    });
+    assert.equal(put.status, 200);
+    const page = await fetch(`${gw.url}/`, { headers: { accept: 'text/html' } });
+    assert.equal(page.status, 503);
+    const html = await page.text();
+    assert.match(html, /No end has been announced yet/);
+    assert.doesNotMatch(html, /Expected back at/);
+    const text = await (await fetch(`${gw.url}/`, { headers: { accept: 'text/plain' } })).text();
+    assert.doesNotMatch(text, /after \d/, 'the text form gives no clock time either');
+  } finally {
+    await gw.close();
+    await up.close();
+  }
+});

@@ -255,7 +255,15 @@ test('an overload spike: requests shed at the limit are counted apart and make t
   const music = status.services[0]!;
   assert.deepEqual(
     { ...music.last_minute, ttfb_p99_ms: 0 },
-    { requests: 30, errors: 0, shed, error_rate: 0, shed_rate: Math.round((shed / 30) * 1e4) / 1e4, ttfb_p99_ms: 0 },
+    {
+      requests: 30,
+      errors: 0,
+      shed,
+      prevented: 0,
+      error_rate: 0,
+      shed_rate: Math.round((shed / 30) * 1e4) / 1e4,
+      ttfb_p99_ms: 0,
+    },
     'the shed requests are counted, and not as errors',
   );
   assert.equal(music.state, 'busy');

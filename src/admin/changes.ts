@@ -106,6 +106,53 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
+const purgeRequest = z.strictObject({
+  url: z
+    .string()
+    .min(1)
+    .refine(
+      (u) => u.startsWith('/') || /^https?:\/\/[^/]+(\/|$)/i.test(u),
+      'a path ("/api/tracks") or a whole http(s) URL',
+    ),
+  prefix: z.boolean().default(false),
+  route: z.string().optional(),
+});
+
+/** POST /api/cache/purge: forgets a URL, or every URL under a prefix, in every cached route (or one). */
+export async function postPurge(
+  facts: AdminFacts,
+  runtime: Runtime,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  if (!authorised(facts, req)) return unauthorised(res);
+  const body = await readJson(req);
+  if (body === undefined) return json(res, 400, { error: 'the body is not JSON (or over 64 KiB)' });
+  const parsed = purgeRequest.safeParse(body);
+  if (!parsed.success)
+    return json(res, 400, {
+      error: 'invalid purge request',
+      problems: parsed.error.issues.map((i) => ({ path: formatPath(i.path as PropertyKey[]), message: i.message })),
+    });
+  const { url, prefix, route } = parsed.data;
+  let authority: string | undefined;
+  let path = url;
+  if (!url.startsWith('/')) {
+    const parsedUrl = new URL(url);
+    authority = parsedUrl.host;
+    path = `${parsedUrl.pathname}${parsedUrl.search}`;
+  }
+  const routes = runtime.router.routes.filter(
+    (r) => r.cache !== undefined && (route === undefined || r.name === route),
+  );
+  if (routes.length === 0)
+    return json(res, 404, { error: route === undefined ? 'no route has a cache' : `no cached route named ${route}` });
+  let purged = 0;
+  for (const r of routes) purged += r.cache!.purge(authority, path, prefix);
+  runtime.logger.warn({ url, prefix, purged }, 'cache purged');
+  return json(res, 200, { purged, routes: routes.map((r) => r.name) });
+}
+
 /** POST /api/reload: applies the configuration file again; an invalid file is refused with its problems and the running configuration stays. */
 export async function postReload(facts: AdminFacts, req: IncomingMessage, res: ServerResponse): Promise<void> {
   if (!authorised(facts, req)) return unauthorised(res);

@@ -5,7 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Runtime } from '../runtime.js';
-import { postReload, putDrain, putMaintenance } from './changes.js';
+import { postPurge, postReload, putDrain, putMaintenance } from './changes.js';
 import { refuseAdminRequest } from './guard.js';
 import { json, text } from './respond.js';
 import { buildStatus, type StatusSources } from './status-model.js';
@@ -24,7 +24,7 @@ export interface AdminFacts {
 }
 
 /** The requests that change something (the guard's write checks apply to them). */
-const CHANGES = new Set(['PUT /api/maintenance', 'POST /api/reload', 'PUT /api/drain']);
+const CHANGES = new Set(['PUT /api/maintenance', 'POST /api/reload', 'PUT /api/drain', 'POST /api/cache/purge']);
 
 export function createAdminServer(facts: AdminFacts): Server {
   return createServer((req, res) => {
@@ -45,6 +45,7 @@ async function answer(facts: AdminFacts, req: IncomingMessage, res: ServerRespon
   if (path === '/api/maintenance' && req.method === 'PUT') return putMaintenance(facts, runtime, req, res);
   if (path === '/api/reload' && req.method === 'POST') return postReload(facts, req, res);
   if (path === '/api/drain' && req.method === 'PUT') return putDrain(facts, runtime, req, res);
+  if (path === '/api/cache/purge' && req.method === 'POST') return postPurge(facts, runtime, req, res);
   if (req.method === 'GET' && serveStatusPage(facts.status, req, res, '/status', false)) return;
   if (req.method !== 'GET' && req.method !== 'HEAD')
     return json(
@@ -84,6 +85,7 @@ async function answer(facts: AdminFacts, req: IncomingMessage, res: ServerRespon
           '/api/maintenance',
           'POST /api/reload',
           'PUT /api/drain',
+          'POST /api/cache/purge',
         ],
       });
   }

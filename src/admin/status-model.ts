@@ -8,6 +8,7 @@
  * failing. The public view (the status page on the main listener) leaves out upstream names,
  * host counts and addresses; the operator's view keeps them.
  */
+import type { RouteCache } from '../cache/route-cache.js';
 import { describeGate, PRIORITIES } from '../admission/concurrency-gate.js';
 import { text } from '../explain/catalogue.js';
 import { formatMessage } from '../explain/message.js';
@@ -43,6 +44,8 @@ export interface ServiceStatus {
     errors: number;
     /** Requests turned away at once with Retry-After: asked to retry later. */
     shed: number;
+    /** Errors prevented: a stored copy answered in place of a 502/503/504. */
+    prevented: number;
     error_rate: number;
     shed_rate: number;
     /** The failure kind behind most errors. */
@@ -105,7 +108,13 @@ export interface StatusReport {
   version?: string;
   uptime_s?: number;
   draining?: boolean;
-  routes?: Array<{ name: string; title?: string; upstream: string; priority?: string }>;
+  routes?: Array<{
+    name: string;
+    title?: string;
+    upstream: string;
+    priority?: string;
+    cache?: Record<string, number | null>;
+  }>;
   upstreams?: Array<Record<string, unknown>>;
 }
 
@@ -146,6 +155,7 @@ export function buildStatus(s: StatusSources, opts: { public: boolean; history: 
         requests: recent.requests,
         errors: recent.errors,
         shed: recent.shed,
+        prevented: recent.prevented,
         error_rate: round(errorRate, 4),
         shed_rate: round(shedRate, 4),
         top_failure: topCause(recent),
@@ -179,6 +189,7 @@ export function buildStatus(s: StatusSources, opts: { public: boolean; history: 
       title: titles.get(r.name),
       upstream: r.upstream.name,
       priority: PRIORITIES[r.priority],
+      cache: r.cache === undefined ? undefined : cacheJson(r.cache.stats()),
     }));
     body.upstreams = [...runtime.pools.values()].map((p) => ({
       name: p.name,
@@ -302,21 +313,35 @@ function incidentJson(i: Incident, titles: ReadonlyMap<string, string>): Inciden
   };
 }
 
+function cacheJson(s: ReturnType<RouteCache['stats']>): Record<string, number | null> {
+  return {
+    entries: s.entries,
+    bytes: s.bytes,
+    max_bytes: s.maxBytes,
+    hits: s.hits,
+    misses: s.misses,
+    hit_ratio: s.hitRatio === null ? null : round(s.hitRatio, 4),
+    stale_for_errors: s.staleForErrors,
+  };
+}
+
 interface Totals {
   requests: number;
   errors: number;
   shed: number;
+  prevented: number;
   /** The worst step's: an upper bound of the minute's. */
   ttfbP99: number | null;
   causes: Record<string, number>;
 }
 
 function sum(points: TimelinePoint[]): Totals {
-  const t: Totals = { requests: 0, errors: 0, shed: 0, ttfbP99: null, causes: {} };
+  const t: Totals = { requests: 0, errors: 0, shed: 0, prevented: 0, ttfbP99: null, causes: {} };
   for (const p of points) {
     t.requests += p.requests;
     t.errors += p.errors;
     t.shed += p.shed;
+    t.prevented += p.prevented;
     if (p.ttfbP99 !== null) t.ttfbP99 = Math.max(t.ttfbP99 ?? 0, p.ttfbP99);
     for (const [k, v] of Object.entries(p.causes)) t.causes[k] = (t.causes[k] ?? 0) + v;
   }

@@ -140,7 +140,11 @@ function serviceRow(v: ServiceStatus, w: Words): string {
   );
   const why = reason ? `<span class="reason">${escapeHtml(reason)}</span>` : '';
   const counts = w.say('status.line_requests', { requests: m.requests, errors: m.errors });
-  const shed = m.shed > 0 ? `<span class="detail shed">${w.say('status.line_shed', { shed: m.shed })}</span>` : '';
+  const shed =
+    (m.shed > 0 ? `<span class="detail shed">${w.say('status.line_shed', { shed: m.shed })}</span>` : '') +
+    (m.prevented > 0
+      ? `<span class="detail prevented">${w.say('status.line_prevented', { prevented: m.prevented })}</span>`
+      : '');
   const ttfb = m.ttfb_p99_ms === null ? '–' : escapeHtml(duration(w.lang, m.ttfb_p99_ms));
   return `<tr><td><strong>${escapeHtml(v.title)}</strong>${detail}</td>
 <td data-label="${w.say('status.col_state')}"><span class="badge s-${v.state}">${w.say(`state.${v.state}`)}</span>${why}</td>

@@ -60,11 +60,12 @@ export class Maintenance {
     route: { name: string; upstream: { name: string } },
     req: { readonly headers: IncomingHttpHeaders },
     clientAddress: string,
-  ): Pick<ReplyFacts, 'retryAfter' | 'message' | 'details'> | undefined {
+  ): Pick<ReplyFacts, 'retryAfter' | 'message' | 'details' | 'endKnown'> | undefined {
     const active = this.activeFor(config, route.name);
     if (active === undefined || this.allows(config, req, clientAddress)) return undefined;
     return {
       retryAfter: active.retryAfter,
+      endKnown: active.until !== undefined,
       message: active.message,
       details: `maintenance: upstream ${route.upstream.name}`,
     };

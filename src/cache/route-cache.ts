@@ -195,13 +195,18 @@ export class RouteCache {
     }
   }
 
-  /** Forgets a URL (`prefix` false: exactly, every variant) or every URL under a prefix. */
+  /**
+   * Forgets a URL (every variant) or, with `prefix`, every URL whose target starts with `path`;
+   * for the one authority given, or for any. Returns how many URLs were forgotten.
+   */
   purge(authority: string | undefined, path: string, prefix: boolean): number {
-    const key = this.keyOf(authority, path);
-    if (prefix) return this.store.purgePrefix(key);
-    const had = this.store.variants(key) !== undefined;
-    this.store.delete(key);
-    return had ? 1 : 0;
+    const host = authority?.toLowerCase();
+    return this.store.purgeWhere((key) => {
+      const slash = key.indexOf('/');
+      if (host !== undefined && key.slice(0, slash) !== host) return false;
+      const target = key.slice(slash);
+      return prefix ? target.startsWith(path) : target === path;
+    });
   }
 
   stats(): StoreStats & CacheCounters & { hitRatio: number | null } {

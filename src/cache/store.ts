@@ -100,11 +100,11 @@ export class ResponseStore {
     else this.lru.set(key, rest);
   }
 
-  /** Forgets every URL whose key starts with `prefix`; returns how many. */
-  purgePrefix(prefix: string): number {
+  /** Forgets every URL whose key passes `matches`; returns how many. */
+  purgeWhere(matches: (key: string) => boolean): number {
     let n = 0;
     for (const key of [...this.lru.keys()]) {
-      if (!key.startsWith(prefix)) continue;
+      if (!matches(key)) continue;
       this.lru.delete(key);
       n++;
     }

@@ -33,6 +33,7 @@ type PageKeys =
   | 'retry.auto_later'
   | 'retry.offline'
   | 'back_at'
+  | 'back_unknown'
   | 'reply.try_again'
   | 'reply.try_again_at'
   | 'duration.seconds'
@@ -78,6 +79,7 @@ type StatusKeys =
   | 'status.ongoing_since'
   | 'status.line_requests'
   | 'status.line_shed'
+  | 'status.line_prevented'
   | 'status.line_servers'
   | 'status.incident'
   | 'status.reason.maintenance'
@@ -122,6 +124,7 @@ const en: Catalogue = {
   'retry.auto_later': 'This page checks by itself when the wait is over, and reloads as soon as the service answers.',
   'retry.offline': 'Your device is offline. This page checks again as soon as the connection is back.',
   back_at: 'Expected back at {time}, in {duration}.',
+  back_unknown: 'No end has been announced yet; this page keeps checking.',
   'reply.try_again': 'Try again in {duration}.',
   'reply.try_again_at': 'Try again after {time} (in {duration}).',
   'duration.seconds': '{count, plural, one {# second} other {# seconds}}',
@@ -162,6 +165,8 @@ const en: Catalogue = {
   'status.line_requests':
     '{requests, plural, one {# request} other {# requests}}, {errors, plural, one {# error} other {# errors}}',
   'status.line_shed': '{shed, plural, one {# request} other {# requests}} asked to retry later',
+  'status.line_prevented':
+    '{prevented, plural, one {# error} other {# errors}} prevented by serving the last good answer',
   'status.line_servers': 'route {route} · upstream {upstream} · {up}/{total, plural, one {# server} other {# servers}}',
   'status.incident':
     '{cause} ({errors} of {requests, plural, one {# request} other {# requests}} failed, at worst {peak})',
@@ -294,6 +299,7 @@ const de: Partial<Catalogue> = {
     'Diese Seite prüft von selbst, wenn die Wartezeit vorbei ist, und lädt neu, sobald der Dienst antwortet.',
   'retry.offline': 'Ihr Gerät ist offline. Diese Seite prüft erneut, sobald die Verbindung wieder da ist.',
   back_at: 'Voraussichtlich wieder verfügbar: {time}, in {duration}.',
+  back_unknown: 'Ein Ende wurde noch nicht angekündigt; diese Seite prüft weiter.',
   'reply.try_again': 'Versuchen Sie es in {duration} erneut.',
   'reply.try_again_at': 'Versuchen Sie es ab {time} erneut (in {duration}).',
   // After "in", so in the dative: "in 1 Tag", "in 2 Tagen".
@@ -335,6 +341,8 @@ const de: Partial<Catalogue> = {
   'status.line_requests':
     '{requests, plural, one {# Anfrage} other {# Anfragen}}, {errors, plural, one {# Fehler} other {# Fehler}}',
   'status.line_shed': '{shed, plural, one {# Anfrage} other {# Anfragen}} auf später verwiesen',
+  'status.line_prevented':
+    '{prevented, plural, one {# Fehler} other {# Fehler}} durch die letzte gute Antwort verhindert',
   'status.line_servers': 'Route {route} · Upstream {upstream} · {up}/{total, plural, one {# Server} other {# Server}}',
   'status.incident':
     '{cause} ({errors} von {requests, plural, one {# Anfrage} other {# Anfragen}} fehlgeschlagen, höchstens {peak})',

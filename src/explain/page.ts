@@ -32,6 +32,8 @@ export interface ErrorPageFacts {
   /** The operator's message, e.g. from a maintenance window. */
   message?: string;
   retryAfter?: number;
+  /** Whether Retry-After is the known end of a maintenance, or a guess of when to look again. */
+  endKnown?: boolean;
   /** A GET navigation: the page may retry it by itself. */
   retriable: boolean;
   requestId: string;
@@ -103,7 +105,9 @@ export function renderErrorPage(f: ErrorPageFacts): string {
     const wait = humanDuration(retryAfter, lang, settings.texts);
     // Maintenance says when it ends (kept up to date by the script); the countdown would say it twice.
     let back = '';
-    if (kind.side === 'maintenance') {
+    if (kind.side === 'maintenance' && f.endKnown === false) {
+      back = `<p>${escapeHtml(t('back_unknown'))}</p>`;
+    } else if (kind.side === 'maintenance') {
       const at = new Date(f.time.getTime() + retryAfter * 1000);
       const atIso = at.toISOString();
       back = `<p>${html('back_at', {

@@ -45,6 +45,8 @@ export interface ReplyFacts {
   /** Overrides the taxonomy's suggested Retry-After, in seconds. */
   retryAfter?: number;
   statusPage?: string;
+  /** False when Retry-After is a guess (maintenance switched on without an end): no end time is promised. */
+  endKnown?: boolean;
   /** An operator's message added to the explanation (e.g. from a maintenance window). */
   message?: string;
   /** Replaces the default Proxy-Status details ("upstream NAME"). */
@@ -129,6 +131,7 @@ export function buildReply(f: ReplyFacts): LocalReply {
       service: f.service,
       message: f.message,
       retryAfter,
+      endKnown: f.endKnown !== false,
       retriable: f.method === 'GET' || f.method === 'HEAD',
       requestId: f.requestId,
       time: new Date(),
@@ -142,7 +145,9 @@ export function buildReply(f: ReplyFacts): LocalReply {
     const statusPage = f.statusPage && wholeUrl(f.statusPage, f.authority, f.scheme ?? 'http');
     body =
       `${status} ${title}\n\n${explanation}\n\n${t('what_to_do')}:\n${advice.map((a) => `- ${a}\n`).join('')}\n` +
-      (retryAfter !== undefined ? `${t('when')}: ${tryAgain(t, retryAfter, lang, page, now)}\n` : '') +
+      (retryAfter !== undefined
+        ? `${t('when')}: ${tryAgain(t, retryAfter, lang, page, now, f.endKnown !== false)}\n`
+        : '') +
       (statusPage ? `${t('status_page')}: ${statusPage}\n` : '') +
       `\n${t('reference')}:\n` +
       `  ${t('error')}: ${status} ${f.kind}\n` +
@@ -163,9 +168,11 @@ function tryAgain(
   lang: string,
   page: PageSettings,
   now: Date,
+  /** Retry-After is when something ends, not a guess: a clock time may be given. */
+  endKnown: boolean,
 ): string {
   const duration = humanDuration(retryAfter, lang, page.texts);
-  if (retryAfter < 60) return t('reply.try_again', { duration });
+  if (retryAfter < 60 || !endKnown) return t('reply.try_again', { duration });
   const time = clockTime(new Date(now.getTime() + retryAfter * 1000), lang, now);
   return t('reply.try_again_at', { duration, time });
 }

@@ -258,6 +258,7 @@ export class GatewayMetrics implements RequestObserver {
       r.outcome,
       r.failure ?? (r.status >= 500 ? `status_${r.status}` : ''),
       r.ttfbMs ?? r.ms,
+      r.stoodInFor !== undefined,
     );
   }
 

@@ -21,6 +21,8 @@ export interface TimelinePoint {
   errors: number;
   /** Requests turned away at once with Retry-After (the service at its limit). */
   shed: number;
+  /** Errors prevented: a stored copy answered in place of a 502/503/504 (stale-if-error). */
+  prevented: number;
   /** p99 time to first byte (the answer's status and headers) in ms; null when there were no requests. */
   ttfbP99: number | null;
   /** Failure kinds of the errors, by count. */
@@ -31,6 +33,7 @@ class StepCounts {
   requests = 0;
   errors = 0;
   shed = 0;
+  prevented = 0;
   readonly firstByte = new Uint32Array(BUCKETS);
   causes: Map<string, number> | undefined = undefined;
 
@@ -38,6 +41,7 @@ class StepCounts {
     this.requests = 0;
     this.errors = 0;
     this.shed = 0;
+    this.prevented = 0;
     this.firstByte.fill(0);
     this.causes = undefined;
   }
@@ -50,6 +54,7 @@ class StepCounts {
       requests: this.requests,
       errors: this.errors,
       shed: this.shed,
+      prevented: this.prevented,
       ttfbP99: percentile(this.firstByte, this.requests, 0.99),
       causes,
     };
@@ -96,13 +101,14 @@ export class Timeline {
    * `cause` names an error's failure kind (or `status_503` for an upstream's own 5xx);
    * `ttfbMs` is the time to the answer's status and headers.
    */
-  record(key: string, outcome: Outcome, cause: string, ttfbMs: number): void {
+  record(key: string, outcome: Outcome, cause: string, ttfbMs: number, prevented = false): void {
     let c = this.current.get(key);
     if (c === undefined) {
       c = new StepCounts();
       this.current.set(key, c);
     }
     c.requests++;
+    if (prevented) c.prevented++;
     if (outcome === 'shed') c.shed++;
     else if (isListenerFailure(outcome)) {
       c.errors++;
@@ -130,6 +136,7 @@ export class Timeline {
         sum.requests += p.requests;
         sum.errors += p.errors;
         sum.shed += p.shed;
+        sum.prevented += p.prevented;
         // The worst route's p99 is an upper bound of the whole's; close enough for a chart.
         sum.ttfbP99 =
           sum.ttfbP99 === null ? p.ttfbP99 : p.ttfbP99 === null ? sum.ttfbP99 : Math.max(sum.ttfbP99, p.ttfbP99);
@@ -152,7 +159,7 @@ export class Timeline {
     const keys = new Set([...this.current.keys(), ...this.history.keys()]);
     for (const key of keys) {
       const c = this.current.get(key);
-      const point = c ? c.close(t) : { t, requests: 0, errors: 0, shed: 0, ttfbP99: null, causes: {} };
+      const point = c ? c.close(t) : { t, requests: 0, errors: 0, shed: 0, prevented: 0, ttfbP99: null, causes: {} };
       c?.reset();
       let h = this.history.get(key);
       if (h === undefined) {

@@ -11,7 +11,10 @@ import { standInForError } from './cache-phase.js';
 import type { RequestContext, RoutedContext } from './context.js';
 
 /** What a stage may add to a reply: when to come back, the operator's message, details, extra fields. */
-export type ReplyExtras = Pick<ReplyFacts, 'retryAfter' | 'message' | 'details' | 'headers' | 'receivedStatus'>;
+export type ReplyExtras = Pick<
+  ReplyFacts,
+  'retryAfter' | 'message' | 'details' | 'headers' | 'receivedStatus' | 'endKnown'
+>;
 
 export function replyLocally(ctx: RequestContext, kind: FailureKindName, err?: unknown, extra?: ReplyExtras): void {
   // On a cached route, a stored copy may stand in for a 502/503/504 (stale-if-error).

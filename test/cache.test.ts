@@ -403,3 +403,22 @@ test("admin: purge by URL or prefix; /api/status shows each cached route's size,
   const page = await (await fetch(`${c.gw.adminUrl}/status`)).text();
   assert.match(page, /1 error prevented by serving the last good answer/);
 });
+
+test("CDN-Cache-Control (RFC 9213) governs the cache while clients get the origin's own Cache-Control", async () => {
+  const c = await cached((_req, res) => {
+    res
+      .writeHead(200, {
+        'cache-control': 'no-cache',
+        'cdn-cache-control': 'max-age=60',
+        expires: 'Thu, 01 Jan 1970 00:00:00 GMT',
+      })
+      .end('targeted');
+  });
+  await c.get('/t');
+  const hit = await c.get('/t');
+  assert.match(hit.cacheStatus, /hit; ttl=(59|60)/, 'the targeted field made it fresh for a minute');
+  assert.equal(hit.headers.get('cache-control'), 'no-cache', 'browsers still revalidate');
+  assert.equal(hit.headers.get('expires'), 'Thu, 01 Jan 1970 00:00:00 GMT');
+  assert.equal(hit.headers.get('cdn-cache-control'), 'max-age=60');
+  assert.equal(c.origin(), 1);
+});

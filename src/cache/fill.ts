@@ -12,6 +12,7 @@ import type { ClientResponse, ResponseEvents } from '../listen/client.js';
 import { serializeCacheStatus, type CacheStatusFacts } from './cache-status.js';
 import type { RouteCache } from './route-cache.js';
 import { StoredResponse, varyFieldsOf, varyKeyOf } from './store.js';
+import { policyFields } from './targeted.js';
 
 /** Fields of the answer that belong to this one request, never stored with the response. */
 const PER_REQUEST = new Set(['x-request-id', 'proxy-status', 'cache-status', 'ratelimit', 'ratelimit-policy']);
@@ -128,7 +129,7 @@ export class CacheFill implements ClientResponse {
     if (fields['set-cookie'] !== undefined) return false;
     const declared = Number(fields['content-length']);
     if (Number.isFinite(declared) && declared > this.cache.maxObjectSize) return false;
-    const policy = new CachePolicy(this.request, { status, headers: fields }, { shared: true });
+    const policy = new CachePolicy(this.request, { status, headers: policyFields(fields) }, { shared: true });
     if (!policy.storable() || varyFieldsOf(fields.vary).includes('*')) return false;
     this.policy = policy;
     return true;

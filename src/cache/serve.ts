@@ -7,6 +7,7 @@
  */
 import type { ClientRequest, ClientResponse } from '../listen/client.js';
 import type { StoredResponse } from './store.js';
+import { clientFields } from './targeted.js';
 
 /** Header fields a 304 carries from the stored response (RFC 9110 §15.4.5). */
 const NOT_MODIFIED_FIELDS = new Set(['cache-control', 'content-location', 'date', 'etag', 'expires', 'vary', 'age']);
@@ -25,7 +26,7 @@ export function writeStored(
   stored: StoredResponse,
   options: ServeOptions,
 ): number {
-  const fields = stored.policy.responseHeaders();
+  const fields = clientFields(stored.policy.responseHeaders());
   const status = stored.status;
   const flat: string[] = [];
   const notModified = isNotModified(req, fields) && (req.method === 'GET' || req.method === 'HEAD');

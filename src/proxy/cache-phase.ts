@@ -18,6 +18,7 @@ import { CacheFill, type FillMode } from '../cache/fill.js';
 import { serializeCacheStatus, type CacheStatusFacts } from '../cache/cache-status.js';
 import { writeStored } from '../cache/serve.js';
 import { StoredResponse, varyFieldsOf, varyKeyOf } from '../cache/store.js';
+import { policyFields } from '../cache/targeted.js';
 import { serializeProxyStatus } from '../faults/proxy-status.js';
 import { FAILURES, type FailureKindName } from '../faults/taxonomy.js';
 import type { RoutedContext } from './context.js';
@@ -224,7 +225,7 @@ export function revalidated(
   if (state?.stored === undefined || state.validators === undefined || state.fill === undefined) return false;
   const { policy, modified } = state.stored.policy.revalidatedPolicy(state.request, {
     status: 304,
-    headers: headers as CachePolicy.Headers,
+    headers: policyFields(headers as CachePolicy.Headers) as CachePolicy.Headers,
   });
   if (modified) return false;
   state.cache.refresh(state.key, state.stored, policy, state.fill);
@@ -284,7 +285,10 @@ function revalidateInBackground(
       const fields = r.headers as CachePolicy.Headers;
       if (r.statusCode === 304) {
         await r.body.dump();
-        const { policy, modified } = stored.policy.revalidatedPolicy(request, { status: 304, headers: fields });
+        const { policy, modified } = stored.policy.revalidatedPolicy(request, {
+          status: 304,
+          headers: policyFields(fields) as CachePolicy.Headers,
+        });
         if (!modified) cache.refresh(key, stored, policy);
         return;
       }
@@ -298,7 +302,11 @@ function revalidateInBackground(
         }
         chunks.push(chunk);
       }
-      const policy = new CachePolicy(request, { status: r.statusCode, headers: fields }, { shared: true });
+      const policy = new CachePolicy(
+        request,
+        { status: r.statusCode, headers: policyFields(fields) as CachePolicy.Headers },
+        { shared: true },
+      );
       if (!policy.storable() || r.statusCode === 206 || fields['set-cookie'] !== undefined) return;
       const vary = varyFieldsOf(fields.vary);
       if (vary.includes('*')) return;

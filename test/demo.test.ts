@@ -218,6 +218,36 @@ test("the console's switches fault a real replica, and its event stream shows th
   await post('/api/maintenance/off');
 });
 
+test('a total outage: the track list keeps answering from the cache, and a track explains why it cannot start', async () => {
+  const ports = await freePorts(6);
+  const demo = await startDemo({
+    listen: `127.0.0.1:${ports[0]}`,
+    admin: `127.0.0.1:${ports[1]}`,
+    consolePort: ports[2],
+    replicaPorts: ports.slice(3),
+    quiet: true,
+  });
+  cleanups.push(() => demo.close());
+  const first = await fetch(`${demo.urls.player}api/tracks`);
+  const catalogue = await first.text();
+  assert.match(String(first.headers.get('cache-status')), /stored/);
+  const outage = (await (await fetch(new URL('/api/outage', demo.urls.console), { method: 'POST' })).json()) as {
+    ok: boolean;
+  };
+  assert.equal(outage.ok, true);
+  for (const r of demo.fleet.replicas) assert.equal(r.state, 'killed');
+  const during = await fetch(`${demo.urls.player}api/tracks`);
+  assert.equal(during.status, 200);
+  assert.equal(await during.text(), catalogue, 'the last good track list');
+  assert.match(String(during.headers.get('cache-status')), /^gangway; (hit|fwd=stale)/);
+  const track = await fetch(`${demo.urls.player}audio/morning.wav`, { headers: { accept: 'application/json' } });
+  assert.ok([502, 503].includes(track.status), `a track cannot start: ${track.status}`);
+  assert.equal(track.headers.get('content-type'), 'application/problem+json');
+  assert.ok(Number(track.headers.get('retry-after')) > 0);
+  await fetch(new URL('/api/restart-all', demo.urls.console), { method: 'POST' });
+  for (const r of demo.fleet.replicas) assert.equal(r.state, 'running');
+});
+
 const skip = browserUnavailable();
 
 test('a track keeps playing in Chromium while the replica streaming it is killed and another frozen', {

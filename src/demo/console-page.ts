@@ -26,7 +26,7 @@ button:hover:enabled{border-color:var(--accent)}button.danger{border-color:var(-
 <header><h1>Gangway demo · operator console</h1><p class="muted">Break the replicas; watch the listeners not notice. <a id="player" href="#">Player</a> · <a id="status" href="#">Status page</a></p></header>
 <h2>Replicas</h2><div class="grid" id="replicas"></div>
 <h2>Whole fleet</h2>
-<div class="buttons"><button id="spike" data-plain="spike">Overload spike (1,000 req/s for 5 s)</button><button id="mon" data-plain="maintenance">Maintenance on</button><button id="moff">Maintenance off</button></div>
+<div class="buttons"><button id="spike" data-plain="spike">Overload spike (1,000 req/s for 5 s)</button><button id="mon" data-plain="maintenance">Maintenance on</button><button id="moff">Maintenance off</button><button id="outage" class="danger" data-plain="outage">Total outage (kill every replica)</button><button id="restart-all">Restart every replica</button></div>
 <p id="spike-status" aria-live="polite" hidden></p>
 <p id="plain" class="muted" aria-live="polite"></p>
 <h2>What the gateway is doing</h2>
@@ -60,7 +60,7 @@ function render(s){if(!built)build(s);
  s.replicas.forEach(function(r,i){var c=document.getElementById('r'+i);var st=c.querySelector('.state');st.textContent=r.state+(r.fault!=='none'?' · '+r.fault:'');st.className='state '+r.state;
   c.querySelector('.info').textContent=(r.inRotation?'in rotation':'out of rotation')+' · '+r.openStreams+(r.openStreams===1?' stream':' streams')+' open · '+r.okPerSecond+' answers/s · '+r.failedPerSecond+' failed/s';
   c.querySelectorAll('button').forEach(function(btn,k){btn.disabled=!FAULTS[k][3](r)})});
- var g=s.gateway,stats=[['Requests/s',g.requestsPerSecond],['Errors listeners saw/s',g.clientErrorsPerSecond],['Streams cut/s',g.cutPerSecond],['Retries/s',g.retriesPerSecond],['Hedges/s',g.hedgesPerSecond],['Resumes/s',g.resumesPerSecond],['Shed/s',g.shedPerSecond],['Concurrency limit',g.concurrencyLimit==null?'–':g.concurrencyLimit],['Queued',g.queued]];
+ var g=s.gateway,stats=[['Requests/s',g.requestsPerSecond],['Errors listeners saw/s',g.clientErrorsPerSecond],['Streams cut/s',g.cutPerSecond],['Retries/s',g.retriesPerSecond],['Hedges/s',g.hedgesPerSecond],['Resumes/s',g.resumesPerSecond],['Shed/s',g.shedPerSecond],['From cache/s',g.fromCachePerSecond],['Errors prevented by the cache/s',g.preventedPerSecond],['Concurrency limit',g.concurrencyLimit==null?'–':g.concurrencyLimit],['Queued',g.queued]];
  var sp=document.getElementById('spike-status');if(s.spike){sp.hidden=false;sp.textContent=(s.spike.running?'Spike running: ':'Last spike: ')+s.spike.sent+' sent · '+s.spike.ok+' served · '+s.spike.shed+' shed at once with 503 + Retry-After · '+(s.spike.other+s.spike.failed)+' failed'}
  var sb=document.getElementById('stats');sb.textContent='';stats.forEach(function(x){var d=el('div',{class:'stat card'});d.appendChild(el('b',{},String(x[1])));d.appendChild(el('span',{class:'muted'},x[0]));sb.appendChild(d)});
  if(t0===null)t0=s.at;data.t.push((s.at-t0)/1000);s.replicas.forEach(function(r,i){data.r[i].push(r.okPerSecond);data.r[i+3].push(r.failedPerSecond)});
@@ -72,6 +72,8 @@ function render(s){if(!built)build(s);
 document.getElementById('spike').onclick=function(){post('/api/spike')};
 document.getElementById('mon').onclick=function(){post('/api/maintenance/on')};
 document.getElementById('moff').onclick=function(){post('/api/maintenance/off')};
+document.getElementById('outage').onclick=function(){post('/api/outage')};
+document.getElementById('restart-all').onclick=function(){post('/api/restart-all')};
 document.getElementById('player').href=gw+'/';document.getElementById('status').href=gw+'/status';
 new EventSource('/events').addEventListener('tick',function(ev){render(JSON.parse(ev.data))});
 })();

@@ -21,6 +21,9 @@ export interface ConsoleOptions {
   adminOrigin: string | undefined;
 }
 
+/** Cache results that answered without a request of their own to the replicas. */
+const FROM_CACHE = new Set(['hit', 'collapsed', 'stale-while-revalidate', 'stale-if-error', 'revalidated']);
+
 /** Faults set on a replica reach the requests it receives from then on; what is already flowing goes on. */
 const FAULT_REACH: Record<Exclude<ReplicaFault, 'none'>, string> = {
   slow: 'new requests from now on',
@@ -39,6 +42,8 @@ export const PLAIN_PROXY: Record<string, string> = {
   storm: 'A plain proxy: 503 Service Unavailable straight to a third of the listeners.',
   spike: 'A plain proxy: everything is queued at the replicas; every request waits seconds and most time out.',
   maintenance: 'A plain proxy: connection refused or a bare 502, and no word of when it ends.',
+  outage:
+    'A plain proxy: 502 Bad Gateway for everything — the track list, the player, the music — until a replica is back.',
 };
 
 interface Sample {
@@ -101,6 +106,11 @@ export async function startConsole(
     const resumed = rate('gangway_resumes_total', (l) => l.outcome === 'completed');
     if (resumed > 0) note(`Gangway resumed ${count(resumed * seconds, 'broken stream')} from another replica (Range)`);
     const cut = rate('gangway_request_outcomes_total', (l) => l.outcome === 'cut');
+    const prevented = rate('gangway_errors_prevented_total');
+    if (prevented > 0)
+      note(
+        `Gangway answered ${count(prevented * seconds, 'request')} from its cache in place of an error (stale-if-error)`,
+      );
     if (cut > 0)
       note(`${count(cut * seconds, 'stream')} cut part way: no replica could finish it — listeners saw that`);
     const snapshot = {
@@ -131,6 +141,8 @@ export async function startConsole(
         hedgesPerSecond: round(rate('gangway_hedges_total')),
         resumesPerSecond: round(resumed),
         shedPerSecond: round(rate('gangway_shed_total')),
+        fromCachePerSecond: round(rate('gangway_cache_requests_total', (l) => FROM_CACHE.has(String(l.result)))),
+        preventedPerSecond: round(prevented),
         ejectionsPerSecond: round(ejectedNow),
         concurrencyLimit: gates[0]?.limit ?? null,
         queued: gates[0]?.waiting ?? 0,
@@ -189,6 +201,18 @@ export async function startConsole(
         }
       }
     }
+    if (path === '/api/outage') {
+      for (let i = 0; i < opts.fleet.replicas.length; i++) opts.fleet.kill(i);
+      return reply(
+        200,
+        "Total outage: every replica killed. The track list answers from Gangway's cache (stale-if-error); new tracks cannot start, and the player says why",
+        PLAIN_PROXY.outage,
+      );
+    }
+    if (path === '/api/restart-all') {
+      await Promise.all(opts.fleet.replicas.map((_, i) => opts.fleet.restart(i)));
+      return reply(200, 'Every replica restarted; Gangway brings them back slowly (slow start)');
+    }
     if (path === '/api/spike') {
       if (spikeState?.running) return reply(409, 'a spike is already running');
       spikeState = { sent: 0, ok: 0, shed: 0, other: 0, failed: 0, running: true };
@@ -198,7 +222,11 @@ export async function startConsole(
         spikeState = { ...r, running: false };
         note(`Spike over: ${r.ok} served, ${r.shed} shed at once with 503 + Retry-After, ${r.other + r.failed} failed`);
       });
-      return reply(200, 'Overload spike: 1,000 catalogue requests a second for 5 s', PLAIN_PROXY.spike);
+      return reply(
+        200,
+        'Overload spike: 1,000 catalogue requests a second for 5 s, each asking past the cache (no-cache)',
+        PLAIN_PROXY.spike,
+      );
     }
     const mm = /^\/api\/maintenance\/(on|off)$/.exec(path);
     if (mm) {

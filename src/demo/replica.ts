@@ -103,6 +103,18 @@ const tracks = [
   };
 });
 
+const CATALOGUE = JSON.stringify(
+  tracks.map(({ id, title, seconds, sha256, audio }) => ({
+    id,
+    title,
+    seconds,
+    bytes: audio.length,
+    sha256,
+    url: `/audio/${id}.wav`,
+  })),
+);
+const CATALOGUE_ETAG = `"${createHash('sha256').update(CATALOGUE).digest('hex').slice(0, 16)}"`;
+
 let busy = 0;
 const waiting: Array<() => void> = [];
 /** The catalogue API works on a few requests at a time, like a real application server. */
@@ -161,25 +173,23 @@ function answer(req: IncomingMessage, res: ServerResponse): void {
     return;
   }
   if (url.pathname === '/api/tracks') {
+    // The catalogue changes rarely: caches may keep it ten seconds, and use it stale for half a
+    // minute while they fetch a new one. Its ETag lets them revalidate without the body.
+    res.setHeader('cache-control', 'public, max-age=10, stale-while-revalidate=30');
+    res.setHeader('etag', CATALOGUE_ETAG);
+    if (req.headers['if-none-match'] === CATALOGUE_ETAG) {
+      res.writeHead(304).end();
+      return;
+    }
     withCapacity(() => {
       res.setHeader('content-type', 'application/json');
-      res.end(
-        JSON.stringify(
-          tracks.map(({ id, title, seconds, sha256, audio }) => ({
-            id,
-            title,
-            seconds,
-            bytes: audio.length,
-            sha256,
-            url: `/audio/${id}.wav`,
-          })),
-        ),
-      );
+      res.end(CATALOGUE);
     });
     return;
   }
   if (url.pathname === '/api/whoami') {
     res.setHeader('content-type', 'application/json');
+    res.setHeader('cache-control', 'no-store');
     res.end(JSON.stringify({ replica: name, pid: process.pid, fault }));
     return;
   }

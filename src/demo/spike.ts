@@ -31,17 +31,24 @@ export async function spike(
       while (r.sent < due) {
         r.sent++;
         pending.push(
-          pool.request({ method: 'GET', path, headers: { 'user-agent': 'gangway-demo-spike' } }).then(
-            async (res) => {
-              await res.body.dump();
-              if (res.statusCode === 200) r.ok++;
-              else if (res.statusCode === 503 || res.statusCode === 429) r.shed++;
-              else r.other++;
-            },
-            () => {
-              r.failed++;
-            },
-          ),
+          // no-cache: every request goes to the replicas (a spike the cache absorbed would show no shedding).
+          pool
+            .request({
+              method: 'GET',
+              path,
+              headers: { 'user-agent': 'gangway-demo-spike', 'cache-control': 'no-cache' },
+            })
+            .then(
+              async (res) => {
+                await res.body.dump();
+                if (res.statusCode === 200) r.ok++;
+                else if (res.statusCode === 503 || res.statusCode === 429) r.shed++;
+                else r.other++;
+              },
+              () => {
+                r.failed++;
+              },
+            ),
         );
       }
       onProgress(r);

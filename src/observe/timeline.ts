@@ -81,9 +81,14 @@ export class Timeline {
     if (this.timer) return;
     const tick = (): void => {
       this.closeStep();
-      this.timer = setTimeout(tick, this.stepStart + this.stepMs - Date.now()).unref();
+      this.timer = setTimeout(tick, this.untilNextStep()).unref();
     };
-    this.timer = setTimeout(tick, this.stepStart + this.stepMs - Date.now()).unref();
+    this.timer = setTimeout(tick, this.untilNextStep()).unref();
+  }
+
+  /** Never negative: a step closed late (a busy event loop) is followed at once, without a warning. */
+  private untilNextStep(): number {
+    return Math.max(0, this.stepStart + this.stepMs - Date.now());
   }
 
   stop(): void {

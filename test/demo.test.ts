@@ -73,6 +73,20 @@ test('gangway demo prints its URLs, serves the player, and Ctrl-C leaves nothing
   for (const p of ports) assert.equal(await listening(p), false, `port ${p} is closed again`);
 });
 
+/** The demo in this process on free ports, logging only warnings; closed after the tests. */
+async function quietDemo() {
+  const ports = await freePorts(6);
+  const demo = await startDemo({
+    listen: `127.0.0.1:${ports[0]}`,
+    admin: `127.0.0.1:${ports[1]}`,
+    consolePort: ports[2],
+    replicaPorts: ports.slice(3),
+    quiet: true,
+  });
+  cleanups.push(() => demo.close());
+  return { ports, demo };
+}
+
 /** Starts `gangway demo` as its own process on the given ports; resolves with its output so far once it is up (or gone). */
 async function spawnDemo(ports: number[]) {
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'demo'], {
@@ -143,15 +157,7 @@ test("a replica's port in use: one clear line naming it and GANGWAY_DEMO_PORTS, 
 });
 
 test("the console's switches fault a real replica, and its event stream shows the gateway at work", async () => {
-  const ports = await freePorts(6);
-  const demo = await startDemo({
-    listen: `127.0.0.1:${ports[0]}`,
-    admin: `127.0.0.1:${ports[1]}`,
-    consolePort: ports[2],
-    replicaPorts: ports.slice(3),
-    quiet: true,
-  });
-  cleanups.push(() => demo.close());
+  const { ports, demo } = await quietDemo();
   const post = async (path: string) =>
     (await fetch(new URL(path, demo.urls.console), { method: 'POST' })).json() as Promise<{
       ok: boolean;
@@ -219,15 +225,7 @@ test("the console's switches fault a real replica, and its event stream shows th
 });
 
 test('a total outage: the track list keeps answering from the cache, and a track explains why it cannot start', async () => {
-  const ports = await freePorts(6);
-  const demo = await startDemo({
-    listen: `127.0.0.1:${ports[0]}`,
-    admin: `127.0.0.1:${ports[1]}`,
-    consolePort: ports[2],
-    replicaPorts: ports.slice(3),
-    quiet: true,
-  });
-  cleanups.push(() => demo.close());
+  const { ports, demo } = await quietDemo();
   const first = await fetch(`${demo.urls.player}api/tracks`);
   const catalogue = await first.text();
   assert.match(String(first.headers.get('cache-status')), /stored/);
@@ -253,19 +251,9 @@ const skip = browserUnavailable();
 test('a track keeps playing in Chromium while the replica streaming it is killed and another frozen', {
   skip,
 }, async () => {
-  const ports = await freePorts(6);
-  const demo = await startDemo({
-    listen: `127.0.0.1:${ports[0]}`,
-    admin: `127.0.0.1:${ports[1]}`,
-    consolePort: ports[2],
-    replicaPorts: ports.slice(3),
-    quiet: true,
-  });
+  const { demo } = await quietDemo();
   const browser = await launchBrowser(['--autoplay-policy=no-user-gesture-required']);
-  cleanups.push(
-    () => demo.close(),
-    () => browser.close(),
-  );
+  cleanups.push(() => browser.close());
   const { page, problems } = await watchedPage(browser);
   const received: Array<{ replica: string; range: string | undefined; body: Promise<Buffer> }> = [];
   page.on('response', (r) => {

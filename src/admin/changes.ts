@@ -1,6 +1,6 @@
 /**
- * The admin API's changes: maintenance on/off, draining a host, reloading the configuration
- * file. Each needs the bearer token when one is configured (without one, the schema only
+ * The admin API's changes: maintenance on/off, draining a host, purging the cache, reloading
+ * the configuration file. Each needs the bearer token when one is configured (without one, the schema only
  * lets the admin listener bind to loopback), and each validates its JSON body with field paths.
  */
 import { timingSafeEqual } from 'node:crypto';
@@ -31,24 +31,16 @@ export async function putMaintenance(
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
-  if (!authorised(facts, req)) return unauthorised(res);
-  const body = await readJson(req);
-  if (body === undefined) return json(res, 400, { error: 'the body is not JSON (or over 64 KiB)' });
-  const parsed = maintenanceSwitch.safeParse(body);
-  if (!parsed.success) {
-    return json(res, 400, {
-      error: 'invalid maintenance switch',
-      problems: parsed.error.issues.map((i) => ({ path: formatPath(i.path as PropertyKey[]), message: i.message })),
-    });
-  }
+  const change = await readChange(facts, req, res, maintenanceSwitch, 'invalid maintenance switch');
+  if (change === undefined) return;
   const known = new Set(runtime.router.routes.map((r) => r.name));
-  const unknown = parsed.data.routes?.filter((r) => !known.has(r)) ?? [];
+  const unknown = change.routes?.filter((r) => !known.has(r)) ?? [];
   if (unknown.length > 0)
     return json(res, 400, {
       error: 'invalid maintenance switch',
       problems: unknown.map((r) => ({ path: 'routes', message: `no route named "${r}"` })),
     });
-  const { enabled, until, message, routes } = parsed.data;
+  const { enabled, until, message, routes } = change;
   runtime.maintenance.override = {
     enabled,
     until: until === undefined ? undefined : Date.parse(until),
@@ -71,16 +63,9 @@ export async function putDrain(
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
-  if (!authorised(facts, req)) return unauthorised(res);
-  const body = await readJson(req);
-  if (body === undefined) return json(res, 400, { error: 'the body is not JSON (or over 64 KiB)' });
-  const parsed = drainSwitch.safeParse(body);
-  if (!parsed.success)
-    return json(res, 400, {
-      error: 'invalid drain switch',
-      problems: parsed.error.issues.map((i) => ({ path: formatPath(i.path as PropertyKey[]), message: i.message })),
-    });
-  const { upstream, host, drain } = parsed.data;
+  const change = await readChange(facts, req, res, drainSwitch, 'invalid drain switch');
+  if (change === undefined) return;
+  const { upstream, host, drain } = change;
   const target = runtime.pools.get(upstream)?.hosts.find((h) => h.label === host);
   if (target === undefined) return json(res, 404, { error: `no host ${host} in upstream ${upstream}` });
   target.draining = drain;
@@ -91,6 +76,37 @@ export async function putDrain(
     drain ? 'host draining' : 'host back in rotation',
   );
   return json(res, 200, { upstream, host, state: target.state(Date.now()), outstanding: target.outstanding });
+}
+
+/**
+ * A change's body, authorised and checked against its schema; undefined when it was refused
+ * (401, or 400 with each problem's field path), the answer already sent.
+ */
+async function readChange<T extends z.ZodType>(
+  facts: AdminFacts,
+  req: IncomingMessage,
+  res: ServerResponse,
+  schema: T,
+  refusal: string,
+): Promise<z.output<T> | undefined> {
+  if (!authorised(facts, req)) {
+    unauthorised(res);
+    return undefined;
+  }
+  const body = await readJson(req);
+  if (body === undefined) {
+    json(res, 400, { error: 'the body is not JSON (or over 64 KiB)' });
+    return undefined;
+  }
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) {
+    json(res, 400, {
+      error: refusal,
+      problems: parsed.error.issues.map((i) => ({ path: formatPath(i.path as PropertyKey[]), message: i.message })),
+    });
+    return undefined;
+  }
+  return parsed.data;
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {
@@ -125,16 +141,9 @@ export async function postPurge(
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
-  if (!authorised(facts, req)) return unauthorised(res);
-  const body = await readJson(req);
-  if (body === undefined) return json(res, 400, { error: 'the body is not JSON (or over 64 KiB)' });
-  const parsed = purgeRequest.safeParse(body);
-  if (!parsed.success)
-    return json(res, 400, {
-      error: 'invalid purge request',
-      problems: parsed.error.issues.map((i) => ({ path: formatPath(i.path as PropertyKey[]), message: i.message })),
-    });
-  const { url, prefix, route } = parsed.data;
+  const change = await readChange(facts, req, res, purgeRequest, 'invalid purge request');
+  if (change === undefined) return;
+  const { url, prefix, route } = change;
   let authority: string | undefined;
   let path = url;
   if (!url.startsWith('/')) {

@@ -12,7 +12,7 @@ import type { PageSettings } from './explain/page.js';
 import { AccessLog } from './observe/access-log.js';
 import type { LineDestination } from './observe/log-sink.js';
 import type { Logger } from './observe/logger.js';
-import type { CacheState, GatewayMetrics, HostState, MaintenanceState } from './observe/metrics.js';
+import type { CacheSize, GatewayMetrics, HostState, MaintenanceState } from './observe/metrics.js';
 import type { RequestObserver, RequestRecord } from './observe/record.js';
 import type { PathPolicy } from './http/path.js';
 import type { BodyBudget } from './proxy/request-body.js';
@@ -174,8 +174,8 @@ export class Runtime implements RequestObserver {
   }
 
   /** Each cached route's store, for the metrics. */
-  cacheStates(): CacheState[] {
-    const out: CacheState[] = [];
+  cacheStates(): CacheSize[] {
+    const out: CacheSize[] = [];
     for (const r of this.router.routes) {
       if (r.cache === undefined) continue;
       const s = r.cache.store.stats();

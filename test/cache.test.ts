@@ -38,7 +38,8 @@ async function cached(handler: Handler, cache: Record<string, unknown> = {}, ext
       body: method === 'POST' ? 'x' : undefined,
     });
     const fields = new Headers();
-    for (const [k, v] of Object.entries(r.headers)) if (typeof v === 'string') fields.set(k, v);
+    for (const [k, v] of Object.entries(r.headers))
+      if (v !== undefined) fields.set(k, Array.isArray(v) ? v.join(', ') : v);
     return {
       status: r.statusCode,
       headers: fields,
@@ -421,4 +422,106 @@ test("CDN-Cache-Control (RFC 9213) governs the cache while clients get the origi
   assert.equal(hit.headers.get('expires'), 'Thu, 01 Jan 1970 00:00:00 GMT');
   assert.equal(hit.headers.get('cdn-cache-control'), 'max-age=60');
   assert.equal(c.origin(), 1);
+});
+
+test('a 304 that repeats no validator refreshes the copy it answered, keeping the stored Content-Type', async () => {
+  const lastModified = new Date(Date.now() - 60_000).toUTCString();
+  const c = await cached((req, res) => {
+    if (req.headers['if-modified-since'] === lastModified) {
+      res.writeHead(304, { 'cache-control': 'max-age=1' }).end();
+      return;
+    }
+    res
+      .writeHead(200, {
+        'cache-control': 'max-age=1',
+        'last-modified': lastModified,
+        'content-type': 'application/json',
+      })
+      .end('{"v":1}');
+  });
+  await c.get('/lm');
+  await sleep(1100);
+  const again = await c.get('/lm');
+  assert.equal(again.status, 200);
+  assert.equal(again.body, '{"v":1}');
+  assert.equal(again.headers.get('content-type'), 'application/json', 'the stored fields survive a bare 304');
+  assert.match(again.cacheStatus, /fwd=stale; fwd-status=304; ttl=1$/);
+  assert.match((await c.get('/lm')).cacheStatus, /hit/);
+});
+
+test('a stored copy never stands in for a client that asked to go upstream, or one with credentials', async () => {
+  let up = true;
+  const c = await cached(
+    (_req, res) => {
+      if (!up) {
+        res.writeHead(503).end('down');
+        return;
+      }
+      res.writeHead(200, { 'cache-control': 'public, max-age=1' }).end('copy');
+    },
+    { staleIfError: '1h' },
+  );
+  await c.get('/x');
+  await sleep(1100);
+  up = false;
+  assert.equal((await c.get('/x', { 'cache-control': 'no-cache', accept: 'application/json' })).status, 503);
+  assert.equal((await c.get('/x', { authorization: 'Bearer t', accept: 'application/json' })).status, 503);
+  const allowed = await c.get('/x', { 'cache-control': 'no-cache, stale-if-error=3600' });
+  assert.equal(allowed.status, 200, 'unless the client itself allows stale-if-error');
+  assert.equal((await c.get('/x')).status, 200);
+});
+
+test('when the fetch others wait for fails, they go upstream one at a time, not all at once', async () => {
+  let inFlight = 0;
+  let most = 0;
+  const c = await cached((_req, res) => {
+    inFlight++;
+    most = Math.max(most, inFlight);
+    setTimeout(() => {
+      inFlight--;
+      res.writeHead(500, { 'cache-control': 'no-store' }).end('broken');
+    }, 100);
+  });
+  const answers = await Promise.all(Array.from({ length: 10 }, () => c.get('/failing')));
+  assert.ok(answers.every((a) => a.status === 500));
+  assert.equal(most, 1, 'the origin never saw two of them at once');
+  assert.equal(c.origin(), 10);
+});
+
+test("an explained upstream error keeps the upstream's CORS fields, so a page on another origin can read it", async () => {
+  const c = await cached((_req, res) => {
+    res
+      .writeHead(503, {
+        'access-control-allow-origin': 'https://app.example',
+        'access-control-expose-headers': 'retry-after',
+        'retry-after': '4',
+      })
+      .end('overloaded');
+  }, {});
+  const r = await c.get('/api/x', { accept: 'application/json', origin: 'https://app.example' });
+  assert.equal(r.status, 503);
+  assert.equal(r.headers.get('content-type'), 'application/problem+json');
+  assert.equal(r.headers.get('access-control-allow-origin'), 'https://app.example');
+  assert.equal(r.headers.get('access-control-expose-headers'), 'retry-after');
+  assert.match(String(r.headers.get('vary')), /Origin/);
+});
+
+test('a reload that points the route at another upstream starts its cache empty; one that changes nothing keeps it', async () => {
+  const c = await cached((_req, res) => {
+    res.writeHead(200, { 'cache-control': 'max-age=60' }).end('from the first upstream');
+  });
+  await c.get('/r');
+  const config = minimalConfig([c.up.address], { route: { cache: {} } });
+  await c.gw.gateway.reload(config);
+  assert.match((await c.get('/r')).cacheStatus, /hit/, 'unchanged: kept');
+  const other = await httpUpstream((_req, res) => {
+    res.writeHead(200, { 'cache-control': 'max-age=60' }).end('from the second upstream');
+  });
+  cleanups.push(() => other.close());
+  const moved = minimalConfig([other.address], { route: { cache: {} } }) as { upstreams: Record<string, unknown> };
+  moved.upstreams = { second: (moved.upstreams as Record<string, unknown>).music };
+  (moved as unknown as { routes: Array<{ upstream: string }> }).routes[0]!.upstream = 'second';
+  await c.gw.gateway.reload(moved as never);
+  const after = await c.get('/r');
+  assert.equal(after.body, 'from the second upstream');
 });

@@ -225,7 +225,7 @@ test("the console's switches fault a real replica, and its event stream shows th
 });
 
 test('a total outage: the track list keeps answering from the cache, and a track explains why it cannot start', async () => {
-  const { ports, demo } = await quietDemo();
+  const { demo } = await quietDemo();
   const first = await fetch(`${demo.urls.player}api/tracks`);
   const catalogue = await first.text();
   assert.match(String(first.headers.get('cache-status')), /stored/);

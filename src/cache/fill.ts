@@ -7,12 +7,12 @@
  * cache, or let go to fetch for themselves as soon as it is clear it will not be stored. An
  * unsafe method's success invalidates what the cache holds for its URL (RFC 9111 §4.4).
  */
-import CachePolicy from 'http-cache-semantics';
+import type CachePolicy from 'http-cache-semantics';
 import type { ClientResponse, ResponseEvents } from '../listen/client.js';
 import { serializeCacheStatus, type CacheStatusFacts } from './cache-status.js';
 import type { RouteCache } from './route-cache.js';
 import { StoredResponse, varyFieldsOf, varyKeyOf } from './store.js';
-import { policyFields } from './targeted.js';
+import { storablePolicy } from './storable.js';
 
 /** Fields of the answer that belong to this one request, never stored with the response. */
 const PER_REQUEST = new Set(['x-request-id', 'proxy-status', 'cache-status', 'ratelimit', 'ratelimit-policy']);
@@ -109,13 +109,18 @@ export class CacheFill implements ClientResponse {
 
   /** Stops recording (the answer is being replaced, or the client left): waiters fetch for themselves. */
   abandon(): void {
-    this.recording = false;
-    this.chunks = [];
+    this.stopRecording();
     this.cache.release(this);
   }
 
+  private stopRecording(): void {
+    this.recording = false;
+    this.chunks = [];
+    this.cache.recordingDone(this.bytes);
+    this.bytes = 0;
+  }
+
   private startRecording(status: number, headers: readonly string[]): boolean {
-    if (status === 206 || status === 304) return false;
     this.status = status;
     const fields: Record<string, string | string[]> = {};
     for (let i = 0; i < headers.length; i += 2) {
@@ -125,32 +130,28 @@ export class CacheFill implements ClientResponse {
       const before = fields[name];
       fields[name] = before === undefined ? value : Array.isArray(before) ? [...before, value] : [before, value];
     }
-    // A Set-Cookie belongs to one client: a shared cache that kept it would hand it to everyone.
-    if (fields['set-cookie'] !== undefined) return false;
-    const declared = Number(fields['content-length']);
-    if (Number.isFinite(declared) && declared > this.cache.maxObjectSize) return false;
-    const policy = new CachePolicy(this.request, { status, headers: policyFields(fields) }, { shared: true });
-    if (!policy.storable() || varyFieldsOf(fields.vary).includes('*')) return false;
-    this.policy = policy;
-    return true;
+    this.policy = storablePolicy(this.request, status, fields, this.cache.maxObjectSize);
+    return this.policy !== undefined;
   }
 
   private record(chunk: Buffer): void {
-    this.bytes += chunk.length;
-    if (this.bytes > this.cache.maxObjectSize) {
-      // Too large to keep: it streams on uncached, and nothing more is held in memory.
+    // Too large to keep, or the route's answers being recorded at once would hold more than its
+    // cache may: it streams on uncached, and nothing more is held in memory.
+    if (this.bytes + chunk.length > this.cache.maxObjectSize || !this.cache.recording(chunk.length)) {
       this.abandon();
       return;
     }
+    this.bytes += chunk.length;
     this.chunks.push(chunk);
   }
 
   private commit(): void {
-    this.recording = false;
     const policy = this.policy!;
     const fields = varyFieldsOf(policy.responseHeaders().vary);
+    // A copy either way: a chunk is a view into the socket's read buffer, which a stored slice
+    // would keep alive (all of it) for as long as the entry lives.
     const body = this.chunks.length === 1 ? Buffer.from(this.chunks[0]!) : Buffer.concat(this.chunks, this.bytes);
-    this.chunks = [];
+    this.stopRecording();
     this.cache.keep(
       this,
       new StoredResponse(policy, this.status, body, fields, varyKeyOf(fields, this.request.headers)),

@@ -53,9 +53,9 @@ export class RouteCache {
   readonly maxObjectSize: number;
   readonly staleIfErrorMs: number;
   readonly collapseWaitMs: number;
-  /** The settings, to tell whether a reloaded route may keep this cache. */
-  readonly settingsKey: string;
   readonly counters: CacheCounters = { hits: 0, misses: 0, staleForErrors: 0 };
+  /** Body bytes held by answers being recorded now, bounded by the route's budget. */
+  private recordingBytes = 0;
   /** Fetches under way, by key, with who waits for them. */
   private readonly pending = new Map<string, { fill: CacheFill; waiters: Set<FillWaiter> }>();
 
@@ -67,7 +67,6 @@ export class RouteCache {
     this.maxObjectSize = settings.maxObjectSize;
     this.staleIfErrorMs = settings.staleIfError;
     this.collapseWaitMs = settings.collapseWait;
-    this.settingsKey = JSON.stringify(settings);
   }
 
   /** The key of a URL: the authority the request named, and its target (already normalised by the preflight). */
@@ -132,6 +131,18 @@ export class RouteCache {
     return best;
   }
 
+  /** A recording wants `bytes` more; false when that would take the route over its budget. */
+  recording(bytes: number): boolean {
+    if (this.recordingBytes + bytes > this.store.maxBytes) return false;
+    this.recordingBytes += bytes;
+    return true;
+  }
+
+  /** A recording ended (stored or let go): its bytes are no longer held for it. */
+  recordingDone(bytes: number): void {
+    this.recordingBytes -= bytes;
+  }
+
   // Collapsing.
 
   /** A fetch for this key is under way: wait for it (false when none is, and the caller should fetch). */
@@ -152,12 +163,17 @@ export class RouteCache {
     if (!this.pending.has(fill.key)) this.pending.set(fill.key, { fill, waiters: new Set() });
   }
 
-  /** The fetch will not be stored: its waiters go upstream themselves. */
+  /**
+   * The fetch will not be stored: the first waiter fetches instead, and the others wait for
+   * that fetch — a failing upstream meets one request at a time, not the whole herd at once.
+   */
   release(fill: CacheFill): void {
     const p = this.pending.get(fill.key);
     if (p === undefined || p.fill !== fill) return;
     this.pending.delete(fill.key);
-    for (const w of p.waiters) w.released();
+    const [first, ...rest] = p.waiters;
+    first?.released();
+    for (const w of rest) if (!this.wait(fill.key, w)) w.released();
   }
 
   /** The fetch ended complete and storable: keep it, and answer its waiters from it. */

@@ -4,7 +4,7 @@
  * warnings and errors — a refused reload, a host ejected — also reach the terminal, one short
  * line each.
  */
-import { openSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LogSink, type LineDestination } from '../observe/log-sink.js';
@@ -14,13 +14,15 @@ export const DEMO_LOG = join(tmpdir(), 'gangway-demo.log');
 const LEVELS: Record<number, string> = { 40: 'warning', 50: 'error', 60: 'fatal' };
 
 export class DemoLog implements LineDestination {
+  private readonly fd: number;
   private readonly file: LogSink;
 
   constructor(
     readonly path = DEMO_LOG,
     private readonly terminal: NodeJS.WritableStream = process.stderr,
   ) {
-    this.file = new LogSink(openSync(path, 'w'));
+    this.fd = openSync(path, 'w');
+    this.file = new LogSink(this.fd);
   }
 
   write(line: string): boolean {
@@ -30,8 +32,10 @@ export class DemoLog implements LineDestination {
     return true;
   }
 
-  flush(): void {
+  /** Writes what is buffered and closes the file. */
+  close(): void {
     this.file.flushSync();
+    closeSync(this.fd);
   }
 }
 

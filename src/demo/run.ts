@@ -35,8 +35,8 @@ export interface RunningDemo {
   gateway: Gateway;
   fleet: ReplicaFleet;
   urls: { player: string; console: string; status: string | undefined; metrics: string | undefined };
-  /** The log file. */
-  log: string;
+  /** The log file (none for a quiet demo). */
+  log: string | undefined;
   close(): Promise<void>;
 }
 
@@ -64,17 +64,21 @@ function examplePorts(): number[] {
 export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo> {
   const ports = options.replicaPorts ?? examplePorts();
   const config = demoConfig(options, ports);
-  const log = new DemoLog(options.logFile);
+  // A quiet demo (tests) logs its warnings to standard output and leaves the shared log file alone.
+  const log = options.quiet && options.logFile === undefined ? undefined : new DemoLog(options.logFile);
   const fleet = new ReplicaFleet(ports);
   const stopFleet = (): void => fleet.stopAll();
   process.once('exit', stopFleet);
-  try {
-    await fleet.startAll();
-  } catch (err) {
-    fleet.stopAll();
-    throw err;
-  }
   let gateway: Gateway | undefined;
+  /** A part did not start: everything started so far stops, and the reason goes to the caller. */
+  const giveUp = async (err: unknown): Promise<never> => {
+    await gateway?.close();
+    fleet.stopAll();
+    log?.close();
+    process.off('exit', stopFleet);
+    throw err;
+  };
+  await fleet.startAll().catch(giveUp);
   let addresses: Awaited<ReturnType<Gateway['listen']>>;
   try {
     gateway = createGateway(config, {
@@ -84,9 +88,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
     });
     addresses = await gateway.listen();
   } catch (err) {
-    fleet.stopAll();
-    await gateway?.close();
-    throw err;
+    return giveUp(err);
   }
   const proxyOrigin = `http://${formatAddress(addresses.proxy)}`;
   const adminOrigin = addresses.admin ? `http://${formatAddress(addresses.admin)}` : undefined;
@@ -95,11 +97,11 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   try {
     console = await startConsole({ fleet, gateway, proxyOrigin, adminOrigin }, consolePort);
   } catch (err) {
-    await gateway.close();
-    fleet.stopAll();
     const code = (err as NodeJS.ErrnoException).code;
-    throw new Error(
-      `the console cannot listen on 127.0.0.1:${consolePort}: ${code === 'EADDRINUSE' ? 'the port is in use by another program' : (err as Error).message}`,
+    return giveUp(
+      new Error(
+        `the console cannot listen on 127.0.0.1:${consolePort}: ${code === 'EADDRINUSE' ? 'the port is in use by another program' : (err as Error).message}`,
+      ),
     );
   }
   return {
@@ -111,12 +113,12 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
       status: config.status.path ? `${proxyOrigin}${config.status.path}` : undefined,
       metrics: adminOrigin && `${adminOrigin}/metrics`,
     },
-    log: log.path,
+    log: log?.path,
     async close() {
       await console.close();
       await gateway.close();
       fleet.stopAll();
-      log.flush();
+      log?.close();
       process.off('exit', stopFleet);
     },
   };

@@ -21,7 +21,7 @@ export interface MaintenanceState {
   route: string;
   active: boolean;
 }
-export interface CacheState {
+export interface CacheSize {
   route: string;
   bytes: number;
   entries: number;
@@ -32,7 +32,7 @@ export interface MetricSources {
   hostStates(): HostState[];
   gateStates(): GateState[];
   maintenanceStates(): MaintenanceState[];
-  cacheStates(): CacheState[];
+  cacheStates(): CacheSize[];
 }
 
 export interface MetricsOptions {
@@ -221,11 +221,11 @@ export class GatewayMetrics implements RequestObserver {
       (s) => s.inFlight,
     );
     for (const [name, help, read] of [
-      ['gangway_cache_bytes', "Bytes held by each route's cache", (s: CacheState) => s.bytes],
+      ['gangway_cache_bytes', "Bytes held by each route's cache", (s: CacheSize) => s.bytes],
       [
         'gangway_cache_entries',
         "Responses held by each route's cache (variants counted apart)",
-        (s: CacheState) => s.entries,
+        (s: CacheSize) => s.entries,
       ],
     ] as const) {
       new Gauge({

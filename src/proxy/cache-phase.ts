@@ -12,16 +12,27 @@
  *
  * Unsafe methods go upstream through a CacheFill that invalidates the URL when they succeed.
  */
-import CachePolicy from 'http-cache-semantics';
+import type CachePolicy from 'http-cache-semantics';
 import type { FillWaiter, Lookup, RouteCache } from '../cache/route-cache.js';
 import { CacheFill, type FillMode } from '../cache/fill.js';
-import { serializeCacheStatus, type CacheStatusFacts } from '../cache/cache-status.js';
+import { serializeCacheStatus, type CacheStatusFacts, type ForwardReason } from '../cache/cache-status.js';
 import { writeStored } from '../cache/serve.js';
-import { StoredResponse, varyFieldsOf, varyKeyOf } from '../cache/store.js';
-import { policyFields } from '../cache/targeted.js';
+import { afterNotModified } from '../cache/storable.js';
+import type { StoredResponse } from '../cache/store.js';
 import { serializeProxyStatus } from '../faults/proxy-status.js';
 import { FAILURES, type FailureKindName } from '../faults/taxonomy.js';
+import type { ClientResponse } from '../listen/client.js';
+import { revalidateInBackground } from './cache-revalidate.js';
 import type { RoutedContext } from './context.js';
+
+/** What the cache did for a request: how it answered, or why it went upstream. */
+export type CacheResult =
+  | ForwardReason
+  | 'hit'
+  | 'collapsed'
+  | 'stale-while-revalidate'
+  | 'revalidated'
+  | 'stale-if-error';
 
 const SAFE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
@@ -155,17 +166,48 @@ function waitForFetch(
   return true;
 }
 
-/** Writes a stored answer to the client, with Cache-Status. */
+/** A hit (fresh, stale-while-revalidate, or another request's fetch waited for): counted and written. */
 function serve(ctx: RoutedContext, cache: RouteCache, stored: StoredResponse, facts: CacheStatusFacts): void {
-  // A request that waited for another's fetch was answered from the cache too.
   cache.counters.hits++;
+  const result = facts.hit
+    ? facts.detail === 'stale-while-revalidate'
+      ? 'stale-while-revalidate'
+      : 'hit'
+    : 'collapsed';
+  answerFromStore(ctx, ctx.res, cache, stored, result, facts);
+}
+
+/** Every answer from the cache is written here: its time to first byte, result, Cache-Status and the route's fields. */
+function answerFromStore(
+  ctx: RoutedContext,
+  client: ClientResponse,
+  cache: RouteCache,
+  stored: StoredResponse,
+  result: CacheResult,
+  facts: CacheStatusFacts,
+  proxyStatus?: string,
+): void {
   ctx.headAt = performance.now();
-  ctx.cacheResult = facts.hit ? (facts.detail ?? 'hit') : 'collapsed';
-  ctx.bytesServed = writeStored(ctx.req, ctx.res, stored, {
+  ctx.cacheResult = result;
+  const extra = ctx.extraResponseHeaders ?? [];
+  ctx.bytesServed = writeStored(ctx.req, client, stored, {
     requestId: ctx.id,
     cacheStatus: serializeCacheStatus(cache.proxyName, facts),
-    extra: ctx.extraResponseHeaders,
+    extra: proxyStatus === undefined ? extra : ['proxy-status', proxyStatus, ...extra],
   });
+}
+
+/**
+ * Whether a stored copy may answer this request at all: a GET or HEAD without credentials
+ * whose client did not ask to go upstream (no-cache, max-age=0, Pragma) — unless it allowed a
+ * stale answer on error itself (stale-if-error in its Cache-Control, RFC 5861 §4).
+ */
+function storeMayAnswer(ctx: RoutedContext): boolean {
+  const h = ctx.req.headers;
+  if ((ctx.req.method !== 'GET' && ctx.req.method !== 'HEAD') || h.authorization !== undefined) return false;
+  const cc = String(h['cache-control'] ?? '').toLowerCase();
+  if (/\bstale-if-error\b/.test(cc)) return true;
+  return !/\b(no-cache|no-store|max-age=0)\b/.test(cc) && !/no-cache/i.test(String(h.pragma ?? ''));
 }
 
 /**
@@ -176,9 +218,7 @@ function serve(ctx: RoutedContext, cache: RouteCache, stored: StoredResponse, fa
 export function standInForError(ctx: RoutedContext, kind: FailureKindName, receivedStatus?: number): boolean {
   const state = ctx.cache;
   const cache = ctx.route.cache;
-  if (cache === undefined || ctx.res.headersSent) return false;
-  const method = ctx.req.method;
-  if (method !== 'GET' && method !== 'HEAD') return false;
+  if (cache === undefined || ctx.res.headersSent || !storeMayAnswer(ctx)) return false;
   const status = receivedStatus ?? FAILURES[kind].status;
   if (status !== 502 && status !== 503 && status !== 504) return false;
   if (kind === 'maintenance') return false;
@@ -197,25 +237,22 @@ export function standInForError(ctx: RoutedContext, kind: FailureKindName, recei
     details: `a stored copy ${age} s old stood in for this error (stale-if-error)`,
   });
   cache.counters.staleForErrors++;
-  ctx.cacheResult = 'stale-if-error';
   ctx.stoodInFor = kind;
-  ctx.headAt = performance.now();
-  ctx.bytesServed = writeStored(ctx.req, client, stored, {
-    requestId: ctx.id,
-    cacheStatus: serializeCacheStatus(cache.proxyName, {
-      fwd: 'stale',
-      fwdStatus: receivedStatus,
-      ttl: policy.maxAge() - policy.age(),
-      detail: receivedStatus === undefined ? FAILURES[kind].error : undefined,
-    }),
-    extra: ['proxy-status', proxyStatus, ...(ctx.extraResponseHeaders ?? [])],
-  });
+  const facts: CacheStatusFacts = {
+    fwd: 'stale',
+    fwdStatus: receivedStatus,
+    ttl: policy.maxAge() - policy.age(),
+    detail: receivedStatus === undefined ? FAILURES[kind].error : undefined,
+  };
+  answerFromStore(ctx, client, cache, stored, 'stale-if-error', facts, proxyStatus);
   return true;
 }
 
 /**
- * The upstream answered 304 to the validators the cache sent: the stale copy is current again.
- * It is refreshed with the 304's fields and served (unless the 304 says it changed after all).
+ * The upstream answered 304 to the validators the cache sent: the stale copy is current again,
+ * refreshed with the 304's fields, and served. A 304 naming another version (a different
+ * validator) leaves nothing else to send — the client did not ask a conditional question —
+ * so the copy is served this once and forgotten.
  */
 export function revalidated(
   ctx: RoutedContext,
@@ -223,22 +260,23 @@ export function revalidated(
 ): boolean {
   const state = ctx.cache;
   if (state?.stored === undefined || state.validators === undefined || state.fill === undefined) return false;
-  const { policy, modified } = state.stored.policy.revalidatedPolicy(state.request, {
-    status: 304,
-    headers: policyFields(headers as CachePolicy.Headers) as CachePolicy.Headers,
-  });
-  if (modified) return false;
-  state.cache.refresh(state.key, state.stored, policy, state.fill);
-  ctx.cacheResult = 'revalidated';
-  ctx.headAt = performance.now();
-  ctx.bytesServed = writeStored(ctx.req, state.fill.client, state.stored, {
-    requestId: ctx.id,
-    cacheStatus: serializeCacheStatus(state.cache.proxyName, {
+  const { cache, stored, fill } = state;
+  const policy = afterNotModified(stored, state.request, headers);
+  if (policy === undefined) {
+    fill.abandon();
+    cache.store.delete(state.key, stored);
+    answerFromStore(ctx, fill.client, cache, stored, 'revalidated', {
       fwd: 'stale',
       fwdStatus: 304,
-      ttl: policy.maxAge() - policy.age(),
-    }),
-    extra: ctx.extraResponseHeaders,
+      detail: 'validator changed',
+    });
+    return true;
+  }
+  cache.refresh(state.key, stored, policy, fill);
+  answerFromStore(ctx, fill.client, cache, stored, 'revalidated', {
+    fwd: 'stale',
+    fwdStatus: 304,
+    ttl: policy.maxAge() - policy.age(),
   });
   return true;
 }
@@ -252,69 +290,4 @@ export function leaveCache(ctx: RoutedContext): void {
     state.cache.stopWaiting(state.key, state.waiting.waiter);
   }
   state.fill?.abandon();
-}
-
-const revalidating = new WeakMap<RouteCache, Set<string>>();
-
-/**
- * stale-while-revalidate: the stale copy was served; ask the upstream once, outside any
- * client's request, and store what it says (a 304 refreshes the copy, a 200 replaces it).
- */
-function revalidateInBackground(
-  ctx: RoutedContext,
-  cache: RouteCache,
-  key: string,
-  stored: StoredResponse,
-  headers: CachePolicy.Headers,
-): void {
-  let keys = revalidating.get(cache);
-  if (keys === undefined) {
-    keys = new Set();
-    revalidating.set(cache, keys);
-  }
-  if (keys.has(key)) return;
-  const host = ctx.route.upstream.pick();
-  if (host === undefined) return;
-  keys.add(key);
-  const request: CachePolicy.Request = { url: ctx.req.url, method: 'GET', headers: { ...ctx.req.headers } };
-  const sent: Record<string, string> = {};
-  for (const [k, v] of Object.entries(headers)) if (typeof v === 'string') sent[k] = v;
-  host.dispatcher
-    .request({ path: ctx.req.url!, method: 'GET', headers: sent, headersTimeout: 10_000, bodyTimeout: 30_000 })
-    .then(async (r) => {
-      const fields = r.headers as CachePolicy.Headers;
-      if (r.statusCode === 304) {
-        await r.body.dump();
-        const { policy, modified } = stored.policy.revalidatedPolicy(request, {
-          status: 304,
-          headers: policyFields(fields) as CachePolicy.Headers,
-        });
-        if (!modified) cache.refresh(key, stored, policy);
-        return;
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of r.body as AsyncIterable<Buffer>) {
-        size += chunk.length;
-        if (size > cache.maxObjectSize) {
-          r.body.destroy();
-          return;
-        }
-        chunks.push(chunk);
-      }
-      const policy = new CachePolicy(
-        request,
-        { status: r.statusCode, headers: policyFields(fields) as CachePolicy.Headers },
-        { shared: true },
-      );
-      if (!policy.storable() || r.statusCode === 206 || fields['set-cookie'] !== undefined) return;
-      const vary = varyFieldsOf(fields.vary);
-      if (vary.includes('*')) return;
-      cache.store.put(
-        key,
-        new StoredResponse(policy, r.statusCode, Buffer.concat(chunks, size), vary, varyKeyOf(vary, request.headers)),
-      );
-    })
-    .catch(() => undefined)
-    .finally(() => keys.delete(key));
 }

@@ -9,7 +9,7 @@ import type { ClientRequest, ClientResponse } from '../listen/client.js';
 import type { Route } from '../route/router.js';
 import type { Runtime } from '../runtime.js';
 import type { UpstreamHost } from '../upstream/host.js';
-import type { CacheState } from './cache-phase.js';
+import type { CacheResult, CacheState } from './cache-phase.js';
 import type { RequestBody } from './request-body.js';
 
 /** The client's address, with IPv4-mapped IPv6 addresses written as plain IPv4. */
@@ -47,7 +47,7 @@ export class RequestContext {
   /** The cache phase's findings, on a cached route. */
   cache: CacheState | undefined = undefined;
   /** How the cache answered (hit, collapsed, revalidated, stale-if-error, stale-while-revalidate), when it did. */
-  cacheResult: string | undefined = undefined;
+  cacheResult: CacheResult | undefined = undefined;
   /** The failure a stored copy stood in for (stale-if-error): prevented, not seen by the client. */
   stoodInFor: FailureKindName | undefined = undefined;
   /** Body bytes sent from the cache. */

@@ -157,7 +157,11 @@ export class Exchange implements RetryState {
     this.settleWithoutBody(attempt);
     const value = headers['retry-after'];
     const retryAfter = parseRetryAfter(typeof value === 'string' ? value : undefined);
-    replyLocally(ctx, 'upstream_error_status', undefined, { receivedStatus: status, retryAfter });
+    replyLocally(ctx, 'upstream_error_status', undefined, {
+      receivedStatus: status,
+      retryAfter,
+      headers: corsFieldsOf(headers),
+    });
   }
 
   /** The exchange ends on this attempt's answer without relaying it (the gateway answers instead). */
@@ -413,4 +417,20 @@ function wantsExplanation(accept: string | undefined, upstreamType: string | str
   if (form === 'html') return !type.startsWith('text/html');
   if (form === 'problem') return !type.includes('json');
   return false;
+}
+
+/**
+ * The upstream's CORS fields, kept on the explanation that replaces its answer: without them a
+ * page on another origin could not read the 503 and its Retry-After, only "failed to fetch".
+ */
+function corsFieldsOf(headers: ParsedHeaders): Array<[string, string]> | undefined {
+  let out: Array<[string, string]> | undefined;
+  for (const [name, value] of Object.entries(headers)) {
+    if (!name.startsWith('access-control-') || value === undefined) continue;
+    out ??= [];
+    for (const v of Array.isArray(value) ? value : [value]) out.push([name, v]);
+  }
+  const origin = headers['access-control-allow-origin'];
+  if (out !== undefined && origin !== undefined && origin !== '*') out.push(['vary', 'Origin']);
+  return out;
 }

@@ -26,7 +26,7 @@ import { normalizePath } from '../http/path.js';
 import type { Route } from '../route/router.js';
 import type { RequestContext, RoutedContext } from './context.js';
 import { viaContains } from './headers.js';
-import { consultCache } from './cache-phase.js';
+import { consultCache, standInForError } from './cache-phase.js';
 import { replyLocally, type ReplyExtras } from './local-reply.js';
 import { declaredLength, hasBody, readBody } from './request-body.js';
 
@@ -152,13 +152,12 @@ function admit(ctx: RequestContext): void {
 
 /** admission: the upstream's concurrency gate, then on to the exchange (or tunnel). */
 function enterGate(ctx: RoutedContext): void {
-  const routed = ctx;
-  const gate = routed.route.upstream.gate;
-  if (gate === undefined || ctx.upgrade !== undefined) return ctx.proceed!(routed);
-  const entered = gate.enter(routed, routed.route.priority, GATE_EVENTS, performance.now());
+  const gate = ctx.route.upstream.gate;
+  if (gate === undefined || ctx.upgrade !== undefined) return ctx.proceed!(ctx);
+  const entered = gate.enter(ctx, ctx.route.priority, GATE_EVENTS, performance.now());
   if (entered === true) {
     ctx.gate = gate;
-    return ctx.proceed!(routed);
+    return ctx.proceed!(ctx);
   }
   if (typeof entered === 'string') return shed(ctx, entered);
   ctx.waiter = entered;
@@ -180,6 +179,8 @@ const GATE_EVENTS: GateEvents<RoutedContext> = {
 
 /** Sheds a request with 503 connection_limit_reached, counted, saying whether the gateway or its upstream is full. */
 function shed(ctx: RequestContext, reason: ShedReason | 'event_loop'): void {
+  // A stored copy standing in is an answer, not a shed request: counted as neither.
+  if (ctx.route?.cache !== undefined && standInForError(ctx as RoutedContext, 'connection_limit_reached')) return;
   replyLocally(ctx, 'connection_limit_reached', undefined, shedFacts(ctx, ctx.route, reason));
 }
 

@@ -3,8 +3,8 @@
  * hop-by-hop fields out, Via and the request id in, this gateway's Proxy-Status member on an
  * upstream 502/503/504, the route's own fields (RateLimit), the connection closed while the
  * gateway drains — and the moment it leaves, the request's time to first byte. Every path
- * that relays an upstream's answer goes through here: the exchange, a tunnel the upstream
- * refused, and (next) a cached copy.
+ * that relays an upstream's answer goes through here: the exchange and a tunnel the upstream
+ * refused (answers from the cache are written by ./cache-phase.ts, from the stored fields).
  */
 import type { RequestContext } from './context.js';
 import { buildDownstreamHeaders } from './headers.js';

@@ -16,6 +16,8 @@ export class Route {
   readonly rateLimiter: RateLimiter | undefined;
   /** The route's HTTP cache, when it has one (kept across a reload that leaves its settings alone). */
   readonly cache: RouteCache | undefined;
+  /** What the stored answers depend on: the cache's settings, what the route matches and where it sends. */
+  private readonly cacheKey: string;
   /** The rate limit's settings, to tell whether a reloaded route may keep the buckets. */
   private readonly rateLimitKey: string;
   /** Index into PRIORITIES: 0 is shed last. */
@@ -46,11 +48,12 @@ export class Route {
         : config.rateLimit
           ? new RateLimiter(config.rateLimit, this.name)
           : undefined;
-    const cacheKey = JSON.stringify(config.cache ?? null);
+    // Answers stored from another upstream, or for other URLs, must not outlive a reload.
+    this.cacheKey = JSON.stringify([config.cache ?? null, config.upstream, config.match]);
     this.cache =
       config.cache === undefined
         ? undefined
-        : previous?.cache !== undefined && previous.cache.settingsKey === cacheKey
+        : previous?.cache !== undefined && previous.cacheKey === this.cacheKey
           ? previous.cache
           : new RouteCache(config.cache, proxyName);
     this.prefix =

@@ -64,6 +64,7 @@ test('a fresh response is stored and answered from the cache: one origin request
   assert.equal(second.body, 'body 1');
   assert.match(second.cacheStatus, /^gangway; hit; ttl=5\d$/);
   assert.ok(Number(second.headers.get('age')) >= 1, `Age ${second.headers.get('age')}`);
+  assert.equal(second.headers.get('date'), first.headers.get('date'), "the origin's Date is passed on unchanged");
   assert.equal(c.origin(), 1);
   assert.notEqual(first.headers.get('x-request-id'), second.headers.get('x-request-id'), 'each answer has its own id');
   assert.equal(second.headers.get('content-length'), String('body 1'.length));

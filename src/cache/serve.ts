@@ -27,6 +27,7 @@ export function writeStored(
   options: ServeOptions,
 ): number {
   const fields = clientFields(stored.policy.responseHeaders());
+  if (stored.originDate !== undefined) fields.date = stored.originDate;
   const status = stored.status;
   const flat: string[] = [];
   const notModified = isNotModified(req, fields) && (req.method === 'GET' || req.method === 'HEAD');

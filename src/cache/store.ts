@@ -15,9 +15,26 @@ export class StoredResponse {
   readonly size: number;
   /** ms since the epoch. */
   readonly storedAt = Date.now();
+  /**
+   * The origin's Date, as sent: a cache passes it on unchanged (the policy's own field list
+   * says "now", which would make every hit look freshly generated).
+   */
+  originDate: string | undefined;
+  private current: CachePolicy;
+
+  get policy(): CachePolicy {
+    return this.current;
+  }
+
+  /** A revalidation replaced the policy (and perhaps the Date, from the 304). */
+  set policy(policy: CachePolicy) {
+    this.current = policy;
+    const date = policy.toObject().resh.date;
+    this.originDate = typeof date === 'string' ? date : undefined;
+  }
 
   constructor(
-    public policy: CachePolicy,
+    policy: CachePolicy,
     readonly status: number,
     readonly body: Buffer,
     /** The lower-case field names the response's Vary lists. */
@@ -25,6 +42,8 @@ export class StoredResponse {
     /** Those fields' values in the request it answered. */
     readonly varyKey: string,
   ) {
+    this.current = policy;
+    this.policy = policy;
     let headerBytes = 0;
     for (const [k, v] of Object.entries(policy.responseHeaders())) headerBytes += k.length + String(v).length;
     this.size = body.length + headerBytes + OVERHEAD;

@@ -28,6 +28,7 @@ export function writeStored(
 ): number {
   const fields = clientFields(stored.policy.responseHeaders());
   if (stored.originDate !== undefined) fields.date = stored.originDate;
+  if (!stored.originWarned) delete fields.warning;
   const status = stored.status;
   const flat: string[] = [];
   const notModified = isNotModified(req, fields) && (req.method === 'GET' || req.method === 'HEAD');

@@ -20,6 +20,8 @@ export class StoredResponse {
    * says "now", which would make every hit look freshly generated).
    */
   originDate: string | undefined;
+  /** The origin sent a Warning field (the library adds a "113" one of its own, a field RFC 9111 retired). */
+  originWarned = false;
   private current: CachePolicy;
 
   get policy(): CachePolicy {
@@ -29,8 +31,9 @@ export class StoredResponse {
   /** A revalidation replaced the policy (and perhaps the Date, from the 304). */
   set policy(policy: CachePolicy) {
     this.current = policy;
-    const date = policy.toObject().resh.date;
+    const { date, warning } = policy.toObject().resh;
     this.originDate = typeof date === 'string' ? date : undefined;
+    this.originWarned = warning !== undefined;
   }
 
   constructor(

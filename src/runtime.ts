@@ -88,7 +88,7 @@ export class Runtime implements RequestObserver {
     const events = poolEvents(metrics, logger);
     const pools = new Map<string, UpstreamPool>();
     for (const [name, upstream] of Object.entries(config.upstreams)) {
-      const pool = new UpstreamPool(name, upstream, events);
+      const pool = new UpstreamPool(name, upstream, events, config.files);
       for (const h of pool.hosts) h.draining = maintenance.drained.has(`${name}/${h.label}`);
       const before = previous?.pools.get(name)?.gate;
       if (before !== undefined && pool.gate !== undefined) pool.gate.limit.inheritFrom(before.limit);

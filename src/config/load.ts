@@ -6,6 +6,7 @@
  * that is wrong.
  */
 import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join } from 'node:path';
 import { isNode, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type ConfigDocument, type GatewayConfig } from './schema.js';
@@ -119,6 +120,19 @@ export function validateConfig(
       files.set(template, readFileSync(template, 'utf8'));
     } catch (err) {
       problem(['errors', 'page', 'template'], `cannot read the template "${template}": ${(err as Error).message}`);
+    }
+  }
+  // TLS files of the upstreams, by the path as written (relative to the configuration file).
+  for (const [name, upstream] of Object.entries(doc.upstreams)) {
+    for (const field of ['ca', 'cert', 'key'] as const) {
+      const path = upstream.tls?.[field];
+      if (path === undefined || files.has(path)) continue;
+      const resolved = isAbsolute(path) || file === '<config>' ? path : join(dirname(file), path);
+      try {
+        files.set(path, readFileSync(resolved, 'utf8'));
+      } catch (err) {
+        problem(['upstreams', name, 'tls', field], `cannot read "${resolved}": ${(err as Error).message}`);
+      }
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);

@@ -247,6 +247,29 @@ const upstream = z
       .enum(['preserve', 'upstream'])
       .default('preserve')
       .meta({ description: "Send the client's Host header upstream (preserve), or the host's own name (upstream)" }),
+    tls: z
+      .strictObject({
+        ca: z.string().min(1).optional().meta({
+          description:
+            "A PEM file of the CA certificates that verify the https:// hosts, in place of the system's (relative to the configuration file)",
+        }),
+        servername: z.string().min(1).optional().meta({
+          description: 'The name sent in SNI and checked in the certificate; by default the host name of each host',
+        }),
+        cert: z.string().min(1).optional().meta({ description: 'A PEM client certificate for mutual TLS (with key)' }),
+        key: z.string().min(1).optional().meta({ description: "The client certificate's PEM private key (with cert)" }),
+        verify: z.boolean().default(true).meta({
+          description: "Verify the hosts' certificates; false only for a test bench, never in production",
+        }),
+      })
+      .refine((t) => (t.cert === undefined) === (t.key === undefined), {
+        message: 'a client certificate needs both cert and key',
+        path: ['key'],
+      })
+      .optional()
+      .meta({
+        description: 'How https:// hosts are reached: which CAs verify them, the SNI name, a client certificate',
+      }),
   })
   .meta({ description: 'A pool of interchangeable hosts serving the same application' });
 

@@ -218,6 +218,15 @@ const en: Catalogue = {
   'kind.connection_refused.title': 'Upstream refused the connection',
   'kind.connection_refused.explanation':
     'Our gateway could not reach the {service} service: its server refused the connection, usually because it is down or restarting.',
+  'kind.tls_certificate_error.title': "The service's servers could not prove who they are",
+  'kind.tls_certificate_error.explanation':
+    "Our gateway reached the {service} service but could not verify its server's certificate, so it did not send your request. The service's servers could not prove who they are to each other: a fault on our side, not yours.",
+  'kind.tls_protocol_error.title': "The service's servers could not agree on a secure connection",
+  'kind.tls_protocol_error.explanation':
+    'Our gateway reached the {service} service but the two could not set up a secure (TLS) connection, so your request was not sent. A fault on our side, not yours.',
+  'kind.tls_alert_received.title': "The service's server refused our gateway's secure connection",
+  'kind.tls_alert_received.explanation':
+    "The {service} service's server ended the secure (TLS) connection with an alert before your request was sent: our gateway and the service disagree about certificates or settings. A fault on our side, not yours.",
   'kind.destination_unreachable.title': 'Upstream unreachable',
   'kind.destination_unreachable.explanation': 'Our gateway has no network route to the {service} service.',
   'kind.connection_timeout.title': 'Upstream did not accept the connection in time',
@@ -396,6 +405,15 @@ const de: Partial<Catalogue> = {
   'kind.connection_refused.title': 'Dienst hat die Verbindung abgelehnt',
   'kind.connection_refused.explanation':
     'Unser Gateway konnte den Dienst {service} nicht erreichen: sein Server hat die Verbindung abgelehnt, meist weil er ausgefallen ist oder neu startet.',
+  'kind.tls_certificate_error.title': 'Die Server des Dienstes konnten sich nicht ausweisen',
+  'kind.tls_certificate_error.explanation':
+    'Unser Gateway hat den Dienst {service} erreicht, konnte das Zertifikat seines Servers aber nicht prüfen und hat Ihre Anfrage deshalb nicht gesendet. Die Server des Dienstes konnten sich einander nicht ausweisen: ein Fehler auf unserer Seite, nicht auf Ihrer.',
+  'kind.tls_protocol_error.title': 'Die Server des Dienstes konnten keine sichere Verbindung aufbauen',
+  'kind.tls_protocol_error.explanation':
+    'Unser Gateway hat den Dienst {service} erreicht, aber beide konnten keine sichere (TLS-)Verbindung aufbauen; Ihre Anfrage wurde nicht gesendet. Ein Fehler auf unserer Seite, nicht auf Ihrer.',
+  'kind.tls_alert_received.title': 'Der Server des Dienstes hat die sichere Verbindung abgelehnt',
+  'kind.tls_alert_received.explanation':
+    'Der Server des Dienstes {service} hat die sichere (TLS-)Verbindung mit einer Warnung beendet, bevor Ihre Anfrage gesendet wurde: Gateway und Dienst sind sich über Zertifikate oder Einstellungen uneinig. Ein Fehler auf unserer Seite, nicht auf Ihrer.',
   'kind.destination_unreachable.title': 'Dienst nicht erreichbar',
   'kind.destination_unreachable.explanation': 'Unser Gateway hat keinen Netzwerkweg zum Dienst {service}.',
   'kind.connection_timeout.title': 'Dienst hat die Verbindung nicht rechtzeitig angenommen',

@@ -25,6 +25,26 @@ export interface ExchangeProgress {
 const DNS_ERRORS = new Set(['ENOTFOUND', 'EAI_NONAME', 'EAI_NODATA', 'EAI_FAIL']);
 const UNREACHABLE = new Set(['EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'EADDRNOTAVAIL']);
 const TERMINATED = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE', 'ECONNABORTED', 'UND_ERR_CLOSED']);
+/** OpenSSL's verification results and Node's name check: the upstream's certificate was not accepted. */
+const CERTIFICATE_ERRORS = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_GET_CRL',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_CHAIN_TOO_LONG',
+  'INVALID_CA',
+  'INVALID_PURPOSE',
+  'HOSTNAME_MISMATCH',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
 
 export function classifyFailure(err: unknown, progress: ExchangeProgress): FailureKindName {
   if (err instanceof GatewayAbort) return err.kind;
@@ -40,6 +60,8 @@ export function classifyFailure(err: unknown, progress: ExchangeProgress): Failu
   if (code === 'EAI_AGAIN') return 'dns_timeout';
   if (UNREACHABLE.has(code)) return 'destination_unreachable';
   if (code === 'UND_ERR_HEADERS_TIMEOUT') return 'http_response_timeout';
+  const tls = classifyTls(code);
+  if (tls !== undefined) return tls;
   if (
     code.startsWith('HPE_') ||
     e?.name === 'HTTPParserError' ||
@@ -53,6 +75,16 @@ export function classifyFailure(err: unknown, progress: ExchangeProgress): Failu
   // reuse alone decides, as in Pingora.
   if (TERMINATED.has(code)) return progress.reusedConnection ? 'connection_terminated_reused' : 'connection_terminated';
   return 'proxy_internal_error';
+}
+
+/** The TLS handshake with the upstream failed: which way (RFC 9209 §2.3.12–2.3.14). */
+function classifyTls(code: string): FailureKindName | undefined {
+  if (CERTIFICATE_ERRORS.has(code)) return 'tls_certificate_error';
+  // The peer sent an alert ("ERR_SSL_TLSV1_ALERT_UNKNOWN_CA", "…_SSLV3_ALERT_HANDSHAKE_FAILURE").
+  if (/^ERR_SSL_(TLSV1|TLSV13|SSLV3)_ALERT_/.test(code)) return 'tls_alert_received';
+  if (code.startsWith('ERR_SSL_') || code === 'EPROTO' || code === 'ERR_TLS_HANDSHAKE_TIMEOUT')
+    return 'tls_protocol_error';
+  return undefined;
 }
 
 /** An error as the access log (and, for trusted clients, Proxy-Status details) shows it. */

@@ -76,6 +76,32 @@ export const FAILURES = {
     retryAfter: 5,
     advice: 'unreachable',
   },
+  // TLS with an upstream failed during the handshake: nothing was sent, so any method may go
+  // to another host. Our side's fault (certificates, versions), never the listener's.
+  tls_certificate_error: {
+    status: 502,
+    error: 'tls_certificate_error',
+    retry: 'any',
+    side: 'service',
+    retryAfter: 30,
+    advice: 'misconfigured',
+  },
+  tls_protocol_error: {
+    status: 502,
+    error: 'tls_protocol_error',
+    retry: 'any',
+    side: 'service',
+    retryAfter: 30,
+    advice: 'misconfigured',
+  },
+  tls_alert_received: {
+    status: 502,
+    error: 'tls_alert_received',
+    retry: 'any',
+    side: 'service',
+    retryAfter: 30,
+    advice: 'misconfigured',
+  },
   destination_unreachable: {
     status: 502,
     error: 'destination_ip_unroutable',

@@ -41,7 +41,8 @@ export class UpstreamHost {
   returnedAt = 0;
   private readonly slowStartMs: number;
 
-  constructor(address: UpstreamHostAddress, config: UpstreamConfig) {
+  /** `files`: the configuration's referenced files by path (the TLS CA bundle, client certificate and key). */
+  constructor(address: UpstreamHostAddress, config: UpstreamConfig, files: ReadonlyMap<string, string> = new Map()) {
     this.origin = address.origin;
     this.label = address.label;
     this.slowStartMs = config.slowStart;
@@ -55,7 +56,7 @@ export class UpstreamHost {
       keepAliveTimeout: config.keepAlive.idle,
       keepAliveMaxTimeout: config.keepAlive.idle,
       keepAliveTimeoutThreshold: 1000,
-      connect: { timeout: config.timeouts.connect },
+      connect: { timeout: config.timeouts.connect, ...tlsOptions(config.tls, files) },
       headersTimeout: config.timeouts.response,
       bodyTimeout: config.timeouts.idle,
       // The gateway's own limits apply downstream; upstream answers may be as large as needed.
@@ -128,4 +129,16 @@ export class UpstreamHost {
   close(): Promise<void> {
     return this.dispatcher.close();
   }
+}
+
+/** undici's TLS connect options from a pool's `tls` settings (none for a pool without them). */
+function tlsOptions(tls: UpstreamConfig['tls'], files: ReadonlyMap<string, string>): Record<string, unknown> {
+  if (tls === undefined) return {};
+  return {
+    ca: tls.ca === undefined ? undefined : files.get(tls.ca),
+    cert: tls.cert === undefined ? undefined : files.get(tls.cert),
+    key: tls.key === undefined ? undefined : files.get(tls.key),
+    servername: tls.servername,
+    rejectUnauthorized: tls.verify,
+  };
 }

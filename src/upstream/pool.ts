@@ -43,8 +43,10 @@ export class UpstreamPool {
     readonly name: string,
     readonly config: UpstreamConfig,
     events: PoolEvents,
+    /** The configuration's referenced files (TLS material), by path as written. */
+    files: ReadonlyMap<string, string> = new Map(),
   ) {
-    this.hosts = config.hosts.map((h) => new UpstreamHost(h, config));
+    this.hosts = config.hosts.map((h) => new UpstreamHost(h, config, files));
     this.balancer = createBalancer(config.balance);
     this.outliers = new OutlierDetector(this.hosts, config.outlierDetection, (host, reason, ms) =>
       events.ejected(this, host, reason, ms),

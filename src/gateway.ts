@@ -11,10 +11,10 @@ import type { StatusSources } from './admin/status-model.js';
 import { EventLoopGuard } from './admission/event-loop-guard.js';
 import { Maintenance } from './admission/maintenance.js';
 import { ConfigError, loadConfigFile, validateConfig } from './config/load.js';
-import type { GatewayConfig, GatewayConfigInput } from './config/schema.js';
+import type { GatewayConfig, GatewayConfigInput, ListenerConfig } from './config/schema.js';
 import { formatAddress, type Address } from './config/units.js';
 import { listenOn } from './listen/bind.js';
-import { createListener, type Listener } from './listen/http1.js';
+import { createListener, type Listener, type TlsCertificate } from './listen/http1.js';
 import type { LineDestination } from './observe/log-sink.js';
 import { createLog, externalLog, type GatewayLog, type Logger } from './observe/logger.js';
 import type { GateState } from './admission/concurrency-gate.js';
@@ -42,8 +42,11 @@ export interface GatewayOptions {
 }
 
 export interface Gateway {
-  /** Starts both listeners; resolves with the addresses actually bound. */
-  listen(): Promise<{ proxy: Address; admin: Address | undefined }>;
+  /**
+   * Starts the listeners; resolves with the addresses actually bound: `proxy` is the first
+   * client listener's, `listeners` every client listener's in the configured order.
+   */
+  listen(): Promise<{ proxy: Address; listeners: Address[]; admin: Address | undefined }>;
   /**
    * Validates and applies a configuration — the given one, or else the configuration file
    * read again. Resolves once it is in force; requests under way finish on the old one. An
@@ -117,7 +120,9 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
     version: VERSION,
     startedAt,
   });
-  const listener: Listener = createListener(initial, current, statusSources);
+  const listeners: Listener[] = initial.listen.map((l) =>
+    createListener(initial, current, statusSources, certificateOf(initial, l)),
+  );
   /** Runtimes replaced by a reload, still finishing their requests. */
   const retiring = new Set<Promise<void>>();
   let closing: Promise<void> | undefined;
@@ -142,11 +147,17 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
     }
     const old = runtime;
     if (
-      formatAddress(config.listen) !== formatAddress(old.config.listen) ||
+      JSON.stringify(config.listen.map((l) => [formatAddress(l.address), l.tls !== undefined])) !==
+        JSON.stringify(old.config.listen.map((l) => [formatAddress(l.address), l.tls !== undefined])) ||
       JSON.stringify(config.admin) !== JSON.stringify(old.config.admin)
     ) {
       logger.warn('listen and admin addresses change only on restart; the rest of the new configuration is applied');
     }
+    // A replaced certificate is presented from the next handshake on; open connections carry on.
+    config.listen.forEach((l, i) => {
+      const certificate = certificateOf(config, l);
+      if (certificate !== undefined) listeners[i]?.setCertificate?.(certificate);
+    });
     runtime = new Runtime(config, shared, old);
     runtime.start();
     logger.info(
@@ -181,33 +192,36 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
     reload,
 
     async listen() {
-      const proxy = await listenOn(listener.server, initial.listen, 'listen');
+      const bound: Address[] = [];
+      for (const [i, l] of listeners.entries())
+        bound.push(await listenOn(l.server, initial.listen[i]!.address, 'listen'));
+      const proxy = bound[0]!;
       shared.loopGuard.start();
       metrics.timeline.start();
       const adminAddress = admin && initial.admin !== false ? await listenOn(admin, initial.admin, 'admin') : undefined;
       logger.info(
         {
-          listen: formatAddress(proxy),
+          listen: bound.map((a, i) => `${initial.listen[i]!.tls ? 'https' : 'http'}://${formatAddress(a)}`),
           admin: adminAddress && formatAddress(adminAddress),
           version: VERSION,
           node: process.version,
         },
         'gangway listening',
       );
-      return { proxy, admin: adminAddress };
+      return { proxy, listeners: bound, admin: adminAddress };
     },
 
     close() {
       shared.loopGuard.stop();
       metrics.timeline.stop();
-      closing ??= shutdown(listener, admin, current, retiring, initial.server.drainTimeout, log);
+      closing ??= shutdown(listeners, admin, current, retiring, initial.server.drainTimeout, log);
       return closing;
     },
   };
 }
 
 async function shutdown(
-  listener: Listener,
+  listeners: readonly Listener[],
   admin: Server | undefined,
   current: () => Runtime,
   retiring: Set<Promise<void>>,
@@ -216,18 +230,25 @@ async function shutdown(
 ): Promise<void> {
   const runtime = current();
   runtime.draining = true;
-  const { server } = listener;
-  const stopped = new Promise<void>((resolve) => {
-    if (!server.listening) {
-      resolve();
-      return;
-    }
-    server.close(() => resolve());
-  });
+  const stopped = Promise.all(
+    listeners.map(
+      ({ server }) =>
+        new Promise<void>((resolve) => {
+          if (!server.listening) {
+            resolve();
+            return;
+          }
+          server.close(() => resolve());
+        }),
+    ),
+  );
   // Keep-alive connections between requests are closed as they go idle; each answer sent
   // while draining carries `Connection: close`.
-  server.closeIdleConnections();
-  const sweeper = setInterval(() => server.closeIdleConnections(), 50);
+  const closeIdle = (): void => {
+    for (const { server } of listeners) server.closeIdleConnections();
+  };
+  closeIdle();
+  const sweeper = setInterval(closeIdle, 50);
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), drainTimeout);
@@ -237,8 +258,10 @@ async function shutdown(
   clearTimeout(timer);
   if (outcome === 'timeout') {
     runtime.logger.warn({ drainTimeoutMs: drainTimeout }, 'drain timeout reached; closing the remaining connections');
-    server.closeAllConnections();
-    for (const t of listener.tunnels) t.destroy();
+    for (const l of listeners) {
+      l.server.closeAllConnections();
+      for (const t of l.tunnels) t.destroy();
+    }
     await stopped;
   }
   if (admin?.listening) {
@@ -250,4 +273,10 @@ async function shutdown(
   await Promise.all([current().close(), ...retiring]);
   runtime.logger.info('gangway stopped');
   log.flush();
+}
+
+/** A listener's certificate and key as the loader read them, when it speaks HTTPS. */
+function certificateOf(config: GatewayConfig, listener: ListenerConfig): TlsCertificate | undefined {
+  if (listener.tls === undefined) return undefined;
+  return { cert: config.files.get(listener.tls.cert)!, key: config.files.get(listener.tls.key)! };
 }

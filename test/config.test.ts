@@ -38,7 +38,7 @@ const cli = (...args: string[]) => runCli(args);
 
 test('the minimal configuration from the issue is valid, with every default filled in', () => {
   const config = parseConfigText(MINIMAL);
-  assert.deepEqual(config.listen, { host: '127.0.0.1', port: 8080 });
+  assert.deepEqual(config.listen, [{ address: { host: '127.0.0.1', port: 8080 }, tls: undefined }]);
   const music = config.upstreams.music!;
   assert.deepEqual(
     music.hosts.map((h) => h.origin),
@@ -102,7 +102,7 @@ test('broken YAML is reported with its position, not a stack trace', () => {
 test('the JSON Schema describes the file a person writes', () => {
   const schema = configJsonSchema() as { properties: Record<string, { description?: string }>; required?: string[] };
   assert.ok(schema.properties.upstreams && schema.properties.routes && schema.properties.listen);
-  assert.match(String(schema.properties.listen!.description), /host:port/);
+  assert.match(String(schema.properties.listen!.description), /127\.0\.0\.1:8080.*tls: \{ cert, key \}/);
   assert.deepEqual(schema.required?.sort(), ['routes', 'upstreams']);
 });
 

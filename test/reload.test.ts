@@ -82,8 +82,8 @@ test('with --watch the gateway reloads when its file is replaced; an invalid edi
   renameSync(`${gw.file}.new`, gw.file);
   await waitFor(async () => (await body()) === 'from b');
   assert.equal(await body(), 'from b');
-  await waitFor(() => gw.output().includes('configuration file changed'));
-  assert.match(gw.output(), /configuration file changed: reloading/);
+  await waitFor(() => gw.output().includes('configuration or certificate changed'));
+  assert.match(gw.output(), /configuration or certificate changed: reloading/);
 
   writeFileSync(gw.file, original.replace(a.address, b.address).replace('upstream: music', 'upstream: nope'));
   await waitFor(() => gw.output().includes('configuration refused'));

@@ -1,40 +1,55 @@
 /**
- * Reloads the configuration when its file changes (`gangway start --watch`). The directory
- * is watched rather than the file, because editors and config-management tools replace a
- * file by renaming a new one over it, which a watch on the old file never sees. Changes are
- * debounced, and a file whose bytes did not change is not reloaded.
+ * Reloads the configuration when its file — or a certificate, key or CA file it names —
+ * changes (`gangway start --watch`). Directories are watched rather than files, because
+ * editors, config-management tools and certificate renewers replace a file by renaming a new
+ * one over it, which a watch on the old file never sees. Changes are debounced, and nothing
+ * is reloaded unless the bytes of one of those files changed.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
+import type { GatewayConfig } from '../config/schema.js';
 import type { Gateway } from '../gateway.js';
 import { refused } from './signals.js';
 
 const SETTLE_MS = 250;
 
-export function watchConfigFile(gateway: Gateway, file: string): FSWatcher {
+export function watchConfigFile(gateway: Gateway, file: string): FSWatcher[] {
   let timer: NodeJS.Timeout | undefined;
-  let last = digest(file);
-  const name = basename(file);
-  const watcher = watch(dirname(file), (_event, changed) => {
-    if (changed !== null && changed !== name) return;
+  let last = digest(watchedFiles(file, gateway.config));
+  const changed = (): void => {
     clearTimeout(timer);
     timer = setTimeout(() => {
-      const now = digest(file);
+      const now = digest(watchedFiles(file, gateway.config));
       if (now === undefined || now === last) return;
       last = now;
-      gateway.logger.info({ file }, 'configuration file changed: reloading');
+      gateway.logger.info({ file }, 'configuration or certificate changed: reloading');
       gateway.reload().catch(refused);
     }, SETTLE_MS);
-  });
-  watcher.unref();
-  return watcher;
+  };
+  // The directories as configured at start: a file moved elsewhere later needs a restart (or POST /api/reload).
+  const watchers = [...new Set(watchedFiles(file, gateway.config).map((f) => dirname(f)))].map((dir) =>
+    watch(dir, changed),
+  );
+  for (const w of watchers) w.unref();
+  return watchers;
 }
 
-function digest(file: string): string | undefined {
+/** The configuration file and the TLS files it names (paths relative to it). */
+function watchedFiles(file: string, config: GatewayConfig): string[] {
+  const named: string[] = [];
+  for (const l of config.listen) if (l.tls !== undefined) named.push(l.tls.cert, l.tls.key);
+  for (const u of Object.values(config.upstreams))
+    for (const p of [u.tls?.ca, u.tls?.cert, u.tls?.key]) if (p !== undefined) named.push(p);
+  return [file, ...named.map((p) => (isAbsolute(p) ? p : join(dirname(file), p)))];
+}
+
+function digest(files: readonly string[]): string | undefined {
+  const hash = createHash('sha256');
   try {
-    return createHash('sha256').update(readFileSync(file)).digest('hex');
+    for (const f of files) hash.update(readFileSync(f));
   } catch {
     return undefined; // mid-replace: the next event will see the new file
   }
+  return hash.digest('hex');
 }

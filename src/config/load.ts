@@ -5,6 +5,7 @@
  * field.path: message", never as a stack trace, so a person can go straight to the line
  * that is wrong.
  */
+import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { isNode, LineCounter, parseDocument, type Document } from 'yaml';
@@ -122,23 +123,70 @@ export function validateConfig(
       problem(['errors', 'page', 'template'], `cannot read the template "${template}": ${(err as Error).message}`);
     }
   }
-  // TLS files of the upstreams, by the path as written (relative to the configuration file).
+  // TLS files, by the path as written (relative to the configuration file).
+  const readTlsFile = (path: string, at: PropertyKey[]): string | undefined => {
+    if (files.has(path)) return files.get(path);
+    const resolved = isAbsolute(path) || file === '<config>' ? path : join(dirname(file), path);
+    try {
+      const text = readFileSync(resolved, 'utf8');
+      files.set(path, text);
+      return text;
+    } catch (err) {
+      problem(at, `cannot read "${resolved}": ${(err as Error).message}`);
+      return undefined;
+    }
+  };
   for (const [name, upstream] of Object.entries(doc.upstreams)) {
     for (const field of ['ca', 'cert', 'key'] as const) {
       const path = upstream.tls?.[field];
-      if (path === undefined || files.has(path)) continue;
-      const resolved = isAbsolute(path) || file === '<config>' ? path : join(dirname(file), path);
-      try {
-        files.set(path, readFileSync(resolved, 'utf8'));
-      } catch (err) {
-        problem(['upstreams', name, 'tls', field], `cannot read "${resolved}": ${(err as Error).message}`);
-      }
+      if (path !== undefined) readTlsFile(path, ['upstreams', name, 'tls', field]);
     }
   }
+  doc.listen.forEach((l, i) => {
+    if (l.tls === undefined) return;
+    const cert = readTlsFile(l.tls.cert, ['listen', i, 'tls', 'cert']);
+    const key = readTlsFile(l.tls.key, ['listen', i, 'tls', 'key']);
+    if (cert === undefined || key === undefined) return;
+    const refusal = certificateProblem(cert, key);
+    if (refusal !== undefined) problem(['listen', i, 'tls', refusal.field], refusal.message);
+  });
   if (problems.length > 0) throw new ConfigError(problems);
   const config: GatewayConfig = { ...doc, adminToken, files };
   Object.defineProperty(config, VALIDATED, { value: true, enumerable: false });
   return config;
+}
+
+/**
+ * Why a listener's certificate cannot be served, if it cannot: not a PEM certificate, a key
+ * that is not a key or does not belong to it, or a certificate outside its validity period.
+ */
+function certificateProblem(cert: string, key: string): { field: 'cert' | 'key'; message: string } | undefined {
+  let certificate: X509Certificate;
+  try {
+    certificate = new X509Certificate(cert);
+  } catch (err) {
+    return { field: 'cert', message: `not a PEM certificate: ${(err as Error).message}` };
+  }
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey(key);
+  } catch (err) {
+    return { field: 'key', message: `not a PEM private key: ${(err as Error).message}` };
+  }
+  if (!certificate.checkPrivateKey(privateKey))
+    return {
+      field: 'key',
+      message: `this key does not belong to the certificate (${certificate.subject.replace(/\n/g, ', ')})`,
+    };
+  const now = Date.now();
+  if (Date.parse(certificate.validTo) < now)
+    return { field: 'cert', message: `the certificate expired on ${new Date(certificate.validTo).toISOString()}` };
+  if (Date.parse(certificate.validFrom) > now)
+    return {
+      field: 'cert',
+      message: `the certificate is not valid before ${new Date(certificate.validFrom).toISOString()}`,
+    };
+  return undefined;
 }
 
 function isLoopback(host: string): boolean {

@@ -50,6 +50,37 @@ const address = (what: string) =>
     })
     .meta({ description: `${what}; "host:port", "[ipv6]:port", ":port" for every interface, or a port number` });
 
+/** One place the gateway accepts client traffic: an address, and a certificate when it speaks HTTPS. */
+export interface ListenerConfig {
+  address: Address;
+  /** PEM files (paths as written, relative to the configuration file); the loader reads them into `files`. */
+  tls: { cert: string; key: string } | undefined;
+}
+
+const listener = z
+  .union([
+    address('An address to accept client traffic on (HTTP/1.1 in cleartext)'),
+    z.strictObject({
+      address: address('The address to accept client traffic on'),
+      tls: z
+        .strictObject({
+          cert: z
+            .string()
+            .min(1)
+            .meta({ description: 'PEM certificate chain file (relative to the configuration file)' }),
+          key: z.string().min(1).meta({ description: "The certificate's PEM private key file" }),
+        })
+        .optional()
+        .meta({
+          description:
+            'Serve HTTPS (TLS 1.2 and 1.3) with this certificate; after the files are replaced, a reload (POST /api/reload, SIGHUP, --watch) makes new handshakes present the new one',
+        }),
+    }),
+  ])
+  .transform(
+    (e): ListenerConfig => ('host' in e ? { address: e, tls: undefined } : { address: e.address, tls: e.tls }),
+  );
+
 export interface UpstreamHostAddress {
   /** The origin undici connects to, e.g. "http://127.0.0.1:7001". */
   origin: string;
@@ -582,7 +613,14 @@ export const configSchema = z
         description:
           "This gateway's name in Via and Proxy-Status; give chained gateways distinct names, since a gateway that sees its own name in Via answers 502 proxy_loop_detected",
       }),
-    listen: address('Where the gateway accepts client traffic').prefault('127.0.0.1:8080'),
+    listen: z
+      .union([listener, z.array(listener).min(1, 'at least one listener is needed')])
+      .transform((l) => (Array.isArray(l) ? l : [l]))
+      .prefault('127.0.0.1:8080')
+      .meta({
+        description:
+          'Where the gateway accepts client traffic: an address ("127.0.0.1:8080"), or { address, tls: { cert, key } } for HTTPS, or a list of them',
+      }),
     admin: z
       .union([address('Where the admin API (health, metrics, status) listens'), z.literal(false)])
       .prefault('127.0.0.1:9901')

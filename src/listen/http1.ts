@@ -4,7 +4,8 @@
  * oversized requests answered with the right 4xx (and Proxy-Status) instead of a silent close.
  * Node's own response object is the client side the proxy writes to (Http1Response).
  */
-import { createServer, type IncomingMessage, ServerResponse, type Server } from 'node:http';
+import { createServer, type IncomingMessage, ServerResponse, type Server, type ServerOptions } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { StatusSources } from '../admin/status-model.js';
 import { serveStatusPage } from '../admin/status-page.js';
@@ -107,12 +108,31 @@ export interface Listener {
   server: Server<typeof IncomingMessage, typeof Http1Response>;
   /** Upgraded connections (WebSocket tunnels), which the HTTP server no longer tracks. */
   tunnels: Set<Duplex>;
+  /** This listener's certificate, when it speaks HTTPS: a reload swaps it for new handshakes. */
+  setCertificate: ((certificate: TlsCertificate) => void) | undefined;
 }
 
-export function createListener(config: GatewayConfig, current: () => Runtime, status: () => StatusSources): Listener {
+/** A listener's certificate chain and private key, PEM. */
+export interface TlsCertificate {
+  cert: string;
+  key: string;
+}
+
+/**
+ * TLS 1.2 and 1.3 only, with Node's default (modern) cipher list, the server's cipher order,
+ * and no renegotiation: what current guidance (Mozilla "intermediate") asks of a public edge.
+ */
+const TLS_SETTINGS = { minVersion: 'TLSv1.2', honorCipherOrder: true } as const;
+
+export function createListener(
+  config: GatewayConfig,
+  current: () => Runtime,
+  status: () => StatusSources,
+  tls?: TlsCertificate,
+): Listener {
   const s = config.server;
   const requestTimeout = s.requestTimeout;
-  const server = createServer({
+  const options: ServerOptions<typeof IncomingMessage, typeof Http1Response> = {
     ServerResponse: Http1Response,
     maxHeaderSize: s.maxHeaderSize,
     headersTimeout: requestTimeout > 0 ? Math.min(s.headerTimeout, requestTimeout) : s.headerTimeout,
@@ -120,7 +140,17 @@ export function createListener(config: GatewayConfig, current: () => Runtime, st
     keepAliveTimeout: s.keepAliveTimeout,
     connectionsCheckingInterval: Math.min(1000, Math.max(100, Math.floor(s.headerTimeout / 4))),
     requireHostHeader: true,
-  });
+  };
+  const server: Server<typeof IncomingMessage, typeof Http1Response> =
+    tls === undefined ? createServer(options) : createTlsServer({ ...options, ...TLS_SETTINGS, ...tls });
+  const setCertificate =
+    tls === undefined
+      ? undefined
+      : (certificate: TlsCertificate): void =>
+          (server as unknown as { setSecureContext(o: object): void }).setSecureContext({
+            ...TLS_SETTINGS,
+            ...certificate,
+          });
   const tunnels = new Set<Duplex>();
 
   server.on('request', (req: IncomingMessage, res: Http1Response) => {
@@ -186,7 +216,7 @@ export function createListener(config: GatewayConfig, current: () => Runtime, st
     sendReply(new SocketResponse(socket), reply, undefined);
     runtime.logger.info({ failure: kind, cause: err.code ?? err.message, status: reply.status }, 'client error');
   });
-  return { server, tunnels };
+  return { server, tunnels, setCertificate };
 }
 
 const REQUEST_LINE_START = /^[A-Z]{3,10} \S/;

@@ -1,0 +1,184 @@
+/**
+ * HTTPS listeners: `listen` entries with a certificate serve TLS 1.2/1.3 beside cleartext ones,
+ * a reload makes new handshakes present a replaced certificate while open connections carry
+ * on, and a certificate that cannot be served (unreadable, expired, a key of another) is
+ * refused with its file, line and field.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { Agent, request } from 'undici';
+import { ConfigError, createGateway, loadConfigFile } from '../src/index.js';
+import { closedPort, httpUpstream } from './support/harness.js';
+
+const CLI = join(import.meta.dirname, '..', 'src', 'cli.ts');
+
+const TLS = join(import.meta.dirname, 'support', 'tls');
+const CA = readFileSync(join(TLS, 'localhost-cert.pem'), 'utf8');
+const ROTATED = readFileSync(join(TLS, 'rotated-cert.pem'), 'utf8');
+
+const cleanups: Array<() => unknown> = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+/** A directory with the certificate files and a configuration naming them relatively. */
+async function setUp(listen: string) {
+  const up = await httpUpstream((req, res) => {
+    req.resume();
+    res.end(`hello ${req.url}`);
+  });
+  cleanups.push(() => up.close());
+  const dir = mkdtempSync(join(tmpdir(), 'gangway-https-'));
+  copyFileSync(join(TLS, 'localhost-cert.pem'), join(dir, 'cert.pem'));
+  copyFileSync(join(TLS, 'localhost-key.pem'), join(dir, 'key.pem'));
+  const file = join(dir, 'gangway.yaml');
+  writeFileSync(
+    file,
+    `listen: ${listen}
+admin: false
+upstreams:
+  music: { hosts: ["${up.address}"], healthCheck: { enabled: false } }
+routes:
+  - { match: { path: "/" }, upstream: music }
+`,
+  );
+  return { dir, file };
+}
+
+async function start(file: string) {
+  const gw = createGateway(loadConfigFile(file), {
+    configFile: file,
+    logDestination: { write() {} },
+    processMetrics: false,
+  });
+  const addresses = await gw.listen();
+  cleanups.push(() => gw.close());
+  return { gw, ...addresses };
+}
+
+/** The subject's O= of the certificate a new TLS handshake to `port` is shown. */
+function presented(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({ host: '127.0.0.1', port, ca: [CA, ROTATED], servername: 'localhost' }, () => {
+      const org = s.getPeerCertificate().subject.O;
+      s.end();
+      resolve(String(org));
+    });
+    s.once('error', reject);
+  });
+}
+
+test('an HTTPS listener beside a cleartext one: both proxy, TLS 1.2 or newer, the certificate files relative to the configuration', async () => {
+  const { file } = await setUp(
+    `["127.0.0.1:0", { address: "127.0.0.1:0", tls: { cert: "cert.pem", key: "key.pem" } }]`,
+  );
+  const { listeners } = await start(file);
+  const [plain, secure] = listeners;
+  assert.ok(plain && secure);
+  const clear = await request(`http://127.0.0.1:${plain.port}/a`);
+  assert.equal(await clear.body.text(), 'hello /a');
+  const agent = new Agent({ connect: { ca: CA, servername: 'localhost' } });
+  cleanups.push(() => agent.close());
+  const tls = await request(`https://127.0.0.1:${secure.port}/b`, { dispatcher: agent });
+  assert.equal(tls.statusCode, 200);
+  assert.equal(await tls.body.text(), 'hello /b');
+  await assert.rejects(
+    new Promise((resolve, reject) => {
+      const s = tlsConnect(
+        { host: '127.0.0.1', port: secure.port, ca: CA, maxVersion: 'TLSv1.1', minVersion: 'TLSv1' },
+        () => resolve(s.getProtocol()),
+      );
+      s.once('error', reject);
+    }),
+    'TLS 1.1 is refused',
+  );
+});
+
+test('a replaced certificate is presented from the next handshake after a reload; a connection already open carries on', async () => {
+  const { dir, file } = await setUp(`{ address: "127.0.0.1:0", tls: { cert: "cert.pem", key: "key.pem" } }`);
+  const { gw, proxy } = await start(file);
+  assert.equal(await presented(proxy.port), 'Gangway tests');
+  const agent = new Agent({ connect: { ca: [CA, ROTATED], servername: 'localhost' }, connections: 1 });
+  cleanups.push(() => agent.close());
+  const before = await request(`https://127.0.0.1:${proxy.port}/one`, { dispatcher: agent });
+  assert.equal(await before.body.text(), 'hello /one');
+  copyFileSync(join(TLS, 'rotated-cert.pem'), join(dir, 'cert.pem'));
+  copyFileSync(join(TLS, 'rotated-key.pem'), join(dir, 'key.pem'));
+  await gw.reload();
+  assert.equal(await presented(proxy.port), 'Gangway tests (rotated)', 'new handshakes get the new certificate');
+  const kept = await request(`https://127.0.0.1:${proxy.port}/two`, { dispatcher: agent });
+  assert.equal(await kept.body.text(), 'hello /two', 'the keep-alive connection opened before the reload still works');
+});
+
+test('a certificate that cannot be served is refused with file, line and field: unreadable, expired, a key of another; a running gateway keeps its own', async () => {
+  const { dir, file } = await setUp(`{ address: "127.0.0.1:0", tls: { cert: "cert.pem", key: "key.pem" } }`);
+  const refusal = (cert: string, key: string): string => {
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(
+      bad,
+      readFileSync(file, 'utf8').replace('cert: "cert.pem", key: "key.pem"', `cert: "${cert}", key: "${key}"`),
+    );
+    try {
+      loadConfigFile(bad);
+    } catch (err) {
+      assert.ok(err instanceof ConfigError);
+      return err.message;
+    }
+    return 'accepted';
+  };
+  assert.match(refusal('absent.pem', 'key.pem'), /bad\.yaml:1:\d+ listen\[0\]\.tls\.cert: cannot read .*absent\.pem/);
+  copyFileSync(join(TLS, 'expired-cert.pem'), join(dir, 'expired.pem'));
+  copyFileSync(join(TLS, 'expired-key.pem'), join(dir, 'expired-key.pem'));
+  assert.match(
+    refusal('expired.pem', 'expired-key.pem'),
+    /listen\[0\]\.tls\.cert: the certificate expired on 2020-01-02/,
+  );
+  copyFileSync(join(TLS, 'rotated-key.pem'), join(dir, 'other-key.pem'));
+  assert.match(
+    refusal('cert.pem', 'other-key.pem'),
+    /listen\[0\]\.tls\.key: this key does not belong to the certificate/,
+  );
+  assert.match(refusal('key.pem', 'key.pem'), /listen\[0\]\.tls\.cert: not a PEM certificate/);
+
+  const { gw, proxy } = await start(file);
+  copyFileSync(join(TLS, 'expired-cert.pem'), join(dir, 'cert.pem'));
+  copyFileSync(join(TLS, 'expired-key.pem'), join(dir, 'key.pem'));
+  await assert.rejects(gw.reload(), ConfigError);
+  assert.equal(await presented(proxy.port), 'Gangway tests', 'the refused reload left the certificate in use');
+});
+
+test('gangway start --watch presents a renewed certificate once its files are replaced', async () => {
+  const { dir, file } = await setUp(`{ address: "127.0.0.1:0", tls: { cert: "cert.pem", key: "key.pem" } }`);
+  const port = await closedPort();
+  writeFileSync(file, readFileSync(file, 'utf8').replace('127.0.0.1:0', `127.0.0.1:${port}`));
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'start', '-c', file, '--watch'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  cleanups.push(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  const deadline = Date.now() + 15_000;
+  while (!out.includes('gangway listening') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+  assert.equal(await presented(port), 'Gangway tests');
+  // A renewer writes the key, then the certificate: the reload waits for the pair to settle.
+  copyFileSync(join(TLS, 'rotated-key.pem'), join(dir, 'key.pem'));
+  copyFileSync(join(TLS, 'rotated-cert.pem'), join(dir, 'cert.pem'));
+  let org = '';
+  const until = Date.now() + 5000;
+  while (Date.now() < until) {
+    org = await presented(port);
+    if (org === 'Gangway tests (rotated)') break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(org, 'Gangway tests (rotated)');
+  child.kill('SIGTERM');
+});

@@ -53,7 +53,7 @@ function fit(u,values,i,cycle){var a=u.axes[i];if(cycle>1)return a._size;var w=0
 function css(name){return getComputedStyle(document.documentElement).getPropertyValue(name).trim()}
 function chart(id,cols,colors,yfmt,range){var box=document.getElementById(id),ink=getComputedStyle(document.body).color,line=css('--line');
  var series=[{}];cols.forEach(function(c,i){var col=css(colors[i]);series.push({stroke:col,width:2,fill:col+'22',dash:i>0?[6,4]:undefined})});
- var opts={width:box.clientWidth||600,height:160,legend:{show:false},cursor:{show:false},padding:[10,30,0,0],
+ var opts={width:box.clientWidth||600,height:160,legend:{show:false},cursor:{show:false},padding:[10,48,0,0],
   scales:{x:{time:true,range:xRange},y:{range:range}},
   axes:[{stroke:ink,space:90,incrs:XINCRS,grid:{stroke:line},ticks:{stroke:line},values:function(u,splits,i,space,incr){var f=incr<60?clockS:clock;return splits.map(function(t){return f.format(new Date(t*1000))})}},
    {stroke:ink,size:fit,grid:{stroke:line},ticks:{stroke:line},values:function(u,splits){return splits.map(yfmt)}}],

@@ -205,7 +205,7 @@ export async function startConsole(
       for (let i = 0; i < opts.fleet.replicas.length; i++) opts.fleet.kill(i);
       return reply(
         200,
-        "Total outage: every replica killed. The track list answers from Gangway's cache (stale-if-error); new tracks cannot start, and the player says why",
+        "Total outage: every replica killed. The track list keeps answering from Gangway's cache (fresh for 10 s, then stale while Gangway tries the replicas, then in place of the errors); new tracks cannot start, and the player says why",
         PLAIN_PROXY.outage,
       );
     }

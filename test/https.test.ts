@@ -30,6 +30,7 @@ after(async () => {
 async function setUp(listen: string) {
   const up = await httpUpstream((req, res) => {
     req.resume();
+    res.setHeader('x-seen-proto', String(req.headers['x-forwarded-proto']));
     res.end(`hello ${req.url}`);
   });
   cleanups.push(() => up.close());
@@ -87,6 +88,8 @@ test('an HTTPS listener beside a cleartext one: both proxy, TLS 1.2 or newer, th
   const tls = await request(`https://127.0.0.1:${secure.port}/b`, { dispatcher: agent });
   assert.equal(tls.statusCode, 200);
   assert.equal(await tls.body.text(), 'hello /b');
+  assert.equal(tls.headers['x-seen-proto'], 'https', 'the upstream hears the client came over TLS');
+  assert.equal(clear.headers['x-seen-proto'], 'http');
   await assert.rejects(
     new Promise((resolve, reject) => {
       const s = tlsConnect(

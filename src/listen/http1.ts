@@ -152,6 +152,7 @@ export function createListener(
             ...certificate,
           });
   const tunnels = new Set<Duplex>();
+  const scheme = tls === undefined ? 'http' : 'https';
 
   server.on('request', (req: IncomingMessage, res: Http1Response) => {
     const runtime = current();
@@ -167,6 +168,7 @@ export function createListener(
       remoteAddress: req.socket.remoteAddress,
       authority: req.headers.host,
       expectsContinue: false,
+      scheme,
     });
   });
   server.on('checkContinue', (req: IncomingMessage, res: Http1Response) => {
@@ -174,6 +176,7 @@ export function createListener(
       remoteAddress: req.socket.remoteAddress,
       authority: req.headers.host,
       expectsContinue: true,
+      scheme,
     });
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -183,6 +186,7 @@ export function createListener(
       remoteAddress: req.socket.remoteAddress,
       authority: req.headers.host,
       expectsContinue: false,
+      scheme,
     });
   });
   // A gateway is not a forward proxy: CONNECT gets a clear refusal rather than a silent close.

@@ -46,7 +46,7 @@ export function revalidateInBackground(
     proxyName: runtime.replies.proxyName,
     requestId: ctx.id,
     clientAddress: ctx.clientAddress,
-    proto: 'http',
+    proto: ctx.scheme,
     httpVersion: req.httpVersion,
     authority: ctx.authority,
     hostOverride: route.policy.hostHeader === 'upstream' ? host.label : undefined,

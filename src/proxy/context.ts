@@ -27,6 +27,8 @@ export class RequestContext {
   extraResponseHeaders: string[] | undefined = undefined;
   /** The client sent `Expect: 100-continue`; answered once the request goes upstream. */
   expectsContinue = false;
+  /** How the client reached the gateway: over TLS or not. */
+  scheme: 'http' | 'https' = 'http';
   failure: FailureKindName | undefined = undefined;
   /** The low-level cause of the failure, for the access log. */
   cause: string | undefined = undefined;

@@ -250,7 +250,7 @@ export class Exchange implements RetryState {
       proxyName: runtime.replies.proxyName,
       requestId: this.ctx.id,
       clientAddress: this.ctx.clientAddress,
-      proto: 'http',
+      proto: this.ctx.scheme,
       httpVersion: req.httpVersion,
       authority: this.ctx.authority,
       hostOverride: perHost ? host.label : undefined,

@@ -32,6 +32,8 @@ export interface Arrival {
   authority: string | undefined;
   /** The client sent `Expect: 100-continue`. */
   expectsContinue: boolean;
+  /** Whether it came over TLS: X-Forwarded-Proto, Forwarded and the gateway's own links say so. */
+  scheme: 'http' | 'https';
 }
 
 export function handleRequest(runtime: Runtime, req: ClientRequest, res: ClientResponse, arrival: Arrival): void {
@@ -71,6 +73,7 @@ function identify(
     arrival.authority,
     upgrade,
   );
+  ctx.scheme = arrival.scheme;
   runtime.metrics.inFlight++;
   runtime.requestStarted();
   res.watch(ctx, RESPONSE_EVENTS);

@@ -32,6 +32,7 @@ export function replyLocally(ctx: RequestContext, kind: FailureKindName, err?: u
     service: ctx.route?.upstream.name,
     path: req.url,
     authority: ctx.authority,
+    scheme: ctx.scheme,
     accept: req.headers.accept,
     acceptLanguage: req.headers['accept-language'],
     method: req.method,

@@ -54,7 +54,7 @@ class Tunnel implements Dispatcher.DispatchHandler, UpstreamSide {
           proxyName: ctx.runtime.replies.proxyName,
           requestId: ctx.id,
           clientAddress: ctx.clientAddress,
-          proto: 'http',
+          proto: ctx.scheme,
           httpVersion: req.httpVersion,
           authority: ctx.authority,
           hostOverride: ctx.route.policy.hostHeader === 'upstream' ? host.label : undefined,

@@ -14,7 +14,7 @@ import { ConfigError, loadConfigFile, validateConfig } from './config/load.js';
 import type { GatewayConfig, GatewayConfigInput, ListenerConfig } from './config/schema.js';
 import { formatAddress, type Address } from './config/units.js';
 import { listenOn } from './listen/bind.js';
-import { createListener, type Listener, type TlsCertificate } from './listen/http1.js';
+import { createListener, type Listener, type TlsCertificate } from './listen/listener.js';
 import type { LineDestination } from './observe/log-sink.js';
 import { createLog, externalLog, type GatewayLog, type Logger } from './observe/logger.js';
 import type { GateState } from './admission/concurrency-gate.js';
@@ -247,6 +247,8 @@ async function shutdown(
   const closeIdle = (): void => {
     for (const { server } of listeners) server.closeIdleConnections();
   };
+  // HTTP/2 sessions are told to go away: no new streams, the open ones finish.
+  for (const l of listeners) for (const session of l.sessions) session.close();
   closeIdle();
   const sweeper = setInterval(closeIdle, 50);
   let timer: NodeJS.Timeout | undefined;
@@ -259,7 +261,8 @@ async function shutdown(
   if (outcome === 'timeout') {
     runtime.logger.warn({ drainTimeoutMs: drainTimeout }, 'drain timeout reached; closing the remaining connections');
     for (const l of listeners) {
-      l.server.closeAllConnections();
+      l.server.closeAllConnections?.();
+      for (const session of l.sessions) session.destroy();
       for (const t of l.tunnels) t.destroy();
     }
     await stopped;

@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as http2Connect } from 'node:http2';
 import { connect as tlsConnect } from 'node:tls';
 import { Agent, request } from 'undici';
 import { ConfigError, createGateway, loadConfigFile } from '../src/index.js';
@@ -184,4 +185,185 @@ test('gangway start --watch presents a renewed certificate once its files are re
   }
   assert.equal(org, 'Gangway tests (rotated)');
   child.kill('SIGTERM');
+});
+
+test('HTTP/2 on the TLS listener (ALPN h2, HTTP/1.1 beside it): answers, bodies both ways, explained errors, the protocol in the access log', async () => {
+  const { file } = await setUp(`{ address: "127.0.0.1:0", tls: { cert: "cert.pem", key: "key.pem" } }`);
+  const lines: Array<Record<string, unknown>> = [];
+  const gw = createGateway(loadConfigFile(file), {
+    logDestination: { write: (l: string) => lines.push(JSON.parse(l) as Record<string, unknown>) },
+    processMetrics: false,
+  });
+  const { proxy } = await gw.listen();
+  cleanups.push(() => gw.close());
+  const session = http2Connect(`https://localhost:${proxy.port}`, { ca: CA });
+  cleanups.push(() => session.close());
+  const ask = (headers: Record<string, string>, body?: string) =>
+    new Promise<{ status: number; headers: Record<string, unknown>; body: string }>((resolve, reject) => {
+      const stream = session.request(headers);
+      let status = 0;
+      let fields: Record<string, unknown> = {};
+      let text = '';
+      stream.on('response', (h) => {
+        status = Number(h[':status']);
+        fields = h;
+      });
+      stream.setEncoding('utf8');
+      stream.on('data', (c: string) => {
+        text += c;
+      });
+      stream.on('end', () => resolve({ status, headers: fields, body: text }));
+      stream.on('error', reject);
+      stream.end(body);
+    });
+  const get = await ask({ ':path': '/over-h2', 'accept-encoding': 'identity', cookie: 'a=1' });
+  assert.equal(get.status, 200);
+  assert.equal(get.body, 'hello /over-h2');
+  assert.equal(get.headers.connection, undefined, 'no connection-specific field over HTTP/2');
+  const post = await ask({ ':method': 'POST', ':path': '/upload', 'content-type': 'text/plain' }, 'x'.repeat(100_000));
+  assert.equal(post.status, 200);
+  const line = lines.find((l) => l.msg === 'request' && l.path === '/over-h2');
+  assert.equal(line?.protocol, 'HTTP/2.0');
+  assert.equal(line?.bytes_in, 0);
+  assert.equal(lines.find((l) => l.path === '/upload')?.bytes_in, 100_000, 'the request body went up whole');
+  // HTTP/1.1 on the same port still works (a client that does not offer h2).
+  const agent = new Agent({ connect: { ca: CA, servername: 'localhost' }, allowH2: false });
+  cleanups.push(() => agent.close());
+  const h1 = await request(`https://127.0.0.1:${proxy.port}/h1`, { dispatcher: agent });
+  assert.equal(await h1.body.text(), 'hello /h1');
+  const logged = Date.now() + 2000;
+  while (!lines.some((l) => l.path === '/h1') && Date.now() < logged) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(lines.find((l) => l.msg === 'request' && l.path === '/h1')?.protocol, 'HTTP/1.1');
+});
+
+test('HTTP/2: a gateway-made error is explained the same way (problem+json, Proxy-Status, Retry-After)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gangway-h2-'));
+  copyFileSync(join(TLS, 'localhost-cert.pem'), join(dir, 'cert.pem'));
+  copyFileSync(join(TLS, 'localhost-key.pem'), join(dir, 'key.pem'));
+  const file = join(dir, 'gangway.yaml');
+  writeFileSync(
+    file,
+    `listen: { address: "127.0.0.1:0", tls: { cert: "cert.pem", key: "key.pem" } }
+admin: false
+upstreams:
+  music: { hosts: ["127.0.0.1:${await closedPort()}"], healthCheck: { enabled: false } }
+routes:
+  - { match: { path: "/" }, upstream: music }
+`,
+  );
+  const { proxy } = await start(file);
+  const session = http2Connect(`https://localhost:${proxy.port}`, { ca: CA });
+  cleanups.push(() => session.close());
+  const answer = await new Promise<{ headers: Record<string, unknown>; body: string }>((resolve, reject) => {
+    const stream = session.request({ ':path': '/tracks', accept: 'application/json' });
+    let fields: Record<string, unknown> = {};
+    let text = '';
+    stream.on('response', (h) => {
+      fields = h;
+    });
+    stream.setEncoding('utf8');
+    stream.on('data', (c: string) => {
+      text += c;
+    });
+    stream.on('end', () => resolve({ headers: fields, body: text }));
+    stream.on('error', reject);
+    stream.end();
+  });
+  assert.equal(answer.headers[':status'], 502);
+  assert.equal(answer.headers['content-type'], 'application/problem+json');
+  assert.match(String(answer.headers['proxy-status']), /error=connection_refused/);
+  assert.ok(Number(answer.headers['retry-after']) > 0);
+  assert.equal((JSON.parse(answer.body) as { status: number }).status, 502);
+});
+
+test('a WebSocket upgrade over HTTPS (HTTP/1.1 on the TLS listener) is tunnelled both ways', async () => {
+  const up = await httpUpstream((_req, res) => res.end('not an upgrade'));
+  up.server.on('upgrade', (req, socket) => {
+    socket.write(
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nx-seen-proto: ${req.headers['x-forwarded-proto']}\r\n\r\n`,
+    );
+    socket.on('data', (d: Buffer) => socket.write(Buffer.concat([Buffer.from('echo:'), d])));
+  });
+  cleanups.push(() => up.close());
+  const dir = mkdtempSync(join(tmpdir(), 'gangway-wss-'));
+  copyFileSync(join(TLS, 'localhost-cert.pem'), join(dir, 'cert.pem'));
+  copyFileSync(join(TLS, 'localhost-key.pem'), join(dir, 'key.pem'));
+  const file = join(dir, 'gangway.yaml');
+  writeFileSync(
+    file,
+    `listen: { address: "127.0.0.1:0", tls: { cert: "cert.pem", key: "key.pem" } }
+admin: false
+upstreams:
+  music: { hosts: ["${up.address}"], healthCheck: { enabled: false } }
+routes:
+  - { match: { path: "/" }, upstream: music }
+`,
+  );
+  const { proxy } = await start(file);
+  const transcript = await new Promise<string>((resolve, reject) => {
+    const s = tlsConnect({
+      host: '127.0.0.1',
+      port: proxy.port,
+      ca: CA,
+      servername: 'localhost',
+      ALPNProtocols: ['http/1.1'],
+    });
+    let got = '';
+    s.on('error', reject);
+    s.on('data', (c) => {
+      got += c.toString();
+      if (got.includes('\r\n\r\n') && !got.includes('echo:')) s.write('ping');
+      if (got.includes('echo:ping')) {
+        s.destroy();
+        resolve(got);
+      }
+    });
+    s.write(
+      'GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    );
+  });
+  assert.match(transcript, /^HTTP\/1.1 101 Switching Protocols/);
+  assert.match(transcript, /x-seen-proto: https/);
+  assert.match(transcript, /echo:ping$/);
+});
+
+test('a drain lets an HTTP/2 stream in flight finish (GOAWAY), then the gateway stops', async () => {
+  const up = await httpUpstream((req, res) => {
+    req.resume();
+    setTimeout(() => res.end('slow answer'), 300);
+  });
+  cleanups.push(() => up.close());
+  const dir = mkdtempSync(join(tmpdir(), 'gangway-h2drain-'));
+  copyFileSync(join(TLS, 'localhost-cert.pem'), join(dir, 'cert.pem'));
+  copyFileSync(join(TLS, 'localhost-key.pem'), join(dir, 'key.pem'));
+  const file = join(dir, 'gangway.yaml');
+  writeFileSync(
+    file,
+    `listen: { address: "127.0.0.1:0", tls: { cert: "cert.pem", key: "key.pem" } }
+admin: false
+upstreams:
+  music: { hosts: ["${up.address}"], healthCheck: { enabled: false } }
+routes:
+  - { match: { path: "/" }, upstream: music }
+`,
+  );
+  const gw = createGateway(loadConfigFile(file), { logDestination: { write() {} }, processMetrics: false });
+  const { proxy } = await gw.listen();
+  const session = http2Connect(`https://localhost:${proxy.port}`, { ca: CA });
+  const answer = new Promise<string>((resolve, reject) => {
+    const stream = session.request({ ':path': '/slow' });
+    let text = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (c: string) => {
+      text += c;
+    });
+    stream.on('end', () => resolve(text));
+    stream.on('error', reject);
+    stream.end();
+  });
+  await new Promise((r) => setTimeout(r, 100));
+  const closed = gw.close();
+  assert.equal(await answer, 'slow answer', 'the stream under way finished');
+  await closed;
+  session.destroy();
 });

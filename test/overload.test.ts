@@ -21,13 +21,22 @@ test('a held-up event loop sheds new requests with 503 connection_limit_reached,
   );
   assert.equal((await fetchRaw(`${gw.url}/x`)).status, 200);
   await new Promise((r) => setTimeout(r, 150));
-  // The gateway runs in this process: hold its event loop up for 500 ms.
-  const until = Date.now() + 500;
-  while (Date.now() < until) {
-    /* busy */
+  // The gateway runs in this process: hold its event loop up for 500 ms. The guard sheds for the
+  // one check interval (100 ms) after it notices; on a loaded machine the request may miss that
+  // window, so the hold-up is repeated (at most three times) until a request meets it.
+  const held = (): number => gw.logs.filter((l) => l.msg === 'event loop held up: shedding new requests').length;
+  let shed = { status: 0, headers: {} as Record<string, string | string[] | undefined>, ms: 0 };
+  for (let round = 0; round < 3 && shed.status !== 503; round++) {
+    const before = held();
+    const until = Date.now() + 500;
+    while (Date.now() < until) {
+      /* busy */
+    }
+    const noticed = Date.now() + 1000;
+    while (held() === before && Date.now() < noticed) await new Promise((r) => setTimeout(r, 2));
+    shed = await fetchRaw(`${gw.url}/x`);
+    if (shed.status !== 503) await new Promise((r) => setTimeout(r, 300));
   }
-  await new Promise((r) => setTimeout(r, 20)); // let the guard's check run
-  const shed = await fetchRaw(`${gw.url}/x`);
   assert.equal(shed.status, 503);
   assert.equal(shed.headers['proxy-status'], 'gangway; error=connection_limit_reached; details="gateway overloaded"');
   assert.equal(shed.headers['retry-after'], '1');

@@ -233,3 +233,27 @@ test('an upstream host at an IPv6 address ([::1]:port) is reached', async () => 
   assert.equal(res.body.toString(), 'hello from ::1', 'by the upstream listening on ::1');
   assert.equal(up.seen[0]?.headers['x-forwarded-for'], '127.0.0.1', 'the IPv4 client is named as such');
 });
+
+test('an https:// upstream is spoken to in HTTP/1.1, even though it offers h2', async () => {
+  const { createSecureServer } = await import('node:http2');
+  const versions: string[] = [];
+  const server = createSecureServer(
+    { key: readFileSync(join(TLS_DIR, 'localhost-key.pem')), cert: readFileSync(CERT), allowHTTP1: true },
+    (req, res) => {
+      versions.push(req.httpVersion);
+      res.end('ok');
+    },
+  );
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+  const port = (server.address() as AddressInfo).port;
+  const gw = await startGateway(
+    minimalConfig([`https://127.0.0.1:${port}`], {
+      upstream: { tls: { verify: false }, healthCheck: { enabled: false } },
+    }),
+  );
+  cleanups.push(() => gw.close());
+  const res = await fetchRaw(`${gw.url}/x`);
+  assert.equal(res.status, 200);
+  assert.deepEqual(versions, ['1.1']);
+});

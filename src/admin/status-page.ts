@@ -106,7 +106,6 @@ function openEventStream(sources: () => StatusSources, res: ServerResponse, isPu
   res.writeHead(200, {
     'content-type': 'text/event-stream',
     'cache-control': 'no-store',
-    connection: 'keep-alive',
     'x-accel-buffering': 'no',
   });
   const timeline = sources().timeline;

@@ -21,6 +21,8 @@ export interface ClientRequest extends Readable {
   readonly httpVersion: string;
   /** The whole body has been received. */
   readonly complete: boolean;
+  /** HTTP/2 only: the stream, which knows whether a body follows the headers (no END_STREAM on them). */
+  readonly stream?: { readonly endAfterHeaders: boolean };
 }
 
 /** What the response tells its owner; `item` is the owner's own object, so no closure is made per request. */

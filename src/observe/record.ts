@@ -10,6 +10,8 @@ export interface RequestRecord {
   readonly id: string;
   readonly client: string;
   readonly method: string;
+  /** The client's HTTP version: "1.1", "2.0" (HTTP/2), "1.0". */
+  readonly httpVersion: string;
   readonly path: string;
   /** The protocol a client asked to upgrade to (a tunnel), when it did. */
   readonly upgrade: string | undefined;

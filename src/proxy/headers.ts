@@ -54,10 +54,18 @@ export function buildUpstreamHeaders(raw: string[], connection: string | undefin
   const host = f.authority;
   // TE is hop-by-hop, but a client asking for trailers (TE: trailers) is passed on.
   let wantsTrailers = false;
+  let cookie: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
+    // HTTP/2's pseudo-headers (:method, :path, :authority, :scheme) are the request line, not fields.
+    if (name.charCodeAt(0) === 58 /* : */) continue;
     const lower = name.toLowerCase();
+    if (lower === 'cookie') {
+      // HTTP/2 may split Cookie into several fields; an HTTP/1.1 upstream gets one (RFC 9113 §8.2.3).
+      cookie = cookie === undefined ? value : `${cookie}; ${value}`;
+      continue;
+    }
     if (HOP_BY_HOP.has(lower)) {
       if (lower === 'te' && /\btrailers\b/i.test(value)) wantsTrailers = true;
       continue;
@@ -72,6 +80,7 @@ export function buildUpstreamHeaders(raw: string[], connection: string | undefin
     if (named?.has(lower) || lower === 'host') continue;
     out.push(name, value);
   }
+  if (cookie !== undefined) out.push('cookie', cookie);
   const upstreamHost = f.hostOverride ?? host;
   if (upstreamHost !== undefined) out.push('host', upstreamHost);
   if (wantsTrailers) out.push('te', 'trailers');

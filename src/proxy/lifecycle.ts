@@ -121,6 +121,7 @@ function finish(ctx: RequestContext): void {
     id: ctx.id,
     client: ctx.clientAddress,
     method: ctx.req.method ?? '',
+    httpVersion: ctx.req.httpVersion,
     path: ctx.req.url ?? '',
     upgrade: ctx.upgrade,
     route: route?.name,

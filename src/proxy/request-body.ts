@@ -22,6 +22,8 @@ export function declaredLength(req: ClientRequest): number | undefined {
 
 /** Whether the request carries a body at all. */
 export function hasBody(req: ClientRequest): boolean {
+  // HTTP/2 frames a body without Content-Length: the stream says whether data follows the headers.
+  if (req.stream !== undefined) return !req.stream.endAfterHeaders;
   if (req.headers['transfer-encoding'] !== undefined) return true;
   const length = req.headers['content-length'];
   return length !== undefined && length !== '0';

@@ -57,6 +57,9 @@ export class UpstreamHost {
       keepAliveMaxTimeout: config.keepAlive.idle,
       keepAliveTimeoutThreshold: 1000,
       connect: { timeout: config.timeouts.connect, ...tlsOptions(config.tls, files) },
+      // undici 8 offers h2 over TLS unless told not to; upstream requests stay HTTP/1.1 until a
+      // pool asks for HTTP/2 (the retry, resume and keep-alive-race rules assume HTTP/1.1).
+      allowH2: false,
       headersTimeout: config.timeouts.response,
       bodyTimeout: config.timeouts.idle,
       // The gateway's own limits apply downstream; upstream answers may be as large as needed.

@@ -1,0 +1,103 @@
+/**
+ * HTTP/2 to clients, on a TLS listener (ALPN `h2`, with HTTP/1.1 beside it on the same port):
+ * node:http2's compatibility response, speaking the proxy's client-side interface, so a stream
+ * gets the retries, hedging, resume, explanations and access log of any request. What HTTP/2
+ * forbids or does differently is handled here: no connection-specific fields in a head (RFC
+ * 9113 §8.2.2), no reason phrase, a cut stream is reset (RST_STREAM) rather than closed short.
+ */
+import { constants, Http2ServerResponse } from 'node:http2';
+import type { ClientResponse, ResponseEvents } from './client.js';
+
+/** Fields HTTP/2 does not carry (RFC 9113 §8.2.2); an HTTP/1.1 upstream may send them. */
+const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
+
+export class Http2Response extends Http2ServerResponse implements ClientResponse {
+  owner: unknown = undefined;
+  events: ResponseEvents<unknown> | undefined = undefined;
+  /** Headers were given and no body byte has followed them yet. */
+  headPending = false;
+
+  watch<T>(item: T, events: ResponseEvents<T>): void {
+    this.owner = item;
+    this.events = events as ResponseEvents<unknown>;
+    this.once('close', onClose);
+  }
+
+  sendContinue(): void {
+    this.writeContinue();
+  }
+
+  sendInterim(status: number, headers: readonly string[]): void {
+    if (status !== 103 || this.headersSent) return;
+    try {
+      this.writeEarlyHints(fieldsOf(headers));
+    } catch {
+      // Hints are an optimisation; a value Node will not send does not stop the answer.
+    }
+  }
+
+  sendHead(status: number, _reason: string | undefined, headers: readonly string[], whole = false): void {
+    this.writeHead(status, fieldsOf(headers));
+    if (whole) return;
+    // As over HTTP/1.1: a head whose body is slow to start leaves on its own, at once.
+    this.headPending = true;
+    process.nextTick(flushLoneHead, this);
+  }
+
+  sendBody(chunk: Buffer): boolean {
+    this.headPending = false;
+    if (this.write(chunk)) return true;
+    this.once('drain', onDrain);
+    return false;
+  }
+
+  finish(body?: string | Buffer, trailers?: ReadonlyArray<[string, string]>): void {
+    this.headPending = false;
+    if (trailers !== undefined) this.addTrailers(Object.fromEntries(trailers));
+    if (body === undefined) this.end();
+    else this.end(body);
+  }
+
+  cut(): void {
+    this.stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+  }
+
+  closeAfter(): void {
+    // A stream ends on its own; the session is told to go away (GOAWAY) when the gateway drains.
+  }
+}
+
+// node:http2's typings declare `destroyed`, but the compatibility response has none at run time
+// (a property in the typings cannot be overridden by an accessor): the stream's is the one that tells.
+Object.defineProperty(Http2Response.prototype, 'destroyed', {
+  get(this: Http2Response): boolean {
+    return this.stream.destroyed;
+  },
+});
+
+/** A flat field list as the object node:http2 takes, repeated fields as arrays, connection-specific ones left out. */
+function fieldsOf(headers: readonly string[]): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!.toLowerCase();
+    if (CONNECTION_SPECIFIC.has(name)) continue;
+    const value = headers[i + 1]!;
+    const before = out[name];
+    out[name] = before === undefined ? value : Array.isArray(before) ? [...before, value] : [before, value];
+  }
+  return out;
+}
+
+function flushLoneHead(res: Http2Response): void {
+  if (!res.headPending || res.destroyed) return;
+  res.headPending = false;
+  (res as unknown as { flushHeaders(): void }).flushHeaders();
+}
+
+function onClose(this: Http2Response): void {
+  this.events!.closed(this.owner);
+}
+
+function onDrain(this: Http2Response): void {
+  this.events!.drained(this.owner);
+}

@@ -1,0 +1,210 @@
+/**
+ * The client-facing listeners: Node's server with the configured limits and timeouts —
+ * HTTP/1.1 in cleartext, or TLS speaking HTTP/2 and HTTP/1.1 on the same port (ALPN) —
+ * requests and upgrades handed to the runtime in force, and malformed or oversized requests
+ * answered with the right 4xx (and Proxy-Status) instead of a silent close.
+ */
+import { createServer, type IncomingMessage, type Server as HttpServer, type ServerOptions } from 'node:http';
+import { createSecureServer } from 'node:http2';
+import type { Server as NetServer } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { StatusSources } from '../admin/status-model.js';
+import { serveStatusPage } from '../admin/status-page.js';
+import type { GatewayConfig } from '../config/schema.js';
+import { buildReply } from '../explain/reply.js';
+import type { FailureKindName } from '../faults/taxonomy.js';
+import { requestIdFrom } from '../observe/request-id.js';
+import { handleRequest, handleUpgrade } from '../proxy/lifecycle.js';
+import { sendReply } from '../proxy/local-reply.js';
+import type { Runtime } from '../runtime.js';
+import type { ClientRequest, ClientResponse } from './client.js';
+import { Http1Response } from './http1.js';
+import { Http2Response } from './http2.js';
+import { SocketResponse } from './socket-response.js';
+
+/** What a listener's server offers the gateway, whichever protocols it speaks. */
+export interface ListenerServer extends NetServer {
+  closeIdleConnections(): void;
+  /** HTTP/1.1 servers only. */
+  closeAllConnections?(): void;
+}
+
+export interface Listener {
+  server: ListenerServer;
+  /** Upgraded connections (WebSocket tunnels), which the HTTP server no longer tracks. */
+  tunnels: Set<Duplex>;
+  /** HTTP/2 sessions, told to go away (GOAWAY) when the gateway drains. */
+  sessions: Set<{ close(): void; destroy(): void }>;
+  /** This listener's certificate, when it speaks HTTPS: a reload swaps it for new handshakes. */
+  setCertificate: ((certificate: TlsCertificate) => void) | undefined;
+}
+
+/** A listener's certificate chain and private key, PEM. */
+export interface TlsCertificate {
+  cert: string;
+  key: string;
+}
+
+/**
+ * TLS 1.2 and 1.3 only, with Node's default (modern) cipher list, the server's cipher order,
+ * and no renegotiation: what current guidance (Mozilla "intermediate") asks of a public edge.
+ */
+const TLS_SETTINGS = { minVersion: 'TLSv1.2', honorCipherOrder: true } as const;
+
+/**
+ * HTTP/2 limits: streams per connection and the header list bounded, a session's memory
+ * bounded (streams beyond it are refused), and the flood protections Node applies to rapid
+ * resets, empty frames and invalid frames left at their defaults.
+ */
+const HTTP2_LIMITS = { maxSessionMemory: 16, peerMaxConcurrentStreams: 100 } as const;
+
+export function createListener(
+  config: GatewayConfig,
+  current: () => Runtime,
+  status: () => StatusSources,
+  tls?: TlsCertificate,
+): Listener {
+  const s = config.server;
+  const requestTimeout = s.requestTimeout;
+  const options: ServerOptions<typeof IncomingMessage, typeof Http1Response> = {
+    ServerResponse: Http1Response,
+    maxHeaderSize: s.maxHeaderSize,
+    headersTimeout: requestTimeout > 0 ? Math.min(s.headerTimeout, requestTimeout) : s.headerTimeout,
+    requestTimeout,
+    keepAliveTimeout: s.keepAliveTimeout,
+    connectionsCheckingInterval: Math.min(1000, Math.max(100, Math.floor(s.headerTimeout / 4))),
+    requireHostHeader: true,
+  };
+  const sessions = new Set<{ close(): void; destroy(): void }>();
+  let server: ListenerServer;
+  let setCertificate: Listener['setCertificate'];
+  if (tls === undefined) {
+    server = createServer(options) as HttpServer as unknown as ListenerServer;
+  } else {
+    // One port, both protocols: ALPN picks h2 or http/1.1; HTTP/1.1 keeps its own limits.
+    const secure = createSecureServer({
+      ...options,
+      ...TLS_SETTINGS,
+      ...tls,
+      allowHTTP1: true,
+      Http1ServerResponse: Http1Response,
+      Http2ServerResponse: Http2Response,
+      ...HTTP2_LIMITS,
+      settings: { maxConcurrentStreams: 100, maxHeaderListSize: s.maxHeaderSize },
+      maxHeaderListPairs: 256,
+    } as Parameters<typeof createSecureServer>[0]);
+    secure.on('session', (session) => {
+      sessions.add(session);
+      session.once('close', () => sessions.delete(session));
+    });
+    server = secure as unknown as ListenerServer;
+    setCertificate = (certificate: TlsCertificate): void =>
+      secure.setSecureContext({ ...TLS_SETTINGS, ...certificate });
+  }
+  const tunnels = new Set<Duplex>();
+  const scheme = tls === undefined ? 'http' : 'https';
+
+  server.on('request', (req: IncomingMessage, res: Http1Response | Http2Response) => {
+    const runtime = current();
+    // The public status page, when configured, is the gateway's own page, not a route's (the
+    // HTTP/2 compatibility response serves it with the same calls as node:http's).
+    const statusPath = runtime.config.status.path;
+    if (
+      statusPath !== undefined &&
+      req.url?.startsWith(statusPath) === true &&
+      serveStatusPage(status, req, res as Http1Response, statusPath, true)
+    )
+      return;
+    handleRequest(runtime, req as ClientRequest, res as ClientResponse, {
+      remoteAddress: req.socket.remoteAddress,
+      authority: authorityOf(req),
+      expectsContinue: false,
+      scheme,
+    });
+  });
+  server.on('checkContinue', (req: IncomingMessage, res: Http1Response | Http2Response) => {
+    handleRequest(current(), req as ClientRequest, res as ClientResponse, {
+      remoteAddress: req.socket.remoteAddress,
+      authority: authorityOf(req),
+      expectsContinue: true,
+      scheme,
+    });
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    tunnels.add(socket);
+    socket.once('close', () => tunnels.delete(socket));
+    handleUpgrade(current(), req, new SocketResponse(socket), head, {
+      remoteAddress: req.socket.remoteAddress,
+      authority: req.headers.host,
+      expectsContinue: false,
+      scheme,
+    });
+  });
+  // A gateway is not a forward proxy: CONNECT gets a clear refusal rather than a silent close.
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+    const replies = current().replies;
+    const reply = buildReply({
+      kind: 'bad_request',
+      proxyName: replies.proxyName,
+      requestId: requestIdFrom(undefined),
+      revealDetails: false,
+      page: replies.page,
+      details: 'CONNECT is not served: this is a gateway, not a forward proxy',
+    });
+    sendReply(new SocketResponse(socket), reply, undefined);
+  });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    const runtime = current();
+    const kind = clientErrorKind(err, runtime.limits.maxUriLength);
+    if (kind === undefined || !socket.writable || (socket as { bytesWritten?: number }).bytesWritten) {
+      socket.destroy();
+      return;
+    }
+    const replies = runtime.replies;
+    const reply = buildReply({
+      kind,
+      proxyName: replies.proxyName,
+      requestId: requestIdFrom(undefined),
+      revealDetails: false,
+      page: replies.page,
+    });
+    sendReply(new SocketResponse(socket), reply, undefined);
+    runtime.logger.info({ failure: kind, cause: err.code ?? err.message, status: reply.status }, 'client error');
+  });
+  return { server, tunnels, sessions, setCertificate };
+}
+
+/** Host over HTTP/1.1; over HTTP/2 the :authority pseudo-header (or a Host field in its place, RFC 9113 §8.3.1). */
+function authorityOf(req: IncomingMessage): string | undefined {
+  return (req as { authority?: string }).authority ?? req.headers.host;
+}
+
+const REQUEST_LINE_START = /^[A-Z]{3,10} \S/;
+
+function clientErrorKind(
+  err: NodeJS.ErrnoException & { rawPacket?: Buffer },
+  maxUriLength: number,
+): FailureKindName | undefined {
+  switch (err.code) {
+    case 'ECONNRESET':
+    case 'EPIPE':
+    // The client closed the connection part way through a request: there is no one to answer.
+    case 'HPE_INVALID_EOF_STATE':
+      return undefined;
+    case 'HPE_HEADER_OVERFLOW': {
+      // Node counts the request line into the header limit: a target too long to fit is a 414,
+      // not a 431. The packet the parser stopped in still starts with the request line then.
+      const packet = err.rawPacket;
+      if (packet === undefined || !REQUEST_LINE_START.test(packet.subarray(0, 16).toString('latin1'))) {
+        return 'request_header_too_large';
+      }
+      const lineEnd = packet.indexOf('\r\n');
+      return lineEnd < 0 || lineEnd > maxUriLength ? 'uri_too_long' : 'request_header_too_large';
+    }
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+    case 'HPE_HEADERS_TIMEOUT':
+      return 'request_timeout';
+    default:
+      return 'bad_request';
+  }
+}

@@ -64,6 +64,9 @@ export interface Gateway {
   flushLog(): void;
 }
 
+/** How often a running gateway looks again at its certificates' expiry. */
+const CERTIFICATE_CHECK_MS = 12 * 3_600_000;
+
 export function createGateway(input: GatewayConfigInput | GatewayConfig, options: GatewayOptions = {}): Gateway {
   const initial = validateConfig(input);
   const log: GatewayLog = options.logger ? externalLog(options.logger) : createLog(initial.log, options.logDestination);
@@ -75,6 +78,7 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
     gateStates: () => runtime.gateStates(),
     maintenanceStates: () => runtime.maintenanceStates(),
     cacheStates: () => runtime.cacheStates(),
+    certificates: () => runtime.certificates,
   };
   const metrics = new GatewayMetrics(sources, {
     processMetrics: options.processMetrics ?? true,
@@ -123,6 +127,7 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
   const listeners: Listener[] = initial.listen.map((l) =>
     createListener(initial, current, statusSources, certificateOf(initial, l)),
   );
+  let certificateCheck: NodeJS.Timeout | undefined;
   /** Runtimes replaced by a reload, still finishing their requests. */
   const retiring = new Set<Promise<void>>();
   let closing: Promise<void> | undefined;
@@ -160,6 +165,7 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
     });
     runtime = new Runtime(config, shared, old);
     runtime.start();
+    runtime.warnOfExpiringCertificates();
     logger.info(
       { routes: config.routes.length, upstreams: Object.keys(config.upstreams).length },
       'configuration reloaded',
@@ -198,6 +204,8 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
       const proxy = bound[0]!;
       shared.loopGuard.start();
       metrics.timeline.start();
+      runtime.warnOfExpiringCertificates();
+      certificateCheck = setInterval(() => runtime.warnOfExpiringCertificates(), CERTIFICATE_CHECK_MS).unref();
       const adminAddress = admin && initial.admin !== false ? await listenOn(admin, initial.admin, 'admin') : undefined;
       logger.info(
         {
@@ -214,6 +222,7 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
     close() {
       shared.loopGuard.stop();
       metrics.timeline.stop();
+      clearInterval(certificateCheck);
       closing ??= shutdown(listeners, admin, current, retiring, initial.server.drainTimeout, log);
       return closing;
     },

@@ -17,6 +17,8 @@ import type { RequestObserver, RequestRecord } from './observe/record.js';
 import type { PathPolicy } from './http/path.js';
 import type { BodyBudget } from './proxy/request-body.js';
 import { Route, Router } from './route/router.js';
+import { certificateFacts, daysLeft, EXPIRY_WARNING_DAYS, type CertificateFacts } from './listen/certificate.js';
+import { formatAddress } from './config/units.js';
 import { UpstreamPool, type PoolEvents } from './upstream/pool.js';
 
 /** What every runtime of one gateway shares: its observers and the state that outlives a reload. */
@@ -55,6 +57,8 @@ export class Runtime implements RequestObserver {
   readonly limits: RequestLimits;
   /** Request-body bytes held in memory across the gateway. */
   readonly bodies: BodyBudget;
+  /** The HTTPS listeners' certificates: the names they cover and when they expire. */
+  readonly certificates: readonly CertificateFacts[];
   /** Names the admin API answers to besides IP addresses and localhost. */
   readonly adminHosts: ReadonlySet<string>;
   readonly metrics: GatewayMetrics;
@@ -111,6 +115,9 @@ export class Runtime implements RequestObserver {
     this.limits = { maxUriLength: server.maxUriLength, paths: server.paths, bodyIdleMs: server.bodyTimeout };
     this.bodies = shared.bodies;
     this.adminHosts = new Set(config.adminHosts);
+    this.certificates = config.listen.flatMap((l) =>
+      l.tls === undefined ? [] : [certificateFacts(formatAddress(l.address), config.files.get(l.tls.cert)!)],
+    );
     this.trustedClients = new Set(config.errors.trustedClients);
     this.exposeDetails = config.errors.exposeDetails;
     this.accessLog = new AccessLog(config.log.access, logger, shared.lines);
@@ -171,6 +178,18 @@ export class Runtime implements RequestObserver {
     const out: GateState[] = [];
     for (const pool of this.pools.values()) if (pool.gate) out.push(describeGate(pool.name, pool.gate));
     return out;
+  }
+
+  /** Says in the log which certificates expire soon (at start, on reload, and twice a day). */
+  warnOfExpiringCertificates(now = Date.now()): void {
+    for (const c of this.certificates) {
+      const days = daysLeft(c, now);
+      if (days < EXPIRY_WARNING_DAYS)
+        this.logger.warn(
+          { listener: c.listener, names: c.names, not_after: c.notAfter.toISOString(), days_left: days },
+          days < 0 ? 'certificate expired' : 'certificate expires soon: renew it',
+        );
+    }
   }
 
   /** Each cached route's store, for the metrics. */

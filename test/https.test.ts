@@ -14,6 +14,7 @@ import { connect as http2Connect } from 'node:http2';
 import { connect as tlsConnect } from 'node:tls';
 import { Agent, request } from 'undici';
 import { ConfigError, createGateway, loadConfigFile } from '../src/index.js';
+import { certificateFacts, daysLeft } from '../src/listen/certificate.js';
 import { closedPort, httpUpstream } from './support/harness.js';
 
 const CLI = join(import.meta.dirname, '..', 'src', 'cli.ts');
@@ -366,4 +367,25 @@ routes:
   assert.equal(await answer, 'slow answer', 'the stream under way finished');
   await closed;
   session.destroy();
+});
+
+test("each certificate's names and expiry are in /api/status and a metric; an expired one reads as negative days", async () => {
+  const { file } = await setUp(`{ address: "127.0.0.1:0", tls: { cert: "cert.pem", key: "key.pem" } }`);
+  writeFileSync(file, readFileSync(file, 'utf8').replace('admin: false', `admin: "127.0.0.1:${await closedPort()}"`));
+  const gw = createGateway(loadConfigFile(file), { logDestination: { write() {} }, processMetrics: false });
+  const { admin } = await gw.listen();
+  cleanups.push(() => gw.close());
+  const status = (await (await fetch(`http://127.0.0.1:${admin!.port}/api/status`)).json()) as {
+    certificates: Array<{ names: string[]; not_after: string; days_left: number; expires_soon: boolean }>;
+  };
+  const [cert] = status.certificates;
+  assert.deepEqual(cert?.names, ['localhost', '127.0.0.1']);
+  assert.ok(cert!.days_left > 3000, `valid until ${cert!.not_after}`);
+  assert.equal(cert!.expires_soon, false);
+  const metrics = await (await fetch(`http://127.0.0.1:${admin!.port}/metrics`)).text();
+  assert.match(metrics, /gangway_certificate_expiry_seconds\{listener="127\.0\.0\.1:0",name="localhost"\} \d{8,}/);
+  const expired = certificateFacts('test', readFileSync(join(TLS, 'expired-cert.pem'), 'utf8'));
+  assert.equal(expired.notAfter.toISOString(), '2020-01-02T00:00:00.000Z');
+  assert.ok(daysLeft(expired) < 0);
+  assert.equal(daysLeft(expired, Date.parse('2019-12-30T00:00:00Z')), 3);
 });

@@ -9,6 +9,7 @@
  * host counts and addresses; the operator's view keeps them.
  */
 import type { RouteCache } from '../cache/route-cache.js';
+import { daysLeft, EXPIRY_WARNING_DAYS } from '../listen/certificate.js';
 import { describeGate, PRIORITIES } from '../admission/concurrency-gate.js';
 import { text } from '../explain/catalogue.js';
 import { formatMessage } from '../explain/message.js';
@@ -107,6 +108,13 @@ export interface StatusReport {
   /** The operator's view only. */
   version?: string;
   uptime_s?: number;
+  certificates?: Array<{
+    listener: string;
+    names: string[];
+    not_after: string;
+    days_left: number;
+    expires_soon: boolean;
+  }>;
   draining?: boolean;
   routes?: Array<{
     name: string;
@@ -184,6 +192,16 @@ export function buildStatus(s: StatusSources, opts: { public: boolean; history: 
     body.version = s.version;
     body.uptime_s = Math.round((now - s.startedAt) / 1000);
     body.draining = runtime.draining;
+    body.certificates = runtime.certificates.map((c) => {
+      const days = daysLeft(c, now);
+      return {
+        listener: c.listener,
+        names: c.names,
+        not_after: c.notAfter.toISOString(),
+        days_left: days,
+        expires_soon: days < EXPIRY_WARNING_DAYS,
+      };
+    });
     body.routes = runtime.router.routes.map((r) => ({
       name: r.name,
       title: titles.get(r.name),

@@ -33,6 +33,8 @@ export interface MetricSources {
   gateStates(): GateState[];
   maintenanceStates(): MaintenanceState[];
   cacheStates(): CacheSize[];
+  /** The HTTPS listeners' certificates. */
+  certificates(): ReadonlyArray<{ listener: string; names: readonly string[]; notAfter: Date }>;
 }
 
 export interface MetricsOptions {
@@ -239,6 +241,19 @@ export class GatewayMetrics implements RequestObserver {
         },
       });
     }
+    new Gauge({
+      name: 'gangway_certificate_expiry_seconds',
+      help: "Seconds until each HTTPS listener's certificate expires (negative once expired), by listener and name",
+      labelNames: ['listener', 'name'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        const now = Date.now();
+        for (const c of sources.certificates())
+          for (const name of c.names)
+            this.set({ listener: c.listener, name }, Math.round((c.notAfter.getTime() - now) / 1000));
+      },
+    });
     gauge('gangway_queue_depth', 'Requests waiting for a concurrency slot, by upstream', (s) => s.waiting);
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'gangway_' });
   }

@@ -5,7 +5,13 @@
 import { GatewayMetrics } from './metrics.js';
 
 export async function renderMetricsReference(): Promise<string> {
-  const none = { hostStates: () => [], gateStates: () => [], maintenanceStates: () => [], cacheStates: () => [] };
+  const none = {
+    hostStates: () => [],
+    gateStates: () => [],
+    maintenanceStates: () => [],
+    cacheStates: () => [],
+    certificates: () => [],
+  };
   const metrics = new GatewayMetrics(none, { processMetrics: false, statusStepMs: 5000, onIncident() {} });
   const families = (await metrics.registry.getMetricsAsJSON()) as unknown as Array<{
     name: string;

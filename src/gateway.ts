@@ -124,8 +124,19 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
     version: VERSION,
     startedAt,
   });
+  // A redirecting listener sends clients to the first HTTPS listener's port, as bound.
+  const httpsIndex = initial.listen.findIndex((l) => l.tls !== undefined);
+  const httpsPort = (): number => {
+    const server = listeners[httpsIndex]?.server;
+    const bound = server?.listening ? (server.address() as { port: number }).port : undefined;
+    return bound ?? initial.listen[httpsIndex]?.address.port ?? 443;
+  };
   const listeners: Listener[] = initial.listen.map((l) =>
-    createListener(initial, current, statusSources, certificateOf(initial, l)),
+    createListener(initial, current, statusSources, {
+      tls: certificateOf(initial, l),
+      hsts: l.tls?.hsts,
+      redirectToHttpsPort: l.redirectToHttps ? httpsPort : undefined,
+    }),
   );
   let certificateCheck: NodeJS.Timeout | undefined;
   /** Runtimes replaced by a reload, still finishing their requests. */

@@ -389,3 +389,34 @@ test("each certificate's names and expiry are in /api/status and a metric; an ex
   assert.ok(daysLeft(expired) < 0);
   assert.equal(daysLeft(expired, Date.parse('2019-12-30T00:00:00Z')), 3);
 });
+
+test('HSTS on the HTTPS listener; a cleartext listener redirects to it (308, the ACME challenge path excepted)', async () => {
+  const { file } = await setUp(
+    `[{ address: "127.0.0.1:0", redirectToHttps: true }, { address: "127.0.0.1:0", tls: { cert: "cert.pem", key: "key.pem", hsts: "365d" } }]`,
+  );
+  const { listeners } = await start(file);
+  const [plain, secure] = listeners;
+  assert.ok(plain && secure);
+  const redirected = await request(`http://127.0.0.1:${plain.port}/api/tracks?x=1`, {
+    headers: { host: 'music.example' },
+  });
+  await redirected.body.dump();
+  assert.equal(redirected.statusCode, 308);
+  assert.equal(redirected.headers.location, `https://music.example:${secure.port}/api/tracks?x=1`);
+  const challenge = await request(`http://127.0.0.1:${plain.port}/.well-known/acme-challenge/token`);
+  await challenge.body.dump();
+  assert.equal(challenge.statusCode, 404, 'the challenge path is not redirected');
+  const agent = new Agent({ connect: { ca: CA, servername: 'localhost' } });
+  cleanups.push(() => agent.close());
+  const answer = await request(`https://127.0.0.1:${secure.port}/x`, { dispatcher: agent });
+  await answer.body.dump();
+  assert.equal(answer.headers['strict-transport-security'], 'max-age=31536000');
+  assert.throws(() => {
+    const bad = file.replace('gangway.yaml', 'redirect-only.yaml');
+    writeFileSync(
+      bad,
+      readFileSync(file, 'utf8').replace(/listen: .*/, 'listen: { address: "127.0.0.1:0", redirectToHttps: true }'),
+    );
+    loadConfigFile(bad);
+  }, /redirectToHttps needs an HTTPS listener/);
+});

@@ -54,7 +54,9 @@ const address = (what: string) =>
 export interface ListenerConfig {
   address: Address;
   /** PEM files (paths as written, relative to the configuration file); the loader reads them into `files`. */
-  tls: { cert: string; key: string } | undefined;
+  tls: { cert: string; key: string; hsts?: number | undefined } | undefined;
+  /** Answer every request with a redirect to HTTPS (a cleartext listener beside an HTTPS one). */
+  redirectToHttps: boolean;
 }
 
 const listener = z
@@ -69,16 +71,38 @@ const listener = z
             .min(1)
             .meta({ description: 'PEM certificate chain file (relative to the configuration file)' }),
           key: z.string().min(1).meta({ description: "The certificate's PEM private key file" }),
+          hsts: z
+            .union([z.string(), z.number()])
+            .transform((v, ctx) => {
+              const ms = parseDuration(v);
+              if (ms === null || ms < 0) {
+                ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (write it like "365d")` });
+                return z.NEVER;
+              }
+              return Math.floor(ms / 1000);
+            })
+            .optional()
+            .meta({
+              description:
+                'Send Strict-Transport-Security with this max-age on every answer of this listener, so browsers come back over HTTPS only (e.g. "365d")',
+            }),
         })
         .optional()
         .meta({
           description:
             'Serve HTTPS (TLS 1.2 and 1.3) with this certificate; after the files are replaced, a reload (POST /api/reload, SIGHUP, --watch) makes new handshakes present the new one',
         }),
+      redirectToHttps: z.boolean().default(false).meta({
+        description:
+          "A cleartext listener that answers every request with 308 to the same URL over HTTPS (on the first HTTPS listener's port), except /.well-known/acme-challenge/",
+      }),
     }),
   ])
   .transform(
-    (e): ListenerConfig => ('host' in e ? { address: e, tls: undefined } : { address: e.address, tls: e.tls }),
+    (e): ListenerConfig =>
+      'host' in e
+        ? { address: e, tls: undefined, redirectToHttps: false }
+        : { address: e.address, tls: e.tls, redirectToHttps: e.redirectToHttps },
   );
 
 export interface UpstreamHostAddress {
@@ -616,6 +640,12 @@ export const configSchema = z
     listen: z
       .union([listener, z.array(listener).min(1, 'at least one listener is needed')])
       .transform((l) => (Array.isArray(l) ? l : [l]))
+      .refine((l) => !l.some((e) => e.redirectToHttps) || l.some((e) => e.tls !== undefined), {
+        message: 'redirectToHttps needs an HTTPS listener (one with tls) to send clients to',
+      })
+      .refine((l) => !l.some((e) => e.redirectToHttps && e.tls !== undefined), {
+        message: 'a listener with tls already speaks HTTPS: redirectToHttps is for a cleartext one',
+      })
       .prefault('127.0.0.1:8080')
       .meta({
         description:

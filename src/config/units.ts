@@ -4,10 +4,10 @@
  * the gateway never sees a unit.
  */
 
-const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)$/;
-const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/;
+const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
-/** Milliseconds for "250ms", "2s", "1.5m", "1h" or a bare number of milliseconds; null when unreadable. */
+/** Milliseconds for "250ms", "2s", "1.5m", "1h", "365d" or a bare number of milliseconds; null when unreadable. */
 export function parseDuration(value: string | number): number | null {
   if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? value : null;
   const m = DURATION.exec(value.trim());

@@ -12,6 +12,8 @@ export class Http1Response extends ServerResponse implements ClientResponse {
   events: ResponseEvents<unknown> | undefined = undefined;
   /** Headers were given and no body byte has followed them yet. */
   headPending = false;
+  /** Strict-Transport-Security for every answer, when the listener sends it. */
+  hsts: string | undefined = undefined;
 
   watch<T>(item: T, events: ResponseEvents<T>): void {
     this.owner = item;
@@ -43,7 +45,11 @@ export class Http1Response extends ServerResponse implements ClientResponse {
   }
 
   sendHead(status: number, reason: string | undefined, headers: readonly string[], whole = false): void {
-    this.writeHead(status, reason, headers as string[]);
+    this.writeHead(
+      status,
+      reason,
+      (this.hsts === undefined ? headers : [...headers, 'strict-transport-security', this.hsts]) as string[],
+    );
     if (whole) return;
     // node:http holds a head back until the first body write. Most answers bring their first
     // bytes in the same read as their headers, and then both leave in one write; an answer

@@ -16,6 +16,8 @@ export class Http2Response extends Http2ServerResponse implements ClientResponse
   events: ResponseEvents<unknown> | undefined = undefined;
   /** Headers were given and no body byte has followed them yet. */
   headPending = false;
+  /** Strict-Transport-Security for every answer, when the listener sends it. */
+  hsts: string | undefined = undefined;
 
   watch<T>(item: T, events: ResponseEvents<T>): void {
     this.owner = item;
@@ -37,7 +39,10 @@ export class Http2Response extends Http2ServerResponse implements ClientResponse
   }
 
   sendHead(status: number, _reason: string | undefined, headers: readonly string[], whole = false): void {
-    this.writeHead(status, fieldsOf(headers));
+    this.writeHead(
+      status,
+      fieldsOf(this.hsts === undefined ? headers : [...headers, 'strict-transport-security', this.hsts]),
+    );
     if (whole) return;
     // As over HTTP/1.1: a head whose body is slow to start leaves on its own, at once.
     this.headPending = true;

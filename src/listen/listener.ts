@@ -13,6 +13,7 @@ import { serveStatusPage } from '../admin/status-page.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { buildReply } from '../explain/reply.js';
 import type { FailureKindName } from '../faults/taxonomy.js';
+import { parseAuthority } from '../http/host.js';
 import { requestIdFrom } from '../observe/request-id.js';
 import { handleRequest, handleUpgrade } from '../proxy/lifecycle.js';
 import { sendReply } from '../proxy/local-reply.js';
@@ -58,11 +59,21 @@ const TLS_SETTINGS = { minVersion: 'TLSv1.2', honorCipherOrder: true } as const;
  */
 const HTTP2_LIMITS = { maxSessionMemory: 16, peerMaxConcurrentStreams: 100 } as const;
 
+/** What distinguishes one listener from another. */
+export interface ListenerOptions {
+  /** Serve HTTPS (and HTTP/2) with this certificate. */
+  tls?: TlsCertificate;
+  /** Strict-Transport-Security max-age (seconds) on every answer. */
+  hsts?: number;
+  /** Answer every request with 308 to HTTPS on the port this tells (a cleartext listener beside an HTTPS one). */
+  redirectToHttpsPort?: () => number;
+}
+
 export function createListener(
   config: GatewayConfig,
   current: () => Runtime,
   status: () => StatusSources,
-  tls?: TlsCertificate,
+  { tls, hsts, redirectToHttpsPort }: ListenerOptions = {},
 ): Listener {
   const s = config.server;
   const requestTimeout = s.requestTimeout;
@@ -104,7 +115,10 @@ export function createListener(
   const tunnels = new Set<Duplex>();
   const scheme = tls === undefined ? 'http' : 'https';
 
+  const hstsValue = hsts === undefined ? undefined : `max-age=${hsts}`;
   server.on('request', (req: IncomingMessage, res: Http1Response | Http2Response) => {
+    if (redirectToHttpsPort !== undefined) return redirectToHttps(req, res as Http1Response, redirectToHttpsPort());
+    if (hstsValue !== undefined) res.hsts = hstsValue;
     const runtime = current();
     // The public status page, when configured, is the gateway's own page, not a route's (the
     // HTTP/2 compatibility response serves it with the same calls as node:http's).
@@ -172,6 +186,28 @@ export function createListener(
     runtime.logger.info({ failure: kind, cause: err.code ?? err.message, status: reply.status }, 'client error');
   });
   return { server, tunnels, sessions, setCertificate };
+}
+
+/**
+ * A cleartext listener in front of an HTTPS one: the same URL over HTTPS, 308 so a method and
+ * body are kept; the ACME HTTP-01 challenge path is the one thing that must stay on plain HTTP.
+ */
+function redirectToHttps(req: IncomingMessage, res: Http1Response, port: number): void {
+  const authority = parseAuthority(req.headers.host ?? '');
+  const url = req.url ?? '/';
+  if (!authority.ok || !url.startsWith('/')) {
+    res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
+    res.end('400 Bad Request: a request to this address needs a valid Host and path\n');
+    return;
+  }
+  if (url.startsWith('/.well-known/acme-challenge/')) {
+    res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
+    res.end('404 Not Found: no ACME challenge is pending\n');
+    return;
+  }
+  const location = `https://${authority.host}${port === 443 ? '' : `:${port}`}${url}`;
+  res.writeHead(308, { location, 'content-length': '0' });
+  res.end();
 }
 
 /** Host over HTTP/1.1; over HTTP/2 the :authority pseudo-header (or a Host field in its place, RFC 9113 §8.3.1). */

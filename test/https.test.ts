@@ -235,6 +235,9 @@ test('HTTP/2 on the TLS listener (ALPN h2, HTTP/1.1 beside it): answers, bodies 
   const logged = Date.now() + 2000;
   while (!lines.some((l) => l.path === '/h1') && Date.now() < logged) await new Promise((r) => setTimeout(r, 10));
   assert.equal(lines.find((l) => l.msg === 'request' && l.path === '/h1')?.protocol, 'HTTP/1.1');
+  const metrics = await gw.metrics.registry.metrics();
+  assert.match(metrics, /gangway_requests_by_protocol_total\{protocol="HTTP\/2\.0"\} 2/);
+  assert.match(metrics, /gangway_requests_by_protocol_total\{protocol="HTTP\/1\.1"\} 1/);
 });
 
 test('HTTP/2: a gateway-made error is explained the same way (problem+json, Proxy-Status, Retry-After)', async () => {

@@ -60,6 +60,11 @@ export class GatewayMetrics implements RequestObserver {
     'Requests by what their end meant to the client: ok, failed (5xx), cut (the answer broke part way), shed (503 with Retry-After at a limit), maintenance, client (its own error, or it left)',
     ['route', 'outcome'],
   );
+  private readonly protocols = new FastCounter(
+    'gangway_requests_by_protocol_total',
+    "Requests by the client's protocol (HTTP/1.0, HTTP/1.1, HTTP/2.0)",
+    ['protocol'],
+  );
   private readonly cacheResults = new FastCounter(
     'gangway_cache_requests_total',
     "Requests on cached routes by what the cache did: hit, collapsed (answered by another request's fetch), stale-while-revalidate, revalidated, stale-if-error, or why it went upstream (uri-miss, vary-miss, stale, request, method, bypass)",
@@ -153,6 +158,7 @@ export class GatewayMetrics implements RequestObserver {
     for (const m of [
       this.requests,
       this.outcomes,
+      this.protocols,
       this.cacheResults,
       this.prevented,
       this.requestDuration,
@@ -262,6 +268,7 @@ export class GatewayMetrics implements RequestObserver {
     const route = r.route ?? '';
     this.requests.with(route, String(r.status), r.failure ?? '').inc();
     this.outcomes.with(route, r.outcome).inc();
+    this.protocols.with(r.httpVersion === '2.0' ? 'HTTP/2.0' : r.httpVersion === '1.0' ? 'HTTP/1.0' : 'HTTP/1.1').inc();
     if (r.cache !== undefined) this.cacheResults.with(route, r.cache).inc();
     if (r.stoodInFor !== undefined) this.prevented.with(route, r.stoodInFor).inc();
     if (r.resumes > 0 && r.outcome === 'ok') this.resumes.with(r.upstream ?? '', 'completed').inc();

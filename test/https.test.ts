@@ -28,14 +28,20 @@ after(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
-/** A directory with the certificate files and a configuration naming them relatively. */
-async function setUp(listen: string) {
+/** An upstream that answers "hello PATH" and says which X-Forwarded-Proto it heard. */
+async function helloUpstream() {
   const up = await httpUpstream((req, res) => {
     req.resume();
     res.setHeader('x-seen-proto', String(req.headers['x-forwarded-proto']));
     res.end(`hello ${req.url}`);
   });
   cleanups.push(() => up.close());
+  return up.address;
+}
+
+/** A directory with the certificate files and a configuration naming them relatively, routing to `host` (a hello upstream by default). */
+async function setUp(listen: string, host?: string) {
+  const upstream = host ?? (await helloUpstream());
   const dir = mkdtempSync(join(tmpdir(), 'gangway-https-'));
   copyFileSync(join(TLS, 'localhost-cert.pem'), join(dir, 'cert.pem'));
   copyFileSync(join(TLS, 'localhost-key.pem'), join(dir, 'key.pem'));
@@ -45,13 +51,15 @@ async function setUp(listen: string) {
     `listen: ${listen}
 admin: false
 upstreams:
-  music: { hosts: ["${up.address}"], healthCheck: { enabled: false } }
+  music: { hosts: ["${upstream}"], healthCheck: { enabled: false } }
 routes:
   - { match: { path: "/" }, upstream: music }
 `,
   );
   return { dir, file };
 }
+
+const SECURE = `{ address: "127.0.0.1:0", tls: { cert: "cert.pem", key: "key.pem" } }`;
 
 async function start(file: string) {
   const gw = createGateway(loadConfigFile(file), {
@@ -241,20 +249,7 @@ test('HTTP/2 on the TLS listener (ALPN h2, HTTP/1.1 beside it): answers, bodies 
 });
 
 test('HTTP/2: a gateway-made error is explained the same way (problem+json, Proxy-Status, Retry-After)', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'gangway-h2-'));
-  copyFileSync(join(TLS, 'localhost-cert.pem'), join(dir, 'cert.pem'));
-  copyFileSync(join(TLS, 'localhost-key.pem'), join(dir, 'key.pem'));
-  const file = join(dir, 'gangway.yaml');
-  writeFileSync(
-    file,
-    `listen: { address: "127.0.0.1:0", tls: { cert: "cert.pem", key: "key.pem" } }
-admin: false
-upstreams:
-  music: { hosts: ["127.0.0.1:1"], healthCheck: { enabled: false } }
-routes:
-  - { match: { path: "/" }, upstream: music }
-`,
-  );
+  const { file } = await setUp(SECURE, '127.0.0.1:1');
   const { proxy } = await start(file);
   const session = http2Connect(`https://localhost:${proxy.port}`, { ca: CA });
   cleanups.push(() => session.close());
@@ -289,20 +284,7 @@ test('a WebSocket upgrade over HTTPS (HTTP/1.1 on the TLS listener) is tunnelled
     socket.on('data', (d: Buffer) => socket.write(Buffer.concat([Buffer.from('echo:'), d])));
   });
   cleanups.push(() => up.close());
-  const dir = mkdtempSync(join(tmpdir(), 'gangway-wss-'));
-  copyFileSync(join(TLS, 'localhost-cert.pem'), join(dir, 'cert.pem'));
-  copyFileSync(join(TLS, 'localhost-key.pem'), join(dir, 'key.pem'));
-  const file = join(dir, 'gangway.yaml');
-  writeFileSync(
-    file,
-    `listen: { address: "127.0.0.1:0", tls: { cert: "cert.pem", key: "key.pem" } }
-admin: false
-upstreams:
-  music: { hosts: ["${up.address}"], healthCheck: { enabled: false } }
-routes:
-  - { match: { path: "/" }, upstream: music }
-`,
-  );
+  const { file } = await setUp(SECURE, up.address);
   const { proxy } = await start(file);
   const transcript = await new Promise<string>((resolve, reject) => {
     const s = tlsConnect({
@@ -337,20 +319,7 @@ test('a drain lets an HTTP/2 stream in flight finish (GOAWAY), then the gateway 
     setTimeout(() => res.end('slow answer'), 300);
   });
   cleanups.push(() => up.close());
-  const dir = mkdtempSync(join(tmpdir(), 'gangway-h2drain-'));
-  copyFileSync(join(TLS, 'localhost-cert.pem'), join(dir, 'cert.pem'));
-  copyFileSync(join(TLS, 'localhost-key.pem'), join(dir, 'key.pem'));
-  const file = join(dir, 'gangway.yaml');
-  writeFileSync(
-    file,
-    `listen: { address: "127.0.0.1:0", tls: { cert: "cert.pem", key: "key.pem" } }
-admin: false
-upstreams:
-  music: { hosts: ["${up.address}"], healthCheck: { enabled: false } }
-routes:
-  - { match: { path: "/" }, upstream: music }
-`,
-  );
+  const { file } = await setUp(SECURE, up.address);
   const gw = createGateway(loadConfigFile(file), { logDestination: { write() {} }, processMetrics: false });
   const { proxy } = await gw.listen();
   const session = http2Connect(`https://localhost:${proxy.port}`, { ca: CA });

@@ -301,5 +301,10 @@ async function shutdown(
 /** A listener's certificate and key as the loader read them, when it speaks HTTPS. */
 function certificateOf(config: GatewayConfig, listener: ListenerConfig): TlsCertificate | undefined {
   if (listener.tls === undefined) return undefined;
-  return { cert: config.files.get(listener.tls.cert)!, key: config.files.get(listener.tls.key)! };
+  const pem = (path: string): string => config.files.get(path)!;
+  return {
+    cert: pem(listener.tls.cert),
+    key: pem(listener.tls.key),
+    sni: listener.tls.sni?.map((p) => ({ cert: pem(p.cert), key: pem(p.key) })),
+  };
 }

@@ -116,7 +116,11 @@ export class Runtime implements RequestObserver {
     this.bodies = shared.bodies;
     this.adminHosts = new Set(config.adminHosts);
     this.certificates = config.listen.flatMap((l) =>
-      l.tls === undefined ? [] : [certificateFacts(formatAddress(l.address), config.files.get(l.tls.cert)!)],
+      l.tls === undefined
+        ? []
+        : [l.tls.cert, ...(l.tls.sni ?? []).map((p) => p.cert)].map((cert) =>
+            certificateFacts(formatAddress(l.address), config.files.get(cert)!),
+          ),
     );
     this.trustedClients = new Set(config.errors.trustedClients);
     this.exposeDetails = config.errors.exposeDetails;

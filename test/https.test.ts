@@ -22,6 +22,8 @@ const CLI = join(import.meta.dirname, '..', 'src', 'cli.ts');
 const TLS = join(import.meta.dirname, 'support', 'tls');
 const CA = readFileSync(join(TLS, 'localhost-cert.pem'), 'utf8');
 const ROTATED = readFileSync(join(TLS, 'rotated-cert.pem'), 'utf8');
+const MUSIC = readFileSync(join(TLS, 'music-cert.pem'), 'utf8');
+const WILDCARD = readFileSync(join(TLS, 'wildcard-cert.pem'), 'utf8');
 
 const cleanups: Array<() => unknown> = [];
 after(async () => {
@@ -72,14 +74,17 @@ async function start(file: string) {
   return { gw, ...addresses };
 }
 
-/** The subject's O= of the certificate a new TLS handshake to `port` is shown. */
-function presented(port: number): Promise<string> {
+/** The subject's O= of the certificate a new TLS handshake to `port` is shown (for `servername`). */
+function presented(port: number, servername = 'localhost'): Promise<string> {
   return new Promise((resolve, reject) => {
-    const s = tlsConnect({ host: '127.0.0.1', port, ca: [CA, ROTATED], servername: 'localhost' }, () => {
-      const org = s.getPeerCertificate().subject.O;
-      s.end();
-      resolve(String(org));
-    });
+    const s = tlsConnect(
+      { host: '127.0.0.1', port, ca: [CA, ROTATED, MUSIC, WILDCARD], servername, rejectUnauthorized: false },
+      () => {
+        const org = s.getPeerCertificate().subject.O;
+        s.end();
+        resolve(String(org));
+      },
+    );
     s.once('error', reject);
   });
 }
@@ -391,4 +396,34 @@ test('HSTS on the HTTPS listener; a cleartext listener redirects to it (308, the
     );
     loadConfigFile(bad);
   }, /redirectToHttps needs an HTTPS listener/);
+});
+
+test('several certificates on one listener, chosen by SNI: exact names, a wildcard one label deep, the default for the rest', async () => {
+  const { dir, file } = await setUp(
+    `{ address: "127.0.0.1:0", tls: { cert: "cert.pem", key: "key.pem", sni: [{ cert: "music.pem", key: "music-key.pem" }, { cert: "wild.pem", key: "wild-key.pem" }] } }`,
+  );
+  copyFileSync(join(TLS, 'music-cert.pem'), join(dir, 'music.pem'));
+  copyFileSync(join(TLS, 'music-key.pem'), join(dir, 'music-key.pem'));
+  copyFileSync(join(TLS, 'wildcard-cert.pem'), join(dir, 'wild.pem'));
+  copyFileSync(join(TLS, 'wildcard-key.pem'), join(dir, 'wild-key.pem'));
+  const { proxy } = await start(file);
+  assert.equal(await presented(proxy.port, 'music.example'), 'Gangway tests (music)');
+  assert.equal(await presented(proxy.port, 'MUSIC.example'), 'Gangway tests (music)', 'names compare without case');
+  assert.equal(await presented(proxy.port, 'daily.podcasts.example'), 'Gangway tests (wildcard)');
+  assert.equal(
+    await presented(proxy.port, 'a.b.podcasts.example'),
+    'Gangway tests',
+    'a wildcard covers one label only',
+  );
+  assert.equal(await presented(proxy.port, 'localhost'), 'Gangway tests');
+  // A request through the SNI certificate is proxied like any other.
+  const agent = new Agent({ connect: { ca: MUSIC, servername: 'music.example' } });
+  cleanups.push(() => agent.close());
+  const r = await request(`https://127.0.0.1:${proxy.port}/sni`, {
+    dispatcher: agent,
+    headers: { host: 'music.example' },
+  });
+  assert.equal(await r.body.text(), 'hello /sni');
+  copyFileSync(join(TLS, 'localhost-key.pem'), join(dir, 'music-key.pem'));
+  assert.throws(() => loadConfigFile(file), /listen\[0\]\.tls\.sni\[0\]\.key: this key does not belong/);
 });

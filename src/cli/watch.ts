@@ -38,7 +38,11 @@ export function watchConfigFile(gateway: Gateway, file: string): FSWatcher[] {
 /** The configuration file and the TLS files it names (paths relative to it). */
 function watchedFiles(file: string, config: GatewayConfig): string[] {
   const named: string[] = [];
-  for (const l of config.listen) if (l.tls !== undefined) named.push(l.tls.cert, l.tls.key);
+  for (const l of config.listen) {
+    if (l.tls === undefined) continue;
+    named.push(l.tls.cert, l.tls.key);
+    for (const p of l.tls.sni ?? []) named.push(p.cert, p.key);
+  }
   for (const u of Object.values(config.upstreams))
     for (const p of [u.tls?.ca, u.tls?.cert, u.tls?.key]) if (p !== undefined) named.push(p);
   return [file, ...named.map((p) => (isAbsolute(p) ? p : join(dirname(file), p)))];

@@ -149,6 +149,13 @@ export function validateConfig(
     if (cert === undefined || key === undefined) return;
     const refusal = certificateProblem(cert, key);
     if (refusal !== undefined) problem(['listen', i, 'tls', refusal.field], refusal.message);
+    l.tls.sni?.forEach((pair, j) => {
+      const more = readTlsFile(pair.cert, ['listen', i, 'tls', 'sni', j, 'cert']);
+      const moreKey = readTlsFile(pair.key, ['listen', i, 'tls', 'sni', j, 'key']);
+      if (more === undefined || moreKey === undefined) return;
+      const wrong = certificateProblem(more, moreKey);
+      if (wrong !== undefined) problem(['listen', i, 'tls', 'sni', j, wrong.field], wrong.message);
+    });
   });
   if (problems.length > 0) throw new ConfigError(problems);
   const config: GatewayConfig = { ...doc, adminToken, files };

@@ -54,7 +54,14 @@ const address = (what: string) =>
 export interface ListenerConfig {
   address: Address;
   /** PEM files (paths as written, relative to the configuration file); the loader reads them into `files`. */
-  tls: { cert: string; key: string; hsts?: number | undefined } | undefined;
+  tls:
+    | {
+        cert: string;
+        key: string;
+        hsts?: number | undefined;
+        sni?: Array<{ cert: string; key: string }> | undefined;
+      }
+    | undefined;
   /** Answer every request with a redirect to HTTPS (a cleartext listener beside an HTTPS one). */
   redirectToHttps: boolean;
 }
@@ -85,6 +92,18 @@ const listener = z
             .meta({
               description:
                 'Send Strict-Transport-Security with this max-age on every answer of this listener, so browsers come back over HTTPS only (e.g. "365d")',
+            }),
+          sni: z
+            .array(
+              z.strictObject({
+                cert: z.string().min(1).meta({ description: 'PEM certificate chain file' }),
+                key: z.string().min(1).meta({ description: "The certificate's PEM private key file" }),
+              }),
+            )
+            .optional()
+            .meta({
+              description:
+                'More certificates on this listener, each presented to clients asking (SNI) for a name it covers — exactly, or by a *.wildcard one label deep; cert/key is the default for every other name',
             }),
         })
         .optional()

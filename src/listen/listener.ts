@@ -13,7 +13,9 @@ import { serveStatusPage } from '../admin/status-page.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { buildReply } from '../explain/reply.js';
 import type { FailureKindName } from '../faults/taxonomy.js';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import { parseAuthority } from '../http/host.js';
+import { certificateFacts } from './certificate.js';
 import { requestIdFrom } from '../observe/request-id.js';
 import { handleRequest, handleUpgrade } from '../proxy/lifecycle.js';
 import { sendReply } from '../proxy/local-reply.js';
@@ -40,10 +42,11 @@ export interface Listener {
   setCertificate: ((certificate: TlsCertificate) => void) | undefined;
 }
 
-/** A listener's certificate chain and private key, PEM. */
+/** A listener's certificate chain and private key, PEM; `sni`: more, chosen by the name a client asks for. */
 export interface TlsCertificate {
   cert: string;
   key: string;
+  sni?: ReadonlyArray<{ cert: string; key: string }>;
 }
 
 /**
@@ -93,10 +96,14 @@ export function createListener(
     server = createServer(options) as HttpServer as unknown as ListenerServer;
   } else {
     // One port, both protocols: ALPN picks h2 or http/1.1; HTTP/1.1 keeps its own limits.
+    let byName = sniTable(tls);
     const secure = createSecureServer({
       ...options,
       ...TLS_SETTINGS,
-      ...tls,
+      cert: tls.cert,
+      key: tls.key,
+      SNICallback: (servername: string, done: (err: Error | null, ctx?: SecureContext) => void) =>
+        done(null, pickContext(byName, servername)),
       allowHTTP1: true,
       Http1ServerResponse: Http1Response,
       Http2ServerResponse: Http2Response,
@@ -109,8 +116,10 @@ export function createListener(
       session.once('close', () => sessions.delete(session));
     });
     server = secure as unknown as ListenerServer;
-    setCertificate = (certificate: TlsCertificate): void =>
-      secure.setSecureContext({ ...TLS_SETTINGS, ...certificate });
+    setCertificate = (certificate: TlsCertificate): void => {
+      secure.setSecureContext({ ...TLS_SETTINGS, cert: certificate.cert, key: certificate.key });
+      byName = sniTable(certificate);
+    };
   }
   const tunnels = new Set<Duplex>();
   const scheme = tls === undefined ? 'http' : 'https';
@@ -186,6 +195,26 @@ export function createListener(
     runtime.logger.info({ failure: kind, cause: err.code ?? err.message, status: reply.status }, 'client error');
   });
   return { server, tunnels, sessions, setCertificate };
+}
+
+/** The SNI certificates by the names they cover (lower case; "*.example.com" for a wildcard). */
+function sniTable(tls: TlsCertificate): Map<string, SecureContext> {
+  const table = new Map<string, SecureContext>();
+  for (const pair of tls.sni ?? []) {
+    const context = createSecureContext({ ...TLS_SETTINGS, cert: pair.cert, key: pair.key });
+    for (const name of certificateFacts('', pair.cert).names) table.set(name.toLowerCase(), context);
+  }
+  return table;
+}
+
+/** The certificate for a name: an exact one, else a wildcard one label deep (RFC 6125 §6.4.3), else the default. */
+function pickContext(table: ReadonlyMap<string, SecureContext>, servername: string): SecureContext | undefined {
+  if (table.size === 0) return undefined;
+  const name = servername.toLowerCase();
+  const exact = table.get(name);
+  if (exact !== undefined) return exact;
+  const dot = name.indexOf('.');
+  return dot > 0 ? table.get(`*${name.slice(dot)}`) : undefined;
 }
 
 /**

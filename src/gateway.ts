@@ -135,6 +135,7 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
     createListener(initial, current, statusSources, {
       tls: certificateOf(initial, l),
       hsts: l.tls?.hsts,
+      h2c: l.h2c,
       redirectToHttpsPort: l.redirectToHttps ? httpsPort : undefined,
     }),
   );

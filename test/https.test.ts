@@ -427,3 +427,32 @@ test('several certificates on one listener, chosen by SNI: exact names, a wildca
   copyFileSync(join(TLS, 'localhost-key.pem'), join(dir, 'music-key.pem'));
   assert.throws(() => loadConfigFile(file), /listen\[0\]\.tls\.sni\[0\]\.key: this key does not belong/);
 });
+
+test('an h2c listener speaks HTTP/2 with prior knowledge in cleartext (for a load balancer in front)', async () => {
+  const { file } = await setUp(`{ address: "127.0.0.1:0", h2c: true }`);
+  const { proxy } = await start(file);
+  const session = http2Connect(`http://127.0.0.1:${proxy.port}`);
+  cleanups.push(() => session.close());
+  const answer = await new Promise<{ status: number; proto: unknown; body: string }>((resolve, reject) => {
+    const stream = session.request({ ':path': '/plain-h2' });
+    let status = 0;
+    let proto: unknown;
+    let body = '';
+    stream.on('response', (h) => {
+      status = Number(h[':status']);
+      proto = h['x-seen-proto'];
+    });
+    stream.setEncoding('utf8');
+    stream.on('data', (c: string) => {
+      body += c;
+    });
+    stream.on('end', () => resolve({ status, proto, body }));
+    stream.on('error', reject);
+    stream.end();
+  });
+  assert.deepEqual(answer, { status: 200, proto: 'http', body: 'hello /plain-h2' });
+  assert.throws(() => {
+    writeFileSync(file, readFileSync(file, 'utf8').replace('h2c: true', 'h2c: true, redirectToHttps: true'));
+    loadConfigFile(file);
+  }, /h2c is HTTP\/2 in cleartext/);
+});

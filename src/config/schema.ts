@@ -62,6 +62,8 @@ export interface ListenerConfig {
         sni?: Array<{ cert: string; key: string }> | undefined;
       }
     | undefined;
+  /** Speak HTTP/2 with prior knowledge in cleartext (behind a load balancer). */
+  h2c: boolean;
   /** Answer every request with a redirect to HTTPS (a cleartext listener beside an HTTPS one). */
   redirectToHttps: boolean;
 }
@@ -111,6 +113,10 @@ const listener = z
           description:
             'Serve HTTPS (TLS 1.2 and 1.3) with this certificate; after the files are replaced, a reload (POST /api/reload, SIGHUP, --watch) makes new handshakes present the new one',
         }),
+      h2c: z.boolean().default(false).meta({
+        description:
+          'A cleartext listener that speaks HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1, for a load balancer in front that sends HTTP/2 without TLS',
+      }),
       redirectToHttps: z.boolean().default(false).meta({
         description:
           "A cleartext listener that answers every request with 308 to the same URL over HTTPS (on the first HTTPS listener's port), except /.well-known/acme-challenge/",
@@ -120,8 +126,8 @@ const listener = z
   .transform(
     (e): ListenerConfig =>
       'host' in e
-        ? { address: e, tls: undefined, redirectToHttps: false }
-        : { address: e.address, tls: e.tls, redirectToHttps: e.redirectToHttps },
+        ? { address: e, tls: undefined, h2c: false, redirectToHttps: false }
+        : { address: e.address, tls: e.tls, h2c: e.h2c, redirectToHttps: e.redirectToHttps },
   );
 
 export interface UpstreamHostAddress {
@@ -664,6 +670,9 @@ export const configSchema = z
       })
       .refine((l) => !l.some((e) => e.redirectToHttps && e.tls !== undefined), {
         message: 'a listener with tls already speaks HTTPS: redirectToHttps is for a cleartext one',
+      })
+      .refine((l) => !l.some((e) => e.h2c && (e.tls !== undefined || e.redirectToHttps)), {
+        message: 'h2c is HTTP/2 in cleartext: not with tls (which offers h2 by ALPN) nor with redirectToHttps',
       })
       .prefault('127.0.0.1:8080')
       .meta({

@@ -5,7 +5,7 @@
  * answered with the right 4xx (and Proxy-Status) instead of a silent close.
  */
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerOptions } from 'node:http';
-import { createSecureServer } from 'node:http2';
+import { createServer as createHttp2Server, createSecureServer } from 'node:http2';
 import type { Server as NetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { StatusSources } from '../admin/status-model.js';
@@ -68,6 +68,8 @@ export interface ListenerOptions {
   tls?: TlsCertificate;
   /** Strict-Transport-Security max-age (seconds) on every answer. */
   hsts?: number;
+  /** Speak HTTP/2 with prior knowledge in cleartext. */
+  h2c?: boolean;
   /** Answer every request with 308 to HTTPS on the port this tells (a cleartext listener beside an HTTPS one). */
   redirectToHttpsPort?: () => number;
 }
@@ -76,7 +78,7 @@ export function createListener(
   config: GatewayConfig,
   current: () => Runtime,
   status: () => StatusSources,
-  { tls, hsts, redirectToHttpsPort }: ListenerOptions = {},
+  { tls, hsts, h2c, redirectToHttpsPort }: ListenerOptions = {},
 ): Listener {
   const s = config.server;
   const requestTimeout = s.requestTimeout;
@@ -92,7 +94,22 @@ export function createListener(
   const sessions = new Set<{ close(): void; destroy(): void }>();
   let server: ListenerServer;
   let setCertificate: Listener['setCertificate'];
-  if (tls === undefined) {
+  const trackSessions = (h2: { on(event: 'session', f: (s: { close(): void; destroy(): void; once(e: 'close', f: () => void): void }) => void): unknown }): void => {
+    h2.on('session', (session) => {
+      sessions.add(session);
+      session.once('close', () => sessions.delete(session));
+    });
+  };
+  if (h2c === true) {
+    const plain = createHttp2Server({
+      Http2ServerResponse: Http2Response,
+      ...HTTP2_LIMITS,
+      settings: { maxConcurrentStreams: 100, maxHeaderListSize: s.maxHeaderSize },
+      maxHeaderListPairs: 256,
+    } as Parameters<typeof createHttp2Server>[0]);
+    trackSessions(plain);
+    server = Object.assign(plain, { closeIdleConnections() {} }) as unknown as ListenerServer;
+  } else if (tls === undefined) {
     server = createServer(options) as HttpServer as unknown as ListenerServer;
   } else {
     // One port, both protocols: ALPN picks h2 or http/1.1; HTTP/1.1 keeps its own limits.
@@ -111,10 +128,7 @@ export function createListener(
       settings: { maxConcurrentStreams: 100, maxHeaderListSize: s.maxHeaderSize },
       maxHeaderListPairs: 256,
     } as Parameters<typeof createSecureServer>[0]);
-    secure.on('session', (session) => {
-      sessions.add(session);
-      session.once('close', () => sessions.delete(session));
-    });
+    trackSessions(secure);
     server = secure as unknown as ListenerServer;
     setCertificate = (certificate: TlsCertificate): void => {
       secure.setSecureContext({ ...TLS_SETTINGS, cert: certificate.cert, key: certificate.key });

@@ -39,7 +39,7 @@ const cli = (...args: string[]) => runCli(args);
 test('the minimal configuration from the issue is valid, with every default filled in', () => {
   const config = parseConfigText(MINIMAL);
   assert.deepEqual(config.listen, [
-    { address: { host: '127.0.0.1', port: 8080 }, tls: undefined, redirectToHttps: false },
+    { address: { host: '127.0.0.1', port: 8080 }, tls: undefined, h2c: false, redirectToHttps: false },
   ]);
   const music = config.upstreams.music!;
   assert.deepEqual(

@@ -284,6 +284,7 @@ async function shutdown(
     for (const l of listeners) {
       l.server.closeAllConnections?.();
       for (const session of l.sessions) session.destroy();
+      for (const socket of l.sockets) socket.destroy();
       for (const t of l.tunnels) t.destroy();
     }
     await stopped;

@@ -38,6 +38,8 @@ export interface Listener {
   tunnels: Set<Duplex>;
   /** HTTP/2 sessions, told to go away (GOAWAY) when the gateway drains. */
   sessions: Set<{ close(): void; destroy(): void }>;
+  /** Every connection of an HTTP/2-capable listener, cut when the drain times out (node:http2 has no closeAllConnections). */
+  sockets: Set<Duplex>;
   /** This listener's certificate, when it speaks HTTPS: a reload swaps it for new handshakes. */
   setCertificate: ((certificate: TlsCertificate) => void) | undefined;
 }
@@ -94,10 +96,15 @@ export function createListener(
   const sessions = new Set<{ close(): void; destroy(): void }>();
   let server: ListenerServer;
   let setCertificate: Listener['setCertificate'];
-  const trackSessions = (h2: { on(event: 'session', f: (s: { close(): void; destroy(): void; once(e: 'close', f: () => void): void }) => void): unknown }): void => {
-    h2.on('session', (session) => {
+  const sockets = new Set<Duplex>();
+  const trackSessions = (h2: NetServer): void => {
+    h2.on('session', (session: { close(): void; destroy(): void; once(e: 'close', f: () => void): void }) => {
       sessions.add(session);
       session.once('close', () => sessions.delete(session));
+    });
+    h2.on('connection', (socket: Duplex) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
     });
   };
   if (h2c === true) {
@@ -208,7 +215,7 @@ export function createListener(
     sendReply(new SocketResponse(socket), reply, undefined);
     runtime.logger.info({ failure: kind, cause: err.code ?? err.message, status: reply.status }, 'client error');
   });
-  return { server, tunnels, sessions, setCertificate };
+  return { server, tunnels, sessions, sockets, setCertificate };
 }
 
 /** The SNI certificates by the names they cover (lower case; "*.example.com" for a wildcard). */

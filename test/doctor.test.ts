@@ -383,7 +383,7 @@ test("TLS: an untrusted certificate is the service's fault; a trusted one passes
   const trusted = await doctorProcess([url], { NODE_EXTRA_CA_CERTS: join(tlsDir, 'localhost-cert.pem') });
   assert.equal(trusted.report.verdict, 'ok');
   assert.equal(stepNamed(trusted.report, 'tls')!.ok, true);
-  assert.match(stepNamed(trusted.report, 'tls')!.detail, /^TLSv1\.3 certificate for localhost/);
+  assert.match(stepNamed(trusted.report, 'tls')!.detail, /^TLSv1\.3, HTTP\/1\.1 certificate for localhost/);
 });
 
 test('a plain-HTTP server given without a scheme: https is tried, then http, and no certificate is blamed', async () => {
@@ -516,4 +516,22 @@ test('the verdicts and exit codes are in `gangway help doctor`, as the README sa
     assert.match(section, new RegExp(`\`${verdict}\` ${exit}\\b`));
   for (const command of section.match(/^\$ .*/gm) ?? []) assert.match(command, /^\$ npx gangway /);
   assert.doesNotMatch(section, /\/_status/);
+});
+
+test('the TLS rung names the protocol the server chose by ALPN: HTTP/2 from a server that speaks it', async () => {
+  const { createSecureServer } = await import('node:http2');
+  const tlsDir = join(import.meta.dirname, 'support', 'tls');
+  const server = createSecureServer(
+    {
+      key: readFileSync(join(tlsDir, 'localhost-key.pem')),
+      cert: readFileSync(join(tlsDir, 'localhost-cert.pem')),
+      allowHTTP1: true,
+    },
+    (_req, res) => res.end('ok'),
+  );
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+  const url = `https://localhost:${(server.address() as AddressInfo).port}/`;
+  const { report } = await doctor([url]);
+  assert.match(stepNamed(report, 'tls')!.detail, /^TLSv1\.3, HTTP\/2 certificate for localhost/);
 });

@@ -33,6 +33,8 @@ export interface TlsResult {
   ok: boolean;
   ms: number;
   protocol?: string;
+  /** The application protocol the server chose by ALPN ("h2", "http/1.1"); undefined when it chose none. */
+  alpn?: string;
   subject?: string;
   issuer?: string;
   validTo?: string;
@@ -47,7 +49,8 @@ export function tlsHandshake(address: string, port: number, servername: string, 
   return new Promise((resolve) => {
     // SNI carries names only (RFC 6066); an address is checked against the certificate all the same.
     const sni = isIP(servername) === 0 ? { servername } : {};
-    const s = tlsConnect({ host: address, port, ...sni, rejectUnauthorized: false });
+    // Offer what a browser offers, to learn whether the server speaks HTTP/2.
+    const s = tlsConnect({ host: address, port, ...sni, rejectUnauthorized: false, ALPNProtocols: ['h2', 'http/1.1'] });
     const timer = setTimeout(() => {
       s.destroy();
       resolve({ ok: false, ms: performance.now() - started, error: 'ETIMEDOUT' });
@@ -64,6 +67,7 @@ export function tlsHandshake(address: string, port: number, servername: string, 
         ok: authError === undefined && mismatch === undefined,
         ms: performance.now() - started,
         protocol: s.getProtocol() ?? undefined,
+        alpn: typeof s.alpnProtocol === 'string' ? s.alpnProtocol : undefined,
         subject: first(cert?.subject?.CN),
         issuer: first(cert?.issuer?.O ?? cert?.issuer?.CN),
         validTo,

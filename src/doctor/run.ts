@@ -258,7 +258,7 @@ export async function runDoctor(given: URL, opts: DoctorOptions, progress: Docto
           detail:
             tls.error && !tls.subject
               ? tls.error
-              : `${tls.protocol ?? ''} certificate for ${tls.subject ?? '?'} from ${tls.issuer ?? '?'}, valid until ${tls.validTo ?? '?'} (${tls.daysLeft ?? '?'} days)${tls.nameMismatch ? `; ${tls.nameMismatch}` : ''}${tls.error ? `; ${tls.error}` : ''}`,
+              : `${tls.protocol ?? ''}${tls.alpn ? `, ${tls.alpn === 'h2' ? 'HTTP/2' : tls.alpn.toUpperCase()}` : ''} certificate for ${tls.subject ?? '?'} from ${tls.issuer ?? '?'}, valid until ${tls.validTo ?? '?'} (${tls.daysLeft ?? '?'} days)${tls.nameMismatch ? `; ${tls.nameMismatch}` : ''}${tls.error ? `; ${tls.error}` : ''}`,
         });
         if (!tls.ok) {
           const intercepted = net.vpnInterfaces.length > 0 && /SELF_SIGNED|UNABLE_TO_GET_ISSUER/.test(tls.error ?? '');

@@ -4,7 +4,7 @@
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 
@@ -135,6 +135,26 @@ http { ${http} }
 `,
   );
   return startProcess(name, nginx, ['-c', conf, '-p', work], port, opts.cpu);
+}
+
+/**
+ * The benchmarks' origin: nginx serving fixed 1 KiB and 1 MiB files from `work`, on the load
+ * generator's core; undefined when nginx is not installed.
+ */
+export function startStaticOrigin(work: string, port: number): Promise<Started> | undefined {
+  if (!which('nginx')) return undefined;
+  const root = join(work, 'www');
+  mkdirSync(root, { recursive: true });
+  writeFileSync(join(root, '1k'), Buffer.alloc(1024, 'a'));
+  writeFileSync(join(root, '1m'), Buffer.alloc(1024 * 1024, 'b'));
+  return startNginx(
+    'origin (nginx static)',
+    work,
+    port,
+    `access_log off; keepalive_requests 1000000; default_type application/octet-stream;
+  server { listen 127.0.0.1:${port}; root ${root}; }`,
+    { cpu: LOAD_CPU },
+  );
 }
 
 export interface LoadResult {

@@ -18,7 +18,17 @@ import { chmodSync, mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LOAD_CPU, machine, runWrk, startNginx, startProcess, which, type LoadResult, type Started } from './lib.js';
+import {
+  LOAD_CPU,
+  machine,
+  runWrk,
+  startNginx,
+  startProcess,
+  startStaticOrigin,
+  which,
+  type LoadResult,
+  type Started,
+} from './lib.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
@@ -38,26 +48,15 @@ if (!which('wrk')) {
 }
 
 async function startOrigin(): Promise<Started> {
-  if (which('nginx')) {
-    const root = join(work, 'www');
-    mkdirSync(root, { recursive: true });
-    writeFileSync(join(root, '1k'), Buffer.alloc(1024, 'a'));
-    writeFileSync(join(root, '1m'), Buffer.alloc(1024 * 1024, 'b'));
-    return startNginx(
-      'origin (nginx static)',
-      work,
+  return (
+    startStaticOrigin(work, ORIGIN_PORT) ??
+    startProcess(
+      'origin (node)',
+      process.execPath,
+      [join(ROOT, 'bench/peers/upstream.mjs'), String(ORIGIN_PORT)],
       ORIGIN_PORT,
-      `access_log off; keepalive_requests 1000000; default_type application/octet-stream;
-  server { listen 127.0.0.1:${ORIGIN_PORT}; root ${root}; }`,
-      { cpu: LOAD_CPU },
-    )!;
-  }
-  return startProcess(
-    'origin (node)',
-    process.execPath,
-    [join(ROOT, 'bench/peers/upstream.mjs'), String(ORIGIN_PORT)],
-    ORIGIN_PORT,
-    LOAD_CPU,
+      LOAD_CPU,
+    )
   );
 }
 

@@ -15,7 +15,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LOAD_CPU, machine, runWrk, startNginx, startProcess, which, type Started } from './lib.js';
+import { LOAD_CPU, machine, runWrk, startNginx, startProcess, startStaticOrigin, which, type Started } from './lib.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
@@ -41,21 +41,6 @@ for (const tool of ['wrk', 'h2load', 'nginx']) {
     process.stderr.write(`npm run bench:tls needs ${tool} (apt-get install wrk nghttp2-client nginx-light)\n`);
     process.exit(1);
   }
-}
-
-function startOrigin(): Promise<Started> {
-  const root = join(work, 'www');
-  mkdirSync(root, { recursive: true });
-  writeFileSync(join(root, '1k'), Buffer.alloc(1024, 'a'));
-  writeFileSync(join(root, '1m'), Buffer.alloc(1024 * 1024, 'b'));
-  return startNginx(
-    'origin',
-    work,
-    ORIGIN_PORT,
-    `access_log off; keepalive_requests 1000000; default_type application/octet-stream;
-  server { listen 127.0.0.1:${ORIGIN_PORT}; root ${root}; }`,
-    { cpu: LOAD_CPU },
-  )!;
 }
 
 const gangway = (tls: boolean) => (): Promise<Started> => {
@@ -158,7 +143,7 @@ async function main(): Promise<void> {
   say(
     `TLS 1.3 with the tests' P-256 certificate; each proxy alone on core 1, wrk/h2load and the origin (nginx) on core 0`,
   );
-  const origin = await startOrigin();
+  const origin = await startStaticOrigin(work, ORIGIN_PORT)!;
   try {
     const clear = await gangway(false)();
     try {

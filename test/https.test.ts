@@ -10,12 +10,12 @@ import { spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { constants as http2Constants, connect as http2Connect } from 'node:http2';
+import { type ClientHttp2Session, constants as http2Constants, connect as http2Connect } from 'node:http2';
 import { connect as tlsConnect } from 'node:tls';
 import { Agent, request } from 'undici';
 import { ConfigError, createGateway, loadConfigFile } from '../src/index.js';
 import { certificateFacts, daysLeft } from '../src/listen/certificate.js';
-import { closedPort, httpUpstream } from './support/harness.js';
+import { closedPort, httpUpstream, websocketTranscript } from './support/harness.js';
 
 const CLI = join(import.meta.dirname, '..', 'src', 'cli.ts');
 
@@ -72,6 +72,29 @@ async function start(file: string) {
   const addresses = await gw.listen();
   cleanups.push(() => gw.close());
   return { gw, ...addresses };
+}
+
+/** One HTTP/2 request on `session`: the response's fields (status as `:status`) and its body as text. */
+function h2Ask(
+  session: ClientHttp2Session,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request(headers);
+    let fields: Record<string, unknown> = {};
+    let text = '';
+    stream.on('response', (h) => {
+      fields = h;
+    });
+    stream.setEncoding('utf8');
+    stream.on('data', (c: string) => {
+      text += c;
+    });
+    stream.on('end', () => resolve({ status: Number(fields[':status']), headers: fields, body: text }));
+    stream.on('error', reject);
+    stream.end(body);
+  });
 }
 
 /** The subject's O= of the certificate a new TLS handshake to `port` is shown (for `servername`). */
@@ -212,24 +235,7 @@ test('HTTP/2 on the TLS listener (ALPN h2, HTTP/1.1 beside it): answers, bodies 
   cleanups.push(() => gw.close());
   const session = http2Connect(`https://localhost:${proxy.port}`, { ca: CA });
   cleanups.push(() => session.close());
-  const ask = (headers: Record<string, string>, body?: string) =>
-    new Promise<{ status: number; headers: Record<string, unknown>; body: string }>((resolve, reject) => {
-      const stream = session.request(headers);
-      let status = 0;
-      let fields: Record<string, unknown> = {};
-      let text = '';
-      stream.on('response', (h) => {
-        status = Number(h[':status']);
-        fields = h;
-      });
-      stream.setEncoding('utf8');
-      stream.on('data', (c: string) => {
-        text += c;
-      });
-      stream.on('end', () => resolve({ status, headers: fields, body: text }));
-      stream.on('error', reject);
-      stream.end(body);
-    });
+  const ask = (headers: Record<string, string>, body?: string) => h2Ask(session, headers, body);
   const get = await ask({ ':path': '/over-h2', 'accept-encoding': 'identity', cookie: 'a=1' });
   assert.equal(get.status, 200);
   assert.equal(get.body, 'hello /over-h2');
@@ -258,21 +264,7 @@ test('HTTP/2: a gateway-made error is explained the same way (problem+json, Prox
   const { proxy } = await start(file);
   const session = http2Connect(`https://localhost:${proxy.port}`, { ca: CA });
   cleanups.push(() => session.close());
-  const answer = await new Promise<{ headers: Record<string, unknown>; body: string }>((resolve, reject) => {
-    const stream = session.request({ ':path': '/tracks', accept: 'application/json' });
-    let fields: Record<string, unknown> = {};
-    let text = '';
-    stream.on('response', (h) => {
-      fields = h;
-    });
-    stream.setEncoding('utf8');
-    stream.on('data', (c: string) => {
-      text += c;
-    });
-    stream.on('end', () => resolve({ headers: fields, body: text }));
-    stream.on('error', reject);
-    stream.end();
-  });
+  const answer = await h2Ask(session, { ':path': '/tracks', accept: 'application/json' });
   assert.equal(answer.headers[':status'], 502);
   assert.equal(answer.headers['content-type'], 'application/problem+json');
   assert.match(String(answer.headers['proxy-status']), /error=connection_refused/);
@@ -291,28 +283,14 @@ test('a WebSocket upgrade over HTTPS (HTTP/1.1 on the TLS listener) is tunnelled
   cleanups.push(() => up.close());
   const { file } = await setUp(SECURE, up.address);
   const { proxy } = await start(file);
-  const transcript = await new Promise<string>((resolve, reject) => {
-    const s = tlsConnect({
-      host: '127.0.0.1',
-      port: proxy.port,
-      ca: CA,
-      servername: 'localhost',
-      ALPNProtocols: ['http/1.1'],
-    });
-    let got = '';
-    s.on('error', reject);
-    s.on('data', (c) => {
-      got += c.toString();
-      if (got.includes('\r\n\r\n') && !got.includes('echo:')) s.write('ping');
-      if (got.includes('echo:ping')) {
-        s.destroy();
-        resolve(got);
-      }
-    });
-    s.write(
-      'GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
-    );
+  const socket = tlsConnect({
+    host: '127.0.0.1',
+    port: proxy.port,
+    ca: CA,
+    servername: 'localhost',
+    ALPNProtocols: ['http/1.1'],
   });
+  const transcript = await websocketTranscript(socket, 'localhost');
   assert.match(transcript, /^HTTP\/1.1 101 Switching Protocols/);
   assert.match(transcript, /x-seen-proto: https/);
   assert.match(transcript, /echo:ping$/);
@@ -328,17 +306,7 @@ test('a drain lets an HTTP/2 stream in flight finish (GOAWAY), then the gateway 
   const gw = createGateway(loadConfigFile(file), { logDestination: { write() {} }, processMetrics: false });
   const { proxy } = await gw.listen();
   const session = http2Connect(`https://localhost:${proxy.port}`, { ca: CA });
-  const answer = new Promise<string>((resolve, reject) => {
-    const stream = session.request({ ':path': '/slow' });
-    let text = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (c: string) => {
-      text += c;
-    });
-    stream.on('end', () => resolve(text));
-    stream.on('error', reject);
-    stream.end();
-  });
+  const answer = h2Ask(session, { ':path': '/slow' }).then((r) => r.body);
   await new Promise((r) => setTimeout(r, 100));
   const closed = gw.close();
   assert.equal(await answer, 'slow answer', 'the stream under way finished');
@@ -433,24 +401,11 @@ test('an h2c listener speaks HTTP/2 with prior knowledge in cleartext (for a loa
   const { proxy } = await start(file);
   const session = http2Connect(`http://127.0.0.1:${proxy.port}`);
   cleanups.push(() => session.close());
-  const answer = await new Promise<{ status: number; proto: unknown; body: string }>((resolve, reject) => {
-    const stream = session.request({ ':path': '/plain-h2' });
-    let status = 0;
-    let proto: unknown;
-    let body = '';
-    stream.on('response', (h) => {
-      status = Number(h[':status']);
-      proto = h['x-seen-proto'];
-    });
-    stream.setEncoding('utf8');
-    stream.on('data', (c: string) => {
-      body += c;
-    });
-    stream.on('end', () => resolve({ status, proto, body }));
-    stream.on('error', reject);
-    stream.end();
-  });
-  assert.deepEqual(answer, { status: 200, proto: 'http', body: 'hello /plain-h2' });
+  const answer = await h2Ask(session, { ':path': '/plain-h2' });
+  assert.deepEqual(
+    { status: answer.status, proto: answer.headers['x-seen-proto'], body: answer.body },
+    { status: 200, proto: 'http', body: 'hello /plain-h2' },
+  );
   assert.throws(() => {
     writeFileSync(file, readFileSync(file, 'utf8').replace('h2c: true', 'h2c: true, redirectToHttps: true'));
     loadConfigFile(file);
@@ -476,18 +431,7 @@ test('HTTP/2 under a rapid-reset flood (streams opened and cancelled at once): t
   attacker.destroy();
   const session = http2Connect(`https://localhost:${proxy.port}`, { ca: CA });
   cleanups.push(() => session.close());
-  const body = await new Promise<string>((resolve, reject) => {
-    const stream = session.request({ ':path': '/after' });
-    let text = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (c: string) => {
-      text += c;
-    });
-    stream.on('end', () => resolve(text));
-    stream.on('error', reject);
-    stream.end();
-  });
-  assert.equal(body, 'hello /after');
+  assert.equal((await h2Ask(session, { ':path': '/after' })).body, 'hello /after');
 });
 
 test('the status page and its live updates are served over HTTP/2', async () => {
@@ -498,21 +442,7 @@ test('the status page and its live updates are served over HTTP/2', async () => 
   // Destroyed, not closed: a graceful client close after a reset event stream keeps its socket
   // (the gateway then cuts it at its drain timeout).
   cleanups.push(() => session.destroy());
-  const page = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-    const stream = session.request({ ':path': '/status', accept: 'text/html' });
-    let status = 0;
-    let text = '';
-    stream.on('response', (h) => {
-      status = Number(h[':status']);
-    });
-    stream.setEncoding('utf8');
-    stream.on('data', (c: string) => {
-      text += c;
-    });
-    stream.on('end', () => resolve({ status, body: text }));
-    stream.on('error', reject);
-    stream.end();
-  });
+  const page = await h2Ask(session, { ':path': '/status', accept: 'text/html' });
   assert.equal(page.status, 200);
   assert.match(page.body, /<html/);
   const events = await new Promise<Record<string, unknown>>((resolve, reject) => {

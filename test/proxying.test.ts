@@ -7,7 +7,14 @@ import assert from 'node:assert/strict';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
 import { createHash } from 'node:crypto';
-import { fetchRaw, httpUpstream, minimalConfig, rawExchange, startGateway } from './support/harness.js';
+import {
+  fetchRaw,
+  httpUpstream,
+  minimalConfig,
+  rawExchange,
+  startGateway,
+  websocketTranscript,
+} from './support/harness.js';
 
 const cleanups: Array<() => unknown> = [];
 after(async () => {
@@ -284,22 +291,7 @@ test('WebSocket upgrades are tunnelled both ways', async () => {
     () => up.close(),
   );
   const port = Number(new URL(gw.url).port);
-  const transcript = await new Promise<string>((resolve, reject) => {
-    const s = connect(port, '127.0.0.1');
-    let got = '';
-    s.on('error', reject);
-    s.on('data', (c) => {
-      got += c.toString();
-      if (got.includes('\r\n\r\n') && !got.includes('echo:')) s.write('ping');
-      if (got.includes('echo:ping')) {
-        s.destroy();
-        resolve(got);
-      }
-    });
-    s.write(
-      'GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
-    );
-  });
+  const transcript = await websocketTranscript(connect(port, '127.0.0.1'), 'x');
   assert.match(transcript, /^HTTP\/1.1 101 Switching Protocols/);
   assert.match(transcript, /x-seen-via: 1.1 gangway/);
   assert.match(transcript, /echo:ping$/);

@@ -18,6 +18,7 @@ import {
   type Socket,
   type AddressInfo,
 } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { createGateway, type Gateway, type GatewayConfigInput } from '../../src/index.js';
 
 export interface RunningGateway {
@@ -205,4 +206,27 @@ export function minimalConfig(
     routes: [{ match: { path: '/' }, upstream: 'music', ...((extra.route as object) ?? {}) }],
     ...((extra.top as object) ?? {}),
   } as Omit<GatewayConfigInput, 'listen' | 'admin'>;
+}
+
+/**
+ * Asks for a WebSocket upgrade of /ws on `socket`, sends "ping" once the switch is answered, and
+ * resolves with everything read once the upstream's "echo:ping" came back through the tunnel.
+ */
+export function websocketTranscript(socket: Duplex, host: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let got = '';
+    socket.on('error', reject);
+    socket.on('data', (c: Buffer) => {
+      got += c.toString();
+      if (got.includes('\r\n\r\n') && !got.includes('echo:')) socket.write('ping');
+      if (got.includes('echo:ping')) {
+        socket.destroy();
+        resolve(got);
+      }
+    });
+    socket.write(
+      `GET /ws HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    );
+  });
 }

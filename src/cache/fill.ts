@@ -13,6 +13,7 @@ import { serializeCacheStatus, type CacheStatusFacts } from './cache-status.js';
 import type { RouteCache } from './route-cache.js';
 import { StoredResponse, varyFieldsOf, varyKeyOf } from './store.js';
 import { storablePolicy } from './storable.js';
+import { fieldsObject } from '../http/raw-headers.js';
 
 /** Fields of the answer that belong to this one request, never stored with the response. */
 const PER_REQUEST = new Set(['x-request-id', 'proxy-status', 'cache-status', 'ratelimit', 'ratelimit-policy']);
@@ -122,14 +123,7 @@ export class CacheFill implements ClientResponse {
 
   private startRecording(status: number, headers: readonly string[]): boolean {
     this.status = status;
-    const fields: Record<string, string | string[]> = {};
-    for (let i = 0; i < headers.length; i += 2) {
-      const name = headers[i]!.toLowerCase();
-      if (PER_REQUEST.has(name)) continue;
-      const value = headers[i + 1]!;
-      const before = fields[name];
-      fields[name] = before === undefined ? value : Array.isArray(before) ? [...before, value] : [before, value];
-    }
+    const fields = fieldsObject(headers, PER_REQUEST);
     this.policy = storablePolicy(this.request, status, fields, this.cache.maxObjectSize);
     return this.policy !== undefined;
   }

@@ -5,6 +5,7 @@
  */
 import { ServerResponse } from 'node:http';
 import type { ClientResponse, ResponseEvents } from './client.js';
+import { flushLoneHead, onResponseClose, onResponseDrain } from './response-events.js';
 
 /** node:http's response, speaking the proxy's client-side interface; no object is added per request. */
 export class Http1Response extends ServerResponse implements ClientResponse {
@@ -82,17 +83,3 @@ export class Http1Response extends ServerResponse implements ClientResponse {
 
 /** The commas between Link values (a comma inside a value's <URI> or quoted parameter is rare enough to forgo). */
 const LINK_SEPARATOR = /\s*,\s*(?=<)/;
-
-function flushLoneHead(res: Http1Response): void {
-  if (!res.headPending || res.destroyed) return;
-  res.headPending = false;
-  res.flushHeaders();
-}
-
-function onResponseClose(this: Http1Response): void {
-  this.events!.closed(this.owner);
-}
-
-function onResponseDrain(this: Http1Response): void {
-  this.events!.drained(this.owner);
-}

@@ -6,7 +6,9 @@
  * 9113 §8.2.2), no reason phrase, a cut stream is reset (RST_STREAM) rather than closed short.
  */
 import { constants, Http2ServerResponse } from 'node:http2';
+import { fieldsObject } from '../http/raw-headers.js';
 import type { ClientResponse, ResponseEvents } from './client.js';
+import { flushLoneHead, onResponseClose, onResponseDrain } from './response-events.js';
 
 /** Fields HTTP/2 does not carry (RFC 9113 §8.2.2); an HTTP/1.1 upstream may send them. */
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
@@ -22,7 +24,7 @@ export class Http2Response extends Http2ServerResponse implements ClientResponse
   watch<T>(item: T, events: ResponseEvents<T>): void {
     this.owner = item;
     this.events = events as ResponseEvents<unknown>;
-    this.once('close', onClose);
+    this.once('close', onResponseClose);
   }
 
   sendContinue(): void {
@@ -32,7 +34,7 @@ export class Http2Response extends Http2ServerResponse implements ClientResponse
   sendInterim(status: number, headers: readonly string[]): void {
     if (status !== 103 || this.headersSent) return;
     try {
-      this.writeEarlyHints(fieldsOf(headers));
+      this.writeEarlyHints(fieldsObject(headers, CONNECTION_SPECIFIC));
     } catch {
       // Hints are an optimisation; a value Node will not send does not stop the answer.
     }
@@ -41,18 +43,22 @@ export class Http2Response extends Http2ServerResponse implements ClientResponse
   sendHead(status: number, _reason: string | undefined, headers: readonly string[], whole = false): void {
     this.writeHead(
       status,
-      fieldsOf(this.hsts === undefined ? headers : [...headers, 'strict-transport-security', this.hsts]),
+      fieldsObject(
+        this.hsts === undefined ? headers : [...headers, 'strict-transport-security', this.hsts],
+        CONNECTION_SPECIFIC,
+      ),
     );
     if (whole) return;
     // As over HTTP/1.1: a head whose body is slow to start leaves on its own, at once.
     this.headPending = true;
-    process.nextTick(flushLoneHead, this);
+    // node:http2's typings leave flushHeaders out of the compatibility response; it has one.
+    process.nextTick(flushLoneHead, this as unknown as Http2Response & { flushHeaders(): void });
   }
 
   sendBody(chunk: Buffer): boolean {
     this.headPending = false;
     if (this.write(chunk)) return true;
-    this.once('drain', onDrain);
+    this.once('drain', onResponseDrain);
     return false;
   }
 
@@ -79,30 +85,3 @@ Object.defineProperty(Http2Response.prototype, 'destroyed', {
     return this.stream.destroyed;
   },
 });
-
-/** A flat field list as the object node:http2 takes, repeated fields as arrays, connection-specific ones left out. */
-function fieldsOf(headers: readonly string[]): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  for (let i = 0; i < headers.length; i += 2) {
-    const name = headers[i]!.toLowerCase();
-    if (CONNECTION_SPECIFIC.has(name)) continue;
-    const value = headers[i + 1]!;
-    const before = out[name];
-    out[name] = before === undefined ? value : Array.isArray(before) ? [...before, value] : [before, value];
-  }
-  return out;
-}
-
-function flushLoneHead(res: Http2Response): void {
-  if (!res.headPending || res.destroyed) return;
-  res.headPending = false;
-  (res as unknown as { flushHeaders(): void }).flushHeaders();
-}
-
-function onClose(this: Http2Response): void {
-  this.events!.closed(this.owner);
-}
-
-function onDrain(this: Http2Response): void {
-  this.events!.drained(this.owner);
-}

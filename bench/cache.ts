@@ -107,7 +107,8 @@ async function throughput(name: string, start: () => Promise<Started> | undefine
     runWrk(`${proxy}${path}`, 1, CONNECTIONS); // warm-up: fills the cache, JIT, pools
     const r = runWrk(`${proxy}${path}`, SECONDS, CONNECTIONS);
     say(
-      `  ${name.padEnd(30)} ${r.rps.toFixed(0).padStart(8)} req/s   p50 ${r.p50ms.toFixed(2)} ms   p99 ${r.p99ms.toFixed(2)} ms${r.errors || r.non2xx ? `   errors ${r.errors} non-2xx ${r.non2xx}` : ''}`,
+      `  ${name.padEnd(30)} ${r.rps.toFixed(0).padStart(8)} req/s   p50 ${r.p50ms.toFixed(2)} ` +
+        `ms   p99 ${r.p99ms.toFixed(2)} ms${r.errors || r.non2xx ? `   errors ${r.errors} non-2xx ${r.non2xx}` : ''}`,
     );
     return r.rps;
   } finally {
@@ -142,7 +143,8 @@ async function outage(name: string, start: () => Promise<Started> | undefined): 
       await new Promise((r) => setTimeout(r, 200));
     }
     say(
-      `  ${name.padEnd(30)} ${ok} of ${total} answered 200 from the stale copy (${((ok / total) * 100).toFixed(0)}%)${withStatus ? `, ${withStatus} with Cache-Status and Proxy-Status` : ''}`,
+      `  ${name.padEnd(30)} ${ok} of ${total} answered 200 from the stale copy ` +
+        `(${((ok / total) * 100).toFixed(0)}%)${withStatus ? `, ${withStatus} with Cache-Status and Proxy-Status` : ''}`,
     );
   } finally {
     await proc.stop();
@@ -173,7 +175,8 @@ async function stampede(name: string, start: () => Promise<Started> | undefined)
     );
     const counts = await originCounts();
     say(
-      `  ${name.padEnd(30)} ${counts['/cold'] ?? 0} request(s) reached the origin; ${answers.filter((s) => s === 200).length} of 1000 answered 200`,
+      `  ${name.padEnd(30)} ${counts['/cold'] ?? 0} request(s) reached the origin; ` +
+        `${answers.filter((s) => s === 200).length} of 1000 answered 200`,
     );
   } finally {
     await agent.close();

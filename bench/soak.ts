@@ -545,7 +545,8 @@ async function hostileClients(kind: 'slow-upload' | 'slowloris', count: number, 
   const sockets: Array<{ socket: Socket; sent: number; ours: boolean }> = [];
   const head =
     kind === 'slow-upload'
-      ? `POST /orders HTTP/1.1\r\nHost: soak\r\nContent-Type: application/json\r\nContent-Length: ${1024 * 1024}\r\n\r\n`
+      ? `POST /orders HTTP/1.1\r\nHost: soak\r\nContent-Type: application/json\r\nContent-Length: ` +
+        `${1024 * 1024}\r\n\r\n`
       : `GET /catalogue/1 HTTP/1.1\r\nHost: soak\r\nUser-Agent: slowloris\r\nX-Padding: ${'a'.repeat(4096)}`;
   for (let i = 0; i < count; i++) {
     const socket = connect(LISTEN_PORT, '127.0.0.1');
@@ -586,7 +587,10 @@ async function hostileClients(kind: 'slow-upload' | 'slowloris', count: number, 
   const when =
     closed === 0 ? '' : ` after ${(closedAt[0]! / 1000).toFixed(1)}–${(closedAt[closed - 1]! / 1000).toFixed(1)} s`;
   const how = [...answers].map(([s, n]) => `${n}× ${s}`).join(', ');
-  return `${count} clients for ${ms / 1000} s: ${closed} closed by the gateway${when}${how ? ` (${how})` : ''}; ${open} still open when the bench closed them`;
+  return (
+    `${count} clients for ${ms / 1000} s: ${closed} closed by the gateway${when}${how ? ` (${how})` : ''}; ` +
+    `${open} still open when the bench closed them`
+  );
 }
 
 // --- Faults ------------------------------------------------------------------------------------------
@@ -728,7 +732,9 @@ async function main(): Promise<void> {
   const out = (s: string) => process.stdout.write(s);
   out(`Machine: ${machine()}\n`);
   out(
-    `Soak: ${MINUTES} min, ${RATE} req/s, a fault every ${FAULT_EVERY_S} s, warm-up ${secs(WARMUP_MS)}, growth windows ${secs(WINDOW_MS)}; work files in ${work}\n\n`,
+    `Soak: ${MINUTES} min, ${RATE} req/s, a fault every ${FAULT_EVERY_S} s, ` +
+      `warm-up ${secs(WARMUP_MS)}, growth windows ${secs(WINDOW_MS)}; work files ` +
+      `in ${work}\n\n`,
   );
 
   const origins: Origin[] = [];
@@ -769,7 +775,8 @@ async function main(): Promise<void> {
   const sample = async (): Promise<Sample> => {
     if (gateway.exitCode !== null || gateway.signalCode !== null)
       throw new Error(
-        `Gangway exited during the soak (${gateway.exitCode ?? gateway.signalCode}): ${readFileSync(errFile, 'utf8').slice(0, 2000)}`,
+        `Gangway exited during the soak (${gateway.exitCode ?? gateway.signalCode}): ` +
+          `${readFileSync(errFile, 'utf8').slice(0, 2000)}`,
       );
     let heapMiB = NaN;
     let externalMiB = NaN;
@@ -802,7 +809,12 @@ async function main(): Promise<void> {
   };
   const printSample = (s: Sample) =>
     out(
-      `  ${secs(s.t).padStart(6)}  RSS ${mib(s.rssKiB).padStart(6)} MiB  heap ${s.heapMiB.toFixed(1).padStart(5)} MiB  external ${s.externalMiB.toFixed(1).padStart(5)} MiB  fds ${String(s.d.fds).padStart(4)} (clients ${s.d.clients}, upstream ${s.d.upstream}, other ${s.d.other})  in rotation ${s.inRotation}  requests ${s.done} failed ${s.failed}  p99 ${Number.isNaN(s.p99) ? '–' : s.p99.toFixed(0)} ms  fault ${s.fault}\n`,
+      `  ${secs(s.t).padStart(6)}  RSS ${mib(s.rssKiB).padStart(6)} MiB  heap ` +
+        `${s.heapMiB.toFixed(1).padStart(5)} MiB  external ${s.externalMiB.toFixed(1).padStart(5)} ` +
+        `MiB  fds ${String(s.d.fds).padStart(4)} (clients ${s.d.clients}, upstream ` +
+        `${s.d.upstream}, other ${s.d.other})  in rotation ${s.inRotation}  requests ` +
+        `${s.done} failed ${s.failed}  p99 ${Number.isNaN(s.p99) ? '–' : s.p99.toFixed(0)} ` +
+        `ms  fault ${s.fault}\n`,
     );
 
   // Bounded whatever happens: past this, everything started is ended.
@@ -950,7 +962,10 @@ async function main(): Promise<void> {
     await sleep(6_000); // beyond Gangway's client keep-alive (5 s) and its upstream idle timeout (4 s)
     atEnd = descriptors(pid);
     out(
-      `\n  end, 6 s after the last client left: fds ${atEnd.fds} (clients ${atEnd.clients}, upstream ${atEnd.upstream}, admin ${atEnd.admin}, listening ${atEnd.listening}, close-wait ${atEnd.closeWait}, other sockets ${atEnd.otherSockets}, other fds ${atEnd.other})\n`,
+      `\n  end, 6 s after the last client left: fds ${atEnd.fds} (clients ${atEnd.clients}, ` +
+        `upstream ${atEnd.upstream}, admin ${atEnd.admin}, listening ${atEnd.listening}, ` +
+        `close-wait ${atEnd.closeWait}, other sockets ${atEnd.otherSockets}, other ` +
+        `fds ${atEnd.other})\n`,
     );
     const termAt = performance.now();
     gateway.kill('SIGTERM');
@@ -975,7 +990,11 @@ async function main(): Promise<void> {
   const rssGrowth = growth((s) => s.rssKiB);
   const series = (label: string, pick: (s: Sample) => number, fmt: (v: number) => string) => {
     const v = steady.map(pick);
-    return `| ${label} | ${fmt(Math.min(...v))} | ${fmt(median(v))} | ${fmt(Math.max(...v))} | ${fmt(median(firstWindow.map(pick)))} | ${fmt(median(lastWindow.map(pick)))} | ${growth(pick).toFixed(1)}% |`;
+    return (
+      `| ${label} | ${fmt(Math.min(...v))} | ${fmt(median(v))} | ${fmt(Math.max(...v))} ` +
+      `| ${fmt(median(firstWindow.map(pick)))} | ${fmt(median(lastWindow.map(pick)))} ` +
+      `| ${growth(pick).toFixed(1)}% |`
+    );
   };
 
   const log = await readLog(logFile, new Set(traffic.failures.map((f) => f.id)));
@@ -1007,31 +1026,53 @@ async function main(): Promise<void> {
   p();
   p(`Machine: ${machine()}`);
   p(
-    `Command: ${MINUTES === 30 ? '' : `SOAK_MINUTES=${MINUTES} `}${FAULT_EVERY_S === 60 ? '' : `SOAK_FAULT_EVERY_S=${FAULT_EVERY_S} `}${RATE === 150 ? '' : `SOAK_RATE=${RATE} `}npm run bench:soak — ${MINUTES} min of ${RATE} req/s (open loop, keep-alive, client timeout ${CLIENT_TIMEOUT_MS / 1000} s: 70% small JSON GETs, 12% Range GETs of 64–512 KiB, 3% whole 2 MB streams, 15% POSTs of 1–8 KiB) through Gangway (dist/cli.js, 3 origins, health checks every 500 ms) with a fault every ${FAULT_EVERY_S} s; warm-up ${secs(WARMUP_MS)}, growth windows ${secs(WINDOW_MS)}`,
+    `Command: ${MINUTES === 30 ? '' : `SOAK_MINUTES=${MINUTES} `}${FAULT_EVERY_S === 60 ? '' : `SOAK_FAULT_EVERY_S=${FAULT_EVERY_S} `}${RATE === 150 ? '' : `SOAK_RATE=${RATE} `}npm ` +
+      `run bench:soak — ${MINUTES} min of ${RATE} req/s (open loop, keep-alive, ` +
+      `client timeout ${CLIENT_TIMEOUT_MS / 1000} s: 70% small JSON GETs, 12% ` +
+      `Range GETs of 64–512 KiB, 3% whole 2 MB streams, 15% POSTs of 1–8 KiB) ` +
+      `through Gangway (dist/cli.js, 3 origins, health checks every 500 ms) with ` +
+      `a fault every ${FAULT_EVERY_S} s; warm-up ${secs(WARMUP_MS)}, growth windows ` +
+      `${secs(WINDOW_MS)}`,
   );
   p();
   p('## Verdict');
   p();
   p(`- RSS growth ${rssGrowth.toFixed(1)}% (target < 10%)`);
   p(
-    `- failed requests a healthy host could have served: ${couldHaveServed.length} (target 0)${postsOnFaulted.length > 0 ? ` — of which ${postsOnFaulted.length} POSTs already sent to the origin under a fault, which Gangway may not send again` : ''}`,
+    `- failed requests a healthy host could have served: ${couldHaveServed.length} ` +
+      `(target 0)${postsOnFaulted.length > 0 ? ` — of which ${postsOnFaulted.length} POSTs already sent to the origin under a fault, which Gangway may not send again` : ''}`,
   );
   p(`- leaked sockets: ${leaked} (target 0)`);
   p(
-    `- SIGTERM: ${exit ? `exited with ${exit.code ?? exit.signal} after ${(exitMs / 1000).toFixed(1)} s` : `still running after ${(DRAIN_TIMEOUT_MS + 5_000) / 1000} s (killed)`} (drain timeout ${DRAIN_TIMEOUT_MS / 1000} s; target: 0 within it)`,
+    `- SIGTERM: ${exit ? `exited with ${exit.code ?? exit.signal} after ${(exitMs / 1000).toFixed(1)} s` : `still running after ${(DRAIN_TIMEOUT_MS + 5_000) / 1000} s (killed)`} ` +
+      `(drain timeout ${DRAIN_TIMEOUT_MS / 1000} s; target: 0 within it)`,
   );
   p();
   p(
-    '"Failed requests a healthy host could have served" counts every request of the steady traffic (well-behaved clients only: the injected slow-upload and slowloris clients are not part of it) that did not end in a 2xx with the exact expected body — gateway-made 5xx, other statuses, wrong or short bodies, broken connections, client timeouts — and was sent while at least one origin was not under a fault. The bench faults one origin at a time, so two or three were always healthy: every failure counts, POSTs to a host that died or froze under them included.',
+    '"Failed requests a healthy host could have served" counts every request ' +
+      'of the steady traffic (well-behaved clients only: the injected slow-upload ' +
+      'and slowloris clients are not part of it) that did not end in a 2xx with ' +
+      'the exact expected body — gateway-made 5xx, other statuses, wrong or short ' +
+      'bodies, broken connections, client timeouts — and was sent while at least ' +
+      'one origin was not under a fault. The bench faults one origin at a time, ' +
+      'so two or three were always healthy: every failure counts, POSTs to a host ' +
+      'that died or froze under them included.',
   );
   p(
-    `"Leaked sockets" counts, ${secs(6_000)} after the last client and the admin scraper closed their connections (longer than Gangway's client keep-alive of 5 s and its upstream idle timeout of 4 s): sockets still open between Gangway and a client (${end.clients}) or the admin listener (${end.admin}), sockets in CLOSE_WAIT (${end.closeWait}), and connections to origins beyond one per origin (${end.upstream} open; the health checks keep one per origin alive, so ${upstreamBeyondChecks} beyond).`,
+    `"Leaked sockets" counts, ${secs(6_000)} after the last client and the admin ` +
+      `scraper closed their connections (longer than Gangway's client keep-alive ` +
+      `of 5 s and its upstream idle timeout of 4 s): sockets still open between ` +
+      `Gangway and a client (${end.clients}) or the admin listener (${end.admin}), ` +
+      `sockets in CLOSE_WAIT (${end.closeWait}), and connections to origins beyond ` +
+      `one per origin (${end.upstream} open; the health checks keep one per origin ` +
+      `alive, so ${upstreamBeyondChecks} beyond).`,
   );
   p();
   p('## Requests');
   p();
   p(
-    `${total} requests answered${drained ? '' : ` (${traffic.inFlight} still in flight at the end)`}; ${traffic.notSent} not sent because ${MAX_IN_FLIGHT} were in flight.`,
+    `${total} requests answered${drained ? '' : ` (${traffic.inFlight} still in flight at the end)`}; ` +
+      `${traffic.notSent} not sent because ${MAX_IN_FLIGHT} were in flight.`,
   );
   p();
   p('| outcome | catalogue | range | stream | order | total | share |');
@@ -1048,13 +1089,18 @@ async function main(): Promise<void> {
     );
   p();
   p(
-    `Gangway's access log has ${log.accessLines} lines: the steady traffic's requests and those of the injected clients it finished (health checks are not logged). Further attempts on another host by reason: ${[...log.retries].map(([r, n]) => `${r} ${n}`).join(', ') || 'none'}; ${log.resumed} streams resumed by Range; failures it logged by Proxy-Status error: ${[...log.failuresLogged].map(([t, n]) => `${t} ${n}`).join(', ') || 'none'}.`,
+    `Gangway's access log has ${log.accessLines} lines: the steady traffic's ` +
+      `requests and those of the injected clients it finished (health checks are ` +
+      `not logged). Further attempts on another host by reason: ${[...log.retries].map(([r, n]) => `${r} ${n}`).join(', ') || 'none'}; ` +
+      `${log.resumed} streams resumed by Range; failures it logged by Proxy-Status ` +
+      `error: ${[...log.failuresLogged].map(([t, n]) => `${t} ${n}`).join(', ') || 'none'}.`,
   );
   p();
   p('## Faults, and the failures during each');
   p();
   p(
-    `A failure belongs to a fault when it was sent or ended between the fault's start and ${GRACE_MS / 1000} s after it healed.`,
+    `A failure belongs to a fault when it was sent or ended between the fault's ` +
+      `start and ${GRACE_MS / 1000} s after it healed.`,
   );
   p();
   p('| # | start | fault | target | healed | requests sent | failures | what happened |');
@@ -1068,7 +1114,9 @@ async function main(): Promise<void> {
     for (const f of during) kinds.set(`${f.kind} ${f.outcome}`, (kinds.get(`${f.kind} ${f.outcome}`) ?? 0) + 1);
     const detail = [...kinds].map(([k, n]) => `${n} ${k}`).join(', ');
     p(
-      `| ${w.n + 1} | ${secs(w.start)} | ${w.name} | ${w.target || '–'} | ${secs(w.healed)} | ≈ ${sent} | ${during.length}${detail ? ` (${detail})` : ''} | ${w.note} |`,
+      `| ${w.n + 1} | ${secs(w.start)} | ${w.name} | ${w.target || '–'} | ${secs(w.healed)} ` +
+        `| ≈ ${sent} | ${during.length}${detail ? ` (${detail})` : ''} | ${w.note} ` +
+        `|`,
     );
   }
   const outside = traffic.failures.filter((f) => !windows.some((w) => inWindow(f, w)));
@@ -1076,7 +1124,8 @@ async function main(): Promise<void> {
   p(`Failures outside every fault window: ${outside.length}.`);
   if (reloadsSent > 0)
     p(
-      `Reloads: ${reloadsSent} asked (API and SIGHUP), ${reloadsLogged} "configuration reloaded" lines in Gangway's log.`,
+      `Reloads: ${reloadsSent} asked (API and SIGHUP), ${reloadsLogged} "configuration ` +
+        `reloaded" lines in Gangway's log.`,
     );
   p();
   if (traffic.failures.length > 0) {
@@ -1087,10 +1136,14 @@ async function main(): Promise<void> {
     for (const f of traffic.failures.slice(0, 40)) {
       const l = log.byId.get(f.id);
       const logged = l
-        ? `status ${l.status}, host ${l.host ?? '–'}${l.hosts_tried ? ` (tried ${JSON.stringify(l.hosts_tried)})` : ''}, attempts ${l.attempts}${l.failure ? `, ${l.failure}` : ''}${l.cause ? `, ${String(l.cause).slice(0, 80)}` : ''}, ${l.ms} ms`
+        ? `status ${l.status}, host ${l.host ?? '–'}${l.hosts_tried ? ` (tried ${JSON.stringify(l.hosts_tried)})` : ''}, ` +
+          `attempts ${l.attempts}${l.failure ? `, ${l.failure}` : ''}${l.cause ? `, ${String(l.cause).slice(0, 80)}` : ''}, ` +
+          `${l.ms} ms`
         : 'no access line';
       p(
-        `| ${(f.at / 1000).toFixed(1)} s | ${f.id} | ${f.kind} | ${f.outcome} | ${f.detail.replaceAll('|', '/')} | ${f.fault} | ${f.healthy} | ${logged.replaceAll('|', '/')} |`,
+        `| ${(f.at / 1000).toFixed(1)} s | ${f.id} | ${f.kind} | ${f.outcome} | ` +
+          `${f.detail.replaceAll('|', '/')} | ${f.fault} | ${f.healthy} | ${logged.replaceAll('|', '/')} ` +
+          `|`,
       );
     }
     p();
@@ -1098,7 +1151,9 @@ async function main(): Promise<void> {
   p('## Memory and descriptors');
   p();
   p(
-    `After warm-up (from ${secs(afterWarmup.t)}; ${steady.length} samples). Growth: median of the last ${secs(WINDOW_MS)} over the median of the first ${secs(WINDOW_MS)} after warm-up.`,
+    `After warm-up (from ${secs(afterWarmup.t)}; ${steady.length} samples). ` +
+      `Growth: median of the last ${secs(WINDOW_MS)} over the median of the first ` +
+      `${secs(WINDOW_MS)} after warm-up.`,
   );
   p();
   p('| series | min | median | max | first window | last window | growth |');
@@ -1162,12 +1217,16 @@ async function main(): Promise<void> {
   p('### Every sample');
   p();
   p(
-    '| t | RSS MiB | heap MiB | external MiB | fds | to clients | to origins | other fds | in rotation | answered | failed | p99 ms | fault |',
+    '| t | RSS MiB | heap MiB | external MiB | fds | to clients | to origins ' +
+      '| other fds | in rotation | answered | failed | p99 ms | fault |',
   );
   p('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
   for (const s of samples)
     p(
-      `| ${secs(s.t)} | ${mib(s.rssKiB)} | ${s.heapMiB.toFixed(1)} | ${s.externalMiB.toFixed(1)} | ${s.d.fds} | ${s.d.clients} | ${s.d.upstream} | ${s.d.other} | ${s.inRotation} | ${s.done} | ${s.failed} | ${Number.isNaN(s.p99) ? '–' : s.p99.toFixed(0)} | ${s.fault} |`,
+      `| ${secs(s.t)} | ${mib(s.rssKiB)} | ${s.heapMiB.toFixed(1)} | ${s.externalMiB.toFixed(1)} ` +
+        `| ${s.d.fds} | ${s.d.clients} | ${s.d.upstream} | ${s.d.other} | ${s.inRotation} ` +
+        `| ${s.done} | ${s.failed} | ${Number.isNaN(s.p99) ? '–' : s.p99.toFixed(0)} ` +
+        `| ${s.fault} |`,
     );
   p();
   p("## Gangway's own log (lines other than the access log)");

@@ -48,7 +48,9 @@ const gangway = (tls: boolean) => (): Promise<Started> => {
   const port = tls ? PROXY_PORT : CLEAR_PORT;
   writeFileSync(
     conf,
-    `listen: ${tls ? `{ address: "127.0.0.1:${port}", tls: { cert: "cert.pem", key: "key.pem" } }` : `"127.0.0.1:${port}"`}
+    `listen: ${
+      tls ? `{ address: "127.0.0.1:${port}", tls: { cert: "cert.pem", key: "key.pem" } ` + `}` : `"127.0.0.1:${port}"`
+    }
 admin: false
 log: { access: false }
 upstreams:
@@ -141,7 +143,8 @@ function h2load(args: string[]): { rps: number; failed: number; seconds: number 
 async function main(): Promise<void> {
   say(`Machine: ${machine()}`);
   say(
-    `TLS 1.3 with the tests' P-256 certificate; each proxy alone on core 1, wrk/h2load and the origin (nginx) on core 0`,
+    `TLS 1.3 with the tests' P-256 certificate; each proxy alone on core 1, ` +
+      `wrk/h2load and the origin (nginx) on core 0`,
   );
   const origin = await startStaticOrigin(work, ORIGIN_PORT)!;
   try {
@@ -167,7 +170,10 @@ async function main(): Promise<void> {
         const h2 = h2load(['-D', String(SECONDS), '-c', '16', '-m', '10', `${url}/1k`]);
         const hs = h2load(['--h1', '-n', '1000', '-c', '1000', '-m', '1', `${url}/1k`]);
         say(
-          `  ${name.padEnd(30)} h1 1 KiB ${h1k.rps.toFixed(0).padStart(7)} req/s · h1 1 MiB ${h1m.rps.toFixed(0).padStart(5)} req/s · h2 1 KiB ${h2.rps.toFixed(0).padStart(7)} req/s (${h2.failed} failed) · handshakes ${(1000 / hs.seconds).toFixed(0).padStart(5)}/s (${hs.failed} failed)`,
+          `  ${name.padEnd(30)} h1 1 KiB ${h1k.rps.toFixed(0).padStart(7)} req/s · ` +
+            `h1 1 MiB ${h1m.rps.toFixed(0).padStart(5)} req/s · h2 1 KiB ${h2.rps.toFixed(0).padStart(7)} ` +
+            `req/s (${h2.failed} failed) · handshakes ${(1000 / hs.seconds).toFixed(0).padStart(5)}/s ` +
+            `(${hs.failed} failed)`,
         );
       } finally {
         await proc.stop();

@@ -326,7 +326,8 @@ const CELL_LINES = `() => [...document.querySelectorAll('#services td')].map((td
   return { text: td.innerText.trim(), words: td.innerText.trim().split(/\\s+/).length, lines: tops.size };
 })`;
 
-test('the status page fits a desktop and a phone: axis labels whole, no sideways scrolling, a services table that reads', {
+test('the status page fits a desktop and a phone: axis labels whole, no sideways ' +
+  'scrolling, a services table that reads', {
   skip,
 }, async () => {
   const up = await httpUpstream((_req, res) => res.end('ok'));

@@ -110,51 +110,60 @@ async function spawnDemo(ports: number[]) {
   return { child, output, exited };
 }
 
-test('a reload keeps the demo on its own replicas, and closing the terminal (SIGHUP) stops it like Ctrl-C', async () => {
-  const ports = await freePorts(6);
-  const { child, output, exited } = await spawnDemo(ports);
-  assert.match(output.text, /log +\S+gangway-demo\.log/, 'the banner says where the log goes');
-  const hosts = async () => {
-    const status = (await (await fetch(`http://127.0.0.1:${ports[1]}/api/status`)).json()) as {
-      upstreams: Array<{ hosts: Array<{ address: string }> }>;
+test(
+  'a reload keeps the demo on its own replicas, and closing the terminal (SIGHUP) ' + 'stops it like Ctrl-C',
+  async () => {
+    const ports = await freePorts(6);
+    const { child, output, exited } = await spawnDemo(ports);
+    assert.match(output.text, /log +\S+gangway-demo\.log/, 'the banner says where the log goes');
+    const hosts = async () => {
+      const status = (await (await fetch(`http://127.0.0.1:${ports[1]}/api/status`)).json()) as {
+        upstreams: Array<{ hosts: Array<{ address: string }> }>;
+      };
+      return status.upstreams.flatMap((u) => u.hosts.map((h) => h.address));
     };
-    return status.upstreams.flatMap((u) => u.hosts.map((h) => h.address));
-  };
-  const before = await hosts();
-  assert.deepEqual(
-    before,
-    ports.slice(3).map((p) => `127.0.0.1:${p}`),
-  );
-  const reload = await fetch(`http://127.0.0.1:${ports[1]}/api/reload`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: '{}',
-  });
-  assert.equal(reload.status, 200);
-  assert.deepEqual(await hosts(), before, "the reload did not send traffic to the example file's 7001-7003");
-  const tracks = await fetch(`http://127.0.0.1:${ports[0]}/api/tracks`);
-  assert.equal(tracks.status, 200);
-  await tracks.arrayBuffer();
-  assert.doesNotMatch(output.text, /"msg":"request"|GET \/api\/tracks/, 'requests are not logged to the terminal');
-  child.kill('SIGHUP');
-  assert.equal(await exited, 0);
-  await new Promise((r) => setTimeout(r, 300));
-  for (const p of ports) assert.equal(await listening(p), false, `port ${p} is closed again`);
-});
+    const before = await hosts();
+    assert.deepEqual(
+      before,
+      ports.slice(3).map((p) => `127.0.0.1:${p}`),
+    );
+    const reload = await fetch(`http://127.0.0.1:${ports[1]}/api/reload`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
+    assert.equal(reload.status, 200);
+    assert.deepEqual(await hosts(), before, "the reload did not send traffic to the example file's 7001-7003");
+    const tracks = await fetch(`http://127.0.0.1:${ports[0]}/api/tracks`);
+    assert.equal(tracks.status, 200);
+    await tracks.arrayBuffer();
+    assert.doesNotMatch(output.text, /"msg":"request"|GET \/api\/tracks/, 'requests are not logged to the terminal');
+    child.kill('SIGHUP');
+    assert.equal(await exited, 0);
+    await new Promise((r) => setTimeout(r, 300));
+    for (const p of ports) assert.equal(await listening(p), false, `port ${p} is closed again`);
+  },
+);
 
-test("a replica's port in use: one clear line naming it and GANGWAY_DEMO_PORTS, no stack, nothing left running", async () => {
-  const ports = await freePorts(6);
-  const taken = createServer();
-  await new Promise<void>((r) => taken.listen(ports[4], '127.0.0.1', r));
-  cleanups.push(() => taken.close());
-  const { output, exited } = await spawnDemo(ports);
-  assert.equal(await exited, 1);
-  assert.ok(output.text.includes(`replica-2 cannot listen on 127.0.0.1:${ports[4]}: the port is in use`), output.text);
-  assert.match(output.text, /GANGWAY_DEMO_PORTS=/);
-  assert.doesNotMatch(output.text, /Unhandled| {4}at /, 'no stack trace');
-  for (const p of [ports[0]!, ports[1]!, ports[2]!, ports[3]!, ports[5]!])
-    assert.equal(await listening(p), false, `port ${p} is not held`);
-});
+test(
+  "a replica's port in use: one clear line naming it and GANGWAY_DEMO_PORTS, " + 'no stack, nothing left running',
+  async () => {
+    const ports = await freePorts(6);
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(ports[4], '127.0.0.1', r));
+    cleanups.push(() => taken.close());
+    const { output, exited } = await spawnDemo(ports);
+    assert.equal(await exited, 1);
+    assert.ok(
+      output.text.includes(`replica-2 cannot listen on 127.0.0.1:${ports[4]}: the port is in use`),
+      output.text,
+    );
+    assert.match(output.text, /GANGWAY_DEMO_PORTS=/);
+    assert.doesNotMatch(output.text, /Unhandled| {4}at /, 'no stack trace');
+    for (const p of [ports[0]!, ports[1]!, ports[2]!, ports[3]!, ports[5]!])
+      assert.equal(await listening(p), false, `port ${p} is not held`);
+  },
+);
 
 test("the console's switches fault a real replica, and its event stream shows the gateway at work", async () => {
   const { ports, demo } = await quietDemo();
@@ -224,27 +233,30 @@ test("the console's switches fault a real replica, and its event stream shows th
   await post('/api/maintenance/off');
 });
 
-test('a total outage: the track list keeps answering from the cache, and a track explains why it cannot start', async () => {
-  const { demo } = await quietDemo();
-  const first = await fetch(`${demo.urls.player}api/tracks`);
-  const catalogue = await first.text();
-  assert.match(String(first.headers.get('cache-status')), /stored/);
-  const outage = (await (await fetch(new URL('/api/outage', demo.urls.console), { method: 'POST' })).json()) as {
-    ok: boolean;
-  };
-  assert.equal(outage.ok, true);
-  for (const r of demo.fleet.replicas) assert.equal(r.state, 'killed');
-  const during = await fetch(`${demo.urls.player}api/tracks`);
-  assert.equal(during.status, 200);
-  assert.equal(await during.text(), catalogue, 'the last good track list');
-  assert.match(String(during.headers.get('cache-status')), /^gangway; (hit|fwd=stale)/);
-  const track = await fetch(`${demo.urls.player}audio/morning.wav`, { headers: { accept: 'application/json' } });
-  assert.ok([502, 503].includes(track.status), `a track cannot start: ${track.status}`);
-  assert.equal(track.headers.get('content-type'), 'application/problem+json');
-  assert.ok(Number(track.headers.get('retry-after')) > 0);
-  await fetch(new URL('/api/restart-all', demo.urls.console), { method: 'POST' });
-  for (const r of demo.fleet.replicas) assert.equal(r.state, 'running');
-});
+test(
+  'a total outage: the track list keeps answering from the cache, and a track ' + 'explains why it cannot start',
+  async () => {
+    const { demo } = await quietDemo();
+    const first = await fetch(`${demo.urls.player}api/tracks`);
+    const catalogue = await first.text();
+    assert.match(String(first.headers.get('cache-status')), /stored/);
+    const outage = (await (await fetch(new URL('/api/outage', demo.urls.console), { method: 'POST' })).json()) as {
+      ok: boolean;
+    };
+    assert.equal(outage.ok, true);
+    for (const r of demo.fleet.replicas) assert.equal(r.state, 'killed');
+    const during = await fetch(`${demo.urls.player}api/tracks`);
+    assert.equal(during.status, 200);
+    assert.equal(await during.text(), catalogue, 'the last good track list');
+    assert.match(String(during.headers.get('cache-status')), /^gangway; (hit|fwd=stale)/);
+    const track = await fetch(`${demo.urls.player}audio/morning.wav`, { headers: { accept: 'application/json' } });
+    assert.ok([502, 503].includes(track.status), `a track cannot start: ${track.status}`);
+    assert.equal(track.headers.get('content-type'), 'application/problem+json');
+    assert.ok(Number(track.headers.get('retry-after')) > 0);
+    await fetch(new URL('/api/restart-all', demo.urls.console), { method: 'POST' });
+    for (const r of demo.fleet.replicas) assert.equal(r.state, 'running');
+  },
+);
 
 const skip = browserUnavailable();
 

@@ -788,7 +788,8 @@ const REASONS: Partial<Record<ProbeClass, Reason>> = {
     'no authority an origin can have: 400 (RFC 9112 §3.2, RFC 3986 §3.2.2)',
     'Gangway takes in Host only an authority an origin can have (RFC 9110 §7.2, RFC 3986 §3.2.2): a DNS-style ' +
       'name, an IPv4 or bracketed IPv6 address, a port up to 65535; anything else is an invalid field value, 400 ' +
-      '(RFC 9112 §3.2). nginx refuses only spaces, `/`, controls and empty names: it forwards userinfo, `\\`, `?`, `#`, `,`, ' +
+      '(RFC 9112 §3.2). nginx refuses only spaces, `/`, controls and empty names: ' +
+      'it forwards userinfo, `\\`, `?`, `#`, `,`, ' +
       "`;`, quotes and non-ASCII — which confuse an origin's virtual hosts, cache keys, redirects and logs — and " +
       'silently drops a port that is not one.',
   ),
@@ -831,11 +832,13 @@ const REASONS: Partial<Record<ProbeClass, Reason>> = {
   'host-empty-label': right(
     'a name with an empty label is 400',
     'No DNS name has an empty label: Gangway refuses `.`, `..`, `.music.example` and `music..example` (400), so an ' +
-      'origin that maps Host to a directory (`root /srv/$host`) cannot be walked out of; nginx refuses only some of them.',
+      'origin that maps Host to a directory (`root /srv/$host`) cannot be walked ' +
+      'out of; nginx refuses only some of them.',
   ),
   'host-empty': right(
     'an empty host is invalid (RFC 9110 §4.2.1)',
-    'An http URI with an empty host is invalid and its recipient must reject it (RFC 9110 §4.2.1): Gangway answers 400.',
+    'An http URI with an empty host is invalid and its recipient must reject ' +
+      'it (RFC 9110 §4.2.1): Gangway answers 400.',
   ),
   'host-double-absolute': right(
     'two Host fields are 400 (RFC 9112 §3.2)',
@@ -1011,33 +1014,36 @@ function firstDifference(expected: string, actual: string): string {
   return `line ${at + 1}:\n  on disk:   ${b[at] ?? '(end of file)'}\n  this run:  ${a[at] ?? '(end of table)'}`;
 }
 
-test('where Gangway and nginx differ, the difference has a reason; the table is docs/differential.md', (t: TestContext) => {
-  if (!NGINX) {
-    if (process.env.CI === 'true') {
-      assert.fail('nginx is not installed: under CI the differential check must run (.ci/run installs nginx-light)');
+test(
+  'where Gangway and nginx differ, the difference has a reason; the table ' + 'is docs/differential.md',
+  (t: TestContext) => {
+    if (!NGINX) {
+      if (process.env.CI === 'true') {
+        assert.fail('nginx is not installed: under CI the differential check must run (.ci/run installs nginx-light)');
+      }
+      t.skip('nginx is not installed (apt-get install nginx-light): the comparison with nginx is skipped');
+      return;
     }
-    t.skip('nginx is not installed (apt-get install nginx-light): the comparison with nginx is skipped');
-    return;
-  }
-  const rows = differences();
-  t.diagnostic(`request | gangway | nginx | ${WHY_HEADER}`);
-  for (const r of rows) t.diagnostic(rowLine(r, true).slice(2, -2));
-  const unexplained = rows.filter((r) => REASONS[r.cls] === undefined);
-  assert.deepEqual(
-    unexplained.map((r) => `${r.cls}: ${r.request} — gangway ${r.gangway}; nginx ${r.nginx}`),
-    [],
-    'an unexplained difference: look at it, then give its class a reason in REASONS',
-  );
-  const generated = renderTable(rows);
-  if (UPDATE) {
-    writeFileSync(DOC, generated);
-    t.diagnostic(`wrote docs/differential.md: ${rows.length} differences`);
-    return;
-  }
-  const onDisk = existsSync(DOC) ? readFileSync(DOC, 'utf8') : '';
-  if (onDisk !== generated) {
-    assert.fail(
-      `docs/differential.md is not what this run found, ${firstDifference(generated, onDisk)}\n${REGENERATE}`,
+    const rows = differences();
+    t.diagnostic(`request | gangway | nginx | ${WHY_HEADER}`);
+    for (const r of rows) t.diagnostic(rowLine(r, true).slice(2, -2));
+    const unexplained = rows.filter((r) => REASONS[r.cls] === undefined);
+    assert.deepEqual(
+      unexplained.map((r) => `${r.cls}: ${r.request} — gangway ${r.gangway}; nginx ${r.nginx}`),
+      [],
+      'an unexplained difference: look at it, then give its class a reason in REASONS',
     );
-  }
-});
+    const generated = renderTable(rows);
+    if (UPDATE) {
+      writeFileSync(DOC, generated);
+      t.diagnostic(`wrote docs/differential.md: ${rows.length} differences`);
+      return;
+    }
+    const onDisk = existsSync(DOC) ? readFileSync(DOC, 'utf8') : '';
+    if (onDisk !== generated) {
+      assert.fail(
+        `docs/differential.md is not what this run found, ${firstDifference(generated, onDisk)}\n${REGENERATE}`,
+      );
+    }
+  },
+);

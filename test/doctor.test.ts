@@ -136,47 +136,51 @@ test("an upstream that refuses: service-side, naming connection_refused at the g
   assert.match(report.advice.join(' '), /changing DNS or turning off your VPN will not help/);
 });
 
-test('maintenance: service-maintenance with the end of the window in local time, the message once, without waiting it out', async () => {
-  const up = await httpUpstream((_req, res) => res.end('ok'));
-  const end = new Date(Date.now() + 45 * 60_000);
-  const gw = await startGateway(
-    {
-      upstreams: { music: { hosts: [up.address], healthCheck: { enabled: false } } },
-      // Three routes, as in the demo: the status page lists the window under each of them.
-      routes: [
-        { match: { path: '/api' }, upstream: 'music' },
-        { match: { path: '/audio' }, upstream: 'music' },
-        { match: { path: '/' }, upstream: 'music' },
-      ],
-      status: { path: '/status' },
-      maintenance: {
-        windows: [
-          {
-            start: new Date(Date.now() - 1000).toISOString(),
-            end: end.toISOString(),
-            message: 'Upgrading the catalogue',
-          },
+test(
+  'maintenance: service-maintenance with the end of the window in local time, ' +
+    'the message once, without waiting it out',
+  async () => {
+    const up = await httpUpstream((_req, res) => res.end('ok'));
+    const end = new Date(Date.now() + 45 * 60_000);
+    const gw = await startGateway(
+      {
+        upstreams: { music: { hosts: [up.address], healthCheck: { enabled: false } } },
+        // Three routes, as in the demo: the status page lists the window under each of them.
+        routes: [
+          { match: { path: '/api' }, upstream: 'music' },
+          { match: { path: '/audio' }, upstream: 'music' },
+          { match: { path: '/' }, upstream: 'music' },
         ],
+        status: { path: '/status' },
+        maintenance: {
+          windows: [
+            {
+              start: new Date(Date.now() - 1000).toISOString(),
+              end: end.toISOString(),
+              message: 'Upgrading the catalogue',
+            },
+          ],
+        },
       },
-    },
-    { statusStepMs: 100 },
-  );
-  cleanups.push(
-    () => gw.close(),
-    () => up.close(),
-  );
-  const started = Date.now();
-  const { code, report } = await doctor([`${gw.url}/api/tracks`]);
-  assert.equal(report.verdict, 'service-maintenance');
-  assert.equal(code, 21);
-  assert.match(report.summary, /until about \d\d:\d\d \S+ \(in 4[45] min\)\./, report.summary);
-  assert.doesNotMatch(report.summary, /\d{4}-\d\d-\d\dT/, 'no ISO stamp for people');
-  assert.ok(Math.abs(Date.parse(report.until!) - end.getTime()) < 5000, `until ${report.until}`);
-  assert.ok(Date.now() - started < 10_000, 'it did not wait for the window to end');
-  const human = await cli(['doctor', `${gw.url}/api/tracks`], environment({}));
-  assert.equal(human.stdout.split('Upgrading the catalogue').length - 1, 1, human.stdout);
-  assert.match(human.stdout, /status page .*: maintenance; \/api, \/audio, \/ maintenance\n/);
-});
+      { statusStepMs: 100 },
+    );
+    cleanups.push(
+      () => gw.close(),
+      () => up.close(),
+    );
+    const started = Date.now();
+    const { code, report } = await doctor([`${gw.url}/api/tracks`]);
+    assert.equal(report.verdict, 'service-maintenance');
+    assert.equal(code, 21);
+    assert.match(report.summary, /until about \d\d:\d\d \S+ \(in 4[45] min\)\./, report.summary);
+    assert.doesNotMatch(report.summary, /\d{4}-\d\d-\d\dT/, 'no ISO stamp for people');
+    assert.ok(Math.abs(Date.parse(report.until!) - end.getTime()) < 5000, `until ${report.until}`);
+    assert.ok(Date.now() - started < 10_000, 'it did not wait for the window to end');
+    const human = await cli(['doctor', `${gw.url}/api/tracks`], environment({}));
+    assert.equal(human.stdout.split('Upgrading the catalogue').length - 1, 1, human.stdout);
+    assert.match(human.stdout, /status page .*: maintenance; \/api, \/audio, \/ maintenance\n/);
+  },
+);
 
 test('shedding: service-overloaded with the time it asks to wait', async () => {
   const held: Array<() => void> = [];
@@ -236,43 +240,49 @@ test('nothing resolves, not even the control: your-network', async () => {
   assert.match(stepNamed(report, 'dns')!.detail, new RegExp(`${dns.address}: ENOTFOUND`));
 });
 
-test('proxy variables as curl reads them: http_proxy in lowercase only, the others in either case, named as read', async () => {
-  const up = await httpUpstream((_req, res) => res.end('ok'));
-  cleanups.push(() => up.close());
-  const dead = `http://127.0.0.1:${await closedPort()}`;
+test(
+  'proxy variables as curl reads them: http_proxy in lowercase only, the others ' + 'in either case, named as read',
+  async () => {
+    const up = await httpUpstream((_req, res) => res.end('ok'));
+    cleanups.push(() => up.close());
+    const dead = `http://127.0.0.1:${await closedPort()}`;
 
-  // http_proxy: the lowercase one is used, and found dead before anything else is tried.
-  const lower = await doctor([`http://${up.address}/`], { http_proxy: dead });
-  assert.equal(lower.report.verdict, 'your-proxy-or-vpn');
-  assert.equal(lower.code, 32);
-  assert.match(
-    stepNamed(lower.report, 'proxy/vpn')!.detail,
-    /^http_proxy=http:\/\/127\.0\.0\.1:\d+ applies to this URL: not reachable \(ECONNREFUSED\)/,
-  );
-  assert.match(lower.report.summary, /\(from http_proxy\)/);
-  assert.equal(stepNamed(lower.report, 'http'), undefined);
+    // http_proxy: the lowercase one is used, and found dead before anything else is tried.
+    const lower = await doctor([`http://${up.address}/`], { http_proxy: dead });
+    assert.equal(lower.report.verdict, 'your-proxy-or-vpn');
+    assert.equal(lower.code, 32);
+    assert.match(
+      stepNamed(lower.report, 'proxy/vpn')!.detail,
+      /^http_proxy=http:\/\/127\.0\.0\.1:\d+ applies to this URL: not reachable \(ECONNREFUSED\)/,
+    );
+    assert.match(lower.report.summary, /\(from http_proxy\)/);
+    assert.equal(stepNamed(lower.report, 'http'), undefined);
 
-  // HTTP_PROXY: curl does not read it (httpoxy); neither does doctor, and it says so.
-  const upper = await doctor([`http://${up.address}/`], { HTTP_PROXY: dead });
-  assert.equal(upper.report.verdict, 'ok');
-  assert.match(stepNamed(upper.report, 'proxy/vpn')!.detail, /no proxy applies; HTTP_PROXY is set but not read/);
+    // HTTP_PROXY: curl does not read it (httpoxy); neither does doctor, and it says so.
+    const upper = await doctor([`http://${up.address}/`], { HTTP_PROXY: dead });
+    assert.equal(upper.report.verdict, 'ok');
+    assert.match(stepNamed(upper.report, 'proxy/vpn')!.detail, /no proxy applies; HTTP_PROXY is set but not read/);
 
-  // HTTPS_PROXY counts in uppercase; with both, the lowercase one wins.
-  const https = `https://${up.address}/`;
-  const httpsUpper = await doctor([https], { HTTPS_PROXY: dead });
-  assert.match(stepNamed(httpsUpper.report, 'proxy/vpn')!.detail, /^HTTPS_PROXY=/);
-  assert.equal(httpsUpper.report.verdict, 'your-proxy-or-vpn');
-  const both = await doctor([https], { https_proxy: dead, HTTPS_PROXY: 'http://127.0.0.1:1' });
-  assert.match(stepNamed(both.report, 'proxy/vpn')!.detail, new RegExp(`^https_proxy=${dead.replaceAll('.', '\\.')} `));
+    // HTTPS_PROXY counts in uppercase; with both, the lowercase one wins.
+    const https = `https://${up.address}/`;
+    const httpsUpper = await doctor([https], { HTTPS_PROXY: dead });
+    assert.match(stepNamed(httpsUpper.report, 'proxy/vpn')!.detail, /^HTTPS_PROXY=/);
+    assert.equal(httpsUpper.report.verdict, 'your-proxy-or-vpn');
+    const both = await doctor([https], { https_proxy: dead, HTTPS_PROXY: 'http://127.0.0.1:1' });
+    assert.match(
+      stepNamed(both.report, 'proxy/vpn')!.detail,
+      new RegExp(`^https_proxy=${dead.replaceAll('.', '\\.')} `),
+    );
 
-  // all_proxy and NO_PROXY, named by the case they were read in.
-  const all = await doctor([`http://${up.address}/`], { all_proxy: dead, NO_PROXY: 'localhost,127.0.0.1' });
-  assert.equal(all.report.verdict, 'ok');
-  assert.match(
-    stepNamed(all.report, 'proxy/vpn')!.detail,
-    /^all_proxy set, but NO_PROXY \(127\.0\.0\.1\) exempts this URL/,
-  );
-});
+    // all_proxy and NO_PROXY, named by the case they were read in.
+    const all = await doctor([`http://${up.address}/`], { all_proxy: dead, NO_PROXY: 'localhost,127.0.0.1' });
+    assert.equal(all.report.verdict, 'ok');
+    assert.match(
+      stepNamed(all.report, 'proxy/vpn')!.detail,
+      /^all_proxy set, but NO_PROXY \(127\.0\.0\.1\) exempts this URL/,
+    );
+  },
+);
 
 test('an HTTP proxy that wants credentials: your-proxy-or-vpn, naming the proxy and the 407', async () => {
   const guard = await httpUpstream((_req, res) =>
@@ -386,28 +396,31 @@ test("TLS: an untrusted certificate is the service's fault; a trusted one passes
   assert.match(stepNamed(trusted.report, 'tls')!.detail, /^TLSv1\.3, HTTP\/1\.1 certificate for localhost/);
 });
 
-test('a plain-HTTP server given without a scheme: https is tried, then http, and no certificate is blamed', async () => {
-  const up = await httpUpstream((_req, res) => res.end('ok'));
-  cleanups.push(() => up.close());
+test(
+  'a plain-HTTP server given without a scheme: https is tried, then http, ' + 'and no certificate is blamed',
+  async () => {
+    const up = await httpUpstream((_req, res) => res.end('ok'));
+    cleanups.push(() => up.close());
 
-  const bare = await doctor([`${up.address}/path`]);
-  assert.equal(bare.report.verdict, 'ok');
-  assert.equal(bare.code, 0);
-  assert.equal(bare.report.url, `http://${up.address}/path`);
-  const tls = stepNamed(bare.report, 'tls')!;
-  assert.equal(tls.ok, null);
-  assert.match(tls.detail, /answers in plain HTTP .*goes on with http:\/\/127\.0\.0\.1:\d+\/path/);
-  assert.equal(stepNamed(bare.report, 'http')!.ok, true);
-  assert.match(bare.report.summary, /It answers in plain HTTP \(http:\/\/127\.0\.0\.1:\d+\/path\), not HTTPS\./);
-  assert.doesNotMatch(JSON.stringify(bare.report), /certificate/i);
+    const bare = await doctor([`${up.address}/path`]);
+    assert.equal(bare.report.verdict, 'ok');
+    assert.equal(bare.code, 0);
+    assert.equal(bare.report.url, `http://${up.address}/path`);
+    const tls = stepNamed(bare.report, 'tls')!;
+    assert.equal(tls.ok, null);
+    assert.match(tls.detail, /answers in plain HTTP .*goes on with http:\/\/127\.0\.0\.1:\d+\/path/);
+    assert.equal(stepNamed(bare.report, 'http')!.ok, true);
+    assert.match(bare.report.summary, /It answers in plain HTTP \(http:\/\/127\.0\.0\.1:\d+\/path\), not HTTPS\./);
+    assert.doesNotMatch(JSON.stringify(bare.report), /certificate/i);
 
-  // Asked for https:// outright: doctor keeps to it, and says what the server speaks instead.
-  const explicit = await doctor([`https://${up.address}/path`]);
-  assert.equal(explicit.report.verdict, 'service-side');
-  assert.match(explicit.report.summary, /does not speak TLS: it answers in plain HTTP/);
-  assert.doesNotMatch(explicit.report.summary, /certificate is not valid/);
-  assert.match(explicit.report.advice.join(' '), /gangway doctor http:\/\/127\.0\.0\.1:\d+\/path/);
-});
+    // Asked for https:// outright: doctor keeps to it, and says what the server speaks instead.
+    const explicit = await doctor([`https://${up.address}/path`]);
+    assert.equal(explicit.report.verdict, 'service-side');
+    assert.match(explicit.report.summary, /does not speak TLS: it answers in plain HTTP/);
+    assert.doesNotMatch(explicit.report.summary, /certificate is not valid/);
+    assert.match(explicit.report.advice.join(' '), /gangway doctor http:\/\/127\.0\.0\.1:\d+\/path/);
+  },
+);
 
 /** `gangway doctor ARGS` for a person (no --json), each write stamped with when it happened. */
 async function doctorWatched(args: string[]): Promise<{ code: number; lines: Array<{ at: number; text: string }> }> {

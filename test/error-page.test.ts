@@ -130,40 +130,43 @@ function fourWordRuns(sentence: string): string[] {
   return words.slice(3).map((_, i) => words.slice(i, i + 4).join(' '));
 }
 
-test('maintenance says each thing once, and when the service is back as a time with its zone and a wait in words', async () => {
-  // 298 s: the wait new users saw written as "298 s".
-  const { gw, end } = await maintenanceGateway(298_000);
-  const html = (await fetchRaw(`${gw.url}/x`, { headers: { accept: BROWSER } })).body.toString();
-  assert.match(html, /<h1>The music service is down for maintenance<\/h1>/);
-  assert.match(html, /Planned maintenance/);
-  assert.equal(html.match(/Moving to new servers\./g)?.length, 1);
-  const at =
-    /Expected back at <time datetime="([^"]+)" data-clock>(\d{1,2}:\d\d [AP]M UTC)<\/time>, in <span data-until="[^"]+">about 5 minutes<\/span>\./.exec(
-      html,
-    );
-  assert.ok(at, 'the end of the window is a clock time with its zone, and the wait is in words');
-  assert.ok(Math.abs(Date.parse(at[1]!) - end.getTime()) < 2000, `${at[1]} is the window's end`);
-  assert.doesNotMatch(html, /\b\d+ s\b/, 'no wait is written in bare seconds');
-  assert.equal(html.match(/about 5 minutes/g)?.length, 1, 'the wait is said once, not again by a countdown');
-  assert.match(html, /This page checks by itself when the wait is over/);
+test(
+  'maintenance says each thing once, and when the service is back as a time ' + 'with its zone and a wait in words',
+  async () => {
+    // 298 s: the wait new users saw written as "298 s".
+    const { gw, end } = await maintenanceGateway(298_000);
+    const html = (await fetchRaw(`${gw.url}/x`, { headers: { accept: BROWSER } })).body.toString();
+    assert.match(html, /<h1>The music service is down for maintenance<\/h1>/);
+    assert.match(html, /Planned maintenance/);
+    assert.equal(html.match(/Moving to new servers\./g)?.length, 1);
+    const at =
+      /Expected back at <time datetime="([^"]+)" data-clock>(\d{1,2}:\d\d [AP]M UTC)<\/time>, in <span data-until="[^"]+">about 5 minutes<\/span>\./.exec(
+        html,
+      );
+    assert.ok(at, 'the end of the window is a clock time with its zone, and the wait is in words');
+    assert.ok(Math.abs(Date.parse(at[1]!) - end.getTime()) < 2000, `${at[1]} is the window's end`);
+    assert.doesNotMatch(html, /\b\d+ s\b/, 'no wait is written in bare seconds');
+    assert.equal(html.match(/about 5 minutes/g)?.length, 1, 'the wait is said once, not again by a countdown');
+    assert.match(html, /This page checks by itself when the wait is over/);
 
-  const seen = new Map<string, string>();
-  for (const sentence of sentencesOf(html)) {
-    for (const run of fourWordRuns(sentence)) {
-      const before = seen.get(run);
-      assert.ok(before === undefined || before === sentence, `"${sentence}" repeats "${before}"`);
-      seen.set(run, sentence);
+    const seen = new Map<string, string>();
+    for (const sentence of sentencesOf(html)) {
+      for (const run of fourWordRuns(sentence)) {
+        const before = seen.get(run);
+        assert.ok(before === undefined || before === sentence, `"${sentence}" repeats "${before}"`);
+        seen.set(run, sentence);
+      }
     }
-  }
 
-  const german = (
-    await fetchRaw(`${gw.url}/x`, { headers: { accept: BROWSER, 'accept-language': 'de' } })
-  ).body.toString();
-  assert.match(
-    german,
-    /Voraussichtlich wieder verfügbar: <time [^>]+>\d\d:\d\d UTC<\/time>, in <span [^>]+>etwa 5 Minuten<\/span>\./,
-  );
-});
+    const german = (
+      await fetchRaw(`${gw.url}/x`, { headers: { accept: BROWSER, 'accept-language': 'de' } })
+    ).body.toString();
+    assert.match(
+      german,
+      /Voraussichtlich wieder verfügbar: <time [^>]+>\d\d:\d\d UTC<\/time>, in <span [^>]+>etwa 5 Minuten<\/span>\./,
+    );
+  },
+);
 
 test('operators brand the page and change its words; unknown text keys are refused with their path', async () => {
   const logo = `data:image/svg+xml;base64,${Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1 1"/>').toString('base64')}`;
@@ -233,50 +236,53 @@ test('a template replaces the whole page, its placeholders filled and escaped', 
   );
 });
 
-test('curl gets plain text that says when to try again, in its language down to the labels, with a whole status URL', async () => {
-  const gw = await refusingGateway({ top: { status: { path: '/status' } } });
-  const host = new URL(gw.url).host;
-  // curl's own Accept.
-  const res = await fetchRaw(`${gw.url}/track`, { headers: { accept: '*/*' } });
-  const body = res.body.toString();
-  assert.equal(res.headers['content-type'], 'text/plain; charset=utf-8');
-  assert.doesNotMatch(body, /page|reload/i, 'nothing in a terminal retries by itself');
-  assert.match(body, /^When to come back: Try again in 5 seconds\.$/m);
-  assert.match(body, new RegExp(`^Service status: http://${host}/status$`, 'm'));
-  assert.match(
-    body,
-    /^For support, quote:\n {2}Error: 502 connection_refused\n {2}Request id: \S+\n {2}Time: .+ UTC\n/m,
-  );
+test(
+  'curl gets plain text that says when to try again, in its language down ' + 'to the labels, with a whole status URL',
+  async () => {
+    const gw = await refusingGateway({ top: { status: { path: '/status' } } });
+    const host = new URL(gw.url).host;
+    // curl's own Accept.
+    const res = await fetchRaw(`${gw.url}/track`, { headers: { accept: '*/*' } });
+    const body = res.body.toString();
+    assert.equal(res.headers['content-type'], 'text/plain; charset=utf-8');
+    assert.doesNotMatch(body, /page|reload/i, 'nothing in a terminal retries by itself');
+    assert.match(body, /^When to come back: Try again in 5 seconds\.$/m);
+    assert.match(body, new RegExp(`^Service status: http://${host}/status$`, 'm'));
+    assert.match(
+      body,
+      /^For support, quote:\n {2}Error: 502 connection_refused\n {2}Request id: \S+\n {2}Time: .+ UTC\n/m,
+    );
 
-  const german = (
-    await fetchRaw(`${gw.url}/track`, { headers: { accept: 'text/plain', 'accept-language': 'de' } })
-  ).body.toString();
-  assert.match(german, /^Wann es weitergeht: Versuchen Sie es in 5 Sekunden erneut\.$/m);
-  assert.match(german, new RegExp(`^Dienststatus: http://${host}/status$`, 'm'));
-  assert.match(german, /^Für den Support bitte angeben:\n {2}Fehler: 502 .+\n {2}Anfrage-ID: .+\n {2}Zeit: /m);
-  for (const english of [
-    'What you can do',
-    'When to come back',
-    'For support',
-    'Error',
-    'Request id',
-    'Time',
-    'Service status',
-  ])
-    assert.doesNotMatch(german, new RegExp(`^ *${english}:`, 'm'), `"${english}" is left in English`);
+    const german = (
+      await fetchRaw(`${gw.url}/track`, { headers: { accept: 'text/plain', 'accept-language': 'de' } })
+    ).body.toString();
+    assert.match(german, /^Wann es weitergeht: Versuchen Sie es in 5 Sekunden erneut\.$/m);
+    assert.match(german, new RegExp(`^Dienststatus: http://${host}/status$`, 'm'));
+    assert.match(german, /^Für den Support bitte angeben:\n {2}Fehler: 502 .+\n {2}Anfrage-ID: .+\n {2}Zeit: /m);
+    for (const english of [
+      'What you can do',
+      'When to come back',
+      'For support',
+      'Error',
+      'Request id',
+      'Time',
+      'Service status',
+    ])
+      assert.doesNotMatch(german, new RegExp(`^ *${english}:`, 'm'), `"${english}" is left in English`);
 
-  // The text names no status URL it cannot build from a sound Host: none without one…
-  const noHost = await rawExchange(gw.url, 'GET /track HTTP/1.0\r\nAccept: text/plain\r\n\r\n');
-  assert.match(noHost, /^HTTP\/1\.1 502 /);
-  assert.doesNotMatch(noHost, /Service status/);
-  // …and none from a Host that is refused.
-  const badHost = await rawExchange(
-    gw.url,
-    'GET /track HTTP/1.1\r\nHost: evil.example@x\r\nAccept: text/plain\r\n\r\n',
-  );
-  assert.match(badHost, /^HTTP\/1\.1 400 /);
-  assert.doesNotMatch(badHost, /Service status|evil/);
-});
+    // The text names no status URL it cannot build from a sound Host: none without one…
+    const noHost = await rawExchange(gw.url, 'GET /track HTTP/1.0\r\nAccept: text/plain\r\n\r\n');
+    assert.match(noHost, /^HTTP\/1\.1 502 /);
+    assert.doesNotMatch(noHost, /Service status/);
+    // …and none from a Host that is refused.
+    const badHost = await rawExchange(
+      gw.url,
+      'GET /track HTTP/1.1\r\nHost: evil.example@x\r\nAccept: text/plain\r\n\r\n',
+    );
+    assert.match(badHost, /^HTTP\/1\.1 400 /);
+    assert.doesNotMatch(badHost, /Service status|evil/);
+  },
+);
 
 test('maintenance in plain text gives the time to come back with its zone, and the wait in words', async () => {
   const { gw } = await maintenanceGateway(298_000);

@@ -275,97 +275,106 @@ test('total timeout: headers later than the total budget get 504; a body still d
   assert.ok(cut.ms < 1500, `cut after ${cut.ms} ms`);
 });
 
-test("every host answering its own 503: a browser and a program get Gangway's explanation with the upstream's status and Retry-After; a terminal and the upstream's own page are relayed", async () => {
-  const storm = (type: string, body: string) =>
-    httpUpstream((_req, res) => {
-      res.writeHead(503, { 'content-type': type, 'retry-after': '7' }).end(body);
-    }).then(track);
-  const plain = [await storm('text/plain', 'overloaded\n'), await storm('text/plain', 'overloaded\n')];
-  const gw = await gatewayFor(plain.map((u) => u.address));
-  const ask = (accept: string) => fetch(`${gw.url}/api/tracks`, { headers: { accept } });
+test(
+  "every host answering its own 503: a browser and a program get Gangway's " +
+    "explanation with the upstream's status and Retry-After; a terminal and " +
+    "the upstream's own page are relayed",
+  async () => {
+    const storm = (type: string, body: string) =>
+      httpUpstream((_req, res) => {
+        res.writeHead(503, { 'content-type': type, 'retry-after': '7' }).end(body);
+      }).then(track);
+    const plain = [await storm('text/plain', 'overloaded\n'), await storm('text/plain', 'overloaded\n')];
+    const gw = await gatewayFor(plain.map((u) => u.address));
+    const ask = (accept: string) => fetch(`${gw.url}/api/tracks`, { headers: { accept } });
 
-  const page = await ask('text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8');
-  assert.equal(page.status, 503, "the upstream's status is kept");
-  assert.equal(page.headers.get('retry-after'), '7', 'and its Retry-After');
-  assert.match(String(page.headers.get('content-type')), /^text\/html/);
-  const proxyStatus = String(page.headers.get('proxy-status'));
-  assert.match(proxyStatus, /received-status=503/, "Proxy-Status names the upstream's answer");
-  assert.doesNotMatch(proxyStatus, /error=/, 'and claims no error of its own');
-  const html = await page.text();
-  assert.match(html, /answered with an error of its own/);
-  assert.doesNotMatch(html, /overloaded\n/);
+    const page = await ask('text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8');
+    assert.equal(page.status, 503, "the upstream's status is kept");
+    assert.equal(page.headers.get('retry-after'), '7', 'and its Retry-After');
+    assert.match(String(page.headers.get('content-type')), /^text\/html/);
+    const proxyStatus = String(page.headers.get('proxy-status'));
+    assert.match(proxyStatus, /received-status=503/, "Proxy-Status names the upstream's answer");
+    assert.doesNotMatch(proxyStatus, /error=/, 'and claims no error of its own');
+    const html = await page.text();
+    assert.match(html, /answered with an error of its own/);
+    assert.doesNotMatch(html, /overloaded\n/);
 
-  const problem = await ask('application/json');
-  assert.equal(problem.status, 503);
-  assert.equal(problem.headers.get('content-type'), 'application/problem+json');
-  const json = (await problem.json()) as { status: number; retry_after: number; type: string };
-  assert.equal(json.status, 503);
-  assert.equal(json.retry_after, 7);
-  assert.equal(json.type, 'urn:gangway:failure:upstream_error_status');
+    const problem = await ask('application/json');
+    assert.equal(problem.status, 503);
+    assert.equal(problem.headers.get('content-type'), 'application/problem+json');
+    const json = (await problem.json()) as { status: number; retry_after: number; type: string };
+    assert.equal(json.status, 503);
+    assert.equal(json.retry_after, 7);
+    assert.equal(json.type, 'urn:gangway:failure:upstream_error_status');
 
-  const terminal = await ask('*/*');
-  assert.equal(terminal.status, 503);
-  assert.equal(await terminal.text(), 'overloaded\n', "curl gets the upstream's own words");
-  assert.match(String(terminal.headers.get('proxy-status')), /received-status=503/);
+    const terminal = await ask('*/*');
+    assert.equal(terminal.status, 503);
+    assert.equal(await terminal.text(), 'overloaded\n', "curl gets the upstream's own words");
+    assert.match(String(terminal.headers.get('proxy-status')), /received-status=503/);
 
-  const record = gw.logs.filter((l) => l.msg === 'request');
-  assert.deepEqual(
-    record.map((l) => [l.status, l.failure, l.outcome]),
-    [
-      [503, 'upstream_error_status', 'failed'],
-      [503, 'upstream_error_status', 'failed'],
-      [503, 'upstream_error_status', 'failed'],
-    ],
-  );
+    const record = gw.logs.filter((l) => l.msg === 'request');
+    assert.deepEqual(
+      record.map((l) => [l.status, l.failure, l.outcome]),
+      [
+        [503, 'upstream_error_status', 'failed'],
+        [503, 'upstream_error_status', 'failed'],
+        [503, 'upstream_error_status', 'failed'],
+      ],
+    );
 
-  // The upstream's own error page is what a browser gets when it has one.
-  const branded = [await storm('text/html; charset=utf-8', '<h1>Our own 503</h1>')];
-  const gw2 = await gatewayFor(branded.map((u) => u.address));
-  const own = await fetch(`${gw2.url}/`, { headers: { accept: 'text/html' } });
-  assert.equal(await own.text(), '<h1>Our own 503</h1>');
+    // The upstream's own error page is what a browser gets when it has one.
+    const branded = [await storm('text/html; charset=utf-8', '<h1>Our own 503</h1>')];
+    const gw2 = await gatewayFor(branded.map((u) => u.address));
+    const own = await fetch(`${gw2.url}/`, { headers: { accept: 'text/html' } });
+    assert.equal(await own.text(), '<h1>Our own 503</h1>');
 
-  // And the route's switch relays every upstream answer as it is.
-  const gw3 = await gatewayFor(
-    plain.map((u) => u.address),
-    { route: { explainUpstreamErrors: false } },
-  );
-  const relayed = await fetch(`${gw3.url}/`, { headers: { accept: 'text/html' } });
-  assert.equal(relayed.status, 503);
-  assert.equal(await relayed.text(), 'overloaded\n');
-});
+    // And the route's switch relays every upstream answer as it is.
+    const gw3 = await gatewayFor(
+      plain.map((u) => u.address),
+      { route: { explainUpstreamErrors: false } },
+    );
+    const relayed = await fetch(`${gw3.url}/`, { headers: { accept: 'text/html' } });
+    assert.equal(relayed.status, 503);
+    assert.equal(await relayed.text(), 'overloaded\n');
+  },
+);
 
-test('every host frozen: once none is in rotation, requests are answered 503 with Retry-After within a second while one a second still probes', async () => {
-  const hung = [await httpUpstream(() => {}).then(track), await httpUpstream(() => {}).then(track)];
-  const gw = await gatewayFor(
-    hung.map((u) => u.address),
-    {
-      upstream: {
-        timeouts: { response: '1s' },
-        healthCheck: { enabled: true, interval: '300ms', timeout: '200ms', unhealthyThreshold: 2 },
+test(
+  'every host frozen: once none is in rotation, requests are answered 503 ' +
+    'with Retry-After within a second while one a second still probes',
+  async () => {
+    const hung = [await httpUpstream(() => {}).then(track), await httpUpstream(() => {}).then(track)];
+    const gw = await gatewayFor(
+      hung.map((u) => u.address),
+      {
+        upstream: {
+          timeouts: { response: '1s' },
+          healthCheck: { enabled: true, interval: '300ms', timeout: '200ms', unhealthyThreshold: 2 },
+        },
       },
-    },
-  );
-  // The health checks (and the first requests, waiting out the response timeout) take both hosts out of rotation.
-  const deadline = Date.now() + 15_000;
-  let first: Response | undefined;
-  while (Date.now() < deadline) {
-    const r = await fetch(`${gw.url}/`);
-    await r.arrayBuffer();
-    if (r.status === 503 && /destination_unavailable/.test(String(r.headers.get('proxy-status')))) {
-      first = r;
-      break;
+    );
+    // The health checks (and the first requests, waiting out the response timeout) take both hosts out of rotation.
+    const deadline = Date.now() + 15_000;
+    let first: Response | undefined;
+    while (Date.now() < deadline) {
+      const r = await fetch(`${gw.url}/`);
+      await r.arrayBuffer();
+      if (r.status === 503 && /destination_unavailable/.test(String(r.headers.get('proxy-status')))) {
+        first = r;
+        break;
+      }
     }
-  }
-  assert.ok(first, 'the pool was found to be down');
-  const times: number[] = [];
-  for (let i = 0; i < 10; i++) {
-    const start = performance.now();
-    const r = await fetch(`${gw.url}/`, { headers: { accept: 'application/json' } });
-    await r.arrayBuffer();
-    times.push(performance.now() - start);
-    assert.ok([503, 504].includes(r.status), `status ${r.status}`);
-    if (r.status === 503) assert.ok(Number(r.headers.get('retry-after')) > 0, 'with Retry-After');
-  }
-  const slow = times.filter((ms) => ms > 1000).length;
-  assert.ok(slow <= 2, `at most the probes wait for the timeout: ${times.map(Math.round).join(', ')} ms`);
-});
+    assert.ok(first, 'the pool was found to be down');
+    const times: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const start = performance.now();
+      const r = await fetch(`${gw.url}/`, { headers: { accept: 'application/json' } });
+      await r.arrayBuffer();
+      times.push(performance.now() - start);
+      assert.ok([503, 504].includes(r.status), `status ${r.status}`);
+      if (r.status === 503) assert.ok(Number(r.headers.get('retry-after')) > 0, 'with Retry-After');
+    }
+    const slow = times.filter((ms) => ms > 1000).length;
+    assert.ok(slow <= 2, `at most the probes wait for the timeout: ${times.map(Math.round).join(', ')} ms`);
+  },
+);

@@ -112,86 +112,102 @@ function presented(port: number, servername = 'localhost'): Promise<string> {
   });
 }
 
-test('an HTTPS listener beside a cleartext one: both proxy, TLS 1.2 or newer, the certificate files relative to the configuration', async () => {
-  const { file } = await setUp(
-    `["127.0.0.1:0", { address: "127.0.0.1:0", tls: { cert: "cert.pem", key: "key.pem" } }]`,
-  );
-  const { listeners } = await start(file);
-  const [plain, secure] = listeners;
-  assert.ok(plain && secure);
-  const clear = await request(`http://127.0.0.1:${plain.port}/a`);
-  assert.equal(await clear.body.text(), 'hello /a');
-  const agent = new Agent({ connect: { ca: CA, servername: 'localhost' } });
-  cleanups.push(() => agent.close());
-  const tls = await request(`https://127.0.0.1:${secure.port}/b`, { dispatcher: agent });
-  assert.equal(tls.statusCode, 200);
-  assert.equal(await tls.body.text(), 'hello /b');
-  assert.equal(tls.headers['x-seen-proto'], 'https', 'the upstream hears the client came over TLS');
-  assert.equal(clear.headers['x-seen-proto'], 'http');
-  await assert.rejects(
-    new Promise((resolve, reject) => {
-      const s = tlsConnect(
-        { host: '127.0.0.1', port: secure.port, ca: CA, maxVersion: 'TLSv1.1', minVersion: 'TLSv1' },
-        () => resolve(s.getProtocol()),
-      );
-      s.once('error', reject);
-    }),
-    'TLS 1.1 is refused',
-  );
-});
-
-test('a replaced certificate is presented from the next handshake after a reload; a connection already open carries on', async () => {
-  const { dir, file } = await setUp(`{ address: "127.0.0.1:0", tls: { cert: "cert.pem", key: "key.pem" } }`);
-  const { gw, proxy } = await start(file);
-  assert.equal(await presented(proxy.port), 'Gangway tests');
-  const agent = new Agent({ connect: { ca: [CA, ROTATED], servername: 'localhost' }, connections: 1 });
-  cleanups.push(() => agent.close());
-  const before = await request(`https://127.0.0.1:${proxy.port}/one`, { dispatcher: agent });
-  assert.equal(await before.body.text(), 'hello /one');
-  copyFileSync(join(TLS, 'rotated-cert.pem'), join(dir, 'cert.pem'));
-  copyFileSync(join(TLS, 'rotated-key.pem'), join(dir, 'key.pem'));
-  await gw.reload();
-  assert.equal(await presented(proxy.port), 'Gangway tests (rotated)', 'new handshakes get the new certificate');
-  const kept = await request(`https://127.0.0.1:${proxy.port}/two`, { dispatcher: agent });
-  assert.equal(await kept.body.text(), 'hello /two', 'the keep-alive connection opened before the reload still works');
-});
-
-test('a certificate that cannot be served is refused with file, line and field: unreadable, expired, a key of another; a running gateway keeps its own', async () => {
-  const { dir, file } = await setUp(`{ address: "127.0.0.1:0", tls: { cert: "cert.pem", key: "key.pem" } }`);
-  const refusal = (cert: string, key: string): string => {
-    const bad = join(dir, 'bad.yaml');
-    writeFileSync(
-      bad,
-      readFileSync(file, 'utf8').replace('cert: "cert.pem", key: "key.pem"', `cert: "${cert}", key: "${key}"`),
+test(
+  'an HTTPS listener beside a cleartext one: both proxy, TLS 1.2 or newer, ' +
+    'the certificate files relative to the configuration',
+  async () => {
+    const { file } = await setUp(
+      `["127.0.0.1:0", { address: "127.0.0.1:0", tls: { cert: "cert.pem", key: "key.pem" } }]`,
     );
-    try {
-      loadConfigFile(bad);
-    } catch (err) {
-      assert.ok(err instanceof ConfigError);
-      return err.message;
-    }
-    return 'accepted';
-  };
-  assert.match(refusal('absent.pem', 'key.pem'), /bad\.yaml:1:\d+ listen\[0\]\.tls\.cert: cannot read .*absent\.pem/);
-  copyFileSync(join(TLS, 'expired-cert.pem'), join(dir, 'expired.pem'));
-  copyFileSync(join(TLS, 'expired-key.pem'), join(dir, 'expired-key.pem'));
-  assert.match(
-    refusal('expired.pem', 'expired-key.pem'),
-    /listen\[0\]\.tls\.cert: the certificate expired on 2020-01-02/,
-  );
-  copyFileSync(join(TLS, 'rotated-key.pem'), join(dir, 'other-key.pem'));
-  assert.match(
-    refusal('cert.pem', 'other-key.pem'),
-    /listen\[0\]\.tls\.key: this key does not belong to the certificate/,
-  );
-  assert.match(refusal('key.pem', 'key.pem'), /listen\[0\]\.tls\.cert: not a PEM certificate/);
+    const { listeners } = await start(file);
+    const [plain, secure] = listeners;
+    assert.ok(plain && secure);
+    const clear = await request(`http://127.0.0.1:${plain.port}/a`);
+    assert.equal(await clear.body.text(), 'hello /a');
+    const agent = new Agent({ connect: { ca: CA, servername: 'localhost' } });
+    cleanups.push(() => agent.close());
+    const tls = await request(`https://127.0.0.1:${secure.port}/b`, { dispatcher: agent });
+    assert.equal(tls.statusCode, 200);
+    assert.equal(await tls.body.text(), 'hello /b');
+    assert.equal(tls.headers['x-seen-proto'], 'https', 'the upstream hears the client came over TLS');
+    assert.equal(clear.headers['x-seen-proto'], 'http');
+    await assert.rejects(
+      new Promise((resolve, reject) => {
+        const s = tlsConnect(
+          { host: '127.0.0.1', port: secure.port, ca: CA, maxVersion: 'TLSv1.1', minVersion: 'TLSv1' },
+          () => resolve(s.getProtocol()),
+        );
+        s.once('error', reject);
+      }),
+      'TLS 1.1 is refused',
+    );
+  },
+);
 
-  const { gw, proxy } = await start(file);
-  copyFileSync(join(TLS, 'expired-cert.pem'), join(dir, 'cert.pem'));
-  copyFileSync(join(TLS, 'expired-key.pem'), join(dir, 'key.pem'));
-  await assert.rejects(gw.reload(), ConfigError);
-  assert.equal(await presented(proxy.port), 'Gangway tests', 'the refused reload left the certificate in use');
-});
+test(
+  'a replaced certificate is presented from the next handshake after a reload; ' +
+    'a connection already open carries on',
+  async () => {
+    const { dir, file } = await setUp(`{ address: "127.0.0.1:0", tls: { cert: "cert.pem", key: "key.pem" } }`);
+    const { gw, proxy } = await start(file);
+    assert.equal(await presented(proxy.port), 'Gangway tests');
+    const agent = new Agent({ connect: { ca: [CA, ROTATED], servername: 'localhost' }, connections: 1 });
+    cleanups.push(() => agent.close());
+    const before = await request(`https://127.0.0.1:${proxy.port}/one`, { dispatcher: agent });
+    assert.equal(await before.body.text(), 'hello /one');
+    copyFileSync(join(TLS, 'rotated-cert.pem'), join(dir, 'cert.pem'));
+    copyFileSync(join(TLS, 'rotated-key.pem'), join(dir, 'key.pem'));
+    await gw.reload();
+    assert.equal(await presented(proxy.port), 'Gangway tests (rotated)', 'new handshakes get the new certificate');
+    const kept = await request(`https://127.0.0.1:${proxy.port}/two`, { dispatcher: agent });
+    assert.equal(
+      await kept.body.text(),
+      'hello /two',
+      'the keep-alive connection opened before the reload still works',
+    );
+  },
+);
+
+test(
+  'a certificate that cannot be served is refused with file, line and field: ' +
+    'unreadable, expired, a key of another; a running gateway keeps its own',
+  async () => {
+    const { dir, file } = await setUp(`{ address: "127.0.0.1:0", tls: { cert: "cert.pem", key: "key.pem" } }`);
+    const refusal = (cert: string, key: string): string => {
+      const bad = join(dir, 'bad.yaml');
+      writeFileSync(
+        bad,
+        readFileSync(file, 'utf8').replace('cert: "cert.pem", key: "key.pem"', `cert: "${cert}", key: "${key}"`),
+      );
+      try {
+        loadConfigFile(bad);
+      } catch (err) {
+        assert.ok(err instanceof ConfigError);
+        return err.message;
+      }
+      return 'accepted';
+    };
+    assert.match(refusal('absent.pem', 'key.pem'), /bad\.yaml:1:\d+ listen\[0\]\.tls\.cert: cannot read .*absent\.pem/);
+    copyFileSync(join(TLS, 'expired-cert.pem'), join(dir, 'expired.pem'));
+    copyFileSync(join(TLS, 'expired-key.pem'), join(dir, 'expired-key.pem'));
+    assert.match(
+      refusal('expired.pem', 'expired-key.pem'),
+      /listen\[0\]\.tls\.cert: the certificate expired on 2020-01-02/,
+    );
+    copyFileSync(join(TLS, 'rotated-key.pem'), join(dir, 'other-key.pem'));
+    assert.match(
+      refusal('cert.pem', 'other-key.pem'),
+      /listen\[0\]\.tls\.key: this key does not belong to the certificate/,
+    );
+    assert.match(refusal('key.pem', 'key.pem'), /listen\[0\]\.tls\.cert: not a PEM certificate/);
+
+    const { gw, proxy } = await start(file);
+    copyFileSync(join(TLS, 'expired-cert.pem'), join(dir, 'cert.pem'));
+    copyFileSync(join(TLS, 'expired-key.pem'), join(dir, 'key.pem'));
+    await assert.rejects(gw.reload(), ConfigError);
+    assert.equal(await presented(proxy.port), 'Gangway tests', 'the refused reload left the certificate in use');
+  },
+);
 
 test('gangway start --watch presents a renewed certificate once its files are replaced', async () => {
   const { dir, file } = await setUp(`{ address: "127.0.0.1:0", tls: { cert: "cert.pem", key: "key.pem" } }`);
@@ -224,40 +240,47 @@ test('gangway start --watch presents a renewed certificate once its files are re
   child.kill('SIGTERM');
 });
 
-test('HTTP/2 on the TLS listener (ALPN h2, HTTP/1.1 beside it): answers, bodies both ways, explained errors, the protocol in the access log', async () => {
-  const { file } = await setUp(`{ address: "127.0.0.1:0", tls: { cert: "cert.pem", key: "key.pem" } }`);
-  const lines: Array<Record<string, unknown>> = [];
-  const gw = createGateway(loadConfigFile(file), {
-    logDestination: { write: (l: string) => lines.push(JSON.parse(l) as Record<string, unknown>) },
-    processMetrics: false,
-  });
-  const { proxy } = await gw.listen();
-  cleanups.push(() => gw.close());
-  const session = http2Connect(`https://localhost:${proxy.port}`, { ca: CA });
-  cleanups.push(() => session.close());
-  const ask = (headers: Record<string, string>, body?: string) => h2Ask(session, headers, body);
-  const get = await ask({ ':path': '/over-h2', 'accept-encoding': 'identity', cookie: 'a=1' });
-  assert.equal(get.status, 200);
-  assert.equal(get.body, 'hello /over-h2');
-  assert.equal(get.headers.connection, undefined, 'no connection-specific field over HTTP/2');
-  const post = await ask({ ':method': 'POST', ':path': '/upload', 'content-type': 'text/plain' }, 'x'.repeat(100_000));
-  assert.equal(post.status, 200);
-  const line = lines.find((l) => l.msg === 'request' && l.path === '/over-h2');
-  assert.equal(line?.protocol, 'HTTP/2.0');
-  assert.equal(line?.bytes_in, 0);
-  assert.equal(lines.find((l) => l.path === '/upload')?.bytes_in, 100_000, 'the request body went up whole');
-  // HTTP/1.1 on the same port still works (a client that does not offer h2).
-  const agent = new Agent({ connect: { ca: CA, servername: 'localhost' }, allowH2: false });
-  cleanups.push(() => agent.close());
-  const h1 = await request(`https://127.0.0.1:${proxy.port}/h1`, { dispatcher: agent });
-  assert.equal(await h1.body.text(), 'hello /h1');
-  const logged = Date.now() + 2000;
-  while (!lines.some((l) => l.path === '/h1') && Date.now() < logged) await new Promise((r) => setTimeout(r, 10));
-  assert.equal(lines.find((l) => l.msg === 'request' && l.path === '/h1')?.protocol, 'HTTP/1.1');
-  const metrics = await gw.metrics.registry.metrics();
-  assert.match(metrics, /gangway_requests_by_protocol_total\{protocol="HTTP\/2\.0"\} 2/);
-  assert.match(metrics, /gangway_requests_by_protocol_total\{protocol="HTTP\/1\.1"\} 1/);
-});
+test(
+  'HTTP/2 on the TLS listener (ALPN h2, HTTP/1.1 beside it): answers, bodies ' +
+    'both ways, explained errors, the protocol in the access log',
+  async () => {
+    const { file } = await setUp(`{ address: "127.0.0.1:0", tls: { cert: "cert.pem", key: "key.pem" } }`);
+    const lines: Array<Record<string, unknown>> = [];
+    const gw = createGateway(loadConfigFile(file), {
+      logDestination: { write: (l: string) => lines.push(JSON.parse(l) as Record<string, unknown>) },
+      processMetrics: false,
+    });
+    const { proxy } = await gw.listen();
+    cleanups.push(() => gw.close());
+    const session = http2Connect(`https://localhost:${proxy.port}`, { ca: CA });
+    cleanups.push(() => session.close());
+    const ask = (headers: Record<string, string>, body?: string) => h2Ask(session, headers, body);
+    const get = await ask({ ':path': '/over-h2', 'accept-encoding': 'identity', cookie: 'a=1' });
+    assert.equal(get.status, 200);
+    assert.equal(get.body, 'hello /over-h2');
+    assert.equal(get.headers.connection, undefined, 'no connection-specific field over HTTP/2');
+    const post = await ask(
+      { ':method': 'POST', ':path': '/upload', 'content-type': 'text/plain' },
+      'x'.repeat(100_000),
+    );
+    assert.equal(post.status, 200);
+    const line = lines.find((l) => l.msg === 'request' && l.path === '/over-h2');
+    assert.equal(line?.protocol, 'HTTP/2.0');
+    assert.equal(line?.bytes_in, 0);
+    assert.equal(lines.find((l) => l.path === '/upload')?.bytes_in, 100_000, 'the request body went up whole');
+    // HTTP/1.1 on the same port still works (a client that does not offer h2).
+    const agent = new Agent({ connect: { ca: CA, servername: 'localhost' }, allowH2: false });
+    cleanups.push(() => agent.close());
+    const h1 = await request(`https://127.0.0.1:${proxy.port}/h1`, { dispatcher: agent });
+    assert.equal(await h1.body.text(), 'hello /h1');
+    const logged = Date.now() + 2000;
+    while (!lines.some((l) => l.path === '/h1') && Date.now() < logged) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(lines.find((l) => l.msg === 'request' && l.path === '/h1')?.protocol, 'HTTP/1.1');
+    const metrics = await gw.metrics.registry.metrics();
+    assert.match(metrics, /gangway_requests_by_protocol_total\{protocol="HTTP\/2\.0"\} 2/);
+    assert.match(metrics, /gangway_requests_by_protocol_total\{protocol="HTTP\/1\.1"\} 1/);
+  },
+);
 
 test('HTTP/2: a gateway-made error is explained the same way (problem+json, Proxy-Status, Retry-After)', async () => {
   const { file } = await setUp(SECURE, '127.0.0.1:1');
@@ -276,7 +299,8 @@ test('a WebSocket upgrade over HTTPS (HTTP/1.1 on the TLS listener) is tunnelled
   const up = await httpUpstream((_req, res) => res.end('not an upgrade'));
   up.server.on('upgrade', (req, socket) => {
     socket.write(
-      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nx-seen-proto: ${req.headers['x-forwarded-proto']}\r\n\r\n`,
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nx-seen-proto: ` +
+        `${req.headers['x-forwarded-proto']}\r\n\r\n`,
     );
     socket.on('data', (d: Buffer) => socket.write(Buffer.concat([Buffer.from('echo:'), d])));
   });
@@ -314,87 +338,100 @@ test('a drain lets an HTTP/2 stream in flight finish (GOAWAY), then the gateway 
   session.destroy();
 });
 
-test("each certificate's names and expiry are in /api/status and a metric; an expired one reads as negative days", async () => {
-  const { file } = await setUp(`{ address: "127.0.0.1:0", tls: { cert: "cert.pem", key: "key.pem" } }`);
-  writeFileSync(file, readFileSync(file, 'utf8').replace('admin: false', `admin: "127.0.0.1:${await closedPort()}"`));
-  const gw = createGateway(loadConfigFile(file), { logDestination: { write() {} }, processMetrics: false });
-  const { admin } = await gw.listen();
-  cleanups.push(() => gw.close());
-  const status = (await (await fetch(`http://127.0.0.1:${admin!.port}/api/status`)).json()) as {
-    certificates: Array<{ names: string[]; not_after: string; days_left: number; expires_soon: boolean }>;
-  };
-  const [cert] = status.certificates;
-  assert.deepEqual(cert?.names, ['localhost', '127.0.0.1']);
-  assert.ok(cert!.days_left > 3000, `valid until ${cert!.not_after}`);
-  assert.equal(cert!.expires_soon, false);
-  const metrics = await (await fetch(`http://127.0.0.1:${admin!.port}/metrics`)).text();
-  assert.match(metrics, /gangway_certificate_expiry_seconds\{listener="127\.0\.0\.1:0",name="localhost"\} \d{8,}/);
-  const expired = certificateFacts('test', readFileSync(join(TLS, 'expired-cert.pem'), 'utf8'));
-  assert.equal(expired.notAfter.toISOString(), '2020-01-02T00:00:00.000Z');
-  assert.ok(daysLeft(expired) < 0);
-  assert.equal(daysLeft(expired, Date.parse('2019-12-30T00:00:00Z')), 3);
-});
+test(
+  "each certificate's names and expiry are in /api/status and a metric; an " + 'expired one reads as negative days',
+  async () => {
+    const { file } = await setUp(`{ address: "127.0.0.1:0", tls: { cert: "cert.pem", key: "key.pem" } }`);
+    writeFileSync(file, readFileSync(file, 'utf8').replace('admin: false', `admin: "127.0.0.1:${await closedPort()}"`));
+    const gw = createGateway(loadConfigFile(file), { logDestination: { write() {} }, processMetrics: false });
+    const { admin } = await gw.listen();
+    cleanups.push(() => gw.close());
+    const status = (await (await fetch(`http://127.0.0.1:${admin!.port}/api/status`)).json()) as {
+      certificates: Array<{ names: string[]; not_after: string; days_left: number; expires_soon: boolean }>;
+    };
+    const [cert] = status.certificates;
+    assert.deepEqual(cert?.names, ['localhost', '127.0.0.1']);
+    assert.ok(cert!.days_left > 3000, `valid until ${cert!.not_after}`);
+    assert.equal(cert!.expires_soon, false);
+    const metrics = await (await fetch(`http://127.0.0.1:${admin!.port}/metrics`)).text();
+    assert.match(metrics, /gangway_certificate_expiry_seconds\{listener="127\.0\.0\.1:0",name="localhost"\} \d{8,}/);
+    const expired = certificateFacts('test', readFileSync(join(TLS, 'expired-cert.pem'), 'utf8'));
+    assert.equal(expired.notAfter.toISOString(), '2020-01-02T00:00:00.000Z');
+    assert.ok(daysLeft(expired) < 0);
+    assert.equal(daysLeft(expired, Date.parse('2019-12-30T00:00:00Z')), 3);
+  },
+);
 
-test('HSTS on the HTTPS listener; a cleartext listener redirects to it (308, the ACME challenge path excepted)', async () => {
-  const { file } = await setUp(
-    `[{ address: "127.0.0.1:0", redirectToHttps: true }, { address: "127.0.0.1:0", tls: { cert: "cert.pem", key: "key.pem", hsts: "365d" } }]`,
-  );
-  const { listeners } = await start(file);
-  const [plain, secure] = listeners;
-  assert.ok(plain && secure);
-  const redirected = await request(`http://127.0.0.1:${plain.port}/api/tracks?x=1`, {
-    headers: { host: 'music.example' },
-  });
-  await redirected.body.dump();
-  assert.equal(redirected.statusCode, 308);
-  assert.equal(redirected.headers.location, `https://music.example:${secure.port}/api/tracks?x=1`);
-  const challenge = await request(`http://127.0.0.1:${plain.port}/.well-known/acme-challenge/token`);
-  await challenge.body.dump();
-  assert.equal(challenge.statusCode, 404, 'the challenge path is not redirected');
-  const agent = new Agent({ connect: { ca: CA, servername: 'localhost' } });
-  cleanups.push(() => agent.close());
-  const answer = await request(`https://127.0.0.1:${secure.port}/x`, { dispatcher: agent });
-  await answer.body.dump();
-  assert.equal(answer.headers['strict-transport-security'], 'max-age=31536000');
-  assert.throws(() => {
-    const bad = file.replace('gangway.yaml', 'redirect-only.yaml');
-    writeFileSync(
-      bad,
-      readFileSync(file, 'utf8').replace(/listen: .*/, 'listen: { address: "127.0.0.1:0", redirectToHttps: true }'),
+test(
+  'HSTS on the HTTPS listener; a cleartext listener redirects to it (308, ' + 'the ACME challenge path excepted)',
+  async () => {
+    const { file } = await setUp(
+      `[{ address: "127.0.0.1:0", redirectToHttps: true }, { address: "127.0.0.1:0", ` +
+        `tls: { cert: "cert.pem", key: "key.pem", hsts: "365d" } }]`,
     );
-    loadConfigFile(bad);
-  }, /redirectToHttps needs an HTTPS listener/);
-});
+    const { listeners } = await start(file);
+    const [plain, secure] = listeners;
+    assert.ok(plain && secure);
+    const redirected = await request(`http://127.0.0.1:${plain.port}/api/tracks?x=1`, {
+      headers: { host: 'music.example' },
+    });
+    await redirected.body.dump();
+    assert.equal(redirected.statusCode, 308);
+    assert.equal(redirected.headers.location, `https://music.example:${secure.port}/api/tracks?x=1`);
+    const challenge = await request(`http://127.0.0.1:${plain.port}/.well-known/acme-challenge/token`);
+    await challenge.body.dump();
+    assert.equal(challenge.statusCode, 404, 'the challenge path is not redirected');
+    const agent = new Agent({ connect: { ca: CA, servername: 'localhost' } });
+    cleanups.push(() => agent.close());
+    const answer = await request(`https://127.0.0.1:${secure.port}/x`, { dispatcher: agent });
+    await answer.body.dump();
+    assert.equal(answer.headers['strict-transport-security'], 'max-age=31536000');
+    assert.throws(() => {
+      const bad = file.replace('gangway.yaml', 'redirect-only.yaml');
+      writeFileSync(
+        bad,
+        readFileSync(file, 'utf8').replace(/listen: .*/, 'listen: { address: "127.0.0.1:0", redirectToHttps: true }'),
+      );
+      loadConfigFile(bad);
+    }, /redirectToHttps needs an HTTPS listener/);
+  },
+);
 
-test('several certificates on one listener, chosen by SNI: exact names, a wildcard one label deep, the default for the rest', async () => {
-  const { dir, file } = await setUp(
-    `{ address: "127.0.0.1:0", tls: { cert: "cert.pem", key: "key.pem", sni: [{ cert: "music.pem", key: "music-key.pem" }, { cert: "wild.pem", key: "wild-key.pem" }] } }`,
-  );
-  copyFileSync(join(TLS, 'music-cert.pem'), join(dir, 'music.pem'));
-  copyFileSync(join(TLS, 'music-key.pem'), join(dir, 'music-key.pem'));
-  copyFileSync(join(TLS, 'wildcard-cert.pem'), join(dir, 'wild.pem'));
-  copyFileSync(join(TLS, 'wildcard-key.pem'), join(dir, 'wild-key.pem'));
-  const { proxy } = await start(file);
-  assert.equal(await presented(proxy.port, 'music.example'), 'Gangway tests (music)');
-  assert.equal(await presented(proxy.port, 'MUSIC.example'), 'Gangway tests (music)', 'names compare without case');
-  assert.equal(await presented(proxy.port, 'daily.podcasts.example'), 'Gangway tests (wildcard)');
-  assert.equal(
-    await presented(proxy.port, 'a.b.podcasts.example'),
-    'Gangway tests',
-    'a wildcard covers one label only',
-  );
-  assert.equal(await presented(proxy.port, 'localhost'), 'Gangway tests');
-  // A request through the SNI certificate is proxied like any other.
-  const agent = new Agent({ connect: { ca: MUSIC, servername: 'music.example' } });
-  cleanups.push(() => agent.close());
-  const r = await request(`https://127.0.0.1:${proxy.port}/sni`, {
-    dispatcher: agent,
-    headers: { host: 'music.example' },
-  });
-  assert.equal(await r.body.text(), 'hello /sni');
-  copyFileSync(join(TLS, 'localhost-key.pem'), join(dir, 'music-key.pem'));
-  assert.throws(() => loadConfigFile(file), /listen\[0\]\.tls\.sni\[0\]\.key: this key does not belong/);
-});
+test(
+  'several certificates on one listener, chosen by SNI: exact names, a wildcard ' +
+    'one label deep, the default for the rest',
+  async () => {
+    const { dir, file } = await setUp(
+      `{ address: "127.0.0.1:0", tls: { cert: "cert.pem", key: "key.pem", sni: ` +
+        `[{ cert: "music.pem", key: "music-key.pem" }, { cert: "wild.pem", key: ` +
+        `"wild-key.pem" }] } }`,
+    );
+    copyFileSync(join(TLS, 'music-cert.pem'), join(dir, 'music.pem'));
+    copyFileSync(join(TLS, 'music-key.pem'), join(dir, 'music-key.pem'));
+    copyFileSync(join(TLS, 'wildcard-cert.pem'), join(dir, 'wild.pem'));
+    copyFileSync(join(TLS, 'wildcard-key.pem'), join(dir, 'wild-key.pem'));
+    const { proxy } = await start(file);
+    assert.equal(await presented(proxy.port, 'music.example'), 'Gangway tests (music)');
+    assert.equal(await presented(proxy.port, 'MUSIC.example'), 'Gangway tests (music)', 'names compare without case');
+    assert.equal(await presented(proxy.port, 'daily.podcasts.example'), 'Gangway tests (wildcard)');
+    assert.equal(
+      await presented(proxy.port, 'a.b.podcasts.example'),
+      'Gangway tests',
+      'a wildcard covers one label only',
+    );
+    assert.equal(await presented(proxy.port, 'localhost'), 'Gangway tests');
+    // A request through the SNI certificate is proxied like any other.
+    const agent = new Agent({ connect: { ca: MUSIC, servername: 'music.example' } });
+    cleanups.push(() => agent.close());
+    const r = await request(`https://127.0.0.1:${proxy.port}/sni`, {
+      dispatcher: agent,
+      headers: { host: 'music.example' },
+    });
+    assert.equal(await r.body.text(), 'hello /sni');
+    copyFileSync(join(TLS, 'localhost-key.pem'), join(dir, 'music-key.pem'));
+    assert.throws(() => loadConfigFile(file), /listen\[0\]\.tls\.sni\[0\]\.key: this key does not belong/);
+  },
+);
 
 test('an h2c listener speaks HTTP/2 with prior knowledge in cleartext (for a load balancer in front)', async () => {
   const { file } = await setUp(`{ address: "127.0.0.1:0", h2c: true }`);
@@ -412,27 +449,30 @@ test('an h2c listener speaks HTTP/2 with prior knowledge in cleartext (for a loa
   }, /h2c is HTTP\/2 in cleartext/);
 });
 
-test('HTTP/2 under a rapid-reset flood (streams opened and cancelled at once): the gateway keeps serving others', async () => {
-  const { file } = await setUp(SECURE);
-  const { proxy } = await start(file);
-  const attacker = http2Connect(`https://localhost:${proxy.port}`, { ca: CA });
-  attacker.on('error', () => {});
-  await new Promise<void>((r) => attacker.once('connect', () => r()));
-  for (let i = 0; i < 2000 && !attacker.destroyed && !attacker.closed; i++) {
-    try {
-      const s = attacker.request({ ':path': `/flood/${i}` });
-      s.on('error', () => {});
-      s.close(http2Constants.NGHTTP2_CANCEL);
-    } catch {
-      break; // the gateway ended the session: what it should do to such a peer
+test(
+  'HTTP/2 under a rapid-reset flood (streams opened and cancelled at once): ' + 'the gateway keeps serving others',
+  async () => {
+    const { file } = await setUp(SECURE);
+    const { proxy } = await start(file);
+    const attacker = http2Connect(`https://localhost:${proxy.port}`, { ca: CA });
+    attacker.on('error', () => {});
+    await new Promise<void>((r) => attacker.once('connect', () => r()));
+    for (let i = 0; i < 2000 && !attacker.destroyed && !attacker.closed; i++) {
+      try {
+        const s = attacker.request({ ':path': `/flood/${i}` });
+        s.on('error', () => {});
+        s.close(http2Constants.NGHTTP2_CANCEL);
+      } catch {
+        break; // the gateway ended the session: what it should do to such a peer
+      }
     }
-  }
-  await new Promise((r) => setTimeout(r, 200));
-  attacker.destroy();
-  const session = http2Connect(`https://localhost:${proxy.port}`, { ca: CA });
-  cleanups.push(() => session.close());
-  assert.equal((await h2Ask(session, { ':path': '/after' })).body, 'hello /after');
-});
+    await new Promise((r) => setTimeout(r, 200));
+    attacker.destroy();
+    const session = http2Connect(`https://localhost:${proxy.port}`, { ca: CA });
+    cleanups.push(() => session.close());
+    assert.equal((await h2Ask(session, { ':path': '/after' })).body, 'hello /after');
+  },
+);
 
 test('the status page and its live updates are served over HTTP/2', async () => {
   const { file } = await setUp(SECURE);

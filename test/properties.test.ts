@@ -175,32 +175,40 @@ test('normalizePath never throws, and always says why it refuses', () => {
   );
 });
 
-test('an accepted path is in normal form: rooted, no empty or dot segment, only upper-case encodings of reserved characters', () => {
-  fc.assert(
-    fc.property(anyPath, anyPolicy, (p, policy) => {
-      const r = normalizePath(p, policy);
-      if (!r.ok) return;
-      const q = r.path;
-      const why = `${JSON.stringify(p)} → ${JSON.stringify(q)}`;
-      assert.ok(q.startsWith('/'), `starts with "/": ${why}`);
-      assert.ok(!q.includes('//'), `no empty segment: ${why}`);
-      assert.ok(!q.includes('\\'), `no backslash: ${why}`);
-      assert.ok(/^[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*$/.test(q), `only RFC 3986 path characters: ${why}`);
-      assert.ok(!/%(?![0-9A-F]{2})/.test(q), `every "%" is followed by two upper-case hex digits: ${why}`);
-      assert.ok(!/%(4[1-9A-F]|5[0-9A]|6[1-9A-F]|7[0-9A]|3[0-9]|2D|2E|5F|7E)/.test(q), `no encoded unreserved: ${why}`);
-      assert.ok(!/%(0[0-9A-F]|1[0-9A-F]|7F|5C)/.test(q), `no encoded control character or backslash: ${why}`);
-      for (const s of q.split('/').slice(1)) {
-        assert.ok(s !== '.' && s !== '..', `no dot segment: ${why}`);
-        for (const part of s.split('%2F')) {
-          const bare = part.split(';')[0];
-          assert.ok(bare !== '.' && bare !== '..', `no dot segment behind ";" or "%2F": ${why}`);
+test(
+  'an accepted path is in normal form: rooted, no empty or dot segment, only ' +
+    'upper-case encodings of reserved characters',
+  () => {
+    fc.assert(
+      fc.property(anyPath, anyPolicy, (p, policy) => {
+        const r = normalizePath(p, policy);
+        if (!r.ok) return;
+        const q = r.path;
+        const why = `${JSON.stringify(p)} → ${JSON.stringify(q)}`;
+        assert.ok(q.startsWith('/'), `starts with "/": ${why}`);
+        assert.ok(!q.includes('//'), `no empty segment: ${why}`);
+        assert.ok(!q.includes('\\'), `no backslash: ${why}`);
+        assert.ok(/^[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*$/.test(q), `only RFC 3986 path characters: ${why}`);
+        assert.ok(!/%(?![0-9A-F]{2})/.test(q), `every "%" is followed by two upper-case hex digits: ${why}`);
+        assert.ok(
+          !/%(4[1-9A-F]|5[0-9A]|6[1-9A-F]|7[0-9A]|3[0-9]|2D|2E|5F|7E)/.test(q),
+          `no encoded unreserved: ${why}`,
+        );
+        assert.ok(!/%(0[0-9A-F]|1[0-9A-F]|7F|5C)/.test(q), `no encoded control character or backslash: ${why}`);
+        for (const s of q.split('/').slice(1)) {
+          assert.ok(s !== '.' && s !== '..', `no dot segment: ${why}`);
+          for (const part of s.split('%2F')) {
+            const bare = part.split(';')[0];
+            assert.ok(bare !== '.' && bare !== '..', `no dot segment behind ";" or "%2F": ${why}`);
+          }
         }
-      }
-      if (policy.rejectEncodedSlash) assert.ok(!q.includes('%2F'), `no encoded slash under the strict policy: ${why}`);
-      assert.ok(q.length <= p.length, `normalising never lengthens a path: ${why}`);
-    }),
-  );
-});
+        if (policy.rejectEncodedSlash)
+          assert.ok(!q.includes('%2F'), `no encoded slash under the strict policy: ${why}`);
+        assert.ok(q.length <= p.length, `normalising never lengthens a path: ${why}`);
+      }),
+    );
+  },
+);
 
 test('normalizePath is idempotent: a normal form is its own normal form', () => {
   fc.assert(

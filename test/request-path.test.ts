@@ -197,27 +197,30 @@ test('a freshly started gateway hedges its first requests, so a host that never 
   assert.equal(hedged.length, 1, 'the request that started on the frozen host was hedged');
 });
 
-test('a reloaded configuration is let go once its requests are done: reloads do not pile up earlier runtimes', async () => {
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as () => void;
-  const up = await httpUpstream((_req, res) => res.end('ok'));
-  const config = minimalConfig([up.address], { upstream: { healthCheck: { enabled: true, interval: '50ms' } } });
-  const gw = await startGateway(config);
-  cleanups.push(
-    () => gw.close(),
-    () => up.close(),
-  );
-  await gw.gateway.reload({ ...config, listen: '127.0.0.1:0', admin: '127.0.0.1:0' });
-  const first = new WeakRef(gw.gateway.config);
-  for (let i = 0; i < 5; i++) {
+test(
+  'a reloaded configuration is let go once its requests are done: reloads ' + 'do not pile up earlier runtimes',
+  async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const up = await httpUpstream((_req, res) => res.end('ok'));
+    const config = minimalConfig([up.address], { upstream: { healthCheck: { enabled: true, interval: '50ms' } } });
+    const gw = await startGateway(config);
+    cleanups.push(
+      () => gw.close(),
+      () => up.close(),
+    );
     await gw.gateway.reload({ ...config, listen: '127.0.0.1:0', admin: '127.0.0.1:0' });
-    assert.equal((await fetchRaw(`${gw.url}/x`)).status, 200, 'served between reloads');
-  }
-  await sleep(200); // the retired runtimes close their pools
-  // deref() keeps its target alive until the current job ends: collect in a job of its own.
-  for (let i = 0; i < 3; i++) {
-    gc();
-    await sleep(20);
-  }
-  assert.equal(first.deref(), undefined, 'the configuration of a runtime five reloads ago is no longer held');
-});
+    const first = new WeakRef(gw.gateway.config);
+    for (let i = 0; i < 5; i++) {
+      await gw.gateway.reload({ ...config, listen: '127.0.0.1:0', admin: '127.0.0.1:0' });
+      assert.equal((await fetchRaw(`${gw.url}/x`)).status, 200, 'served between reloads');
+    }
+    await sleep(200); // the retired runtimes close their pools
+    // deref() keeps its target alive until the current job ends: collect in a job of its own.
+    for (let i = 0; i < 3; i++) {
+      gc();
+      await sleep(20);
+    }
+    assert.equal(first.deref(), undefined, 'the configuration of a runtime five reloads ago is no longer held');
+  },
+);

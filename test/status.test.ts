@@ -219,260 +219,274 @@ test('the status page is served with its chart library, and open pages get every
   );
 });
 
-test('an overload spike: requests shed at the limit are counted apart and make the service busy, never an incident', async () => {
-  // One request at a time, 300 ms each: a burst of 30 finds the limit full and is shed at once.
-  let busy = 0;
-  const up = await httpUpstream((req, res) => {
-    req.resume();
-    busy++;
-    setTimeout(() => {
-      busy--;
-      res.end('ok');
-    }, 300);
-  });
-  const gw = await startGateway(
-    {
-      upstreams: {
-        music: {
-          hosts: [up.address],
-          healthCheck: { enabled: false },
-          concurrency: { min: 1, max: 1, maxWait: '50ms' },
+test(
+  'an overload spike: requests shed at the limit are counted apart and make ' + 'the service busy, never an incident',
+  async () => {
+    // One request at a time, 300 ms each: a burst of 30 finds the limit full and is shed at once.
+    let busy = 0;
+    const up = await httpUpstream((req, res) => {
+      req.resume();
+      busy++;
+      setTimeout(() => {
+        busy--;
+        res.end('ok');
+      }, 300);
+    });
+    const gw = await startGateway(
+      {
+        upstreams: {
+          music: {
+            hosts: [up.address],
+            healthCheck: { enabled: false },
+            concurrency: { min: 1, max: 1, maxWait: '50ms' },
+          },
         },
+        routes: [{ name: 'music', title: 'Music', upstream: 'music' }],
       },
-      routes: [{ name: 'music', title: 'Music', upstream: 'music' }],
-    },
-    { statusStepMs: 100 },
-  );
-  cleanups.push(
-    () => gw.close(),
-    () => up.close(),
-  );
-  const answers = await Promise.all(Array.from({ length: 30 }, () => fetchRaw(`${gw.url}/track`)));
-  const shed = answers.filter((a) => a.status === 503 && a.headers['retry-after'] !== undefined).length;
-  assert.ok(shed >= 20, `most of the burst was shed (${answers.map((a) => a.status)})`);
-  assert.equal(shed + answers.filter((a) => a.status === 200).length, 30, 'the rest were answered');
-  const status = await statusWhen(gw, (s) => s.services[0]!.last_minute.requests === 30);
-  const music = status.services[0]!;
-  assert.deepEqual(
-    { ...music.last_minute, ttfb_p99_ms: 0 },
-    {
-      requests: 30,
-      errors: 0,
-      shed,
-      prevented: 0,
-      error_rate: 0,
-      shed_rate: Math.round((shed / 30) * 1e4) / 1e4,
-      ttfb_p99_ms: 0,
-    },
-    'the shed requests are counted, and not as errors',
-  );
-  assert.equal(music.state, 'busy');
-  assert.equal(music.reason_code, 'shedding');
-  assert.equal(status.overall, 'busy', 'busy, not an outage');
-  // With shed requests counted as failures, 20 of 30 would have opened one at once.
-  assert.deepEqual(status.incidents, [], 'no incident');
-  assert.deepEqual(chartCounts(status.history!, 'shed_pct'), [30, shed], 'the chart shows the shed requests');
-  assert.deepEqual(chartCounts(status.history!, 'error_pct'), [30, 0], 'and no failure');
-  const page = (await fetchRaw(`${gw.adminUrl}/status`)).body.toString();
-  assert.match(page, new RegExp(`${shed} requests asked to retry later`));
-  assert.match(page, /<span class="badge s-busy">Busy<\/span>/);
-  assert.equal(busy, 0);
-});
+      { statusStepMs: 100 },
+    );
+    cleanups.push(
+      () => gw.close(),
+      () => up.close(),
+    );
+    const answers = await Promise.all(Array.from({ length: 30 }, () => fetchRaw(`${gw.url}/track`)));
+    const shed = answers.filter((a) => a.status === 503 && a.headers['retry-after'] !== undefined).length;
+    assert.ok(shed >= 20, `most of the burst was shed (${answers.map((a) => a.status)})`);
+    assert.equal(shed + answers.filter((a) => a.status === 200).length, 30, 'the rest were answered');
+    const status = await statusWhen(gw, (s) => s.services[0]!.last_minute.requests === 30);
+    const music = status.services[0]!;
+    assert.deepEqual(
+      { ...music.last_minute, ttfb_p99_ms: 0 },
+      {
+        requests: 30,
+        errors: 0,
+        shed,
+        prevented: 0,
+        error_rate: 0,
+        shed_rate: Math.round((shed / 30) * 1e4) / 1e4,
+        ttfb_p99_ms: 0,
+      },
+      'the shed requests are counted, and not as errors',
+    );
+    assert.equal(music.state, 'busy');
+    assert.equal(music.reason_code, 'shedding');
+    assert.equal(status.overall, 'busy', 'busy, not an outage');
+    // With shed requests counted as failures, 20 of 30 would have opened one at once.
+    assert.deepEqual(status.incidents, [], 'no incident');
+    assert.deepEqual(chartCounts(status.history!, 'shed_pct'), [30, shed], 'the chart shows the shed requests');
+    assert.deepEqual(chartCounts(status.history!, 'error_pct'), [30, 0], 'and no failure');
+    const page = (await fetchRaw(`${gw.adminUrl}/status`)).body.toString();
+    assert.match(page, new RegExp(`${shed} requests asked to retry later`));
+    assert.match(page, /<span class="badge s-busy">Busy<\/span>/);
+    assert.equal(busy, 0);
+  },
+);
 
-test('a stream cut part way is a failure the listener saw: counted as an error, and five of them open an incident', async () => {
-  // 200 with a length, half the body, then a reset: no validator, so it cannot be resumed.
-  const up = await httpUpstream((_req: IncomingMessage, res: ServerResponse) => {
-    res.writeHead(200, { 'content-type': 'audio/wav', 'content-length': '20000' });
-    res.write(Buffer.alloc(10_000), () => setTimeout(() => res.socket?.resetAndDestroy(), 5));
-  });
-  const gw = await startGateway(
-    {
-      upstreams: { music: { hosts: [up.address], healthCheck: { enabled: false } } },
-      routes: [{ name: 'music', title: 'Music', upstream: 'music' }],
-    },
-    { statusStepMs: 100 },
-  );
-  cleanups.push(
-    () => gw.close(),
-    () => up.close(),
-  );
-  for (let i = 0; i < 5; i++) {
-    const r = await fetchRaw(`${gw.url}/track/${i}.wav`);
-    assert.equal(r.status, 200);
-    assert.equal(r.complete, false, 'the listener sees the stream break');
-  }
-  const status = await statusWhen(gw, (s) => (s.incidents[0]?.errors ?? 0) >= 5);
-  const music = status.services[0]!;
-  assert.equal(music.last_minute.errors, 5, 'every cut stream is an error, though its status was 200');
-  assert.equal(music.last_minute.shed, 0);
-  assert.equal(music.last_minute.top_failure, 'http_response_incomplete');
-  assert.equal(music.state, 'down');
-  assert.deepEqual(
-    status.incidents.map((i) => [i.route, i.service, i.cause, i.errors]),
-    [['music', 'Music', 'http_response_incomplete', 5]],
-  );
-  const page = (await fetchRaw(`${gw.adminUrl}/status`)).body.toString();
-  assert.match(page, /<strong>Music<\/strong> · Ongoing since <time datetime="[^"]+">/);
-  assert.match(page, /Upstream response broke off \(5 of 5 requests failed, at worst 100%\)/);
-});
+test(
+  'a stream cut part way is a failure the listener saw: counted as an error, ' + 'and five of them open an incident',
+  async () => {
+    // 200 with a length, half the body, then a reset: no validator, so it cannot be resumed.
+    const up = await httpUpstream((_req: IncomingMessage, res: ServerResponse) => {
+      res.writeHead(200, { 'content-type': 'audio/wav', 'content-length': '20000' });
+      res.write(Buffer.alloc(10_000), () => setTimeout(() => res.socket?.resetAndDestroy(), 5));
+    });
+    const gw = await startGateway(
+      {
+        upstreams: { music: { hosts: [up.address], healthCheck: { enabled: false } } },
+        routes: [{ name: 'music', title: 'Music', upstream: 'music' }],
+      },
+      { statusStepMs: 100 },
+    );
+    cleanups.push(
+      () => gw.close(),
+      () => up.close(),
+    );
+    for (let i = 0; i < 5; i++) {
+      const r = await fetchRaw(`${gw.url}/track/${i}.wav`);
+      assert.equal(r.status, 200);
+      assert.equal(r.complete, false, 'the listener sees the stream break');
+    }
+    const status = await statusWhen(gw, (s) => (s.incidents[0]?.errors ?? 0) >= 5);
+    const music = status.services[0]!;
+    assert.equal(music.last_minute.errors, 5, 'every cut stream is an error, though its status was 200');
+    assert.equal(music.last_minute.shed, 0);
+    assert.equal(music.last_minute.top_failure, 'http_response_incomplete');
+    assert.equal(music.state, 'down');
+    assert.deepEqual(
+      status.incidents.map((i) => [i.route, i.service, i.cause, i.errors]),
+      [['music', 'Music', 'http_response_incomplete', 5]],
+    );
+    const page = (await fetchRaw(`${gw.adminUrl}/status`)).body.toString();
+    assert.match(page, /<strong>Music<\/strong> · Ongoing since <time datetime="[^"]+">/);
+    assert.match(page, /Upstream response broke off \(5 of 5 requests failed, at worst 100%\)/);
+  },
+);
 
-test("the public view names services by their titles and leaves upstream names, host counts and addresses out; the operator's view keeps them", async () => {
-  const good = await httpUpstream((_req, res) => res.end('ok'));
-  const dead = await closedPort();
-  const hosts = [good.address, `127.0.0.1:${dead}`];
-  const gw = await startGateway({
-    upstreams: {
-      'backend-7': { hosts, healthCheck: { interval: '100ms', unhealthyThreshold: 1 } },
-    },
-    routes: [
-      { name: 'tracks', title: 'Music', match: { path: '/music' }, upstream: 'backend-7' },
-      { match: { path: '/' }, upstream: 'backend-7' },
-    ],
-    status: { path: '/_status' },
-  });
-  cleanups.push(
-    () => gw.close(),
-    () => good.close(),
-  );
-  // The dead host fails its first health check and leaves rotation.
-  const admin = await statusWhen(gw, (s) => s.services[0]!.servers?.in_rotation === 1);
-  assert.deepEqual(
-    admin.services.map((v) => [v.name, v.title, v.upstream, v.servers, v.state, v.reason]),
-    [
-      ['tracks', 'Music', 'backend-7', { in_rotation: 1, total: 2 }, 'degraded', '1 of 2 servers out of rotation'],
-      ['/', '/', 'backend-7', { in_rotation: 1, total: 2 }, 'degraded', '1 of 2 servers out of rotation'],
-    ],
-    'the operator sees routes, upstreams and servers',
-  );
-  const adminPage = (await fetchRaw(`${gw.adminUrl}/status`)).body.toString();
-  assert.match(
-    adminPage,
-    /<strong>Music<\/strong><span class="detail">route tracks · upstream backend-7 · 1\/2 servers<\/span>/,
-  );
-
-  const json = (await (await fetch(`${gw.url}/_status/status.json`)).json()) as Status & Record<string, unknown>;
-  assert.deepEqual(
-    json.services.map((v) => [v.name, v.title, v.state, v.reason, Object.keys(v).sort()]),
-    [
-      [
-        'tracks',
-        'Music',
-        'degraded',
-        'Running with reduced capacity',
-        ['last_minute', 'name', 'reason', 'reason_code', 'state', 'title'],
-      ],
-      [
-        '/',
-        '/',
-        'degraded',
-        'Running with reduced capacity',
-        ['last_minute', 'name', 'reason', 'reason_code', 'state', 'title'],
-      ],
-    ],
-    'listeners see titles and states, no upstream or server counts',
-  );
-  assert.equal(json.upstreams, undefined);
-  assert.equal(json.routes, undefined);
-  const publicPage = (await fetchRaw(`${gw.url}/_status`)).body.toString();
-  assert.match(publicPage, /<strong>Music<\/strong>/);
-  assert.match(publicPage, /<script src="\/_status\/uplot\.js"><\/script>/);
-  for (const [what, text] of [
-    ['JSON', JSON.stringify(json)],
-    ['page', publicPage],
-  ]) {
-    assert.doesNotMatch(text!, /backend-7/, `no upstream name in the public ${what}`);
-    assert.doesNotMatch(text!, /\b[12]\/2\b|servers/, `no host counts in the public ${what}`);
-    for (const h of hosts)
-      assert.doesNotMatch(text!, new RegExp(h.replace(/\./g, '\\.')), `no address in the public ${what}`);
-  }
-  // Error pages link to the public page.
-  const failed = await fetchRaw(`${gw.url}/music/x`, { headers: { accept: 'text/html' } });
-  assert.equal(failed.status, 200, 'the good host answers');
-  const gone = await startGateway({
-    upstreams: { music: { hosts: [`127.0.0.1:${dead}`], healthCheck: { enabled: false } } },
-    routes: [{ upstream: 'music' }],
-    status: { path: '/_status' },
-  });
-  cleanups.push(() => gone.close());
-  const page = await fetchRaw(`${gone.url}/track`, { headers: { accept: 'text/html' } });
-  assert.match(page.body.toString(), /<a href="\/_status">Service status →<\/a>/);
-  assert.equal(page.headers.link, '</_status>; rel="status"');
-});
-
-test("counts follow each language's plural rules, on the page the server renders and in every live update; responsiveness is called time to first byte", async () => {
-  const good = await httpUpstream((_req, res) => res.end('ok'));
-  const dead = await closedPort();
-  const gw = await startGateway(
-    {
+test(
+  'the public view names services by their titles and leaves upstream names, ' +
+    "host counts and addresses out; the operator's view keeps them",
+  async () => {
+    const good = await httpUpstream((_req, res) => res.end('ok'));
+    const dead = await closedPort();
+    const hosts = [good.address, `127.0.0.1:${dead}`];
+    const gw = await startGateway({
       upstreams: {
-        music: { hosts: [good.address], healthCheck: { enabled: false } },
-        covers: { hosts: [`127.0.0.1:${dead}`], healthCheck: { enabled: false }, retries: { attempts: 1 } },
+        'backend-7': { hosts, healthCheck: { interval: '100ms', unhealthyThreshold: 1 } },
       },
       routes: [
-        { name: 'music', title: 'Music', match: { path: '/music' }, upstream: 'music' },
-        { name: 'covers', title: 'Covers', match: { path: '/covers' }, upstream: 'covers' },
+        { name: 'tracks', title: 'Music', match: { path: '/music' }, upstream: 'backend-7' },
+        { match: { path: '/' }, upstream: 'backend-7' },
       ],
-    },
-    { statusStepMs: 100 },
-  );
-  cleanups.push(
-    () => gw.close(),
-    () => good.close(),
-  );
-  await fetchRaw(`${gw.url}/music/a`);
-  await fetchRaw(`${gw.url}/music/b`);
-  assert.equal((await fetchRaw(`${gw.url}/covers/a`)).status, 502);
-  await statusWhen(gw, (s) => s.services.every((v) => v.last_minute.requests > 0));
-  const page = async (lang: string): Promise<string> =>
-    (await fetchRaw(`${gw.adminUrl}/status`, { headers: { 'accept-language': lang } })).body.toString();
-  const en = await page('en');
-  assert.match(en, />2 requests, 0 errors</);
-  assert.match(en, />1 request, 1 error</);
-  assert.match(en, /1\/1 server</);
-  const de = await page('de-DE');
-  assert.match(de, />2 Anfragen, 0 Fehler</);
-  assert.match(de, />1 Anfrage, 1 Fehler</);
-  assert.match(de, /Dienst hat die Verbindung abgelehnt/, 'the cause in words, in German');
-  for (const html of [en, de]) {
-    assert.doesNotMatch(
-      html.replace(/<script>window\.GANGWAY_STATUS=.*?<\/script>/s, ''),
-      /\b1 (requests|errors|Anfragen)\b/,
-    );
-  }
-  assert.match(en, /<th scope="col">Time to first byte \(p99\)<\/th>/);
-  assert.match(en, /<figcaption>Time to first byte, p99<\/figcaption>/);
-  assert.doesNotMatch(en, /response time/i);
-  assert.match(de, /<th scope="col">Zeit bis zum ersten Byte \(p99\)<\/th>/);
-  const json = JSON.stringify(await (await fetch(`${gw.adminUrl}/api/status?history=1`)).json());
-  assert.match(json, /"ttfb_p99_ms":/);
-  assert.doesNotMatch(json, /"p99_ms"|response_time/, 'the JSON names the measure');
-
-  // A live update brings the sections rendered again, in the language the page asked for.
-  const sections = await new Promise<Record<string, string>>((resolve, reject) => {
-    const stream = request(`${gw.adminUrl}/status/events?lang=de`, (res) => {
-      let buf = '';
-      res.on('data', (c: Buffer) => {
-        buf += c.toString();
-        const data = /^data: (.*)$/m.exec(buf);
-        if (data) {
-          stream.destroy();
-          resolve((JSON.parse(data[1]!) as { sections: Record<string, string> }).sections);
-        }
-      });
+      status: { path: '/_status' },
     });
-    stream.on('error', reject);
-    stream.end();
-  });
-  assert.match(sections.services!, />1 Anfrage, 1 Fehler</);
-  assert.match(sections.overall!, /Einige Dienste sind ausgefallen/);
+    cleanups.push(
+      () => gw.close(),
+      () => good.close(),
+    );
+    // The dead host fails its first health check and leaves rotation.
+    const admin = await statusWhen(gw, (s) => s.services[0]!.servers?.in_rotation === 1);
+    assert.deepEqual(
+      admin.services.map((v) => [v.name, v.title, v.upstream, v.servers, v.state, v.reason]),
+      [
+        ['tracks', 'Music', 'backend-7', { in_rotation: 1, total: 2 }, 'degraded', '1 of 2 servers out of rotation'],
+        ['/', '/', 'backend-7', { in_rotation: 1, total: 2 }, 'degraded', '1 of 2 servers out of rotation'],
+      ],
+      'the operator sees routes, upstreams and servers',
+    );
+    const adminPage = (await fetchRaw(`${gw.adminUrl}/status`)).body.toString();
+    assert.match(
+      adminPage,
+      /<strong>Music<\/strong><span class="detail">route tracks · upstream backend-7 · 1\/2 servers<\/span>/,
+    );
 
-  // The rules are the language's own, numbers are written its way, and `=N` comes first.
-  const pattern = '{n, plural, =0 {brak plików} one {# plik} few {# pliki} many {# plików} other {# pliku}}';
-  assert.deepEqual(
-    [0, 1, 2, 5, 22, 5005].map((n) => formatMessage('pl', pattern, { n })),
-    ['brak plików', '1 plik', '2 pliki', '5 plików', '22 pliki', '5005 plików'],
-  );
-  assert.equal(formatMessage('en', '{n, plural, one {# request} other {# requests}}', { n: 5002 }), '5,002 requests');
-  assert.equal(formatMessage('de', '{n, plural, one {# Anfrage} other {# Anfragen}}', { n: 5002 }), '5.002 Anfragen');
-  assert.equal(formatMessage('en', '{n} of {m}', { n: 1 }), '1 of {m}', 'an unknown name stays as written');
-});
+    const json = (await (await fetch(`${gw.url}/_status/status.json`)).json()) as Status & Record<string, unknown>;
+    assert.deepEqual(
+      json.services.map((v) => [v.name, v.title, v.state, v.reason, Object.keys(v).sort()]),
+      [
+        [
+          'tracks',
+          'Music',
+          'degraded',
+          'Running with reduced capacity',
+          ['last_minute', 'name', 'reason', 'reason_code', 'state', 'title'],
+        ],
+        [
+          '/',
+          '/',
+          'degraded',
+          'Running with reduced capacity',
+          ['last_minute', 'name', 'reason', 'reason_code', 'state', 'title'],
+        ],
+      ],
+      'listeners see titles and states, no upstream or server counts',
+    );
+    assert.equal(json.upstreams, undefined);
+    assert.equal(json.routes, undefined);
+    const publicPage = (await fetchRaw(`${gw.url}/_status`)).body.toString();
+    assert.match(publicPage, /<strong>Music<\/strong>/);
+    assert.match(publicPage, /<script src="\/_status\/uplot\.js"><\/script>/);
+    for (const [what, text] of [
+      ['JSON', JSON.stringify(json)],
+      ['page', publicPage],
+    ]) {
+      assert.doesNotMatch(text!, /backend-7/, `no upstream name in the public ${what}`);
+      assert.doesNotMatch(text!, /\b[12]\/2\b|servers/, `no host counts in the public ${what}`);
+      for (const h of hosts)
+        assert.doesNotMatch(text!, new RegExp(h.replace(/\./g, '\\.')), `no address in the public ${what}`);
+    }
+    // Error pages link to the public page.
+    const failed = await fetchRaw(`${gw.url}/music/x`, { headers: { accept: 'text/html' } });
+    assert.equal(failed.status, 200, 'the good host answers');
+    const gone = await startGateway({
+      upstreams: { music: { hosts: [`127.0.0.1:${dead}`], healthCheck: { enabled: false } } },
+      routes: [{ upstream: 'music' }],
+      status: { path: '/_status' },
+    });
+    cleanups.push(() => gone.close());
+    const page = await fetchRaw(`${gone.url}/track`, { headers: { accept: 'text/html' } });
+    assert.match(page.body.toString(), /<a href="\/_status">Service status →<\/a>/);
+    assert.equal(page.headers.link, '</_status>; rel="status"');
+  },
+);
+
+test(
+  "counts follow each language's plural rules, on the page the server renders " +
+    'and in every live update; responsiveness is called time to first byte',
+  async () => {
+    const good = await httpUpstream((_req, res) => res.end('ok'));
+    const dead = await closedPort();
+    const gw = await startGateway(
+      {
+        upstreams: {
+          music: { hosts: [good.address], healthCheck: { enabled: false } },
+          covers: { hosts: [`127.0.0.1:${dead}`], healthCheck: { enabled: false }, retries: { attempts: 1 } },
+        },
+        routes: [
+          { name: 'music', title: 'Music', match: { path: '/music' }, upstream: 'music' },
+          { name: 'covers', title: 'Covers', match: { path: '/covers' }, upstream: 'covers' },
+        ],
+      },
+      { statusStepMs: 100 },
+    );
+    cleanups.push(
+      () => gw.close(),
+      () => good.close(),
+    );
+    await fetchRaw(`${gw.url}/music/a`);
+    await fetchRaw(`${gw.url}/music/b`);
+    assert.equal((await fetchRaw(`${gw.url}/covers/a`)).status, 502);
+    await statusWhen(gw, (s) => s.services.every((v) => v.last_minute.requests > 0));
+    const page = async (lang: string): Promise<string> =>
+      (await fetchRaw(`${gw.adminUrl}/status`, { headers: { 'accept-language': lang } })).body.toString();
+    const en = await page('en');
+    assert.match(en, />2 requests, 0 errors</);
+    assert.match(en, />1 request, 1 error</);
+    assert.match(en, /1\/1 server</);
+    const de = await page('de-DE');
+    assert.match(de, />2 Anfragen, 0 Fehler</);
+    assert.match(de, />1 Anfrage, 1 Fehler</);
+    assert.match(de, /Dienst hat die Verbindung abgelehnt/, 'the cause in words, in German');
+    for (const html of [en, de]) {
+      assert.doesNotMatch(
+        html.replace(/<script>window\.GANGWAY_STATUS=.*?<\/script>/s, ''),
+        /\b1 (requests|errors|Anfragen)\b/,
+      );
+    }
+    assert.match(en, /<th scope="col">Time to first byte \(p99\)<\/th>/);
+    assert.match(en, /<figcaption>Time to first byte, p99<\/figcaption>/);
+    assert.doesNotMatch(en, /response time/i);
+    assert.match(de, /<th scope="col">Zeit bis zum ersten Byte \(p99\)<\/th>/);
+    const json = JSON.stringify(await (await fetch(`${gw.adminUrl}/api/status?history=1`)).json());
+    assert.match(json, /"ttfb_p99_ms":/);
+    assert.doesNotMatch(json, /"p99_ms"|response_time/, 'the JSON names the measure');
+
+    // A live update brings the sections rendered again, in the language the page asked for.
+    const sections = await new Promise<Record<string, string>>((resolve, reject) => {
+      const stream = request(`${gw.adminUrl}/status/events?lang=de`, (res) => {
+        let buf = '';
+        res.on('data', (c: Buffer) => {
+          buf += c.toString();
+          const data = /^data: (.*)$/m.exec(buf);
+          if (data) {
+            stream.destroy();
+            resolve((JSON.parse(data[1]!) as { sections: Record<string, string> }).sections);
+          }
+        });
+      });
+      stream.on('error', reject);
+      stream.end();
+    });
+    assert.match(sections.services!, />1 Anfrage, 1 Fehler</);
+    assert.match(sections.overall!, /Einige Dienste sind ausgefallen/);
+
+    // The rules are the language's own, numbers are written its way, and `=N` comes first.
+    const pattern = '{n, plural, =0 {brak plików} one {# plik} few {# pliki} many {# plików} other {# pliku}}';
+    assert.deepEqual(
+      [0, 1, 2, 5, 22, 5005].map((n) => formatMessage('pl', pattern, { n })),
+      ['brak plików', '1 plik', '2 pliki', '5 plików', '22 pliki', '5005 plików'],
+    );
+    assert.equal(formatMessage('en', '{n, plural, one {# request} other {# requests}}', { n: 5002 }), '5,002 requests');
+    assert.equal(formatMessage('de', '{n, plural, one {# Anfrage} other {# Anfragen}}', { n: 5002 }), '5.002 Anfragen');
+    assert.equal(formatMessage('en', '{n} of {m}', { n: 1 }), '1 of {m}', 'an unknown name stays as written');
+  },
+);

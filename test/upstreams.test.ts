@@ -120,18 +120,21 @@ test('an https:// upstream with a certificate nobody trusts: 502, no request rea
   );
 });
 
-test('a TLS certificate failure is its own kind of the taxonomy: Proxy-Status error=tls_certificate_error', async () => {
-  const up = await httpsUpstream();
-  const gw = await startGateway(minimalConfig([up.origin]));
-  cleanups.push(() => gw.close());
-  const res = await fetchRaw(`${gw.url}/tracks`, { timeoutMs: 10_000 });
-  assert.equal(res.status, 502, 'the client gets a 502');
-  assert.equal(
-    res.headers['proxy-status'],
-    'gangway; error=tls_certificate_error; details="upstream music"',
-    'Proxy-Status says the upstream certificate failed',
-  );
-});
+test(
+  'a TLS certificate failure is its own kind of the taxonomy: Proxy-Status ' + 'error=tls_certificate_error',
+  async () => {
+    const up = await httpsUpstream();
+    const gw = await startGateway(minimalConfig([up.origin]));
+    cleanups.push(() => gw.close());
+    const res = await fetchRaw(`${gw.url}/tracks`, { timeoutMs: 10_000 });
+    assert.equal(res.status, 502, 'the client gets a 502');
+    assert.equal(
+      res.headers['proxy-status'],
+      'gangway; error=tls_certificate_error; details="upstream music"',
+      'Proxy-Status says the upstream certificate failed',
+    );
+  },
+);
 
 test('a TLS certificate failure on one host is retried on another host (nothing was sent)', async () => {
   const bad = await httpsUpstream();
@@ -147,37 +150,44 @@ test('a TLS certificate failure on one host is retried on another host (nothing 
   assert.equal(res.body.toString(), 'plain hello', "the other host's answer");
 });
 
-test("a pool's tls.ca (relative to the configuration file) verifies its https:// hosts; servername picks the name checked; verify: false is refused by nothing but trusts anything", async () => {
-  const up = await httpsUpstream();
-  const dir = mkdtempSync(join(tmpdir(), 'gangway-tls-'));
-  copyFileSync(CERT, join(dir, 'ca.pem'));
-  const write = (name: string, tls: string) => {
-    const file = join(dir, name);
-    writeFileSync(
-      file,
-      `listen: "127.0.0.1:0"\nadmin: false\nupstreams:\n  music:\n    hosts: ["${up.origin}"]\n    healthCheck: { enabled: false }\n    tls: ${tls}\nroutes:\n  - { match: { path: "/" }, upstream: music }\n`,
-    );
-    return loadConfigFile(file);
-  };
-  for (const [tls, expected] of [
-    ['{ ca: "ca.pem" }', 200],
-    ['{ ca: "ca.pem", servername: "localhost" }', 200],
-    ['{ ca: "ca.pem", servername: "music.example" }', 502],
-    ['{ verify: false }', 200],
-  ] as const) {
-    const gw = createGateway(write('gangway.yaml', tls), { logDestination: { write() {} }, processMetrics: false });
-    const { proxy } = await gw.listen();
-    const res = await fetchRaw(`http://127.0.0.1:${proxy.port}/tracks`, {
-      headers: { accept: 'application/json' },
-      timeoutMs: 10_000,
-    });
-    await gw.close();
-    assert.equal(res.status, expected, tls);
-    if (expected === 502) assert.match(String(res.headers['proxy-status']), /error=tls_certificate_error/);
-  }
-  assert.throws(() => write('missing.yaml', '{ ca: "absent.pem" }'), /upstreams\.music\.tls\.ca: cannot read/);
-  assert.throws(() => write('half.yaml', '{ cert: "ca.pem" }'), /a client certificate needs both cert and key/);
-});
+test(
+  "a pool's tls.ca (relative to the configuration file) verifies its https:// " +
+    'hosts; servername picks the name checked; verify: false is refused by nothing ' +
+    'but trusts anything',
+  async () => {
+    const up = await httpsUpstream();
+    const dir = mkdtempSync(join(tmpdir(), 'gangway-tls-'));
+    copyFileSync(CERT, join(dir, 'ca.pem'));
+    const write = (name: string, tls: string) => {
+      const file = join(dir, name);
+      writeFileSync(
+        file,
+        `listen: "127.0.0.1:0"\nadmin: false\nupstreams:\n  music:\n    hosts: ["${up.origin}"]\n ` +
+          `   healthCheck: { enabled: false }\n    tls: ${tls}\nroutes:\n  - { match: ` +
+          `{ path: "/" }, upstream: music }\n`,
+      );
+      return loadConfigFile(file);
+    };
+    for (const [tls, expected] of [
+      ['{ ca: "ca.pem" }', 200],
+      ['{ ca: "ca.pem", servername: "localhost" }', 200],
+      ['{ ca: "ca.pem", servername: "music.example" }', 502],
+      ['{ verify: false }', 200],
+    ] as const) {
+      const gw = createGateway(write('gangway.yaml', tls), { logDestination: { write() {} }, processMetrics: false });
+      const { proxy } = await gw.listen();
+      const res = await fetchRaw(`http://127.0.0.1:${proxy.port}/tracks`, {
+        headers: { accept: 'application/json' },
+        timeoutMs: 10_000,
+      });
+      await gw.close();
+      assert.equal(res.status, expected, tls);
+      if (expected === 502) assert.match(String(res.headers['proxy-status']), /error=tls_certificate_error/);
+    }
+    assert.throws(() => write('missing.yaml', '{ ca: "absent.pem" }'), /upstreams\.music\.tls\.ca: cannot read/);
+    assert.throws(() => write('half.yaml', '{ cert: "ca.pem" }'), /a client certificate needs both cert and key/);
+  },
+);
 
 /** An HTTP upstream that records every request it receives, on the given loopback address. */
 async function echoOn(host: string) {

@@ -93,7 +93,8 @@ const listener = z
             .optional()
             .meta({
               description:
-                'Send Strict-Transport-Security with this max-age on every answer of this listener, so browsers come back over HTTPS only (e.g. "365d")',
+                'Send Strict-Transport-Security with this max-age on every answer of this ' +
+                'listener, so browsers come back over HTTPS only (e.g. "365d")',
             }),
           sni: z
             .array(
@@ -105,22 +106,34 @@ const listener = z
             .optional()
             .meta({
               description:
-                'More certificates on this listener, each presented to clients asking (SNI) for a name it covers — exactly, or by a *.wildcard one label deep; cert/key is the default for every other name',
+                'More certificates on this listener, each presented to clients asking (SNI) ' +
+                'for a name it covers — exactly, or by a *.wildcard one label deep; cert/key ' +
+                'is the default for every other name',
             }),
         })
         .optional()
         .meta({
           description:
-            'Serve HTTPS (TLS 1.2 and 1.3) with this certificate; after the files are replaced, a reload (POST /api/reload, SIGHUP, --watch) makes new handshakes present the new one',
+            'Serve HTTPS (TLS 1.2 and 1.3) with this certificate; after the files are ' +
+            'replaced, a reload (POST /api/reload, SIGHUP, --watch) makes new handshakes ' +
+            'present the new one',
         }),
-      h2c: z.boolean().default(false).meta({
-        description:
-          'A cleartext listener that speaks HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1, for a load balancer in front that sends HTTP/2 without TLS',
-      }),
-      redirectToHttps: z.boolean().default(false).meta({
-        description:
-          "A cleartext listener that answers every request with 308 to the same URL over HTTPS (on the first HTTPS listener's port), except /.well-known/acme-challenge/",
-      }),
+      h2c: z
+        .boolean()
+        .default(false)
+        .meta({
+          description:
+            'A cleartext listener that speaks HTTP/2 with prior knowledge (h2c) instead ' +
+            'of HTTP/1.1, for a load balancer in front that sends HTTP/2 without TLS',
+        }),
+      redirectToHttps: z
+        .boolean()
+        .default(false)
+        .meta({
+          description:
+            'A cleartext listener that answers every request with 308 to the same URL ' +
+            "over HTTPS (on the first HTTPS listener's port), except /.well-known/acme-challenge/",
+        }),
     }),
   ])
   .transform(
@@ -329,10 +342,15 @@ const upstream = z
       .meta({ description: "Send the client's Host header upstream (preserve), or the host's own name (upstream)" }),
     tls: z
       .strictObject({
-        ca: z.string().min(1).optional().meta({
-          description:
-            "A PEM file of the CA certificates that verify the https:// hosts, in place of the system's (relative to the configuration file)",
-        }),
+        ca: z
+          .string()
+          .min(1)
+          .optional()
+          .meta({
+            description:
+              'A PEM file of the CA certificates that verify the https:// hosts, in place ' +
+              "of the system's (relative to the configuration file)",
+          }),
         servername: z.string().min(1).optional().meta({
           description: 'The name sent in SNI and checked in the certificate; by default the host name of each host',
         }),

@@ -109,7 +109,8 @@ export async function startConsole(
     const prevented = rate('gangway_errors_prevented_total');
     if (prevented > 0)
       note(
-        `Gangway answered ${count(prevented * seconds, 'request')} from its cache in place of an error (stale-if-error)`,
+        `Gangway answered ${count(prevented * seconds, 'request')} from its cache ` +
+          `in place of an error (stale-if-error)`,
       );
     if (cut > 0)
       note(`${count(cut * seconds, 'stream')} cut part way: no replica could finish it — listeners saw that`);
@@ -205,7 +206,10 @@ export async function startConsole(
       for (let i = 0; i < opts.fleet.replicas.length; i++) opts.fleet.kill(i);
       return reply(
         200,
-        "Total outage: every replica killed. The track list keeps answering from Gangway's cache (fresh for 10 s, then stale while Gangway tries the replicas, then in place of the errors); new tracks cannot start, and the player says why",
+        'Total outage: every replica killed. The track list keeps answering from ' +
+          "Gangway's cache (fresh for 10 s, then stale while Gangway tries the replicas, " +
+          'then in place of the errors); new tracks cannot start, and the player says ' +
+          'why',
         PLAIN_PROXY.outage,
       );
     }

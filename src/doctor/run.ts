@@ -123,7 +123,9 @@ export async function runDoctor(given: URL, opts: DoctorOptions, progress: Docto
     });
     return finish(
       'your-proxy-or-vpn',
-      `${proxy.variable} is set to "${shown}", which is not a proxy address (http://, https://, socks4://, socks4a://, socks5:// or socks5h://): curl refuses it, and so do programs that read it the same way.`,
+      `${proxy.variable} is set to "${shown}", which is not a proxy address (http://, ` +
+        `https://, socks4://, socks4a://, socks5:// or socks5h://): curl refuses ` +
+        `it, and so do programs that read it the same way.`,
       { failedAt: `the ${proxy.variable} variable` },
     );
   }
@@ -139,17 +141,23 @@ export async function runDoctor(given: URL, opts: DoctorOptions, progress: Docto
       name: 'proxy/vpn',
       ok: reach.ok,
       ms: reach.ms,
-      detail: `${proxy.variable}=${name}${proxy.kind === 'socks' ? ' (a SOCKS proxy)' : ''} applies to this URL: ${reach.ok ? 'reachable' : `not reachable (${reach.error})`}${reach.ok && untestedSocks ? '; doctor cannot send requests through SOCKS, so it checks the service directly' : ''}${ignored}${vpn}`,
+      detail:
+        `${proxy.variable}=${name}${proxy.kind === 'socks' ? ' (a SOCKS proxy)' : ''} ` +
+        `applies to this URL: ${reach.ok ? 'reachable' : `not reachable (${reach.error})`}${reach.ok && untestedSocks ? '; doctor cannot send requests through SOCKS, so it checks the service directly' : ''}${ignored}${vpn}`,
     });
     if (!reach.ok)
       return finish(
         'your-proxy-or-vpn',
-        `The proxy ${name} (from ${proxy.variable}) that this URL goes through does not accept connections (${reach.error}); the request never reaches the service.`,
+        `The proxy ${name} (from ${proxy.variable}) that this URL goes through does ` +
+          `not accept connections (${reach.error}); the request never reaches the ` +
+          `service.`,
         { failedAt: `proxy ${name}` },
       );
     if (untestedSocks)
       notes.push(
-        `This was checked directly, not through the SOCKS proxy ${name} (from ${proxy.variable}) that curl would use: that proxy accepts connections, but the way through it was not tested.`,
+        `This was checked directly, not through the SOCKS proxy ${name} (from ${proxy.variable}) ` +
+          `that curl would use: that proxy accepts connections, but the way through ` +
+          `it was not tested.`,
       );
   } else {
     step({
@@ -163,12 +171,15 @@ export async function runDoctor(given: URL, opts: DoctorOptions, progress: Docto
     untestedSocks &&
     finish(
       'unknown',
-      `${failure} when tried directly, but your programs reach it through the SOCKS proxy ${proxyName(untestedSocks.proxy!)} (from ${untestedSocks.variable}), which doctor cannot test through.`,
+      `${failure} when tried directly, but your programs reach it through the ` +
+        `SOCKS proxy ${proxyName(untestedSocks.proxy!)} (from ${untestedSocks.variable}), ` +
+        `which doctor cannot test through.`,
       {
         failedAt,
         advice: [
           `Try the way through the proxy with curl, which reads ${untestedSocks.variable} too: curl -v ${url.href}`,
-          `Or run doctor again with ${untestedSocks.variable} unset, if this machine should reach the service without it.`,
+          `Or run doctor again with ${untestedSocks.variable} unset, if this machine ` +
+            `should reach the service without it.`,
         ],
       },
     );
@@ -218,7 +229,9 @@ export async function runDoctor(given: URL, opts: DoctorOptions, progress: Docto
         step({
           name: 'tls',
           ok: null,
-          detail: `not spoken: ${url.host} answers in plain HTTP (the TLS handshake got ${tls.error}); no scheme was given, so doctor goes on with ${http.href}`,
+          detail:
+            `not spoken: ${url.host} answers in plain HTTP (the TLS handshake got ${tls.error}); ` +
+            `no scheme was given, so doctor goes on with ${http.href}`,
         });
         notes.push(`It answers in plain HTTP (${http.href}), not HTTPS.`);
         url = http;
@@ -241,12 +254,15 @@ export async function runDoctor(given: URL, opts: DoctorOptions, progress: Docto
         http.port = String(port);
         return finish(
           'service-side',
-          `${url.host} does not speak TLS: it answers in plain HTTP, so an https:// address cannot work there (browsers say "SSL protocol error"). No certificate is involved.`,
+          `${url.host} does not speak TLS: it answers in plain HTTP, so an https:// ` +
+            `address cannot work there (browsers say "SSL protocol error"). No certificate ` +
+            `is involved.`,
           {
             failedAt: `TLS: ${url.host} speaks plain HTTP`,
             advice: [
               `If you typed the address, try it with http://: gangway doctor ${http.href}`,
-              'If the https:// link came from the service, its TLS is set up wrong, and the service has to fix it; your side is fine.',
+              'If the https:// link came from the service, its TLS is set up wrong, and ' +
+                'the service has to fix it; your side is fine.',
             ],
           },
         );
@@ -258,7 +274,9 @@ export async function runDoctor(given: URL, opts: DoctorOptions, progress: Docto
           detail:
             tls.error && !tls.subject
               ? tls.error
-              : `${tls.protocol ?? ''}${tls.alpn ? `, ${tls.alpn === 'h2' ? 'HTTP/2' : tls.alpn.toUpperCase()}` : ''} certificate for ${tls.subject ?? '?'} from ${tls.issuer ?? '?'}, valid until ${tls.validTo ?? '?'} (${tls.daysLeft ?? '?'} days)${tls.nameMismatch ? `; ${tls.nameMismatch}` : ''}${tls.error ? `; ${tls.error}` : ''}`,
+              : `${tls.protocol ?? ''}${tls.alpn ? `, ${tls.alpn === 'h2' ? 'HTTP/2' : tls.alpn.toUpperCase()}` : ''} ` +
+                `certificate for ${tls.subject ?? '?'} from ${tls.issuer ?? '?'}, valid ` +
+                `until ${tls.validTo ?? '?'} (${tls.daysLeft ?? '?'} days)${tls.nameMismatch ? `; ${tls.nameMismatch}` : ''}${tls.error ? `; ${tls.error}` : ''}`,
         });
         if (!tls.ok) {
           const intercepted = net.vpnInterfaces.length > 0 && /SELF_SIGNED|UNABLE_TO_GET_ISSUER/.test(tls.error ?? '');
@@ -271,7 +289,9 @@ export async function runDoctor(given: URL, opts: DoctorOptions, progress: Docto
           if (tls.subject === undefined)
             return finish(
               'service-side',
-              `The TLS handshake with ${url.host} failed before any certificate was shown (${tls.error}): the service's TLS is broken, or it does not speak TLS on port ${port}.`,
+              `The TLS handshake with ${url.host} failed before any certificate was shown ` +
+                `(${tls.error}): the service's TLS is broken, or it does not speak TLS on ` +
+                `port ${port}.`,
               { failedAt: `the TLS handshake with ${url.host}` },
             );
           return finish(
@@ -352,7 +372,9 @@ export async function runDoctor(given: URL, opts: DoctorOptions, progress: Docto
     if (last.proxyStatus === 407 && via !== undefined)
       return finish(
         'your-proxy-or-vpn',
-        `The proxy ${proxyName(via)} wants credentials (407 Proxy Authentication Required) before it passes the request on; the request never reaches the service.`,
+        `The proxy ${proxyName(via)} wants credentials (407 Proxy Authentication ` +
+          `Required) before it passes the request on; the request never reaches the ` +
+          `service.`,
         { failedAt: `proxy ${proxyName(via)}` },
       );
     if (!last.ok) {
@@ -364,7 +386,8 @@ export async function runDoctor(given: URL, opts: DoctorOptions, progress: Docto
       const answer = describeAnswer(last.status!, last.location);
       return finish(
         'ok',
-        `${url.host} answered ${last.status}${STATUS_CODES[last.status!] ? ` ${STATUS_CODES[last.status!]}` : ''} in ${last.ms.toFixed(0)} ms${answer.meaning ? `: ${answer.meaning}` : ''}.`,
+        `${url.host} answered ${last.status}${STATUS_CODES[last.status!] ? ` ${STATUS_CODES[last.status!]}` : ''} ` +
+          `in ${last.ms.toFixed(0)} ms${answer.meaning ? `: ${answer.meaning}` : ''}.`,
         { hops: last.hops, requestId: last.requestId, ...(answer.advice ? { advice: answer.advice } : {}) },
       );
     }
@@ -392,8 +415,11 @@ export async function runDoctor(given: URL, opts: DoctorOptions, progress: Docto
     return finish(
       'service-side',
       hop
-        ? `${url.host} answered ${last.status}: ${what} at ${where}. Your side is fine; the fault is behind the service's gateway.${statusNote}`
-        : `${url.host} answered ${last.status}${STATUS_CODES[last.status!] ? ` ${STATUS_CODES[last.status!]}` : ''}, and no gateway on the way names a failing hop. Your side is fine; the fault is on the service's side.${statusNote}`,
+        ? `${url.host} answered ${last.status}: ${what} at ${where}. Your side is ` +
+            `fine; the fault is behind the service's gateway.${statusNote}`
+        : `${url.host} answered ${last.status}${STATUS_CODES[last.status!] ? ` ${STATUS_CODES[last.status!]}` : ''}, ` +
+            `and no gateway on the way names a failing hop. Your side is fine; the fault ` +
+            `is on the service's side.${statusNote}`,
       extra,
     );
   } finally {

@@ -26,7 +26,8 @@ export const VERDICTS = {
   transient: {
     exit: 10,
     advice: (f: AdviceFacts) => [
-      `It failed, then worked when tried again: a passing fault on the service's side. Retry; if it keeps happening, ${reportIt(f)}.`,
+      `It failed, then worked when tried again: a passing fault on the service's ` +
+        `side. Retry; if it keeps happening, ${reportIt(f)}.`,
     ],
   },
   'service-side': {
@@ -65,7 +66,9 @@ export const VERDICTS = {
   'your-proxy-or-vpn': {
     exit: 32,
     advice: (_f: AdviceFacts) => [
-      'The proxy or VPN between you and the service is failing. Turn it off and try again, or fix its settings (the http_proxy, https_proxy and all_proxy variables, or the VPN client).',
+      'The proxy or VPN between you and the service is failing. Turn it off and ' +
+        'try again, or fix its settings (the http_proxy, https_proxy and all_proxy ' +
+        'variables, or the VPN client).',
     ],
   },
   unknown: {
@@ -95,21 +98,26 @@ export function describeAnswer(
     return {
       meaning: 'the service is up, but this page does not exist',
       advice: [
-        "The service answered: there is nothing at this address. Check the link for a typo, or start from the service's home page; refreshing will not change it.",
+        'The service answered: there is nothing at this address. Check the link ' +
+          "for a typo, or start from the service's home page; refreshing will not " +
+          'change it.',
       ],
     };
   if (status === 401 || status === 403)
     return {
       meaning: 'the service is up, but refuses this page without permission',
       advice: [
-        'The service answered and wants you signed in, or with an account that may see this page. Some services also turn away addresses of VPNs or other countries.',
+        'The service answered and wants you signed in, or with an account that may ' +
+          'see this page. Some services also turn away addresses of VPNs or other ' +
+          'countries.',
       ],
     };
   if (status >= 400)
     return {
       meaning: 'the service is up, but refused this request',
       advice: [
-        'The service answered and refused the request itself, not the connection: check the address, or ask the service what it expects.',
+        'The service answered and refused the request itself, not the connection: ' +
+          'check the address, or ask the service what it expects.',
       ],
     };
   return { meaning: undefined, advice: undefined };

@@ -120,7 +120,8 @@ const en: Catalogue = {
   'retry.still': 'Still unavailable. Next check in {duration}.',
   'retry.manual': 'Reload this page in {duration}.',
   'retry.auto':
-    'This page checks by itself, often at first and then at least once a minute, and reloads as soon as the service answers.',
+    'This page checks by itself, often at first and then at least once a minute, ' +
+    'and reloads as soon as the service answers.',
   'retry.auto_later': 'This page checks by itself when the wait is over, and reloads as soon as the service answers.',
   'retry.offline': 'Your device is offline. This page checks again as soon as the connection is back.',
   back_at: 'Expected back at {time}, in {duration}.',
@@ -189,7 +190,10 @@ const en: Catalogue = {
   'state.down': 'Down',
   'state.maintenance': 'Maintenance',
   'advice.unreachable':
-    'Nothing is wrong with your connection, browser or DNS: refreshing, clearing caches, changing DNS or turning off a VPN will not help.\nWait a moment: the service is usually back within a minute.\nIf it lasts, check the service status or contact support with the reference below.',
+    'Nothing is wrong with your connection, browser or DNS: refreshing, clearing ' +
+    'caches, changing DNS or turning off a VPN will not help.\nWait a moment: ' +
+    'the service is usually back within a minute.\nIf it lasts, check the service ' +
+    'status or contact support with the reference below.',
   'advice.incomplete':
     'Try again: the next attempt may be served by another server.\nNothing is wrong with your connection.',
   'advice.upgrade': 'Try again shortly.\nIf it persists, the service does not offer this protocol here.',
@@ -220,13 +224,19 @@ const en: Catalogue = {
     'Our gateway could not reach the {service} service: its server refused the connection, usually because it is down or restarting.',
   'kind.tls_certificate_error.title': "The service's servers could not prove who they are",
   'kind.tls_certificate_error.explanation':
-    "Our gateway reached the {service} service but could not verify its server's certificate, so it did not send your request. The service's servers could not prove who they are to each other: a fault on our side, not yours.",
+    "Our gateway reached the {service} service but could not verify its server's " +
+    "certificate, so it did not send your request. The service's servers could " +
+    'not prove who they are to each other: a fault on our side, not yours.',
   'kind.tls_protocol_error.title': "The service's servers could not agree on a secure connection",
   'kind.tls_protocol_error.explanation':
-    'Our gateway reached the {service} service but the two could not set up a secure (TLS) connection, so your request was not sent. A fault on our side, not yours.',
+    'Our gateway reached the {service} service but the two could not set up ' +
+    'a secure (TLS) connection, so your request was not sent. A fault on our ' +
+    'side, not yours.',
   'kind.tls_alert_received.title': "The service's server refused our gateway's secure connection",
   'kind.tls_alert_received.explanation':
-    "The {service} service's server ended the secure (TLS) connection with an alert before your request was sent: our gateway and the service disagree about certificates or settings. A fault on our side, not yours.",
+    "The {service} service's server ended the secure (TLS) connection with an " +
+    'alert before your request was sent: our gateway and the service disagree ' +
+    'about certificates or settings. A fault on our side, not yours.',
   'kind.destination_unreachable.title': 'Upstream unreachable',
   'kind.destination_unreachable.explanation': 'Our gateway has no network route to the {service} service.',
   'kind.connection_timeout.title': 'Upstream did not accept the connection in time',
@@ -252,7 +262,9 @@ const en: Catalogue = {
     'The {service} service did not accept the protocol upgrade (such as WebSocket) the request asked for.',
   'kind.upstream_error_status.title': 'The service answered with an error',
   'kind.upstream_error_status.explanation':
-    'Every server of the {service} service that our gateway tried answered with an error of its own (it may be overloaded or restarting), so there was no answer to pass on.',
+    'Every server of the {service} service that our gateway tried answered with ' +
+    'an error of its own (it may be overloaded or restarting), so there was ' +
+    'no answer to pass on.',
   'kind.destination_unavailable.title': 'No healthy server available',
   'kind.destination_unavailable.explanation':
     'Every server of the {service} service is down or out of rotation right now.',
@@ -303,7 +315,8 @@ const de: Partial<Catalogue> = {
   'retry.still': 'Noch nicht verfügbar. Nächste Prüfung in {duration}.',
   'retry.manual': 'Laden Sie diese Seite in {duration} neu.',
   'retry.auto':
-    'Diese Seite prüft von selbst, anfangs oft und dann mindestens einmal pro Minute, und lädt neu, sobald der Dienst antwortet.',
+    'Diese Seite prüft von selbst, anfangs oft und dann mindestens einmal pro ' +
+    'Minute, und lädt neu, sobald der Dienst antwortet.',
   'retry.auto_later':
     'Diese Seite prüft von selbst, wenn die Wartezeit vorbei ist, und lädt neu, sobald der Dienst antwortet.',
   'retry.offline': 'Ihr Gerät ist offline. Diese Seite prüft erneut, sobald die Verbindung wieder da ist.',
@@ -374,13 +387,18 @@ const de: Partial<Catalogue> = {
   'state.down': 'Ausgefallen',
   'state.maintenance': 'Wartung',
   'advice.unreachable':
-    'Mit Ihrer Verbindung, Ihrem Browser und Ihrem DNS ist alles in Ordnung: Neu laden, Cache leeren, DNS wechseln oder VPN ausschalten hilft nicht.\nWarten Sie einen Moment: Meist ist der Dienst innerhalb einer Minute zurück.\nDauert es länger, sehen Sie im Dienststatus nach oder wenden Sie sich mit der Referenz unten an den Support.',
+    'Mit Ihrer Verbindung, Ihrem Browser und Ihrem DNS ist alles in Ordnung: ' +
+    'Neu laden, Cache leeren, DNS wechseln oder VPN ausschalten hilft nicht.\nWarten ' +
+    'Sie einen Moment: Meist ist der Dienst innerhalb einer Minute zurück.\nDauert ' +
+    'es länger, sehen Sie im Dienststatus nach oder wenden Sie sich mit der ' +
+    'Referenz unten an den Support.',
   'advice.incomplete':
     'Versuchen Sie es erneut: Der nächste Versuch wird womöglich von einem anderen Server bedient.\nMit Ihrer Verbindung ist alles in Ordnung.',
   'advice.upgrade':
     'Versuchen Sie es gleich noch einmal.\nBleibt der Fehler, bietet der Dienst dieses Protokoll hier nicht an.',
   'advice.overloaded':
-    'Bei Ihnen ist alles in Ordnung, und sofortiges Neuladen hilft nicht.\nWarten Sie ein paar Sekunden, bevor Sie es erneut versuchen.',
+    'Bei Ihnen ist alles in Ordnung, und sofortiges Neuladen hilft nicht.\nWarten ' +
+    'Sie ein paar Sekunden, bevor Sie es erneut versuchen.',
   'advice.maintenance': 'Bei Ihnen ist alles in Ordnung.\nKommen Sie nach dem Ende der Wartung wieder.',
   'advice.misconfigured':
     'Das ist ein Konfigurationsfehler bei uns; erneute Versuche helfen erst, wenn er behoben ist.\nWenden Sie sich mit der Referenz unten an den Support.',
@@ -407,13 +425,21 @@ const de: Partial<Catalogue> = {
     'Unser Gateway konnte den Dienst {service} nicht erreichen: sein Server hat die Verbindung abgelehnt, meist weil er ausgefallen ist oder neu startet.',
   'kind.tls_certificate_error.title': 'Die Server des Dienstes konnten sich nicht ausweisen',
   'kind.tls_certificate_error.explanation':
-    'Unser Gateway hat den Dienst {service} erreicht, konnte das Zertifikat seines Servers aber nicht prüfen und hat Ihre Anfrage deshalb nicht gesendet. Die Server des Dienstes konnten sich einander nicht ausweisen: ein Fehler auf unserer Seite, nicht auf Ihrer.',
+    'Unser Gateway hat den Dienst {service} erreicht, konnte das Zertifikat ' +
+    'seines Servers aber nicht prüfen und hat Ihre Anfrage deshalb nicht gesendet. ' +
+    'Die Server des Dienstes konnten sich einander nicht ausweisen: ein Fehler ' +
+    'auf unserer Seite, nicht auf Ihrer.',
   'kind.tls_protocol_error.title': 'Die Server des Dienstes konnten keine sichere Verbindung aufbauen',
   'kind.tls_protocol_error.explanation':
-    'Unser Gateway hat den Dienst {service} erreicht, aber beide konnten keine sichere (TLS-)Verbindung aufbauen; Ihre Anfrage wurde nicht gesendet. Ein Fehler auf unserer Seite, nicht auf Ihrer.',
+    'Unser Gateway hat den Dienst {service} erreicht, aber beide konnten keine ' +
+    'sichere (TLS-)Verbindung aufbauen; Ihre Anfrage wurde nicht gesendet. Ein ' +
+    'Fehler auf unserer Seite, nicht auf Ihrer.',
   'kind.tls_alert_received.title': 'Der Server des Dienstes hat die sichere Verbindung abgelehnt',
   'kind.tls_alert_received.explanation':
-    'Der Server des Dienstes {service} hat die sichere (TLS-)Verbindung mit einer Warnung beendet, bevor Ihre Anfrage gesendet wurde: Gateway und Dienst sind sich über Zertifikate oder Einstellungen uneinig. Ein Fehler auf unserer Seite, nicht auf Ihrer.',
+    'Der Server des Dienstes {service} hat die sichere (TLS-)Verbindung mit ' +
+    'einer Warnung beendet, bevor Ihre Anfrage gesendet wurde: Gateway und Dienst ' +
+    'sind sich über Zertifikate oder Einstellungen uneinig. Ein Fehler auf unserer ' +
+    'Seite, nicht auf Ihrer.',
   'kind.destination_unreachable.title': 'Dienst nicht erreichbar',
   'kind.destination_unreachable.explanation': 'Unser Gateway hat keinen Netzwerkweg zum Dienst {service}.',
   'kind.connection_timeout.title': 'Dienst hat die Verbindung nicht rechtzeitig angenommen',
@@ -439,7 +465,9 @@ const de: Partial<Catalogue> = {
     'Der Dienst {service} hat den angefragten Protokollwechsel (etwa zu WebSocket) nicht angenommen.',
   'kind.upstream_error_status.title': 'Der Dienst hat mit einem Fehler geantwortet',
   'kind.upstream_error_status.explanation':
-    'Jeder Server des Dienstes {service}, den unser Gateway versucht hat, hat selbst mit einem Fehler geantwortet (vielleicht ist er überlastet oder startet neu), daher gab es keine Antwort zum Weitergeben.',
+    'Jeder Server des Dienstes {service}, den unser Gateway versucht hat, hat ' +
+    'selbst mit einem Fehler geantwortet (vielleicht ist er überlastet oder ' +
+    'startet neu), daher gab es keine Antwort zum Weitergeben.',
   'kind.destination_unavailable.title': 'Kein funktionierender Server verfügbar',
   'kind.destination_unavailable.explanation':
     'Alle Server des Dienstes {service} sind gerade ausgefallen oder außer Betrieb genommen.',

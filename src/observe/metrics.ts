@@ -57,7 +57,9 @@ export class GatewayMetrics implements RequestObserver {
   );
   private readonly outcomes = new FastCounter(
     'gangway_request_outcomes_total',
-    'Requests by what their end meant to the client: ok, failed (5xx), cut (the answer broke part way), shed (503 with Retry-After at a limit), maintenance, client (its own error, or it left)',
+    'Requests by what their end meant to the client: ok, failed (5xx), cut (the ' +
+      'answer broke part way), shed (503 with Retry-After at a limit), maintenance, ' +
+      'client (its own error, or it left)',
     ['route', 'outcome'],
   );
   private readonly protocols = new FastCounter(
@@ -67,7 +69,9 @@ export class GatewayMetrics implements RequestObserver {
   );
   private readonly cacheResults = new FastCounter(
     'gangway_cache_requests_total',
-    "Requests on cached routes by what the cache did: hit, collapsed (answered by another request's fetch), stale-while-revalidate, revalidated, stale-if-error, or why it went upstream (uri-miss, vary-miss, stale, request, method, bypass)",
+    'Requests on cached routes by what the cache did: hit, collapsed (answered ' +
+      "by another request's fetch), stale-while-revalidate, revalidated, stale-if-error, " +
+      'or why it went upstream (uri-miss, vary-miss, stale, request, method, bypass)',
     ['route', 'result'],
   );
   private readonly prevented = new FastCounter(
@@ -112,7 +116,8 @@ export class GatewayMetrics implements RequestObserver {
   );
   readonly resumes = new FastCounter(
     'gangway_resumes_total',
-    'Broken responses resumed from another host with Range, by outcome (started; failed: no host could resume; completed: the client got the whole body)',
+    'Broken responses resumed from another host with Range, by outcome (started; ' +
+      'failed: no host could resume; completed: the client got the whole body)',
     ['upstream', 'outcome'],
   );
   readonly ejections = new FastCounter(

@@ -144,7 +144,8 @@ async function outage(name: string, start: () => Promise<Started> | undefined): 
     }
     say(
       `  ${name.padEnd(30)} ${ok} of ${total} answered 200 from the stale copy ` +
-        `(${((ok / total) * 100).toFixed(0)}%)${withStatus ? `, ${withStatus} with Cache-Status and Proxy-Status` : ''}`,
+        `(${((ok / total) * 100).toFixed(0)}%)` +
+        (withStatus ? `, ${withStatus} with Cache-Status and Proxy-Status` : ''),
     );
   } finally {
     await proc.stop();

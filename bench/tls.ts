@@ -183,7 +183,8 @@ async function main(): Promise<void> {
     await origin.stop();
   }
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
-  writeFileSync(join(ROOT, 'bench/results/tls.md'), `# TLS — npm run bench:tls\n\n\`\`\`\n${out.join('\n')}\n\`\`\`\n`);
+  const report = `# TLS — npm run bench:tls\n\n\`\`\`\n${out.join('\n')}\n\`\`\`\n`;
+  writeFileSync(join(ROOT, 'bench/results/tls.md'), report);
   process.stdout.write('\n(written to bench/results/tls.md)\n');
 }
 

@@ -380,10 +380,17 @@ const route = z
       .min(1)
       .optional()
       .meta({ description: 'Name used in logs and metrics; defaults to the match path' }),
-    title: z.string().trim().min(1).max(60).optional().meta({
-      description:
-        'What listeners call this service, such as "Music" or "Podcasts": the name the status page shows; the route\'s name when absent',
-    }),
+    title: z
+      .string()
+      .trim()
+      .min(1)
+      .max(60)
+      .optional()
+      .meta({
+        description:
+          'What listeners call this service, such as "Music" or "Podcasts": the name ' +
+          "the status page shows; the route's name when absent",
+      }),
     match: z
       .strictObject({
         path: z.string().startsWith('/', 'a path prefix starts with "/"').default('/').meta({
@@ -444,21 +451,37 @@ const route = z
           'Largest response body stored; a larger one streams through uncached and is never buffered',
         ).prefault('8MiB'),
         staleIfError: duration(
-          'How stale a stored copy may be and still stand in for a 502, 503 or 504 (an upstream failing, or the gateway shedding), even when the origin did not allow it with stale-if-error; 0: only as the origin allows',
+          'How stale a stored copy may be and still stand in for a 502, 503 or 504 ' +
+            '(an upstream failing, or the gateway shedding), even when the origin did ' +
+            'not allow it with stale-if-error; 0: only as the origin allows',
         ).prefault('0s'),
         collapseWait: duration(
-          'How long requests for an object already being fetched wait for that one fetch (a thundering herd becomes one upstream request); past it they go upstream themselves',
+          'How long requests for an object already being fetched wait for that one ' +
+            'fetch (a thundering herd becomes one upstream request); past it they go ' +
+            'upstream themselves',
         ).prefault('5s'),
       })
       .optional()
       .meta({
         description:
-          'A shared HTTP cache (RFC 9111) for this route: `cache: {}` turns it on with its defaults. Fresh copies are answered without going upstream, stale ones revalidated, and a stale copy stands in for an error (stale-if-error, RFC 5861). Every answer on the route carries Cache-Status (RFC 9211). See docs/caching.md',
+          'A shared HTTP cache (RFC 9111) for this route: `cache: {}` turns it on ' +
+          'with its defaults. Fresh copies are answered without going upstream, stale ' +
+          'ones revalidated, and a stale copy stands in for an error (stale-if-error, ' +
+          'RFC 5861). Every answer on the route carries Cache-Status (RFC 9211). See ' +
+          'docs/caching.md',
       }),
-    explainUpstreamErrors: z.boolean().default(true).meta({
-      description:
-        "When every attempt ends in an upstream's own 502, 503 or 504, answer a browser (or a program asking for JSON) with Gangway's explanation — keeping the upstream's status and Retry-After, and naming its answer in Proxy-Status — unless the upstream's body is already in the form the client asked for (its own HTML page, its own JSON error). Off: relay the upstream's answer as it is",
-    }),
+    explainUpstreamErrors: z
+      .boolean()
+      .default(true)
+      .meta({
+        description:
+          "When every attempt ends in an upstream's own 502, 503 or 504, answer a " +
+          "browser (or a program asking for JSON) with Gangway's explanation — keeping " +
+          "the upstream's status and Retry-After, and naming its answer in Proxy-Status " +
+          "— unless the upstream's body is already in the form the client asked for " +
+          "(its own HTML page, its own JSON error). Off: relay the upstream's answer " +
+          'as it is',
+      }),
     rateLimit: z
       .strictObject({
         requests: z.number().int().min(1).meta({ description: 'Requests each client may make per window' }),
@@ -695,7 +718,8 @@ export const configSchema = z
       .prefault('127.0.0.1:8080')
       .meta({
         description:
-          'Where the gateway accepts client traffic: an address ("127.0.0.1:8080"), or { address, tls: { cert, key } } for HTTPS, or a list of them',
+          'Where the gateway accepts client traffic: an address ("127.0.0.1:8080"), ' +
+          'or { address, tls: { cert, key } } for HTTPS, or a list of them',
       }),
     admin: z
       .union([address('Where the admin API (health, metrics, status) listens'), z.literal(false)])

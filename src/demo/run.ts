@@ -100,7 +100,8 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
     const code = (err as NodeJS.ErrnoException).code;
     return giveUp(
       new Error(
-        `the console cannot listen on 127.0.0.1:${consolePort}: ${code === 'EADDRINUSE' ? 'the port is in use by another program' : (err as Error).message}`,
+        `the console cannot listen on 127.0.0.1:${consolePort}: ` +
+          (code === 'EADDRINUSE' ? 'the port is in use by another program' : (err as Error).message),
       ),
     );
   }

@@ -38,7 +38,10 @@ export interface Listener {
   tunnels: Set<Duplex>;
   /** HTTP/2 sessions, told to go away (GOAWAY) when the gateway drains. */
   sessions: Set<{ close(): void; destroy(): void }>;
-  /** Every connection of an HTTP/2-capable listener, cut when the drain times out (node:http2 has no closeAllConnections). */
+  /**
+   * Every connection of an HTTP/2-capable listener, cut when the drain times out (node:http2
+   * has no closeAllConnections).
+   */
   sockets: Set<Duplex>;
   /** This listener's certificate, when it speaks HTTPS: a reload swaps it for new handshakes. */
   setCertificate: ((certificate: TlsCertificate) => void) | undefined;

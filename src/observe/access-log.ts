@@ -64,7 +64,9 @@ export class AccessLog implements RequestObserver {
       );
       return;
     }
-    let line = `{"level":30,"time":${Date.now()},"req_id":${str(r.id)},"client":${str(r.client)},"method":${str(r.method)},"protocol":"HTTP/${r.httpVersion}","path":${str(r.path)}`;
+    let line =
+      `{"level":30,"time":${Date.now()},"req_id":${str(r.id)},"client":${str(r.client)},` +
+      `"method":${str(r.method)},"protocol":"HTTP/${r.httpVersion}","path":${str(r.path)}`;
     if (r.upgrade !== undefined) line += `,"upgrade":${str(r.upgrade)}`;
     if (r.route !== undefined) line += `,"route":${str(r.route)},"upstream":${str(r.upstream ?? '')}`;
     if (r.host !== undefined) line += `,"host":${str(r.host)}`;

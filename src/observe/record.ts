@@ -32,7 +32,10 @@ export interface RequestRecord {
   readonly outcome: Outcome;
   /** The low-level cause of the failure (never shown to clients unless trusted). */
   readonly cause: string | undefined;
-  /** What the route's cache did: hit, collapsed, revalidated, stale-while-revalidate, stale-if-error, or why it went upstream (uri-miss, vary-miss, stale, request, method, bypass). */
+  /**
+   * What the route's cache did: hit, collapsed, revalidated, stale-while-revalidate,
+   * stale-if-error, or why it went upstream (uri-miss, vary-miss, stale, request, method, bypass).
+   */
   readonly cache: string | undefined;
   /** The failure a stored copy stood in for, when one did (an error prevented). */
   readonly stoodInFor: FailureKindName | undefined;

@@ -43,31 +43,55 @@ var gw=__PROXY_ORIGIN__;
 function running(r){return r.state==='running'}
 var FAULTS=[['kill','Kill','danger',function(r){return r.state!=='killed'}],['restart','Restart','',function(){return true}],['freeze','Freeze (SIGSTOP)','danger',running],['thaw','Thaw','',function(r){return r.state==='frozen'}],
  ['fault/slow','Slow (new requests)','danger',running],['fault/garbage','Garbage bytes (new requests)','danger',running],['fault/reset','Reset new streams','danger',running],['fault/storm','503 storm (new requests)','danger',running],['fault/none','Heal','',function(r){return running(r)&&r.fault!=='none'}]];
+ 
 var data={t:[],r:[[],[],[],[],[],[]],g:[[],[],[],[],[]]},charts={},t0=null;
 // The x axis reads as time since the page opened: 0:00, 0:30, 1:00 …
 function elapsed(v){v=Math.max(0,Math.round(v));return Math.floor(v/60)+':'+String(v%60).padStart(2,'0')}
 var X={scales:{x:{time:false}},axes:[{values:function(u,vals){return vals.map(elapsed)}},{}]};
 function post(path,plain){fetch(path,{method:'POST'}).then(function(r){return r.json()}).then(function(j){document.getElementById('plain').textContent=j.message+(j.plainProxy?' — '+j.plainProxy:'')})}
-function el(t,a,x){var e=document.createElement(t);for(var k in a)e.setAttribute(k,a[k]);if(x!=null)e.textContent=x;return e}
+function el(t,a,x){var e=document.createElement(t);for(var k in a)e.setAttribute(k,a[k]);
+ if(x!=null)e.textContent=x;return e}
 var built=false;
-function build(s){var box=document.getElementById('replicas');s.replicas.forEach(function(r,i){var c=el('section',{class:'card',id:'r'+i});var h=el('h3');h.appendChild(el('span',{},r.name+' · :'+r.port));h.appendChild(el('span',{class:'state'}));c.appendChild(h);c.appendChild(el('div',{class:'info muted'}));
- var b=el('div',{class:'buttons'});FAULTS.forEach(function(f){var key=f[0].replace('fault/','');var btn=el('button',{class:f[2],title:PLAIN[key]||'','data-action':f[0]},f[1]);btn.onclick=function(){post('/api/replicas/'+(i+1)+'/'+f[0])};b.appendChild(btn)});c.appendChild(b);box.appendChild(c)});
+function build(s){var box=document.getElementById('replicas');
+ s.replicas.forEach(function(r,i){var c=el('section',{class:'card',id:'r'+i});
+ var h=el('h3');h.appendChild(el('span',{},r.name+' · :'+r.port));
+ h.appendChild(el('span',{class:'state'}));c.appendChild(h);
+ c.appendChild(el('div',{class:'info muted'}));
+ var b=el('div',{class:'buttons'});FAULTS.forEach(function(f){var key=f[0].replace('fault/','');
+ var btn=el('button',{class:f[2],title:PLAIN[key]||'','data-action':f[0]},f[1]);
+ btn.onclick=function(){post('/api/replicas/'+(i+1)+'/'+f[0])};
+ b.appendChild(btn)});c.appendChild(b);box.appendChild(c)});
+ 
  var series=[{}].concat(s.replicas.map(function(r,i){return {label:r.name,stroke:['#2563eb','#16a34a','#d97706'][i],width:2}})).concat(s.replicas.map(function(r,i){return {label:r.name+' failed',stroke:['#2563eb','#16a34a','#d97706'][i],dash:[4,4],width:1}}));
+ 
  charts.r=new uPlot(Object.assign({width:document.body.clientWidth-40,height:170,series:series},X),[[]].concat(series.slice(1).map(function(){return []})),document.getElementById('chart-replicas'));
+ 
  var gs=[{},{label:'errors seen',stroke:'#dc2626',width:2},{label:'retries',stroke:'#2563eb',width:1},{label:'hedges',stroke:'#7c3aed',width:1},{label:'resumes',stroke:'#16a34a',width:2},{label:'shed',stroke:'#d97706',width:1}];
- charts.g=new uPlot(Object.assign({width:document.body.clientWidth-40,height:170,series:gs},X),[[],[],[],[],[],[]],document.getElementById('chart-gateway'));built=true}
+ 
+ charts.g=new uPlot(Object.assign({width:document.body.clientWidth-40,height:170,series:gs},X),[[],[],[],[],[],[]],document.getElementById('chart-gateway'));
+ built=true}
 function render(s){if(!built)build(s);
- s.replicas.forEach(function(r,i){var c=document.getElementById('r'+i);var st=c.querySelector('.state');st.textContent=r.state+(r.fault!=='none'?' · '+r.fault:'');st.className='state '+r.state;
+ s.replicas.forEach(function(r,i){var c=document.getElementById('r'+i);
+ var st=c.querySelector('.state');st.textContent=r.state+(r.fault!=='none'?' · '+r.fault:'');
+ st.className='state '+r.state;
   c.querySelector('.info').textContent=(r.inRotation?'in rotation':'out of rotation')+' · '+r.openStreams+(r.openStreams===1?' stream':' streams')+' open · '+r.okPerSecond+' answers/s · '+r.failedPerSecond+' failed/s';
+ 
   c.querySelectorAll('button').forEach(function(btn,k){btn.disabled=!FAULTS[k][3](r)})});
  var g=s.gateway,stats=[['Requests/s',g.requestsPerSecond],['Errors listeners saw/s',g.clientErrorsPerSecond],['Streams cut/s',g.cutPerSecond],['Retries/s',g.retriesPerSecond],['Hedges/s',g.hedgesPerSecond],['Resumes/s',g.resumesPerSecond],['Shed/s',g.shedPerSecond],['From cache/s',g.fromCachePerSecond],['Errors prevented by the cache/s',g.preventedPerSecond],['Concurrency limit',g.concurrencyLimit==null?'–':g.concurrencyLimit],['Queued',g.queued]];
- var sp=document.getElementById('spike-status');if(s.spike){sp.hidden=false;sp.textContent=(s.spike.running?'Spike running: ':'Last spike: ')+s.spike.sent+' sent · '+s.spike.ok+' served · '+s.spike.shed+' shed at once with 503 + Retry-After · '+(s.spike.other+s.spike.failed)+' failed'}
- var sb=document.getElementById('stats');sb.textContent='';stats.forEach(function(x){var d=el('div',{class:'stat card'});d.appendChild(el('b',{},String(x[1])));d.appendChild(el('span',{class:'muted'},x[0]));sb.appendChild(d)});
- if(t0===null)t0=s.at;data.t.push((s.at-t0)/1000);s.replicas.forEach(function(r,i){data.r[i].push(r.okPerSecond);data.r[i+3].push(r.failedPerSecond)});
+ 
+ var sp=document.getElementById('spike-status');if(s.spike){sp.hidden=false;
+ sp.textContent=(s.spike.running?'Spike running: ':'Last spike: ')+s.spike.sent+' sent · '+s.spike.ok+' served · '+s.spike.shed+' shed at once with 503 + Retry-After · '+(s.spike.other+s.spike.failed)+' failed'}
+ var sb=document.getElementById('stats');sb.textContent='';stats.forEach(function(x){var d=el('div',{class:'stat card'});
+ d.appendChild(el('b',{},String(x[1])));d.appendChild(el('span',{class:'muted'},x[0]));
+ sb.appendChild(d)});
+ if(t0===null)t0=s.at;data.t.push((s.at-t0)/1000);s.replicas.forEach(function(r,i){data.r[i].push(r.okPerSecond);
+ data.r[i+3].push(r.failedPerSecond)});
  [g.clientErrorsPerSecond,g.retriesPerSecond,g.hedgesPerSecond,g.resumesPerSecond,g.shedPerSecond].forEach(function(v,i){data.g[i].push(v)});
+ 
  if(data.t.length>300){data.t.shift();data.r.forEach(function(a){a.shift()});data.g.forEach(function(a){a.shift()})}
  charts.r.setData([data.t].concat(data.r.slice(0,s.replicas.length*2)));charts.g.setData([data.t].concat(data.g));
  var log=document.getElementById('log');log.textContent='';s.events.forEach(function(e){log.appendChild(el('li',{},new Date(e.at).toLocaleTimeString()+' — '+e.text))});
+ 
  document.body.setAttribute('data-live','1')}
 document.getElementById('spike').onclick=function(){post('/api/spike')};
 document.getElementById('mon').onclick=function(){post('/api/maintenance/on')};

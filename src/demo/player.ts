@@ -36,27 +36,41 @@ var listener=Math.random().toString(36).slice(2,10);
 window.demo={errors:0,stalls:0,listener:listener};
 function fmt(s){return isFinite(s)?s.toFixed(1)+' s':'–'}
 function text(id,t){document.getElementById(id).textContent=t}
-function play(t,btn){window.demo.from=undefined;text('from','–');document.querySelectorAll('#tracks button').forEach(function(b){b.setAttribute('aria-pressed','false')});btn.setAttribute('aria-pressed','true');started=false;document.getElementById('problem').hidden=true;audio.src=t.url+'?listener='+listener;audio.play().catch(function(){})}
-fetch('/api/tracks').then(function(r){if(!r.ok)return explain(r).then(function(m){throw new Error(m)});return r.json()}).then(function(ts){
+function play(t,btn){window.demo.from=undefined;text('from','–');
+ document.querySelectorAll('#tracks button').forEach(function(b){b.setAttribute('aria-pressed','false')});
+ btn.setAttribute('aria-pressed','true');started=false;document.getElementById('problem').hidden=true;
+ audio.src=t.url+'?listener='+listener;audio.play().catch(function(){})}
+fetch('/api/tracks').then(function(r){if(!r.ok)return explain(r).then(function(m){throw new Error(m)});
+ return r.json()}).then(function(ts){
  list.textContent='';window.demo.tracks=ts;
- ts.forEach(function(t){var li=document.createElement('li'),b=document.createElement('button');b.type='button';b.setAttribute('aria-pressed','false');b.textContent=t.title+' · '+t.seconds+' s';b.onclick=function(){play(t,b)};b.dataset.id=t.id;li.appendChild(b);list.appendChild(li)})
+ ts.forEach(function(t){var li=document.createElement('li'),b=document.createElement('button');
+ b.type='button';b.setAttribute('aria-pressed','false');b.textContent=t.title+' · '+t.seconds+' s';
+ b.onclick=function(){play(t,b)};b.dataset.id=t.id;li.appendChild(b);
+ list.appendChild(li)})
 }).catch(function(e){list.textContent='The catalogue could not be loaded: '+e.message});
 // The gateway explains its own errors in problem+json: title, detail, when to come back.
-function explain(r){var ct=r.headers.get('content-type')||'';if(ct.indexOf('json')<0)return Promise.resolve('the service answered '+r.status);
- return r.json().then(function(p){var after=r.headers.get('retry-after');return (p.title||('the service answered '+r.status))+(p.detail?' — '+p.detail:'')+(after&&/^[0-9]+$/.test(after)?' Try again in '+(after<90?after+' s':'about '+Math.round(after/60)+' min')+'.':'')})}
+function explain(r){var ct=r.headers.get('content-type')||'';
+ if(ct.indexOf('json')<0)return Promise.resolve('the service answered '+r.status);
+ 
+ return r.json().then(function(p){var after=r.headers.get('retry-after');
+ return (p.title||('the service answered '+r.status))+(p.detail?' — '+p.detail:'')+(after&&/^[0-9]+$/.test(after)?' Try again in '+(after<90?after+' s':'about '+Math.round(after/60)+' min')+'.':'')})}
 // Waiting before the first second of a track plays is buffering, not a stall.
 audio.addEventListener('playing',function(){started=true});
-audio.addEventListener('waiting',function(){if(!started)return;stalls++;window.demo.stalls=stalls;text('stalls',stalls)});
+audio.addEventListener('waiting',function(){if(!started)return;
+ stalls++;window.demo.stalls=stalls;text('stalls',stalls)});
+ 
 audio.addEventListener('error',function(){errors++;window.demo.errors=errors;text('errors',errors);
  var p=document.getElementById('problem');var src=audio.currentSrc;if(!src)return;
  fetch(src,{headers:{accept:'application/problem+json',range:'bytes=0-0'}}).then(function(r){return r.ok?'the audio could not be played ('+(audio.error&&audio.error.message||'media error')+')':explain(r)})
- .catch(function(){return 'the service could not be reached'}).then(function(m){p.textContent='This track cannot play right now: '+m;p.hidden=false})});
+ .catch(function(){return 'the service could not be reached'}).then(function(m){p.textContent='This track cannot play right now: '+m;
+ p.hidden=false})});
 setInterval(function(){text('pos',fmt(audio.currentTime)+' of '+fmt(audio.duration));
  var b=audio.buffered;text('buf',b.length?fmt(b.end(b.length-1)-audio.currentTime)+' ahead':'–')},250);
 // Which replica streams this player's audio now (it changes when Gangway resumes from another).
 if(CONSOLE)setInterval(function(){if(!audio.currentSrc)return;
  fetch(CONSOLE+'api/listeners/'+listener).then(function(r){return r.json()}).then(function(j){
  if(j.replica){window.demo.from=j.replica;text('from',j.replica)}else if(window.demo.from)text('from',window.demo.from+' (the whole track has arrived)')}).catch(function(){})},1000);
+ 
 })();
 </script></body></html>
 `;

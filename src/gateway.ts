@@ -20,6 +20,8 @@ import { createLog, externalLog, type GatewayLog, type Logger } from './observe/
 import type { GateState } from './admission/concurrency-gate.js';
 import { GatewayMetrics, type HostState, type MetricSources } from './observe/metrics.js';
 import { BodyBudget } from './proxy/request-body.js';
+import { FleetState, storeFromConfig } from './state/fleet-state.js';
+import type { StateStore } from './state/store.js';
 import { Runtime, type GatewayShared } from './runtime.js';
 import { VERSION } from './version.js';
 
@@ -39,6 +41,11 @@ export interface GatewayOptions {
   loadConfig?: () => GatewayConfig;
   /** The status page's time step (default 5 s); tests shorten it. */
   statusStepMs?: number;
+  /**
+   * Share state through this store, whatever the configuration's `store` says: a worker is given
+   * a SupervisorStore (src/state/supervisor.ts) talking to its supervisor. The caller closes it.
+   */
+  store?: StateStore;
 }
 
 export interface Gateway {
@@ -64,6 +71,9 @@ export interface Gateway {
   flushLog(): void;
 }
 
+/** The store's deadline when the configuration names none (an injected store). */
+const DEFAULT_STORE_DEADLINE_MS = 5;
+
 /** How often a running gateway looks again at its certificates' expiry. */
 const CERTIFICATE_CHECK_MS = 12 * 3_600_000;
 
@@ -79,11 +89,13 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
     maintenanceStates: () => runtime.maintenanceStates(),
     cacheStates: () => runtime.cacheStates(),
     certificates: () => runtime.certificates,
+    store: () => fleet?.health(),
   };
   const metrics = new GatewayMetrics(sources, {
     processMetrics: options.processMetrics ?? true,
     statusStepMs: options.statusStepMs ?? 5000,
     onIncident(i, opened) {
+      fleet?.incidentChanged(i);
       if (opened)
         logger.warn(
           { route: i.route, cause: i.cause, errors: i.errors, requests: i.requests },
@@ -102,11 +114,27 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
         );
     },
   });
+  const maintenance = new Maintenance();
+  // With a store, the maintenance switch, drains, rate limits and incidents are the fleet's.
+  const store = options.store ?? storeFromConfig(initial);
+  const fleet: FleetState | undefined =
+    store === undefined
+      ? undefined
+      : new FleetState({
+          store,
+          deadlineMs: initial.store?.redis?.deadline ?? DEFAULT_STORE_DEADLINE_MS,
+          maintenance,
+          incidents: metrics.incidents,
+          logger,
+          failed: (op) => metrics.storeErrors.with(op).inc(),
+          drainsChanged: () => runtime.applyDrains(),
+        });
   const shared: GatewayShared = {
     metrics,
     logger,
     lines: log.lines,
-    maintenance: new Maintenance(),
+    maintenance,
+    rateLimitStores: fleet?.rateLimitStores,
     bodies: new BodyBudget(initial.server.requestBufferTotal),
     loopGuard: new EventLoopGuard(initial.server.maxEventLoopDelay, (overloaded, maxMs) => {
       if (overloaded) logger.warn({ eventLoopDelayMs: Math.round(maxMs) }, 'event loop held up: shedding new requests');
@@ -123,6 +151,7 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
     incidents: metrics.incidents,
     version: VERSION,
     startedAt,
+    store: () => fleet?.health(),
   });
   // A redirecting listener sends clients to the first HTTPS listener's port, as bound.
   const httpsIndex = initial.listen.findIndex((l) => l.tls !== undefined);
@@ -210,6 +239,8 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
     reload,
 
     async listen() {
+      // The fleet's maintenance state is known before the first request is admitted.
+      await fleet?.start();
       const bound: Address[] = [];
       for (const [i, l] of listeners.entries())
         bound.push(await listenOn(l.server, initial.listen[i]!.address, 'listen'));
@@ -235,7 +266,9 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
       shared.loopGuard.stop();
       metrics.timeline.stop();
       clearInterval(certificateCheck);
-      closing ??= shutdown(listeners, admin, current, retiring, initial.server.drainTimeout, log);
+      closing ??= shutdown(listeners, admin, current, retiring, initial.server.drainTimeout, log).then(() =>
+        fleet?.stop(options.store === undefined),
+      );
       return closing;
     },
   };

@@ -7,6 +7,7 @@
 import type { EventLoopGuard } from './admission/event-loop-guard.js';
 import { describeGate, type GateState } from './admission/concurrency-gate.js';
 import type { Maintenance } from './admission/maintenance.js';
+import type { RateLimitStores } from './admission/rate-limit.js';
 import type { GatewayConfig } from './config/schema.js';
 import type { PageSettings } from './explain/page.js';
 import { AccessLog } from './observe/access-log.js';
@@ -33,6 +34,8 @@ export interface GatewayShared {
   loopGuard: EventLoopGuard;
   /** Request-body bytes held in memory across the gateway. */
   bodies: BodyBudget;
+  /** Where rate-limit buckets live when the fleet shares a store; in this process when absent. */
+  rateLimitStores?: RateLimitStores;
 }
 
 /** What the preflight checks a request's target and body against, resolved from `server`. */
@@ -93,13 +96,13 @@ export class Runtime implements RequestObserver {
     const pools = new Map<string, UpstreamPool>();
     for (const [name, upstream] of Object.entries(config.upstreams)) {
       const pool = new UpstreamPool(name, upstream, events, config.files);
-      for (const h of pool.hosts) h.draining = maintenance.drained.has(`${name}/${h.label}`);
       const before = previous?.pools.get(name)?.gate;
       if (before !== undefined && pool.gate !== undefined) pool.gate.limit.inheritFrom(before.limit);
       pools.set(name, pool);
     }
     this.pools = pools;
-    this.router = buildRouter(config, pools, previous);
+    this.applyDrains();
+    this.router = buildRouter(config, pools, previous, shared.rateLimitStores);
     const page = config.errors.page;
     this.replies = {
       proxyName: config.name,
@@ -126,6 +129,12 @@ export class Runtime implements RequestObserver {
     this.exposeDetails = config.errors.exposeDetails;
     this.accessLog = new AccessLog(config.log.access, logger, shared.lines);
     if (previous !== undefined) this.draining = previous.draining;
+  }
+
+  /** Takes the hosts an operator drained (here or, with a shared store, anywhere in the fleet) out of rotation. */
+  applyDrains(): void {
+    for (const pool of this.pools.values())
+      for (const h of pool.hosts) h.draining = this.maintenance.drained.has(`${pool.name}/${h.label}`);
   }
 
   /** Whether this client may see failing host addresses and raw error text. */
@@ -242,6 +251,7 @@ function buildRouter(
   config: GatewayConfig,
   pools: ReadonlyMap<string, UpstreamPool>,
   previous: Runtime | undefined,
+  rateLimitStores: RateLimitStores | undefined,
 ): Router {
   const oldRoutes = new Map(previous?.router.routes.map((r) => [r.name, r]));
   return new Router(
@@ -253,6 +263,7 @@ function buildRouter(
           config.server.requestBuffer,
           oldRoutes.get(r.name ?? r.match.path),
           config.name,
+          rateLimitStores,
         ),
     ),
   );

@@ -41,12 +41,12 @@ export async function putMaintenance(
       problems: unknown.map((r) => ({ path: 'routes', message: `no route named "${r}"` })),
     });
   const { enabled, until, message, routes } = change;
-  runtime.maintenance.override = {
+  runtime.maintenance.switchTo({
     enabled,
     until: until === undefined ? undefined : Date.parse(until),
     message,
     routes,
-  };
+  });
   runtime.logger.warn(
     { enabled, until, message, routes },
     enabled ? 'maintenance switched on' : 'maintenance switched off',
@@ -69,8 +69,7 @@ export async function putDrain(
   const target = runtime.pools.get(upstream)?.hosts.find((h) => h.label === host);
   if (target === undefined) return json(res, 404, { error: `no host ${host} in upstream ${upstream}` });
   target.draining = drain;
-  if (drain) runtime.maintenance.drained.add(`${upstream}/${host}`);
-  else runtime.maintenance.drained.delete(`${upstream}/${host}`);
+  runtime.maintenance.drain(`${upstream}/${host}`, drain);
   runtime.logger.warn(
     { upstream, host, drain, outstanding: target.outstanding },
     drain ? 'host draining' : 'host back in rotation',

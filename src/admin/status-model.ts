@@ -16,6 +16,7 @@ import { formatMessage } from '../explain/message.js';
 import type { Incident, IncidentDetector } from '../observe/incidents.js';
 import type { Timeline, TimelinePoint } from '../observe/timeline.js';
 import type { Runtime } from '../runtime.js';
+import type { StoreHealth } from '../state/link.js';
 
 export type ServiceState = 'healthy' | 'busy' | 'degraded' | 'down' | 'maintenance';
 export type OverallState = 'operational' | 'busy' | 'degraded' | 'partial_outage' | 'major_outage' | 'maintenance';
@@ -28,6 +29,8 @@ export interface StatusSources {
   incidents: IncidentDetector;
   version: string;
   startedAt: number;
+  /** The shared state store's health; undefined when state stays in this process. */
+  store?: () => StoreHealth | undefined;
 }
 
 export interface ServiceStatus {
@@ -116,6 +119,15 @@ export interface StatusReport {
     expires_soon: boolean;
   }>;
   draining?: boolean;
+  /** Where shared state lives: "local" (this process), or a store and whether it answers. */
+  store?: {
+    kind: string;
+    reachable: boolean;
+    since?: string;
+    last_error?: string;
+    instances?: number;
+    pending_writes?: number;
+  };
   routes?: Array<{
     name: string;
     title?: string;
@@ -192,6 +204,18 @@ export function buildStatus(s: StatusSources, opts: { public: boolean; history: 
     body.version = s.version;
     body.uptime_s = Math.round((now - s.startedAt) / 1000);
     body.draining = runtime.draining;
+    const store = s.store?.();
+    body.store =
+      store === undefined
+        ? { kind: 'local', reachable: true }
+        : {
+            kind: store.kind,
+            reachable: store.reachable,
+            since: new Date(store.since).toISOString(),
+            last_error: store.lastError,
+            instances: store.instances,
+            pending_writes: store.pendingWrites,
+          };
     body.certificates = runtime.certificates.map((c) => {
       const days = daysLeft(c, now);
       return {

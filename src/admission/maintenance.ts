@@ -2,7 +2,9 @@
  * Maintenance: whether a route is in a maintenance window right now, until when, and with
  * what message. Windows come from the configuration (scheduled) and from the admin API
  * (switched on by an operator); the operator's switch lives in the gateway, not in a
- * configuration, so it survives reloads. Staff (allowed addresses or header) pass.
+ * configuration, so it survives reloads. Staff (allowed addresses or header) pass. With a
+ * shared store the switch and the drains are the fleet's: an operator's change here is told to
+ * `changed` (which publishes it), and the store's changes come back through `adopt…`.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { GatewayConfig } from '../config/schema.js';
@@ -27,11 +29,42 @@ export interface ActiveMaintenance {
 /** How long to tell clients to wait when a window has no end. */
 const OPEN_ENDED_RETRY_AFTER = 300;
 
+/** Where an operator's change goes besides this process: the shared store, when there is one. */
+export interface MaintenanceChanges {
+  switched(to: MaintenanceSwitch): void;
+  drained(host: string, drain: boolean): void;
+}
+
 export class Maintenance {
-  /** The operator's switch, set through the admin API. */
+  /** The operator's switch, set through the admin API (or adopted from the fleet's store). */
   override: MaintenanceSwitch = { enabled: false };
   /** Hosts an operator is draining, as "upstream/host"; kept across reloads. */
   readonly drained = new Set<string>();
+  /** Told of each change an operator makes on this instance. */
+  changes: MaintenanceChanges | undefined = undefined;
+
+  /** An operator switched maintenance on or off here. */
+  switchTo(to: MaintenanceSwitch): void {
+    this.override = to;
+    this.changes?.switched(to);
+  }
+
+  /** An operator drained a host ("upstream/host") here, or put it back. */
+  drain(host: string, drain: boolean): void {
+    if (drain) this.drained.add(host);
+    else this.drained.delete(host);
+    this.changes?.drained(host, drain);
+  }
+
+  /** The fleet's drains, as the store has them: answers whether anything changed. */
+  adoptDrains(hosts: ReadonlySet<string>): boolean {
+    let changed = hosts.size !== this.drained.size;
+    for (const h of hosts) if (!this.drained.has(h)) changed = true;
+    if (!changed) return false;
+    this.drained.clear();
+    for (const h of hosts) this.drained.add(h);
+    return true;
+  }
 
   /** The maintenance in force for this route now, or undefined. */
   activeFor(config: GatewayConfig, route: string, now = Date.now()): ActiveMaintenance | undefined {

@@ -1,8 +1,9 @@
 /**
  * Per-client rate limits: a token bucket per client key (address or a header), refilled
  * continuously at `requests` per window up to `burst`. Buckets live behind a small store
- * interface, in memory here; a shared store (Redis) can take its place when instances
- * multiply. Idle, full buckets are swept so memory follows the active clients only.
+ * interface, in memory here; with a shared store (Redis, the supervisor) the limit holds for the
+ * fleet (../state/fleet-rate-limit.ts). Idle, full buckets are swept so memory follows the
+ * active clients only.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { RouteConfig } from '../config/schema.js';
@@ -18,9 +19,13 @@ export interface RateDecision {
   reset: number;
 }
 
+/** Decides at once, from what this process knows: a request never waits for a shared store. */
 export interface RateLimitStore {
   take(key: string, now: number): RateDecision;
 }
+
+/** Makes the bucket store of a route's rate limit (../state/fleet-rate-limit.ts for a fleet). */
+export type RateLimitStores = (config: NonNullable<RouteConfig['rateLimit']>, route: string) => RateLimitStore;
 
 interface Bucket {
   tokens: number;
@@ -80,16 +85,14 @@ export class MemoryRateLimitStore implements RateLimitStore {
 export class RateLimiter {
   readonly policy: string;
   private readonly header: string | undefined;
+  private readonly store: RateLimitStore;
 
   constructor(
     config: NonNullable<RouteConfig['rateLimit']>,
     private readonly route: string,
-    private readonly store: RateLimitStore = new MemoryRateLimitStore(
-      config.requests,
-      config.window,
-      config.burst ?? config.requests,
-    ),
+    store?: RateLimitStore,
   ) {
+    this.store = store ?? new MemoryRateLimitStore(config.requests, config.window, config.burst ?? config.requests);
     this.header = config.key.startsWith('header:') ? config.key.slice(7).toLowerCase() : undefined;
     // RFC draft "RateLimit header fields for HTTP": quota q per window w (seconds).
     this.policy = `"gangway";q=${config.burst ?? config.requests};w=${Math.max(1, Math.round(config.window / 1000))}`;

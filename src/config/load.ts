@@ -90,7 +90,8 @@ export interface ConfigSource {
 
 /**
  * Validates an already-parsed object (the library's entry point) and loads what it names; a
- * configuration that passed already is returned as it is. `env` supplies GANGWAY_ADMIN_TOKEN.
+ * configuration that passed already is returned as it is. `env` supplies GANGWAY_ADMIN_TOKEN and
+ * GANGWAY_REDIS_PASSWORD.
  */
 export function validateConfig(
   value: unknown,
@@ -142,6 +143,12 @@ export function validateConfig(
       if (path !== undefined) readTlsFile(path, ['upstreams', name, 'tls', field]);
     }
   }
+  const redis = doc.store?.redis;
+  for (const field of ['ca', 'cert', 'key'] as const) {
+    const path = redis?.tls?.[field];
+    if (path !== undefined) readTlsFile(path, ['store', 'redis', 'tls', field]);
+  }
+  if (redis !== undefined && env.GANGWAY_REDIS_PASSWORD) redis.password = env.GANGWAY_REDIS_PASSWORD;
   doc.listen.forEach((l, i) => {
     if (l.tls === undefined) return;
     const cert = readTlsFile(l.tls.cert, ['listen', i, 'tls', 'cert']);

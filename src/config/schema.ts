@@ -691,6 +691,67 @@ const log = z
   })
   .meta({ description: 'Logging' });
 
+const store = z
+  .strictObject({
+    redis: z
+      .strictObject({
+        url: z
+          .string()
+          .regex(/^rediss?:\/\/[^/]/, 'a Redis URL such as "redis://127.0.0.1:6379" (rediss:// for TLS)')
+          .meta({
+            description:
+              'The Redis 7 (or Valkey) every instance of this gateway shares, e.g. "redis://redis:6379/0"; ' +
+              '"rediss://" speaks TLS',
+          }),
+        keyPrefix: z
+          .string()
+          .min(1)
+          .optional()
+          .meta({
+            description:
+              'Prepended to every key and channel; by default "gangway:{NAME}:" with this gateway\'s name, so ' +
+              'instances that share a name share state (the braces keep the keys on one Redis Cluster slot)',
+          }),
+        username: z.string().min(1).optional().meta({ description: 'The Redis ACL user (AUTH username password)' }),
+        password: z.string().min(1).optional().meta({
+          description: 'The Redis password; GANGWAY_REDIS_PASSWORD overrides it (keep it out of the file)',
+        }),
+        tls: z
+          .strictObject({
+            ca: z.string().min(1).optional().meta({
+              description: "A PEM file of the CA that signed Redis's certificate (relative to the configuration file)",
+            }),
+            cert: z
+              .string()
+              .min(1)
+              .optional()
+              .meta({ description: 'A PEM client certificate, when Redis asks for one' }),
+            key: z.string().min(1).optional().meta({ description: "The client certificate's PEM private key" }),
+          })
+          .refine((t) => (t.cert === undefined) === (t.key === undefined), {
+            message: 'a client certificate needs both cert and key',
+            path: ['key'],
+          })
+          .optional()
+          .meta({ description: 'TLS to Redis (implied by a rediss:// URL): the CA to trust, a client certificate' }),
+        deadline: duration(
+          'Longest wait for any one store call; past it the gateway goes on from its local view (requests ' +
+            'never wait for the store)',
+        ).prefault('5ms'),
+      })
+      .optional()
+      .meta({
+        description:
+          'Share state through Redis with every instance that has the same name: the maintenance switch, ' +
+          'host drains, rate limits (then fleet-wide) and incidents. See docs/operations.md',
+      }),
+  })
+  .meta({
+    description:
+      'Where state shared by instances lives. Without it, state stays in this process (or, with workers, ' +
+      'on this machine)',
+  });
+
 const NAME = /^[A-Za-z][A-Za-z0-9_.-]*$/;
 
 export const configSchema = z
@@ -765,6 +826,7 @@ export const configSchema = z
       .prefault({})
       .meta({ description: 'The status page' }),
     log: log.prefault({}),
+    store: store.optional(),
   })
   .superRefine((config, ctx) => {
     config.routes.forEach((r, i) => {

@@ -6,7 +6,9 @@
  * over the last 30 s, at least 5% of a route's requests (and at least 5 of them) failed; it
  * closes once the failure rate stayed under 1% for a minute. Each carries its start, end, the
  * worst rate seen and its cause — the failure kind behind most of its errors — so the status
- * page can say "connection_refused from the music service, 14:02–14:09".
+ * page can say "connection_refused from the music service, 14:02–14:09". With a shared store the
+ * list is the fleet's: the incidents other instances (and this one before a restart) recorded
+ * are `remember`ed beside this process's own (../state/shared-incidents.ts).
  */
 import type { Timeline, TimelinePoint } from './timeline.js';
 
@@ -38,7 +40,10 @@ interface Open {
 export class IncidentDetector {
   private readonly open = new Map<string, Open>();
   private readonly closed: Incident[] = [];
-  private nextId = 1;
+  /** Incidents the fleet's store holds that this process did not see itself. */
+  private remembered: Incident[] = [];
+  /** Ids from the clock: a restarted process, or another instance, does not reuse them. */
+  private nextId = Date.now();
 
   constructor(
     private readonly timeline: Timeline,
@@ -47,9 +52,24 @@ export class IncidentDetector {
     timeline.onStep((t) => this.evaluate(t));
   }
 
-  /** Open incidents first, then the most recent closed ones. */
+  /** Open incidents first, then the most recent closed ones (the fleet's, when it shares a store). */
   list(): Incident[] {
-    return [...[...this.open.values()].map((o) => o.incident), ...[...this.closed].reverse()];
+    const own = [...[...this.open.values()].map((o) => o.incident), ...[...this.closed].reverse()];
+    if (this.remembered.length === 0) return own;
+    const all = [...own, ...this.remembered];
+    const ongoing = all.filter((i) => i.end === null).sort((a, b) => b.start - a.start);
+    const over = all.filter((i) => i.end !== null).sort((a, b) => b.start - a.start);
+    return [...ongoing, ...over.slice(0, KEEP)];
+  }
+
+  /** This process's incidents still open. */
+  ongoing(): Incident[] {
+    return [...this.open.values()].map((o) => o.incident);
+  }
+
+  /** Incidents recorded elsewhere in the fleet (or before a restart), shown beside this process's own. */
+  remember(incidents: Incident[]): void {
+    this.remembered = incidents;
   }
 
   private evaluate(t: number): void {

@@ -35,6 +35,8 @@ export interface MetricSources {
   cacheStates(): CacheSize[];
   /** The HTTPS listeners' certificates. */
   certificates(): ReadonlyArray<{ listener: string; names: readonly string[]; notAfter: Date }>;
+  /** The shared store's state; undefined when state stays in this process. */
+  store?(): { kind: string; reachable: boolean; pendingWrites: number } | undefined;
 }
 
 export interface MetricsOptions {
@@ -146,6 +148,12 @@ export class GatewayMetrics implements RequestObserver {
     ['upstream'],
     LATENCY_BUCKETS,
   );
+  readonly storeErrors = new FastCounter(
+    'gangway_store_errors_total',
+    'Calls to the shared state store that failed or missed their deadline, by operation (the gateway went ' +
+      'on from its local view)',
+    ['op'],
+  );
   private readonly attemptDuration = new FastHistogram(
     'gangway_upstream_attempt_duration_seconds',
     'Time from sending an attempt to receiving its response headers',
@@ -180,6 +188,7 @@ export class GatewayMetrics implements RequestObserver {
       this.shed,
       this.rateLimited,
       this.queueWait,
+      this.storeErrors,
     ])
       this.register(m);
     const metrics = this;
@@ -263,6 +272,27 @@ export class GatewayMetrics implements RequestObserver {
         for (const c of sources.certificates())
           for (const name of c.names)
             this.set({ listener: c.listener, name }, Math.round((c.notAfter.getTime() - now) / 1000));
+      },
+    });
+    new Gauge({
+      name: 'gangway_store_up',
+      help:
+        '1 while the shared state store answers, 0 while it is unreachable (rate limits use a local share, ' +
+        'the last known maintenance state holds), by kind; absent without a store',
+      labelNames: ['kind'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        const s = sources.store?.();
+        if (s !== undefined) this.set({ kind: s.kind }, s.reachable ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'gangway_store_pending_writes',
+      help: 'Changes (maintenance, drains, incidents) waiting for the shared state store to answer again',
+      registers: [this.registry],
+      collect() {
+        this.set(sources.store?.()?.pendingWrites ?? 0);
       },
     });
     gauge('gangway_queue_depth', 'Requests waiting for a concurrency slot, by upstream', (s) => s.waiting);

@@ -3,7 +3,7 @@
  * boundaries, and method. Routes are tried in the order written; the first match wins.
  */
 import { PRIORITIES } from '../admission/concurrency-gate.js';
-import { RateLimiter } from '../admission/rate-limit.js';
+import { RateLimiter, type RateLimitStores } from '../admission/rate-limit.js';
 import type { RouteConfig } from '../config/schema.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import { RouteCache } from '../cache/route-cache.js';
@@ -37,6 +37,8 @@ export class Route {
     previous?: Route,
     /** The gateway's name, which the cache's Cache-Status members carry. */
     proxyName = 'gangway',
+    /** Where rate-limit buckets live when not in this process (the fleet's store). */
+    rateLimitStores?: RateLimitStores,
   ) {
     this.name = config.name ?? config.match.path;
     this.policy = resolvePolicy(config, upstream.config, requestBuffer);
@@ -46,7 +48,7 @@ export class Route {
       previous?.rateLimiter !== undefined && previous.rateLimitKey === this.rateLimitKey
         ? previous.rateLimiter
         : config.rateLimit
-          ? new RateLimiter(config.rateLimit, this.name)
+          ? new RateLimiter(config.rateLimit, this.name, rateLimitStores?.(config.rateLimit, this.name))
           : undefined;
     // Answers stored from another upstream, or for other URLs, must not outlive a reload.
     this.cacheKey = JSON.stringify([config.cache ?? null, config.upstream, config.match]);

@@ -1,0 +1,76 @@
+/**
+ * The shared state store: the few operations the gateway needs to share the maintenance switch,
+ * host drains, rate-limit buckets and incidents across the processes of one service. Three
+ * implementations: memory (one process; also two gateways in one process, as tests do), the
+ * supervisor (workers on one machine reach it over IPC: ./supervisor.ts) and Redis (a fleet:
+ * ./redis.ts). Values are strings (JSON where structured) so every implementation carries them
+ * alike. Nothing on a request's path awaits a store call: ./link.ts puts a deadline on each,
+ * and the users of the store decide from a local view that the store reconciles in the
+ * background.
+ */
+
+export type StoreKind = 'memory' | 'supervisor' | 'redis';
+
+export interface StateStore {
+  readonly kind: StoreKind;
+  /** A value, or undefined when it was never set. */
+  get(key: string): Promise<string | undefined>;
+  set(key: string, value: string): Promise<void>;
+  /** Every field of a hash (host drains: one field per host). */
+  hashAll(key: string): Promise<Record<string, string>>;
+  /** Sets one field of a hash; undefined removes it. */
+  hashSet(key: string, field: string, value: string | undefined): Promise<void>;
+  /** Appends to a list that keeps only its newest `keep` entries. */
+  append(key: string, value: string, keep: number): Promise<void>;
+  /** The newest `count` entries of a list, oldest first. */
+  recent(key: string, count: number): Promise<string[]>;
+  publish(channel: string, message: string): Promise<void>;
+  /** Calls `listener` with every message published on the channel from now on, by any instance. */
+  subscribe(channel: string, listener: (message: string) => void): Promise<void>;
+  /**
+   * Spends tokens of shared token buckets atomically: bucket i loses `uses[i]` tokens after
+   * refilling at `perMs` tokens per ms up to `burst`. A bucket may go into debt (down to
+   * -burst): instances admit from their local view between two syncs, and the debt makes the
+   * fleet pay back what it admitted over the limit. Answers each bucket's tokens afterwards.
+   */
+  spend(buckets: readonly string[], uses: readonly number[], perMs: number, burst: number): Promise<number[]>;
+  /** Says `instance` is alive for `ttlMs`; answers how many instances are alive (itself included). */
+  heartbeat(instance: string, ttlMs: number): Promise<number>;
+  /**
+   * Called when the connection to the store is lost or found again (Redis); a store that cannot
+   * be lost (memory) never calls it.
+   */
+  onConnection(listener: (up: boolean, reason?: string) => void): void;
+  close(): Promise<void>;
+}
+
+/** The store's operations, by name: what the supervisor relays and what error metrics are labelled with. */
+export const STORE_OPERATIONS = [
+  'get',
+  'set',
+  'hashAll',
+  'hashSet',
+  'append',
+  'recent',
+  'publish',
+  'subscribe',
+  'spend',
+  'heartbeat',
+] as const;
+export type StoreOperation = (typeof STORE_OPERATIONS)[number];
+
+/**
+ * Refills and spends one token bucket: the arithmetic every implementation (and the Lua script
+ * in ./redis.ts) shares. `tokens` and `at` are the bucket as stored; answers it after `uses`.
+ */
+export function spendBucket(
+  tokens: number,
+  at: number,
+  now: number,
+  uses: number,
+  perMs: number,
+  burst: number,
+): number {
+  const refilled = Math.min(burst, tokens + Math.max(0, now - at) * perMs);
+  return Math.max(-burst, refilled - uses);
+}

@@ -1,0 +1,150 @@
+/**
+ * The store for workers on one machine, with nothing to install: the supervisor process holds
+ * the store (memory, or Redis for a fleet of machines) and answers its workers over the IPC
+ * channel node:cluster and child_process already give them. `serveStore` runs in the supervisor,
+ * once per worker; `SupervisorStore` runs in the worker and speaks the StateStore interface.
+ * Messages are plain objects tagged `gangwayStore`, so they share the channel with whatever else
+ * the supervisor and its workers say to each other.
+ */
+import { STORE_OPERATIONS, type StateStore, type StoreOperation } from './store.js';
+
+/** What node:cluster's Worker, a ChildProcess and a child's `process` all offer. */
+export interface StoreChannel {
+  send(message: unknown): unknown;
+  on(event: 'message', listener: (message: unknown) => void): unknown;
+}
+
+type StoreMessage =
+  | { gangwayStore: 'call'; id: number; op: StoreOperation; args: unknown[] }
+  | { gangwayStore: 'reply'; id: number; value?: unknown; error?: string }
+  | { gangwayStore: 'message'; channel: string; message: string }
+  | { gangwayStore: 'connection'; up: boolean; reason?: string };
+
+const OPERATIONS: ReadonlySet<string> = new Set(STORE_OPERATIONS);
+
+function isStoreMessage(m: unknown): m is StoreMessage {
+  return typeof m === 'object' && m !== null && typeof (m as { gangwayStore?: unknown }).gangwayStore === 'string';
+}
+
+/** A channel whose other end went away throws on send; the worker's restart is the supervisor's business. */
+function post(channel: StoreChannel, message: StoreMessage): void {
+  try {
+    channel.send(message);
+  } catch {
+    // The worker is gone; nothing is waiting for this answer.
+  }
+}
+
+/** Answers one worker's store calls from `store`, and passes on what it subscribed to. */
+export function serveStore(store: StateStore, channel: StoreChannel): void {
+  const subscribed = new Set<string>();
+  store.onConnection((up, reason) => post(channel, { gangwayStore: 'connection', up, reason }));
+  channel.on('message', (m) => {
+    if (!isStoreMessage(m) || m.gangwayStore !== 'call') return;
+    const { id, op, args } = m;
+    if (!OPERATIONS.has(op) || !Array.isArray(args)) {
+      post(channel, { gangwayStore: 'reply', id, error: `no store operation "${String(op)}"` });
+      return;
+    }
+    let result: Promise<unknown>;
+    if (op === 'subscribe') {
+      const name = String(args[0]);
+      result = subscribed.has(name)
+        ? Promise.resolve()
+        : store.subscribe(name, (message) => post(channel, { gangwayStore: 'message', channel: name, message }));
+      subscribed.add(name);
+    } else {
+      // JSON carries no undefined: a removed hash field arrives as null.
+      if (op === 'hashSet' && args[2] === null) args[2] = undefined;
+      result = (store[op] as (...a: unknown[]) => Promise<unknown>).apply(store, args);
+    }
+    result.then(
+      (value) => post(channel, { gangwayStore: 'reply', id, value }),
+      (err: Error) => post(channel, { gangwayStore: 'reply', id, error: err.message || String(err) }),
+    );
+  });
+}
+
+/** The store as a worker sees it: every call a message to the supervisor, answered by id. */
+export class SupervisorStore implements StateStore {
+  readonly kind = 'supervisor' as const;
+  private nextId = 1;
+  private readonly waiting = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+  private readonly listeners = new Map<string, Set<(message: string) => void>>();
+  private readonly connectionListeners: Array<(up: boolean, reason?: string) => void> = [];
+
+  constructor(private readonly channel: StoreChannel) {
+    channel.on('message', (m) => {
+      if (!isStoreMessage(m)) return;
+      if (m.gangwayStore === 'reply') {
+        const w = this.waiting.get(m.id);
+        if (w === undefined) return;
+        this.waiting.delete(m.id);
+        if (m.error !== undefined) w.reject(new Error(m.error));
+        else w.resolve(m.value);
+      } else if (m.gangwayStore === 'message') {
+        for (const l of this.listeners.get(m.channel) ?? []) l(m.message);
+      } else if (m.gangwayStore === 'connection') {
+        for (const l of this.connectionListeners) l(m.up, m.reason);
+      }
+    });
+  }
+
+  get(key: string): Promise<string | undefined> {
+    return this.call('get', [key]) as Promise<string | undefined>;
+  }
+  async set(key: string, value: string): Promise<void> {
+    await this.call('set', [key, value]);
+  }
+  hashAll(key: string): Promise<Record<string, string>> {
+    return this.call('hashAll', [key]) as Promise<Record<string, string>>;
+  }
+  async hashSet(key: string, field: string, value: string | undefined): Promise<void> {
+    await this.call('hashSet', [key, field, value]);
+  }
+  async append(key: string, value: string, keep: number): Promise<void> {
+    await this.call('append', [key, value, keep]);
+  }
+  recent(key: string, count: number): Promise<string[]> {
+    return this.call('recent', [key, count]) as Promise<string[]>;
+  }
+  async publish(channel: string, message: string): Promise<void> {
+    await this.call('publish', [channel, message]);
+  }
+  async subscribe(channel: string, listener: (message: string) => void): Promise<void> {
+    let set = this.listeners.get(channel);
+    const first = set === undefined;
+    if (set === undefined) {
+      set = new Set();
+      this.listeners.set(channel, set);
+    }
+    set.add(listener);
+    if (first) await this.call('subscribe', [channel]);
+  }
+  spend(buckets: readonly string[], uses: readonly number[], perMs: number, burst: number): Promise<number[]> {
+    return this.call('spend', [buckets, uses, perMs, burst]) as Promise<number[]>;
+  }
+  heartbeat(instance: string, ttlMs: number): Promise<number> {
+    return this.call('heartbeat', [instance, ttlMs]) as Promise<number>;
+  }
+  onConnection(listener: (up: boolean, reason?: string) => void): void {
+    this.connectionListeners.push(listener);
+  }
+  async close(): Promise<void> {
+    for (const w of this.waiting.values()) w.reject(new Error('the store was closed'));
+    this.waiting.clear();
+  }
+
+  private call(op: StoreOperation, args: unknown[]): Promise<unknown> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      try {
+        this.channel.send({ gangwayStore: 'call', id, op, args } satisfies StoreMessage);
+      } catch (err) {
+        this.waiting.delete(id);
+        reject(err as Error);
+      }
+    });
+  }
+}

@@ -101,8 +101,13 @@ class ForkedWorkerStore implements StateStore {
     this.listeners.set(channel, listener);
     return this.call('subscribe', [channel]);
   };
-  spend = (buckets: readonly string[], uses: readonly number[], perMs: number, burst: number) =>
-    this.call('spend', [buckets, uses, perMs, burst]);
+  lease = (
+    buckets: readonly string[],
+    owed: readonly number[],
+    asked: readonly number[],
+    perMs: number,
+    burst: number,
+  ) => this.call('lease', [buckets, owed, asked, perMs, burst]);
   heartbeat = (instance: string, ttlMs: number) => this.call('heartbeat', [instance, ttlMs]);
   onConnection(): void {}
   async close(): Promise<void> {}
@@ -118,7 +123,7 @@ export async function forkWorker(store: StateStore): Promise<ChildProcess> {
     if (child.exitCode === null) child.kill('SIGKILL');
   });
   await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('the worker did not start')), 15_000);
+    const t = setTimeout(() => reject(new Error('the worker did not start')), 60_000);
     child.on('message', (m: { test?: string }) => {
       if (m.test === 'ready') {
         clearTimeout(t);
@@ -186,18 +191,21 @@ for (const [name, makeOnce, skip] of implementations) {
       assert.deepEqual(got, ['maintenance']);
     });
 
-    test('token buckets are spent atomically, go into debt down to -burst, and refill at their rate', async () => {
+    test('token buckets lease whole tokens atomically, take payments into debt down to -burst, and refill', async () => {
       const [one, other] = await make();
       // A rate too slow to refill anything while the test runs, then a fast one.
       const slow = 1e-9;
-      const whole = (ts: number[]): number[] => ts.map((t) => Math.round(t * 1000) / 1000);
-      assert.deepEqual(whole(await one.spend(['a', 'b'], [3, 0], slow, 10)), [7, 10], 'a new bucket starts full');
-      assert.deepEqual(whole(await other.spend(['a'], [4], slow, 10)), [3], 'another instance spends the same bucket');
-      assert.deepEqual(whole(await one.spend(['a'], [50], slow, 10)), [-10], 'debt is bounded by the burst');
+      assert.deepEqual(await one.lease(['a', 'b'], [0, 0], [3, 0], slow, 10), [3, 0], 'a new bucket starts full');
+      assert.deepEqual(await other.lease(['a'], [0], [20], slow, 10), [7], 'another instance gets what is left');
+      assert.deepEqual(await one.lease(['a'], [5], [1], slow, 10), [0], 'a payment puts the bucket in debt');
+      assert.deepEqual(await other.lease(['a'], [-8], [2], slow, 10), [2], 'tokens given back can be leased again');
+      assert.deepEqual(await one.lease(['a'], [50], [0], slow, 10), [0]);
+      assert.deepEqual(await one.lease(['a'], [-15], [20], slow, 10), [5], 'the debt stopped at -burst');
+      assert.deepEqual(await one.lease(['c'], [10], [0], slow, 10), [0]);
       await sleep(200);
-      const [refilled] = await other.spend(['a'], [0], 0.01, 10);
-      // 0.01 per ms over 200 ms (and whatever the machine added) refills 2 tokens or a little more.
-      assert.ok(refilled! >= -8.1 && refilled! <= -5, `refilled to ${refilled}`);
+      const [refilled] = await other.lease(['c'], [0], [10], 0.01, 10);
+      // 0.01 per ms over 200 ms (and whatever the machine added) refills 2 tokens or a few more.
+      assert.ok(refilled! >= 2 && refilled! <= 5, `refilled ${refilled}`);
     });
 
     test('instances are counted while their heartbeats last', async () => {
@@ -235,7 +243,8 @@ describe('the link to the store', { skip: noRedis }, () => {
       r.pause();
       cleanups.push(() => r.resume());
       const times: number[] = [];
-      for (let i = 0; i < 3; i++) {
+      const frozen = Date.now();
+      while (link.reachable && Date.now() - frozen < 3000) {
         const started = performance.now();
         await assert.rejects(
           link.call('get', (s) => s.get('x')),
@@ -243,8 +252,12 @@ describe('the link to the store', { skip: noRedis }, () => {
         );
         times.push(performance.now() - started);
       }
-      assert.ok(Math.max(...times) < 50, `each call gave up at its deadline (${times.map(Math.round).join(', ')} ms)`);
-      assert.equal(link.reachable, false, 'three timeouts in a row: unreachable');
+      const noticed = Date.now() - frozen;
+      assert.equal(link.reachable, false, 'timeouts in a row with no answer: unreachable');
+      assert.ok(noticed < 1000, `unreachable after ${noticed} ms of silence`);
+      const sorted = times.sort((a, b) => a - b);
+      const median = sorted[Math.floor(sorted.length / 2)]!;
+      assert.ok(median < 30, `each call gave up at its deadline (median ${median.toFixed(1)} ms)`);
       assert.match(link.health().lastError ?? '', /get: no answer within 5 ms/);
       assert.ok(failures.filter((f) => f === 'get').length >= 3, 'each failure counted by operation');
 

@@ -1,45 +1,45 @@
 /**
  * Rate limits that hold for the whole fleet: a route's `requests` per `window` counted across
- * every instance sharing the store, without a request ever waiting for it. Each client's bucket
- * lives in the store (a token bucket spent atomically there: ./store.ts `spend`); each instance
- * decides from its share of that bucket — the tokens the store last reported, divided among the
- * instances alive, refilled locally at its share of the rate — and reports what it admitted every
- * few tens of ms. The store lets a bucket go into debt, so whatever the instances admitted between
- * two reports over the limit is paid back before more is admitted: over a window the fleet admits
- * the limit, give or take what one report interval lets through.
+ * every instance sharing the store, without a request ever waiting for it. Each client's token
+ * bucket lives in the store; each instance leases tokens from it (an atomic script: ./store.ts
+ * `lease`) a little ahead of its demand, every few tens of ms, and admits requests from its lease
+ * alone. Tokens only leave the bucket by lease, so the fleet cannot admit more than the limit;
+ * what an idle instance holds it gives back, so the fleet does not admit much less.
  *
- * When the store is unreachable each instance falls back to a local bucket of its share of the
- * limit (limit ÷ instances last counted): the fleet as a whole stays near the limit, and no
- * request waits or fails for it.
+ * A client the store has not answered for yet (its first requests) and every client while the
+ * store is unreachable are decided by this instance's local share of the limit — a bucket of
+ * limit ÷ instances alive, refilled at that share of the rate. What the share admits is owed to
+ * the store and paid back when it answers (one share's worth at most after an outage, so the
+ * fleet neither gains a burst then nor owes a long debt). No request waits or fails for the store.
  */
-import { MemoryRateLimitStore, type RateDecision, type RateLimitStore } from '../admission/rate-limit.js';
+import type { RateDecision, RateLimitStore } from '../admission/rate-limit.js';
 import type { RouteConfig } from '../config/schema.js';
-import type { StoreLink } from './link.js';
+import { DeadlineExceeded, type StoreLink } from './link.js';
 
 type RateLimitConfig = NonNullable<RouteConfig['rateLimit']>;
 
 interface Share {
-  /** This instance's share of the bucket's tokens: as last reported, less uses, plus refills. */
-  tokens: number;
-  /** When `tokens` was last refilled. */
+  /** Tokens leased to this instance and not used yet. */
+  lease: number;
+  /** Admitted by the local share rather than a lease: to be paid back to the store. */
+  owed: number;
+  /** Requests since the last sync, admitted or not: how much to lease next. */
+  demand: number;
+  /** The store has answered for this client at least once. */
+  known: boolean;
+  /** The local share: this instance's part of the limit, for what leases cannot decide. */
+  local: number;
+  /** When `local` was last refilled. */
   at: number;
-  /** Admitted here and not yet reported. */
-  unsent: number;
-  /** Reported in the sync under way. */
-  inFlight: number;
-  /** Asked since the last sync (a client refused here wants a fresh view too). */
-  touched: boolean;
   lastUse: number;
 }
 
-/** Keys reported in one store call, at most. */
+/** Keys synced in one store call, at most. */
 const BATCH = 500;
 
 export class FleetRateLimitStore implements RateLimitStore {
   private readonly shares = new Map<string, Share>();
   private readonly perMs: number;
-  private fallback: MemoryRateLimitStore | undefined = undefined;
-  private fallbackInstances = 0;
   private syncing = false;
   /** Whether the registry syncs this store (an idle store is dropped until it is asked again). */
   registered = false;
@@ -49,7 +49,7 @@ export class FleetRateLimitStore implements RateLimitStore {
     private readonly registry: FleetRateLimits,
     /** Prefix of this route's buckets in the store. */
     private readonly bucketPrefix: string,
-    private readonly requests: number,
+    requests: number,
     private readonly windowMs: number,
     private readonly burst: number,
   ) {
@@ -57,86 +57,88 @@ export class FleetRateLimitStore implements RateLimitStore {
   }
 
   take(key: string, now: number): RateDecision {
-    const instances = this.link.instances;
-    if (!this.link.reachable) return this.fallbackFor(instances).take(key, now);
     if (!this.registered) this.registry.register(this);
+    const instances = this.link.instances;
     const ceiling = this.burst / instances;
-    const perMs = this.perMs / instances;
     let s = this.shares.get(key);
     if (s === undefined) {
-      s = { tokens: ceiling, at: now, unsent: 0, inFlight: 0, touched: true, lastUse: now };
+      s = { lease: 0, owed: 0, demand: 0, known: false, local: ceiling, at: now, lastUse: now };
       this.shares.set(key, s);
     } else {
-      s.tokens = Math.min(ceiling, s.tokens + Math.max(0, now - s.at) * perMs);
+      s.local = Math.min(ceiling, s.local + (Math.max(0, now - s.at) * this.perMs) / instances);
       s.at = now;
     }
-    s.touched = true;
+    s.demand++;
     s.lastUse = now;
-    if (s.tokens >= 1) {
-      s.tokens -= 1;
-      s.unsent++;
-      return {
-        allowed: true,
-        remaining: Math.max(0, Math.floor(s.tokens * instances)),
-        retryAfter: 0,
-        reset: Math.ceil((this.burst - s.tokens * instances) / this.perMs / 1000),
-      };
+    if (s.known && this.link.reachable) {
+      if (s.lease >= 1) {
+        s.lease--;
+        // The local share follows what this instance admits, so an outage starts from it, not from a burst.
+        if (s.local > 0) s.local = Math.max(0, s.local - 1);
+        return this.allowed(s.lease);
+      }
+      return this.refused(instances);
     }
-    return {
-      allowed: false,
-      remaining: 0,
-      retryAfter: Math.max(1, Math.ceil((1 - s.tokens) / perMs / 1000)),
-      reset: Math.ceil((this.burst - s.tokens * instances) / this.perMs / 1000),
-    };
+    if (s.local >= 1) {
+      s.local--;
+      s.owed++;
+      return this.allowed(s.local);
+    }
+    return this.refused(instances);
   }
 
   /**
-   * Reports what this instance admitted and takes the store's view of each bucket in return.
-   * Answers false once the store has no client left (the registry stops syncing it).
+   * Pays back what the local share admitted, gives back the leases of clients gone quiet, and
+   * leases ahead for the active ones. Answers false once no client is left (the registry stops
+   * syncing this store).
    */
   async sync(now = Date.now()): Promise<boolean> {
-    if (this.syncing || !this.link.reachable) return this.shares.size > 0;
+    if (this.syncing) return true;
+    const ceiling = this.burst / this.link.instances;
+    if (!this.link.reachable) {
+      // At most one share's worth is paid back when the store returns.
+      for (const s of this.shares.values()) if (s.owed > ceiling) s.owed = Math.ceil(ceiling);
+      return this.shares.size > 0;
+    }
     const keys: string[] = [];
-    const uses: number[] = [];
+    const owed: number[] = [];
+    const asked: number[] = [];
+    const sent: Array<{ share: Share; owed: number; givenBack: number }> = [];
     for (const [key, s] of this.shares) {
-      if (s.touched || s.unsent > 0) {
-        if (keys.length < BATCH) {
-          keys.push(key);
-          uses.push(s.unsent);
-          s.inFlight = s.unsent;
-          s.unsent = 0;
-          s.touched = false;
-        }
-      } else if (now - s.lastUse > 2 * this.windowMs) {
-        this.shares.delete(key);
+      if (keys.length >= BATCH) break;
+      if (s.demand === 0 && s.owed === 0 && s.lease === 0) {
+        if (now - s.lastUse > 2 * this.windowMs) this.shares.delete(key);
+        continue;
       }
+      // Lease about twice what the last interval asked for, up to a share; give back what sits idle.
+      const want = s.demand === 0 ? 0 : Math.min(Math.ceil(ceiling), 2 * s.demand);
+      const givenBack = s.demand === 0 ? s.lease : 0;
+      keys.push(this.bucketPrefix + key);
+      owed.push(s.owed - givenBack);
+      asked.push(Math.max(0, want - Math.floor(s.lease - givenBack)));
+      sent.push({ share: s, owed: s.owed, givenBack });
+      s.lease -= givenBack;
+      s.demand = 0;
     }
     if (keys.length === 0) return this.shares.size > 0;
     this.syncing = true;
-    try {
-      const tokens = await this.link.call('spend', (store) =>
-        store.spend(
-          keys.map((k) => this.bucketPrefix + k),
-          uses,
-          this.perMs,
-          this.burst,
-        ),
-      );
-      const instances = this.link.instances;
-      const at = Date.now();
-      keys.forEach((key, i) => {
-        const s = this.shares.get(key);
-        if (s === undefined) return;
-        // What the store reports has every instance's reports in it, ours up to this sync.
-        s.tokens = Math.min(this.burst / instances, tokens[i]! / instances - s.unsent);
-        s.at = at;
-        s.inFlight = 0;
+    const granted = (grants: number[]): void => {
+      sent.forEach(({ share }, i) => {
+        share.lease += grants[i] ?? 0;
+        share.known = true;
       });
-    } catch {
-      // Too slow or away: the uses may or may not have been counted; they are not sent twice.
-      for (const key of keys) {
-        const s = this.shares.get(key);
-        if (s !== undefined) s.inFlight = 0;
+    };
+    try {
+      granted(
+        await this.link.call('lease', (store) => store.lease(keys, owed, asked, this.perMs, this.burst), granted),
+      );
+      for (const { share, owed } of sent) share.owed -= owed;
+    } catch (err) {
+      if (err instanceof DeadlineExceeded) {
+        // Too slow, not refused: the store most likely took the payment (its late grant still counts).
+        for (const { share, owed } of sent) share.owed -= owed;
+      } else {
+        for (const { share, givenBack } of sent) share.lease += givenBack;
       }
     } finally {
       this.syncing = false;
@@ -144,17 +146,19 @@ export class FleetRateLimitStore implements RateLimitStore {
     return true;
   }
 
-  /** A local bucket of this instance's share of the limit, for while the store is away. */
-  private fallbackFor(instances: number): MemoryRateLimitStore {
-    if (this.fallback === undefined || this.fallbackInstances !== instances) {
-      this.fallbackInstances = instances;
-      this.fallback = new MemoryRateLimitStore(
-        this.requests / instances,
-        this.windowMs,
-        Math.max(1, this.burst / instances),
-      );
-    }
-    return this.fallback;
+  private allowed(left: number): RateDecision {
+    return {
+      allowed: true,
+      remaining: Math.max(0, Math.floor(left)),
+      retryAfter: 0,
+      reset: Math.ceil(this.burst / this.perMs / 1000),
+    };
+  }
+
+  private refused(instances: number): RateDecision {
+    // A token reaches some instance each 1/perMs ms; a client spread over the fleet may try sooner.
+    const wait = Math.max(1, Math.ceil(instances / this.perMs / 1000));
+    return { allowed: false, remaining: 0, retryAfter: wait, reset: Math.ceil(this.burst / this.perMs / 1000) };
   }
 }
 

@@ -32,15 +32,20 @@ export interface StoreLinkOptions {
   changed?(reachable: boolean, reason: string | undefined): void;
 }
 
-/** A slow store is unreachable after this many timeouts in a row; an error says so at once. */
+/**
+ * A slow store is unreachable after this many timeouts in a row with no answer for this long (a
+ * busy machine misses a deadline now and then); an error says so at once.
+ */
 const TIMEOUTS_TO_UNREACHABLE = 3;
+const SILENCE_TO_UNREACHABLE_MS = 250;
 const HEARTBEAT_MS = 1000;
 /** An instance that missed three heartbeats is no longer counted. */
 const INSTANCE_TTL_MS = 3 * HEARTBEAT_MS;
 /** Writes kept for an unreachable store, at most (the oldest subjects are dropped beyond it). */
 const MAX_PENDING_WRITES = 1000;
 
-class DeadlineExceeded extends Error {}
+/** A store call that did not answer within the deadline (it may still be carried out). */
+export class DeadlineExceeded extends Error {}
 
 interface PendingWrite {
   op: StoreOperation;
@@ -55,6 +60,7 @@ export class StoreLink {
   private since = Date.now();
   private lastError: string | undefined = undefined;
   private timeoutsInARow = 0;
+  private lastAnswer = 0;
   private readonly pending = new Map<string, PendingWrite>();
   private readonly recovered: Array<() => void> = [];
   private timer: NodeJS.Timeout | undefined;
@@ -91,20 +97,32 @@ export class StoreLink {
     this.recovered.push(listener);
   }
 
-  /** One call, within the deadline; rejects (and counts) when the store fails or is too slow. */
-  async call<T>(op: StoreOperation, fn: (store: StateStore) => Promise<T>): Promise<T> {
+  /**
+   * One call, within the deadline; rejects (and counts) when the store fails or is too slow.
+   * `late` gets an answer that came after the deadline (a lease granted is not to be wasted).
+   */
+  async call<T>(op: StoreOperation, fn: (store: StateStore) => Promise<T>, late?: (value: T) => void): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new DeadlineExceeded(`no answer within ${this.options.deadlineMs} ms`)),
-        this.options.deadlineMs,
-      );
+    let missed = false;
+    const deadline = new Promise<never>((_, reject) => {
+      // Judged after this turn's I/O: on a busy event loop the timer and the answer are due
+      // together, and timers run first — an answer that arrived in time must not lose to them.
+      const giveUp = (): void => {
+        missed = true;
+        reject(new DeadlineExceeded(`no answer within ${this.options.deadlineMs} ms`));
+      };
+      timer = setTimeout(() => setImmediate(giveUp), this.options.deadlineMs);
     });
     const work = fn(this.store);
-    // A late answer or failure after the deadline is no one's business.
-    work.catch(() => undefined);
+    // A late failure is no one's business; a late answer is its caller's, when it wants it.
+    work.then(
+      (value) => {
+        if (missed) late?.(value);
+      },
+      () => undefined,
+    );
     try {
-      const value = await Promise.race([work, late]);
+      const value = await Promise.race([work, deadline]);
       this.answered();
       return value;
     } catch (err) {
@@ -112,7 +130,11 @@ export class StoreLink {
       const message = (err as Error).message || String(err);
       if (err instanceof DeadlineExceeded) {
         this.lastError = `${op}: ${message}`;
-        if (++this.timeoutsInARow >= TIMEOUTS_TO_UNREACHABLE) this.unreachable(this.lastError);
+        if (
+          ++this.timeoutsInARow >= TIMEOUTS_TO_UNREACHABLE &&
+          Date.now() - this.lastAnswer > SILENCE_TO_UNREACHABLE_MS
+        )
+          this.unreachable(this.lastError);
       } else {
         this.unreachable(`${op}: ${message}`);
       }
@@ -180,6 +202,7 @@ export class StoreLink {
 
   private answered(): void {
     this.timeoutsInARow = 0;
+    this.lastAnswer = Date.now();
     if (this.reachable) return;
     this.reachable = true;
     this.since = Date.now();

@@ -3,7 +3,7 @@
  * needs none of this; the memory store serves the supervisor (its workers share it over IPC)
  * and gateways living in one process (tests, the library). It cannot be unreachable.
  */
-import { spendBucket, type StateStore } from './store.js';
+import { leaseBucket, type StateStore } from './store.js';
 
 interface Bucket {
   tokens: number;
@@ -79,17 +79,24 @@ export class MemoryStore implements StateStore {
     listeners.add(listener);
   }
 
-  async spend(buckets: readonly string[], uses: readonly number[], perMs: number, burst: number): Promise<number[]> {
+  async lease(
+    buckets: readonly string[],
+    owed: readonly number[],
+    asked: readonly number[],
+    perMs: number,
+    burst: number,
+  ): Promise<number[]> {
     const now = Date.now();
     if (now - this.lastSweep > SWEEP_EVERY_MS) this.sweep(now);
     return buckets.map((key, i) => {
       const b = this.buckets.get(key) ?? { tokens: burst, at: now, perMs, burst };
-      b.tokens = spendBucket(b.tokens, b.at, now, uses[i] ?? 0, perMs, burst);
+      const { tokens, granted } = leaseBucket(b.tokens, b.at, now, owed[i] ?? 0, asked[i] ?? 0, perMs, burst);
+      b.tokens = tokens;
       b.at = now;
       b.perMs = perMs;
       b.burst = burst;
       this.buckets.set(key, b);
-      return b.tokens;
+      return granted;
     });
   }
 

@@ -25,8 +25,11 @@ export interface RedisStoreOptions {
   connectTimeoutMs?: number;
 }
 
-/** Refills and spends each bucket (KEYS) by its uses (ARGV[3…]); ARGV[1] tokens per ms, ARGV[2] burst. */
-const SPEND = `
+/**
+ * Leases tokens of each bucket (KEYS): refilled at ARGV[1] tokens per ms up to ARGV[2], paying back
+ * ARGV[2 + 2i - 1] owed tokens, then granting up to ARGV[2 + 2i] whole ones (../store.ts leaseBucket).
+ */
+const LEASE = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local perMs = tonumber(ARGV[1])
@@ -38,10 +41,13 @@ for i, key in ipairs(KEYS) do
   local tokens = tonumber(b[1]) or burst
   local at = tonumber(b[2]) or now
   local refilled = math.min(burst, tokens + math.max(0, now - at) * perMs)
-  local after = math.max(-burst, refilled - tonumber(ARGV[i + 2]))
-  redis.call('HSET', key, 'tokens', tostring(after), 'at', tostring(now))
+  local after = math.max(-burst, math.min(burst, refilled - tonumber(ARGV[2 * i + 1])))
+  local asked = tonumber(ARGV[2 * i + 2])
+  local granted = 0
+  if asked > 0 and after >= 1 then granted = math.min(asked, math.floor(after)) end
+  redis.call('HSET', key, 'tokens', tostring(after - granted), 'at', tostring(now))
   redis.call('PEXPIRE', key, ttl)
-  out[i] = tostring(after)
+  out[i] = granted
 end
 return out`;
 
@@ -64,7 +70,7 @@ class Script {
     this.sha = createHash('sha1').update(source).digest('hex');
   }
 }
-const spendScript = new Script(SPEND);
+const leaseScript = new Script(LEASE);
 const heartbeatScript = new Script(HEARTBEAT);
 
 export class RedisStore implements StateStore {
@@ -156,9 +162,20 @@ export class RedisStore implements StateStore {
     await this.subscriber.subscribe(this.prefix + channel, listener);
   }
 
-  async spend(buckets: readonly string[], uses: readonly number[], perMs: number, burst: number): Promise<number[]> {
-    const keys = buckets.map((b) => this.prefix + b);
-    const out = await this.run<string[]>(spendScript, keys, [String(perMs), String(burst), ...uses.map(String)]);
+  async lease(
+    buckets: readonly string[],
+    owed: readonly number[],
+    asked: readonly number[],
+    perMs: number,
+    burst: number,
+  ): Promise<number[]> {
+    const args = [String(perMs), String(burst)];
+    for (let i = 0; i < buckets.length; i++) args.push(String(owed[i] ?? 0), String(asked[i] ?? 0));
+    const out = await this.run<number[]>(
+      leaseScript,
+      buckets.map((b) => this.prefix + b),
+      args,
+    );
     return out.map(Number);
   }
 

@@ -28,12 +28,18 @@ export interface StateStore {
   /** Calls `listener` with every message published on the channel from now on, by any instance. */
   subscribe(channel: string, listener: (message: string) => void): Promise<void>;
   /**
-   * Spends tokens of shared token buckets atomically: bucket i loses `uses[i]` tokens after
-   * refilling at `perMs` tokens per ms up to `burst`. A bucket may go into debt (down to
-   * -burst): instances admit from their local view between two syncs, and the debt makes the
-   * fleet pay back what it admitted over the limit. Answers each bucket's tokens afterwards.
+   * Leases tokens of shared token buckets, atomically: bucket i is refilled at `perMs` tokens per
+   * ms up to `burst`, pays back `owed[i]` tokens (admitted before a lease was there; negative:
+   * tokens given back unused — a bucket may go into debt down to -burst), then grants up to
+   * `asked[i]` of the whole tokens it has. Answers each bucket's grant.
    */
-  spend(buckets: readonly string[], uses: readonly number[], perMs: number, burst: number): Promise<number[]>;
+  lease(
+    buckets: readonly string[],
+    owed: readonly number[],
+    asked: readonly number[],
+    perMs: number,
+    burst: number,
+  ): Promise<number[]>;
   /** Says `instance` is alive for `ttlMs`; answers how many instances are alive (itself included). */
   heartbeat(instance: string, ttlMs: number): Promise<number>;
   /**
@@ -54,23 +60,27 @@ export const STORE_OPERATIONS = [
   'recent',
   'publish',
   'subscribe',
-  'spend',
+  'lease',
   'heartbeat',
 ] as const;
 export type StoreOperation = (typeof STORE_OPERATIONS)[number];
 
 /**
- * Refills and spends one token bucket: the arithmetic every implementation (and the Lua script
- * in ./redis.ts) shares. `tokens` and `at` are the bucket as stored; answers it after `uses`.
+ * Refills one token bucket, takes what is owed and grants what it can of what is asked: the
+ * arithmetic every implementation (and the Lua script in ./redis.ts) shares. `tokens` and `at`
+ * are the bucket as stored.
  */
-export function spendBucket(
+export function leaseBucket(
   tokens: number,
   at: number,
   now: number,
-  uses: number,
+  owed: number,
+  asked: number,
   perMs: number,
   burst: number,
-): number {
+): { tokens: number; granted: number } {
   const refilled = Math.min(burst, tokens + Math.max(0, now - at) * perMs);
-  return Math.max(-burst, refilled - uses);
+  const after = Math.max(-burst, Math.min(burst, refilled - owed));
+  const granted = asked > 0 && after >= 1 ? Math.min(asked, Math.floor(after)) : 0;
+  return { tokens: after - granted, granted };
 }

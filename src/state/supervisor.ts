@@ -121,8 +121,14 @@ export class SupervisorStore implements StateStore {
     set.add(listener);
     if (first) await this.call('subscribe', [channel]);
   }
-  spend(buckets: readonly string[], uses: readonly number[], perMs: number, burst: number): Promise<number[]> {
-    return this.call('spend', [buckets, uses, perMs, burst]) as Promise<number[]>;
+  lease(
+    buckets: readonly string[],
+    owed: readonly number[],
+    asked: readonly number[],
+    perMs: number,
+    burst: number,
+  ): Promise<number[]> {
+    return this.call('lease', [buckets, owed, asked, perMs, burst]) as Promise<number[]>;
   }
   heartbeat(instance: string, ttlMs: number): Promise<number> {
     return this.call('heartbeat', [instance, ttlMs]) as Promise<number>;

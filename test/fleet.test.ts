@@ -110,7 +110,7 @@ async function timeUntil(url: string, status: number, withinMs: number): Promise
 /** An open-loop load: `perSecond` requests a second, spread over the members, every answer recorded by time. */
 function offerLoad(members: Member[], perSecond: number) {
   const agent = new Agent({ connections: 32, keepAliveTimeout: 10_000 });
-  const answers: Array<{ at: number; status: number; ms: number }> = [];
+  const answers: Array<{ at: number; status: number; ms: number; why?: string }> = [];
   const started = performance.now();
   let sent = 0;
   let stopped = false;
@@ -118,14 +118,17 @@ function offerLoad(members: Member[], perSecond: number) {
   const one = async (member: Member): Promise<void> => {
     const t = performance.now();
     let status = 0;
+    let why: string | undefined;
     try {
       const res = await request(`${member.url}/`, { dispatcher: agent, headersTimeout: 5000, bodyTimeout: 5000 });
       await res.body.text();
       status = res.statusCode;
-    } catch {
+      if (status >= 500) why = String(res.headers['proxy-status']);
+    } catch (err) {
       status = 0;
+      why = (err as Error).message;
     }
-    answers.push({ at: t - started, status, ms: performance.now() - t });
+    answers.push({ at: t - started, status, ms: performance.now() - t, why });
   };
   const loop = (async () => {
     while (!stopped) {
@@ -211,10 +214,11 @@ describe('a fleet on one Redis', { skip: noRedis }, () => {
     async (t) => {
       const redis = await startRedis();
       cleanups.push(() => redis.stop());
-      const yaml = await fleetConfig(redis.url, ', rateLimit: { requests: 100, window: "1s" }');
+      const yaml = await fleetConfig(redis.url, ', rateLimit: { requests: 50, window: "1s" }');
       const [a, b] = await Promise.all([startMember(yaml), startMember(yaml)]);
       await sleep(2200);
-      const load = offerLoad([a, b], 300);
+      // Four times the limit: light enough for a busy test machine to answer at once.
+      const load = offerLoad([a, b], 200);
       await sleep(1500);
       await redis.stop();
       const stoppedAt = load.elapsed();
@@ -229,29 +233,38 @@ describe('a fleet on one Redis', { skip: noRedis }, () => {
       assert.match(metrics, /gangway_store_up\{kind="redis"\} 0/);
       await sleep(2000);
       const outageEnd = load.elapsed();
-      // Flipped during the outage, on one instance only.
-      await switchMaintenance(a, true);
-      assert.equal(await statusOf(a.url), 503, 'the instance switched answers maintenance at once');
-      await redis.start();
-      const reached = await timeUntil(b.url, 503, 4000);
       const answers = await load.stop();
 
-      const failed = answers.filter((x) => ![200, 429, 503].includes(x.status));
-      assert.equal(failed.length, 0, `no request failed (${failed.length} did)`);
-      // In the outage, after a second to notice: each instance admits its share, 100/s ÷ 2.
+      const byStatus: Record<number, number> = {};
+      for (const x of answers) byStatus[x.status] = (byStatus[x.status] ?? 0) + 1;
+      // A 503 shed by a machine too busy for the load (the event-loop guard, with Retry-After) is
+      // a refusal, not a failure — and it is no business of the store's.
+      const shed = answers.filter((x) => x.status === 503 && x.why?.includes('connection_limit_reached'));
+      const failed = answers.filter((x) => x.status !== 200 && x.status !== 429 && !shed.includes(x));
+      t.diagnostic(`${JSON.stringify(byStatus)}; shed before the stop ${shed.filter((x) => x.at < stoppedAt).length}`);
+      assert.equal(failed.length, 0, `no request failed: ${JSON.stringify(byStatus)} ${failed[0]?.why ?? ''}`);
+      // In the outage, after a second to notice: each instance admits its share, 50/s ÷ 2.
       const from = stoppedAt + 1000;
-      const outage = answers.filter((x) => x.at >= from && x.at < outageEnd);
+      // By when each was answered: a request's admission is decided then, not when the client queued it.
+      const outage = answers.filter((x) => x.at + x.ms >= from && x.at + x.ms < outageEnd);
       const admitted = outage.filter((x) => x.status === 200).length;
-      const expected = (100 * (outageEnd - from)) / 1000;
-      t.diagnostic(`during the outage admitted ${admitted}, expected about ${Math.round(expected)}`);
+      const expected = (50 * (outageEnd - from)) / 1000;
+      t.diagnostic(
+        `during the outage admitted ${admitted} of ${outage.length}, expected about ${Math.round(expected)}`,
+      );
       assert.ok(
-        admitted >= expected * 0.8 && admitted <= expected * 1.5 + 10,
+        // Wide enough for a busy test machine; refusing all (0) or the whole limit each (2×) is far outside.
+        admitted >= expected * 0.7 && admitted <= expected * 1.3 + 5,
         `admitted ${admitted} in the outage, expected about ${Math.round(expected)}`,
       );
-      const sorted = answers.map((x) => x.ms).sort((x, y) => x - y);
-      t.diagnostic(
-        `p99 over the run ${sorted[Math.floor(sorted.length * 0.99)]!.toFixed(1)} ms; switch reached B in ${Math.round(reached)} ms`,
-      );
+
+      // Flipped during the outage, on one instance only; it reaches the other when Redis is back.
+      await switchMaintenance(a, true);
+      assert.equal(await statusOf(a.url), 503, 'the instance switched answers maintenance at once');
+      assert.equal(await statusOf(b.url), 200, 'the other cannot know yet');
+      await redis.start();
+      const reached = await timeUntil(b.url, 503, 4000);
+      t.diagnostic(`the switch reached the other instance ${Math.round(reached)} ms after Redis started`);
       const back = (await (await fetch(`${b.adminUrl}/api/status`)).json()) as { store: { reachable: boolean } };
       assert.equal(back.store.reachable, true);
     },

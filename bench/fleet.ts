@@ -57,6 +57,16 @@ function startRedis(): Started & { port: number } {
   };
 }
 
+/** Failures by status (0: no answer within the client timeout) and Proxy-Status error. */
+function breakdown(answers: OpenLoopAnswer[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const a of answers) {
+    const key = `${a.status}${a.proxyStatus === undefined ? '' : ` ${/error=([a-z_]+)/.exec(a.proxyStatus)?.[1] ?? ''}`}`;
+    out[key] = (out[key] ?? 0) + 1;
+  }
+  return out;
+}
+
 function p(values: number[], q: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))] ?? NaN;
@@ -131,7 +141,7 @@ routes:
     ...windows,
     `Redis stopped: admitted ${downAdmitted} in ${downSpan} s (${Math.round((downAdmitted / downSpan) * WINDOW_S)} per ` +
       `${WINDOW_S} s; each instance's local share is ${LIMIT / PORTS.length} per ${WINDOW_S} s)`,
-    `Failed requests (not 200 or 429): ${failed.length} of ${answers.length}`,
+    `Failed requests (not 200 or 429): ${failed.length} of ${answers.length} ${JSON.stringify(breakdown(failed))}`,
     `Latency p50 / p99, Redis up (${WINDOW_S}–${UP_S} s): ${p(up, 0.5).toFixed(2)} / ${p(up, 0.99).toFixed(2)} ms`,
     `Latency p50 / p99, Redis down (from ${SETTLE_MS / 1000} s after the stop): ${p(down, 0.5).toFixed(2)} / ` +
       `${p(down, 0.99).toFixed(2)} ms`,

@@ -199,6 +199,8 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
     ) {
       logger.warn('listen and admin addresses change only on restart; the rest of the new configuration is applied');
     }
+    if (JSON.stringify(config.store ?? null) !== JSON.stringify(old.config.store ?? null))
+      logger.warn('the state store changes only on restart; the rest of the new configuration is applied');
     // A replaced certificate is presented from the next handshake on; open connections carry on.
     config.listen.forEach((l, i) => {
       const certificate = certificateOf(config, l);

@@ -16,6 +16,8 @@ import { percent, reasonText, type MaintenanceStatus, type ServiceStatus, type S
 /** The parts of the page a live update replaces, by element id; certificates in the operator's view only. */
 export type StatusSections = Record<'updated' | 'overall' | 'services' | 'maintenance' | 'incidents', string> & {
   certificates?: string;
+  /** The shared state store, in the operator's view of a gateway that has one. */
+  store?: string;
 };
 
 /** Words in one language, escaped for HTML. */
@@ -76,6 +78,12 @@ ${
     : `<section aria-labelledby="crt"><h2 id="crt">${w.say('status.certificates')}</h2>
 <ul id="certificates">${s.certificates}</ul></section>`
 }
+${
+  s.store === undefined
+    ? ''
+    : `<section aria-labelledby="sto"><h2 id="sto">${w.say('status.store')}</h2>
+<ul id="store">${s.store}</ul></section>`
+}
 <section aria-labelledby="charts"><h2 id="charts">${w.say('status.last_hour')}</h2>
 ${figure('status.chart_rps', 'chart-rps')}
 ${figure('status.chart_errors', 'chart-err', failedAndShed)}
@@ -125,6 +133,7 @@ export function renderSections(status: StatusReport, lang: string, overrides: Te
     maintenance: maintenance.length > 0 ? maintenance.join('') : `<li>${w.say('status.no_maintenance')}</li>`,
     incidents: incidents.length > 0 ? incidents.join('') : `<li>${w.say('status.no_incidents')}</li>`,
     ...(status.certificates === undefined ? {} : { certificates: certificateItems(status.certificates, w) }),
+    ...(status.store === undefined || status.store.kind === 'local' ? {} : { store: storeItem(status.store, w) }),
   };
 }
 
@@ -151,6 +160,23 @@ function certificateItems(certificates: NonNullable<StatusReport['certificates']
 <span class="detail">${left}</span>${soon}</li>`;
     })
     .join('');
+}
+
+/** Where the fleet's state lives and whether it answers; while it does not, what the instance does instead. */
+function storeItem(store: NonNullable<StatusReport['store']>, w: Words): string {
+  const since = store.since === undefined ? '' : time(store.since);
+  const state = w
+    .say(store.reachable ? 'status.store_reachable' : 'status.store_unreachable', {
+      kind: store.kind,
+      since: '\u0000',
+      instances: store.instances ?? 1,
+    })
+    .replace('\u0000', since);
+  const error =
+    !store.reachable && store.last_error !== undefined
+      ? `<span class="reason">${escapeHtml(store.last_error)}</span>`
+      : '';
+  return `<li${store.reachable ? '' : ' class="expired"'}>${state}${error}</li>`;
 }
 
 function serviceRow(v: ServiceStatus, w: Words): string {

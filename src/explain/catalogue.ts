@@ -78,6 +78,9 @@ type StatusKeys =
   | 'status.certificate_left'
   | 'status.certificate_expired'
   | 'status.certificate_soon'
+  | 'status.store'
+  | 'status.store_reachable'
+  | 'status.store_unreachable'
   | 'status.now'
   | 'status.scheduled'
   | 'status.all_services'
@@ -170,6 +173,11 @@ const en: Catalogue = {
   'status.certificate_left': 'valid until {until} · {days, plural, one {# day} other {# days}} left',
   'status.certificate_expired': 'expired on {until}: clients refuse it',
   'status.certificate_soon': 'Renew it: fewer than {warn} days left',
+  'status.store': 'Shared state',
+  'status.store_reachable':
+    '{kind} reachable since {since} · shared by {instances, plural, one {# instance} other {# instances}}',
+  'status.store_unreachable':
+    "{kind} unreachable since {since}: rate limits use this instance's share, the last known maintenance holds",
   'status.now': 'Now',
   'status.scheduled': 'Scheduled',
   'status.all_services': 'all services',
@@ -373,6 +381,12 @@ const de: Partial<Catalogue> = {
   'status.certificate_left': 'gültig bis {until} · noch {days, plural, one {# Tag} other {# Tage}}',
   'status.certificate_expired': 'abgelaufen am {until}: Clients lehnen es ab',
   'status.certificate_soon': 'Erneuern: weniger als {warn} Tage übrig',
+  'status.store': 'Gemeinsamer Zustand',
+  'status.store_reachable':
+    '{kind} erreichbar seit {since} · geteilt von {instances, plural, one {# Instanz} other {# Instanzen}}',
+  'status.store_unreachable':
+    '{kind} nicht erreichbar seit {since}: Ratenlimits nutzen den Anteil dieser Instanz, ' +
+    'die zuletzt bekannte Wartung gilt weiter',
   'status.now': 'Jetzt',
   'status.scheduled': 'Geplant',
   'status.all_services': 'alle Dienste',

@@ -77,6 +77,8 @@ export class FleetRateLimitStore implements RateLimitStore {
         if (s.local > 0) s.local = Math.max(0, s.local - 1);
         return this.allowed(s.lease);
       }
+      // Over the limit: the local share is spent too, so an outage now starts from nothing saved.
+      s.local = 0;
       return this.refused(instances);
     }
     if (s.local >= 1) {

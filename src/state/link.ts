@@ -41,6 +41,8 @@ const SILENCE_TO_UNREACHABLE_MS = 250;
 const HEARTBEAT_MS = 1000;
 /** An instance that missed three heartbeats is no longer counted. */
 const INSTANCE_TTL_MS = 3 * HEARTBEAT_MS;
+/** How soon a write that missed its deadline is made again. */
+const RETRY_WRITE_MS = 100;
 /** Writes kept for an unreachable store, at most (the oldest subjects are dropped beyond it). */
 const MAX_PENDING_WRITES = 1000;
 
@@ -182,6 +184,8 @@ export class StoreLink {
           await this.call(write.op, write.fn);
           if (this.pending.get(subject) === write) this.pending.delete(subject);
         } catch {
+          // Too slow this time, the store still there: again shortly (a lost one waits for recovery).
+          if (this.reachable) setTimeout(() => void this.flush(), RETRY_WRITE_MS).unref();
           return;
         }
       }
@@ -197,7 +201,11 @@ export class StoreLink {
       this.instances = Math.max(1, await this.call('heartbeat', (s) => s.heartbeat(this.instance, INSTANCE_TTL_MS)));
     } catch {
       // Counted and judged by call(); the next beat tries again.
+      return;
     }
+    // A write that missed its deadline while the store stayed reachable is made again (each is
+    // idempotent, or read back deduplicated).
+    if (this.pending.size > 0) void this.flush();
   }
 
   private answered(): void {

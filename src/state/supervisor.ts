@@ -21,6 +21,8 @@ type StoreMessage =
   | { gangwayStore: 'connection'; up: boolean; reason?: string };
 
 const OPERATIONS: ReadonlySet<string> = new Set(STORE_OPERATIONS);
+/** How long a worker remembers a call its supervisor has not answered. */
+const FORGET_AFTER_MS = 10_000;
 
 function isStoreMessage(m: unknown): m is StoreMessage {
   return typeof m === 'object' && m !== null && typeof (m as { gangwayStore?: unknown }).gangwayStore === 'string';
@@ -145,6 +147,12 @@ export class SupervisorStore implements StateStore {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
+      // A supervisor that never answers (it restarted) must not keep the call forever; the
+      // caller's deadline has long passed by then.
+      setTimeout(() => {
+        if (!this.waiting.delete(id)) return;
+        reject(new Error('the supervisor did not answer'));
+      }, FORGET_AFTER_MS).unref();
       try {
         this.channel.send({ gangwayStore: 'call', id, op, args } satisfies StoreMessage);
       } catch (err) {

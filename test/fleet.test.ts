@@ -186,8 +186,12 @@ describe('a fleet on one Redis', { skip: noRedis }, () => {
     const load = offerLoad(members, 500);
     await sleep(4000);
     const answers = await load.stop();
-    const last = Math.max(...answers.map((a) => a.at));
-    const admitted = answers.filter((a) => a.status !== 429 && a.status !== 503 && a.status !== 0).length;
+    // Until the last answer: a busy machine answers a backlog after the load stops, and the limit
+    // goes on refilling while it does.
+    const last = Math.max(...answers.map((a) => a.at + a.ms));
+    // Passed the limit: everything not refused with 429 (the event-loop guard, which sheds before the
+    // limit, is off; a 503 after it is the upstream's concurrency limit on a busy machine).
+    const admitted = answers.filter((a) => a.status !== 429 && a.status !== 0).length;
     const byStatus: Record<number, number> = {};
     for (const a of answers) byStatus[a.status] = (byStatus[a.status] ?? 0) + 1;
     for (const m of members)
@@ -199,12 +203,16 @@ describe('a fleet on one Redis', { skip: noRedis }, () => {
           .join('\n'),
       );
     t.diagnostic(`${JSON.stringify(byStatus)}; a 503: ${answers.find((a) => a.status === 503)?.why}`);
-    // What the limit admitted went upstream: 200s, and on a machine too busy for its load the odd
-    // upstream timeout (504); 503s were shed before the limit (the event-loop guard).
     assert.equal(byStatus[0] ?? 0, 0, 'every request was answered');
     const expected = 100 + (100 * last) / 1000; // the burst, then the refill over the run
     const error = Math.abs(admitted - expected) / expected;
     t.diagnostic(`admitted ${admitted} of ${answers.length}, expected ${Math.round(expected)}`);
+    const perSecond: number[] = [];
+    for (const a of answers) {
+      const second = Math.floor((a.at + a.ms) / 1000);
+      if (a.status !== 429) perSecond[second] = (perSecond[second] ?? 0) + 1;
+    }
+    t.diagnostic(`passed the limit, by second answered: ${perSecond.join(', ')}`);
     assert.ok(
       error <= 0.05,
       `admitted ${admitted}, expected ${Math.round(expected)} (${(error * 100).toFixed(1)}% off)`,

@@ -116,10 +116,13 @@ export class StoreLink {
       timer = setTimeout(() => setImmediate(giveUp), this.options.deadlineMs);
     });
     const work = fn(this.store);
-    // A late failure is no one's business; a late answer is its caller's, when it wants it.
+    // A late failure is no one's business. A late answer is its caller's, when it wants it, and
+    // proof that the store is there: slow (each call still gives up at its deadline), not gone.
     work.then(
       (value) => {
-        if (missed) late?.(value);
+        if (!missed) return;
+        this.answered();
+        late?.(value);
       },
       () => undefined,
     );
@@ -198,7 +201,10 @@ export class StoreLink {
 
   private async beat(): Promise<void> {
     try {
-      this.instances = Math.max(1, await this.call('heartbeat', (s) => s.heartbeat(this.instance, INSTANCE_TTL_MS)));
+      const counted = (n: number): void => {
+        this.instances = Math.max(1, n);
+      };
+      counted(await this.call('heartbeat', (s) => s.heartbeat(this.instance, INSTANCE_TTL_MS), counted));
     } catch {
       // Counted and judged by call(); the next beat tries again.
       return;

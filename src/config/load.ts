@@ -6,8 +6,8 @@
  * that is wrong.
  */
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { dirname, isAbsolute, join } from 'node:path';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { isNode, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type ConfigDocument, type GatewayConfig } from './schema.js';
@@ -144,11 +144,12 @@ export function validateConfig(
   }
   doc.listen.forEach((l, i) => {
     if (l.tls === undefined) return;
-    const cert = readTlsFile(l.tls.cert, ['listen', i, 'tls', 'cert']);
-    const key = readTlsFile(l.tls.key, ['listen', i, 'tls', 'key']);
-    if (cert === undefined || key === undefined) return;
-    const refusal = certificateProblem(cert, key);
-    if (refusal !== undefined) problem(['listen', i, 'tls', refusal.field], refusal.message);
+    if (l.tls.cert !== undefined && l.tls.key !== undefined) {
+      const cert = readTlsFile(l.tls.cert, ['listen', i, 'tls', 'cert']);
+      const key = readTlsFile(l.tls.key, ['listen', i, 'tls', 'key']);
+      const refusal = cert === undefined || key === undefined ? undefined : certificateProblem(cert, key);
+      if (refusal !== undefined) problem(['listen', i, 'tls', refusal.field], refusal.message);
+    }
     l.tls.sni?.forEach((pair, j) => {
       const more = readTlsFile(pair.cert, ['listen', i, 'tls', 'sni', j, 'cert']);
       const moreKey = readTlsFile(pair.key, ['listen', i, 'tls', 'sni', j, 'key']);
@@ -157,6 +158,18 @@ export function validateConfig(
       if (wrong !== undefined) problem(['listen', i, 'tls', 'sni', j, wrong.field], wrong.message);
     });
   });
+  if (doc.listen.some((l) => l.tls?.acme !== undefined)) {
+    // The storage directory, like every path in the file, is relative to the file.
+    const storage = isAbsolute(doc.acme.storage) || file === '<config>' ? resolve(doc.acme.storage) : join(dirname(file), doc.acme.storage);
+    const refusal = storageProblem(storage);
+    if (refusal !== undefined) problem(['acme', 'storage'], refusal);
+    doc.acme.storage = storage;
+    if (doc.acme.ca !== undefined) {
+      const pem = readTlsFile(doc.acme.ca, ['acme', 'ca']);
+      if (pem !== undefined && !pem.includes('-----BEGIN CERTIFICATE-----'))
+        problem(['acme', 'ca'], `"${doc.acme.ca}" holds no PEM certificate`);
+    }
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   const config: GatewayConfig = { ...doc, adminToken, files };
   Object.defineProperty(config, VALIDATED, { value: true, enumerable: false });
@@ -194,6 +207,29 @@ function certificateProblem(cert: string, key: string): { field: 'cert' | 'key';
       message: `the certificate is not valid before ${new Date(certificate.validFrom).toISOString()}`,
     };
   return undefined;
+}
+
+/**
+ * Why ACME could not keep its files at `path`, if it could not: a file in the way, or no
+ * right to write there (or to the nearest existing folder above it, where it will be made).
+ */
+function storageProblem(path: string): string | undefined {
+  for (let at = path; ; at = dirname(at)) {
+    let isDirectory: boolean;
+    try {
+      isDirectory = statSync(at).isDirectory();
+    } catch {
+      if (dirname(at) === at) return `cannot create "${path}"`;
+      continue;
+    }
+    if (!isDirectory) return `"${at}" is a file, not a directory: ACME keeps its account and certificates in a directory`;
+    try {
+      accessSync(at, constants.W_OK | constants.X_OK);
+    } catch {
+      return `cannot write to "${at}" (permission denied): ACME keeps its account and certificates there`;
+    }
+    return undefined;
+  }
 }
 
 function isLoopback(host: string): boolean {

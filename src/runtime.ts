@@ -188,7 +188,10 @@ export class Runtime implements RequestObserver {
     return out;
   }
 
-  /** The HTTPS listeners' certificates — files, and those ACME holds now: the names they cover and when they expire. */
+  /**
+   * The HTTPS listeners' certificates — files, and those ACME holds now: the names they cover
+   * and when they expire.
+   */
   get certificates(): readonly CertificateFacts[] {
     const expiry = this.acmeExpiry;
     if (expiry === undefined) return this.certificateFiles;

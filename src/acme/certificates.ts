@@ -95,9 +95,10 @@ export class AcmeCertificates {
     }
   }
 
-  /** The context to present for a name, once it has a certificate. */
-  contextFor(name: string): SecureContext | undefined {
-    return this.names.get(name.toLowerCase())?.held?.context;
+  /** The context to present for a name: null while a listed name has no certificate yet. */
+  contextFor(name: string): SecureContext | null | undefined {
+    const state = this.names.get(name.toLowerCase());
+    return state === undefined ? undefined : (state.held?.context ?? null);
   }
 
   /** The certificate held for a name (PEM chain and key), once it has one. */
@@ -107,9 +108,10 @@ export class AcmeCertificates {
 
   /** Stops every timer and lets the CA client go; an order under way ends at its next step. */
   async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
     for (const state of this.names.values()) clearTimeout(state.timer);
-    await this.client?.close();
+    await this.client?.close().catch(() => undefined);
   }
 
   /** At start (or when first listed): a stored certificate if good, else an order. */
@@ -310,7 +312,10 @@ export class AcmeCertificates {
       if (held.notAfter.getTime() <= Date.now()) return undefined;
       return held;
     } catch (err) {
-      this.logger.warn({ name, err: (err as Error).message }, 'acme: the stored certificate is unusable; ordering anew');
+      this.logger.warn(
+        { name, err: (err as Error).message },
+        'acme: the stored certificate is unusable; ordering anew',
+      );
       return undefined;
     }
   }

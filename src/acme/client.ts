@@ -63,7 +63,7 @@ export interface ProblemDocument {
 /** The CA refused, or could not be reached: its problem document (or the transport's error) in words. */
 export class AcmeProblem extends Error {
   constructor(
-    /** The problem's type without the `urn:ietf:params:acme:error:` prefix, or a local word (`unreachable`, `timeout`). */
+    /** The problem's type without its `urn:ietf:params:acme:error:` prefix, or a word of ours (`unreachable`). */
     readonly type: string,
     readonly detail: string,
     readonly status: number | undefined,
@@ -150,7 +150,8 @@ export class AcmeClient {
     if (this.options.contact !== undefined && this.options.contact.length > 0) payload.contact = this.options.contact;
     const answer = await this.post(directory.newAccount, payload, false);
     const location = header(answer, 'location');
-    if (location === undefined) throw new AcmeProblem('malformed', 'the CA created an account without a URL', answer.status);
+    if (location === undefined)
+      throw new AcmeProblem('malformed', 'the CA created an account without a URL', answer.status);
     this.accountUrl = location;
     return location;
   }
@@ -188,7 +189,10 @@ export class AcmeClient {
       if (authorization.status === 'valid') return authorization;
       if (authorization.status !== 'pending') {
         const failed = authorization.challenges.find((c) => c.error !== undefined)?.error;
-        throw fromDocument(failed, `the authorization for ${authorization.identifier.value} is ${authorization.status}`);
+        throw fromDocument(
+          failed,
+          `the authorization for ${authorization.identifier.value} is ${authorization.status}`,
+        );
       }
       await this.pause(answer, deadline, `the authorization for ${authorization.identifier.value}`);
     }
@@ -232,7 +236,11 @@ export class AcmeClient {
     if (Number.isNaN(start) || Number.isNaN(end) || end < start)
       throw new AcmeProblem('malformed', 'the renewal information has no usable suggestedWindow', answer.status);
     const seconds = parseRetryAfter(header(answer, 'retry-after'));
-    return { start: new Date(start), end: new Date(end), retryAfterMs: seconds === undefined ? undefined : seconds * 1000 };
+    return {
+      start: new Date(start),
+      end: new Date(end),
+      retryAfterMs: seconds === undefined ? undefined : seconds * 1000,
+    };
   }
 
   close(): Promise<void> {
@@ -295,7 +303,8 @@ export class AcmeClient {
   private async pause(answer: Answer, deadline: number, what: string): Promise<void> {
     const seconds = parseRetryAfter(header(answer, 'retry-after'));
     const wait = Math.min(MAX_POLL_WAIT_MS, seconds === undefined ? 1000 : Math.max(seconds * 1000, 250));
-    if (Date.now() + wait > deadline) throw new AcmeProblem('timeout', `the CA took too long deciding ${what}`, undefined);
+    if (Date.now() + wait > deadline)
+      throw new AcmeProblem('timeout', `the CA took too long deciding ${what}`, undefined);
     await new Promise((resolve) => setTimeout(resolve, wait));
   }
 }
@@ -330,7 +339,9 @@ function problemOf(answer: Answer, what: string): AcmeProblem {
 }
 
 function fromDocument(document: ProblemDocument | undefined, fallback: string, status?: number): AcmeProblem {
-  const type = document?.type?.startsWith(ACME_ERROR) ? document.type.slice(ACME_ERROR.length) : (document?.type ?? 'unknown');
+  const type = document?.type?.startsWith(ACME_ERROR)
+    ? document.type.slice(ACME_ERROR.length)
+    : (document?.type ?? 'unknown');
   const sub = (document?.subproblems ?? [])
     .map((s) => `${s.identifier?.value ?? ''}: ${s.detail ?? s.type ?? ''}`)
     .join('; ');

@@ -6,7 +6,7 @@
  * id-pe-acmeIdentifier extension holding the SHA-256 of the key authorization). Keys are
  * ECDSA P-256 and signatures ecdsa-with-SHA256, both from node:crypto.
  */
-import { createHash, generateKeyPairSync, type KeyObject, randomBytes, sign } from 'node:crypto';
+import { createHash, createPublicKey, generateKeyPairSync, type KeyObject, randomBytes, sign } from 'node:crypto';
 import {
   bitString,
   booleanTrue,
@@ -40,7 +40,7 @@ function subjectAltName(names: readonly string[]): Buffer {
   return sequence(oid(SUBJECT_ALT_NAME), octetString(sequence(...general)));
 }
 
-const spki = (key: KeyObject): Buffer => key.export({ type: 'spki', format: 'der' });
+const spki = (key: KeyObject): Buffer => createPublicKey(key).export({ type: 'spki', format: 'der' });
 
 /** A PKCS#10 request for `names` (the first also as the subject's CN), signed with `key`; DER. */
 export function certificateRequest(names: readonly string[], key: KeyObject): Buffer {

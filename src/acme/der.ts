@@ -47,7 +47,8 @@ export function oid(dotted: string): Buffer {
   const bytes: number[] = [40 * parts[0]! + parts[1]!];
   for (const part of parts.slice(2)) {
     const base128: number[] = [part & 0x7f];
-    for (let rest = Math.floor(part / 128); rest > 0; rest = Math.floor(rest / 128)) base128.unshift(0x80 | (rest & 0x7f));
+    for (let rest = Math.floor(part / 128); rest > 0; rest = Math.floor(rest / 128))
+      base128.unshift(0x80 | (rest & 0x7f));
     bytes.push(...base128);
   }
   return tlv(0x06, Buffer.from(bytes));

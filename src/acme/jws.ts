@@ -43,7 +43,8 @@ export function signRequest(
   payload: unknown,
   kid: string | undefined,
 ): JwsBody {
-  const header = kid === undefined ? { alg: 'ES256', jwk: publicJwk(key), nonce, url } : { alg: 'ES256', kid, nonce, url };
+  const header =
+    kid === undefined ? { alg: 'ES256', jwk: publicJwk(key), nonce, url } : { alg: 'ES256', kid, nonce, url };
   const protected64 = b64url(JSON.stringify(header));
   const payload64 = payload === undefined ? '' : b64url(JSON.stringify(payload));
   const signature = sign('sha256', Buffer.from(`${protected64}.${payload64}`), { key, dsaEncoding: 'ieee-p1363' });

@@ -100,7 +100,8 @@ export function validateConfig(
 ): GatewayConfig {
   if (typeof value === 'object' && value !== null && VALIDATED in value) return value as unknown as GatewayConfig;
   const result = configSchema.safeParse(value);
-  if (!result.success) throw new ConfigError(result.error.issues.map((issue) => toProblem(issue, file, source)));
+  if (!result.success)
+    throw new ConfigError(result.error.issues.flatMap(meantBranch).map((issue) => toProblem(issue, file, source)));
   const problems: ConfigProblem[] = [];
   const problem = (path: PropertyKey[], message: string): void => {
     problems.push(locatedProblem(path, message, file, source));
@@ -160,7 +161,10 @@ export function validateConfig(
   });
   if (doc.listen.some((l) => l.tls?.acme !== undefined)) {
     // The storage directory, like every path in the file, is relative to the file.
-    const storage = isAbsolute(doc.acme.storage) || file === '<config>' ? resolve(doc.acme.storage) : join(dirname(file), doc.acme.storage);
+    const storage =
+      isAbsolute(doc.acme.storage) || file === '<config>'
+        ? resolve(doc.acme.storage)
+        : join(dirname(file), doc.acme.storage);
     const refusal = storageProblem(storage);
     if (refusal !== undefined) problem(['acme', 'storage'], refusal);
     doc.acme.storage = storage;
@@ -222,7 +226,8 @@ function storageProblem(path: string): string | undefined {
       if (dirname(at) === at) return `cannot create "${path}"`;
       continue;
     }
-    if (!isDirectory) return `"${at}" is a file, not a directory: ACME keeps its account and certificates in a directory`;
+    if (!isDirectory)
+      return `"${at}" is a file, not a directory: ACME keeps its account and certificates in a directory`;
     try {
       accessSync(at, constants.W_OK | constants.X_OK);
     } catch {
@@ -234,6 +239,30 @@ function storageProblem(path: string): string | undefined {
 
 function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+type Issue = z.core.$ZodIssue;
+
+/** How far into the value a branch's problems reach; a wrong type at the top reaches least. */
+function reach(issues: readonly Issue[]): number {
+  let deepest = 0;
+  for (const i of issues) {
+    const nested = i.code === 'invalid_union' ? Math.max(0, ...i.errors.map(reach)) : 0;
+    deepest = Math.max(deepest, i.path.length + (i.code === 'invalid_type' ? 0 : 0.5) + nested);
+  }
+  return deepest;
+}
+
+/**
+ * A value that fits no branch of a union (a listener is an address or an object) is refused
+ * with the problems of the branch it was meant for — the one whose problems reach deepest —
+ * rather than zod's bare "Invalid input".
+ */
+function meantBranch(issue: Issue): Issue[] {
+  if (issue.code !== 'invalid_union' || issue.errors.length === 0) return [issue];
+  const best = issue.errors.reduce((a, b) => (reach(b) > reach(a) ? b : a));
+  if (reach(best) === 0) return [issue];
+  return best.flatMap((i) => meantBranch({ ...i, path: [...issue.path, ...i.path] } as Issue));
 }
 
 function toProblem(issue: z.core.$ZodIssue, file: string, source?: ConfigSource): ConfigProblem {

@@ -61,7 +61,9 @@ const acmeName = z
     if (v.startsWith('*.'))
       ctx.addIssue({
         code: 'custom',
-        message: `"${v}": a wildcard certificate needs the DNS-01 challenge, which Gangway does not answer; list the names`,
+        message:
+          `"${v}": a wildcard certificate needs the DNS-01 challenge, which Gangway ` +
+          'does not answer; list the names',
       });
     else if (!/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/.test(v))
       ctx.addIssue({ code: 'custom', message: `"${v}" is not a DNS name a CA issues for (like "music.example.com")` });
@@ -70,7 +72,7 @@ const acmeName = z
 const acme = z
   .strictObject({
     directory: z
-      .url({ protocol: /^https?$/, error: 'an http(s) URL of the CA\'s ACME directory' })
+      .url({ protocol: /^https?$/, error: "an http(s) URL of the CA's ACME directory" })
       .default('https://acme-v02.api.letsencrypt.org/directory')
       .meta({
         description:
@@ -159,7 +161,7 @@ const listener = z
             .meta({
               description:
                 'Names whose certificates Gangway obtains and renews itself from an ACME CA ' +
-                '(Let\'s Encrypt unless the acme section says otherwise), each presented to ' +
+                "(Let's Encrypt unless the acme section says otherwise), each presented to " +
                 'clients asking for it; until a name has one, handshakes for it fail',
             }),
           hsts: z

@@ -62,7 +62,8 @@ export interface TlsCertificate {
 
 /** Certificates obtained by ACME, by the name a client asks for. */
 export interface AcmeContexts {
-  contextFor(name: string): SecureContext | undefined;
+  /** null: a name ACME is still getting a certificate for; undefined: not one of its names. */
+  contextFor(name: string): SecureContext | null | undefined;
 }
 
 /**
@@ -146,7 +147,12 @@ export function createListener(
           else done(null, proof);
           return;
         }
-        done(null, acme?.contextFor(servername) ?? pickContext(byName, servername));
+        const automatic = acme?.contextFor(servername);
+        const chosen = automatic ?? pickContext(byName, servername);
+        // A listed name without its certificate yet fails the handshake rather than presenting
+        // another name's certificate (a browser would show a mismatch warning people learn to click through).
+        if (chosen === undefined && automatic === null) done(new Error(`no certificate for ${servername} yet`));
+        else done(null, chosen);
       },
       allowHTTP1: true,
       Http1ServerResponse: Http1Response,
@@ -258,7 +264,10 @@ const validating = new WeakSet<TLSSocket>();
  * validation (remembered for the certificate choice that follows), else h2, else http/1.1 —
  * the server's preference, as the fixed list gave; no common protocol is a fatal alert (RFC 7301 §3.2).
  */
-function chooseProtocol(this: TLSSocket, { protocols }: { servername: string; protocols: string[] }): string | undefined {
+function chooseProtocol(
+  this: TLSSocket,
+  { protocols }: { servername: string; protocols: string[] },
+): string | undefined {
   if (protocols.includes(ACME_TLS_PROTOCOL)) {
     validating.add(this);
     return ACME_TLS_PROTOCOL;

@@ -13,6 +13,8 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
@@ -260,6 +262,7 @@ const dns = await dnsServer({
   'video.test': '127.0.0.1',
   'renew.test': '127.0.0.1',
   'later.test': '127.0.0.1',
+  'ari.test': '127.0.0.1',
   'blocked.test': '127.0.0.1',
 });
 cleanups.push(() => dns.close());
@@ -514,6 +517,78 @@ test('with the CA down at start the gateway serves meanwhile, retries with backo
   assert.match(cert.subjectAltName ?? '', /DNS:later\.test/);
   assert.equal(log.count('acme: certificate obtained', 'later.test'), 1);
   assert.equal(gw.config.listen.length, 2, 'the same gateway, never restarted');
+});
+
+test("renews when the CA's renewal information (ARI) says, naming the certificate by its RFC 9773 " +
+  'id, where the CA offers it', { timeout: 90_000 }, async (t) => {
+  if (!needPebble(t)) return;
+  const httpPort = await closedPort();
+  const tlsPort = await closedPort();
+  const pebble = await startPebble({ httpPort, tlsPort, dns: dns.address });
+  // Pebble 2.4 has no ARI: a directory of our own adds renewalInfo, pointing at a window we choose.
+  const asked: string[] = [];
+  let window = { start: 0, end: 0 };
+  const ari = createHttpsServer({ cert: PEBBLE_TRUST, key: readFileSync(PEBBLE_KEY, 'utf8') }, async (req, res) => {
+    if (req.url === '/dir') {
+      const upstream = await request(pebble.directory, { dispatcher: pebbleTrust });
+      const directory = (await upstream.body.json()) as Record<string, unknown>;
+      directory.renewalInfo = `https://127.0.0.1:${(ari.address() as AddressInfo).port}/renewal-info`;
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(directory));
+      return;
+    }
+    asked.push(req.url ?? '');
+    res.setHeader('content-type', 'application/json');
+    res.setHeader('retry-after', '3600');
+    res.end(
+      JSON.stringify({
+        suggestedWindow: { start: new Date(window.start).toISOString(), end: new Date(window.end).toISOString() },
+      }),
+    );
+  });
+  await new Promise<void>((r) => ari.listen(0, '127.0.0.1', r));
+  cleanups.push(() => new Promise((r) => ari.close(r)));
+  const directory = `https://127.0.0.1:${(ari.address() as AddressInfo).port}/dir`;
+  // The first answer asks for a renewal 2-3 s from now (years before a third of the lifetime).
+  window = { start: Date.now() + 4000, end: Date.now() + 5000 };
+  const dir = mkdtempSync(join(tmpdir(), 'gangway-acme-'));
+  const upstream = await helloUpstream();
+  const file = writeConfig(dir, { httpPort, tlsPort, directory, names: ['ari.test'], upstream });
+  const { log } = await startFrom(file);
+  const root = await pebble.root();
+  const first = await servedCertificate(tlsPort, 'ari.test', root);
+  const scheduled = await eventually('the renewal scheduled by ARI', 10_000, () =>
+    log.lines.find((l) => l.msg === 'acme: renewal scheduled'),
+  );
+  assert.match(String(scheduled.by), /ARI/);
+  const at = Date.parse(String(scheduled.renewAt));
+  assert.ok(at >= window.start && at <= window.end, 'a moment inside the suggested window');
+
+  // The id asked for: base64url(AKI keyIdentifier) "." base64url(serial), read here by OpenSSL.
+  const text = execFileSync('openssl', ['x509', '-noout', '-serial', '-ext', 'authorityKeyIdentifier'], {
+    input: first.toString(),
+  }).toString();
+  const serialHex = /serial=([0-9A-F]+)/.exec(text)![1]!;
+  let serial = Buffer.from(serialHex.length % 2 ? `0${serialHex}` : serialHex, 'hex');
+  if (serial[0]! & 0x80) serial = Buffer.concat([Buffer.from([0]), serial]);
+  const aki = Buffer.from(
+    /Authority Key Identifier:\s*\n\s*(?:keyid:)?([0-9A-F:]+)/.exec(text)![1]!.replace(/:/g, ''),
+    'hex',
+  );
+  assert.equal(asked[0], `/renewal-info/${aki.toString('base64url')}.${serial.toString('base64url')}`);
+
+  // Later answers put the next renewal far away, so the renewed certificate stays.
+  window = { start: Date.now() + 86_400_000, end: Date.now() + 2 * 86_400_000 };
+  const renewed = await eventually('the certificate renewed by ARI', 30_000, async () => {
+    const c = await servedCertificate(tlsPort, 'ari.test', root);
+    return c.serialNumber !== first.serialNumber ? c : undefined;
+  });
+  assert.match(renewed.subjectAltName ?? '', /DNS:ari\.test/);
+  assert.equal(log.count('acme: certificate renewed', 'ari.test'), 1);
+  const refused = log.lines.filter((l) => l.msg === 'acme: renewal failed; retrying later');
+  t.diagnostic(
+    `renewal attempts refused before success: ${refused.map((l) => String(l.detail)).join(' | ') || 'none'}`,
+  );
 });
 
 test('the ACME client retries a request whose nonce the CA rejects, and turns refusals into ' +

@@ -608,8 +608,7 @@ test('the ACME client retries a request whose nonce the CA rejects, and turns re
   // A nonce the CA never issued: refused with badNonce, then retried with the fresh one it sent.
   (client as unknown as { nonce: string }).nonce = 'bm90LWEtcmVhbC1ub25jZQ';
   const { order } = await client.newOrder(['music.test']);
-  assert.equal(order.status, 'pending');
-  assert.ok(pebble.output.join('').length > 0);
+  assert.equal(order.status, 'pending', 'the order went through on the second try');
 
   await assert.rejects(client.newOrder(['blocked.test']), (err: unknown) => {
     assert.ok(err instanceof AcmeProblem);

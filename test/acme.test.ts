@@ -11,20 +11,24 @@
 import { test, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { connect as tlsConnect, createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import { Agent, request } from 'undici';
 import { AcmeClient, AcmeProblem, renewalCertId } from '../src/acme/client.js';
 import { certificateRequest, newKey, pem } from '../src/acme/csr.js';
 import { renewalAtThird, renewalInWindow, retryDelay } from '../src/acme/schedule.js';
+import { ChallengeAnswers } from '../src/acme/challenges.js';
 import { caFolder } from '../src/acme/storage.js';
+import { validateConfig } from '../src/config/load.js';
+import { createListener } from '../src/listen/listener.js';
+import type { Runtime } from '../src/runtime.js';
 import { ConfigError, createGateway, loadConfigFile, type Gateway } from '../src/index.js';
-import { closedPort, httpUpstream } from './support/harness.js';
+import { closedPort, httpUpstream, minimalConfig } from './support/harness.js';
 import { dnsServer } from './support/dns-server.js';
 
 const TLS = join(import.meta.dirname, 'support', 'tls');
@@ -93,7 +97,9 @@ async function startPebble(options: {
     }),
   );
   const child: ChildProcess = spawn(PEBBLE!, ['-config', file, '-dnsserver', options.dns], {
-    env: { ...process.env, PEBBLE_VA_NOSLEEP: '1', ...options.env },
+    // No nonces rejected at random (5% by default): counts of orders in the log stay exact; the
+    // retry of a rejected nonce has a test of its own.
+    env: { ...process.env, PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output: string[] = [];
@@ -286,13 +292,14 @@ test('obtains a certificate by HTTP-01, answered on the redirecting listener, an
   const cert = await servedCertificate(tlsPort, 'music.test', root);
   assert.match(cert.subjectAltName ?? '', /DNS:music\.test/);
   assert.match(cert.issuer, /Pebble Intermediate/);
-  assert.equal(log.count('acme: challenge answered', 'music.test'), 1, 'one HTTP-01 challenge answered');
+  const warnings = JSON.stringify(log.lines.filter((l) => l.level === 40));
+  assert.equal(log.count('acme: challenge answered', 'music.test'), 1, `one challenge answered; ${warnings}`);
   assert.equal(
     log.lines.find((l) => l.msg === 'acme: challenge answered')?.challenge,
     'http-01',
     'only http-01 was allowed',
   );
-  assert.equal(log.count('acme: certificate obtained', 'music.test'), 1);
+  assert.equal(log.count('acme: certificate obtained', 'music.test'), 1, warnings);
   assert.equal(log.count('acme: renewal scheduled', 'music.test'), 1, 'the renewal is scheduled at once');
 
   // Requests through the new certificate reach the service; the cleartext listener still redirects.
@@ -621,6 +628,76 @@ test('the ACME client retries a request whose nonce the CA rejects, and turns re
   await assert.rejects(nowhere.account(), (err: unknown) => err instanceof AcmeProblem && err.type === 'unreachable');
   await nowhere.close();
 });
+
+test(
+  'the TLS-ALPN-01 answer: shown only to acme-tls/1 clients, under TLS 1.3 and 1.2 alike, a ' +
+    'certificate for the name with the critical acmeIdentifier holding SHA-256 of the key authorization',
+  async () => {
+    const challenges = new ChallengeAnswers();
+    let held: SecureContext | null = null;
+    const listener = createListener(
+      validateConfig(minimalConfig(['127.0.0.1:1'])),
+      () => ({ limits: { maxUriLength: 8192 } }) as unknown as Runtime,
+      () => assert.fail('no status'),
+      {
+        tls: { cert: undefined, key: undefined },
+        challenges,
+        acme: { contextFor: (name) => (name === 'music.test' ? held : undefined) },
+      },
+    );
+    await new Promise<void>((r) => listener.server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise((r) => listener.server.close(() => r(undefined))));
+    const port = (listener.server.address() as AddressInfo).port;
+    const keyAuthorization = 'token-abc.thumbprint-xyz';
+    const withdraw = challenges.offerTlsAlpn('music.test', keyAuthorization);
+    const digest = createHash('sha256').update(keyAuthorization).digest('hex').toUpperCase();
+    for (const maxVersion of ['TLSv1.3', 'TLSv1.2'] as const) {
+      const seen = await new Promise<{ cert: X509Certificate; alpn: string | false | null }>((resolve, reject) => {
+        const socket = tlsConnect(
+          {
+            host: '127.0.0.1',
+            port,
+            servername: 'music.test',
+            ALPNProtocols: ['acme-tls/1'],
+            maxVersion,
+            rejectUnauthorized: false,
+          },
+          () => {
+            resolve({ cert: socket.getPeerX509Certificate()!, alpn: socket.alpnProtocol });
+            socket.destroy();
+          },
+        );
+        socket.once('error', reject);
+      });
+      assert.equal(seen.alpn, 'acme-tls/1', `${maxVersion}: acme-tls/1 negotiated`);
+      assert.equal(seen.cert.subjectAltName, 'DNS:music.test');
+      // OpenSSL's own reading: the extension, critical, its value an OCTET STRING (04 20) of the digest.
+      const dump = execFileSync('openssl', ['asn1parse'], { input: seen.cert.toString() }).toString();
+      assert.match(
+        dump,
+        new RegExp(
+          'OBJECT +:1\\.3\\.6\\.1\\.5\\.5\\.7\\.1\\.31\\s*\\n.*BOOLEAN +:255\\s*\\n' +
+            `.*OCTET STRING +\\[HEX DUMP\\]:0420${digest}`,
+        ),
+        `${maxVersion}: a critical acmeIdentifier holding the digest`,
+      );
+    }
+    // Once the name has its certificate, ordinary clients get it; acme-tls/1 gets the proof (TLS 1.3).
+    const real = readFileSync(join(TLS, 'localhost-cert.pem'), 'utf8');
+    held = createSecureContext({ cert: real, key: readFileSync(join(TLS, 'localhost-key.pem'), 'utf8') });
+    const ordinary = await handshake(port, 'music.test', { alpn: ['h2', 'http/1.1'] });
+    assert.ok(!('error' in ordinary));
+    ordinary.socket.destroy();
+    assert.equal(ordinary.cert.fingerprint256, new X509Certificate(real).fingerprint256);
+    const renewing = await handshake(port, 'music.test', { alpn: ['acme-tls/1'] });
+    assert.ok(!('error' in renewing));
+    renewing.socket.destroy();
+    assert.notEqual(renewing.cert.fingerprint256, ordinary.cert.fingerprint256, 'the proof, not the certificate');
+    withdraw();
+    const late = await handshake(port, 'music.test', { alpn: ['acme-tls/1'] });
+    assert.ok('error' in late, 'no challenge pending any more: the acme-tls/1 handshake fails');
+  },
+);
 
 test('a bad acme configuration is refused with file, line and field', () => {
   const dir = mkdtempSync(join(tmpdir(), 'gangway-acme-'));

@@ -139,7 +139,8 @@ export function createListener(
       ...TLS_SETTINGS,
       cert: tls.cert,
       key: tls.key,
-      // Node calls this with the connection's TLSSocket as `this` (after the ALPN choice).
+      // Node calls this with the connection's TLSSocket as `this`: under TLS 1.3 after the ALPN
+      // choice (so an acme-tls/1 connection is known), under TLS 1.2 before it.
       SNICallback(this: TLSSocket, servername: string, done: (err: Error | null, ctx?: SecureContext) => void) {
         if (validating.has(this)) {
           const proof = challenges?.tlsAlpnContext(servername);
@@ -149,10 +150,16 @@ export function createListener(
         }
         const automatic = acme?.contextFor(servername);
         const chosen = automatic ?? pickContext(byName, servername);
+        if (chosen !== undefined || automatic !== null) {
+          done(null, chosen);
+          return;
+        }
         // A listed name without its certificate yet fails the handshake rather than presenting
-        // another name's certificate (a browser would show a mismatch warning people learn to click through).
-        if (chosen === undefined && automatic === null) done(new Error(`no certificate for ${servername} yet`));
-        else done(null, chosen);
+        // another name's certificate (a browser would show a mismatch warning people learn to
+        // click through) — except to a TLS 1.2 validation, which no one else could be now.
+        const proof = challenges?.tlsAlpnContext(servername);
+        if (proof !== undefined) done(null, proof);
+        else done(new Error(`no certificate for ${servername} yet`));
       },
       allowHTTP1: true,
       Http1ServerResponse: Http1Response,

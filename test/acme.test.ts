@@ -489,6 +489,12 @@ test('renews a certificate when a third of its lifetime remains and presents the
   open.socket.destroy();
   const metrics = await gw.metrics.registry.metrics();
   assert.match(metrics, /gangway_acme_certificates_total\{name="renew\.test",outcome="renewed"\} [1-9]/);
+  // The expiry gauge follows the certificate in use (renewed at least once, maybe again since).
+  const expiry = Number(/gangway_certificate_expiry_seconds\{[^}]*name="renew\.test"\} (-?\d+)/.exec(metrics)?.[1]);
+  assert.ok(
+    Date.now() + expiry * 1000 >= Date.parse(renewed.validTo) - 2000,
+    `the expiry metric shows the renewed certificate (${expiry} s left)`,
+  );
 });
 
 test('with the CA down at start the gateway serves meanwhile, retries with backoff, and obtains ' +

@@ -302,7 +302,8 @@ test('obtains a certificate by HTTP-01, answered on the redirecting listener, an
   assert.equal(log.count('acme: certificate obtained', 'music.test'), 1, warnings);
   const took = (msg: string) => Number(log.lines.find((l) => l.msg === msg)?.time);
   t.diagnostic(
-    `HTTP-01: order placed to certificate obtained in ${took('acme: certificate obtained') - took('acme: order placed')} ms`,
+    `HTTP-01: order placed to certificate obtained in ` +
+      `${took('acme: certificate obtained') - took('acme: order placed')} ms`,
   );
   assert.equal(log.count('acme: renewal scheduled', 'music.test'), 1, 'the renewal is scheduled at once');
 
@@ -416,7 +417,8 @@ routes: [{ match: { path: "/" }, upstream: music }]
   assert.equal(log.lines.find((l) => l.msg === 'acme: challenge answered')?.challenge, 'tls-alpn-01');
   const took = (msg: string) => Number(log.lines.find((l) => l.msg === msg && l.name === 'video.test')?.time);
   t.diagnostic(
-    `TLS-ALPN-01: order placed to certificate obtained in ${took('acme: certificate obtained') - took('acme: order placed')} ms`,
+    `TLS-ALPN-01: order placed to certificate obtained in ` +
+      `${took('acme: certificate obtained') - took('acme: order placed')} ms`,
   );
 
   // nowhere.test does not resolve for the CA: no certificate, and its handshakes fail

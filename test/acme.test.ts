@@ -15,7 +15,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect, createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import { Agent, request } from 'undici';
@@ -23,7 +23,7 @@ import { AcmeClient, AcmeProblem, renewalCertId } from '../src/acme/client.js';
 import { certificateRequest, newKey, pem } from '../src/acme/csr.js';
 import { renewalAtThird, renewalInWindow, retryDelay } from '../src/acme/schedule.js';
 import { ChallengeAnswers } from '../src/acme/challenges.js';
-import { caFolder } from '../src/acme/storage.js';
+import { caFolder, DirectoryStorage } from '../src/acme/storage.js';
 import { validateConfig } from '../src/config/load.js';
 import { createListener } from '../src/listen/listener.js';
 import type { Runtime } from '../src/runtime.js';
@@ -714,6 +714,28 @@ test(
     assert.ok('error' in late, 'no challenge pending any more: the acme-tls/1 handshake fails');
   },
 );
+
+test("the issuance lock: one holder at a time; a dead process's lock on this machine is taken over", async () => {
+  const root = mkdtempSync(join(tmpdir(), 'gangway-lock-'));
+  const storage = new DirectoryStorage(root, 'https://ca.example/dir');
+  const release = await storage.lock('music.example.com');
+  assert.ok(release, 'the first taker holds it');
+  assert.equal(await storage.lock('music.example.com'), undefined, 'a second taker waits');
+  assert.ok(await storage.lock('podcasts.example.com'), 'other names are not held up');
+  await release();
+  const again = await storage.lock('music.example.com');
+  assert.ok(again, 'released, it can be taken again');
+  await again();
+  const lockFile = join(storage.location, 'certificates', 'music.example.com', 'lock');
+  // A process that no longer exists (the child below has exited) left its lock behind.
+  const gone = spawn(process.execPath, ['-e', '']);
+  await new Promise((r) => gone.once('exit', r));
+  writeFileSync(lockFile, `${hostname()} ${gone.pid} ${new Date().toISOString()}\n`);
+  assert.ok(await storage.lock('music.example.com'), "a dead process's lock is taken over");
+  // Another machine's recent lock is respected (its process cannot be checked from here).
+  writeFileSync(lockFile, `another-host 1 ${new Date().toISOString()}\n`);
+  assert.equal(await storage.lock('music.example.com'), undefined);
+});
 
 test('a bad acme configuration is refused with file, line and field', () => {
   const dir = mkdtempSync(join(tmpdir(), 'gangway-acme-'));

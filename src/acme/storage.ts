@@ -16,6 +16,7 @@
  * so a crash part way never leaves a certificate without its key or half a key.
  */
 import { mkdir, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 
 export interface StoredCertificate {
@@ -87,13 +88,12 @@ export class DirectoryStorage implements AcmeStorage {
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         const handle = await open(path, 'wx', 0o600);
-        await handle.writeFile(`${process.pid} ${new Date().toISOString()}\n`);
+        await handle.writeFile(`${hostname()} ${process.pid} ${new Date().toISOString()}\n`);
         await handle.close();
         return () => unlink(path).catch(() => undefined);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        const held = await stat(path).catch(() => undefined);
-        if (held !== undefined && Date.now() - held.mtimeMs < STALE_LOCK_MS) return undefined;
+        if (await lockIsHeld(path)) return undefined;
         await unlink(path).catch(() => undefined);
       }
     }
@@ -103,6 +103,25 @@ export class DirectoryStorage implements AcmeStorage {
   private folderOf(name: string): string {
     // Names are validated DNS names (letters, digits, dots, hyphens): safe as folder names.
     return join(this.location, 'certificates', name.toLowerCase());
+  }
+}
+
+/**
+ * Whether a lock file still means someone is ordering: it is recent, and — when it was taken
+ * on this machine — its process is alive (a gateway killed part way leaves its lock behind,
+ * and a restart should not wait ten minutes for it).
+ */
+async function lockIsHeld(path: string): Promise<boolean> {
+  const [held, text] = await Promise.all([stat(path).catch(() => undefined), readIfThere(path).catch(() => undefined)]);
+  if (held === undefined || Date.now() - held.mtimeMs >= STALE_LOCK_MS) return false;
+  const [host, pid] = (text ?? '').split(' ');
+  if (host !== hostname() || pid === undefined) return true;
+  if (Number(pid) === process.pid) return true;
+  try {
+    process.kill(Number(pid), 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -179,6 +179,129 @@ const upstreamHost = z
   })
   .meta({ description: 'An upstream host: "address:port" or "http(s)://name:port"' });
 
+/** How an upstream finds its hosts in DNS (instead of a fixed list). */
+export interface DnsDiscoveryConfig {
+  /** The name to resolve: A/AAAA records, or SRV records when `srv`. */
+  name: string;
+  /** The port every A/AAAA address serves on; undefined with SRV (the records carry theirs). */
+  port: number | undefined;
+  srv: boolean;
+  /** Which address families to ask for. */
+  family: 'any' | 'ipv4' | 'ipv6';
+  /** The DNS server to ask ("addr:port", IPv6 bracketed); the system's resolvers when undefined. */
+  resolver: string | undefined;
+  /** The record's TTL is honoured within these bounds (ms). */
+  refresh: { min: number; max: number };
+}
+
+const DNS_NAME =
+  /^(?=.{1,253}\.?$)(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?$/;
+const IPV4 = /^\d{1,3}(?:\.\d{1,3}){3}$/;
+
+const dnsRefresh = z
+  .union([
+    duration('Re-resolve at this fixed interval, whatever the TTL'),
+    z.strictObject({
+      min: duration(
+        'Never re-resolve more often than this, even when the TTL is shorter (a TTL of 0 would ' +
+          'otherwise mean a query per request); also the first wait after a failed resolution',
+      ).prefault('1s'),
+      max: duration(
+        'Re-resolve at least this often, even when the TTL is longer, so a host gone from the ' +
+          'records leaves rotation within this time; also the longest wait between retries after failures',
+      ).prefault('30s'),
+    }),
+  ])
+  .transform((r) => (typeof r === 'number' ? { min: r, max: r } : r))
+  .refine((r) => r.min <= r.max, { message: 'min is above max' })
+  .refine((r) => r.min >= 100, { message: 're-resolving more often than every 100ms would flood the resolver' })
+  .meta({
+    description:
+      "How often the name is resolved again: the records' TTL, bounded by { min, max } " +
+      '(default 1s and 30s), or one duration for a fixed interval',
+  });
+
+const dnsResolver = z
+  .string()
+  .transform((v, ctx) => {
+    const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([0-9.]+))(?::(\d{1,5}))?$/.exec(v.trim());
+    const port = m?.[3] === undefined ? 53 : Number(m[3]);
+    const host = m?.[1] ?? m?.[2];
+    if (host === undefined || (m?.[2] !== undefined && !IPV4.test(host)) || port < 1 || port > 65535) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${v}" is not a DNS server address (write it like "10.96.0.10", "127.0.0.1:5353" or "[::1]:53")`,
+      });
+      return z.NEVER;
+    }
+    return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  })
+  .meta({
+    description:
+      'The DNS server to ask, as "address" or "address:port" (IPv6 in brackets); the ' +
+      "system's resolvers (/etc/resolv.conf) when absent",
+  });
+
+const dnsDiscovery = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(DNS_NAME, 'not a DNS name (write it like "music.default.svc.cluster.local")')
+      .refine((n) => !IPV4.test(n.replace(/\.$/, '')), 'an address, not a name: list it under hosts instead')
+      .meta({
+        description:
+          'The name whose records are the hosts: every A/AAAA address (with `port`), or every SRV ' +
+          'record (with `srv: true`, e.g. "_http._tcp.music.default.svc.cluster.local")',
+      }),
+    port: z
+      .number()
+      .int()
+      .min(1, 'a port is 1 to 65535')
+      .max(65535, 'a port is 1 to 65535')
+      .optional()
+      .meta({ description: 'The port every discovered address serves on (A/AAAA; SRV records carry their own)' }),
+    srv: z
+      .boolean()
+      .default(false)
+      .meta({
+        description:
+          'Read SRV records: each target (resolved to its addresses) with its own port and weight; ' +
+          'only the records of the most preferred (lowest) priority are used',
+      }),
+    family: z.enum(['any', 'ipv4', 'ipv6']).default('any').meta({
+      description: 'Which addresses to ask for: A and AAAA (any), A only (ipv4) or AAAA only (ipv6)',
+    }),
+    resolver: dnsResolver.optional(),
+    refresh: dnsRefresh.prefault({}),
+  })
+  .superRefine((d, ctx) => {
+    if (d.srv && d.port !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['port'], message: 'SRV records carry their ports: leave port out' });
+    if (!d.srv && d.port === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['port'],
+        message: 'the port the discovered addresses serve on is needed (or srv: true to read it from SRV records)',
+      });
+  })
+  .transform(
+    (d): DnsDiscoveryConfig => ({
+      name: d.name.replace(/\.$/, '').toLowerCase(),
+      port: d.port,
+      srv: d.srv,
+      family: d.family,
+      resolver: d.resolver,
+      refresh: d.refresh,
+    }),
+  )
+  .meta({
+    description:
+      'Discover the hosts in DNS instead of listing them (a Kubernetes headless service, a ' +
+      "service registry): re-resolved on the records' TTL within refresh's bounds; hosts that " +
+      'appear join the rotation, hosts that disappear are drained (requests under way finish); ' +
+      'when resolution fails or answers nothing, the last good set is kept',
+  });
+
 const timeouts = z
   .strictObject({
     connect: duration('Time allowed to open a TCP (and TLS) connection to a host').prefault('1s'),
@@ -317,7 +440,10 @@ const concurrency = z
 
 const upstream = z
   .strictObject({
-    hosts: z.array(upstreamHost).min(1, 'an upstream needs at least one host'),
+    hosts: z.array(upstreamHost).min(1, 'an upstream needs at least one host').optional().meta({
+      description: 'The hosts, each "address:port" or "http(s)://name:port" (or dns, to discover them)',
+    }),
+    dns: dnsDiscovery.optional(),
     balance: z.enum(['p2c', 'round-robin', 'random']).default('p2c').meta({
       description:
         "How a host is picked: p2c (power of two choices weighing each host's latency EWMA by its outstanding requests), round-robin, or random",
@@ -369,6 +495,26 @@ const upstream = z
         description: 'How https:// hosts are reached: which CAs verify them, the SNI name, a client certificate',
       }),
   })
+  .superRefine((u, ctx) => {
+    if (u.hosts !== undefined && u.dns !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['dns'],
+        message: 'hosts and dns both say where the hosts are: keep one of them',
+      });
+    else if (u.hosts === undefined && u.dns === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        message: 'an upstream needs hosts (a list of addresses) or dns (a name to discover them by)',
+      });
+    if (u.dns !== undefined && u.tls !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tls'],
+        message: 'hosts discovered by dns are reached over plain HTTP for now: tls needs a list of https:// hosts',
+      });
+  })
+  .transform(({ hosts, ...u }) => ({ ...u, hosts: hosts ?? [] }))
   .meta({ description: 'A pool of interchangeable hosts serving the same application' });
 
 const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;

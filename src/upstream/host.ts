@@ -37,6 +37,8 @@ export class UpstreamHost {
   consecutiveFailures = 0;
   /** Drained by an operator: no new requests, while those under way finish. */
   draining = false;
+  /** Relative share of traffic (an SRV record's weight); 1 for every listed host. */
+  weight = 1;
   /** When the host last came back into rotation by a health check (ms since epoch). */
   returnedAt = 0;
   private readonly slowStartMs: number;

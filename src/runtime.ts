@@ -262,6 +262,8 @@ function poolEvents(metrics: GatewayMetrics, logger: Logger, maintenance: Mainte
           name: pool.config.dns?.name,
           added: added.map((h) => h.label),
           removed: removed.map((h) => h.label),
+          // Requests under way on the removed hosts: they finish there, then the connections close.
+          finishing: removed.reduce((n, h) => n + h.outstanding, 0),
           hosts: pool.hosts.length,
         },
         'upstream hosts changed (dns)',

@@ -4,6 +4,7 @@
  * this zod schema; nothing else in the gateway restates a default. Validation here is pure:
  * it reads no file and no environment (the loader, ./load.ts, does both).
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { TEXT_KEYS } from '../explain/catalogue.js';
 import { parseAddress, parseDuration, parseSize, type Address } from './units.js';
@@ -196,7 +197,6 @@ export interface DnsDiscoveryConfig {
 
 const DNS_NAME =
   /^(?=.{1,253}\.?$)(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?$/;
-const IPV4 = /^\d{1,3}(?:\.\d{1,3}){3}$/;
 
 const dnsRefresh = z
   .union([
@@ -227,7 +227,7 @@ const dnsResolver = z
     const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([0-9.]+))(?::(\d{1,5}))?$/.exec(v.trim());
     const port = m?.[3] === undefined ? 53 : Number(m[3]);
     const host = m?.[1] ?? m?.[2];
-    if (host === undefined || (m?.[2] !== undefined && !IPV4.test(host)) || port < 1 || port > 65535) {
+    if (host === undefined || isIP(host) !== (m?.[1] === undefined ? 4 : 6) || port < 1 || port > 65535) {
       ctx.addIssue({
         code: 'custom',
         message: `"${v}" is not a DNS server address (write it like "10.96.0.10", "127.0.0.1:5353" or "[::1]:53")`,
@@ -247,7 +247,7 @@ const dnsDiscovery = z
     name: z
       .string()
       .regex(DNS_NAME, 'not a DNS name (write it like "music.default.svc.cluster.local")')
-      .refine((n) => !IPV4.test(n.replace(/\.$/, '')), 'an address, not a name: list it under hosts instead')
+      .refine((n) => isIP(n.replace(/\.$/, '')) === 0, 'an address, not a name: list it under hosts instead')
       .meta({
         description:
           'The name whose records are the hosts: every A/AAAA address (with `port`), or every SRV ' +

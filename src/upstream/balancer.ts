@@ -4,8 +4,8 @@
  * being latency average × (outstanding + 1), as Finagle and Linkerd do: a slow replica or a
  * busy one gets little traffic, without herding every request onto the one that looks best.
  * A host ramping up after a return (slow start) is compared only in proportion to its warmth.
- * Hosts with weights (SRV records) are sampled in proportion to them and their cost divided
- * by them; round-robin becomes nginx's smooth weighted round-robin, random a weighted draw.
+ * Hosts with weights (SRV records) are sampled in proportion to them; round-robin becomes
+ * nginx's smooth weighted round-robin, random a weighted draw.
  */
 import type { UpstreamHost } from './host.js';
 
@@ -16,7 +16,7 @@ export interface Balancer {
 }
 
 function cost(h: UpstreamHost, unmeasured: number, now: number): number {
-  return ((h.latency(now) || unmeasured) * (h.outstanding + 1)) / h.weight;
+  return (h.latency(now) || unmeasured) * (h.outstanding + 1);
 }
 
 /** The sum of the hosts' weights, or 0 when every one is 1 (the common case takes the plain path). */
@@ -31,15 +31,14 @@ function weightsOf(hosts: readonly UpstreamHost[]): number {
   return uniform ? 0 : total;
 }
 
-/** A host drawn in proportion to its weight, skipping index `skip`; `total` excludes the skipped one. */
-function drawWeighted(hosts: readonly UpstreamHost[], total: number, skip = -1): number {
+/** The index of a host drawn in proportion to its weight. */
+function drawWeighted(hosts: readonly UpstreamHost[], total: number): number {
   let r = Math.random() * total;
   for (let k = 0; k < hosts.length; k++) {
-    if (k === skip) continue;
     r -= hosts[k]!.weight;
     if (r < 0) return k;
   }
-  return skip === hosts.length - 1 ? hosts.length - 2 : hosts.length - 1;
+  return hosts.length - 1;
 }
 
 class PowerOfTwoChoices implements Balancer {
@@ -60,8 +59,12 @@ class PowerOfTwoChoices implements Balancer {
       j = (Math.random() * (n - 1)) | 0;
       if (j >= i) j++;
     } else {
+      // Drawn by weight and with replacement: when both draws name one host it is the pick, so
+      // at equal cost each host's share is its weight's; the comparison then steers away from
+      // a slow or busy one.
       i = drawWeighted(hosts, total);
-      j = drawWeighted(hosts, total - hosts[i]!.weight, i);
+      j = drawWeighted(hosts, total);
+      if (i === j) return hosts[i];
     }
     const a = hosts[i]!;
     const b = hosts[j]!;

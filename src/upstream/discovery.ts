@@ -77,7 +77,13 @@ interface Answer {
   ttl: number | undefined;
 }
 
-const byLabel = new Intl.Collator('en', { numeric: true }).compare;
+const numeric = new Intl.Collator('en', { numeric: true }).compare;
+
+/** IPv4 hosts first, then IPv6, each in numeric order ("127.0.0.2" before "127.0.0.10"). */
+function byLabel(a: string, b: string): number {
+  const a6 = a.startsWith('[');
+  return a6 === b.startsWith('[') ? numeric(a, b) : a6 ? 1 : -1;
+}
 
 export class HostDiscovery {
   /** The hosts in force: the last good set. */
@@ -264,9 +270,13 @@ export class HostDiscovery {
     ]);
     const hosts: DiscoveredHost[] = [];
     let ttl: number | undefined;
+    // A record listed twice is one host, not twice the weight (SRV records naming one address do add up).
+    const seen = new Set<string>();
     for (const answer of [v4, v6]) {
       if (answer === undefined) continue;
       for (const h of answer) {
+        if (seen.has(h.address)) continue;
+        seen.add(h.address);
         const label = h.address.includes(':') ? `[${h.address}]:${port}` : `${h.address}:${port}`;
         hosts.push({ origin: `http://${label}`, label, weight });
         ttl = ttl === undefined ? h.ttl : Math.min(ttl, h.ttl);

@@ -50,11 +50,17 @@ class PowerOfTwoChoices implements Balancer {
     const now = performance.now();
     const wall = Date.now();
     let unmeasured = 1;
-    for (let k = 0; k < n; k++) if (hosts[k]!.latencyMs > unmeasured) unmeasured = hosts[k]!.latencyMs;
-    const total = weightsOf(hosts);
+    let total = 0;
+    let uniform = true;
+    for (let k = 0; k < n; k++) {
+      const h = hosts[k]!;
+      if (h.latencyMs > unmeasured) unmeasured = h.latencyMs;
+      if (h.weight !== 1) uniform = false;
+      total += h.weight;
+    }
     let i: number;
     let j: number;
-    if (total === 0) {
+    if (uniform) {
       i = (Math.random() * n) | 0;
       j = (Math.random() * (n - 1)) | 0;
       if (j >= i) j++;

@@ -310,6 +310,25 @@ for (const [mode, error] of [
   });
 }
 
+test('one family failing (AAAA SERVFAIL) keeps its last good hosts beside the fresh ones of the other', async () => {
+  const up = await replicas(['127.0.0.1', '127.0.0.2', '::1']);
+  cleanups.push(() => up.close());
+  const dns = await zone();
+  dns.set(NAME, { a: ['127.0.0.1'], aaaa: ['::1'], ttl: 0 });
+  const gw = await gatewayFor({ name: NAME, port: up.port, resolver: dns.address, refresh: { min: '150ms' } });
+  assert.equal((await music(gw)).hosts.length, 2);
+  dns.modeFor.AAAA = 'servfail';
+  dns.set(NAME, { a: ['127.0.0.2'], aaaa: [], ttl: 0 });
+  await waitFor('the fresh A record', async () => (await music(gw)).hosts[0]?.address === `127.0.0.2:${up.port}`);
+  const status = await music(gw);
+  assert.deepEqual(
+    status.hosts.map((h) => h.address),
+    [`127.0.0.2:${up.port}`, `[::1]:${up.port}`],
+  );
+  assert.match(status.discovery.last_error!, /^AAAA music\.svc\.test: SERVFAIL/);
+  assert.deepEqual(await servedBy(gw, 4), { '127.0.0.2': 2, '::1': 2 });
+});
+
 test('retries after failures back off: the resolver is not hammered while it is down', async () => {
   const dns = await zone();
   dns.set(NAME, { a: ['127.0.0.1'], ttl: 0 });

@@ -218,7 +218,8 @@ const dnsRefresh = z
   .meta({
     description:
       "How often the name is resolved again: the records' TTL, bounded by { min, max } " +
-      '(default 1s and 30s), or one duration for a fixed interval',
+      '(default 1s and 30s), or one duration for a fixed interval; after a failed ' +
+      'resolution it is retried after min, then twice as long each time up to max',
   });
 
 const dnsResolver = z

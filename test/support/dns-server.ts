@@ -44,6 +44,8 @@ export interface DnsZone extends DnsServer {
   /** Removes the name: NXDOMAIN from now on. */
   remove(name: string): void;
   mode: ZoneMode;
+  /** A mode for one type of question only (say AAAA failing while A answers); `mode` for the rest. */
+  modeFor: Partial<Record<'A' | 'AAAA' | 'SRV', ZoneMode>>;
   /** Every question asked, oldest first. */
   readonly questions: Question[];
   /** Questions of one type for one name. */
@@ -66,6 +68,7 @@ export async function dnsZone(): Promise<DnsZone> {
   const zone: DnsZone = {
     address: '',
     mode: 'answer',
+    modeFor: {},
     questions,
     set(name, records) {
       names.set(name.toLowerCase(), records);
@@ -96,12 +99,14 @@ function answer(socket: Socket, zone: DnsZone, names: Map<string, RecordSet>, ms
   const questionEnd = i + 5;
   const typeCode = msg.readUInt16BE(i + 1);
   const name = labels.join('.').toLowerCase();
-  zone.questions.push({ name, type: TYPES[typeCode] ?? String(typeCode), at: Date.now() });
-  if (zone.mode === 'drop') return;
+  const type = TYPES[typeCode] ?? String(typeCode);
+  zone.questions.push({ name, type, at: Date.now() });
+  const mode = zone.modeFor[type as 'A'] ?? zone.mode;
+  if (mode === 'drop') return;
   const records = names.get(name);
   const answers: Buffer[] = [];
   let rcode = 0;
-  if (zone.mode !== 'answer') rcode = RCODE[zone.mode];
+  if (mode !== 'answer') rcode = RCODE[mode];
   else if (records === undefined) rcode = 3;
   else {
     const ttl = records.ttl ?? 60;

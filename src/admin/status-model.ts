@@ -226,7 +226,7 @@ export function buildStatus(s: StatusSources, opts: { public: boolean; history: 
       // Hosts found in DNS: when the name last resolved, the last error, hosts gone but still finishing.
       discovery: p.discovery && {
         ...p.discovery.status(now),
-        leaving: [...p.leaving].map((h) => ({ address: h.label, outstanding: h.outstanding })),
+        leaving: [...p.leaving.keys()].map((h) => ({ address: h.label, outstanding: h.outstanding })),
       },
     }));
   }

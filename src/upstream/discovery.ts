@@ -71,7 +71,7 @@ interface SrvRecord {
 }
 
 interface Answer {
-  /** Addresses, or SRV records, as last received. */
+  /** The hosts the records name. */
   hosts: DiscoveredHost[];
   /** The lowest TTL among the records, in seconds; undefined when the answer carried none. */
   ttl: number | undefined;
@@ -136,24 +136,21 @@ export class HostDiscovery {
     }
   }
 
-  /** Same name, records, family and resolver: a reload may carry the discovered hosts over. */
+  /**
+   * Same name, records, port, family and resolver: the same hosts, so a reload may carry them
+   * over. New refresh bounds need no new answer (a shorter max brings the next one forward).
+   */
   static sameSettings(a: DnsDiscoveryConfig | undefined, b: DnsDiscoveryConfig | undefined): boolean {
     if (a === undefined || b === undefined) return false;
     return (
-      a.name === b.name &&
-      a.port === b.port &&
-      a.srv === b.srv &&
-      a.family === b.family &&
-      a.resolver === b.resolver &&
-      a.refresh.min === b.refresh.min &&
-      a.refresh.max === b.refresh.max
+      a.name === b.name && a.port === b.port && a.srv === b.srv && a.family === b.family && a.resolver === b.resolver
     );
   }
 
   /** Resolves now, or when the inherited schedule says (a reload is no reason to ask again). */
   start(now = Date.now()): void {
     if (this.stopped || this.timer !== undefined || this.running !== undefined) return;
-    this.schedule(Math.max(0, this.nextAt - now));
+    this.schedule(clamp(this.nextAt - now, 0, this.config.refresh.max));
   }
 
   stop(): void {

@@ -36,8 +36,8 @@ export class UpstreamPool implements DiscoverySink {
   readonly hosts: UpstreamHost[];
   /** Finds the hosts in DNS; undefined for a pool with a list of hosts. */
   readonly discovery: HostDiscovery | undefined;
-  /** Hosts gone from the records, out of rotation, finishing their requests before they close. */
-  readonly leaving = new Set<UpstreamHost>();
+  /** Hosts gone from the records, out of rotation, finishing their requests before they close; when each left. */
+  readonly leaving = new Map<UpstreamHost, number>();
   private leavingSweep: NodeJS.Timeout | undefined = undefined;
   /** What a request is told when the pool has no host at all (DNS found none yet). */
   readonly empty: { details: string };
@@ -114,9 +114,13 @@ export class UpstreamPool implements DiscoverySink {
     for (const d of found) {
       let host = current.get(d.label);
       if (host === undefined) {
-        host = this.hostFor(d);
-        // Not the first hosts of a pool: a host that just appeared is a new replica, cold.
-        if (this.hosts.length > 0) host.returned(now);
+        host = this.takeBack(d.label);
+        if (host === undefined) {
+          host = this.hostFor(d);
+          // Not the first hosts of a pool: a host that just appeared is a new replica, cold.
+          if (this.hosts.length > 0) host.returned(now);
+        }
+        host.weight = d.weight;
         added.push(host);
       } else {
         current.delete(d.label);
@@ -130,7 +134,7 @@ export class UpstreamPool implements DiscoverySink {
     for (const h of added) this.health.add(h);
     for (const h of removed) {
       this.health.remove(h);
-      this.leaving.add(h);
+      this.leaving.set(h, now);
     }
     if (this.leaving.size > 0 && this.leavingSweep === undefined)
       this.leavingSweep = setInterval(closeIdleLeavers, LEAVING_SWEEP_MS, this).unref();
@@ -142,13 +146,13 @@ export class UpstreamPool implements DiscoverySink {
   }
 
   /**
-   * Closes the hosts that left the records once nothing runs on them: a request, a retry or
-   * resume that picked them before they left, a tunnel. undici would finish running requests
-   * on close too; waiting for `outstanding` also covers a retry timer that is about to send.
+   * Closes the hosts that left the records once nothing runs on them — a request, a retry or
+   * resume that picked them before they left, a tunnel — and a sweep's time after they left,
+   * so a retry that chose one and waits out its backoff still finds it open.
    */
-  closeIdleLeavers(): void {
-    for (const h of this.leaving) {
-      if (h.outstanding > 0) continue;
+  closeIdleLeavers(now = Date.now()): void {
+    for (const [h, leftAt] of this.leaving) {
+      if (h.outstanding > 0 || now - leftAt < LEAVING_SWEEP_MS) continue;
       this.leaving.delete(h);
       void h.close();
     }
@@ -156,6 +160,16 @@ export class UpstreamPool implements DiscoverySink {
       clearInterval(this.leavingSweep);
       this.leavingSweep = undefined;
     }
+  }
+
+  /** A host whose record went and came back while it was still finishing: it serves on, warm, with its connections. */
+  private takeBack(label: string): UpstreamHost | undefined {
+    for (const h of this.leaving.keys())
+      if (h.label === label) {
+        this.leaving.delete(h);
+        return h;
+      }
+    return undefined;
   }
 
   private hostFor(d: DiscoveredHost): UpstreamHost {
@@ -218,7 +232,7 @@ export class UpstreamPool implements DiscoverySink {
     this.gate?.close();
     clearInterval(this.leavingSweep);
     this.leavingSweep = undefined;
-    await Promise.all([...this.hosts, ...this.leaving].map((h) => h.close()));
+    await Promise.all([...this.hosts, ...this.leaving.keys()].map((h) => h.close()));
     this.leaving.clear();
   }
 }

@@ -11,11 +11,14 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import { join } from 'node:path';
 import { ConfigError, parseConfigText } from '../src/index.js';
 import { dnsZone, type DnsZone } from './support/dns-server.js';
-import { fetchRaw, startGateway, type RunningGateway } from './support/harness.js';
+import { fetchRaw, startGateway, type ClientResult, type RunningGateway } from './support/harness.js';
 import { runLoad } from './support/load.js';
 
 const cleanups: Array<() => unknown> = [];
@@ -459,6 +462,33 @@ test('AAAA records: an IPv6 host ([::1]) beside an IPv4 one, or alone with famil
   assert.equal((await music(noAaaa)).discovery.last_result, 'ok', 'a name without AAAA records is no failure');
 });
 
+test('scheme https: discovered addresses are reached over TLS, their certificates checked for the DNS name', async () => {
+  const tlsDir = join(import.meta.dirname, 'support', 'tls');
+  const server = createHttpsServer(
+    { key: readFileSync(join(tlsDir, 'music-key.pem')), cert: readFileSync(join(tlsDir, 'music-cert.pem')) },
+    (_req, res) => res.end('secure'),
+  );
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+  server.on('connection', (s: Socket) => cleanups.push(() => s.destroy()));
+  const port = (server.address() as AddressInfo).port;
+  const dns = await zone();
+  dns.set('music.example', { a: ['127.0.0.1'], ttl: 30 });
+  dns.set('other.example', { a: ['127.0.0.1'], ttl: 30 });
+  const ca = join(tlsDir, 'music-cert.pem');
+  const ask = async (name: string, tls: Record<string, unknown>): Promise<ClientResult> => {
+    const gw = await gatewayFor({ name, port, resolver: dns.address, scheme: 'https' }, { tls: { ca, ...tls } });
+    return fetchRaw(`${gw.url}/x`, { headers: { accept: 'application/json' }, timeoutMs: 10_000 });
+  };
+  const ok = await ask('music.example', {});
+  assert.equal(ok.status, 200);
+  assert.equal(ok.body.toString(), 'secure');
+  const wrongName = await ask('other.example', {});
+  assert.equal(wrongName.status, 502, 'the certificate is for music.example, not other.example');
+  assert.match(String(wrongName.headers['proxy-status']), /error=tls_certificate_error/);
+  assert.equal((await ask('other.example', { servername: 'music.example' })).status, 200, 'tls.servername wins');
+});
+
 test('a reload keeps an unchanged name’s hosts without asking again; a changed name is resolved before traffic moves', async () => {
   const up = await replicas(['127.0.0.1', '127.0.0.2']);
   cleanups.push(() => up.close());
@@ -568,8 +598,7 @@ test('bad dns settings are refused with file, line and field', () => {
     ],
     [
       '    dns: { name: music.svc.test, port: 80 }\n    tls: { verify: false }',
-      'gangway.yaml:4:10 upstreams.music.tls: hosts discovered by dns are reached over plain HTTP for now: ' +
-        'tls needs a list of https:// hosts',
+      'gangway.yaml:4:10 upstreams.music.tls: tls settings are for hosts reached over HTTPS: set dns.scheme to https',
     ],
     [
       '    dns: { name: music.svc.test, port: 80, resolver: "300.1.1.1" }',
@@ -590,6 +619,7 @@ test('bad dns settings are refused with file, line and field', () => {
     family: 'any',
     resolver: '[::1]:53',
     refresh: { min: 5000, max: 5000 },
+    scheme: 'http',
   });
   assert.deepEqual(good.upstreams.music!.hosts, []);
 });

@@ -149,6 +149,8 @@ export interface UpstreamHostAddress {
   origin: string;
   /** How the host is named in logs, metrics and (when allowed) Proxy-Status next-hop. */
   label: string;
+  /** The name its certificate must carry when the origin is an address found by DNS (tls.servername wins). */
+  servername?: string;
 }
 
 const upstreamHost = z
@@ -191,6 +193,8 @@ export interface DnsDiscoveryConfig {
   family: 'any' | 'ipv4' | 'ipv6';
   /** The DNS server to ask ("addr:port", IPv6 bracketed); the system's resolvers when undefined. */
   resolver: string | undefined;
+  /** How the discovered hosts are reached. */
+  scheme: 'http' | 'https';
   /** The record's TTL is honoured within these bounds (ms). */
   refresh: { min: number; max: number };
 }
@@ -274,6 +278,14 @@ const dnsDiscovery = z
     }),
     resolver: dnsResolver.optional(),
     refresh: dnsRefresh.prefault({}),
+    scheme: z
+      .enum(['http', 'https'])
+      .default('http')
+      .meta({
+        description:
+          'Reach the discovered hosts over http or https; with https the name checked in their ' +
+          "certificates (and sent in SNI) is tls.servername, else the DNS name (an SRV record's target)",
+      }),
   })
   .superRefine((d, ctx) => {
     if (d.srv && d.port !== undefined)
@@ -293,6 +305,7 @@ const dnsDiscovery = z
       family: d.family,
       resolver: d.resolver,
       refresh: d.refresh,
+      scheme: d.scheme,
     }),
   )
   .meta({
@@ -508,11 +521,11 @@ const upstream = z
         code: 'custom',
         message: 'an upstream needs hosts (a list of addresses) or dns (a name to discover them by)',
       });
-    if (u.dns !== undefined && u.tls !== undefined)
+    if (u.dns !== undefined && u.tls !== undefined && u.dns.scheme === 'http')
       ctx.addIssue({
         code: 'custom',
         path: ['tls'],
-        message: 'hosts discovered by dns are reached over plain HTTP for now: tls needs a list of https:// hosts',
+        message: 'tls settings are for hosts reached over HTTPS: set dns.scheme to https',
       });
   })
   .transform(({ hosts, ...u }) => ({ ...u, hosts: hosts ?? [] }))

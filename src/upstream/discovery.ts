@@ -20,6 +20,8 @@ export interface DiscoveredHost {
   label: string;
   /** Relative share of traffic (SRV weight; 1 for A/AAAA). */
   weight: number;
+  /** Over https: the name the host's certificate must carry (the DNS name, or the SRV target). */
+  servername?: string;
 }
 
 export type ResolutionResult = 'ok' | 'empty' | 'failed';
@@ -137,13 +139,18 @@ export class HostDiscovery {
   }
 
   /**
-   * Same name, records, port, family and resolver: the same hosts, so a reload may carry them
+   * Same name, records, port, family, resolver and scheme: the same hosts, so a reload may carry them
    * over. New refresh bounds need no new answer (a shorter max brings the next one forward).
    */
   static sameSettings(a: DnsDiscoveryConfig | undefined, b: DnsDiscoveryConfig | undefined): boolean {
     if (a === undefined || b === undefined) return false;
     return (
-      a.name === b.name && a.port === b.port && a.srv === b.srv && a.family === b.family && a.resolver === b.resolver
+      a.name === b.name &&
+      a.port === b.port &&
+      a.srv === b.srv &&
+      a.family === b.family &&
+      a.resolver === b.resolver &&
+      a.scheme === b.scheme
     );
   }
 
@@ -250,6 +257,17 @@ export class HostDiscovery {
     this.schedule(wait);
   }
 
+  /** A host at `label` ("address:port"); over https its certificate must name `servername`. */
+  private host(label: string, weight: number, servername: string | undefined): DiscoveredHost {
+    const https = this.config.scheme === 'https';
+    return {
+      origin: `${https ? 'https' : 'http'}://${label}`,
+      label,
+      weight,
+      servername: https ? servername : undefined,
+    };
+  }
+
   /** Every A/AAAA address of the name, with the configured port. */
   private async resolveAddresses(errors: string[]): Promise<Answer> {
     const { name, port } = this.config;
@@ -275,7 +293,7 @@ export class HostDiscovery {
         if (seen.has(h.address)) continue;
         seen.add(h.address);
         const label = h.address.includes(':') ? `[${h.address}]:${port}` : `${h.address}:${port}`;
-        hosts.push({ origin: `http://${label}`, label, weight });
+        hosts.push(this.host(label, weight, name));
         ttl = ttl === undefined ? h.ttl : Math.min(ttl, h.ttl);
       }
     }
@@ -341,7 +359,7 @@ export class HostDiscovery {
         const target = r.name.replace(/\.$/, '');
         if (isIP(target) !== 0) {
           const label = isIP(target) === 6 ? `[${target}]:${r.port}` : `${target}:${r.port}`;
-          return { hosts: [{ origin: `http://${label}`, label, weight }], ttl: undefined };
+          return { hosts: [this.host(label, weight, undefined)], ttl: undefined };
         }
         return this.addressesOf(target, r.port, weight, errors);
       }),

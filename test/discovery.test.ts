@@ -275,6 +275,29 @@ test('a record removed under load: no request fails, those under way on it finis
   await waitFor('the leaving list to empty', async () => (await music(gw)).discovery.leaving.length === 0, 3000);
 });
 
+test('records churning under load (a host leaving and coming back every 250 ms): no request fails', async () => {
+  const up = await replicas(['127.0.0.1', '127.0.0.2', '127.0.0.3'], 20);
+  cleanups.push(() => up.close());
+  const dns = await zone();
+  const all = ['127.0.0.1', '127.0.0.2', '127.0.0.3'];
+  dns.set(NAME, { a: all, ttl: 0 });
+  const gw = await gatewayFor(
+    { name: NAME, port: up.port, resolver: dns.address, refresh: { min: '100ms' } },
+    { balance: 'p2c', concurrency: { enabled: false } },
+  );
+  let turn = 0;
+  const churn = setInterval(() => {
+    turn++;
+    dns.set(NAME, { a: all.filter((_, k) => k !== turn % 3), ttl: 0 });
+  }, 250);
+  const result = await runLoad(`${gw.url}/slow`, { total: 600, concurrency: 8 });
+  clearInterval(churn);
+  assert.deepEqual(result.byStatus, { 200: 600 }, result.errors.join('; '));
+  const changes = gw.logs.filter((l) => l.msg === 'upstream hosts changed (dns)').length;
+  assert.ok(changes >= 4, `the set changed ${changes} times under load`);
+  for (const r of up.byAddress.values()) assert.ok(r.served > 0);
+});
+
 for (const [mode, error] of [
   ['servfail', /SERVFAIL/],
   ['refused', /REFUSED/],

@@ -48,6 +48,7 @@ export class UpstreamPool implements DiscoverySink {
   /** The adaptive concurrency limit and its queue; undefined when turned off. */
   readonly gate: ConcurrencyGate | undefined;
   private readonly balancer: Balancer;
+  private readonly events: PoolEvents;
   /** Below this share of hosts in rotation (in %), traffic spreads over all of them. */
   private readonly panicThreshold: number;
   private readonly health: HealthChecker;
@@ -87,8 +88,6 @@ export class UpstreamPool implements DiscoverySink {
     this.gate = c.enabled ? new ConcurrencyGate(c) : undefined;
     this.panicThreshold = config.panicThreshold;
   }
-
-  private readonly events: PoolEvents;
 
   start(): void {
     this.health.start();

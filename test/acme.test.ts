@@ -737,6 +737,21 @@ test("the issuance lock: one holder at a time; a dead process's lock on this mac
   assert.equal(await storage.lock('music.example.com'), undefined);
 });
 
+test("the README's three lines for HTTPS with ACME are a valid configuration, Let's Encrypt by default", () => {
+  const readme = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('### HTTPS with automatic certificates (ACME)'));
+  const yaml = /```yaml\n([\s\S]*?)```/.exec(section)![1]!;
+  assert.equal(yaml.trim().split('\n').length, 3, 'three lines');
+  const dir = mkdtempSync(join(tmpdir(), 'gangway-readme-'));
+  const file = join(dir, 'gangway.yaml');
+  writeFileSync(file, `${yaml}upstreams: { music: { hosts: ["127.0.0.1:7001"] } }\nroutes: [{ upstream: music }]\n`);
+  const config = loadConfigFile(file);
+  assert.deepEqual(config.listen[0]?.tls?.acme, ['music.example.com', 'www.music.example.com']);
+  assert.equal(config.listen[1]?.redirectToHttps, true);
+  assert.equal(config.acme.directory, 'https://acme-v02.api.letsencrypt.org/directory');
+  assert.equal(config.acme.storage, join(dir, 'acme'), 'storage beside the configuration file');
+});
+
 test('a bad acme configuration is refused with file, line and field', () => {
   const dir = mkdtempSync(join(tmpdir(), 'gangway-acme-'));
   writeFileSync(join(dir, 'a-file'), 'not a directory');

@@ -17,6 +17,10 @@ export interface HostState {
   host: string;
   inRotation: boolean;
 }
+export interface PoolSize {
+  upstream: string;
+  hosts: number;
+}
 export interface MaintenanceState {
   route: string;
   active: boolean;
@@ -30,6 +34,8 @@ export interface CacheSize {
 /** What the gauges read at scrape time: the gateway's current configuration, whichever it is. */
 export interface MetricSources {
   hostStates(): HostState[];
+  /** Hosts per upstream (a discovered pool's change with its records). */
+  poolSizes(): PoolSize[];
   gateStates(): GateState[];
   maintenanceStates(): MaintenanceState[];
   cacheStates(): CacheSize[];
@@ -142,6 +148,12 @@ export class GatewayMetrics implements RequestObserver {
     "Requests answered 429 by a route's rate limit",
     ['route'],
   );
+  readonly acme = new FastCounter(
+    'gangway_acme_certificates_total',
+    'What became of automatic (ACME) certificates, by name: obtained (first order), renewed, ' +
+      'reused (a stored one served at start), failed (an attempt that will be retried with backoff)',
+    ['name', 'outcome'],
+  );
   readonly queueWait = new FastHistogram(
     'gangway_queue_wait_seconds',
     'Time requests waited for a concurrency slot before going upstream, by upstream (only those that waited)',
@@ -153,6 +165,12 @@ export class GatewayMetrics implements RequestObserver {
     'Calls to the shared state store that failed or missed their deadline, by operation (the gateway went ' +
       'on from its local view)',
     ['op'],
+  );
+  readonly discoveryResolutions = new FastCounter(
+    'gangway_discovery_resolutions_total',
+    "DNS resolutions of upstreams' discovered hosts, by result: ok, failed (a query " +
+      'failed: its last good answer was kept), empty (no records at all: the last good set was kept)',
+    ['upstream', 'result'],
   );
   private readonly attemptDuration = new FastHistogram(
     'gangway_upstream_attempt_duration_seconds',
@@ -187,8 +205,10 @@ export class GatewayMetrics implements RequestObserver {
       this.healthTransitions,
       this.shed,
       this.rateLimited,
+      this.acme,
       this.queueWait,
       this.storeErrors,
+      this.discoveryResolutions,
     ])
       this.register(m);
     const metrics = this;
@@ -200,6 +220,16 @@ export class GatewayMetrics implements RequestObserver {
       collect() {
         this.reset();
         for (const s of sources.hostStates()) this.set({ upstream: s.upstream, host: s.host }, s.inRotation ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'gangway_upstream_hosts',
+      help: 'Hosts in each upstream: its list, or those DNS discovery found (in rotation or not)',
+      labelNames: ['upstream'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const s of sources.poolSizes()) this.set({ upstream: s.upstream }, s.hosts);
       },
     });
     new Gauge({

@@ -205,18 +205,29 @@ describe('a fleet on one Redis', { skip: noRedis }, () => {
     t.diagnostic(`${JSON.stringify(byStatus)}; a 503: ${answers.find((a) => a.status === 503)?.why}`);
     assert.equal(byStatus[0] ?? 0, 0, 'every request was answered');
     const expected = 100 + (100 * last) / 1000; // the burst, then the refill over the run
-    const error = Math.abs(admitted - expected) / expected;
+    const error = (admitted - expected) / expected;
     t.diagnostic(`admitted ${admitted} of ${answers.length}, expected ${Math.round(expected)}`);
-    const perSecond: number[] = [];
+    const passedBySecond: number[] = [];
+    const refusedBySecond: number[] = [];
     for (const a of answers) {
       const second = Math.floor((a.at + a.ms) / 1000);
-      if (a.status !== 429) perSecond[second] = (perSecond[second] ?? 0) + 1;
+      const counts = a.status === 429 ? refusedBySecond : passedBySecond;
+      counts[second] = (counts[second] ?? 0) + 1;
     }
-    t.diagnostic(`passed the limit, by second answered: ${perSecond.join(', ')}`);
+    t.diagnostic(`passed the limit, by second answered: ${[...passedBySecond].map((n) => n ?? 0).join(', ')}`);
+    // Never over the limit. Near it too, when the limit was pressed all along (a refusal every second);
+    // a machine too busy to bring the load to the gateways leaves the limit idle at times.
     assert.ok(
       error <= 0.05,
-      `admitted ${admitted}, expected ${Math.round(expected)} (${(error * 100).toFixed(1)}% off)`,
+      `admitted ${admitted}, over the ${Math.round(expected)} allowed by ${(error * 100).toFixed(1)}%`,
     );
+    const pressed = Array.from({ length: Math.floor(last / 1000) }, (_, s) => (refusedBySecond[s] ?? 0) > 0);
+    if (pressed.every(Boolean))
+      assert.ok(
+        error >= -0.05,
+        `admitted ${admitted}, under the ${Math.round(expected)} allowed by ${(-error * 100).toFixed(1)}%`,
+      );
+    else t.diagnostic('the limit was not pressed every second (a busy machine): only the upper bound is checked');
   });
 
   test(

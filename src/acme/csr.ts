@@ -51,7 +51,7 @@ function ipv6Bytes(address: string): Buffer {
   const right = address.includes('::') ? groups(tail) : [];
   const all = [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
   const bytes = Buffer.alloc(16);
-  all.forEach((g, i) => bytes.writeUInt16BE(g, i * 2));
+  for (const [i, g] of all.entries()) bytes.writeUInt16BE(g, i * 2);
   return bytes;
 }
 

@@ -136,6 +136,22 @@ export function goawayOf(f: Frame): { lastStream: number; code: number; name: st
   };
 }
 
+/** RFC 7541 Appendix A: the static table's :status entries. */
+const STATIC_STATUS: Record<number, number> = { 8: 200, 9: 204, 10: 206, 11: 304, 12: 400, 13: 404, 14: 500 };
+
+/**
+ * The :status of a response HEADERS frame, read from the first field of its block: an indexed
+ * static entry, or a literal with the :status name (index 8) and a plain (not Huffman) value,
+ * which is how nghttp2 sends the codes outside the static table. Undefined for anything else.
+ */
+export function statusOf(f: Frame): number | undefined {
+  const b = f.payload;
+  if ((b[0]! & 0x80) !== 0) return STATIC_STATUS[b[0]! & 0x7f];
+  const index = (b[0]! & 0xc0) === 0x40 ? b[0]! & 0x3f : b[0]! & 0x0f;
+  if (index !== 8 || (b[1]! & 0x80) !== 0) return undefined;
+  return Number(b.subarray(2, 2 + b[1]!).toString('latin1'));
+}
+
 /** A raw connection to an HTTP/2 listener: frames out as the test writes them, every frame in collected. */
 export class RawH2 {
   readonly frames: Frame[] = [];
@@ -163,7 +179,8 @@ export class RawH2 {
 
   /**
    * Connects to 127.0.0.1:`port` — over TLS offering only ALPN h2 when `tls`, else h2c with
-   * prior knowledge — and sends the preface and an empty SETTINGS (or these `initial` ones).
+   * prior knowledge — and sends the preface and an empty SETTINGS (or these `initial` ones);
+   * resolves once the server's SETTINGS came and were acknowledged (unless `ackSettings` is off).
    */
   static async open(
     port: number,
@@ -180,6 +197,9 @@ export class RawH2 {
       (socket as Socket & { setRecvBufferSize?(n: number): void }).setRecvBufferSize?.(receiveBuffer);
     const peer = new RawH2(socket, ackSettings);
     peer.send(Buffer.concat([PREFACE, settings(initial)]));
+    // The ACK of the server's SETTINGS goes out before the test's frames, so it can never land
+    // inside a header block the test leaves open (a frame there is a PROTOCOL_ERROR).
+    if (ackSettings) await peer.waitFor((f) => f.type === FRAME.SETTINGS && (f.flags & FLAG.ACK) === 0);
     return peer;
   }
 

@@ -10,6 +10,15 @@ import type { RequestObserver, RequestRecord } from './record.js';
 import { FastCounter, FastHistogram, type RegistrableMetric } from './series.js';
 import { Timeline } from './timeline.js';
 
+/**
+ * The protocol label, ALPN names: four values at most, so splitting a route's series by it
+ * keeps their number bounded (routes × 4).
+ */
+function protocolLabel(httpVersion: string, scheme: 'http' | 'https'): string {
+  if (httpVersion === '2.0') return scheme === 'https' ? 'h2' : 'h2c';
+  return httpVersion === '1.0' ? 'http/1.0' : 'http/1.1';
+}
+
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 export interface HostState {
@@ -64,8 +73,8 @@ export class GatewayMetrics implements RequestObserver {
   );
   private readonly protocols = new FastCounter(
     'gangway_requests_by_protocol_total',
-    "Requests by the client's protocol (HTTP/1.0, HTTP/1.1, HTTP/2.0)",
-    ['protocol'],
+    "Requests by route and the client's protocol: http/1.0, http/1.1, h2 (HTTP/2 over TLS) or h2c (in cleartext)",
+    ['route', 'protocol'],
   );
   private readonly cacheResults = new FastCounter(
     'gangway_cache_requests_total',
@@ -87,8 +96,9 @@ export class GatewayMetrics implements RequestObserver {
   );
   private readonly requestDuration = new FastHistogram(
     'gangway_request_duration_seconds',
-    'Time from request to the end of the response, by route',
-    ['route'],
+    "Time from request to the end of the response, by route and the client's protocol (as in " +
+      'gangway_requests_by_protocol_total)',
+    ['route', 'protocol'],
     LATENCY_BUCKETS,
   );
   private readonly attempts = new FastCounter(
@@ -273,11 +283,12 @@ export class GatewayMetrics implements RequestObserver {
     const route = r.route ?? '';
     this.requests.with(route, String(r.status), r.failure ?? '').inc();
     this.outcomes.with(route, r.outcome).inc();
-    this.protocols.with(r.httpVersion === '2.0' ? 'HTTP/2.0' : r.httpVersion === '1.0' ? 'HTTP/1.0' : 'HTTP/1.1').inc();
+    const protocol = protocolLabel(r.httpVersion, r.scheme);
+    this.protocols.with(route, protocol).inc();
     if (r.cache !== undefined) this.cacheResults.with(route, r.cache).inc();
     if (r.stoodInFor !== undefined) this.prevented.with(route, r.stoodInFor).inc();
     if (r.resumes > 0 && r.outcome === 'ok') this.resumes.with(r.upstream ?? '', 'completed').inc();
-    this.requestDuration.with(route).observe(r.ms / 1000);
+    this.requestDuration.with(route, protocol).observe(r.ms / 1000);
     if (r.ttfbMs !== undefined) this.firstByte.with(route).observe(r.ttfbMs / 1000);
     // Responsiveness is the time to the answer's headers: a two-hour stream is not a slow answer.
     this.timeline.record(

@@ -13,7 +13,7 @@ import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { connect as http2Connect } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createGateway, loadConfigFile } from '../src/index.js';
+import { createGateway, loadConfigFile, type Gateway } from '../src/index.js';
 import { memoryOf, startChildGateway } from './support/child-gateway.js';
 import * as h2 from './support/h2-frames.js';
 import { httpUpstream, type TestServer } from './support/harness.js';
@@ -30,6 +30,14 @@ let upstream: TestServer;
 /** The gateway's h2c port and its HTTPS (ALPN h2) port. */
 let h2cPort = 0;
 let tlsPort = 0;
+let gateway: Gateway;
+
+/** How many connections the gateway has sent away for `reason` (its metric). */
+async function sentAway(reason: string): Promise<number> {
+  const text = await gateway.metrics.registry.metrics();
+  const m = new RegExp(`gangway_http2_connections_sent_away_total\\{reason="${reason}"\\} (\\d+)`).exec(text);
+  return m === null ? 0 : Number(m[1]);
+}
 
 /**
  * /big streams 100 MB (as fast as the gateway takes it), /slow answers after 1.2 s, the rest
@@ -76,6 +84,7 @@ routes:
 `,
   );
   const gw = createGateway(loadConfigFile(file), { logDestination: { write() {} }, processMetrics: false });
+  gateway = gw;
   const { listeners } = await gw.listen();
   h2cPort = listeners[0]!.port;
   tlsPort = listeners[1]!.port;
@@ -163,6 +172,7 @@ test('the SETTINGS the gateway sends bound a connection: 100 streams, the header
 });
 
 test('a CONTINUATION flood (CVE-2024-27316 class) is cut with ENHANCE_YOUR_CALM after a few frames', async () => {
+  const counted = await sentAway('continuation_flood');
   for (const piece of [h2.hpack([['x-filler', 'b'.repeat(1000)]]), Buffer.alloc(0)]) {
     const peer = await attacker();
     peer.send(h2.headers(1, h2.requestBlock('/never-ends'), { endHeaders: false }));
@@ -173,6 +183,7 @@ test('a CONTINUATION flood (CVE-2024-27316 class) is cut with ENHANCE_YOUR_CALM 
     assert.ok(sent < 100_000, `the gateway stopped reading long before the end (${sent} frames written)`);
     assert.equal((await wellBehaved()).status, 200);
   }
+  assert.equal(await sentAway('continuation_flood'), counted + 2, 'each counted');
 });
 
 test('SETTINGS and PING floods from a peer that reads every ACK are cut with ENHANCE_YOUR_CALM', async () => {
@@ -183,11 +194,13 @@ test('SETTINGS and PING floods from a peer that reads every ACK are cut with ENH
   for (const [name, make] of frames) {
     // Paced, so nghttp2's queue of unsent ACKs never fills: the gateway's own budget must catch it.
     const paced = await attacker();
+    const counted = await sentAway('ping_settings_flood');
     const sent = await flood(paced, 2000, make, 1);
     assert.equal((await paced.goaway())?.name, 'ENHANCE_YOUR_CALM', `a paced ${name} flood`);
     assert.ok(sent < 2000, `${name}: cut after ${sent} frames`);
     const acks = paced.frames.filter((f) => f.type === (name === 'PING' ? h2.FRAME.PING : h2.FRAME.SETTINGS));
     assert.ok(acks.length <= 150, `${name}: at most the budget was answered (${acks.length} ACKs)`);
+    assert.equal(await sentAway('ping_settings_flood'), counted + 1);
     // All at once: whichever limit trips first, the connection ends (its GOAWAY may be lost to the
     // reset a server sends when it closes on unread bytes; when it arrives, it says the same).
     const burst = await attacker();
@@ -214,8 +227,10 @@ test('a client sending the odd PING (a keep-alive) keeps its connection', async 
 test('floods of empty DATA frames and of empty HEADERS frames are cut with ENHANCE_YOUR_CALM', async () => {
   const emptyData = await attacker();
   emptyData.send(h2.headers(1, h2.requestBlock('/upload', [], 'POST'), { endStream: false }));
+  const counted = await sentAway('invalid_frames');
   await flood(emptyData, 50_000, () => h2.data(1, Buffer.alloc(0)), 1);
   assert.equal((await emptyData.goaway())?.name, 'ENHANCE_YOUR_CALM');
+  assert.equal(await sentAway('invalid_frames'), counted + 1, 'counted as invalid frames');
   const emptyHeaders = await attacker();
   await flood(emptyHeaders, 50_000, (i) => h2.headers(1 + 2 * i, Buffer.alloc(0), { endStream: false }), 1);
   assert.equal((await emptyHeaders.goaway())?.name, 'ENHANCE_YOUR_CALM');

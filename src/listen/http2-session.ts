@@ -43,12 +43,31 @@ const CONTROL_PER_SECOND = 10;
  * queue of ACKs overflowing (NGHTTP2_ERR_FLOODED), too many CONTINUATION frames after one
  * HEADERS (NGHTTP2_ERR_TOO_MANY_CONTINUATIONS, CVE-2024-27316), Node's invalid-frame count.
  */
-const FLOOD_ERRNOS = new Set([-904, -905]);
-const FLOOD_CODES = new Set(['ERR_HTTP2_TOO_MANY_INVALID_FRAMES']);
+const FLOODS: ReadonlyMap<number | string, SentAwayReason> = new Map<number | string, SentAwayReason>([
+  [-904, 'unread_acks'],
+  [-905, 'continuation_flood'],
+  ['ERR_HTTP2_TOO_MANY_INVALID_FRAMES', 'invalid_frames'],
+]);
 
-const BUDGET = Symbol('control frame budget');
+/**
+ * Why the gateway ended a client's HTTP/2 connection: a flood it caught, or any other protocol
+ * error nghttp2 reported (rapid resets among them). A bounded set: a metric label.
+ */
+export type SentAwayReason =
+  | 'ping_settings_flood'
+  | 'unread_acks'
+  | 'continuation_flood'
+  | 'invalid_frames'
+  | 'protocol_error';
 
-type GuardedSession = ServerHttp2Session & { [BUDGET]: ControlFrameBudget };
+const GUARD = Symbol('session guard');
+
+interface Guard {
+  budget: ControlFrameBudget;
+  sentAway: (reason: SentAwayReason) => void;
+}
+
+type GuardedSession = ServerHttp2Session & { [GUARD]: Guard };
 
 /** A token bucket of PING and SETTINGS frames; each connection has its own. */
 class ControlFrameBudget {
@@ -71,10 +90,17 @@ type Destroy = (this: ServerHttp2Session, error?: Error | number, code?: number)
 /** Node's own Http2Session.destroy, which `destroyCalmly` calls with the right error code. */
 let sessionDestroy: Destroy | undefined;
 
-/** Puts a new client connection under the budget and the idle timeout (`idleMs`, 0 for none). */
-export function guardSession(session: ServerHttp2Session, idleMs: number): void {
+/**
+ * Puts a new client connection under the budget and the idle timeout (`idleMs`, 0 for none);
+ * `sentAway` is told when the gateway ends it for misbehaving (one function per listener).
+ */
+export function guardSession(
+  session: ServerHttp2Session,
+  idleMs: number,
+  sentAway: (reason: SentAwayReason) => void,
+): void {
   sessionDestroy ??= Object.getPrototypeOf(session).destroy as Destroy;
-  (session as GuardedSession)[BUDGET] = new ControlFrameBudget();
+  (session as GuardedSession)[GUARD] = { budget: new ControlFrameBudget(), sentAway };
   session.on('ping', onControlFrame);
   session.on('remoteSettings', onControlFrame);
   session.destroy = destroyCalmly as ServerHttp2Session['destroy'];
@@ -82,8 +108,10 @@ export function guardSession(session: ServerHttp2Session, idleMs: number): void 
 }
 
 function onControlFrame(this: GuardedSession): void {
+  if (this[GUARD].budget.take() || this.destroyed) return;
+  this[GUARD].sentAway('ping_settings_flood');
   // A number alone is Node's way to give the GOAWAY's code (an error object would mean INTERNAL_ERROR).
-  if (!this[BUDGET].take() && !this.destroyed) destroyCalmly.call(this, constants.NGHTTP2_ENHANCE_YOUR_CALM);
+  sessionDestroy!.call(this, constants.NGHTTP2_ENHANCE_YOUR_CALM);
 }
 
 /**
@@ -94,10 +122,14 @@ function onIdle(this: ServerHttp2Session): void {
   if (!this.closed && !this.destroyed) this.close();
 }
 
-function destroyCalmly(this: ServerHttp2Session, error?: Error | number, code?: number): void {
-  if (code === undefined && error instanceof Error) {
+/** Node's destroy on a protocol error, with ENHANCE_YOUR_CALM for a flood, and counted. */
+function destroyCalmly(this: GuardedSession, error?: Error | number, code?: number): void {
+  if (code === undefined && error instanceof Error && !this.destroyed) {
     const e = error as NodeJS.ErrnoException & { errno?: number };
-    if (FLOOD_CODES.has(e.code ?? '') || FLOOD_ERRNOS.has(e.errno ?? 0)) code = constants.NGHTTP2_ENHANCE_YOUR_CALM;
+    const flood = FLOODS.get(e.code ?? '') ?? FLOODS.get(e.errno ?? 0);
+    if (flood !== undefined) code = constants.NGHTTP2_ENHANCE_YOUR_CALM;
+    // A socket error (the client vanished) is not the client misbehaving.
+    if (flood !== undefined || e.code === 'ERR_HTTP2_ERROR') this[GUARD].sentAway(flood ?? 'protocol_error');
   }
   sessionDestroy!.call(this, error, code);
 }

@@ -23,7 +23,7 @@ import type { Runtime } from '../runtime.js';
 import type { ClientRequest, ClientResponse } from './client.js';
 import { Http1Response } from './http1.js';
 import { Http2Response } from './http2.js';
-import { guardSession, http2Options } from './http2-session.js';
+import { guardSession, http2Options, type SentAwayReason } from './http2-session.js';
 import { SocketResponse } from './socket-response.js';
 
 /** What a listener's server offers the gateway, whichever protocols it speaks. */
@@ -94,9 +94,10 @@ export function createListener(
   let server: ListenerServer;
   let setCertificate: Listener['setCertificate'];
   const sockets = new Set<Duplex>();
+  const sentAway = (reason: SentAwayReason): void => current().metrics.http2SentAway.with(reason).inc();
   const trackSessions = (h2: NetServer): void => {
     h2.on('session', (session: ServerHttp2Session) => {
-      guardSession(session, s.http2.idleTimeout);
+      guardSession(session, s.http2.idleTimeout, sentAway);
       sessions.add(session);
       session.once('close', () => sessions.delete(session));
     });

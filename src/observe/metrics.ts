@@ -156,6 +156,13 @@ export class GatewayMetrics implements RequestObserver {
     ['upstream'],
     LATENCY_BUCKETS,
   );
+  readonly http2SentAway = new FastCounter(
+    'gangway_http2_connections_sent_away_total',
+    'Client HTTP/2 connections the gateway ended for misbehaving, by reason: ping_settings_flood, ' +
+      'unread_acks (a flood whose ACKs the client does not read), continuation_flood, invalid_frames ' +
+      '(empty frames, streams past the limit), protocol_error (rapid resets among others)',
+    ['reason'],
+  );
   private readonly attemptDuration = new FastHistogram(
     'gangway_upstream_attempt_duration_seconds',
     'Time from sending an attempt to receiving its response headers',
@@ -190,6 +197,7 @@ export class GatewayMetrics implements RequestObserver {
       this.shed,
       this.rateLimited,
       this.queueWait,
+      this.http2SentAway,
     ])
       this.register(m);
     const metrics = this;

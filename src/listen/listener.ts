@@ -163,6 +163,8 @@ export function createListener(
     });
   });
   server.on('checkContinue', (req: IncomingMessage, res: Http1Response | Http2Response) => {
+    if (hstsValue !== undefined) res.hsts = hstsValue;
+    if (res instanceof Http2Response) res.sendTimeoutMs = s.http2.sendTimeout;
     handleRequest(current(), req as ClientRequest, res as ClientResponse, {
       remoteAddress: req.socket.remoteAddress,
       authority: authorityOf(req),

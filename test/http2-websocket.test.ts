@@ -176,6 +176,24 @@ test('an extended CONNECT on a route without WebSocket is refused with an explai
   assert.equal(echo.handshakes.length, 0, 'nothing went upstream');
 });
 
+test('a plain HTTP/2 CONNECT (no :protocol) is refused: a gateway, not a forward proxy', async () => {
+  const echo = await websocketEchoServer();
+  cleanups.push(() => echo.close());
+  const gw = await gateway(echo.address);
+  const s = await session(gw.h2c);
+  const stream = s.request({ ':method': 'CONNECT', ':authority': 'elsewhere.example:443', accept: 'application/json' });
+  const headers = await new Promise<Record<string, unknown>>((resolve) => stream.once('response', resolve));
+  let body = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (c: string) => {
+    body += c;
+  });
+  await new Promise((r) => stream.once('end', r));
+  assert.equal(headers[':status'], 400);
+  assert.match(body, /not a forward proxy/);
+  assert.equal(echo.handshakes.length, 0);
+});
+
 test('a WebSocket over HTTP/2 to a host that is down gets the explained 502 on its stream', async () => {
   const gw = await gateway(`127.0.0.1:${await closedPort()}`);
   const s = await session(gw.h2c);

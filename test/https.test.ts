@@ -18,6 +18,7 @@ import { certificateFacts, daysLeft } from '../src/listen/certificate.js';
 import type { StatusReport } from '../src/admin/status-model.js';
 import { renderSections } from '../src/admin/status-view.js';
 import { closedPort, httpUpstream, websocketTranscript } from './support/harness.js';
+import { websocketEchoServer, WsClient } from './support/websocket.js';
 
 const CLI = join(import.meta.dirname, '..', 'src', 'cli.ts');
 
@@ -323,6 +324,34 @@ test('a WebSocket upgrade over HTTPS (HTTP/1.1 on the TLS listener) is tunnelled
   assert.match(transcript, /^HTTP\/1.1 101 Switching Protocols/);
   assert.match(transcript, /x-seen-proto: https/);
   assert.match(transcript, /echo:ping$/);
+});
+
+test('a WebSocket over HTTP/2 on the TLS listener (RFC 8441 extended CONNECT) is tunnelled both ways', async () => {
+  const echo = await websocketEchoServer();
+  cleanups.push(() => echo.close());
+  const { file } = await setUp(SECURE, echo.address);
+  const { proxy } = await start(file);
+  const session = http2Connect(`https://localhost:${proxy.port}`, { ca: CA });
+  cleanups.push(() => session.destroy());
+  await new Promise((r) => session.once('remoteSettings', r));
+  const stream = session.request(
+    {
+      ':method': 'CONNECT',
+      ':protocol': 'websocket',
+      ':scheme': 'https',
+      ':path': '/ws',
+      ':authority': 'localhost',
+      'sec-websocket-version': '13',
+    },
+    { endStream: false },
+  );
+  const headers = await new Promise<Record<string, unknown>>((resolve) => stream.once('response', resolve));
+  assert.equal(headers[':status'], 200);
+  assert.equal(echo.handshakes[0]?.['x-forwarded-proto'], 'https');
+  const ws = new WsClient(stream);
+  ws.send('over tls');
+  assert.ok(await ws.until(() => ws.texts().length === 1));
+  assert.deepEqual(ws.texts(), ['echo:over tls']);
 });
 
 test('a drain lets an HTTP/2 stream in flight finish (GOAWAY), then the gateway stops', async () => {

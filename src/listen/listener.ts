@@ -188,6 +188,7 @@ export function createListener(
   server.on('connect', (req: IncomingMessage, socket: Duplex | Http2Response) => {
     if (socket instanceof Http2Response) {
       if (hstsValue !== undefined) socket.hsts = hstsValue;
+      socket.sendTimeoutMs = s.http2.sendTimeout;
       return connectOverHttp2(current(), req, socket, scheme);
     }
     sendReply(new SocketResponse(socket), forwardProxyRefusal(current()), undefined);

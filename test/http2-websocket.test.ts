@@ -19,12 +19,16 @@ after(async () => {
 });
 
 /** A gateway with an h2c listener and an HTTP/1.1 one, routing /plain (no WebSocket) and the rest to `host`. */
-async function gateway(host: string): Promise<{ h2c: string; h1: string; logs: Array<Record<string, unknown>> }> {
+async function gateway(
+  host: string,
+  server: Record<string, unknown> = {},
+): Promise<{ h2c: string; h1: string; logs: Array<Record<string, unknown>>; close(): Promise<void> }> {
   const logs: Array<Record<string, unknown>> = [];
   const gw = createGateway(
     {
       listen: [{ address: '127.0.0.1:0', h2c: true }, '127.0.0.1:0'],
       admin: false,
+      server,
       upstreams: { chat: { hosts: [host], healthCheck: { enabled: false } } },
       routes: [
         { match: { path: '/plain' }, upstream: 'chat', upgrades: [] },
@@ -42,7 +46,12 @@ async function gateway(host: string): Promise<{ h2c: string; h1: string; logs: A
   );
   const { listeners } = await gw.listen();
   cleanups.push(() => gw.close());
-  return { h2c: `http://127.0.0.1:${listeners[0]!.port}`, h1: `http://127.0.0.1:${listeners[1]!.port}`, logs };
+  return {
+    h2c: `http://127.0.0.1:${listeners[0]!.port}`,
+    h1: `http://127.0.0.1:${listeners[1]!.port}`,
+    logs,
+    close: () => gw.close(),
+  };
 }
 
 async function session(url: string): Promise<ClientHttp2Session> {
@@ -235,4 +244,25 @@ test('the echo server is a real WebSocket server: Node’s own client talks to i
   await new Promise((r) => {
     ws.onclose = r;
   });
+});
+
+test('a shutdown does not wait forever on a WebSocket over HTTP/2: GOAWAY, then the drain timeout ends it', async () => {
+  const echo = await websocketEchoServer();
+  cleanups.push(() => echo.close());
+  const gw = await gateway(echo.address, { drainTimeout: '500ms' });
+  const s = await session(gw.h2c);
+  let goaway = false;
+  s.on('goaway', () => {
+    goaway = true;
+  });
+  const { stream } = await openWebSocket(s, '/ws');
+  const ws = new WsClient(stream);
+  ws.send('still here');
+  assert.ok(await ws.until(() => ws.texts().length === 1));
+  const started = Date.now();
+  await gw.close();
+  const took = Date.now() - started;
+  assert.ok(took < 3000, `the gateway stopped in ${took} ms`);
+  assert.equal(goaway, true, 'the client was told to go away first');
+  assert.ok(await ws.until(() => ws.ended, 2000), 'and the tunnel was ended');
 });

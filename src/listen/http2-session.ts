@@ -18,9 +18,10 @@ export function http2Options(server: GatewayConfig['server']) {
     maxSessionMemory: 16,
     maxHeaderListPairs: 256,
     // Frames Node counts as invalid — empty DATA without END_STREAM, streams opened beyond
-    // the concurrency limit, frames on closed streams: a peer sending a hundred is not a
-    // browser having a bad day (Node's default of 1000 lets an empty-frame flood run longer).
-    maxSessionInvalidFrames: 100,
+    // the concurrency limit, frames on closed streams — over a connection's whole life, not
+    // per second: a long-lived browser session may meet a few honest races, so Node's 1000
+    // stays (a flood of them costs 9 bytes of parsing a frame before it is cut).
+    maxSessionInvalidFrames: 1000,
     maxSessionRejectedStreams: 100,
     // Rapid reset (CVE-2023-44487): a burst of 200 cancelled streams, then 33 a second.
     streamResetBurst: 200,

@@ -748,6 +748,16 @@ export const configSchema = z
       description:
         'Bearer token that admin API changes (PUT/POST) require; GANGWAY_ADMIN_TOKEN overrides it. Without one, changes are accepted only when the admin listener is on loopback',
     }),
+    workers: z
+      .union([z.literal('auto'), z.int().min(1, 'at least one worker').max(256, 'at most 256 workers')])
+      .default(1)
+      .meta({
+        description:
+          'Worker processes serving the listeners: a number, or "auto" for one per available core. ' +
+          'Above 1, the `gangway` process supervises them: it restarts a crashed worker with backoff, ' +
+          'reloads and drains them all, and the admin API speaks for the whole machine. ' +
+          'Changes on restart only',
+      }),
     maintenance: maintenance.prefault({}),
     server: server.prefault({}),
     errors: errors.prefault({}),

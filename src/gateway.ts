@@ -236,13 +236,16 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
     async listen() {
       const bound: Address[] = [];
       for (const [i, l] of listeners.entries())
-        bound.push(await listenOn(l.server, initial.listen[i]!.address, 'listen'));
+        bound.push(await listenOn(l.server, initial.listen[i]!.address, 'listen', { reusePort: worker?.reusePort }));
       const proxy = bound[0]!;
       shared.loopGuard.start();
       metrics.timeline.start();
       runtime.warnOfExpiringCertificates();
       certificateCheck = setInterval(() => runtime.warnOfExpiringCertificates(), CERTIFICATE_CHECK_MS).unref();
-      const adminAddress = admin && initial.admin !== false ? await listenOn(admin, initial.admin, 'admin') : undefined;
+      const adminAddress =
+        admin && initial.admin !== false
+          ? await listenOn(admin, initial.admin, 'admin', { reusePort: worker?.reusePort })
+          : undefined;
       logger.info(
         {
           listen: bound.map((a, i) => `${initial.listen[i]!.tls ? 'https' : 'http'}://${formatAddress(a)}`),

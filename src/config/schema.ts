@@ -777,6 +777,23 @@ export const configSchema = z
     log: log.prefault({}),
   })
   .superRefine((config, ctx) => {
+    if (config.workers !== 1) {
+      // Each worker binds every address itself (SO_REUSEPORT): "any free port" would be a different one each.
+      config.listen.forEach((l, i) => {
+        if (l.address.port === 0)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['listen', ...(config.listen.length > 1 ? [i] : [])],
+            message: 'with several workers every listener needs a fixed port (each worker binds it), not 0',
+          });
+      });
+      if (config.admin !== false && config.admin.port === 0)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['admin'],
+          message: 'with several workers the admin listener needs a fixed port (each worker binds it), not 0',
+        });
+    }
     config.routes.forEach((r, i) => {
       if (!Object.hasOwn(config.upstreams, r.upstream)) {
         const known = Object.keys(config.upstreams)

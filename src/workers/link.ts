@@ -19,6 +19,11 @@ export interface WorkerHandlers {
 export interface WorkerLink {
   /** This worker's slot (1…N): the `worker` label of its log lines and of its per-worker series. */
   readonly id: number;
+  /**
+   * Bind the listeners with SO_REUSEPORT, each worker its own sockets (Linux and FreeBSD);
+   * otherwise node:cluster's supervisor holds them and hands connections round-robin.
+   */
+  readonly reusePort: boolean;
   /** Every worker slot as the supervisor knows it, with the report of each that answered in time. */
   gather(): Promise<WorkerView[]>;
   /** Has a change applied here applied on every other worker too. */
@@ -30,6 +35,9 @@ export interface WorkerLink {
   /** Called once by the gateway that runs in this worker. */
   attach(handlers: WorkerHandlers): void;
 }
+
+/** Where SO_REUSEPORT spreads connections over the sockets bound to one address. */
+const REUSE_PORT_PLATFORMS = new Set<string>(['linux', 'freebsd']);
 
 /** How long a worker waits for the supervisor's answer before it gives up on a request. */
 const ANSWER_MS = 5000;
@@ -46,6 +54,8 @@ export class SupervisorLink implements WorkerLink {
   private machine: MachineTimeline | undefined;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
+
+  readonly reusePort = REUSE_PORT_PLATFORMS.has(process.platform);
 
   constructor(readonly id: number) {
     process.on('message', (m: SupervisorMessage) => this.receive(m));

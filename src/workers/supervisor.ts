@@ -1,8 +1,10 @@
 /**
  * The supervisor: the `gangway` process when `workers` is above 1. It forks the workers with
- * node:cluster, which keeps every listening socket (the client listeners and the admin one) in
- * this process and hands connections round-robin to the workers — so a worker that crashes or
- * restarts never takes a listener with it, and no connection waits in a dead worker's queue.
+ * node:cluster (for the IPC channel and the worker bookkeeping); each worker binds every
+ * listener itself with SO_REUSEPORT, so the kernel spreads new connections over the workers
+ * and the supervisor is never in a connection's path — a worker that crashes takes only its
+ * own socket and its own connections with it, the others keep accepting. (Where SO_REUSEPORT
+ * does not balance, node:cluster's supervisor holds the listeners and hands connections on.)
  * It restarts a worker that exits unexpectedly, after a backoff that doubles with each recent
  * crash, and gives up on one that crashes in a loop, saying so. It checks a reloaded
  * configuration once, and only then has every worker apply it; SIGTERM/SIGINT drain every
@@ -82,7 +84,7 @@ export class Supervisor {
 
   /** Forks the workers; resolves once every one listens, or rejects when one cannot start. */
   async start(): Promise<{ listen: string[]; admin: string | undefined }> {
-    // Round-robin by the supervisor, not the kernel's choice among blocked accept() calls.
+    // Where the supervisor holds the listeners (no SO_REUSEPORT): round-robin, not the kernel's pick.
     cluster.schedulingPolicy = cluster.SCHED_RR;
     // STORE: the lead creates the machine's store here (`const store = new MemoryStore()`),
     // and in fork() below calls `serveStore(store, worker)` for each worker forked.
@@ -173,7 +175,8 @@ export class Supervisor {
     try {
       config = loadConfigFile(this.file, this.env);
     } catch (err) {
-      const problems = err instanceof ConfigError ? err.problems : [{ file: this.file, path: '', message: String(err) }];
+      const problems =
+        err instanceof ConfigError ? err.problems : [{ file: this.file, path: '', message: String(err) }];
       this.logger.error(
         { file: this.file, problems },
         'configuration refused; every worker keeps the running configuration',
@@ -248,7 +251,10 @@ export class Supervisor {
         slot.state = this.stopping ? 'draining' : 'running';
         // A worker started again holds what the admin API changed since the machine started.
         for (const change of this.changes.values()) this.send(slot, { t: 'change', change });
-        this.logger.info({ worker: slot.id, pid: worker.process.pid }, restarted ? 'worker restarted' : 'worker started');
+        this.logger.info(
+          { worker: slot.id, pid: worker.process.pid },
+          restarted ? 'worker restarted' : 'worker started',
+        );
         return;
       }
       case 'gather':
@@ -280,7 +286,7 @@ export class Supervisor {
 
   private send(slot: Slot, message: SupervisorMessage): void {
     const w = slot.worker;
-    if (w !== undefined && w.isConnected()) w.send(message);
+    if (w?.isConnected()) w.send(message);
   }
 
   private exited(slot: Slot, worker: Worker, code: number | null, signal: string | null): void {

@@ -25,6 +25,7 @@ export async function startChildGateway(
   upstreamAddress: string,
   extraYaml = '',
   extraArgs: string[] = [],
+  startWithinMs = 15_000,
 ): Promise<ChildGateway> {
   const listen = await closedPort();
   const admin = await closedPort();
@@ -51,7 +52,7 @@ ${extraYaml}`,
     out += c.toString();
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const deadline = Date.now() + 15_000;
+  const deadline = Date.now() + startWithinMs;
   while (!out.includes('gangway listening')) {
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`gateway did not start:\n${out}`);
     await new Promise((r) => setTimeout(r, 25));

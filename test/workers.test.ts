@@ -287,7 +287,7 @@ test('SIGTERM under load: every worker finishes its requests in flight, then the
 });
 
 test('a worker killed with SIGKILL under load: only its requests in flight fail, the listener keeps accepting, and it comes back', {
-  timeout: 90_000,
+  timeout: 180_000,
 }, async () => {
   const up = await httpUpstream((_req, res) => setTimeout(() => res.end('ok'), 10));
   cleanups.push(() => up.close());

@@ -10,7 +10,7 @@ import { AggregatorRegistry, type Registry } from 'prom-client';
 import type { MetricJson, WorkerView } from './protocol.js';
 
 /** Gauges whose sum over the workers is the machine's value. */
-const SUMMED_GAUGES = new Set([
+export const SUMMED_GAUGES = new Set([
   'gangway_requests_in_flight',
   'gangway_concurrency_in_use',
   'gangway_queue_depth',
@@ -40,22 +40,29 @@ function labelled(metric: MetricJson, worker: number): MetricJson {
   };
 }
 
+/** The families only the supervisor knows, each with a `worker` label (docs/metrics.md lists them). */
+export const SUPERVISOR_FAMILIES = [
+  {
+    name: 'gangway_worker_restarts_total',
+    help: 'Times the supervisor started a worker again after it exited unexpectedly, by worker (workers > 1 only)',
+    type: 'counter',
+    value: (w: WorkerView): number => w.restarts,
+  },
+  {
+    name: 'gangway_worker_up',
+    help: '1 while a worker is serving the listeners, else 0 (starting, in backoff, or given up on); workers > 1 only',
+    type: 'gauge',
+    value: (w: WorkerView): number => (w.state === 'running' ? 1 : 0),
+  },
+] as const;
+
 /** What only the supervisor knows: each worker slot's restarts and whether it is serving. */
 function supervisorFamilies(workers: readonly WorkerView[]): MetricJson[] {
-  return [
-    {
-      name: 'gangway_worker_restarts_total',
-      help: 'Times the supervisor started a worker again after it exited unexpectedly, by worker',
-      type: 'counter',
-      aggregator: 'sum',
-      values: workers.map((w) => ({ value: w.restarts, labels: { worker: String(w.worker) } })),
-    },
-    {
-      name: 'gangway_worker_up',
-      help: '1 while a worker is serving the listeners, else 0 (starting, in backoff, or given up on)',
-      type: 'gauge',
-      aggregator: 'sum',
-      values: workers.map((w) => ({ value: w.state === 'running' ? 1 : 0, labels: { worker: String(w.worker) } })),
-    },
-  ];
+  return SUPERVISOR_FAMILIES.map((f) => ({
+    name: f.name,
+    help: f.help,
+    type: f.type,
+    aggregator: 'sum',
+    values: workers.map((w) => ({ value: f.value(w), labels: { worker: String(w.worker) } })),
+  }));
 }

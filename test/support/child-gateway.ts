@@ -26,6 +26,8 @@ export async function startChildGateway(
   extraYaml = '',
   extraArgs: string[] = [],
   startWithinMs = 15_000,
+  /** More settings of the upstream "music", e.g. `concurrency: { enabled: false }`. */
+  upstreamYaml = '',
 ): Promise<ChildGateway> {
   const listen = await closedPort();
   const admin = await closedPort();
@@ -36,7 +38,7 @@ export async function startChildGateway(
     `listen: "127.0.0.1:${listen}"
 admin: "127.0.0.1:${admin}"
 upstreams:
-  music: { hosts: ["${upstreamAddress}"], healthCheck: { enabled: false } }
+  music: { hosts: ["${upstreamAddress}"], healthCheck: { enabled: false }${upstreamYaml ? `, ${upstreamYaml}` : ''} }
 routes:
   - { match: { path: "/" }, upstream: music }
 ${extraYaml}`,

@@ -182,7 +182,7 @@ test('a reload under load fails no request and holds on every worker; an invalid
   const original = readFileSync(gw.file, 'utf8');
 
   // An invalid file: refused with file, line and field; every worker keeps answering from a.
-  writeFileSync(gw.file, original.replace('workers: 2', 'workers: 2\nserver: { drainTimeout: "soon" }'));
+  writeFileSync(gw.file, original.replace('maxEventLoopDelay: 0', 'maxEventLoopDelay: 0, drainTimeout: "soon"'));
   const res = await fetch(`${gw.adminUrl}/api/reload`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },

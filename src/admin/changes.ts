@@ -42,7 +42,7 @@ export async function putMaintenance(
       problems: unknown.map((r) => ({ path: 'routes', message: `no route named "${r}"` })),
     });
   const { enabled, until, message, routes } = change;
-  share(facts, runtime, {
+  await share(facts, runtime, {
     kind: 'maintenance',
     enabled,
     until: until === undefined ? undefined : Date.parse(until),
@@ -70,7 +70,7 @@ export async function putDrain(
   const { upstream, host, drain } = change;
   const target = runtime.pools.get(upstream)?.hosts.find((h) => h.label === host);
   if (target === undefined) return json(res, 404, { error: `no host ${host} in upstream ${upstream}` });
-  share(facts, runtime, { kind: 'drain', upstream, host, drain });
+  await share(facts, runtime, { kind: 'drain', upstream, host, drain });
   runtime.logger.warn(
     { upstream, host, drain, outstanding: target.outstanding },
     drain ? 'host draining' : 'host back in rotation',
@@ -82,9 +82,10 @@ export async function putDrain(
  * Applies a change here, then has it applied on every other worker (when workers share the
  * listeners), so that the machine answers as one. Returns what applyChange returns.
  */
-function share(facts: AdminFacts, runtime: Runtime, change: AdminChange): number {
+async function share(facts: AdminFacts, runtime: Runtime, change: AdminChange): Promise<number> {
   const result = applyChange(runtime, change);
-  facts.machine?.broadcast(change);
+  // The answer waits until every worker holds the change: a client's next request may land on any.
+  await facts.machine?.broadcast(change);
   return result;
 }
 
@@ -196,7 +197,7 @@ export async function postPurge(
   if (routes.length === 0)
     return json(res, 404, { error: route === undefined ? 'no route has a cache' : `no cached route named ${route}` });
   // The count is this process's; other workers purge their own caches of the same URLs.
-  const purged = share(facts, runtime, { kind: 'purge', authority, path, prefix, route });
+  const purged = await share(facts, runtime, { kind: 'purge', authority, path, prefix, route });
   runtime.logger.warn({ url, prefix, purged }, 'cache purged');
   return json(res, 200, { purged, routes: routes.map((r) => r.name) });
 }

@@ -26,8 +26,8 @@ export interface WorkerLink {
   readonly reusePort: boolean;
   /** Every worker slot as the supervisor knows it, with the report of each that answered in time. */
   gather(): Promise<WorkerView[]>;
-  /** Has a change applied here applied on every other worker too. */
-  broadcast(change: AdminChange): void;
+  /** Has a change applied here applied on every other worker too; resolves once they all have. */
+  broadcast(change: AdminChange): Promise<void>;
   /** Asks the supervisor to reload every worker; rejects with a ConfigError when the file is invalid. */
   reloadMachine(): Promise<void>;
   /** The machine's timeline around this worker's own, which it keeps fed. */
@@ -77,8 +77,9 @@ export class SupervisorLink implements WorkerLink {
     return answer.t === 'gathered' ? answer.workers : [];
   }
 
-  broadcast(change: AdminChange): void {
-    this.send({ t: 'broadcast', change });
+  async broadcast(change: AdminChange): Promise<void> {
+    const id = this.nextId++;
+    await this.ask(id, { t: 'broadcast', id, change });
   }
 
   async reloadMachine(): Promise<void> {
@@ -87,6 +88,16 @@ export class SupervisorLink implements WorkerLink {
     if (answer.t !== 'reloaded') return;
     if (answer.problems !== undefined) throw new ConfigError(answer.problems);
     if (!answer.ok) throw new Error(`the new configuration is in force on ${answer.applied} of ${answer.of} workers`);
+  }
+
+  /**
+   * Applies the admin changes made on the machine before this worker started (a restarted
+   * worker holds the maintenance switch the others hold); called before it listens.
+   */
+  async catchUp(): Promise<void> {
+    const id = this.nextId++;
+    const answer = await this.ask(id, { t: 'catch-up', id });
+    if (answer.t === 'caught-up') for (const change of answer.changes) this.handlers?.applyChange(change);
   }
 
   /** Tells the supervisor that this worker serves its listeners. */
@@ -113,6 +124,8 @@ export class SupervisorLink implements WorkerLink {
   private receive(m: SupervisorMessage): void {
     switch (m.t) {
       case 'gathered':
+      case 'caught-up':
+      case 'broadcasted':
       case 'reloaded': {
         const p = this.pending.get(m.id);
         if (p === undefined) return;
@@ -126,6 +139,7 @@ export class SupervisorLink implements WorkerLink {
         return;
       case 'change':
         this.handlers?.applyChange(m.change);
+        this.send({ t: 'applied', id: m.id });
         return;
       case 'step':
         this.machine?.add(m.worker, m.points);

@@ -59,7 +59,9 @@ export type WorkerMessage =
   | { t: 'listening'; listen: string[]; admin: string | undefined }
   | { t: 'gather'; id: number }
   | { t: 'reported'; id: number; report: WorkerReport }
-  | { t: 'broadcast'; change: AdminChange }
+  | { t: 'broadcast'; id: number; change: AdminChange }
+  | { t: 'applied'; id: number }
+  | { t: 'catch-up'; id: number }
   | { t: 'reload-request'; id: number }
   | { t: 'reload-done'; id: number; ok: boolean }
   | { t: 'step'; points: Record<string, TimelinePoint> };
@@ -68,7 +70,9 @@ export type WorkerMessage =
 export type SupervisorMessage =
   | { t: 'gathered'; id: number; workers: WorkerView[] }
   | { t: 'report'; id: number }
-  | { t: 'change'; change: AdminChange }
+  | { t: 'change'; id: number; change: AdminChange }
+  | { t: 'broadcasted'; id: number; applied: number; of: number }
+  | { t: 'caught-up'; id: number; changes: AdminChange[] }
   | { t: 'reload'; id: number }
   | { t: 'reloaded'; id: number; ok: boolean; problems?: ConfigProblem[]; applied: number; of: number }
   | { t: 'step'; worker: number; points: Record<string, TimelinePoint> };

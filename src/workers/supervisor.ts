@@ -62,6 +62,8 @@ export class Supervisor {
   private stopping = false;
   private readonly gathers = new Map<number, { views: Map<number, WorkerReport>; done(): void }>();
   private readonly reloads = new Map<number, (ok: boolean) => void>();
+  /** Changes being applied by the other workers: id → called as each acknowledges. */
+  private readonly applying = new Map<number, () => void>();
   private nextId = 1;
   private reloading: Promise<ReloadResult> = Promise.resolve({ ok: true, applied: 0, of: 0 });
   /**
@@ -86,8 +88,8 @@ export class Supervisor {
   async start(): Promise<{ listen: string[]; admin: string | undefined }> {
     // Where the supervisor holds the listeners (no SO_REUSEPORT): round-robin, not the kernel's pick.
     cluster.schedulingPolicy = cluster.SCHED_RR;
-    // STORE: the lead creates the machine's store here (`const store = new MemoryStore()`),
-    // and in fork() below calls `serveStore(store, worker)` for each worker forked.
+    // STORE: the lead creates the machine's store here, once (`this.store = new MemoryStore()`, or the
+    // configuration's Redis store), for fork() below to serve to every worker it starts.
     const up: Promise<{ listen: string[]; admin: string | undefined }>[] = [];
     for (let id = 1; id <= this.count; id++) {
       const slot: Slot = {
@@ -235,6 +237,8 @@ export class Supervisor {
 
   private fork(slot: Slot): Worker {
     const worker = cluster.fork({ [WORKER_SLOT_ENV]: String(slot.id) });
+    // STORE: the lead calls `serveStore(this.store, worker)` here (src/state/supervisor.ts): each worker
+    // started, restarted ones too, shares the machine's maintenance, drains, rate limits and incidents.
     slot.worker = worker;
     slot.state = 'starting';
     slot.startedAt = Date.now();
@@ -249,8 +253,6 @@ export class Supervisor {
       case 'listening': {
         const restarted = slot.restarts > 0;
         slot.state = this.stopping ? 'draining' : 'running';
-        // A worker started again holds what the admin API changed since the machine started.
-        for (const change of this.changes.values()) this.send(slot, { t: 'change', change });
         this.logger.info(
           { worker: slot.id, pid: worker.process.pid },
           restarted ? 'worker restarted' : 'worker started',
@@ -268,8 +270,16 @@ export class Supervisor {
         return;
       }
       case 'broadcast':
-        this.changes.set(changeKey(m.change), m.change);
-        for (const other of this.slots) if (other !== slot) this.send(other, { t: 'change', change: m.change });
+        // A purge is not replayed: a worker that starts again starts with an empty cache.
+        if (m.change.kind !== 'purge') this.changes.set(changeKey(m.change), m.change);
+        void this.passOn(slot, m.change).then((r) => this.send(slot, { t: 'broadcasted', id: m.id, ...r }));
+        return;
+      case 'catch-up':
+        // A worker started again holds what the admin API changed since the machine started.
+        this.send(slot, { t: 'caught-up', id: m.id, changes: [...this.changes.values()] });
+        return;
+      case 'applied':
+        this.applying.get(m.id)?.();
         return;
       case 'reload-request':
         void this.reload().then((r) => this.send(slot, { t: 'reloaded', id: m.id, ...r }));
@@ -282,6 +292,26 @@ export class Supervisor {
           if (other !== slot) this.send(other, { t: 'step', worker: slot.id, points: m.points });
         return;
     }
+  }
+
+  /** Has every other running worker apply a change; resolves when they all said so (or REPORT_MS passed). */
+  private passOn(from: Slot, change: AdminChange): Promise<{ applied: number; of: number }> {
+    const others = this.slots.filter((s) => s !== from && s.state === 'running' && s.worker !== undefined);
+    const id = this.nextId++;
+    let applied = 0;
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.applying.delete(id);
+        resolve({ applied, of: others.length });
+      };
+      const timer = setTimeout(done, REPORT_MS);
+      this.applying.set(id, () => {
+        if (++applied >= others.length) done();
+      });
+      if (others.length === 0) done();
+      for (const s of others) this.send(s, { t: 'change', id, change });
+    });
   }
 
   private send(slot: Slot, message: SupervisorMessage): void {
@@ -332,9 +362,7 @@ export class Supervisor {
 
 /** Changes that replace one another share a key: the last maintenance switch, each host's last drain. */
 function changeKey(change: AdminChange): string {
-  if (change.kind === 'drain') return `drain ${change.upstream}/${change.host}`;
-  if (change.kind === 'purge') return `purge ${change.authority ?? ''} ${change.path} ${change.prefix}`;
-  return 'maintenance';
+  return change.kind === 'drain' ? `drain ${change.upstream}/${change.host}` : change.kind;
 }
 
 /**

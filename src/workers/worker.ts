@@ -36,6 +36,7 @@ export async function runWorker(file: string, io: CommandIO): Promise<number> {
   }
   let bound: Awaited<ReturnType<Gateway['listen']>>;
   try {
+    await link.catchUp();
     bound = await gateway.listen();
   } catch (err) {
     io.stderr.write(`gangway: ${(err as Error).message}; see ${file}\n`);

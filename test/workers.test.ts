@@ -364,8 +364,10 @@ test('a worker killed with SIGKILL under load: only its requests in flight fail,
   );
   const refusedProbes = probes.filter((p) => p.includes('ECONNREFUSED'));
   assert.deepEqual(refusedProbes, [], 'the listener never refused a connection');
-  // Probes go one at a time: only the one the killed worker held, if any, may have failed.
-  assert.ok(failedProbes.length <= 1, `probes failed: ${failedProbes.join('; ')}`);
+  // Probes go one at a time: the one the killed worker held, and any that reached its socket in
+  // the moment the kernel took to close it, are reset — a reset the client sees, never a refusal.
+  assert.ok(failedProbes.length <= 3, `probes failed: ${failedProbes.join('; ')}`);
+  for (const p of failedProbes) assert.match(p, /ECONNRESET|socket hang up|other side closed/);
   assert.ok(probes.filter((p) => p === 'ok').length > 0);
   assert.match(gw.output(), /"worker":1,"pid":\d+,"code":null,"signal":"SIGKILL","backoffMs":100,"msg":"worker exited/);
 

@@ -73,7 +73,8 @@ export type SupervisorMessage =
   | { t: 'change'; id: number; change: AdminChange }
   | { t: 'broadcasted'; id: number; applied: number; of: number }
   | { t: 'caught-up'; id: number; changes: AdminChange[] }
-  | { t: 'reload'; id: number }
+  /** `text`: the configuration file's bytes as the supervisor checked them. */
+  | { t: 'reload'; id: number; text: string }
   | { t: 'reloaded'; id: number; ok: boolean; problems?: ConfigProblem[]; applied: number; of: number }
   | { t: 'step'; worker: number; points: Record<string, TimelinePoint> };
 

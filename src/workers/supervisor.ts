@@ -12,10 +12,11 @@
  * the machine one (admin changes, reports for /metrics and /api/status, status steps).
  */
 import cluster, { type Worker } from 'node:cluster';
+import { readFileSync } from 'node:fs';
 import type { CommandIO } from '../cli/main.js';
 import { refused } from '../cli/signals.js';
 import { watchConfigFile } from '../cli/watch.js';
-import { ConfigError, loadConfigFile, type ConfigProblem } from '../config/load.js';
+import { ConfigError, parseConfigText, type ConfigProblem } from '../config/load.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { createLog, type Logger } from '../observe/logger.js';
 import {
@@ -174,8 +175,11 @@ export class Supervisor {
 
   private async reloadNow(): Promise<ReloadResult> {
     let config: GatewayConfig;
+    let text: string;
     try {
-      config = loadConfigFile(this.file, this.env);
+      // Read once: every worker applies exactly these bytes, whatever happens to the file meanwhile.
+      text = readFile(this.file);
+      config = parseConfigText(text, this.file, this.env);
     } catch (err) {
       const problems =
         err instanceof ConfigError ? err.problems : [{ file: this.file, path: '', message: String(err) }];
@@ -203,7 +207,7 @@ export class Supervisor {
               this.reloads.delete(id);
               resolve(ok);
             });
-            this.send(s, { t: 'reload', id });
+            this.send(s, { t: 'reload', id, text });
           }),
       ),
     );
@@ -357,6 +361,15 @@ export class Supervisor {
 
   private checkStopped(): void {
     if (this.stopping && this.slots.every((s) => s.worker === undefined)) this.whenStopped();
+  }
+}
+
+/** The configuration file's text, or a ConfigError that says why it cannot be read. */
+function readFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError([{ file, path: '', message: `cannot read the configuration: ${(err as Error).message}` }]);
   }
 }
 

@@ -8,7 +8,7 @@
 import cluster from 'node:cluster';
 import { fstatSync } from 'node:fs';
 import type { CommandIO } from '../cli/main.js';
-import { loadConfigFile } from '../config/load.js';
+import { loadConfigFile, parseConfigText } from '../config/load.js';
 import { formatAddress } from '../config/units.js';
 import { createGateway, type Gateway } from '../gateway.js';
 import { LogSink } from '../observe/log-sink.js';
@@ -49,10 +49,19 @@ export async function runWorker(file: string, io: CommandIO): Promise<number> {
   );
   process.on('message', (m: SupervisorMessage) => {
     if (m.t !== 'reload') return;
-    gateway.reload().then(
-      () => process.send?.({ t: 'reload-done', id: m.id, ok: true }),
-      () => process.send?.({ t: 'reload-done', id: m.id, ok: false }),
-    );
+    // The text the supervisor checked; the TLS files it names are read here, as at start.
+    Promise.resolve()
+      .then(() => gateway.reload(parseConfigText(m.text, file, io.env)))
+      .then(
+        () => process.send?.({ t: 'reload-done', id: m.id, ok: true }),
+        (err: Error) => {
+          gateway.logger.error(
+            { file, problems: err.message },
+            'configuration refused by this worker; it keeps its own',
+          );
+          process.send?.({ t: 'reload-done', id: m.id, ok: false });
+        },
+      );
   });
   return new Promise((resolve) => {
     let stopping = false;

@@ -8,11 +8,15 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { cli } from './support/cli.js';
 import { startChildGateway, type ChildGateway } from './support/child-gateway.js';
-import { fetchRaw, httpUpstream } from './support/harness.js';
+import { closedPort, fetchRaw, httpUpstream } from './support/harness.js';
 import { runLoad } from './support/load.js';
 import { workerCount } from '../src/workers/count.js';
 
@@ -407,4 +411,39 @@ test('a worker killed with SIGKILL under load: only its requests in flight fail,
     Array(6).fill(503),
     'the remaining worker answers every connection',
   );
+});
+
+test('a worker that cannot bind its listener stops the start: gangway exits 1 naming the listener', {
+  timeout: 90_000,
+}, async () => {
+  // A plain socket on the port (no SO_REUSEPORT) keeps every worker from binding it.
+  const taken = createServer();
+  await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+  cleanups.push(() => new Promise<void>((r) => taken.close(() => r())));
+  const port = (taken.address() as { port: number }).port;
+  const dir = mkdtempSync(join(tmpdir(), 'gangway-workers-'));
+  const file = join(dir, 'gangway.yaml');
+  writeFileSync(
+    file,
+    `workers: 2\nlisten: "127.0.0.1:${port}"\nadmin: "127.0.0.1:${await closedPort()}"\n` +
+      'upstreams:\n  music: { hosts: ["127.0.0.1:9"] }\nroutes:\n  - { match: { path: "/" }, upstream: music }\n',
+  );
+  const cli = join(import.meta.dirname, '..', 'src', 'cli.ts');
+  const child = spawn(process.execPath, ['--import', 'tsx', cli, 'start', '-c', file], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  cleanups.push(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  child.stderr.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+  assert.equal(code, 1, out);
+  assert.match(out, new RegExp(`cannot listen on 127.0.0.1:${port} for the main listener`));
+  assert.ok(!out.includes('gangway listening'), 'never said it was listening');
 });

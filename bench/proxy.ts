@@ -227,8 +227,16 @@ const workerPeers: Array<[string, PeerStarter]> = [
         PROXY_PORT,
         ALL_CPUS,
       );
-      // The port answers once the first worker listens; let the second join before measuring.
-      await new Promise((r) => setTimeout(r, 1500));
+      // The port answers once the first worker listens; the second must have joined before measuring.
+      const deadline = Date.now() + 15_000;
+      while (Date.now() < deadline) {
+        const status = await fetch('http://127.0.0.1:18901/api/status').then(
+          async (r) => (await r.json()) as { workers?: Array<{ state: string }> },
+          () => undefined,
+        );
+        if (status?.workers?.every((w) => w.state === 'running')) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
       return started;
     },
   ],

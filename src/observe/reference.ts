@@ -8,6 +8,7 @@ import { GatewayMetrics } from './metrics.js';
 export async function renderMetricsReference(): Promise<string> {
   const none = {
     hostStates: () => [],
+    poolSizes: () => [],
     gateStates: () => [],
     maintenanceStates: () => [],
     cacheStates: () => [],

@@ -1027,6 +1027,16 @@ export const configSchema = z
       description:
         'Bearer token that admin API changes (PUT/POST) require; GANGWAY_ADMIN_TOKEN overrides it. Without one, changes are accepted only when the admin listener is on loopback',
     }),
+    workers: z
+      .union([z.literal('auto'), z.int().min(1, 'at least one worker').max(256, 'at most 256 workers')])
+      .default(1)
+      .meta({
+        description:
+          'Worker processes serving the listeners: a number, or "auto" for one per available core. ' +
+          'Above 1, the `gangway` process supervises them: it restarts a crashed worker with backoff, ' +
+          'reloads and drains them all, and the admin API speaks for the whole machine. ' +
+          'Changes on restart only',
+      }),
     maintenance: maintenance.prefault({}),
     server: server.prefault({}),
     errors: errors.prefault({}),
@@ -1047,6 +1057,23 @@ export const configSchema = z
     acme: acme.prefault({}),
   })
   .superRefine((config, ctx) => {
+    if (config.workers !== 1) {
+      // Each worker binds every address itself (SO_REUSEPORT): "any free port" would be a different one each.
+      config.listen.forEach((l, i) => {
+        if (l.address.port === 0)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['listen', ...(config.listen.length > 1 ? [i] : [])],
+            message: 'with several workers every listener needs a fixed port (each worker binds it), not 0',
+          });
+      });
+      if (config.admin !== false && config.admin.port === 0)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['admin'],
+          message: 'with several workers the admin listener needs a fixed port (each worker binds it), not 0',
+        });
+    }
     config.routes.forEach((r, i) => {
       if (!Object.hasOwn(config.upstreams, r.upstream)) {
         const known = Object.keys(config.upstreams)

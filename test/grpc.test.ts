@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { createGateway, loadConfigFile, type GatewayConfigInput } from '../src/index.js';
+import { classifyFailure } from '../src/faults/classify.js';
 import { GRPC_CODES, FAILURES } from '../src/faults/taxonomy.js';
 import { encodeGrpcMessage, isGrpcContentType, parseGrpcTimeout } from '../src/http/grpc.js';
 import { closedPort, fetchRaw } from './support/harness.js';
@@ -448,6 +449,33 @@ for (const [method, listed] of [
   );
 }
 
+test('a slow gRPC call is hedged on another host only when its method is listed as idempotent', async () => {
+  const first = await startHost('hedge-1', 'h2c');
+  const second = await startHost('hedge-2', 'h2c');
+  const g = await startGrpcGateway({
+    upstreams: {
+      pool: {
+        hosts: [`127.0.0.1:${first.port}`, `127.0.0.1:${second.port}`],
+        protocol: 'h2c',
+        balance: 'round-robin',
+        healthCheck: { enabled: false },
+        hedging: { minDelay: '50ms', maxDelay: '100ms' },
+      },
+    },
+    routes: [
+      { match: { host: 'listed.test' }, upstream: 'pool', grpc: { idempotentMethods: [`${SERVICE}/Slow`] } },
+      { match: { host: 'unlisted.test' }, upstream: 'pool' },
+    ],
+  });
+  const unlisted = await unary(client(g, 'h2c', 'unlisted.test'), 'Slow', { id: '1' });
+  assert.equal(unlisted.status.code, grpc.status.OK, unlisted.status.details);
+  assert.equal(first.calls.length + second.calls.length, 1, 'a call not listed is never sent twice');
+  const listed = await unary(client(g, 'h2c', 'listed.test'), 'Slow', { id: '2' });
+  assert.equal(listed.status.code, grpc.status.OK, listed.status.details);
+  assert.equal(first.calls.length + second.calls.length, 3, 'the listed one was hedged: two hosts got it');
+  assert.deepEqual((await accessLog(g, `${SERVICE}/Slow`, 1)).retries, ['hedge']);
+});
+
 for (const over of ['h2c', 'tls'] as const) {
   test(`a server stream whose host is killed part way ends with UNAVAILABLE after the messages sent (${over})`, async () => {
     const host = await startHost(`streaming-${over}`, over === 'h2c' ? 'h2c' : 'tls');
@@ -477,6 +505,60 @@ for (const over of ['h2c', 'tls'] as const) {
     assert.equal(spare.calls.length, 0, 'nothing was resumed elsewhere');
     const line = await accessLog(g, `${SERVICE}/Watch`);
     assert.equal(line.failure, 'http_response_incomplete');
+  });
+}
+
+test('a call streaming both ways flows both ways: each message is answered before the client ends its side', {
+  timeout: 20_000,
+}, async () => {
+  const c = client(gw, 'h2c', 'plain.test');
+  const call = c.makeBidiStreamRequest(
+    `${SERVICE}/Chat`,
+    (v: object) => Buffer.from(JSON.stringify(v)),
+    (b: Buffer) => JSON.parse(b.toString()) as Track,
+    new grpc.Metadata(),
+    { deadline: Date.now() + 10_000 },
+  );
+  const replies: string[] = [];
+  const status = new Promise<grpc.StatusObject>((r) => call.on('status', r));
+  call.on('error', () => {});
+  for (const word of ['one', 'two', 'three']) {
+    // Held back, the call would end at its deadline with no answer: that ends the wait too.
+    const answered = Promise.race([new Promise<void>((r) => call.once('data', () => r())), status]);
+    call.on('data', (m: Track) => replies.push(m.title));
+    call.write({ id: word, title: word });
+    // The request stream is still open: the answer can only come through if it is not held back.
+    await answered;
+    call.removeAllListeners('data');
+  }
+  call.end();
+  assert.equal((await status).code, grpc.status.OK);
+  assert.deepEqual(replies, ['echo one', 'echo two', 'echo three']);
+});
+
+for (const transport of ['h2c', 'tls'] as const) {
+  test(`health checks speak the pool's protocol (${transport}): a gRPC-only host passes, a dead one fails`, async () => {
+    const alive = await startHost(`checked-${transport}`, transport);
+    const dead = await closedPort();
+    const scheme = transport === 'tls' ? 'https://' : '';
+    const g = await startGrpcGateway({
+      upstreams: {
+        pool: {
+          hosts: [`${scheme}127.0.0.1:${alive.port}`, `${scheme}127.0.0.1:${dead}`],
+          protocol: transport === 'tls' ? 'h2' : 'h2c',
+          ...(transport === 'tls' ? { tls: { ca: CERT } } : {}),
+          healthCheck: { interval: '50ms', timeout: '500ms', unhealthyThreshold: 2 },
+        },
+      },
+      routes: [{ match: { path: '/' }, upstream: 'pool' }],
+    });
+    const failed = (label: string) => g.logs.some((l) => l.msg === 'host failed its health checks' && l.host === label);
+    const deadline = Date.now() + 5000;
+    while (!failed(`127.0.0.1:${dead}`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(failed(`127.0.0.1:${dead}`), 'the dead host was taken out by its checks');
+    // By now the live host has been checked several times; a check in HTTP/1.1 would fail it.
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(!failed(`127.0.0.1:${alive.port}`), 'the host that speaks only HTTP/2 passes its checks');
   });
 }
 
@@ -582,6 +664,28 @@ test('every failure kind has a gRPC status, and the ones the issue names are the
   assert.equal(GRPC_CODES.UNAVAILABLE, grpc.status.UNAVAILABLE, 'the numbers are gRPC’s own');
   assert.equal(GRPC_CODES.RESOURCE_EXHAUSTED, grpc.status.RESOURCE_EXHAUSTED);
   assert.equal(GRPC_CODES.DEADLINE_EXCEEDED, grpc.status.DEADLINE_EXCEEDED);
+});
+
+test('an HTTP/2 stream or session that ends before any answer is connection_terminated; a PROTOCOL_ERROR reset is a protocol error', () => {
+  const before = { responseStarted: false, reusedConnection: false };
+  const info = Object.assign(new Error('HTTP/2: stream closed before the response was complete'), {
+    code: 'UND_ERR_INFO',
+  });
+  assert.equal(classifyFailure(info, before), 'connection_terminated');
+  const reset = Object.assign(new Error('Stream closed with error code NGHTTP2_INTERNAL_ERROR'), {
+    code: 'ERR_HTTP2_STREAM_ERROR',
+    http2ErrorCode: 2,
+  });
+  assert.equal(classifyFailure(reset, before), 'connection_terminated');
+  assert.equal(
+    classifyFailure({ ...reset, code: 'ERR_HTTP2_STREAM_ERROR', http2ErrorCode: 1 }, before),
+    'http_protocol_error',
+  );
+  assert.equal(
+    classifyFailure(Object.assign(new Error('x'), { code: 'ERR_HTTP2_GOAWAY_SESSION' }), before),
+    'connection_terminated',
+  );
+  assert.equal(classifyFailure(info, { ...before, responseStarted: true }), 'http_response_incomplete');
 });
 
 test('grpc-timeout is read in every unit, and a malformed one is no deadline', () => {

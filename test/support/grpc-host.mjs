@@ -61,6 +61,11 @@ server.addService(CATALOGUE, {
     }, 40);
     call.on('cancelled', () => clearInterval(timer));
   },
+  Chat(call) {
+    if (received('Chat', call)) return;
+    call.on('data', (m) => call.write({ id: m.id, title: `echo ${m.title}`, host: name }));
+    call.on('end', () => call.end());
+  },
 });
 
 const credentials =

@@ -233,6 +233,12 @@ before(async () => {
         tls: { ca: CERT },
         healthCheck: { enabled: false },
       },
+      tight: {
+        hosts: [`127.0.0.1:${plainHost.port}`],
+        protocol: 'h2c',
+        healthCheck: { enabled: false },
+        concurrency: { min: 1, max: 1, initial: 1, queueSize: 0 },
+      },
       down: {
         hosts: down.map((p) => `127.0.0.1:${p}`),
         protocol: 'h2c',
@@ -246,6 +252,7 @@ before(async () => {
       { name: 'down', match: { host: 'down.test' }, upstream: 'down' },
       { name: 'limited', match: { host: 'limited.test' }, upstream: 'plain', rateLimit: { requests: 1, window: '1m' } },
       { name: 'maint', match: { host: 'maint.test' }, upstream: 'plain' },
+      { name: 'tight', match: { host: 'tight.test' }, upstream: 'tight' },
     ],
     maintenance: {
       windows: [
@@ -313,6 +320,22 @@ test("the gateway's own refusals reach a gRPC client as gRPC statuses, never a p
     assert.equal(first.status.code, grpc.status.OK, first.status.details);
     const second = await unary(c, 'Get', { id: '2' });
     assert.equal(second.status.code, grpc.status.RESOURCE_EXHAUSTED, second.status.details);
+  });
+  await t.test('shed at the upstream concurrency limit: RESOURCE_EXHAUSTED with a pushback', async () => {
+    const c = client(gw, 'h2c', 'tight.test');
+    const holding = unary(c, 'Slow', { id: '1' });
+    // The slow call holds the one slot once its host has it.
+    const deadline = Date.now() + 5000;
+    while (!plainHost.calls.some((x) => x.call === 'Slow') && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10));
+    const shed = await unary(c, 'Get', { id: '2' });
+    assert.equal(shed.status.code, grpc.status.RESOURCE_EXHAUSTED, shed.status.details);
+    assert.match(shed.status.details, /connection_limit_reached; upstream tight at its concurrency limit/);
+    assert.equal(
+      shed.status.metadata.get('grpc-retry-pushback-ms')[0] ?? shed.headers?.['grpc-retry-pushback-ms'],
+      '2000',
+    );
+    assert.equal((await holding).status.code, grpc.status.OK);
   });
   await t.test('no route for the authority: UNIMPLEMENTED', async () => {
     const res = await unary(client(gw, 'h2c', 'nowhere.test'), 'Get', { id: '1' });

@@ -333,7 +333,7 @@ test("the gateway's own refusals reach a gRPC client as gRPC statuses, never a p
     assert.match(shed.status.details, /connection_limit_reached; upstream tight at its concurrency limit/);
     assert.equal(
       shed.status.metadata.get('grpc-retry-pushback-ms')[0] ?? shed.headers?.['grpc-retry-pushback-ms'],
-      '2000',
+      '1000',
     );
     assert.equal((await holding).status.code, grpc.status.OK);
   });

@@ -348,18 +348,20 @@ function rawGrpcCall(
   port: number,
   authority: string,
   extra: Record<string, string>,
+  method = 'Slow',
+  request: object = { id: '9' },
 ): Promise<{ headers: IncomingHttpHeaders; trailers: IncomingHttpHeaders | undefined; body: Buffer; ms: number }> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const session = http2Connect(`http://127.0.0.1:${port}`);
     session.on('error', reject);
-    const body = Buffer.from(JSON.stringify({ id: '9' }));
+    const body = Buffer.from(JSON.stringify(request));
     const frame = Buffer.alloc(5 + body.length);
     frame.writeUInt32BE(body.length, 1);
     body.copy(frame, 5);
     const stream = session.request({
       ':method': 'POST',
-      ':path': `${SERVICE}/Slow`,
+      ':path': `${SERVICE}/${method}`,
       ':authority': authority,
       'content-type': 'application/grpc',
       te: 'trailers',
@@ -399,6 +401,40 @@ test('grpc-timeout is the call’s deadline: the gateway answers DEADLINE_EXCEED
   // Without a deadline, the same call is answered by the host.
   const slow = await rawGrpcCall(gw.h2cPort, 'plain.test', {});
   assert.equal(slow.trailers?.['grpc-status'], '0', 'the host answered in its own time');
+});
+
+test('a server stream still running at its grpc-timeout ends with DEADLINE_EXCEEDED in its trailers', async () => {
+  const res = await rawGrpcCall(gw.h2cPort, 'plain.test', { 'grpc-timeout': '300m' }, 'Watch', { count: 50 });
+  assert.equal(res.headers[':status'], 200);
+  assert.equal(res.headers['x-stream-host'], plainHost.name, "the host's own head went out first");
+  assert.ok(res.body.length > 0, 'updates arrived before the deadline');
+  assert.equal(res.trailers?.['grpc-status'], String(grpc.status.DEADLINE_EXCEEDED));
+  assert.ok(res.ms < 1500, `ended at the deadline (${Math.round(res.ms)} ms), not after 50 updates`);
+});
+
+test("an upstream's own HTTP 503 to a gRPC call becomes UNAVAILABLE, its status named in Proxy-Status", async () => {
+  const { createServer: createH2cServer } = await import('node:http2');
+  const server = createH2cServer((_req, res) => {
+    res.writeHead(503, { 'content-type': 'text/plain' });
+    res.end('overloaded');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+  const g = await startGrpcGateway({
+    upstreams: {
+      svc: {
+        hosts: [`127.0.0.1:${(server.address() as AddressInfo).port}`],
+        protocol: 'h2c',
+        healthCheck: { enabled: false },
+      },
+    },
+    routes: [{ match: { path: '/' }, upstream: 'svc' }],
+  });
+  const res = await rawGrpcCall(g.h2cPort, 'any.test', {}, 'Get');
+  assert.equal(res.headers[':status'], 200);
+  assert.equal(res.headers['grpc-status'], String(grpc.status.UNAVAILABLE));
+  assert.match(String(res.headers['proxy-status']), /received-status=503/);
+  assert.equal(res.body.length, 0, "the upstream's text is not passed off as a message");
 });
 
 test('a gRPC call the gateway cannot route gets UNIMPLEMENTED even when it asks for HTML', async () => {

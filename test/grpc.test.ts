@@ -772,6 +772,9 @@ test('grpc-message is percent-encoded as gRPC asks: printable ASCII as is, "%" a
   assert.ok(isGrpcContentType('application/grpc'));
   assert.ok(isGrpcContentType('application/grpc+proto'));
   assert.ok(isGrpcContentType('Application/GRPC; charset=utf-8'));
+  assert.ok(isGrpcContentType('application/grpc-web+proto'));
+  assert.ok(!isGrpcContentType('application/grpcx'));
   assert.ok(!isGrpcContentType('application/json'));
+  assert.ok(!isGrpcContentType('text/application/grpc'));
   assert.ok(!isGrpcContentType(undefined));
 });

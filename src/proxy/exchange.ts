@@ -284,7 +284,6 @@ export class Exchange implements RetryState {
     const perHost = this.route.hostHeader === 'upstream';
     if (this.head !== undefined && !perHost) return this.head;
     const { req, runtime } = this.ctx;
-    // gRPC servers require `TE: trailers` (the one TE value HTTP/2 allows): the status is in them.
     this.head = buildUpstreamHeaders(req.rawHeaders, req.headers.connection, {
       proxyName: runtime.replies.proxyName,
       requestId: this.ctx.id,
@@ -293,6 +292,7 @@ export class Exchange implements RetryState {
       httpVersion: req.httpVersion,
       authority: this.ctx.authority,
       hostOverride: perHost ? host.label : undefined,
+      // gRPC servers require `TE: trailers` (the one TE value HTTP/2 allows): the status is in them.
       askTrailers: this.ctx.grpc,
     });
     // The cache revalidates its stale copy: a 304 lets it serve the copy instead of a new body.

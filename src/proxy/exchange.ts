@@ -56,6 +56,8 @@ export class Exchange implements RetryState {
   private over = false;
   /** The gRPC call's own deadline (grpc-timeout, in ms) when it, not the route's total timeout, limits the exchange. */
   private callDeadlineMs: number | undefined = undefined;
+  /** When that deadline passes (performance.now()). */
+  private deadlineAt: number | undefined = undefined;
 
   constructor(readonly ctx: RoutedContext) {
     this.pool = ctx.route.upstream;
@@ -102,6 +104,7 @@ export class Exchange implements RetryState {
     const left = Math.ceil(timeout - (performance.now() - ctx.start));
     if (total > 0 && total <= left) return total;
     this.callDeadlineMs = timeout;
+    this.deadlineAt = performance.now() + left;
     return left > 0 ? left : -1;
   }
 
@@ -298,6 +301,7 @@ export class Exchange implements RetryState {
     // The cache revalidates its stale copy: a 304 lets it serve the copy instead of a new body.
     const validators = this.ctx.cache?.validators;
     if (validators !== undefined) this.head.push(...validators);
+    if (this.deadlineAt !== undefined) shortenGrpcTimeout(this.head, this.deadlineAt - performance.now());
     return this.head;
   }
 
@@ -448,6 +452,17 @@ export class Exchange implements RetryState {
  */
 function endsWithStatus(ctx: RoutedContext): boolean {
   return ctx.grpc && ctx.req.httpVersion === '2.0' && !ctx.res.destroyed;
+}
+
+/**
+ * The call's `grpc-timeout` as what is left of it when it leaves for the host: the time it spent
+ * at the gateway (a queue, its body) is gone, and the host should stop working on it when the
+ * client stops waiting, not later. At most 8 digits: milliseconds, or seconds beyond them.
+ */
+function shortenGrpcTimeout(head: string[], leftMs: number): void {
+  const ms = Math.max(1, Math.ceil(leftMs));
+  const value = ms <= 99_999_999 ? `${ms}m` : `${Math.ceil(ms / 1000)}S`;
+  for (let i = 0; i < head.length; i += 2) if (head[i]!.toLowerCase() === 'grpc-timeout') head[i + 1] = value;
 }
 
 function expire(x: Exchange): void {

@@ -48,6 +48,8 @@ class Tunnel implements Dispatcher.DispatchHandler, UpstreamSide {
     host.outstanding++;
     host.dispatcher.dispatch(
       {
+        // The host's one TLS name, as every request to it carries (upstream/host.ts).
+        servername: host.servername,
         path: req.url!,
         method: req.method as Dispatcher.HttpMethod,
         headers: buildUpstreamHeaders(req.rawHeaders, req.headers.connection, {
@@ -61,7 +63,7 @@ class Tunnel implements Dispatcher.DispatchHandler, UpstreamSide {
         }),
         body: null,
         upgrade: String(req.headers.upgrade),
-      },
+      } as Dispatcher.DispatchOptions,
       this,
     );
   }

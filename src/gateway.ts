@@ -75,6 +75,7 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
   // The gauges read whichever runtime is in force when /metrics is scraped.
   const sources: MetricSources = {
     hostStates: () => runtime.hostStates(),
+    poolSizes: () => runtime.poolSizes(),
     gateStates: () => runtime.gateStates(),
     maintenanceStates: () => runtime.maintenanceStates(),
     cacheStates: () => runtime.cacheStates(),
@@ -175,15 +176,20 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
       const certificate = certificateOf(config, l);
       if (certificate !== undefined) listeners[i]?.setCertificate?.(certificate);
     });
-    runtime = new Runtime(config, shared, old);
-    runtime.start();
+    const fresh = new Runtime(config, shared, old);
+    fresh.start();
+    // Requests stay on the running configuration until a newly named DNS upstream has hosts.
+    if (fresh.awaitsHosts()) await fresh.known();
+    // Whichever runtime is in force now is the one replaced (another reload may have swapped meanwhile).
+    const replaced = runtime;
+    runtime = fresh;
     runtime.warnOfExpiringCertificates();
     logger.info(
       { routes: config.routes.length, upstreams: Object.keys(config.upstreams).length },
       'configuration reloaded',
     );
     // The old pools finish the requests that started on them (retries and resumes too), then close.
-    const retired = old.retire().finally(() => retiring.delete(retired));
+    const retired = replaced.retire().finally(() => retiring.delete(retired));
     retiring.add(retired);
   };
 
@@ -210,6 +216,8 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
     reload,
 
     async listen() {
+      // Traffic only once the pools discovered by DNS have their first answer (bounded).
+      if (runtime.awaitsHosts()) await runtime.known();
       const bound: Address[] = [];
       for (const [i, l] of listeners.entries())
         bound.push(await listenOn(l.server, initial.listen[i]!.address, 'listen'));

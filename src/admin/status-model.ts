@@ -221,7 +221,13 @@ export function buildStatus(s: StatusSources, opts: { public: boolean; history: 
         ejections: h.ejections,
         outstanding: h.outstanding,
         latency_ms: Math.round(h.latency(performance.now()) * 10) / 10,
+        weight: h.weight === 1 ? undefined : h.weight,
       })),
+      // Hosts found in DNS: when the name last resolved, the last error, hosts gone but still finishing.
+      discovery: p.discovery && {
+        ...p.discovery.status(now),
+        leaving: [...p.leaving.keys()].map((h) => ({ address: h.label, outstanding: h.outstanding })),
+      },
     }));
   }
   if (opts.history) body.history = historyOf(timeline);

@@ -4,6 +4,7 @@
  * this zod schema; nothing else in the gateway restates a default. Validation here is pure:
  * it reads no file and no environment (the loader, ./load.ts, does both).
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { TEXT_KEYS } from '../explain/catalogue.js';
 import { parseAddress, parseDuration, parseSize, type Address } from './units.js';
@@ -148,6 +149,8 @@ export interface UpstreamHostAddress {
   origin: string;
   /** How the host is named in logs, metrics and (when allowed) Proxy-Status next-hop. */
   label: string;
+  /** The name its certificate must carry when the origin is an address found by DNS (tls.servername wins). */
+  servername?: string;
 }
 
 const upstreamHost = z
@@ -178,6 +181,140 @@ const upstreamHost = z
     return { origin: url.origin, label: url.host };
   })
   .meta({ description: 'An upstream host: "address:port" or "http(s)://name:port"' });
+
+/** How an upstream finds its hosts in DNS (instead of a fixed list). */
+export interface DnsDiscoveryConfig {
+  /** The name to resolve: A/AAAA records, or SRV records when `srv`. */
+  name: string;
+  /** The port every A/AAAA address serves on; undefined with SRV (the records carry theirs). */
+  port: number | undefined;
+  srv: boolean;
+  /** Which address families to ask for. */
+  family: 'any' | 'ipv4' | 'ipv6';
+  /** The DNS server to ask ("addr:port", IPv6 bracketed); the system's resolvers when undefined. */
+  resolver: string | undefined;
+  /** How the discovered hosts are reached. */
+  scheme: 'http' | 'https';
+  /** The record's TTL is honoured within these bounds (ms). */
+  refresh: { min: number; max: number };
+}
+
+const DNS_NAME =
+  /^(?=.{1,253}\.?$)(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?$/;
+
+const dnsRefresh = z
+  .union([
+    duration('Re-resolve at this fixed interval, whatever the TTL'),
+    z.strictObject({
+      min: duration(
+        'Never re-resolve more often than this, even when the TTL is shorter (a TTL of 0 would ' +
+          'otherwise mean a query per request); also the first wait after a failed resolution',
+      ).prefault('1s'),
+      max: duration(
+        'Re-resolve at least this often, even when the TTL is longer, so a host gone from the ' +
+          'records leaves rotation within this time; also the longest wait between retries after failures',
+      ).prefault('30s'),
+    }),
+  ])
+  .transform((r) => (typeof r === 'number' ? { min: r, max: r } : r))
+  .refine((r) => r.min <= r.max, { message: 'min is above max' })
+  .refine((r) => r.min >= 100, { message: 're-resolving more often than every 100ms would flood the resolver' })
+  .meta({
+    description:
+      "How often the name is resolved again: the records' TTL, bounded by { min, max } " +
+      '(default 1s and 30s), or one duration for a fixed interval; after a failed ' +
+      'resolution it is retried after min, then twice as long each time up to max',
+  });
+
+const dnsResolver = z
+  .string()
+  .transform((v, ctx) => {
+    const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([0-9.]+))(?::(\d{1,5}))?$/.exec(v.trim());
+    const port = m?.[3] === undefined ? 53 : Number(m[3]);
+    const host = m?.[1] ?? m?.[2];
+    if (host === undefined || isIP(host) !== (m?.[1] === undefined ? 4 : 6) || port < 1 || port > 65535) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${v}" is not a DNS server address (write it like "10.96.0.10", "127.0.0.1:5353" or "[::1]:53")`,
+      });
+      return z.NEVER;
+    }
+    return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  })
+  .meta({
+    description:
+      'The DNS server to ask, as "address" or "address:port" (IPv6 in brackets); the ' +
+      "system's resolvers (/etc/resolv.conf) when absent",
+  });
+
+const dnsDiscovery = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(DNS_NAME, 'not a DNS name (write it like "music.default.svc.cluster.local")')
+      .refine((n) => isIP(n.replace(/\.$/, '')) === 0, 'an address, not a name: list it under hosts instead')
+      .meta({
+        description:
+          'The name whose records are the hosts: every A/AAAA address (with `port`), or every SRV ' +
+          'record (with `srv: true`, e.g. "_http._tcp.music.default.svc.cluster.local")',
+      }),
+    port: z
+      .number()
+      .int()
+      .min(1, 'a port is 1 to 65535')
+      .max(65535, 'a port is 1 to 65535')
+      .optional()
+      .meta({ description: 'The port every discovered address serves on (A/AAAA; SRV records carry their own)' }),
+    srv: z
+      .boolean()
+      .default(false)
+      .meta({
+        description:
+          'Read SRV records: each target (resolved to its addresses) with its own port and weight; ' +
+          'only the records of the most preferred (lowest) priority are used',
+      }),
+    family: z.enum(['any', 'ipv4', 'ipv6']).default('any').meta({
+      description: 'Which addresses to ask for: A and AAAA (any), A only (ipv4) or AAAA only (ipv6)',
+    }),
+    resolver: dnsResolver.optional(),
+    refresh: dnsRefresh.prefault({}),
+    scheme: z
+      .enum(['http', 'https'])
+      .default('http')
+      .meta({
+        description:
+          'Reach the discovered hosts over http or https; with https the name checked in their ' +
+          "certificates (and sent in SNI) is tls.servername, else the DNS name (an SRV record's target)",
+      }),
+  })
+  .superRefine((d, ctx) => {
+    if (d.srv && d.port !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['port'], message: 'SRV records carry their ports: leave port out' });
+    if (!d.srv && d.port === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['port'],
+        message: 'the port the discovered addresses serve on is needed (or srv: true to read it from SRV records)',
+      });
+  })
+  .transform(
+    (d): DnsDiscoveryConfig => ({
+      name: d.name.replace(/\.$/, '').toLowerCase(),
+      port: d.port,
+      srv: d.srv,
+      family: d.family,
+      resolver: d.resolver,
+      refresh: d.refresh,
+      scheme: d.scheme,
+    }),
+  )
+  .meta({
+    description:
+      'Discover the hosts in DNS instead of listing them (a Kubernetes headless service, a ' +
+      "service registry): re-resolved on the records' TTL within refresh's bounds; hosts that " +
+      'appear join the rotation, hosts that disappear are drained (requests under way finish); ' +
+      'when resolution fails or answers nothing, the last good set is kept',
+  });
 
 const timeouts = z
   .strictObject({
@@ -317,7 +454,10 @@ const concurrency = z
 
 const upstream = z
   .strictObject({
-    hosts: z.array(upstreamHost).min(1, 'an upstream needs at least one host'),
+    hosts: z.array(upstreamHost).min(1, 'an upstream needs at least one host').optional().meta({
+      description: 'The hosts, each "address:port" or "http(s)://name:port" (or dns, to discover them)',
+    }),
+    dns: dnsDiscovery.optional(),
     protocol: z
       .enum(['http1', 'h2', 'h2c'])
       .default('http1')
@@ -379,8 +519,25 @@ const upstream = z
       }),
   })
   .superRefine((u, ctx) => {
+    if (u.hosts !== undefined && u.dns !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['dns'],
+        message: 'hosts and dns both say where the hosts are: keep one of them',
+      });
+    else if (u.hosts === undefined && u.dns === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        message: 'an upstream needs hosts (a list of addresses) or dns (a name to discover them by)',
+      });
+    if (u.dns !== undefined && u.tls !== undefined && u.dns.scheme === 'http')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tls'],
+        message: 'tls settings are for hosts reached over HTTPS: set dns.scheme to https',
+      });
     // A protocol that cannot be spoken to a host is refused at the host, so the message points at it.
-    u.hosts.forEach((h, i) => {
+    u.hosts?.forEach((h, i) => {
       const https = h.origin.startsWith('https:');
       if (u.protocol === 'h2' && !https)
         ctx.addIssue({
@@ -399,7 +556,17 @@ const upstream = z
             '(for HTTP/2 over TLS write protocol: h2)',
         });
     });
+    if (u.dns !== undefined && (u.protocol === 'h2') !== (u.dns.scheme === 'https') && u.protocol !== 'http1')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['dns', 'scheme'],
+        message:
+          u.protocol === 'h2'
+            ? 'protocol h2 is HTTP/2 over TLS: discovered hosts need dns.scheme https (or write protocol: h2c)'
+            : 'protocol h2c is HTTP/2 in cleartext: discovered hosts need dns.scheme http (or write protocol: h2)',
+      });
   })
+  .transform(({ hosts, ...u }) => ({ ...u, hosts: hosts ?? [] }))
   .meta({ description: 'A pool of interchangeable hosts serving the same application' });
 
 const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;

@@ -17,6 +17,10 @@ export interface HostState {
   host: string;
   inRotation: boolean;
 }
+export interface PoolSize {
+  upstream: string;
+  hosts: number;
+}
 export interface MaintenanceState {
   route: string;
   active: boolean;
@@ -30,6 +34,8 @@ export interface CacheSize {
 /** What the gauges read at scrape time: the gateway's current configuration, whichever it is. */
 export interface MetricSources {
   hostStates(): HostState[];
+  /** Hosts per upstream (a discovered pool's change with its records). */
+  poolSizes(): PoolSize[];
   gateStates(): GateState[];
   maintenanceStates(): MaintenanceState[];
   cacheStates(): CacheSize[];
@@ -146,6 +152,12 @@ export class GatewayMetrics implements RequestObserver {
     ['upstream'],
     LATENCY_BUCKETS,
   );
+  readonly discoveryResolutions = new FastCounter(
+    'gangway_discovery_resolutions_total',
+    "DNS resolutions of upstreams' discovered hosts, by result: ok, failed (a query " +
+      'failed: its last good answer was kept), empty (no records at all: the last good set was kept)',
+    ['upstream', 'result'],
+  );
   private readonly attemptDuration = new FastHistogram(
     'gangway_upstream_attempt_duration_seconds',
     'Time from sending an attempt to receiving its response headers',
@@ -180,6 +192,7 @@ export class GatewayMetrics implements RequestObserver {
       this.shed,
       this.rateLimited,
       this.queueWait,
+      this.discoveryResolutions,
     ])
       this.register(m);
     const metrics = this;
@@ -191,6 +204,16 @@ export class GatewayMetrics implements RequestObserver {
       collect() {
         this.reset();
         for (const s of sources.hostStates()) this.set({ upstream: s.upstream, host: s.host }, s.inRotation ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'gangway_upstream_hosts',
+      help: 'Hosts in each upstream: its list, or those DNS discovery found (in rotation or not)',
+      labelNames: ['upstream'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const s of sources.poolSizes()) this.set({ upstream: s.upstream }, s.hosts);
       },
     });
     new Gauge({

@@ -7,6 +7,7 @@ import { GatewayMetrics } from './metrics.js';
 export async function renderMetricsReference(): Promise<string> {
   const none = {
     hostStates: () => [],
+    poolSizes: () => [],
     gateStates: () => [],
     maintenanceStates: () => [],
     cacheStates: () => [],

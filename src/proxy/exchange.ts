@@ -85,7 +85,8 @@ export class Exchange implements RetryState {
       return replyLocally(ctx, 'http_response_timeout', new GatewayAbort('http_response_timeout', this.expiry()));
     }
     const host = pool.pick();
-    if (host === undefined) return replyLocally(ctx, 'destination_unavailable');
+    if (host === undefined)
+      return replyLocally(ctx, 'destination_unavailable', undefined, pool.hosts.length === 0 ? pool.empty : undefined);
     pool.budget.recordRequest();
     if (limit > 0) this.totalTimer = setTimeout(expire, limit, this);
     this.send(host, 'first');

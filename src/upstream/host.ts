@@ -41,6 +41,8 @@ export class UpstreamHost {
   consecutiveFailures = 0;
   /** Drained by an operator: no new requests, while those under way finish. */
   draining = false;
+  /** Relative share of traffic (an SRV record's weight); 1 for every listed host. */
+  weight = 1;
   /** When the host last came back into rotation by a health check (ms since epoch). */
   returnedAt = 0;
   private readonly slowStartMs: number;
@@ -52,12 +54,14 @@ export class UpstreamHost {
     this.slowStartMs = config.slowStart;
     this.protocol = config.protocol;
     const https = address.origin.startsWith('https:');
-    this.servername = https ? (config.tls?.servername ?? new URL(address.origin).hostname) : undefined;
+    // The name the host's certificate must carry: the pool's tls.servername, else the DNS name a
+    // discovered address stands for, else (undefined here) the host's own name or address.
+    const servername = config.tls?.servername ?? address.servername;
+    this.servername = https ? (servername ?? new URL(address.origin).hostname) : undefined;
     // undici takes the TLS server name from each request's Host field, and drops its connection
     // whenever that name changes. A gateway passes on its clients' Host: the name checked must be
-    // the host's own (or the pool's servername), as configured, and one connection serves every
-    // Host. So the connector is ours, its name fixed, and requests carry that same name.
-    const servername = config.tls?.servername;
+    // the host's own (or the one above), as configured, and one connection serves every Host. So
+    // the connector is ours, its name fixed, and requests carry that same name.
     const connector = buildConnector({
       timeout: config.timeouts.connect,
       allowH2: this.protocol !== 'http1',

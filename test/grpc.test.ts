@@ -766,6 +766,20 @@ test('a pool protocol that its hosts cannot speak is refused with the file, line
   assert.throws(write('h2c', '127.0.0.1:9000', '["Get"]'), /idempotentMethods\[0\]: write a gRPC method as/);
   assert.doesNotThrow(write('h2c', '127.0.0.1:9000', '["/pkg.Svc/Get", "/pkg.Other/*"]'));
   assert.doesNotThrow(write('h2', 'https://127.0.0.1:9000'));
+  // Hosts found by DNS: their scheme must carry the protocol too.
+  const discovered = (protocol: string, scheme: string) => {
+    const file = join(dir, 'discovered.yaml');
+    writeFileSync(
+      file,
+      'listen: "127.0.0.1:0"\nadmin: false\nupstreams:\n  svc:\n    protocol: ' +
+        `${protocol}\n    dns: { name: grpc.internal, port: 50051, scheme: ${scheme} }\nroutes:\n  - upstream: svc\n`,
+    );
+    return () => loadConfigFile(file);
+  };
+  assert.throws(discovered('h2', 'http'), /discovered\.yaml:\d+:\d+ upstreams\.svc\.dns\.scheme: protocol h2/);
+  assert.throws(discovered('h2c', 'https'), /upstreams\.svc\.dns\.scheme: protocol h2c/);
+  assert.doesNotThrow(discovered('h2', 'https'));
+  assert.doesNotThrow(discovered('h2c', 'http'));
 });
 
 test('every failure kind has a gRPC status, and the ones the issue names are the ones it asks for', () => {

@@ -6,6 +6,9 @@
  * within the drain timeout, then cut what is left).
  */
 import type { Server } from 'node:http';
+import { AcmeCertificates, type AcmeSettings } from './acme/certificates.js';
+import { ChallengeAnswers } from './acme/challenges.js';
+import { DirectoryStorage } from './acme/storage.js';
 import { createAdminServer } from './admin/server.js';
 import type { StatusSources } from './admin/status-model.js';
 import { EventLoopGuard } from './admission/event-loop-guard.js';
@@ -103,7 +106,26 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
         );
     },
   });
+  // ACME: the challenge answers every listener serves, and the certificates it obtains (made
+  // when a configuration first lists names, at start or on a reload).
+  const challenges = new ChallengeAnswers();
+  let acme: AcmeCertificates | undefined;
+  const acmeFor = (config: GatewayConfig): AcmeCertificates | undefined => {
+    if (acme !== undefined || acmeNames(config).length === 0) return acme;
+    acme = new AcmeCertificates(
+      acmeSettings(config),
+      new DirectoryStorage(config.acme.storage, config.acme.directory),
+      challenges,
+      logger,
+      {
+        installed: (name) => presentAcmeCertificate(name),
+        outcome: (name, outcome) => metrics.acme.with(name, outcome).inc(),
+      },
+    );
+    return acme;
+  };
   const shared: GatewayShared = {
+    acmeExpiry: (name) => acme?.certificateOf(name)?.notAfter,
     metrics,
     logger,
     lines: log.lines,
@@ -132,15 +154,30 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
     const bound = server?.listening ? (server.address() as { port: number }).port : undefined;
     return bound ?? initial.listen[httpsIndex]?.address.port ?? 443;
   };
+  const acmeContexts = { contextFor: (name: string) => acme?.contextFor(name) };
   const listeners: Listener[] = initial.listen.map((l) =>
     createListener(initial, current, statusSources, {
-      tls: certificateOf(initial, l),
+      tls: certificateOf(initial, l, acme),
       hsts: l.tls?.hsts,
       h2c: l.h2c,
       redirectToHttpsPort: l.redirectToHttps ? httpsPort : undefined,
+      challenges,
+      acme: l.tls?.acme === undefined ? undefined : acmeContexts,
     }),
   );
+  /**
+   * A listener whose certificates all come from ACME presents its first name's to clients
+   * that name none (or a name it does not hold), once it has one.
+   */
+  const presentAcmeCertificate = (name: string): void => {
+    runtime.config.listen.forEach((l, i) => {
+      if (l.tls?.cert === undefined && l.tls?.acme?.[0] === name)
+        listeners[i]?.setCertificate?.(certificateOf(runtime.config, l, acme)!);
+    });
+  };
   let certificateCheck: NodeJS.Timeout | undefined;
+  /** Listening: ACME may order (the CA's look needs the listeners up). */
+  let started = false;
   /** Runtimes replaced by a reload, still finishing their requests. */
   const retiring = new Set<Promise<void>>();
   let closing: Promise<void> | undefined;
@@ -171,9 +208,11 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
     ) {
       logger.warn('listen and admin addresses change only on restart; the rest of the new configuration is applied');
     }
+    if (JSON.stringify(acmeSettings(config)) !== JSON.stringify(acmeSettings(old.config)) && acme !== undefined)
+      logger.warn('the acme section (other than the names listeners list) changes only on restart');
     // A replaced certificate is presented from the next handshake on; open connections carry on.
     config.listen.forEach((l, i) => {
-      const certificate = certificateOf(config, l);
+      const certificate = certificateOf(config, l, acme);
       if (certificate !== undefined) listeners[i]?.setCertificate?.(certificate);
     });
     const fresh = new Runtime(config, shared, old);
@@ -184,6 +223,8 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
     const replaced = runtime;
     runtime = fresh;
     runtime.warnOfExpiringCertificates();
+    // New names are ordered (or found in storage), held ones kept, names no longer listed let go.
+    if (started) acmeFor(config)?.manage(acmeNames(config));
     logger.info(
       { routes: config.routes.length, upstreams: Object.keys(config.upstreams).length },
       'configuration reloaded',
@@ -222,6 +263,8 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
       for (const [i, l] of listeners.entries())
         bound.push(await listenOn(l.server, initial.listen[i]!.address, 'listen'));
       const proxy = bound[0]!;
+      started = true;
+      acmeFor(runtime.config)?.manage(acmeNames(runtime.config));
       shared.loopGuard.start();
       metrics.timeline.start();
       runtime.warnOfExpiringCertificates();
@@ -243,6 +286,7 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
       shared.loopGuard.stop();
       metrics.timeline.stop();
       clearInterval(certificateCheck);
+      void acme?.close();
       closing ??= shutdown(listeners, admin, current, retiring, initial.server.drainTimeout, log);
       return closing;
     },
@@ -308,13 +352,39 @@ async function shutdown(
   log.flush();
 }
 
-/** A listener's certificate and key as the loader read them, when it speaks HTTPS. */
-function certificateOf(config: GatewayConfig, listener: ListenerConfig): TlsCertificate | undefined {
-  if (listener.tls === undefined) return undefined;
+/**
+ * A listener's certificate and key as the loader read them, when it speaks HTTPS; for one with
+ * ACME names and no files, its first name's certificate once obtained.
+ */
+function certificateOf(
+  config: GatewayConfig,
+  listener: ListenerConfig,
+  acme: AcmeCertificates | undefined,
+): TlsCertificate | undefined {
+  const tls = listener.tls;
+  if (tls === undefined) return undefined;
   const pem = (path: string): string => config.files.get(path)!;
+  const automatic = tls.cert === undefined && tls.acme !== undefined ? acme?.certificateOf(tls.acme[0]!) : undefined;
   return {
-    cert: pem(listener.tls.cert),
-    key: pem(listener.tls.key),
-    sni: listener.tls.sni?.map((p) => ({ cert: pem(p.cert), key: pem(p.key) })),
+    cert: tls.cert === undefined ? automatic?.cert : pem(tls.cert),
+    key: tls.key === undefined ? automatic?.key : pem(tls.key),
+    sni: tls.sni?.map((p) => ({ cert: pem(p.cert), key: pem(p.key) })),
+  };
+}
+
+/** Every name the listeners ask ACME for, once each. */
+function acmeNames(config: GatewayConfig): string[] {
+  return [...new Set(config.listen.flatMap((l) => l.tls?.acme ?? []))];
+}
+
+function acmeSettings(config: GatewayConfig): AcmeSettings {
+  const a = config.acme;
+  return {
+    directory: a.directory,
+    contact: a.email === undefined ? [] : [`mailto:${a.email}`],
+    ca: a.ca === undefined ? undefined : config.files.get(a.ca),
+    challenges: a.challenges,
+    retryDelay: a.retryDelay,
+    maxRetryDelay: a.maxRetryDelay,
   };
 }

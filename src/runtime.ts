@@ -36,6 +36,8 @@ export interface GatewayShared {
   loopGuard: EventLoopGuard;
   /** Request-body bytes held in memory across the gateway. */
   bodies: BodyBudget;
+  /** When the certificate ACME holds for a name expires (none yet: undefined). */
+  acmeExpiry?: (name: string) => Date | undefined;
 }
 
 /** What the preflight checks a request's target and body against, resolved from `server`. */
@@ -60,8 +62,9 @@ export class Runtime implements RequestObserver {
   readonly limits: RequestLimits;
   /** Request-body bytes held in memory across the gateway. */
   readonly bodies: BodyBudget;
-  /** The HTTPS listeners' certificates: the names they cover and when they expire. */
-  readonly certificates: readonly CertificateFacts[];
+  /** The certificate files of the HTTPS listeners, read once per configuration. */
+  private readonly certificateFiles: readonly CertificateFacts[];
+  private readonly acmeExpiry: ((name: string) => Date | undefined) | undefined;
   /** Names the admin API answers to besides IP addresses and localhost. */
   readonly adminHosts: ReadonlySet<string>;
   readonly metrics: GatewayMetrics;
@@ -118,10 +121,11 @@ export class Runtime implements RequestObserver {
     this.limits = { maxUriLength: server.maxUriLength, paths: server.paths, bodyIdleMs: server.bodyTimeout };
     this.bodies = shared.bodies;
     this.adminHosts = new Set(config.adminHosts);
-    this.certificates = config.listen.flatMap((l) =>
+    this.acmeExpiry = shared.acmeExpiry;
+    this.certificateFiles = config.listen.flatMap((l) =>
       l.tls === undefined
         ? []
-        : [l.tls.cert, ...(l.tls.sni ?? []).map((p) => p.cert)].map((cert) =>
+        : [...(l.tls.cert === undefined ? [] : [l.tls.cert]), ...(l.tls.sni ?? []).map((p) => p.cert)].map((cert) =>
             certificateFacts(formatAddress(l.address), config.files.get(cert)!),
           ),
     );
@@ -212,6 +216,22 @@ export class Runtime implements RequestObserver {
     const out: GateState[] = [];
     for (const pool of this.pools.values()) if (pool.gate) out.push(describeGate(pool.name, pool.gate));
     return out;
+  }
+
+  /**
+   * The HTTPS listeners' certificates — files, and those ACME holds now: the names they cover
+   * and when they expire.
+   */
+  get certificates(): readonly CertificateFacts[] {
+    const expiry = this.acmeExpiry;
+    if (expiry === undefined) return this.certificateFiles;
+    const automatic: CertificateFacts[] = [];
+    for (const l of this.config.listen)
+      for (const name of l.tls?.acme ?? []) {
+        const notAfter = expiry(name);
+        if (notAfter !== undefined) automatic.push({ listener: formatAddress(l.address), names: [name], notAfter });
+      }
+    return automatic.length === 0 ? this.certificateFiles : [...this.certificateFiles, ...automatic];
   }
 
   /** Says in the log which certificates expire soon (at start, on reload, and twice a day). */

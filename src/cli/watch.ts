@@ -40,7 +40,7 @@ function watchedFiles(file: string, config: GatewayConfig): string[] {
   const named: string[] = [];
   for (const l of config.listen) {
     if (l.tls === undefined) continue;
-    named.push(l.tls.cert, l.tls.key);
+    if (l.tls.cert !== undefined && l.tls.key !== undefined) named.push(l.tls.cert, l.tls.key);
     for (const p of l.tls.sni ?? []) named.push(p.cert, p.key);
   }
   for (const u of Object.values(config.upstreams))

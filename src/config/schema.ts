@@ -51,14 +51,87 @@ const address = (what: string) =>
     })
     .meta({ description: `${what}; "host:port", "[ipv6]:port", ":port" for every interface, or a port number` });
 
+/**
+ * A name an ACME CA can issue for by HTTP-01 or TLS-ALPN-01: a DNS name with at least two
+ * labels, lower-cased; wildcards need DNS-01, which Gangway does not answer.
+ */
+const acmeName = z
+  .string()
+  .transform((v) => v.toLowerCase())
+  .superRefine((v, ctx) => {
+    if (v.startsWith('*.'))
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          `"${v}": a wildcard certificate needs the DNS-01 challenge, which Gangway ` +
+          'does not answer; list the names',
+      });
+    else if (!/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/.test(v))
+      ctx.addIssue({ code: 'custom', message: `"${v}" is not a DNS name a CA issues for (like "music.example.com")` });
+  });
+
+const acme = z
+  .strictObject({
+    directory: z
+      .url({ protocol: /^https?$/, error: "an http(s) URL of the CA's ACME directory" })
+      .default('https://acme-v02.api.letsencrypt.org/directory')
+      .meta({
+        description:
+          "The CA's ACME directory URL; Let's Encrypt by default (its staging CA is " +
+          'https://acme-staging-v02.api.letsencrypt.org/directory). Certificates are kept per CA',
+      }),
+    email: z
+      .email('an email address, like "ops@example.com"')
+      .optional()
+      .meta({ description: 'Contact address for the ACME account (the CA may write about problems with it)' }),
+    storage: z
+      .string()
+      .min(1)
+      .default('acme')
+      .meta({
+        description:
+          'Directory for the account key and the certificates (relative to the configuration ' +
+          'file; created 0700, files 0600); certificates there are reused across restarts',
+      }),
+    ca: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({
+        description:
+          "PEM file of the CA certificates to trust for the directory's HTTPS, when not the " +
+          "system's (a private CA, or a test CA like Pebble)",
+      }),
+    challenges: z
+      .array(z.enum(['http-01', 'tls-alpn-01']))
+      .min(1)
+      .default(['http-01', 'tls-alpn-01'])
+      .meta({
+        description:
+          'Challenge types to answer, in order of preference: http-01 is answered on every ' +
+          'listener at /.well-known/acme-challenge/ (the CA asks on port 80), tls-alpn-01 on ' +
+          'HTTPS listeners with acme names (the CA asks on port 443)',
+      }),
+    retryDelay: duration('First wait after a failed order; doubled per failure, with jitter').prefault('1m'),
+    maxRetryDelay: duration('Longest wait between attempts while the CA fails').prefault('6h'),
+  })
+  .meta({
+    description:
+      'Automatic certificates (ACME, RFC 8555) for the names HTTPS listeners list under tls.acme: ' +
+      'obtained at start, renewed when a third of their lifetime remains or as the CA suggests (ARI)',
+  });
+
 /** One place the gateway accepts client traffic: an address, and a certificate when it speaks HTTPS. */
 export interface ListenerConfig {
   address: Address;
   /** PEM files (paths as written, relative to the configuration file); the loader reads them into `files`. */
   tls:
     | {
-        cert: string;
-        key: string;
+        /** Absent when the listener's certificates all come from ACME. */
+        cert?: string | undefined;
+        key?: string | undefined;
+        /** Names whose certificates Gangway obtains and renews itself (the `acme` section says how). */
+        acme?: string[] | undefined;
         hsts?: number | undefined;
         sni?: Array<{ cert: string; key: string }> | undefined;
       }
@@ -79,8 +152,19 @@ const listener = z
           cert: z
             .string()
             .min(1)
+            .optional()
             .meta({ description: 'PEM certificate chain file (relative to the configuration file)' }),
-          key: z.string().min(1).meta({ description: "The certificate's PEM private key file" }),
+          key: z.string().min(1).optional().meta({ description: "The certificate's PEM private key file" }),
+          acme: z
+            .array(acmeName)
+            .min(1, 'list at least one name, or leave acme out')
+            .optional()
+            .meta({
+              description:
+                'Names whose certificates Gangway obtains and renews itself from an ACME CA ' +
+                "(Let's Encrypt unless the acme section says otherwise), each presented to " +
+                'clients asking for it; until a name has one, handshakes for it fail',
+            }),
           hsts: z
             .union([z.string(), z.number()])
             .transform((v, ctx) => {
@@ -112,10 +196,16 @@ const listener = z
                 'is the default for every other name',
             }),
         })
+        .refine((t) => (t.cert === undefined) === (t.key === undefined), {
+          message: 'cert and key go together: give both, or neither when acme names the certificates',
+        })
+        .refine((t) => t.cert !== undefined || t.acme !== undefined, {
+          message: 'a certificate is needed: cert and key files, or acme: [names] for automatic ones',
+        })
         .optional()
         .meta({
           description:
-            'Serve HTTPS (TLS 1.2 and 1.3) with this certificate; after the files are ' +
+            'Serve HTTPS (TLS 1.2 and 1.3) with this certificate, or with ones obtained by ACME; after the files are ' +
             'replaced, a reload (POST /api/reload, SIGHUP, --watch) makes new handshakes ' +
             'present the new one',
         }),
@@ -986,6 +1076,7 @@ export const configSchema = z
       .prefault({})
       .meta({ description: 'The status page' }),
     log: log.prefault({}),
+    acme: acme.prefault({}),
   })
   .superRefine((config, ctx) => {
     config.routes.forEach((r, i) => {

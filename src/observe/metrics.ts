@@ -146,6 +146,12 @@ export class GatewayMetrics implements RequestObserver {
     "Requests answered 429 by a route's rate limit",
     ['route'],
   );
+  readonly acme = new FastCounter(
+    'gangway_acme_certificates_total',
+    'What became of automatic (ACME) certificates, by name: obtained (first order), renewed, ' +
+      'reused (a stored one served at start), failed (an attempt that will be retried with backoff)',
+    ['name', 'outcome'],
+  );
   readonly queueWait = new FastHistogram(
     'gangway_queue_wait_seconds',
     'Time requests waited for a concurrency slot before going upstream, by upstream (only those that waited)',
@@ -191,6 +197,7 @@ export class GatewayMetrics implements RequestObserver {
       this.healthTransitions,
       this.shed,
       this.rateLimited,
+      this.acme,
       this.queueWait,
       this.discoveryResolutions,
     ])

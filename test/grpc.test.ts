@@ -304,6 +304,14 @@ for (const [over, route] of [
   });
 }
 
+test("a host's own error status with no message (trailers-only) reaches the client as that status", async () => {
+  for (const over of ['h2c', 'tls'] as const) {
+    const res = await unary(client(gw, over, 'secure.test'), 'NoSuchMethod', { id: '1' });
+    assert.equal(res.status.code, grpc.status.UNIMPLEMENTED, `${over}: ${res.status.code} ${res.status.details}`);
+    assert.match(res.status.details, /NoSuchMethod/, "the host's own message");
+  }
+});
+
 test("the gateway's own refusals reach a gRPC client as gRPC statuses, never a page", async (t) => {
   await t.test('every host of the pool down: UNAVAILABLE, naming the upstream', async () => {
     const res = await unary(client(gw, 'h2c', 'down.test'), 'Get', { id: '1' });
@@ -492,6 +500,47 @@ test("an upstream's own HTTP 503 to a gRPC call becomes UNAVAILABLE, its status 
   assert.equal(res.headers['grpc-status'], String(grpc.status.UNAVAILABLE));
   assert.match(String(res.headers['proxy-status']), /received-status=503/);
   assert.equal(res.body.length, 0, "the upstream's text is not passed off as a message");
+});
+
+test("a host's own UNAVAILABLE (trailers-only) is retried on another host for a listed method, relayed for others", async () => {
+  const { createServer: createH2cServer } = await import('node:http2');
+  let refused = 0;
+  const unavailable = createH2cServer();
+  unavailable.on('stream', (stream) => {
+    refused++;
+    stream.on('error', () => {});
+    stream.respond(
+      { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '14', 'grpc-message': 'shutting down' },
+      { endStream: true },
+    );
+  });
+  await new Promise<void>((r) => unavailable.listen(0, '127.0.0.1', r));
+  cleanups.push(() => new Promise<void>((r) => unavailable.close(() => r())));
+  const good = await startHost('after-unavailable', 'h2c');
+  const g = await startGrpcGateway({
+    upstreams: {
+      pool: {
+        hosts: [`127.0.0.1:${(unavailable.address() as AddressInfo).port}`, `127.0.0.1:${good.port}`],
+        protocol: 'h2c',
+        balance: 'round-robin',
+        healthCheck: { enabled: false },
+        retries: { backoff: '1ms' },
+      },
+    },
+    routes: [{ match: { path: '/' }, upstream: 'pool', grpc: { idempotentMethods: [`${SERVICE}/Get`] } }],
+  });
+  const c = client(g, 'h2c', 'any.test');
+  const listed = await unary(c, 'Get', { id: '3' });
+  assert.equal(listed.status.code, grpc.status.OK, listed.status.details);
+  assert.equal(listed.value?.host, good.name);
+  assert.deepEqual((await accessLog(g, `${SERVICE}/Get`)).retries, ['upstream_error_status']);
+  // Round robin: the next call's first attempt is the other host, so send two to meet the refusing one.
+  const results = [await unary(c, 'Charge', { id: '4' }), await unary(c, 'Charge', { id: '5' })];
+  assert.equal(refused, 2, 'each call met the refusing host once');
+  const relayed = results.find((r) => r.status.code !== grpc.status.OK);
+  assert.equal(relayed?.status.code, grpc.status.UNAVAILABLE);
+  assert.equal(relayed?.status.details, 'shutting down', "the host's own status, relayed");
+  assert.equal(good.calls.filter((x) => x.call === 'Charge').length, 1, 'an unlisted call is not sent again');
 });
 
 test('a gRPC call the gateway cannot route gets UNIMPLEMENTED even when it asks for HTML', async () => {

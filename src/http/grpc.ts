@@ -66,3 +66,11 @@ export function encodeGrpcMessage(text: string): string {
   }
   return out;
 }
+
+/**
+ * A trailers-only gRPC answer (the status in the head of an HTTP 200) saying UNAVAILABLE: gRPC's
+ * own 503, a host that is not serving. `grpcStatus` is the head's `grpc-status`.
+ */
+export function isGrpcUnavailable(status: number, grpcStatus: string | string[] | undefined): boolean {
+  return status === 200 && grpcStatus === '14';
+}

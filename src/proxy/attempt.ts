@@ -8,6 +8,7 @@
 import type { Dispatcher } from 'undici';
 import { classifyFailure, GatewayAbort } from '../faults/classify.js';
 import { FAILURES, type FailureKindName } from '../faults/taxonomy.js';
+import { isGrpcUnavailable } from '../http/grpc.js';
 import { rawHeadersOf, trailerPairsOf } from '../http/raw-headers.js';
 import { parseRetryAfter } from '../http/retry-after.js';
 import { awaitConnection, type ConnectionAware } from '../upstream/connection-reuse.js';
@@ -130,7 +131,10 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
     this.host.outstanding--;
   }
 
-  /** What an answer says about its host: its latency, and whether it is failing (5xx, Retry-After). */
+  /**
+   * What an answer says about its host: its latency, and whether it is failing (5xx, Retry-After,
+   * or gRPC's UNAVAILABLE in a trailers-only answer: a host that is not serving the call).
+   */
   private observeAnswer(status: number, headers: ParsedHeaders): void {
     const { host } = this;
     const pool = this.exchange.pool;
@@ -145,7 +149,7 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
       status >= 500 ? `status_${status}` : 'ok',
       ms / 1000,
     );
-    if (status === 502 || status === 503 || status === 504) {
+    if (status === 502 || status === 503 || status === 504 || isGrpcUnavailable(status, headers['grpc-status'])) {
       pool.outliers.failure(host);
       if (status === 503) {
         const value = headers['retry-after'];

@@ -12,7 +12,7 @@ import { GatewayAbort, describeError } from '../faults/classify.js';
 import { serializeProxyStatus } from '../faults/proxy-status.js';
 import { isIdempotent, type FailureKindName } from '../faults/taxonomy.js';
 import { chooseErrorForm } from '../explain/negotiate.js';
-import { isGrpcContentType, parseGrpcTimeout } from '../http/grpc.js';
+import { isGrpcContentType, isGrpcUnavailable, parseGrpcTimeout } from '../http/grpc.js';
 import { parseRetryAfter } from '../http/retry-after.js';
 import { isIdempotentGrpcCall, type RetryPolicy, type RoutePolicy } from '../route/policy.js';
 import type { UpstreamHost } from '../upstream/host.js';
@@ -143,6 +143,13 @@ export class Exchange implements RetryState {
     if (!this.racing.has(attempt)) return false;
     const { ctx, pool } = this;
     let proxyStatus: string | undefined;
+    if (ctx.grpc && this.idempotent && isGrpcUnavailable(status, headers['grpc-status'])) {
+      // A listed method's host said UNAVAILABLE before any message (trailers-only): gRPC's 503.
+      // Another host may answer it; when none may, the host's own status is relayed as it is.
+      this.racing.delete(attempt);
+      if (this.racing.size > 0 || this.retry('upstream_error_status')) return false;
+      this.racing.add(attempt);
+    }
     if (status === 502 || status === 503 || status === 504) {
       // Another attempt (a hedge) still runs, or a retry takes over: drop this answer. It
       // leaves the race first, so a retry that fails at once ends the exchange itself.
@@ -185,7 +192,11 @@ export class Exchange implements RetryState {
       return false;
     }
     if (pool.hosts.length > 1) this.resumePlan = planResume(ctx.req.method!, status, headers);
-    sendResponseHead(ctx, status, statusText, raw, proxyStatus);
+    // A gRPC answer with its status in the head (trailers-only) must reach the client as one: the
+    // head then leaves with the end of the stream (over HTTP/2, one HEADERS frame with END_STREAM),
+    // or a gRPC client finds no status where it looks for one.
+    const trailersOnly = ctx.grpc && headers['grpc-status'] !== undefined;
+    sendResponseHead(ctx, status, statusText, raw, proxyStatus, trailersOnly);
     return true;
   }
 

@@ -97,13 +97,16 @@ Starts three replicas of a small streaming service (catalogue API, generated aud
 Range and strong ETags, a web player) as child processes, Gangway in front of them on
 examples/gangway.yaml, and an operator console with switches that kill, freeze, slow down,
 corrupt, cut and overload one replica. Prints the URLs; Ctrl-C stops everything.
+The player is also served over HTTPS with HTTP/2 on 127.0.0.1:8443, with a self-signed
+certificate made for the run (curl -k, or accept the browser's warning).
 
-Environment: GANGWAY_DEMO_PORTS=gateway,admin,console,replica1,replica2,replica3 when the
-defaults (8080,9901,9902,7001,7002,7003) are taken.
+Environment: GANGWAY_DEMO_PORTS=gateway,admin,console,replica1,replica2,replica3[,https]
+when the defaults (8080,9901,9902,7001,7002,7003,8443) are taken.
 
 Examples:
   gangway demo                                   # then open http://127.0.0.1:9902/
-  GANGWAY_DEMO_PORTS=18080,19901,19902,17001,17002,17003 gangway demo
+  curl --http2 -vk https://localhost:8443/api/tracks   # while it runs: HTTP/2 over TLS
+  GANGWAY_DEMO_PORTS=18080,19901,19902,17001,17002,17003,18443 gangway demo
 `,
   schema: `gangway schema
 

@@ -849,6 +849,35 @@ const server = z
     requestBufferTotal: size(
       'Most request-body bytes held in memory at once across all requests; beyond it, bodies stream instead of being buffered',
     ).prefault('256MiB'),
+    http2: z
+      .strictObject({
+        maxConcurrentStreams: z
+          .number()
+          .int()
+          .min(1)
+          .max(1000)
+          .default(100)
+          .meta({
+            description:
+              'Streams (requests) one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); ' +
+              'more are refused (REFUSED_STREAM), and a client that keeps opening them is sent away',
+          }),
+        idleTimeout: duration(
+          'An HTTP/2 connection with nothing moving on it this long is told to go away (GOAWAY); streams ' +
+            'still open on it finish first',
+        ).prefault('2m'),
+        sendTimeout: duration(
+          'Longest an HTTP/2 response may wait for the client to take more of it (a client that stops ' +
+            'reading, or never opens its flow-control window); beyond it the stream is reset, so it holds ' +
+            'no upstream connection or memory',
+        ).prefault('60s'),
+      })
+      .prefault({})
+      .meta({
+        description:
+          'HTTP/2 to clients (TLS listeners by ALPN, h2c listeners); header lists are bounded by maxHeaderSize, ' +
+          'and floods of resets, pings, settings, empty or CONTINUATION frames end the connection (docs/security.md)',
+      }),
     paths: z
       .strictObject({
         rejectDotSegments: z.boolean().default(false).meta({

@@ -20,11 +20,15 @@ export interface ChildGateway {
   file: string;
 }
 
-/** A gateway process routing everything to one upstream host; `extraYaml` is appended to its config file, `extraArgs` to `gangway start`. */
+/**
+ * A gateway process routing everything to one upstream host; `extraYaml` is appended to its
+ * config file, `extraArgs` to `gangway start`; `h2c`: its listener speaks HTTP/2 in cleartext.
+ */
 export async function startChildGateway(
   upstreamAddress: string,
   extraYaml = '',
   extraArgs: string[] = [],
+  { h2c = false } = {},
 ): Promise<ChildGateway> {
   const listen = await closedPort();
   const admin = await closedPort();
@@ -32,7 +36,7 @@ export async function startChildGateway(
   const file = join(dir, 'gangway.yaml');
   writeFileSync(
     file,
-    `listen: "127.0.0.1:${listen}"
+    `listen: ${h2c ? `{ address: "127.0.0.1:${listen}", h2c: true }` : `"127.0.0.1:${listen}"`}
 admin: "127.0.0.1:${admin}"
 upstreams:
   music: { hosts: ["${upstreamAddress}"], healthCheck: { enabled: false } }

@@ -3,10 +3,12 @@
  * request sent to finalize an order (PKCS#10, RFC 2986, the names as a subjectAltName in an
  * extensionRequest, as RFC 8555 §7.4 asks), and the self-signed certificate that answers a
  * TLS-ALPN-01 challenge (RFC 8737 §3: the name as its only SAN, and a critical
- * id-pe-acmeIdentifier extension holding the SHA-256 of the key authorization). Keys are
+ * id-pe-acmeIdentifier extension holding the SHA-256 of the key authorization) — and, made the
+ * same way, a self-signed certificate for local use (the demo's HTTPS listener). Keys are
  * ECDSA P-256 and signatures ecdsa-with-SHA256, both from node:crypto.
  */
 import { createHash, createPublicKey, generateKeyPairSync, type KeyObject, randomBytes, sign } from 'node:crypto';
+import { isIP } from 'node:net';
 import {
   bitString,
   booleanTrue,
@@ -35,8 +37,26 @@ export function newKey(): KeyObject {
 
 const nameOf = (commonName: string): Buffer => sequence(set(sequence(oid(COMMON_NAME), utf8String(commonName))));
 
+/** A DNS name as dNSName [2]; an IPv4 or IPv6 address as iPAddress [7] (its 4 or 16 bytes). */
+function generalName(name: string): Buffer {
+  const family = isIP(name);
+  if (family === 0) return implicitPrimitive(2, Buffer.from(name, 'ascii'));
+  return implicitPrimitive(7, family === 4 ? Buffer.from(name.split('.').map(Number)) : ipv6Bytes(name));
+}
+
+function ipv6Bytes(address: string): Buffer {
+  const [head = '', tail = ''] = address.split('::');
+  const groups = (part: string): number[] => (part === '' ? [] : part.split(':').map((g) => Number.parseInt(g, 16)));
+  const left = groups(head);
+  const right = address.includes('::') ? groups(tail) : [];
+  const all = [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
+  const bytes = Buffer.alloc(16);
+  for (const [i, g] of all.entries()) bytes.writeUInt16BE(g, i * 2);
+  return bytes;
+}
+
 function subjectAltName(names: readonly string[]): Buffer {
-  const general = names.map((n) => implicitPrimitive(2, Buffer.from(n, 'ascii')));
+  const general = names.map(generalName);
   return sequence(oid(SUBJECT_ALT_NAME), octetString(sequence(...general)));
 }
 
@@ -55,10 +75,20 @@ export function certificateRequest(names: readonly string[], key: KeyObject): Bu
  */
 export function challengeCertificate(name: string, keyAuthorization: string, key: KeyObject): Buffer {
   const digest = createHash('sha256').update(keyAuthorization).digest();
-  const extensions = explicit(
-    3,
-    sequence(subjectAltName([name]), sequence(oid(ACME_IDENTIFIER), booleanTrue(), octetString(octetString(digest)))),
-  );
+  const proof = sequence(oid(ACME_IDENTIFIER), booleanTrue(), octetString(octetString(digest)));
+  return selfSignedCertificate([name], key, 7, [proof]);
+}
+
+/**
+ * A certificate for `names` signed by its own `key`, valid from a day ago for `days` days, with
+ * the names as its subjectAltName and any further extensions given.
+ */
+export function selfSignedCertificate(
+  names: readonly string[],
+  key: KeyObject,
+  days: number,
+  extensions: readonly Buffer[] = [],
+): Buffer {
   const now = Date.now();
   const serial = randomBytes(16);
   serial[0] = serial[0]! & 0x7f;
@@ -66,11 +96,11 @@ export function challengeCertificate(name: string, keyAuthorization: string, key
     explicit(0, integer(2)),
     integer(serial),
     ECDSA_WITH_SHA256,
-    nameOf(name),
-    sequence(time(new Date(now - 86_400_000)), time(new Date(now + 6 * 86_400_000))),
-    nameOf(name),
+    nameOf(names[0]!),
+    sequence(time(new Date(now - 86_400_000)), time(new Date(now + (days - 1) * 86_400_000))),
+    nameOf(names[0]!),
     spki(key),
-    extensions,
+    explicit(3, sequence(subjectAltName(names), ...extensions)),
   );
   return sequence(tbs, ECDSA_WITH_SHA256, bitString(sign('sha256', tbs, key)));
 }

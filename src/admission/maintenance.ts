@@ -40,21 +40,8 @@ export class Maintenance {
   override: MaintenanceSwitch = { enabled: false };
   /** Hosts an operator is draining, as "upstream/host"; kept across reloads. */
   readonly drained = new Set<string>();
-  /** Told of each change an operator makes on this instance. */
+  /** Told of each change an operator makes on this instance (../admin/changes.ts). */
   changes: MaintenanceChanges | undefined = undefined;
-
-  /** An operator switched maintenance on or off here. */
-  switchTo(to: MaintenanceSwitch): void {
-    this.override = to;
-    this.changes?.switched(to);
-  }
-
-  /** An operator drained a host ("upstream/host") here, or put it back. */
-  drain(host: string, drain: boolean): void {
-    if (drain) this.drained.add(host);
-    else this.drained.delete(host);
-    this.changes?.drained(host, drain);
-  }
 
   /** The fleet's drains, as the store has them: answers whether anything changed. */
   adoptDrains(hosts: ReadonlySet<string>): boolean {

@@ -5,7 +5,7 @@
  * answered with the right 4xx (and Proxy-Status) instead of a silent close.
  */
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerOptions } from 'node:http';
-import { createServer as createHttp2Server, createSecureServer } from 'node:http2';
+import { createServer as createHttp2Server, createSecureServer, type ServerHttp2Session } from 'node:http2';
 import type { Server as NetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { StatusSources } from '../admin/status-model.js';
@@ -25,6 +25,7 @@ import type { Runtime } from '../runtime.js';
 import type { ClientRequest, ClientResponse } from './client.js';
 import { Http1Response } from './http1.js';
 import { Http2Response } from './http2.js';
+import { guardSession, http2Options, type SentAwayReason } from './http2-session.js';
 import { SocketResponse } from './socket-response.js';
 
 /** What a listener's server offers the gateway, whichever protocols it speaks. */
@@ -66,13 +67,6 @@ export interface AcmeContexts {
   contextFor(name: string): SecureContext | null | undefined;
 }
 
-/**
- * HTTP/2 limits: streams per connection and the header list bounded, a session's memory
- * bounded (streams beyond it are refused), and the flood protections Node applies to rapid
- * resets, empty frames and invalid frames left at their defaults.
- */
-const HTTP2_LIMITS = { maxSessionMemory: 16, peerMaxConcurrentStreams: 100 } as const;
-
 /** What distinguishes one listener from another. */
 export interface ListenerOptions {
   /** Serve HTTPS (and HTTP/2) with this certificate. */
@@ -110,8 +104,10 @@ export function createListener(
   let server: ListenerServer;
   let setCertificate: Listener['setCertificate'];
   const sockets = new Set<Duplex>();
+  const sentAway = (reason: SentAwayReason): void => current().metrics.http2SentAway.with(reason).inc();
   const trackSessions = (h2: NetServer): void => {
-    h2.on('session', (session: { close(): void; destroy(): void; once(e: 'close', f: () => void): void }) => {
+    h2.on('session', (session: ServerHttp2Session) => {
+      guardSession(session, s.http2.idleTimeout, sentAway);
       sessions.add(session);
       session.once('close', () => sessions.delete(session));
     });
@@ -123,9 +119,7 @@ export function createListener(
   if (h2c === true) {
     const plain = createHttp2Server({
       Http2ServerResponse: Http2Response,
-      ...HTTP2_LIMITS,
-      settings: { maxConcurrentStreams: 100, maxHeaderListSize: s.maxHeaderSize },
-      maxHeaderListPairs: 256,
+      ...http2Options(s),
     } as Parameters<typeof createHttp2Server>[0]);
     trackSessions(plain);
     server = Object.assign(plain, { closeIdleConnections() {} }) as unknown as ListenerServer;
@@ -164,9 +158,7 @@ export function createListener(
       allowHTTP1: true,
       Http1ServerResponse: Http1Response,
       Http2ServerResponse: Http2Response,
-      ...HTTP2_LIMITS,
-      settings: { maxConcurrentStreams: 100, maxHeaderListSize: s.maxHeaderSize },
-      maxHeaderListPairs: 256,
+      ...http2Options(s),
     } as Parameters<typeof createSecureServer>[0]);
     if (acme !== undefined && challenges !== undefined) {
       // TLS-ALPN-01 (RFC 8737): the CA offers only acme-tls/1; node:http2 offers h2 and
@@ -194,6 +186,7 @@ export function createListener(
     if (challenges?.serveHttp(req, res as Http1Response) === true) return;
     if (redirectToHttpsPort !== undefined) return redirectToHttps(req, res as Http1Response, redirectToHttpsPort());
     if (hstsValue !== undefined) res.hsts = hstsValue;
+    if (res instanceof Http2Response) res.sendTimeoutMs = s.http2.sendTimeout;
     const runtime = current();
     // The public status page, when configured, is the gateway's own page, not a route's (the
     // HTTP/2 compatibility response serves it with the same calls as node:http's).
@@ -212,6 +205,8 @@ export function createListener(
     });
   });
   server.on('checkContinue', (req: IncomingMessage, res: Http1Response | Http2Response) => {
+    if (hstsValue !== undefined) res.hsts = hstsValue;
+    if (res instanceof Http2Response) res.sendTimeoutMs = s.http2.sendTimeout;
     handleRequest(current(), req as ClientRequest, res as ClientResponse, {
       remoteAddress: req.socket.remoteAddress,
       authority: authorityOf(req),
@@ -230,17 +225,15 @@ export function createListener(
     });
   });
   // A gateway is not a forward proxy: CONNECT gets a clear refusal rather than a silent close.
-  server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
-    const replies = current().replies;
-    const reply = buildReply({
-      kind: 'bad_request',
-      proxyName: replies.proxyName,
-      requestId: requestIdFrom(undefined),
-      revealDetails: false,
-      page: replies.page,
-      details: 'CONNECT is not served: this is a gateway, not a forward proxy',
-    });
-    sendReply(new SocketResponse(socket), reply, undefined);
+  // Over HTTP/2 the compatibility layer hands over a response, not a socket: an extended
+  // CONNECT (RFC 8441) is a WebSocket asked for, the rest is refused on that stream.
+  server.on('connect', (req: IncomingMessage, socket: Duplex | Http2Response) => {
+    if (socket instanceof Http2Response) {
+      if (hstsValue !== undefined) socket.hsts = hstsValue;
+      socket.sendTimeoutMs = s.http2.sendTimeout;
+      return connectOverHttp2(current(), req, socket, scheme);
+    }
+    sendReply(new SocketResponse(socket), forwardProxyRefusal(current()), undefined);
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const runtime = current();
@@ -261,6 +254,39 @@ export function createListener(
     runtime.logger.info({ failure: kind, cause: err.code ?? err.message, status: reply.status }, 'client error');
   });
   return { server, tunnels, sessions, sockets, setCertificate };
+}
+
+const NO_HEAD = Buffer.alloc(0);
+
+/**
+ * An HTTP/2 CONNECT. With `:protocol` (RFC 8441 §4) it is the HTTP/2 form of an HTTP/1.1
+ * `GET` with `Upgrade:` (§5), and goes through the same preflight and tunnel as one: the
+ * request is presented to the proxy as that GET. Without it, it asks for a forward proxy.
+ */
+function connectOverHttp2(runtime: Runtime, req: IncomingMessage, res: Http2Response, scheme: 'http' | 'https'): void {
+  const protocol = req.headers[':protocol'];
+  const arrival = {
+    remoteAddress: req.socket.remoteAddress,
+    authority: authorityOf(req),
+    expectsContinue: false,
+    scheme,
+  };
+  if (typeof protocol !== 'string') return sendReply(res, forwardProxyRefusal(runtime), undefined);
+  req.method = 'GET';
+  req.headers.upgrade = protocol;
+  handleUpgrade(runtime, req as ClientRequest, res, NO_HEAD, arrival);
+}
+
+function forwardProxyRefusal(runtime: Runtime) {
+  const replies = runtime.replies;
+  return buildReply({
+    kind: 'bad_request',
+    proxyName: replies.proxyName,
+    requestId: requestIdFrom(undefined),
+    revealDetails: false,
+    page: replies.page,
+    details: 'CONNECT is not served: this is a gateway, not a forward proxy',
+  });
 }
 
 /** Connections that chose acme-tls/1: their handshake presents a challenge certificate, nothing else. */

@@ -147,8 +147,9 @@ routes:
     ...windows,
     `Redis stopped: admitted ${downAdmitted} in ${downSpan} s (${Math.round((downAdmitted / downSpan) * WINDOW_S)} per ` +
       `${WINDOW_S} s; each instance's local share is ${LIMIT / PORTS.length} per ${WINDOW_S} s)`,
-    `Failed requests (not 200 or 429): ${failed.length} of ${answers.length} ${JSON.stringify(breakdown(failed))}` +
-      ` (of which shed by the event-loop guard, a busy machine: ${shedBefore})`,
+    `Not 200 or 429: ${failed.length} of ${answers.length} ${JSON.stringify(breakdown(failed))} (shed by the ` +
+      `event-loop guard: ${shedBefore}); with Redis up ${failed.filter((a) => a.at < stopAt).length}, ` +
+      `down ${failed.filter((a) => a.at >= stopAt).length}`,
     `Latency p50 / p99, Redis up (${WINDOW_S}–${UP_S} s): ${p(up, 0.5).toFixed(2)} / ${p(up, 0.99).toFixed(2)} ms`,
     `Latency p50 / p99, Redis down (from ${SETTLE_MS / 1000} s after the stop): ${p(down, 0.5).toFixed(2)} / ` +
       `${p(down, 0.99).toFixed(2)} ms`,

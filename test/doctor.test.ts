@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { createConnection, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { join } from 'node:path';
 import { main } from '../src/cli/main.js';
@@ -548,3 +548,90 @@ test('the TLS rung names the protocol the server chose by ALPN: HTTP/2 from a se
   const { report } = await doctor([url]);
   assert.match(stepNamed(report, 'tls')!.detail, /^TLSv1\.3, HTTP\/2 certificate for localhost/);
 });
+
+/** A CONNECT proxy that opens each tunnel to `to(authority)`; or refuses CONNECT with `refuse`. */
+async function connectProxy(to: (authority: string) => number, refuse?: number): Promise<string> {
+  const proxy = createServer((_req, res) => res.writeHead(400).end());
+  proxy.on('connect', (req, client: Socket, head: Buffer) => {
+    if (refuse !== undefined) {
+      client.end(`HTTP/1.1 ${refuse} No\r\ncontent-length: 0\r\n\r\n`);
+      return;
+    }
+    const upstream = createConnection({ host: '127.0.0.1', port: to(req.url ?? '') }, () => {
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      upstream.write(head);
+      upstream.pipe(client).pipe(upstream);
+    });
+    upstream.on('error', () => client.destroy());
+    client.on('error', () => upstream.destroy());
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  cleanups.push(
+    () =>
+      new Promise((r) => {
+        proxy.closeAllConnections();
+        proxy.close(r);
+      }),
+  );
+  return `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+}
+
+/** An h2 + HTTP/1.1 HTTPS server on loopback with one of the tests' certificates. */
+async function httpsServer(certificate: 'localhost' | 'rotated'): Promise<number> {
+  const { createSecureServer } = await import('node:http2');
+  const tlsDir = join(import.meta.dirname, 'support', 'tls');
+  const server = createSecureServer(
+    {
+      key: readFileSync(join(tlsDir, `${certificate}-key.pem`)),
+      cert: readFileSync(join(tlsDir, `${certificate}-cert.pem`)),
+      allowHTTP1: true,
+    },
+    (_req, res) => res.end('ok'),
+  );
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+  return (server.address() as AddressInfo).port;
+}
+
+test(
+  'behind an HTTP proxy the TLS rung shakes hands inside a CONNECT tunnel, names the ALPN protocol, ' +
+    'and tells an intercepting proxy from a bad certificate',
+  async () => {
+    const trust = { NODE_EXTRA_CA_CERTS: join(import.meta.dirname, 'support', 'tls', 'localhost-cert.pem') };
+    const service = await httpsServer('localhost');
+    const url = `https://localhost:${service}/`;
+
+    // A plain tunnelling proxy: the service's own certificate, over HTTP/2, and the verdict ok.
+    const tunnel = await connectProxy(() => service);
+    const through = await doctorProcess([url], { ...trust, https_proxy: tunnel });
+    const tls = stepNamed(through.report, 'tls')!;
+    assert.equal(tls.ok, true, tls.detail);
+    assert.match(
+      tls.detail,
+      /^through the proxy http:\/\/127\.0\.0\.1:\d+: TLSv1\.3, HTTP\/2 certificate for localhost/,
+    );
+    assert.equal(through.report.verdict, 'ok');
+
+    // An inspecting proxy presents its own certificate (here: the rotated one, not trusted).
+    const inspector = await httpsServer('rotated');
+    const intercepting = await connectProxy(() => inspector);
+    const caught = await doctorProcess([url], { ...trust, https_proxy: intercepting });
+    assert.equal(stepNamed(caught.report, 'tls')!.ok, false);
+    assert.equal(caught.report.verdict, 'your-proxy-or-vpn');
+    assert.match(caught.report.summary, /the proxy intercepts TLS/);
+    assert.match(caught.report.summary, /certificate from Gangway tests \(rotated\)/);
+
+    // A service whose certificate is untrusted everywhere: the service's fault, proxy or not.
+    const untrusted = await doctorProcess([url], { https_proxy: tunnel });
+    assert.equal(untrusted.report.verdict, 'service-side');
+    assert.match(untrusted.report.summary, /TLS certificate is not valid for localhost/);
+
+    // A proxy that refuses the tunnel: the TLS rung says so, and the proxy's answer is the verdict.
+    const refusing = await connectProxy(() => service, 403);
+    const refused = await doctorProcess([url], { ...trust, https_proxy: refusing });
+    assert.match(stepNamed(refused.report, 'tls')!.detail, /no tunnel \(the proxy answered 403\)/);
+    assert.equal(refused.report.verdict, 'your-proxy-or-vpn');
+    assert.match(refused.report.summary, /refuses to pass requests to localhost:\d+ on \(it answered 403 Forbidden\)/);
+    assert.equal(stepNamed(refused.report, 'repeat'), undefined, 'a rule of the proxy is not asked again');
+  },
+);

@@ -15,6 +15,8 @@ import { connect as tlsConnect } from 'node:tls';
 import { Agent, request } from 'undici';
 import { ConfigError, createGateway, loadConfigFile } from '../src/index.js';
 import { certificateFacts, daysLeft } from '../src/listen/certificate.js';
+import type { StatusReport } from '../src/admin/status-model.js';
+import { renderSections } from '../src/admin/status-view.js';
 import { closedPort, httpUpstream, websocketTranscript } from './support/harness.js';
 
 const CLI = join(import.meta.dirname, '..', 'src', 'cli.ts');
@@ -353,6 +355,32 @@ test(
     assert.deepEqual(cert?.names, ['localhost', '127.0.0.1']);
     assert.ok(cert!.days_left > 3000, `valid until ${cert!.not_after}`);
     assert.equal(cert!.expires_soon, false);
+    // The operator's status page lists it; one close to its end is marked for renewal, an expired one says so.
+    const page = await (
+      await fetch(`http://127.0.0.1:${admin!.port}/status`, { headers: { accept: 'text/html' } })
+    ).text();
+    assert.match(page, /<h2 id="crt">Certificates<\/h2>/);
+    assert.match(page, /<strong>localhost, 127\.0\.0\.1<\/strong> · listener 127\.0\.0\.1:0/);
+    assert.match(page, /valid until <time datetime="20\d\d-[^"]+">[^<]+<\/time> · \d,\d{3} days left/);
+    assert.doesNotMatch(page, /Renew it/);
+    const soon = { listener: '127.0.0.1:8443', names: ['music.example'], not_after: '2030-01-10T00:00:00.000Z' };
+    const sections = renderSections(
+      {
+        ...(status as unknown as StatusReport),
+        certificates: [
+          { ...soon, days_left: 9, expires_soon: true },
+          { ...soon, names: ['old.example'], days_left: -3, expires_soon: true },
+        ],
+      },
+      'en',
+      {},
+    );
+    assert.match(sections.certificates!, /<li class="soon"><strong>music\.example<\/strong>.* 9 days left/s);
+    assert.match(sections.certificates!, /Renew it: fewer than 14 days left/);
+    assert.match(sections.certificates!, /<li class="expired"><strong>old\.example.*expired on <time/s);
+    assert.equal(sections.certificates!.match(/Renew it/g)?.length, 1, 'an expired one is past renewing soon');
+    const publicView = renderSections({ ...(status as unknown as StatusReport), certificates: undefined }, 'en', {});
+    assert.equal(publicView.certificates, undefined, 'the public view has no certificates');
     const metrics = await (await fetch(`http://127.0.0.1:${admin!.port}/metrics`)).text();
     assert.match(metrics, /gangway_certificate_expiry_seconds\{listener="127\.0\.0\.1:0",name="localhost"\} \d{8,}/);
     const expired = certificateFacts('test', readFileSync(join(TLS, 'expired-cert.pem'), 'utf8'));

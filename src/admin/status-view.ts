@@ -9,11 +9,14 @@ import { FAILURES } from '../faults/taxonomy.js';
 import { text, type TextKey, type TextOverrides } from '../explain/catalogue.js';
 import { formatMessage, type MessageVars, numbersFor } from '../explain/message.js';
 import { escapeHtml } from '../explain/page.js';
+import { EXPIRY_WARNING_DAYS } from '../listen/certificate.js';
 import { STATUS_SCRIPT, STATUS_STYLE } from './status-client.js';
 import { percent, reasonText, type MaintenanceStatus, type ServiceStatus, type StatusReport } from './status-model.js';
 
-/** The parts of the page a live update replaces, by element id. */
-export type StatusSections = Record<'updated' | 'overall' | 'services' | 'maintenance' | 'incidents', string>;
+/** The parts of the page a live update replaces, by element id; certificates in the operator's view only. */
+export type StatusSections = Record<'updated' | 'overall' | 'services' | 'maintenance' | 'incidents', string> & {
+  certificates?: string;
+};
 
 /** Words in one language, escaped for HTML. */
 class Words {
@@ -67,6 +70,12 @@ export function renderStatusPage(status: StatusReport, base: string, lang: strin
 <ul id="maintenance">${s.maintenance}</ul></section>
 <section aria-labelledby="inc"><h2 id="inc">${w.say('status.incidents')}</h2>
 <ul id="incidents">${s.incidents}</ul></section>
+${
+  s.certificates === undefined
+    ? ''
+    : `<section aria-labelledby="crt"><h2 id="crt">${w.say('status.certificates')}</h2>
+<ul id="certificates">${s.certificates}</ul></section>`
+}
 <section aria-labelledby="charts"><h2 id="charts">${w.say('status.last_hour')}</h2>
 ${figure('status.chart_rps', 'chart-rps')}
 ${figure('status.chart_errors', 'chart-err', failedAndShed)}
@@ -115,7 +124,33 @@ export function renderSections(status: StatusReport, lang: string, overrides: Te
     services: status.services.map((v) => serviceRow(v, w)).join(''),
     maintenance: maintenance.length > 0 ? maintenance.join('') : `<li>${w.say('status.no_maintenance')}</li>`,
     incidents: incidents.length > 0 ? incidents.join('') : `<li>${w.say('status.no_incidents')}</li>`,
+    ...(status.certificates === undefined ? {} : { certificates: certificateItems(status.certificates, w) }),
   };
+}
+
+/** The operator's certificates: each listener's names and how long they still hold, the ones to renew marked. */
+function certificateItems(certificates: NonNullable<StatusReport['certificates']>, w: Words): string {
+  if (certificates.length === 0) return `<li>${w.say('status.no_certificates')}</li>`;
+  // `{until}` is a <time> element: the words are escaped first, then it is put in.
+  const at = (key: TextKey, until: string, days: number): string =>
+    w.say(key, { until: '\u0000', days }).replace('\u0000', time(until));
+  return certificates
+    .map((c) => {
+      const left =
+        c.days_left < 0
+          ? at('status.certificate_expired', c.not_after, c.days_left)
+          : at('status.certificate_left', c.not_after, c.days_left);
+      const expired = c.days_left < 0;
+      const soon =
+        c.expires_soon && !expired
+          ? `<span class="reason">${w.say('status.certificate_soon', { warn: EXPIRY_WARNING_DAYS })}</span>`
+          : '';
+      const listener = w.say('status.certificate_listener', { listener: c.listener });
+      const mark = expired ? ' class="expired"' : c.expires_soon ? ' class="soon"' : '';
+      return `<li${mark}><strong>${escapeHtml(c.names.join(', '))}</strong> · ${listener}
+<span class="detail">${left}</span>${soon}</li>`;
+    })
+    .join('');
 }
 
 function serviceRow(v: ServiceStatus, w: Words): string {

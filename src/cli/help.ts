@@ -81,6 +81,9 @@ Proxies are read exactly as curl reads them: http_proxy in lowercase only (curl 
 HTTP_PROXY, which a CGI program's request can set), https_proxy, all_proxy and no_proxy in
 either case, lowercase first. Requests go through http:// and https:// proxies; a SOCKS
 proxy (socks4/4a/5/5h) is checked for a connection, then the service is checked directly.
+Behind an HTTP proxy the TLS rung shakes hands inside the proxy's CONNECT tunnel, so it sees
+the certificate your programs see: one that differs from the service's own is a proxy that
+intercepts TLS, and a proxy refusing the way (403) is named as the cause.
 Colour on a terminal; NO_COLOR turns it off.
 
 Examples:

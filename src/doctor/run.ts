@@ -14,7 +14,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import { isIP } from 'node:net';
-import { answersPlainHttp, connectTo, tlsHandshake } from './connect.js';
+import { answersPlainHttp, connectTo, type TlsResult, tlsHandshake, tunnelThrough } from './connect.js';
 import { resolverLookup, systemLookup, type Lookup } from './dns.js';
 import { inspectNetwork, proxyFor, proxyName } from './environment.js';
 import { describeAttempt, describeLookups, describeStatusPage, operatorMessage } from './evidence.js';
@@ -271,12 +271,7 @@ export async function runDoctor(given: URL, opts: DoctorOptions, progress: Docto
           name: 'tls',
           ok: tls.ok,
           ms: tls.ms,
-          detail:
-            tls.error && !tls.subject
-              ? tls.error
-              : `${tls.protocol ?? ''}${tls.alpn ? `, ${tls.alpn === 'h2' ? 'HTTP/2' : tls.alpn.toUpperCase()}` : ''} ` +
-                `certificate for ${tls.subject ?? '?'} from ${tls.issuer ?? '?'}, valid ` +
-                `until ${tls.validTo ?? '?'} (${tls.daysLeft ?? '?'} days)${tls.nameMismatch ? `; ${tls.nameMismatch}` : ''}${tls.error ? `; ${tls.error}` : ''}`,
+          detail: describeTls(tls),
         });
         if (!tls.ok) {
           const intercepted = net.vpnInterfaces.length > 0 && /SELF_SIGNED|UNABLE_TO_GET_ISSUER/.test(tls.error ?? '');
@@ -304,6 +299,9 @@ export async function runDoctor(given: URL, opts: DoctorOptions, progress: Docto
     } else {
       step({ name: 'tls', ok: null, detail: 'skipped: plain http' });
     }
+  } else if (url.protocol === 'https:' && via !== undefined) {
+    const verdict = await tlsThroughProxy(url, via, host, port, opts.timeoutMs, step, finish);
+    if (verdict !== undefined) return verdict;
   }
 
   // 6. HTTP
@@ -315,7 +313,8 @@ export async function runDoctor(given: URL, opts: DoctorOptions, progress: Docto
 
     // 7. repeat
     // Neither a maintenance window nor a proxy that wants credentials passes in a few seconds.
-    const lasting = isMaintenance(first.hops, first.problemType) || first.proxyStatus === 407;
+    const lasting =
+      isMaintenance(first.hops, first.problemType) || first.proxyStatus === 407 || proxyRefuses(first.proxyStatus);
     if (!answeredWell(first) && opts.attempts > 1 && !lasting) {
       let good: HttpAttempt | undefined;
       let failed = 1;
@@ -376,6 +375,21 @@ export async function runDoctor(given: URL, opts: DoctorOptions, progress: Docto
           `Required) before it passes the request on; the request never reaches the ` +
           `service.`,
         { failedAt: `proxy ${proxyName(via)}` },
+      );
+    if (proxyRefuses(last.proxyStatus) && via !== undefined)
+      return finish(
+        'your-proxy-or-vpn',
+        `The proxy ${proxyName(via)} refuses to pass requests to ${url.host} on (it answered ` +
+          `${last.proxyStatus}${STATUS_CODES[last.proxyStatus!] ? ` ${STATUS_CODES[last.proxyStatus!]}` : ''}): ` +
+          `its rules block the way; the request never reaches the service.`,
+        {
+          failedAt: `proxy ${proxyName(via)}`,
+          advice: [
+            'Ask whoever runs the proxy whether it blocks this service, or reach the service without it if ' +
+              'your network allows it.',
+            'The service itself was not reached, so nothing is known to be wrong with it.',
+          ],
+        },
       );
     if (!last.ok) {
       if (untestedSocks)
@@ -509,5 +523,85 @@ async function transportVerdict(
   return finish(
     'unknown',
     `${url.host} cannot be reached (${errors.join(', ')}). Run again with --control URL (a site you trust) to tell your network from the service.`,
+  );
+}
+
+/**
+ * A proxy's own 4xx to the request or its tunnel (407 is answered apart): a rule of the
+ * proxy's, which no repetition changes. Its 5xx say it could not reach the service, which
+ * is the service's or the network's story, not the proxy's.
+ */
+function proxyRefuses(status: number | undefined): boolean {
+  return status !== undefined && status >= 400 && status < 500 && status !== 407;
+}
+
+/** The TLS rung's line: protocol, what ALPN chose, and what the certificate says. */
+function describeTls(tls: TlsResult): string {
+  if (tls.error && !tls.subject) return tls.error;
+  const alpn = tls.alpn ? `, ${tls.alpn === 'h2' ? 'HTTP/2' : tls.alpn.toUpperCase()}` : '';
+  const mismatch = tls.nameMismatch ? `; ${tls.nameMismatch}` : '';
+  return (
+    `${tls.protocol ?? ''}${alpn} certificate for ${tls.subject ?? '?'} from ${tls.issuer ?? '?'}, ` +
+    `valid until ${tls.validTo ?? '?'} (${tls.daysLeft ?? '?'} days)${mismatch}${tls.error ? `; ${tls.error}` : ''}`
+  );
+}
+
+/**
+ * The TLS rung behind an HTTP proxy: the handshake inside a CONNECT tunnel, as the user's
+ * programs make it. A refused tunnel is left to the HTTP rung, which names the proxy's answer.
+ * An untrusted certificate is told apart by a direct handshake where this machine can make
+ * one: a different certificate than the service's own means the proxy intercepts TLS (a
+ * corporate inspection proxy whose root is not trusted here); the same one means the
+ * service's certificate is at fault.
+ */
+async function tlsThroughProxy(
+  url: URL,
+  proxy: URL,
+  host: string,
+  port: number,
+  timeoutMs: number,
+  step: (s: Step) => Step,
+  finish: (verdict: Verdict, summary: string, extra?: Partial<DoctorReport>) => DoctorReport,
+): Promise<DoctorReport | undefined> {
+  const name = proxyName(proxy);
+  const tunnel = await tunnelThrough(proxy, host, port, timeoutMs);
+  if (tunnel.socket === undefined) {
+    step({ name: 'tls', ok: false, ms: tunnel.ms, detail: `through the proxy ${name}: no tunnel (${tunnel.error})` });
+    return undefined;
+  }
+  const tls = await tlsHandshake(host, port, host, timeoutMs, tunnel.socket);
+  tunnel.socket.destroy();
+  step({ name: 'tls', ok: tls.ok, ms: tls.ms, detail: `through the proxy ${name}: ${describeTls(tls)}` });
+  if (tls.ok) return undefined;
+  if (tls.subject === undefined)
+    return finish(
+      'service-side',
+      `The TLS handshake with ${url.host}, through the proxy ${name}, failed before any certificate was ` +
+        `shown (${tls.error}): the service's TLS is broken, or it does not speak TLS on port ${port}.`,
+      { failedAt: `the TLS handshake with ${url.host}` },
+    );
+  const direct = await connectTo(host, port, timeoutMs);
+  const own = direct.ok ? await tlsHandshake(host, port, host, timeoutMs) : undefined;
+  if (own?.fingerprint !== undefined && own.fingerprint !== tls.fingerprint)
+    return finish(
+      'your-proxy-or-vpn',
+      `Through the proxy ${name}, ${host} presents a certificate from ${tls.issuer ?? 'an unknown issuer'} ` +
+        `that is not trusted here (${tls.nameMismatch ?? tls.error}), while the service's own certificate ` +
+        `is from ${own.issuer ?? 'another issuer'}: the proxy intercepts TLS, and this machine does not ` +
+        `trust its certificates.`,
+      {
+        failedAt: `proxy ${name} (TLS interception)`,
+        advice: [
+          'Ask whoever runs the proxy for its root certificate and install it, or reach the service ' +
+            'without the proxy if your network allows it.',
+          'The service itself is not at fault.',
+        ],
+      },
+    );
+  return finish(
+    'service-side',
+    `The service's TLS certificate is not valid for ${host} (${tls.nameMismatch ?? tls.error})` +
+      `${own === undefined ? `; seen through the proxy ${name}, which could also be the one presenting it` : ''}.`,
+    { failedAt: `the TLS certificate of ${host}` },
   );
 }

@@ -72,6 +72,12 @@ type StatusKeys =
   | 'status.noscript'
   | 'status.no_maintenance'
   | 'status.no_incidents'
+  | 'status.certificates'
+  | 'status.no_certificates'
+  | 'status.certificate_listener'
+  | 'status.certificate_left'
+  | 'status.certificate_expired'
+  | 'status.certificate_soon'
   | 'status.now'
   | 'status.scheduled'
   | 'status.all_services'
@@ -158,6 +164,12 @@ const en: Catalogue = {
   'status.noscript': 'Without JavaScript this page shows the state when it was loaded; reload it for news.',
   'status.no_maintenance': 'None in progress or scheduled.',
   'status.no_incidents': 'No incidents in the last hour.',
+  'status.certificates': 'Certificates',
+  'status.no_certificates': 'No listener speaks HTTPS.',
+  'status.certificate_listener': 'listener {listener}',
+  'status.certificate_left': 'valid until {until} · {days, plural, one {# day} other {# days}} left',
+  'status.certificate_expired': 'expired on {until}: clients refuse it',
+  'status.certificate_soon': 'Renew it: fewer than {warn} days left',
   'status.now': 'Now',
   'status.scheduled': 'Scheduled',
   'status.all_services': 'all services',
@@ -355,6 +367,12 @@ const de: Partial<Catalogue> = {
   'status.noscript': 'Ohne JavaScript zeigt diese Seite den Stand beim Laden; für Neuigkeiten bitte neu laden.',
   'status.no_maintenance': 'Keine laufende oder geplante Wartung.',
   'status.no_incidents': 'Keine Störungen in der letzten Stunde.',
+  'status.certificates': 'Zertifikate',
+  'status.no_certificates': 'Kein Listener spricht HTTPS.',
+  'status.certificate_listener': 'Listener {listener}',
+  'status.certificate_left': 'gültig bis {until} · noch {days, plural, one {# Tag} other {# Tage}}',
+  'status.certificate_expired': 'abgelaufen am {until}: Clients lehnen es ab',
+  'status.certificate_soon': 'Erneuern: weniger als {warn} Tage übrig',
   'status.now': 'Jetzt',
   'status.scheduled': 'Geplant',
   'status.all_services': 'alle Dienste',

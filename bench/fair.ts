@@ -94,10 +94,12 @@ interface Row {
   result: LoadResult;
 }
 
+const cell = (n: number): string => n.toFixed(0).padStart(5);
+
 function line(peer: string, r: LoadResult): string {
   return (
-    `  ${peer.padEnd(20)} ${r.rps.toFixed(0).padStart(5)} downloads/s ${(r.bytesPerSec / MiB).toFixed(0).padStart(5)} MiB/s` +
-    `   p50 ${r.p50ms.toFixed(0).padStart(5)} ms   p99 ${r.p99ms.toFixed(0).padStart(5)} ms   max ${r.maxMs.toFixed(0).padStart(5)} ms` +
+    `  ${peer.padEnd(20)} ${cell(r.rps)} downloads/s ${cell(r.bytesPerSec / MiB)} MiB/s` +
+    `   p50 ${cell(r.p50ms)} ms   p99 ${cell(r.p99ms)} ms   max ${cell(r.maxMs)} ms` +
     (r.non2xx || r.errors ? `   non-2xx ${r.non2xx} errors ${r.errors}` : '')
   );
 }

@@ -23,6 +23,8 @@ after(async () => {
 });
 
 const MiB = 1024 * 1024;
+/** Every test ends within this, on the slowest machine: a stalled stream fails rather than hangs. */
+const LIMIT_MS = 60_000;
 /** A body whose bytes tell where they belong: byte i of body `seed` is (seed * 31 + i * 7) mod 251. */
 function body(seed: number, size: number): Buffer {
   const b = Buffer.allocUnsafe(size);
@@ -123,7 +125,9 @@ function sharesAtFirstCompletion(downloads: Download[]): Promise<number[]> {
 }
 
 let gw: RunningGateway;
-test('set up: an upstream holding each batch until all of it asked, and the gateway in front', async () => {
+test('set up: an upstream holding each batch until all of it asked, and the gateway in front', {
+  timeout: LIMIT_MS,
+}, async () => {
   const up = await batchUpstream();
   // The upstream holds answers until a batch is complete, which the adaptive concurrency limit
   // would read as an upstream slowing down; and on a loaded machine this process may be held
@@ -145,7 +149,10 @@ for (const [streams, size] of [
   [8, 1 * MiB],
   [16, 2 * MiB],
 ] as const) {
-  test(`${streams} downloads of ${size / MiB} MiB ready at once: when the first completes, every other has more than half of its body`, async (t) => {
+  const name =
+    `${streams} downloads of ${size / MiB} MiB ready at once: when the first completes, ` +
+    'every other has more than half of its body';
+  test(name, { timeout: LIMIT_MS }, async (t) => {
     const downloads: Download[] = [];
     for (let i = 0; i < streams; i++)
       downloads.push(download(gw.url, `/batch/ready-${streams}/${streams}/${i}/${size}`, () => {}));
@@ -161,7 +168,9 @@ for (const [streams, size] of [
   });
 }
 
-test('a download that starts while others stream gets its first bytes before any of them finishes', async () => {
+test('a download that starts while others stream gets its first bytes before any of them finishes', {
+  timeout: LIMIT_MS,
+}, async () => {
   const size = 2 * MiB;
   const running: Download[] = [];
   let firstBytesOfLate: number | undefined;
@@ -183,7 +192,9 @@ test('a download that starts while others stream gets its first bytes before any
   assert.equal(firstBytesOfLate, 0, `${finishedBefore} of the 8 running downloads finished before it had a byte`);
 });
 
-test('slow readers and fast readers together: every body arrives whole and in order, none stalls', async () => {
+test('slow readers and fast readers together: every body arrives whole and in order, none stalls', {
+  timeout: LIMIT_MS,
+}, async () => {
   const size = 1 * MiB;
   const downloads: Download[] = [];
   for (let i = 0; i < 12; i++)
@@ -192,7 +203,7 @@ test('slow readers and fast readers together: every body arrives whole and in or
   for (const [i, b] of bodies.entries()) assert.equal(sha(b), sha(body(i + 20, size)), `download ${i} arrived intact`);
 });
 
-test('200 small answers at once all arrive whole', async () => {
+test('200 small answers at once all arrive whole', { timeout: LIMIT_MS }, async () => {
   const downloads: Download[] = [];
   for (let i = 0; i < 200; i++) downloads.push(download(gw.url, `/now/small/0/${i}/1024`, () => {}));
   const bodies = await Promise.all(downloads.map((d) => d.done));

@@ -22,6 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  LOAD_CPU,
   machine,
   runWrk,
   startNginx,
@@ -118,8 +119,8 @@ function line(peer: string, r: LoadResult): string {
 }
 
 function measure(round: number, peer: string, url: string, rows: Row[]): void {
-  runWrk(url, 1, CONNECTIONS, WRK_TIMEOUT_S); // warm-up: connections, JIT, pools, socket buffers
-  const result = runWrk(url, SECONDS, CONNECTIONS, WRK_TIMEOUT_S);
+  runWrk(url, 1, CONNECTIONS, LOAD_CPU, WRK_TIMEOUT_S); // warm-up: connections, JIT, pools, socket buffers
+  const result = runWrk(url, SECONDS, CONNECTIONS, LOAD_CPU, WRK_TIMEOUT_S);
   rows.push({ round, peer, result });
   process.stdout.write(`${line(peer, result)}\n`);
 }

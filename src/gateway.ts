@@ -6,6 +6,9 @@
  * within the drain timeout, then cut what is left).
  */
 import type { Server } from 'node:http';
+import { AcmeCertificates, type AcmeSettings } from './acme/certificates.js';
+import { ChallengeAnswers } from './acme/challenges.js';
+import { DirectoryStorage } from './acme/storage.js';
 import { createAdminServer } from './admin/server.js';
 import type { StatusSources } from './admin/status-model.js';
 import { EventLoopGuard } from './admission/event-loop-guard.js';
@@ -22,6 +25,9 @@ import { GatewayMetrics, type HostState, type MetricSources } from './observe/me
 import { BodyBudget } from './proxy/request-body.js';
 import { Runtime, type GatewayShared } from './runtime.js';
 import { VERSION } from './version.js';
+import { applyChange } from './admin/changes.js';
+import type { WorkerLink } from './workers/link.js';
+import type { WorkerReport } from './workers/protocol.js';
 
 export interface GatewayOptions {
   /** Use this logger instead of one built from the config's `log` section. */
@@ -39,6 +45,11 @@ export interface GatewayOptions {
   loadConfig?: () => GatewayConfig;
   /** The status page's time step (default 5 s); tests shorten it. */
   statusStepMs?: number;
+  /**
+   * This gateway is one of several worker processes sharing the listeners (`workers` > 1):
+   * its log lines carry `worker`, and its admin API and status page speak for the machine.
+   */
+  worker?: WorkerLink;
 }
 
 export interface Gateway {
@@ -70,11 +81,13 @@ const CERTIFICATE_CHECK_MS = 12 * 3_600_000;
 export function createGateway(input: GatewayConfigInput | GatewayConfig, options: GatewayOptions = {}): Gateway {
   const initial = validateConfig(input);
   const log: GatewayLog = options.logger ? externalLog(options.logger) : createLog(initial.log, options.logDestination);
+  if (options.worker !== undefined) log.logger = log.logger.child({ worker: options.worker.id });
   const logger = log.logger;
   let runtime: Runtime;
   // The gauges read whichever runtime is in force when /metrics is scraped.
   const sources: MetricSources = {
     hostStates: () => runtime.hostStates(),
+    poolSizes: () => runtime.poolSizes(),
     gateStates: () => runtime.gateStates(),
     maintenanceStates: () => runtime.maintenanceStates(),
     cacheStates: () => runtime.cacheStates(),
@@ -102,7 +115,26 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
         );
     },
   });
+  // ACME: the challenge answers every listener serves, and the certificates it obtains (made
+  // when a configuration first lists names, at start or on a reload).
+  const challenges = new ChallengeAnswers();
+  let acme: AcmeCertificates | undefined;
+  const acmeFor = (config: GatewayConfig): AcmeCertificates | undefined => {
+    if (acme !== undefined || acmeNames(config).length === 0) return acme;
+    acme = new AcmeCertificates(
+      acmeSettings(config),
+      new DirectoryStorage(config.acme.storage, config.acme.directory),
+      challenges,
+      logger,
+      {
+        installed: (name) => presentAcmeCertificate(name),
+        outcome: (name, outcome) => metrics.acme.with(name, outcome).inc(),
+      },
+    );
+    return acme;
+  };
   const shared: GatewayShared = {
+    acmeExpiry: (name) => acme?.certificateOf(name)?.notAfter,
     metrics,
     logger,
     lines: log.lines,
@@ -117,9 +149,12 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
   runtime.start();
   const current = (): Runtime => runtime;
   const startedAt = Date.now();
+  const worker = options.worker;
+  // A worker's status page draws the machine's traffic: its own steps and the other workers'.
+  const timeline = worker === undefined ? metrics.timeline : worker.timeline(metrics.timeline);
   const statusSources = (): StatusSources => ({
     runtime,
-    timeline: metrics.timeline,
+    timeline,
     incidents: metrics.incidents,
     version: VERSION,
     startedAt,
@@ -131,15 +166,30 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
     const bound = server?.listening ? (server.address() as { port: number }).port : undefined;
     return bound ?? initial.listen[httpsIndex]?.address.port ?? 443;
   };
+  const acmeContexts = { contextFor: (name: string) => acme?.contextFor(name) };
   const listeners: Listener[] = initial.listen.map((l) =>
     createListener(initial, current, statusSources, {
-      tls: certificateOf(initial, l),
+      tls: certificateOf(initial, l, acme),
       hsts: l.tls?.hsts,
       h2c: l.h2c,
       redirectToHttpsPort: l.redirectToHttps ? httpsPort : undefined,
+      challenges,
+      acme: l.tls?.acme === undefined ? undefined : acmeContexts,
     }),
   );
+  /**
+   * A listener whose certificates all come from ACME presents its first name's to clients
+   * that name none (or a name it does not hold), once it has one.
+   */
+  const presentAcmeCertificate = (name: string): void => {
+    runtime.config.listen.forEach((l, i) => {
+      if (l.tls?.cert === undefined && l.tls?.acme?.[0] === name)
+        listeners[i]?.setCertificate?.(certificateOf(runtime.config, l, acme)!);
+    });
+  };
   let certificateCheck: NodeJS.Timeout | undefined;
+  /** Listening: ACME may order (the CA's look needs the listeners up). */
+  let started = false;
   /** Runtimes replaced by a reload, still finishing their requests. */
   const retiring = new Set<Promise<void>>();
   let closing: Promise<void> | undefined;
@@ -170,20 +220,29 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
     ) {
       logger.warn('listen and admin addresses change only on restart; the rest of the new configuration is applied');
     }
+    if (JSON.stringify(acmeSettings(config)) !== JSON.stringify(acmeSettings(old.config)) && acme !== undefined)
+      logger.warn('the acme section (other than the names listeners list) changes only on restart');
     // A replaced certificate is presented from the next handshake on; open connections carry on.
     config.listen.forEach((l, i) => {
-      const certificate = certificateOf(config, l);
+      const certificate = certificateOf(config, l, acme);
       if (certificate !== undefined) listeners[i]?.setCertificate?.(certificate);
     });
-    runtime = new Runtime(config, shared, old);
-    runtime.start();
+    const fresh = new Runtime(config, shared, old);
+    fresh.start();
+    // Requests stay on the running configuration until a newly named DNS upstream has hosts.
+    if (fresh.awaitsHosts()) await fresh.known();
+    // Whichever runtime is in force now is the one replaced (another reload may have swapped meanwhile).
+    const replaced = runtime;
+    runtime = fresh;
     runtime.warnOfExpiringCertificates();
+    // New names are ordered (or found in storage), held ones kept, names no longer listed let go.
+    if (started) acmeFor(config)?.manage(acmeNames(config));
     logger.info(
       { routes: config.routes.length, upstreams: Object.keys(config.upstreams).length },
       'configuration reloaded',
     );
     // The old pools finish the requests that started on them (retries and resumes too), then close.
-    const retired = old.retire().finally(() => retiring.delete(retired));
+    const retired = replaced.retire().finally(() => retiring.delete(retired));
     retiring.add(retired);
   };
 
@@ -196,8 +255,20 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
           startedAt,
           token: initial.adminToken,
           status: statusSources,
-          reload: file === undefined ? undefined : () => reload(),
+          // A worker's reload is the machine's: the supervisor checks the file once, then every worker applies it.
+          reload: worker !== undefined ? () => worker.reloadMachine() : file === undefined ? undefined : () => reload(),
+          machine: worker,
         });
+  worker?.attach({
+    applyChange: (change) => applyChange(runtime, change),
+    report: async () => ({
+      metrics: (await metrics.registry.getMetricsAsJSON()) as unknown as WorkerReport['metrics'],
+      requests: metrics.requestsAnswered(),
+      inFlight: metrics.inFlight,
+      rssBytes: process.memoryUsage.rss(),
+      draining: runtime.draining,
+    }),
+  });
 
   return {
     get config() {
@@ -210,15 +281,22 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
     reload,
 
     async listen() {
+      // Traffic only once the pools discovered by DNS have their first answer (bounded).
+      if (runtime.awaitsHosts()) await runtime.known();
       const bound: Address[] = [];
       for (const [i, l] of listeners.entries())
-        bound.push(await listenOn(l.server, initial.listen[i]!.address, 'listen'));
+        bound.push(await listenOn(l.server, initial.listen[i]!.address, 'listen', { reusePort: worker?.reusePort }));
       const proxy = bound[0]!;
+      started = true;
+      acmeFor(runtime.config)?.manage(acmeNames(runtime.config));
       shared.loopGuard.start();
       metrics.timeline.start();
       runtime.warnOfExpiringCertificates();
       certificateCheck = setInterval(() => runtime.warnOfExpiringCertificates(), CERTIFICATE_CHECK_MS).unref();
-      const adminAddress = admin && initial.admin !== false ? await listenOn(admin, initial.admin, 'admin') : undefined;
+      const adminAddress =
+        admin && initial.admin !== false
+          ? await listenOn(admin, initial.admin, 'admin', { reusePort: worker?.reusePort })
+          : undefined;
       logger.info(
         {
           listen: bound.map((a, i) => `${initial.listen[i]!.tls ? 'https' : 'http'}://${formatAddress(a)}`),
@@ -226,7 +304,7 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
           version: VERSION,
           node: process.version,
         },
-        'gangway listening',
+        worker === undefined ? 'gangway listening' : 'worker listening',
       );
       return { proxy, listeners: bound, admin: adminAddress };
     },
@@ -235,6 +313,7 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
       shared.loopGuard.stop();
       metrics.timeline.stop();
       clearInterval(certificateCheck);
+      void acme?.close();
       closing ??= shutdown(listeners, admin, current, retiring, initial.server.drainTimeout, log);
       return closing;
     },
@@ -300,13 +379,39 @@ async function shutdown(
   log.flush();
 }
 
-/** A listener's certificate and key as the loader read them, when it speaks HTTPS. */
-function certificateOf(config: GatewayConfig, listener: ListenerConfig): TlsCertificate | undefined {
-  if (listener.tls === undefined) return undefined;
+/**
+ * A listener's certificate and key as the loader read them, when it speaks HTTPS; for one with
+ * ACME names and no files, its first name's certificate once obtained.
+ */
+function certificateOf(
+  config: GatewayConfig,
+  listener: ListenerConfig,
+  acme: AcmeCertificates | undefined,
+): TlsCertificate | undefined {
+  const tls = listener.tls;
+  if (tls === undefined) return undefined;
   const pem = (path: string): string => config.files.get(path)!;
+  const automatic = tls.cert === undefined && tls.acme !== undefined ? acme?.certificateOf(tls.acme[0]!) : undefined;
   return {
-    cert: pem(listener.tls.cert),
-    key: pem(listener.tls.key),
-    sni: listener.tls.sni?.map((p) => ({ cert: pem(p.cert), key: pem(p.key) })),
+    cert: tls.cert === undefined ? automatic?.cert : pem(tls.cert),
+    key: tls.key === undefined ? automatic?.key : pem(tls.key),
+    sni: tls.sni?.map((p) => ({ cert: pem(p.cert), key: pem(p.key) })),
+  };
+}
+
+/** Every name the listeners ask ACME for, once each. */
+function acmeNames(config: GatewayConfig): string[] {
+  return [...new Set(config.listen.flatMap((l) => l.tls?.acme ?? []))];
+}
+
+function acmeSettings(config: GatewayConfig): AcmeSettings {
+  const a = config.acme;
+  return {
+    directory: a.directory,
+    contact: a.email === undefined ? [] : [`mailto:${a.email}`],
+    ca: a.ca === undefined ? undefined : config.files.get(a.ca),
+    challenges: a.challenges,
+    retryDelay: a.retryDelay,
+    maxRetryDelay: a.maxRetryDelay,
   };
 }

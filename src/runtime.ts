@@ -12,7 +12,7 @@ import type { PageSettings } from './explain/page.js';
 import { AccessLog } from './observe/access-log.js';
 import type { LineDestination } from './observe/log-sink.js';
 import type { Logger } from './observe/logger.js';
-import type { CacheSize, GatewayMetrics, HostState, MaintenanceState } from './observe/metrics.js';
+import type { CacheSize, GatewayMetrics, HostState, MaintenanceState, PoolSize } from './observe/metrics.js';
 import type { RequestObserver, RequestRecord } from './observe/record.js';
 import type { PathPolicy } from './http/path.js';
 import type { BodyBudget } from './proxy/request-body.js';
@@ -20,6 +20,9 @@ import { Route, Router } from './route/router.js';
 import { certificateFacts, daysLeft, EXPIRY_WARNING_DAYS, type CertificateFacts } from './listen/certificate.js';
 import { formatAddress } from './config/units.js';
 import { UpstreamPool, type PoolEvents } from './upstream/pool.js';
+
+/** Longest the gateway waits for DNS-discovered pools' first answer before it takes traffic. */
+const KNOWN_WITHIN_MS = 3000;
 
 /** What every runtime of one gateway shares: its observers and the state that outlives a reload. */
 export interface GatewayShared {
@@ -33,6 +36,8 @@ export interface GatewayShared {
   loopGuard: EventLoopGuard;
   /** Request-body bytes held in memory across the gateway. */
   bodies: BodyBudget;
+  /** When the certificate ACME holds for a name expires (none yet: undefined). */
+  acmeExpiry?: (name: string) => Date | undefined;
 }
 
 /** What the preflight checks a request's target and body against, resolved from `server`. */
@@ -57,8 +62,9 @@ export class Runtime implements RequestObserver {
   readonly limits: RequestLimits;
   /** Request-body bytes held in memory across the gateway. */
   readonly bodies: BodyBudget;
-  /** The HTTPS listeners' certificates: the names they cover and when they expire. */
-  readonly certificates: readonly CertificateFacts[];
+  /** The certificate files of the HTTPS listeners, read once per configuration. */
+  private readonly certificateFiles: readonly CertificateFacts[];
+  private readonly acmeExpiry: ((name: string) => Date | undefined) | undefined;
   /** Names the admin API answers to besides IP addresses and localhost. */
   readonly adminHosts: ReadonlySet<string>;
   readonly metrics: GatewayMetrics;
@@ -89,10 +95,10 @@ export class Runtime implements RequestObserver {
     this.logger = logger;
     this.maintenance = maintenance;
     this.loopGuard = shared.loopGuard;
-    const events = poolEvents(metrics, logger);
+    const events = poolEvents(metrics, logger, maintenance);
     const pools = new Map<string, UpstreamPool>();
     for (const [name, upstream] of Object.entries(config.upstreams)) {
-      const pool = new UpstreamPool(name, upstream, events, config.files);
+      const pool = new UpstreamPool(name, upstream, events, config.files, previous?.pools.get(name));
       for (const h of pool.hosts) h.draining = maintenance.drained.has(`${name}/${h.label}`);
       const before = previous?.pools.get(name)?.gate;
       if (before !== undefined && pool.gate !== undefined) pool.gate.limit.inheritFrom(before.limit);
@@ -115,10 +121,11 @@ export class Runtime implements RequestObserver {
     this.limits = { maxUriLength: server.maxUriLength, paths: server.paths, bodyIdleMs: server.bodyTimeout };
     this.bodies = shared.bodies;
     this.adminHosts = new Set(config.adminHosts);
-    this.certificates = config.listen.flatMap((l) =>
+    this.acmeExpiry = shared.acmeExpiry;
+    this.certificateFiles = config.listen.flatMap((l) =>
       l.tls === undefined
         ? []
-        : [l.tls.cert, ...(l.tls.sni ?? []).map((p) => p.cert)].map((cert) =>
+        : [...(l.tls.cert === undefined ? [] : [l.tls.cert]), ...(l.tls.sni ?? []).map((p) => p.cert)].map((cert) =>
             certificateFacts(formatAddress(l.address), config.files.get(cert)!),
           ),
     );
@@ -144,9 +151,29 @@ export class Runtime implements RequestObserver {
     if (--this.inFlight === 0) this.whenIdle?.();
   }
 
-  /** Starts the background work (health checks). */
+  /** Starts the background work (health checks, DNS discovery). */
   start(): void {
     for (const pool of this.pools.values()) pool.start();
+  }
+
+  /**
+   * Settles when every pool knows its hosts — those found by DNS have had their first answer
+   * or failure — or after `withinMs`: the gateway waits for it before it takes traffic on this
+   * runtime, so the first requests are not answered "no hosts" while a resolver is asked.
+   * `awaitsHosts()` says whether there is anything to wait for.
+   */
+  awaitsHosts(): boolean {
+    for (const pool of this.pools.values()) if (pool.discovery?.answeredYet === false) return true;
+    return false;
+  }
+
+  async known(withinMs = KNOWN_WITHIN_MS): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, withinMs).unref();
+    });
+    await Promise.race([Promise.all([...this.pools.values()].map((p) => p.known())), deadline]);
+    clearTimeout(timer);
   }
 
   /**
@@ -177,11 +204,34 @@ export class Runtime implements RequestObserver {
     return out;
   }
 
+  /** How many hosts each pool has (discovered ones change), for the metrics. */
+  poolSizes(): PoolSize[] {
+    const out: PoolSize[] = [];
+    for (const pool of this.pools.values()) out.push({ upstream: pool.name, hosts: pool.hosts.length });
+    return out;
+  }
+
   /** Every pool's concurrency gate, for the metrics. */
   gateStates(): GateState[] {
     const out: GateState[] = [];
     for (const pool of this.pools.values()) if (pool.gate) out.push(describeGate(pool.name, pool.gate));
     return out;
+  }
+
+  /**
+   * The HTTPS listeners' certificates — files, and those ACME holds now: the names they cover
+   * and when they expire.
+   */
+  get certificates(): readonly CertificateFacts[] {
+    const expiry = this.acmeExpiry;
+    if (expiry === undefined) return this.certificateFiles;
+    const automatic: CertificateFacts[] = [];
+    for (const l of this.config.listen)
+      for (const name of l.tls?.acme ?? []) {
+        const notAfter = expiry(name);
+        if (notAfter !== undefined) automatic.push({ listener: formatAddress(l.address), names: [name], notAfter });
+      }
+    return automatic.length === 0 ? this.certificateFiles : [...this.certificateFiles, ...automatic];
   }
 
   /** Says in the log which certificates expire soon (at start, on reload, and twice a day). */
@@ -221,8 +271,40 @@ export class Runtime implements RequestObserver {
  * closure made there would share its scope — the previous runtime's routes among it — and the
  * pools' timers would keep every earlier runtime alive, one more per reload.
  */
-function poolEvents(metrics: GatewayMetrics, logger: Logger): PoolEvents {
+function poolEvents(metrics: GatewayMetrics, logger: Logger, maintenance: Maintenance): PoolEvents {
   return {
+    hostsChanged(pool, added, removed) {
+      // An operator's drain names the host by address: it holds for a host that comes and goes.
+      for (const h of added) h.draining = maintenance.drained.has(`${pool.name}/${h.label}`);
+      logger.info(
+        {
+          upstream: pool.name,
+          name: pool.config.dns?.name,
+          added: added.map((h) => h.label),
+          removed: removed.map((h) => h.label),
+          // Requests under way on the removed hosts: they finish there, then the connections close.
+          finishing: removed.reduce((n, h) => n + h.outstanding, 0),
+          hosts: pool.hosts.length,
+        },
+        'upstream hosts changed (dns)',
+      );
+    },
+    resolved(pool, result, error, failures) {
+      metrics.discoveryResolutions.with(pool.name, result).inc();
+      // Once when resolution starts failing and once when it recovers, not on every retry.
+      if (result !== 'ok' && failures === 1)
+        logger.warn(
+          { upstream: pool.name, name: pool.config.dns?.name, result, error, hosts: pool.hosts.length },
+          pool.hosts.length > 0
+            ? 'dns discovery failed: keeping the last good hosts'
+            : 'dns discovery failed: no hosts yet, retrying',
+        );
+      else if (result === 'ok' && failures > 0)
+        logger.info(
+          { upstream: pool.name, name: pool.config.dns?.name, hosts: pool.hosts.length, failures },
+          'dns discovery recovered',
+        );
+    },
     ejected(pool, host, reason, ms) {
       metrics.ejections.with(pool.name, host.label, reason).inc();
       logger.warn({ upstream: pool.name, host: host.label, reason, ms }, 'host ejected');

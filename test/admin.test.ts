@@ -45,7 +45,7 @@ test('healthz, readyz, metrics and api/status', async () => {
     metrics,
     new RegExp(`gangway_upstream_attempt_duration_seconds_count\\{upstream="music",host="${up.address}"\\} 3`),
   );
-  assert.match(metrics, /gangway_request_duration_seconds_bucket\{le="0.1",route="all"\} 3/);
+  assert.match(metrics, /gangway_request_duration_seconds_bucket\{le="0.1",route="all",protocol="http\/1.1"\} 3/);
   assert.match(metrics, /gangway_requests_in_flight 0/);
 
   const status = JSON.parse((await fetchRaw(`${gw.adminUrl}/api/status`)).body.toString()) as {

@@ -192,3 +192,17 @@ test('gangway start with a port taken names the address and which listener it is
     taken.close();
   }
 });
+
+test('server.http2 has bounded defaults, and a bad value is refused with its line and field', () => {
+  const config = parseConfigText(MINIMAL);
+  assert.deepEqual(config.server.http2, { maxConcurrentStreams: 100, idleTimeout: 120_000, sendTimeout: 60_000 });
+  const problems = problemsOf(`${MINIMAL}server:\n  http2: { maxConcurrentStreams: 0, sendTimeout: "soon" }\n`);
+  assert.ok(
+    problems.some((p) => /^gangway\.yaml:\d+:\d+ server\.http2\.maxConcurrentStreams: /.test(p)),
+    problems.join('\n'),
+  );
+  assert.ok(
+    problems.some((p) => /server\.http2\.sendTimeout: "soon" is not a duration/.test(p)),
+    problems.join('\n'),
+  );
+});

@@ -9,7 +9,9 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { connect as http2Connect } from 'node:http2';
 import { connect, createServer } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { startDemo } from '../src/demo/run.js';
 import { browserUnavailable, launchBrowser, watchedPage } from './support/browser.js';
@@ -37,41 +39,69 @@ async function freePorts(n: number): Promise<number[]> {
   return [...ports];
 }
 
-test('gangway demo prints its URLs, serves the player, and Ctrl-C leaves nothing running or listening', async () => {
-  const ports = await freePorts(6);
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'demo'], {
-    env: { ...process.env, GANGWAY_DEMO_PORTS: ports.join(',') },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  cleanups.push(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  let out = '';
-  child.stdout.on('data', (c: Buffer) => {
-    out += c.toString();
-  });
-  child.stderr.on('data', (c: Buffer) => {
-    out += c.toString();
-  });
-  const deadline = Date.now() + 20_000;
-  while (!out.includes('Press Ctrl-C') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  assert.match(out, new RegExp(`player +http://127\\.0\\.0\\.1:${ports[0]}/`));
-  assert.match(out, new RegExp(`console +http://127\\.0\\.0\\.1:${ports[2]}/`));
-  assert.match(out, new RegExp(`status page +http://127\\.0\\.0\\.1:${ports[0]}/status`));
-  const player = await (await fetch(`http://127.0.0.1:${ports[0]}/`)).text();
-  assert.match(player, /<title>Gangway demo · player<\/title>/);
-  const tracks = (await (await fetch(`http://127.0.0.1:${ports[0]}/api/tracks`)).json()) as Array<{
-    url: string;
-    sha256: string;
-  }>;
-  const audio = Buffer.from(await (await fetch(`http://127.0.0.1:${ports[0]}${tracks[0]!.url}`)).arrayBuffer());
-  assert.equal(createHash('sha256').update(audio).digest('hex'), tracks[0]!.sha256);
-  child.kill('SIGINT');
-  const code = await new Promise((r) => child.once('exit', r));
-  assert.equal(code, 0);
-  await new Promise((r) => setTimeout(r, 300));
-  for (const p of ports) assert.equal(await listening(p), false, `port ${p} is closed again`);
-});
+test(
+  'gangway demo prints its URLs, serves the player (also over HTTPS with HTTP/2), and Ctrl-C leaves nothing ' +
+    'running or listening',
+  async () => {
+    const ports = await freePorts(7);
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'demo'], {
+      env: { ...process.env, GANGWAY_DEMO_PORTS: ports.join(',') },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    cleanups.push(() => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
+    const deadline = Date.now() + 20_000;
+    while (!out.includes('Press Ctrl-C') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.match(out, new RegExp(`player +http://127\\.0\\.0\\.1:${ports[0]}/`));
+    assert.match(out, new RegExp(`console +http://127\\.0\\.0\\.1:${ports[2]}/`));
+    assert.match(out, new RegExp(`status page +http://127\\.0\\.0\\.1:${ports[0]}/status`));
+    const player = await (await fetch(`http://127.0.0.1:${ports[0]}/`)).text();
+    assert.match(player, /<title>Gangway demo · player<\/title>/);
+    const tracks = (await (await fetch(`http://127.0.0.1:${ports[0]}/api/tracks`)).json()) as Array<{
+      url: string;
+      sha256: string;
+    }>;
+    const audio = Buffer.from(await (await fetch(`http://127.0.0.1:${ports[0]}${tracks[0]!.url}`)).arrayBuffer());
+    assert.equal(createHash('sha256').update(audio).digest('hex'), tracks[0]!.sha256);
+    // HTTPS with HTTP/2, on a certificate made for the run (what `curl --http2 -vk` shows).
+    assert.match(out, new RegExp(`over HTTPS +https://localhost:${ports[6]}/ +\\(HTTP/2`));
+    const session = http2Connect(`https://localhost:${ports[6]}`, { rejectUnauthorized: false });
+    await new Promise((resolve, reject) => session.once('connect', resolve).once('error', reject));
+    const socket = session.socket as TLSSocket;
+    assert.equal(socket.alpnProtocol, 'h2');
+    assert.match(socket.getPeerX509Certificate()?.subjectAltName ?? '', /DNS:localhost, IP Address:127\.0\.0\.1/);
+    const listed = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const stream = session.request({ ':path': '/api/tracks' });
+      let status = 0;
+      let body = '';
+      stream.on('response', (h) => {
+        status = Number(h[':status']);
+      });
+      stream.setEncoding('utf8');
+      stream.on('data', (c: string) => {
+        body += c;
+      });
+      stream.on('end', () => resolve({ status, body }));
+      stream.on('error', reject);
+    });
+    session.close();
+    assert.equal(listed.status, 200);
+    assert.equal((JSON.parse(listed.body) as unknown[]).length, tracks.length);
+    child.kill('SIGINT');
+    const code = await new Promise((r) => child.once('exit', r));
+    assert.equal(code, 0);
+    await new Promise((r) => setTimeout(r, 300));
+    for (const p of ports) assert.equal(await listening(p), false, `port ${p} is closed again`);
+  },
+);
 
 /** The demo in this process on free ports, logging only warnings; closed after the tests. */
 async function quietDemo() {
@@ -113,7 +143,7 @@ async function spawnDemo(ports: number[]) {
 test(
   'a reload keeps the demo on its own replicas, and closing the terminal (SIGHUP) ' + 'stops it like Ctrl-C',
   async () => {
-    const ports = await freePorts(6);
+    const ports = await freePorts(7);
     const { child, output, exited } = await spawnDemo(ports);
     assert.match(output.text, /log +\S+gangway-demo\.log/, 'the banner says where the log goes');
     const hosts = async () => {
@@ -125,7 +155,7 @@ test(
     const before = await hosts();
     assert.deepEqual(
       before,
-      ports.slice(3).map((p) => `127.0.0.1:${p}`),
+      ports.slice(3, 6).map((p) => `127.0.0.1:${p}`),
     );
     const reload = await fetch(`http://127.0.0.1:${ports[1]}/api/reload`, {
       method: 'POST',
@@ -148,7 +178,7 @@ test(
 test(
   "a replica's port in use: one clear line naming it and GANGWAY_DEMO_PORTS, " + 'no stack, nothing left running',
   async () => {
-    const ports = await freePorts(6);
+    const ports = await freePorts(7);
     const taken = createServer();
     await new Promise<void>((r) => taken.listen(ports[4], '127.0.0.1', r));
     cleanups.push(() => taken.close());

@@ -37,6 +37,10 @@ Signals: SIGTERM or SIGINT drain in-flight requests and stop (a second one exits
 SIGHUP reloads the file. POST /api/reload on the admin API does the same and answers with
 the problems of an invalid file. The running configuration stays until a valid one arrives.
 
+With \`workers: N\` (or "auto", one per core) this process supervises N worker processes on the
+same listeners: signal it as above and every worker reloads or drains; a worker that crashes is
+started again after a backoff (see docs/workers.md).
+
 Environment: GANGWAY_ADMIN_TOKEN, the bearer token admin changes require (overrides adminToken).
 
 Examples:
@@ -97,13 +101,16 @@ Starts three replicas of a small streaming service (catalogue API, generated aud
 Range and strong ETags, a web player) as child processes, Gangway in front of them on
 examples/gangway.yaml, and an operator console with switches that kill, freeze, slow down,
 corrupt, cut and overload one replica. Prints the URLs; Ctrl-C stops everything.
+The player is also served over HTTPS with HTTP/2 on 127.0.0.1:8443, with a self-signed
+certificate made for the run (curl -k, or accept the browser's warning).
 
-Environment: GANGWAY_DEMO_PORTS=gateway,admin,console,replica1,replica2,replica3 when the
-defaults (8080,9901,9902,7001,7002,7003) are taken.
+Environment: GANGWAY_DEMO_PORTS=gateway,admin,console,replica1,replica2,replica3[,https]
+when the defaults (8080,9901,9902,7001,7002,7003,8443) are taken.
 
 Examples:
   gangway demo                                   # then open http://127.0.0.1:9902/
-  GANGWAY_DEMO_PORTS=18080,19901,19902,17001,17002,17003 gangway demo
+  curl --http2 -vk https://localhost:8443/api/tracks   # while it runs: HTTP/2 over TLS
+  GANGWAY_DEMO_PORTS=18080,19901,19902,17001,17002,17003,18443 gangway demo
 `,
   schema: `gangway schema
 

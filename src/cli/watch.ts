@@ -14,7 +14,10 @@ import { refused } from './signals.js';
 
 const SETTLE_MS = 250;
 
-export function watchConfigFile(gateway: Gateway, file: string): FSWatcher[] {
+/** What the watch reloads: a gateway, or the supervisor of its workers. */
+export type Reloadable = Pick<Gateway, 'config' | 'logger' | 'reload'>;
+
+export function watchConfigFile(gateway: Reloadable, file: string): FSWatcher[] {
   let timer: NodeJS.Timeout | undefined;
   let last = digest(watchedFiles(file, gateway.config));
   const changed = (): void => {
@@ -40,7 +43,7 @@ function watchedFiles(file: string, config: GatewayConfig): string[] {
   const named: string[] = [];
   for (const l of config.listen) {
     if (l.tls === undefined) continue;
-    named.push(l.tls.cert, l.tls.key);
+    if (l.tls.cert !== undefined && l.tls.key !== undefined) named.push(l.tls.cert, l.tls.key);
     for (const p of l.tls.sni ?? []) named.push(p.cert, p.key);
   }
   for (const u of Object.values(config.upstreams))

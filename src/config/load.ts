@@ -6,8 +6,8 @@
  * that is wrong.
  */
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { dirname, isAbsolute, join } from 'node:path';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { isNode, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type ConfigDocument, type GatewayConfig } from './schema.js';
@@ -100,7 +100,8 @@ export function validateConfig(
 ): GatewayConfig {
   if (typeof value === 'object' && value !== null && VALIDATED in value) return value as unknown as GatewayConfig;
   const result = configSchema.safeParse(value);
-  if (!result.success) throw new ConfigError(result.error.issues.map((issue) => toProblem(issue, file, source)));
+  if (!result.success)
+    throw new ConfigError(result.error.issues.flatMap(meantBranch).map((issue) => toProblem(issue, file, source)));
   const problems: ConfigProblem[] = [];
   const problem = (path: PropertyKey[], message: string): void => {
     problems.push(locatedProblem(path, message, file, source));
@@ -144,11 +145,12 @@ export function validateConfig(
   }
   doc.listen.forEach((l, i) => {
     if (l.tls === undefined) return;
-    const cert = readTlsFile(l.tls.cert, ['listen', i, 'tls', 'cert']);
-    const key = readTlsFile(l.tls.key, ['listen', i, 'tls', 'key']);
-    if (cert === undefined || key === undefined) return;
-    const refusal = certificateProblem(cert, key);
-    if (refusal !== undefined) problem(['listen', i, 'tls', refusal.field], refusal.message);
+    if (l.tls.cert !== undefined && l.tls.key !== undefined) {
+      const cert = readTlsFile(l.tls.cert, ['listen', i, 'tls', 'cert']);
+      const key = readTlsFile(l.tls.key, ['listen', i, 'tls', 'key']);
+      const refusal = cert === undefined || key === undefined ? undefined : certificateProblem(cert, key);
+      if (refusal !== undefined) problem(['listen', i, 'tls', refusal.field], refusal.message);
+    }
     l.tls.sni?.forEach((pair, j) => {
       const more = readTlsFile(pair.cert, ['listen', i, 'tls', 'sni', j, 'cert']);
       const moreKey = readTlsFile(pair.key, ['listen', i, 'tls', 'sni', j, 'key']);
@@ -157,6 +159,21 @@ export function validateConfig(
       if (wrong !== undefined) problem(['listen', i, 'tls', 'sni', j, wrong.field], wrong.message);
     });
   });
+  if (doc.listen.some((l) => l.tls?.acme !== undefined)) {
+    // The storage directory, like every path in the file, is relative to the file.
+    const storage =
+      isAbsolute(doc.acme.storage) || file === '<config>'
+        ? resolve(doc.acme.storage)
+        : join(dirname(file), doc.acme.storage);
+    const refusal = storageProblem(storage);
+    if (refusal !== undefined) problem(['acme', 'storage'], refusal);
+    doc.acme.storage = storage;
+    if (doc.acme.ca !== undefined) {
+      const pem = readTlsFile(doc.acme.ca, ['acme', 'ca']);
+      if (pem !== undefined && !pem.includes('-----BEGIN CERTIFICATE-----'))
+        problem(['acme', 'ca'], `"${doc.acme.ca}" holds no PEM certificate`);
+    }
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   const config: GatewayConfig = { ...doc, adminToken, files };
   Object.defineProperty(config, VALIDATED, { value: true, enumerable: false });
@@ -196,8 +213,56 @@ function certificateProblem(cert: string, key: string): { field: 'cert' | 'key';
   return undefined;
 }
 
+/**
+ * Why ACME could not keep its files at `path`, if it could not: a file in the way, or no
+ * right to write there (or to the nearest existing folder above it, where it will be made).
+ */
+function storageProblem(path: string): string | undefined {
+  for (let at = path; ; at = dirname(at)) {
+    let isDirectory: boolean;
+    try {
+      isDirectory = statSync(at).isDirectory();
+    } catch {
+      if (dirname(at) === at) return `cannot create "${path}"`;
+      continue;
+    }
+    if (!isDirectory)
+      return `"${at}" is a file, not a directory: ACME keeps its account and certificates in a directory`;
+    try {
+      accessSync(at, constants.W_OK | constants.X_OK);
+    } catch {
+      return `cannot write to "${at}" (permission denied): ACME keeps its account and certificates there`;
+    }
+    return undefined;
+  }
+}
+
 function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+type Issue = z.core.$ZodIssue;
+
+/** How far into the value a branch's problems reach; a wrong type at the top reaches least. */
+function reach(issues: readonly Issue[]): number {
+  let deepest = 0;
+  for (const i of issues) {
+    const nested = i.code === 'invalid_union' ? Math.max(0, ...i.errors.map(reach)) : 0;
+    deepest = Math.max(deepest, i.path.length + (i.code === 'invalid_type' ? 0 : 0.5) + nested);
+  }
+  return deepest;
+}
+
+/**
+ * A value that fits no branch of a union (a listener is an address or an object) is refused
+ * with the problems of the branch it was meant for — the one whose problems reach deepest —
+ * rather than zod's bare "Invalid input".
+ */
+function meantBranch(issue: Issue): Issue[] {
+  if (issue.code !== 'invalid_union' || issue.errors.length === 0) return [issue];
+  const best = issue.errors.reduce((a, b) => (reach(b) > reach(a) ? b : a));
+  if (reach(best) === 0) return [issue];
+  return best.flatMap((i) => meantBranch({ ...i, path: [...issue.path, ...i.path] } as Issue));
 }
 
 function toProblem(issue: z.core.$ZodIssue, file: string, source?: ConfigSource): ConfigProblem {

@@ -4,6 +4,7 @@
  * this zod schema; nothing else in the gateway restates a default. Validation here is pure:
  * it reads no file and no environment (the loader, ./load.ts, does both).
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { TEXT_KEYS } from '../explain/catalogue.js';
 import { parseAddress, parseDuration, parseSize, type Address } from './units.js';
@@ -50,14 +51,87 @@ const address = (what: string) =>
     })
     .meta({ description: `${what}; "host:port", "[ipv6]:port", ":port" for every interface, or a port number` });
 
+/**
+ * A name an ACME CA can issue for by HTTP-01 or TLS-ALPN-01: a DNS name with at least two
+ * labels, lower-cased; wildcards need DNS-01, which Gangway does not answer.
+ */
+const acmeName = z
+  .string()
+  .transform((v) => v.toLowerCase())
+  .superRefine((v, ctx) => {
+    if (v.startsWith('*.'))
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          `"${v}": a wildcard certificate needs the DNS-01 challenge, which Gangway ` +
+          'does not answer; list the names',
+      });
+    else if (!/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/.test(v))
+      ctx.addIssue({ code: 'custom', message: `"${v}" is not a DNS name a CA issues for (like "music.example.com")` });
+  });
+
+const acme = z
+  .strictObject({
+    directory: z
+      .url({ protocol: /^https?$/, error: "an http(s) URL of the CA's ACME directory" })
+      .default('https://acme-v02.api.letsencrypt.org/directory')
+      .meta({
+        description:
+          "The CA's ACME directory URL; Let's Encrypt by default (its staging CA is " +
+          'https://acme-staging-v02.api.letsencrypt.org/directory). Certificates are kept per CA',
+      }),
+    email: z
+      .email('an email address, like "ops@example.com"')
+      .optional()
+      .meta({ description: 'Contact address for the ACME account (the CA may write about problems with it)' }),
+    storage: z
+      .string()
+      .min(1)
+      .default('acme')
+      .meta({
+        description:
+          'Directory for the account key and the certificates (relative to the configuration ' +
+          'file; created 0700, files 0600); certificates there are reused across restarts',
+      }),
+    ca: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({
+        description:
+          "PEM file of the CA certificates to trust for the directory's HTTPS, when not the " +
+          "system's (a private CA, or a test CA like Pebble)",
+      }),
+    challenges: z
+      .array(z.enum(['http-01', 'tls-alpn-01']))
+      .min(1)
+      .default(['http-01', 'tls-alpn-01'])
+      .meta({
+        description:
+          'Challenge types to answer, in order of preference: http-01 is answered on every ' +
+          'listener at /.well-known/acme-challenge/ (the CA asks on port 80), tls-alpn-01 on ' +
+          'HTTPS listeners with acme names (the CA asks on port 443)',
+      }),
+    retryDelay: duration('First wait after a failed order; doubled per failure, with jitter').prefault('1m'),
+    maxRetryDelay: duration('Longest wait between attempts while the CA fails').prefault('6h'),
+  })
+  .meta({
+    description:
+      'Automatic certificates (ACME, RFC 8555) for the names HTTPS listeners list under tls.acme: ' +
+      'obtained at start, renewed when a third of their lifetime remains or as the CA suggests (ARI)',
+  });
+
 /** One place the gateway accepts client traffic: an address, and a certificate when it speaks HTTPS. */
 export interface ListenerConfig {
   address: Address;
   /** PEM files (paths as written, relative to the configuration file); the loader reads them into `files`. */
   tls:
     | {
-        cert: string;
-        key: string;
+        /** Absent when the listener's certificates all come from ACME. */
+        cert?: string | undefined;
+        key?: string | undefined;
+        /** Names whose certificates Gangway obtains and renews itself (the `acme` section says how). */
+        acme?: string[] | undefined;
         hsts?: number | undefined;
         sni?: Array<{ cert: string; key: string }> | undefined;
       }
@@ -78,8 +152,19 @@ const listener = z
           cert: z
             .string()
             .min(1)
+            .optional()
             .meta({ description: 'PEM certificate chain file (relative to the configuration file)' }),
-          key: z.string().min(1).meta({ description: "The certificate's PEM private key file" }),
+          key: z.string().min(1).optional().meta({ description: "The certificate's PEM private key file" }),
+          acme: z
+            .array(acmeName)
+            .min(1, 'list at least one name, or leave acme out')
+            .optional()
+            .meta({
+              description:
+                'Names whose certificates Gangway obtains and renews itself from an ACME CA ' +
+                "(Let's Encrypt unless the acme section says otherwise), each presented to " +
+                'clients asking for it; until a name has one, handshakes for it fail',
+            }),
           hsts: z
             .union([z.string(), z.number()])
             .transform((v, ctx) => {
@@ -111,10 +196,16 @@ const listener = z
                 'is the default for every other name',
             }),
         })
+        .refine((t) => (t.cert === undefined) === (t.key === undefined), {
+          message: 'cert and key go together: give both, or neither when acme names the certificates',
+        })
+        .refine((t) => t.cert !== undefined || t.acme !== undefined, {
+          message: 'a certificate is needed: cert and key files, or acme: [names] for automatic ones',
+        })
         .optional()
         .meta({
           description:
-            'Serve HTTPS (TLS 1.2 and 1.3) with this certificate; after the files are ' +
+            'Serve HTTPS (TLS 1.2 and 1.3) with this certificate, or with ones obtained by ACME; after the files are ' +
             'replaced, a reload (POST /api/reload, SIGHUP, --watch) makes new handshakes ' +
             'present the new one',
         }),
@@ -148,6 +239,8 @@ export interface UpstreamHostAddress {
   origin: string;
   /** How the host is named in logs, metrics and (when allowed) Proxy-Status next-hop. */
   label: string;
+  /** The name its certificate must carry when the origin is an address found by DNS (tls.servername wins). */
+  servername?: string;
 }
 
 const upstreamHost = z
@@ -178,6 +271,140 @@ const upstreamHost = z
     return { origin: url.origin, label: url.host };
   })
   .meta({ description: 'An upstream host: "address:port" or "http(s)://name:port"' });
+
+/** How an upstream finds its hosts in DNS (instead of a fixed list). */
+export interface DnsDiscoveryConfig {
+  /** The name to resolve: A/AAAA records, or SRV records when `srv`. */
+  name: string;
+  /** The port every A/AAAA address serves on; undefined with SRV (the records carry theirs). */
+  port: number | undefined;
+  srv: boolean;
+  /** Which address families to ask for. */
+  family: 'any' | 'ipv4' | 'ipv6';
+  /** The DNS server to ask ("addr:port", IPv6 bracketed); the system's resolvers when undefined. */
+  resolver: string | undefined;
+  /** How the discovered hosts are reached. */
+  scheme: 'http' | 'https';
+  /** The record's TTL is honoured within these bounds (ms). */
+  refresh: { min: number; max: number };
+}
+
+const DNS_NAME =
+  /^(?=.{1,253}\.?$)(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?$/;
+
+const dnsRefresh = z
+  .union([
+    duration('Re-resolve at this fixed interval, whatever the TTL'),
+    z.strictObject({
+      min: duration(
+        'Never re-resolve more often than this, even when the TTL is shorter (a TTL of 0 would ' +
+          'otherwise mean a query per request); also the first wait after a failed resolution',
+      ).prefault('1s'),
+      max: duration(
+        'Re-resolve at least this often, even when the TTL is longer, so a host gone from the ' +
+          'records leaves rotation within this time; also the longest wait between retries after failures',
+      ).prefault('30s'),
+    }),
+  ])
+  .transform((r) => (typeof r === 'number' ? { min: r, max: r } : r))
+  .refine((r) => r.min <= r.max, { message: 'min is above max' })
+  .refine((r) => r.min >= 100, { message: 're-resolving more often than every 100ms would flood the resolver' })
+  .meta({
+    description:
+      "How often the name is resolved again: the records' TTL, bounded by { min, max } " +
+      '(default 1s and 30s), or one duration for a fixed interval; after a failed ' +
+      'resolution it is retried after min, then twice as long each time up to max',
+  });
+
+const dnsResolver = z
+  .string()
+  .transform((v, ctx) => {
+    const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([0-9.]+))(?::(\d{1,5}))?$/.exec(v.trim());
+    const port = m?.[3] === undefined ? 53 : Number(m[3]);
+    const host = m?.[1] ?? m?.[2];
+    if (host === undefined || isIP(host) !== (m?.[1] === undefined ? 4 : 6) || port < 1 || port > 65535) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${v}" is not a DNS server address (write it like "10.96.0.10", "127.0.0.1:5353" or "[::1]:53")`,
+      });
+      return z.NEVER;
+    }
+    return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  })
+  .meta({
+    description:
+      'The DNS server to ask, as "address" or "address:port" (IPv6 in brackets); the ' +
+      "system's resolvers (/etc/resolv.conf) when absent",
+  });
+
+const dnsDiscovery = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(DNS_NAME, 'not a DNS name (write it like "music.default.svc.cluster.local")')
+      .refine((n) => isIP(n.replace(/\.$/, '')) === 0, 'an address, not a name: list it under hosts instead')
+      .meta({
+        description:
+          'The name whose records are the hosts: every A/AAAA address (with `port`), or every SRV ' +
+          'record (with `srv: true`, e.g. "_http._tcp.music.default.svc.cluster.local")',
+      }),
+    port: z
+      .number()
+      .int()
+      .min(1, 'a port is 1 to 65535')
+      .max(65535, 'a port is 1 to 65535')
+      .optional()
+      .meta({ description: 'The port every discovered address serves on (A/AAAA; SRV records carry their own)' }),
+    srv: z
+      .boolean()
+      .default(false)
+      .meta({
+        description:
+          'Read SRV records: each target (resolved to its addresses) with its own port and weight; ' +
+          'only the records of the most preferred (lowest) priority are used',
+      }),
+    family: z.enum(['any', 'ipv4', 'ipv6']).default('any').meta({
+      description: 'Which addresses to ask for: A and AAAA (any), A only (ipv4) or AAAA only (ipv6)',
+    }),
+    resolver: dnsResolver.optional(),
+    refresh: dnsRefresh.prefault({}),
+    scheme: z
+      .enum(['http', 'https'])
+      .default('http')
+      .meta({
+        description:
+          'Reach the discovered hosts over http or https; with https the name checked in their ' +
+          "certificates (and sent in SNI) is tls.servername, else the DNS name (an SRV record's target)",
+      }),
+  })
+  .superRefine((d, ctx) => {
+    if (d.srv && d.port !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['port'], message: 'SRV records carry their ports: leave port out' });
+    if (!d.srv && d.port === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['port'],
+        message: 'the port the discovered addresses serve on is needed (or srv: true to read it from SRV records)',
+      });
+  })
+  .transform(
+    (d): DnsDiscoveryConfig => ({
+      name: d.name.replace(/\.$/, '').toLowerCase(),
+      port: d.port,
+      srv: d.srv,
+      family: d.family,
+      resolver: d.resolver,
+      refresh: d.refresh,
+      scheme: d.scheme,
+    }),
+  )
+  .meta({
+    description:
+      'Discover the hosts in DNS instead of listing them (a Kubernetes headless service, a ' +
+      "service registry): re-resolved on the records' TTL within refresh's bounds; hosts that " +
+      'appear join the rotation, hosts that disappear are drained (requests under way finish); ' +
+      'when resolution fails or answers nothing, the last good set is kept',
+  });
 
 const timeouts = z
   .strictObject({
@@ -317,7 +544,10 @@ const concurrency = z
 
 const upstream = z
   .strictObject({
-    hosts: z.array(upstreamHost).min(1, 'an upstream needs at least one host'),
+    hosts: z.array(upstreamHost).min(1, 'an upstream needs at least one host').optional().meta({
+      description: 'The hosts, each "address:port" or "http(s)://name:port" (or dns, to discover them)',
+    }),
+    dns: dnsDiscovery.optional(),
     balance: z.enum(['p2c', 'round-robin', 'random']).default('p2c').meta({
       description:
         "How a host is picked: p2c (power of two choices weighing each host's latency EWMA by its outstanding requests), round-robin, or random",
@@ -369,6 +599,26 @@ const upstream = z
         description: 'How https:// hosts are reached: which CAs verify them, the SNI name, a client certificate',
       }),
   })
+  .superRefine((u, ctx) => {
+    if (u.hosts !== undefined && u.dns !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['dns'],
+        message: 'hosts and dns both say where the hosts are: keep one of them',
+      });
+    else if (u.hosts === undefined && u.dns === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        message: 'an upstream needs hosts (a list of addresses) or dns (a name to discover them by)',
+      });
+    if (u.dns !== undefined && u.tls !== undefined && u.dns.scheme === 'http')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tls'],
+        message: 'tls settings are for hosts reached over HTTPS: set dns.scheme to https',
+      });
+  })
+  .transform(({ hosts, ...u }) => ({ ...u, hosts: hosts ?? [] }))
   .meta({ description: 'A pool of interchangeable hosts serving the same application' });
 
 const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -538,6 +788,35 @@ const server = z
     requestBufferTotal: size(
       'Most request-body bytes held in memory at once across all requests; beyond it, bodies stream instead of being buffered',
     ).prefault('256MiB'),
+    http2: z
+      .strictObject({
+        maxConcurrentStreams: z
+          .number()
+          .int()
+          .min(1)
+          .max(1000)
+          .default(100)
+          .meta({
+            description:
+              'Streams (requests) one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); ' +
+              'more are refused (REFUSED_STREAM), and a client that keeps opening them is sent away',
+          }),
+        idleTimeout: duration(
+          'An HTTP/2 connection with nothing moving on it this long is told to go away (GOAWAY); streams ' +
+            'still open on it finish first',
+        ).prefault('2m'),
+        sendTimeout: duration(
+          'Longest an HTTP/2 response may wait for the client to take more of it (a client that stops ' +
+            'reading, or never opens its flow-control window); beyond it the stream is reset, so it holds ' +
+            'no upstream connection or memory',
+        ).prefault('60s'),
+      })
+      .prefault({})
+      .meta({
+        description:
+          'HTTP/2 to clients (TLS listeners by ALPN, h2c listeners); header lists are bounded by maxHeaderSize, ' +
+          'and floods of resets, pings, settings, empty or CONTINUATION frames end the connection (docs/security.md)',
+      }),
     paths: z
       .strictObject({
         rejectDotSegments: z.boolean().default(false).meta({
@@ -748,6 +1027,16 @@ export const configSchema = z
       description:
         'Bearer token that admin API changes (PUT/POST) require; GANGWAY_ADMIN_TOKEN overrides it. Without one, changes are accepted only when the admin listener is on loopback',
     }),
+    workers: z
+      .union([z.literal('auto'), z.int().min(1, 'at least one worker').max(256, 'at most 256 workers')])
+      .default(1)
+      .meta({
+        description:
+          'Worker processes serving the listeners: a number, or "auto" for one per available core. ' +
+          'Above 1, the `gangway` process supervises them: it restarts a crashed worker with backoff, ' +
+          'reloads and drains them all, and the admin API speaks for the whole machine. ' +
+          'Changes on restart only',
+      }),
     maintenance: maintenance.prefault({}),
     server: server.prefault({}),
     errors: errors.prefault({}),
@@ -765,8 +1054,26 @@ export const configSchema = z
       .prefault({})
       .meta({ description: 'The status page' }),
     log: log.prefault({}),
+    acme: acme.prefault({}),
   })
   .superRefine((config, ctx) => {
+    if (config.workers !== 1) {
+      // Each worker binds every address itself (SO_REUSEPORT): "any free port" would be a different one each.
+      config.listen.forEach((l, i) => {
+        if (l.address.port === 0)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['listen', ...(config.listen.length > 1 ? [i] : [])],
+            message: 'with several workers every listener needs a fixed port (each worker binds it), not 0',
+          });
+      });
+      if (config.admin !== false && config.admin.port === 0)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['admin'],
+          message: 'with several workers the admin listener needs a fixed port (each worker binds it), not 0',
+        });
+    }
     config.routes.forEach((r, i) => {
       if (!Object.hasOwn(config.upstreams, r.upstream)) {
         const known = Object.keys(config.upstreams)

@@ -15,6 +15,7 @@ import { runUntilSignalled } from '../cli/signals.js';
 import { startConsole } from './console.js';
 import { DemoLog } from './log.js';
 import { ReplicaFleet } from './fleet.js';
+import { type DemoCertificate, makeDemoCertificate } from './certificate.js';
 
 export const DEMO_CONFIG = fileURLToPath(new URL('../../examples/gangway.yaml', import.meta.url));
 const CONSOLE_PORT = 9902;
@@ -22,6 +23,11 @@ const CONSOLE_PORT = 9902;
 export interface DemoOptions {
   /** Overrides of the example configuration's addresses (tests use free ports). */
   listen?: string;
+  /**
+   * An HTTPS listener (HTTP/2 and HTTP/1.1) beside the cleartext one, with a certificate made
+   * for this run; none when absent. `gangway demo` opens one on 127.0.0.1:8443.
+   */
+  https?: string;
   admin?: string;
   replicaPorts?: number[];
   consolePort?: number;
@@ -34,7 +40,14 @@ export interface DemoOptions {
 export interface RunningDemo {
   gateway: Gateway;
   fleet: ReplicaFleet;
-  urls: { player: string; console: string; status: string | undefined; metrics: string | undefined };
+  urls: {
+    player: string;
+    /** The player over HTTPS (self-signed), when the demo has an HTTPS listener. */
+    https: string | undefined;
+    console: string;
+    status: string | undefined;
+    metrics: string | undefined;
+  };
   /** The log file (none for a quiet demo). */
   log: string | undefined;
   close(): Promise<void>;
@@ -44,12 +57,14 @@ export interface RunningDemo {
  * The example file as written, with the demo's addresses put in, validated as any file is —
  * read again on every reload, so a reload never sends traffic somewhere the demo did not choose.
  */
-function demoConfig(options: DemoOptions, ports: readonly number[]): GatewayConfig {
+function demoConfig(options: DemoOptions, ports: readonly number[], tls?: DemoCertificate): GatewayConfig {
   const raw = parse(readFileSync(DEMO_CONFIG, 'utf8')) as GatewayConfigInput & {
     upstreams: Record<string, { hosts: string[] }>;
   };
   raw.upstreams.music!.hosts = ports.map((p) => `127.0.0.1:${p}`);
   if (options.listen) raw.listen = options.listen;
+  if (options.https && tls)
+    raw.listen = [raw.listen as string, { address: options.https, tls: { cert: tls.cert, key: tls.key } }];
   if (options.admin) raw.admin = options.admin;
   if (options.quiet) raw.log = { level: 'warn', access: false };
   return validateConfig(raw, DEMO_CONFIG);
@@ -63,7 +78,8 @@ function examplePorts(): number[] {
 
 export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo> {
   const ports = options.replicaPorts ?? examplePorts();
-  const config = demoConfig(options, ports);
+  const tls = options.https ? makeDemoCertificate() : undefined;
+  const config = demoConfig(options, ports, tls);
   // A quiet demo (tests) logs its warnings to standard output and leaves the shared log file alone.
   const log = options.quiet && options.logFile === undefined ? undefined : new DemoLog(options.logFile);
   const fleet = new ReplicaFleet(ports);
@@ -75,6 +91,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
     await gateway?.close();
     fleet.stopAll();
     log?.close();
+    tls?.remove();
     process.off('exit', stopFleet);
     throw err;
   };
@@ -83,7 +100,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   try {
     gateway = createGateway(config, {
       configFile: DEMO_CONFIG,
-      loadConfig: () => demoConfig(options, ports),
+      loadConfig: () => demoConfig(options, ports, tls),
       logDestination: log,
     });
     addresses = await gateway.listen();
@@ -91,6 +108,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
     return giveUp(err);
   }
   const proxyOrigin = `http://${formatAddress(addresses.proxy)}`;
+  const secure = tls && addresses.listeners[1];
   const adminOrigin = addresses.admin ? `http://${formatAddress(addresses.admin)}` : undefined;
   const consolePort = options.consolePort ?? CONSOLE_PORT;
   let console: Awaited<ReturnType<typeof startConsole>>;
@@ -110,6 +128,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
     fleet,
     urls: {
       player: `${proxyOrigin}/`,
+      https: secure && `https://localhost:${secure.port}/`,
       console: console.url,
       status: config.status.path ? `${proxyOrigin}${config.status.path}` : undefined,
       metrics: adminOrigin && `${adminOrigin}/metrics`,
@@ -120,6 +139,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
       await gateway.close();
       fleet.stopAll();
       log?.close();
+      tls?.remove();
       process.off('exit', stopFleet);
     },
   };
@@ -131,17 +151,27 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
  */
 function portsFromEnvironment(): DemoOptions {
   const raw = process.env.GANGWAY_DEMO_PORTS;
-  if (!raw) return {};
+  if (!raw) return { https: `127.0.0.1:${HTTPS_PORT}` };
   const p = raw.split(',').map(Number);
-  if (p.length !== 6 || p.some((n) => !Number.isInteger(n) || n < 1 || n > 65535))
-    throw new Error('GANGWAY_DEMO_PORTS is six ports: gateway,admin,console,replica1,replica2,replica3');
-  return { listen: `127.0.0.1:${p[0]}`, admin: `127.0.0.1:${p[1]}`, consolePort: p[2], replicaPorts: p.slice(3) };
+  if (p.length < 6 || p.length > 7 || p.some((n) => !Number.isInteger(n) || n < 1 || n > 65535))
+    throw new Error(
+      'GANGWAY_DEMO_PORTS is six or seven ports: gateway,admin,console,replica1,replica2,replica3[,https]',
+    );
+  return {
+    listen: `127.0.0.1:${p[0]}`,
+    admin: `127.0.0.1:${p[1]}`,
+    consolePort: p[2],
+    replicaPorts: p.slice(3, 6),
+    https: `127.0.0.1:${p[6] ?? HTTPS_PORT}`,
+  };
 }
 
+const HTTPS_PORT = 8443;
+
 const PORTS_HINT =
-  'The demo uses ports 8080 (player), 9901 (admin), 9902 (console) and 7001-7003 (replicas).\n' +
-  'Choose others with GANGWAY_DEMO_PORTS=gateway,admin,console,replica1,replica2,replica3, e.g.\n' +
-  '  GANGWAY_DEMO_PORTS=18080,19901,19902,17001,17002,17003 npm start\n';
+  'The demo uses ports 8080 (player), 8443 (HTTPS), 9901 (admin), 9902 (console) and 7001-7003 (replicas).\n' +
+  'Choose others with GANGWAY_DEMO_PORTS=gateway,admin,console,replica1,replica2,replica3[,https], e.g.\n' +
+  '  GANGWAY_DEMO_PORTS=18080,19901,19902,17001,17002,17003,18443 npm start\n';
 
 export async function runDemo(): Promise<number> {
   let demo: RunningDemo;
@@ -156,6 +186,7 @@ export async function runDemo(): Promise<number> {
   process.stdout.write(
     `\nGangway demo is running:\n` +
       `  player        ${urls.player}\n` +
+      (urls.https ? `  over HTTPS    ${urls.https}   (HTTP/2; a certificate made for this run: curl -k)\n` : '') +
       `  console       ${urls.console}   (break the replicas here)\n` +
       (urls.status ? `  status page   ${urls.status}\n` : '') +
       (urls.metrics ? `  metrics       ${urls.metrics}\n` : '') +

@@ -72,11 +72,11 @@ export interface ClientResponse {
   closeAfter(): void;
 }
 
-/** A response that can end in a tunnel: an HTTP/1.1 upgrade (or, later, an HTTP/2 extended CONNECT). */
+/** A response that can end in a tunnel: an HTTP/1.1 upgrade, or an HTTP/2 extended CONNECT (RFC 8441). */
 export interface TunnelResponse extends ClientResponse {
   /**
-   * Sends the answer that opens the tunnel (101 Switching Protocols) and hands the client's
-   * connection over to it. The response counts as complete from here on.
+   * Sends the answer that opens the tunnel (101 Switching Protocols; 200 on an HTTP/2 stream) and
+   * hands the client's connection (or stream) over to it. The response counts as complete from here on.
    */
   handOver(status: number, headers: readonly string[]): Duplex;
 }

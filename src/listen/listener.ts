@@ -5,7 +5,7 @@
  * answered with the right 4xx (and Proxy-Status) instead of a silent close.
  */
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerOptions } from 'node:http';
-import { createServer as createHttp2Server, createSecureServer } from 'node:http2';
+import { createServer as createHttp2Server, createSecureServer, type ServerHttp2Session } from 'node:http2';
 import type { Server as NetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { StatusSources } from '../admin/status-model.js';
@@ -13,9 +13,11 @@ import { serveStatusPage } from '../admin/status-page.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { buildReply } from '../explain/reply.js';
 import type { FailureKindName } from '../faults/taxonomy.js';
-import { createSecureContext, type SecureContext } from 'node:tls';
+import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
+import { ACME_TLS_PROTOCOL, type ChallengeAnswers } from '../acme/challenges.js';
 import { parseAuthority } from '../http/host.js';
 import { certificateFacts } from './certificate.js';
+import { TLS_SETTINGS } from './tls-settings.js';
 import { requestIdFrom } from '../observe/request-id.js';
 import { handleRequest, handleUpgrade } from '../proxy/lifecycle.js';
 import { sendReply } from '../proxy/local-reply.js';
@@ -23,6 +25,7 @@ import type { Runtime } from '../runtime.js';
 import type { ClientRequest, ClientResponse } from './client.js';
 import { Http1Response } from './http1.js';
 import { Http2Response } from './http2.js';
+import { guardSession, http2Options, type SentAwayReason } from './http2-session.js';
 import { SocketResponse } from './socket-response.js';
 
 /** What a listener's server offers the gateway, whichever protocols it speaks. */
@@ -47,25 +50,22 @@ export interface Listener {
   setCertificate: ((certificate: TlsCertificate) => void) | undefined;
 }
 
-/** A listener's certificate chain and private key, PEM; `sni`: more, chosen by the name a client asks for. */
+/**
+ * A listener's certificate chain and private key, PEM; `sni`: more, chosen by the name a client
+ * asks for. No default chain (an ACME listener before its first certificate): handshakes that
+ * nothing else answers fail.
+ */
 export interface TlsCertificate {
-  cert: string;
-  key: string;
+  cert: string | undefined;
+  key: string | undefined;
   sni?: ReadonlyArray<{ cert: string; key: string }>;
 }
 
-/**
- * TLS 1.2 and 1.3 only, with Node's default (modern) cipher list, the server's cipher order,
- * and no renegotiation: what current guidance (Mozilla "intermediate") asks of a public edge.
- */
-const TLS_SETTINGS = { minVersion: 'TLSv1.2', honorCipherOrder: true } as const;
-
-/**
- * HTTP/2 limits: streams per connection and the header list bounded, a session's memory
- * bounded (streams beyond it are refused), and the flood protections Node applies to rapid
- * resets, empty frames and invalid frames left at their defaults.
- */
-const HTTP2_LIMITS = { maxSessionMemory: 16, peerMaxConcurrentStreams: 100 } as const;
+/** Certificates obtained by ACME, by the name a client asks for. */
+export interface AcmeContexts {
+  /** null: a name ACME is still getting a certificate for; undefined: not one of its names. */
+  contextFor(name: string): SecureContext | null | undefined;
+}
 
 /** What distinguishes one listener from another. */
 export interface ListenerOptions {
@@ -77,13 +77,17 @@ export interface ListenerOptions {
   h2c?: boolean;
   /** Answer every request with 308 to HTTPS on the port this tells (a cleartext listener beside an HTTPS one). */
   redirectToHttpsPort?: () => number;
+  /** Pending ACME challenges: HTTP-01 answered before routing, TLS-ALPN-01 when `acme` is given. */
+  challenges?: ChallengeAnswers;
+  /** An HTTPS listener with ACME names: their certificates by SNI, and TLS-ALPN-01 answered. */
+  acme?: AcmeContexts;
 }
 
 export function createListener(
   config: GatewayConfig,
   current: () => Runtime,
   status: () => StatusSources,
-  { tls, hsts, h2c, redirectToHttpsPort }: ListenerOptions = {},
+  { tls, hsts, h2c, redirectToHttpsPort, challenges, acme }: ListenerOptions = {},
 ): Listener {
   const s = config.server;
   const requestTimeout = s.requestTimeout;
@@ -100,8 +104,10 @@ export function createListener(
   let server: ListenerServer;
   let setCertificate: Listener['setCertificate'];
   const sockets = new Set<Duplex>();
+  const sentAway = (reason: SentAwayReason): void => current().metrics.http2SentAway.with(reason).inc();
   const trackSessions = (h2: NetServer): void => {
-    h2.on('session', (session: { close(): void; destroy(): void; once(e: 'close', f: () => void): void }) => {
+    h2.on('session', (session: ServerHttp2Session) => {
+      guardSession(session, s.http2.idleTimeout, sentAway);
       sessions.add(session);
       session.once('close', () => sessions.delete(session));
     });
@@ -113,9 +119,7 @@ export function createListener(
   if (h2c === true) {
     const plain = createHttp2Server({
       Http2ServerResponse: Http2Response,
-      ...HTTP2_LIMITS,
-      settings: { maxConcurrentStreams: 100, maxHeaderListSize: s.maxHeaderSize },
-      maxHeaderListPairs: 256,
+      ...http2Options(s),
     } as Parameters<typeof createHttp2Server>[0]);
     trackSessions(plain);
     server = Object.assign(plain, { closeIdleConnections() {} }) as unknown as ListenerServer;
@@ -129,19 +133,47 @@ export function createListener(
       ...TLS_SETTINGS,
       cert: tls.cert,
       key: tls.key,
-      SNICallback: (servername: string, done: (err: Error | null, ctx?: SecureContext) => void) =>
-        done(null, pickContext(byName, servername)),
+      // Node calls this with the connection's TLSSocket as `this`: under TLS 1.3 after the ALPN
+      // choice (so an acme-tls/1 connection is known), under TLS 1.2 before it.
+      SNICallback(this: TLSSocket, servername: string, done: (err: Error | null, ctx?: SecureContext) => void) {
+        if (validating.has(this)) {
+          const proof = challenges?.tlsAlpnContext(servername);
+          if (proof === undefined) done(new Error(`no TLS-ALPN-01 challenge is pending for ${servername}`));
+          else done(null, proof);
+          return;
+        }
+        const automatic = acme?.contextFor(servername);
+        const chosen = automatic ?? pickContext(byName, servername);
+        if (chosen !== undefined || automatic !== null) {
+          done(null, chosen);
+          return;
+        }
+        // A listed name without its certificate yet fails the handshake rather than presenting
+        // another name's certificate (a browser would show a mismatch warning people learn to
+        // click through) — except to a TLS 1.2 validation, which no one else could be now.
+        const proof = challenges?.tlsAlpnContext(servername);
+        if (proof !== undefined) done(null, proof);
+        else done(new Error(`no certificate for ${servername} yet`));
+      },
       allowHTTP1: true,
       Http1ServerResponse: Http1Response,
       Http2ServerResponse: Http2Response,
-      ...HTTP2_LIMITS,
-      settings: { maxConcurrentStreams: 100, maxHeaderListSize: s.maxHeaderSize },
-      maxHeaderListPairs: 256,
+      ...http2Options(s),
     } as Parameters<typeof createSecureServer>[0]);
+    if (acme !== undefined && challenges !== undefined) {
+      // TLS-ALPN-01 (RFC 8737): the CA offers only acme-tls/1; node:http2 offers h2 and
+      // http/1.1 by a fixed list, which a callback choosing per client hello replaces.
+      const tlsServer = secure as unknown as { ALPNProtocols: unknown; ALPNCallback: unknown };
+      tlsServer.ALPNProtocols = undefined;
+      tlsServer.ALPNCallback = chooseProtocol;
+      // The CA reads the certificate and hangs up; nothing is served on acme-tls/1.
+      secure.on('unknownProtocol', (socket: Duplex) => socket.destroy());
+    }
     trackSessions(secure);
     server = secure as unknown as ListenerServer;
     setCertificate = (certificate: TlsCertificate): void => {
-      secure.setSecureContext({ ...TLS_SETTINGS, cert: certificate.cert, key: certificate.key });
+      if (certificate.cert !== undefined)
+        secure.setSecureContext({ ...TLS_SETTINGS, cert: certificate.cert, key: certificate.key });
       byName = sniTable(certificate);
     };
   }
@@ -150,8 +182,11 @@ export function createListener(
 
   const hstsValue = hsts === undefined ? undefined : `max-age=${hsts}`;
   server.on('request', (req: IncomingMessage, res: Http1Response | Http2Response) => {
+    // The CA's HTTP-01 look comes first: before the redirect, the status page and routing.
+    if (challenges?.serveHttp(req, res as Http1Response) === true) return;
     if (redirectToHttpsPort !== undefined) return redirectToHttps(req, res as Http1Response, redirectToHttpsPort());
     if (hstsValue !== undefined) res.hsts = hstsValue;
+    if (res instanceof Http2Response) res.sendTimeoutMs = s.http2.sendTimeout;
     const runtime = current();
     // The public status page, when configured, is the gateway's own page, not a route's (the
     // HTTP/2 compatibility response serves it with the same calls as node:http's).
@@ -170,6 +205,8 @@ export function createListener(
     });
   });
   server.on('checkContinue', (req: IncomingMessage, res: Http1Response | Http2Response) => {
+    if (hstsValue !== undefined) res.hsts = hstsValue;
+    if (res instanceof Http2Response) res.sendTimeoutMs = s.http2.sendTimeout;
     handleRequest(current(), req as ClientRequest, res as ClientResponse, {
       remoteAddress: req.socket.remoteAddress,
       authority: authorityOf(req),
@@ -188,17 +225,15 @@ export function createListener(
     });
   });
   // A gateway is not a forward proxy: CONNECT gets a clear refusal rather than a silent close.
-  server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
-    const replies = current().replies;
-    const reply = buildReply({
-      kind: 'bad_request',
-      proxyName: replies.proxyName,
-      requestId: requestIdFrom(undefined),
-      revealDetails: false,
-      page: replies.page,
-      details: 'CONNECT is not served: this is a gateway, not a forward proxy',
-    });
-    sendReply(new SocketResponse(socket), reply, undefined);
+  // Over HTTP/2 the compatibility layer hands over a response, not a socket: an extended
+  // CONNECT (RFC 8441) is a WebSocket asked for, the rest is refused on that stream.
+  server.on('connect', (req: IncomingMessage, socket: Duplex | Http2Response) => {
+    if (socket instanceof Http2Response) {
+      if (hstsValue !== undefined) socket.hsts = hstsValue;
+      socket.sendTimeoutMs = s.http2.sendTimeout;
+      return connectOverHttp2(current(), req, socket, scheme);
+    }
+    sendReply(new SocketResponse(socket), forwardProxyRefusal(current()), undefined);
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const runtime = current();
@@ -219,6 +254,59 @@ export function createListener(
     runtime.logger.info({ failure: kind, cause: err.code ?? err.message, status: reply.status }, 'client error');
   });
   return { server, tunnels, sessions, sockets, setCertificate };
+}
+
+const NO_HEAD = Buffer.alloc(0);
+
+/**
+ * An HTTP/2 CONNECT. With `:protocol` (RFC 8441 §4) it is the HTTP/2 form of an HTTP/1.1
+ * `GET` with `Upgrade:` (§5), and goes through the same preflight and tunnel as one: the
+ * request is presented to the proxy as that GET. Without it, it asks for a forward proxy.
+ */
+function connectOverHttp2(runtime: Runtime, req: IncomingMessage, res: Http2Response, scheme: 'http' | 'https'): void {
+  const protocol = req.headers[':protocol'];
+  const arrival = {
+    remoteAddress: req.socket.remoteAddress,
+    authority: authorityOf(req),
+    expectsContinue: false,
+    scheme,
+  };
+  if (typeof protocol !== 'string') return sendReply(res, forwardProxyRefusal(runtime), undefined);
+  req.method = 'GET';
+  req.headers.upgrade = protocol;
+  handleUpgrade(runtime, req as ClientRequest, res, NO_HEAD, arrival);
+}
+
+function forwardProxyRefusal(runtime: Runtime) {
+  const replies = runtime.replies;
+  return buildReply({
+    kind: 'bad_request',
+    proxyName: replies.proxyName,
+    requestId: requestIdFrom(undefined),
+    revealDetails: false,
+    page: replies.page,
+    details: 'CONNECT is not served: this is a gateway, not a forward proxy',
+  });
+}
+
+/** Connections that chose acme-tls/1: their handshake presents a challenge certificate, nothing else. */
+const validating = new WeakSet<TLSSocket>();
+
+/**
+ * The ALPN choice on an HTTPS listener with ACME names: acme-tls/1 for the CA's TLS-ALPN-01
+ * validation (remembered for the certificate choice that follows), else h2, else http/1.1 —
+ * the server's preference, as the fixed list gave; no common protocol is a fatal alert (RFC 7301 §3.2).
+ */
+function chooseProtocol(
+  this: TLSSocket,
+  { protocols }: { servername: string; protocols: string[] },
+): string | undefined {
+  if (protocols.includes(ACME_TLS_PROTOCOL)) {
+    validating.add(this);
+    return ACME_TLS_PROTOCOL;
+  }
+  if (protocols.includes('h2')) return 'h2';
+  return protocols.includes('http/1.1') ? 'http/1.1' : undefined;
 }
 
 /** The SNI certificates by the names they cover (lower case; "*.example.com" for a wildcard). */

@@ -10,12 +10,25 @@ import type { RequestObserver, RequestRecord } from './record.js';
 import { FastCounter, FastHistogram, type RegistrableMetric } from './series.js';
 import { Timeline } from './timeline.js';
 
+/**
+ * The protocol label, ALPN names: four values at most, so splitting a route's series by it
+ * keeps their number bounded (routes × 4).
+ */
+function protocolLabel(httpVersion: string, scheme: 'http' | 'https'): string {
+  if (httpVersion === '2.0') return scheme === 'https' ? 'h2' : 'h2c';
+  return httpVersion === '1.0' ? 'http/1.0' : 'http/1.1';
+}
+
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 export interface HostState {
   upstream: string;
   host: string;
   inRotation: boolean;
+}
+export interface PoolSize {
+  upstream: string;
+  hosts: number;
 }
 export interface MaintenanceState {
   route: string;
@@ -30,6 +43,8 @@ export interface CacheSize {
 /** What the gauges read at scrape time: the gateway's current configuration, whichever it is. */
 export interface MetricSources {
   hostStates(): HostState[];
+  /** Hosts per upstream (a discovered pool's change with its records). */
+  poolSizes(): PoolSize[];
   gateStates(): GateState[];
   maintenanceStates(): MaintenanceState[];
   cacheStates(): CacheSize[];
@@ -64,8 +79,8 @@ export class GatewayMetrics implements RequestObserver {
   );
   private readonly protocols = new FastCounter(
     'gangway_requests_by_protocol_total',
-    "Requests by the client's protocol (HTTP/1.0, HTTP/1.1, HTTP/2.0)",
-    ['protocol'],
+    "Requests by route and the client's protocol: http/1.0, http/1.1, h2 (HTTP/2 over TLS) or h2c (in cleartext)",
+    ['route', 'protocol'],
   );
   private readonly cacheResults = new FastCounter(
     'gangway_cache_requests_total',
@@ -87,8 +102,9 @@ export class GatewayMetrics implements RequestObserver {
   );
   private readonly requestDuration = new FastHistogram(
     'gangway_request_duration_seconds',
-    'Time from request to the end of the response, by route',
-    ['route'],
+    "Time from request to the end of the response, by route and the client's protocol (as in " +
+      'gangway_requests_by_protocol_total)',
+    ['route', 'protocol'],
     LATENCY_BUCKETS,
   );
   private readonly attempts = new FastCounter(
@@ -140,11 +156,30 @@ export class GatewayMetrics implements RequestObserver {
     "Requests answered 429 by a route's rate limit",
     ['route'],
   );
+  readonly acme = new FastCounter(
+    'gangway_acme_certificates_total',
+    'What became of automatic (ACME) certificates, by name: obtained (first order), renewed, ' +
+      'reused (a stored one served at start), failed (an attempt that will be retried with backoff)',
+    ['name', 'outcome'],
+  );
   readonly queueWait = new FastHistogram(
     'gangway_queue_wait_seconds',
     'Time requests waited for a concurrency slot before going upstream, by upstream (only those that waited)',
     ['upstream'],
     LATENCY_BUCKETS,
+  );
+  readonly http2SentAway = new FastCounter(
+    'gangway_http2_connections_sent_away_total',
+    'Client HTTP/2 connections the gateway ended for misbehaving, by reason: ping_settings_flood, ' +
+      'unread_acks (a flood whose ACKs the client does not read), continuation_flood, invalid_frames ' +
+      '(empty frames, streams past the limit), protocol_error (rapid resets among others)',
+    ['reason'],
+  );
+  readonly discoveryResolutions = new FastCounter(
+    'gangway_discovery_resolutions_total',
+    "DNS resolutions of upstreams' discovered hosts, by result: ok, failed (a query " +
+      'failed: its last good answer was kept), empty (no records at all: the last good set was kept)',
+    ['upstream', 'result'],
   );
   private readonly attemptDuration = new FastHistogram(
     'gangway_upstream_attempt_duration_seconds',
@@ -179,7 +214,10 @@ export class GatewayMetrics implements RequestObserver {
       this.healthTransitions,
       this.shed,
       this.rateLimited,
+      this.acme,
       this.queueWait,
+      this.http2SentAway,
+      this.discoveryResolutions,
     ])
       this.register(m);
     const metrics = this;
@@ -191,6 +229,16 @@ export class GatewayMetrics implements RequestObserver {
       collect() {
         this.reset();
         for (const s of sources.hostStates()) this.set({ upstream: s.upstream, host: s.host }, s.inRotation ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'gangway_upstream_hosts',
+      help: 'Hosts in each upstream: its list, or those DNS discovery found (in rotation or not)',
+      labelNames: ['upstream'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const s of sources.poolSizes()) this.set({ upstream: s.upstream }, s.hosts);
       },
     });
     new Gauge({
@@ -273,11 +321,12 @@ export class GatewayMetrics implements RequestObserver {
     const route = r.route ?? '';
     this.requests.with(route, String(r.status), r.failure ?? '').inc();
     this.outcomes.with(route, r.outcome).inc();
-    this.protocols.with(r.httpVersion === '2.0' ? 'HTTP/2.0' : r.httpVersion === '1.0' ? 'HTTP/1.0' : 'HTTP/1.1').inc();
+    const protocol = protocolLabel(r.httpVersion, r.scheme);
+    this.protocols.with(route, protocol).inc();
     if (r.cache !== undefined) this.cacheResults.with(route, r.cache).inc();
     if (r.stoodInFor !== undefined) this.prevented.with(route, r.stoodInFor).inc();
     if (r.resumes > 0 && r.outcome === 'ok') this.resumes.with(r.upstream ?? '', 'completed').inc();
-    this.requestDuration.with(route).observe(r.ms / 1000);
+    this.requestDuration.with(route, protocol).observe(r.ms / 1000);
     if (r.ttfbMs !== undefined) this.firstByte.with(route).observe(r.ttfbMs / 1000);
     // Responsiveness is the time to the answer's headers: a two-hour stream is not a slow answer.
     this.timeline.record(
@@ -287,6 +336,13 @@ export class GatewayMetrics implements RequestObserver {
       r.ttfbMs ?? r.ms,
       r.stoodInFor !== undefined,
     );
+  }
+
+  /** Requests answered since start, all routes and statuses (read rarely: sums the series). */
+  requestsAnswered(): number {
+    let n = 0;
+    for (const v of this.requests.get().values) n += v.value;
+    return n;
   }
 
   attemptDone(upstream: string, host: string, outcome: string, secondsToHeaders: number | undefined): void {

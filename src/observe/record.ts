@@ -12,6 +12,8 @@ export interface RequestRecord {
   readonly method: string;
   /** The client's HTTP version: "1.1", "2.0" (HTTP/2), "1.0". */
   readonly httpVersion: string;
+  /** Whether the client came over TLS: with the version, it tells h2 from h2c. */
+  readonly scheme: 'http' | 'https';
   readonly path: string;
   /** The protocol a client asked to upgrade to (a tunnel), when it did. */
   readonly upgrade: string | undefined;

@@ -77,7 +77,8 @@ export class Exchange implements RetryState, PacedRelay {
   start(): void {
     const { ctx, pool } = this;
     const host = pool.pick();
-    if (host === undefined) return replyLocally(ctx, 'destination_unavailable');
+    if (host === undefined)
+      return replyLocally(ctx, 'destination_unavailable', undefined, pool.hosts.length === 0 ? pool.empty : undefined);
     pool.budget.recordRequest();
     if (this.route.totalTimeoutMs > 0) this.totalTimer = setTimeout(expire, this.route.totalTimeoutMs, this);
     this.send(host, 'first');

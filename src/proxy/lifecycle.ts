@@ -122,6 +122,7 @@ function finish(ctx: RequestContext): void {
     client: ctx.clientAddress,
     method: ctx.req.method ?? '',
     httpVersion: ctx.req.httpVersion,
+    scheme: ctx.scheme,
     path: ctx.req.url ?? '',
     upgrade: ctx.upgrade,
     route: route?.name,

@@ -7,7 +7,7 @@
  *                   (one valid Host; an absolute-form target's authority replaces it), the
  *                   path policy (normalised before routing, or 400: ../http/path.ts), loops (502)
  *   route           first matching route, else 404 destination_not_found; an upgrade the route
- *                   does not allow goes on as a plain request
+ *                   does not allow goes on as a plain request (over HTTP/2: 400, see below)
  *   maintenance     a route in maintenance answers 503 with Retry-After (staff pass)
  *   rate limit      a client over the route's limit gets 429 with Retry-After and RateLimit fields
  *   body            a declared body over the route's limit gets 413; a body that fits the
@@ -50,6 +50,9 @@ export function preflight(ctx: RequestContext, proceed: (ctx: RoutedContext) => 
   if (route === undefined) return replyLocally(ctx, 'destination_not_found');
   ctx.route = route;
   if (ctx.upgrade !== undefined && !allowsUpgrade(route, ctx.upgrade)) {
+    // An HTTP/2 extended CONNECT (RFC 8441) has no plain request to fall back to: the upstream
+    // would answer a GET, and any 2xx would read to the client as the tunnel opening.
+    if (req.stream !== undefined) return refuse(ctx, `${ctx.upgrade} is not served on this route`);
     // RFC 9110 §7.8: a server may ignore Upgrade. The request is answered as it stands.
     if (hasBody(req)) return refuse(ctx, `a body on a request asking to switch to ${ctx.upgrade}`);
     ctx.upgrade = undefined;

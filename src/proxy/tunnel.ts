@@ -3,7 +3,12 @@
  * it goes to a host of the route's pool like any other, and when the upstream answers 101
  * the two connections are joined byte for byte until either side closes. An upstream that
  * answers without switching (a 401, a 404, a 426…) has its answer passed on as it is.
+ *
+ * A WebSocket asked for over HTTP/2 (RFC 8441 extended CONNECT) carries no Sec-WebSocket-Key:
+ * the gateway is the WebSocket client of the HTTP/1.1 upstream, so it makes the key and checks
+ * the upstream's Sec-WebSocket-Accept itself (RFC 6455 §4.1) before the client hears 200.
  */
+import { createHash, randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { classifyFailure } from '../faults/classify.js';
@@ -32,6 +37,8 @@ class Tunnel implements Dispatcher.DispatchHandler, UpstreamSide {
   private pendingAbort: Error | undefined;
   private answered = false;
   private settled = false;
+  /** The Sec-WebSocket-Accept the upstream must answer with, when the gateway made the key. */
+  private expectedAccept: string | undefined;
 
   constructor(
     private readonly ctx: RoutedContext,
@@ -46,19 +53,21 @@ class Tunnel implements Dispatcher.DispatchHandler, UpstreamSide {
     const { ctx, lastHost: host } = this;
     const req = ctx.req;
     host.outstanding++;
+    const headers = buildUpstreamHeaders(req.rawHeaders, req.headers.connection, {
+      proxyName: ctx.runtime.replies.proxyName,
+      requestId: ctx.id,
+      clientAddress: ctx.clientAddress,
+      proto: ctx.scheme,
+      httpVersion: req.httpVersion,
+      authority: ctx.authority,
+      hostOverride: ctx.route.policy.hostHeader === 'upstream' ? host.label : undefined,
+    });
+    if (req.stream !== undefined && ctx.upgrade === 'websocket') this.expectedAccept = addWebSocketKey(headers);
     host.dispatcher.dispatch(
       {
         path: req.url!,
         method: req.method as Dispatcher.HttpMethod,
-        headers: buildUpstreamHeaders(req.rawHeaders, req.headers.connection, {
-          proxyName: ctx.runtime.replies.proxyName,
-          requestId: ctx.id,
-          clientAddress: ctx.clientAddress,
-          proto: ctx.scheme,
-          httpVersion: req.httpVersion,
-          authority: ctx.authority,
-          hostOverride: ctx.route.policy.hostHeader === 'upstream' ? host.label : undefined,
-        }),
+        headers,
         body: null,
         upgrade: String(req.headers.upgrade),
       },
@@ -128,7 +137,19 @@ class Tunnel implements Dispatcher.DispatchHandler, UpstreamSide {
     }
     const raw = (controller.rawHeaders ?? []) as Array<Buffer | string>;
     const headers: string[] = [];
-    for (let i = 0; i < raw.length; i += 2) headers.push(raw[i]!.toString(), raw[i + 1]!.toString());
+    let accept: string | undefined;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!.toString();
+      const value = raw[i + 1]!.toString();
+      if (name.toLowerCase() === 'sec-websocket-accept') accept = value;
+      headers.push(name, value);
+    }
+    if (this.expectedAccept !== undefined && accept !== this.expectedAccept) {
+      upstream.destroy();
+      const why =
+        accept === undefined ? 'no Sec-WebSocket-Accept' : 'a Sec-WebSocket-Accept that does not match the key';
+      return replyLocally(this.ctx, 'http_upgrade_failed', new Error(`the upstream switched to WebSocket with ${why}`));
+    }
     headers.push('via', `1.1 ${this.ctx.runtime.replies.proxyName}`, 'x-request-id', this.ctx.id);
     this.ctx.headAt = performance.now();
     const client = this.res.handOver(statusCode, headers);
@@ -141,6 +162,28 @@ class Tunnel implements Dispatcher.DispatchHandler, UpstreamSide {
     this.settled = true;
     this.lastHost.outstanding--;
   }
+}
+
+/** RFC 6455 §1.3: the GUID a WebSocket server hashes with the client's key. */
+const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+
+/**
+ * Gives an upstream WebSocket handshake the key the HTTP/2 client did not send (any it did is
+ * dropped) and the version when missing; returns the accept value the upstream must answer with.
+ */
+function addWebSocketKey(headers: string[]): string {
+  let version = false;
+  for (let i = headers.length - 2; i >= 0; i -= 2) {
+    const name = headers[i]!.toLowerCase();
+    if (name === 'sec-websocket-key') headers.splice(i, 2);
+    else if (name === 'sec-websocket-version') version = true;
+  }
+  const key = randomBytes(16).toString('base64');
+  headers.push('sec-websocket-key', key);
+  if (!version) headers.push('sec-websocket-version', '13');
+  return createHash('sha1')
+    .update(key + WEBSOCKET_GUID)
+    .digest('base64');
 }
 
 /** Time a tunnel may stay half-closed before both sockets are destroyed. */

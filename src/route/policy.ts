@@ -44,7 +44,7 @@ export function resolvePolicy(route: RouteConfig, upstream: UpstreamConfig, requ
       bufferBodyUpTo: Math.max(requestBuffer, retries.replayBody),
     },
     hedge:
-      hedging.enabled && upstream.hosts.length > 1
+      hedging.enabled && (upstream.hosts.length > 1 || upstream.dns !== undefined)
         ? { minDelayMs: hedging.minDelay, maxDelayMs: hedging.maxDelay }
         : undefined,
     totalTimeoutMs: upstream.timeouts.total,

@@ -12,6 +12,7 @@ export type HealthListener = (host: UpstreamHost, healthy: boolean) => void;
 export class HealthChecker {
   private readonly timers = new Map<UpstreamHost, NodeJS.Timeout>();
   private readonly streak = new Map<UpstreamHost, number>();
+  private started = false;
   private stopped = false;
 
   constructor(
@@ -22,7 +23,20 @@ export class HealthChecker {
 
   start(): void {
     if (!this.config.enabled) return;
+    this.started = true;
     for (const host of this.hosts) this.schedule(host, Math.random() * this.config.interval);
+  }
+
+  /** A host joined the pool (discovered): it is checked from now on, like the others. */
+  add(host: UpstreamHost): void {
+    if (this.started && !this.stopped) this.schedule(host, Math.random() * this.config.interval);
+  }
+
+  /** A host left the pool: no more checks, and a check under way is not followed by another. */
+  remove(host: UpstreamHost): void {
+    clearTimeout(this.timers.get(host));
+    this.timers.delete(host);
+    this.streak.delete(host);
   }
 
   stop(): void {
@@ -57,7 +71,7 @@ export class HealthChecker {
     } catch {
       passed = false;
     }
-    if (this.stopped) return;
+    if (this.stopped || !this.timers.has(host)) return;
     if (passed && host.healthy && host.ejectedUntil > Date.now()) {
       // A host ejected for failing requests that passes a check is back in service: its
       // process answers again (after a restart, say), so there is no reason to wait out the ejection.

@@ -37,6 +37,8 @@ export class UpstreamHost {
   consecutiveFailures = 0;
   /** Drained by an operator: no new requests, while those under way finish. */
   draining = false;
+  /** Relative share of traffic (an SRV record's weight); 1 for every listed host. */
+  weight = 1;
   /** When the host last came back into rotation by a health check (ms since epoch). */
   returnedAt = 0;
   private readonly slowStartMs: number;
@@ -56,7 +58,7 @@ export class UpstreamHost {
       keepAliveTimeout: config.keepAlive.idle,
       keepAliveMaxTimeout: config.keepAlive.idle,
       keepAliveTimeoutThreshold: 1000,
-      connect: { timeout: config.timeouts.connect, ...tlsOptions(config.tls, files) },
+      connect: { timeout: config.timeouts.connect, ...tlsOptions(config.tls, files, address.servername) },
       // undici 8 offers h2 over TLS unless told not to; upstream requests stay HTTP/1.1 until a
       // pool asks for HTTP/2 (the retry, resume and keep-alive-race rules assume HTTP/1.1).
       allowH2: false,
@@ -134,14 +136,21 @@ export class UpstreamHost {
   }
 }
 
-/** undici's TLS connect options from a pool's `tls` settings (none for a pool without them). */
-function tlsOptions(tls: UpstreamConfig['tls'], files: ReadonlyMap<string, string>): Record<string, unknown> {
-  if (tls === undefined) return {};
+/**
+ * undici's TLS connect options from a pool's `tls` settings (none for a pool without them);
+ * `servername`: the DNS name a discovered address stands for, checked unless tls.servername says otherwise.
+ */
+function tlsOptions(
+  tls: UpstreamConfig['tls'],
+  files: ReadonlyMap<string, string>,
+  servername: string | undefined,
+): Record<string, unknown> {
+  if (tls === undefined) return servername === undefined ? {} : { servername };
   return {
     ca: tls.ca === undefined ? undefined : files.get(tls.ca),
     cert: tls.cert === undefined ? undefined : files.get(tls.cert),
     key: tls.key === undefined ? undefined : files.get(tls.key),
-    servername: tls.servername,
+    servername: tls.servername ?? servername,
     rejectUnauthorized: tls.verify,
   };
 }

@@ -1,0 +1,351 @@
+/**
+ * The certificates Gangway obtains for itself: one per listed name, found in storage at start
+ * (no order while a stored one is good), ordered when missing, renewed when a third of its
+ * lifetime remains or when ACME Renewal Information says, retried with backoff while the CA
+ * fails — all while the gateway serves. A new certificate is handed to the listeners at once
+ * (new handshakes present it; open connections carry on with the one they have). Orders run
+ * one at a time, gently for the CA and readable in the log. A changed list of names (reload)
+ * orders what is new and keeps what is held.
+ */
+import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
+import type { SecureContext } from 'node:tls';
+import type { Logger } from '../observe/logger.js';
+import { serverContext } from '../listen/tls-settings.js';
+import type { ChallengeAnswers, ChallengeType } from './challenges.js';
+import { type AcmeAuthorization, AcmeClient, AcmeProblem, renewalCertId } from './client.js';
+import { certificateRequest, newKey } from './csr.js';
+import { keyAuthorization } from './jws.js';
+import { LONGEST_SLEEP_MS, renewalAtThird, renewalInWindow, retryDelay } from './schedule.js';
+import type { AcmeStorage, StoredCertificate } from './storage.js';
+
+/** The `acme` section as the gateway runs it. */
+export interface AcmeSettings {
+  directory: string;
+  /** `mailto:` URLs. */
+  contact: string[];
+  /** PEM bundle trusted for the directory's HTTPS, when not the system's. */
+  ca: string | undefined;
+  /** The challenge types to answer, in order of preference. */
+  challenges: ChallengeType[];
+  /** First wait after a failure; doubled per failure up to maxRetryDelay. */
+  retryDelay: number;
+  maxRetryDelay: number;
+}
+
+/** What became of one attempt at a name, for the metric. */
+export type AcmeOutcome = 'obtained' | 'renewed' | 'reused' | 'failed';
+
+export interface AcmeEvents {
+  /** A name has a (new) certificate: listeners present it from the next handshake on. */
+  installed(name: string, certificate: StoredCertificate): void;
+  outcome(name: string, outcome: AcmeOutcome): void;
+}
+
+/** A certificate being served, with what the schedule needs of it. */
+export interface HeldCertificate extends StoredCertificate {
+  notBefore: Date;
+  notAfter: Date;
+  context: SecureContext;
+}
+
+interface NameState {
+  name: string;
+  held: HeldCertificate | undefined;
+  timer: NodeJS.Timeout | undefined;
+  /** Failed attempts since the last success. */
+  failures: number;
+  /** No longer listed: its timers stop and it is no longer served. */
+  dropped: boolean;
+}
+
+/** Longest an order may take, from placing it to the download. */
+const ORDER_DEADLINE_MS = 3 * 60_000;
+
+export class AcmeCertificates {
+  private readonly names = new Map<string, NameState>();
+  private client: AcmeClient | undefined;
+  private accountKey: KeyObject | undefined;
+  /** Orders in line: one at a time. */
+  private line: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  constructor(
+    private readonly settings: AcmeSettings,
+    private readonly storage: AcmeStorage,
+    private readonly answers: ChallengeAnswers,
+    private readonly logger: Logger,
+    private readonly events: AcmeEvents,
+  ) {}
+
+  /** Manages exactly these names from now on: new ones are loaded or ordered, dropped ones let go. */
+  manage(names: readonly string[]): void {
+    const wanted = new Set(names.map((n) => n.toLowerCase()));
+    for (const [name, state] of this.names) {
+      if (wanted.has(name)) continue;
+      state.dropped = true;
+      clearTimeout(state.timer);
+      this.names.delete(name);
+      this.logger.info({ name }, 'acme: name no longer listed; its certificate is kept on disk but not renewed');
+    }
+    for (const name of wanted) {
+      if (this.names.has(name)) continue;
+      const state: NameState = { name, held: undefined, timer: undefined, failures: 0, dropped: false };
+      this.names.set(name, state);
+      this.enqueue(state, () => this.begin(state));
+    }
+  }
+
+  /** The context to present for a name: null while a listed name has no certificate yet. */
+  contextFor(name: string): SecureContext | null | undefined {
+    const state = this.names.get(name.toLowerCase());
+    return state === undefined ? undefined : (state.held?.context ?? null);
+  }
+
+  /** The certificate held for a name (PEM chain and key), once it has one. */
+  certificateOf(name: string): HeldCertificate | undefined {
+    return this.names.get(name.toLowerCase())?.held;
+  }
+
+  /** Stops every timer and lets the CA client go; an order under way ends at its next step. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const state of this.names.values()) clearTimeout(state.timer);
+    await this.client?.close().catch(() => undefined);
+  }
+
+  /** At start (or when first listed): a stored certificate if good, else an order. */
+  private async begin(state: NameState): Promise<void> {
+    const stored = await this.readStored(state.name);
+    if (stored !== undefined) {
+      this.install(state, stored);
+      this.events.outcome(state.name, 'reused');
+      this.logger.info(
+        { name: state.name, notAfter: stored.notAfter.toISOString(), storage: this.storage.location },
+        'acme: stored certificate reused',
+      );
+      await this.plan(state);
+      return;
+    }
+    await this.obtain(state);
+  }
+
+  /** Orders a certificate now (first, or renewing), under the storage's issuance lock. */
+  private async obtain(state: NameState): Promise<void> {
+    const renewing = state.held !== undefined;
+    try {
+      const release = await this.storage.lock(state.name);
+      if (release === undefined)
+        throw new AcmeProblem('locked', 'another gateway sharing this storage is ordering this name', undefined);
+      try {
+        // Another gateway sharing the storage may have renewed it meanwhile.
+        const stored = await this.readStored(state.name);
+        if (stored !== undefined && (state.held === undefined || stored.notAfter > state.held.notAfter)) {
+          if (!this.due(stored)) {
+            this.install(state, stored);
+            await this.plan(state);
+            return;
+          }
+        }
+        const obtained = await this.order(state);
+        await this.storage.writeCertificate(state.name, obtained);
+        if (state.dropped || this.closed) return;
+        const held = this.install(state, obtained);
+        state.failures = 0;
+        this.events.outcome(state.name, renewing ? 'renewed' : 'obtained');
+        this.logger.info(
+          { name: state.name, notAfter: held.notAfter.toISOString(), storage: this.storage.location },
+          renewing ? 'acme: certificate renewed' : 'acme: certificate obtained',
+        );
+      } finally {
+        await release();
+      }
+      await this.plan(state);
+    } catch (err) {
+      if (state.dropped || this.closed) return;
+      state.failures++;
+      const problem = err instanceof AcmeProblem ? err : undefined;
+      const wait = Math.max(
+        retryDelay(state.failures, this.settings.retryDelay, this.settings.maxRetryDelay),
+        problem?.retryAfterMs ?? 0,
+      );
+      this.events.outcome(state.name, 'failed');
+      this.logger.warn(
+        {
+          name: state.name,
+          problem: problem?.type ?? 'error',
+          detail: problem?.detail ?? (err as Error).message,
+          failures: state.failures,
+          retryAt: new Date(Date.now() + wait).toISOString(),
+          serving: state.held === undefined ? 'nothing yet for this name' : 'the current certificate',
+        },
+        renewing ? 'acme: renewal failed; retrying later' : 'acme: could not obtain a certificate; retrying later',
+      );
+      this.sleep(state, wait, () => this.obtain(state));
+    }
+  }
+
+  /** One order, start to finish: authorizations answered, CSR sent, chain downloaded. */
+  private async order(state: NameState): Promise<StoredCertificate> {
+    const client = await this.connect();
+    const deadline = Date.now() + ORDER_DEADLINE_MS;
+    const directory = await client.getDirectory();
+    // RFC 9773 §5: a renewal names the certificate it replaces — unless that already failed once.
+    const replaces =
+      state.held !== undefined && directory.renewalInfo !== undefined && state.failures === 0
+        ? renewalCertId(state.held.cert)
+        : undefined;
+    const { url, order } = await client.newOrder([state.name], replaces);
+    this.logger.info({ name: state.name, order: url }, 'acme: order placed');
+    for (const authorizationUrl of order.authorizations) {
+      const authorization = await client.read<AcmeAuthorization>(authorizationUrl);
+      if (authorization.status === 'valid') continue;
+      await this.prove(client, state.name, authorization, authorizationUrl, deadline);
+    }
+    const key = newKey();
+    const certificateUrl = await client.finalize(url, order, certificateRequest([state.name], key), deadline);
+    const cert = await client.downloadCertificate(certificateUrl);
+    return { cert, key: key.export({ type: 'pkcs8', format: 'pem' }) as string };
+  }
+
+  /** Answers one authorization's challenge of a type we answer, and waits for the CA's verdict. */
+  private async prove(
+    client: AcmeClient,
+    name: string,
+    authorization: AcmeAuthorization,
+    url: string,
+    deadline: number,
+  ): Promise<void> {
+    const challenge = this.settings.challenges
+      .map((type) => authorization.challenges.find((c) => c.type === type))
+      .find((c) => c !== undefined);
+    if (challenge === undefined)
+      throw new AcmeProblem(
+        'unsupportedChallenge',
+        `the CA offers ${authorization.challenges.map((c) => c.type).join(', ')} for ${name}; ` +
+          `Gangway is set to answer ${this.settings.challenges.join(', ')}`,
+        undefined,
+      );
+    const answer = keyAuthorization(challenge.token, this.accountKey!);
+    const withdraw =
+      challenge.type === 'http-01'
+        ? this.answers.offerHttp(challenge.token, answer)
+        : this.answers.offerTlsAlpn(name, answer);
+    try {
+      await client.answerChallenge(challenge.url);
+      this.logger.info({ name, challenge: challenge.type }, 'acme: challenge answered');
+      await client.awaitAuthorization(url, deadline);
+    } finally {
+      withdraw();
+    }
+  }
+
+  /** Schedules the next look at a held certificate: its renewal, or a check of the CA's window. */
+  private async plan(state: NameState): Promise<void> {
+    const held = state.held;
+    if (held === undefined || state.dropped || this.closed) return;
+    let renewAt = renewalAtThird(held.notBefore, held.notAfter);
+    let by = 'a third of its lifetime left';
+    let lookAgain = LONGEST_SLEEP_MS;
+    try {
+      const window = await (await this.connect()).renewalInfo(held.cert);
+      if (window !== undefined) {
+        renewAt = renewalInWindow(window.start, window.end);
+        by = 'the CA’s renewal window (ARI)';
+        if (window.retryAfterMs !== undefined) lookAgain = Math.max(60_000, window.retryAfterMs);
+      }
+    } catch (err) {
+      // Without the CA's word, the lifetime rule stands; the next look asks again.
+      this.logger.debug({ name: state.name, err: (err as Error).message }, 'acme: renewal information unavailable');
+    }
+    const wait = renewAt.getTime() - Date.now();
+    if (wait <= 0) {
+      this.enqueue(state, () => this.obtain(state));
+      return;
+    }
+    this.logger.info({ name: state.name, renewAt: renewAt.toISOString(), by }, 'acme: renewal scheduled');
+    if (wait <= lookAgain) this.sleep(state, wait, () => this.obtain(state));
+    else this.sleep(state, lookAgain, () => this.plan(state));
+  }
+
+  private due(certificate: HeldCertificate): boolean {
+    return renewalAtThird(certificate.notBefore, certificate.notAfter).getTime() <= Date.now();
+  }
+
+  private sleep(state: NameState, ms: number, then: () => Promise<void>): void {
+    clearTimeout(state.timer);
+    if (this.closed || state.dropped) return;
+    state.timer = setTimeout(() => this.enqueue(state, then), ms);
+    state.timer.unref();
+  }
+
+  private enqueue(state: NameState, step: () => Promise<void>): void {
+    this.line = this.line.then(async () => {
+      if (this.closed || state.dropped) return;
+      try {
+        await step();
+      } catch (err) {
+        this.logger.error({ name: state.name, err: (err as Error).message }, 'acme: unexpected failure');
+      }
+    });
+  }
+
+  private install(state: NameState, certificate: StoredCertificate): HeldCertificate {
+    const held = toHeld(certificate);
+    state.held = held;
+    this.events.installed(state.name, certificate);
+    return held;
+  }
+
+  /** A stored certificate that can be served now (parses, matches its key, not expired), or undefined. */
+  private async readStored(name: string): Promise<HeldCertificate | undefined> {
+    let stored: StoredCertificate | undefined;
+    try {
+      stored = await this.storage.readCertificate(name);
+    } catch (err) {
+      this.logger.warn({ name, err: (err as Error).message }, 'acme: cannot read the stored certificate');
+      return undefined;
+    }
+    if (stored === undefined) return undefined;
+    try {
+      const held = toHeld(stored);
+      if (held.notAfter.getTime() <= Date.now()) return undefined;
+      return held;
+    } catch (err) {
+      this.logger.warn(
+        { name, err: (err as Error).message },
+        'acme: the stored certificate is unusable; ordering anew',
+      );
+      return undefined;
+    }
+  }
+
+  /** The CA client, with the account key read from storage or made and stored on first use. */
+  private async connect(): Promise<AcmeClient> {
+    if (this.client !== undefined) return this.client;
+    let pem = await this.storage.readAccountKey();
+    if (pem === undefined) {
+      pem = newKey().export({ type: 'pkcs8', format: 'pem' }) as string;
+      await this.storage.writeAccountKey(pem);
+      this.logger.info({ storage: this.storage.location }, 'acme: new account key stored');
+    }
+    this.accountKey = createPrivateKey(pem);
+    this.client = new AcmeClient(this.settings.directory, this.accountKey, {
+      ca: this.settings.ca,
+      contact: this.settings.contact,
+    });
+    return this.client;
+  }
+}
+
+function toHeld(certificate: StoredCertificate): HeldCertificate {
+  const leaf = new X509Certificate(certificate.cert);
+  if (!leaf.checkPrivateKey(createPrivateKey(certificate.key)))
+    throw new Error('the stored key does not belong to the stored certificate');
+  return {
+    ...certificate,
+    notBefore: new Date(leaf.validFrom),
+    notAfter: new Date(leaf.validTo),
+    context: serverContext(certificate.cert, certificate.key),
+  };
+}

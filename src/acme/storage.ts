@@ -1,0 +1,142 @@
+/**
+ * Where ACME keeps what must outlive the process: the account key, and each name's
+ * certificate chain and private key. `AcmeStorage` is the seam: a directory on disk today
+ * (`acme.storage`), the shared state store later, so that a fleet of gateways shares one
+ * account, one certificate per name and an issuance lock instead of each ordering its own.
+ *
+ * The directory's layout, one folder per CA so that certificates from a staging CA are never
+ * served once the directory URL points at production:
+ *
+ *   <storage>/<ca>/account.key                   the account key (PKCS#8 PEM)
+ *   <storage>/<ca>/certificates/<name>/cert.pem   the chain, leaf first
+ *   <storage>/<ca>/certificates/<name>/key.pem    its private key
+ *   <storage>/<ca>/certificates/<name>/lock       held while a gateway orders for the name
+ *
+ * Files are written 0600 in folders 0700, each through a temporary file renamed into place,
+ * so a crash part way never leaves a certificate without its key or half a key.
+ */
+import { mkdir, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+
+export interface StoredCertificate {
+  /** PEM chain, leaf first. */
+  cert: string;
+  /** PEM private key. */
+  key: string;
+}
+
+export interface AcmeStorage {
+  /** Where this storage is, for log lines. */
+  readonly location: string;
+  readAccountKey(): Promise<string | undefined>;
+  writeAccountKey(pem: string): Promise<void>;
+  readCertificate(name: string): Promise<StoredCertificate | undefined>;
+  writeCertificate(name: string, certificate: StoredCertificate): Promise<void>;
+  /**
+   * Takes the issuance lock for a name, so that gateways sharing this storage do not order
+   * the same certificate at once; resolves with its release, or undefined while another holds it.
+   */
+  lock(name: string): Promise<(() => Promise<void>) | undefined>;
+}
+
+/** A lock older than this was left by a gateway that stopped part way: it is taken over. */
+const STALE_LOCK_MS = 10 * 60_000;
+
+/** A folder name for the CA: its directory URL's host, port and path, e.g. "acme-v02.api.letsencrypt.org-directory". */
+export function caFolder(directoryUrl: string): string {
+  const url = new URL(directoryUrl);
+  return `${url.host}${url.pathname}`.replace(/[^A-Za-z0-9.-]+/g, '-').replace(/-+$/, '');
+}
+
+export class DirectoryStorage implements AcmeStorage {
+  readonly location: string;
+
+  constructor(root: string, directoryUrl: string) {
+    this.location = join(root, caFolder(directoryUrl));
+  }
+
+  readAccountKey(): Promise<string | undefined> {
+    return readIfThere(join(this.location, 'account.key'));
+  }
+
+  async writeAccountKey(pem: string): Promise<void> {
+    await writePrivately(this.location, 'account.key', pem);
+  }
+
+  async readCertificate(name: string): Promise<StoredCertificate | undefined> {
+    const folder = this.folderOf(name);
+    const [cert, key] = await Promise.all([
+      readIfThere(join(folder, 'cert.pem')),
+      readIfThere(join(folder, 'key.pem')),
+    ]);
+    return cert === undefined || key === undefined ? undefined : { cert, key };
+  }
+
+  async writeCertificate(name: string, certificate: StoredCertificate): Promise<void> {
+    const folder = this.folderOf(name);
+    // The key first: a chain on disk is only ever read together with a key that matches it
+    // (a reader finding the new key beside the old chain is refused by the key check).
+    await writePrivately(folder, 'key.pem', certificate.key);
+    await writePrivately(folder, 'cert.pem', certificate.cert);
+  }
+
+  async lock(name: string): Promise<(() => Promise<void>) | undefined> {
+    const folder = this.folderOf(name);
+    await mkdir(folder, { recursive: true, mode: 0o700 });
+    const path = join(folder, 'lock');
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const handle = await open(path, 'wx', 0o600);
+        await handle.writeFile(`${hostname()} ${process.pid} ${new Date().toISOString()}\n`);
+        await handle.close();
+        return () => unlink(path).catch(() => undefined);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        if (await lockIsHeld(path)) return undefined;
+        await unlink(path).catch(() => undefined);
+      }
+    }
+    return undefined;
+  }
+
+  private folderOf(name: string): string {
+    // Names are validated DNS names (letters, digits, dots, hyphens): safe as folder names.
+    return join(this.location, 'certificates', name.toLowerCase());
+  }
+}
+
+/**
+ * Whether a lock file still means someone is ordering: it is recent, and — when it was taken
+ * on this machine — its process is alive (a gateway killed part way leaves its lock behind,
+ * and a restart should not wait ten minutes for it).
+ */
+async function lockIsHeld(path: string): Promise<boolean> {
+  const [held, text] = await Promise.all([stat(path).catch(() => undefined), readIfThere(path).catch(() => undefined)]);
+  if (held === undefined || Date.now() - held.mtimeMs >= STALE_LOCK_MS) return false;
+  const [host, pid] = (text ?? '').split(' ');
+  if (host !== hostname() || pid === undefined) return true;
+  if (Number(pid) === process.pid) return true;
+  try {
+    process.kill(Number(pid), 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function readIfThere(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+async function writePrivately(folder: string, file: string, text: string): Promise<void> {
+  await mkdir(folder, { recursive: true, mode: 0o700 });
+  const temporary = join(folder, `.${file}.${process.pid}.tmp`);
+  await writeFile(temporary, text, { mode: 0o600 });
+  await rename(temporary, join(folder, file));
+}

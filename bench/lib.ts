@@ -166,13 +166,30 @@ export interface LoadResult {
   rps: number;
   p50ms: number;
   p99ms: number;
+  /** The slowest answer. */
+  maxMs: number;
+  /** Bytes read per second (wrk's Transfer/sec: heads and bodies). */
+  bytesPerSec: number;
   errors: number;
   non2xx: number;
 }
 
-/** Closed-loop load with wrk: `connections` keep-alive connections for `seconds`. */
-export function runWrk(url: string, seconds: number, connections: number, cpu = LOAD_CPU): LoadResult {
-  const [cmd, args] = pinned(cpu, 'wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', url]);
+const UNIT: Record<string, number> = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3 };
+
+/**
+ * Closed-loop load with wrk: `connections` keep-alive connections for `seconds`, on `cpu`. wrk
+ * leaves an answer slower than its `timeout` (2 s by default) out of the latencies, so a bench
+ * about the tail gives a longer one.
+ */
+export function runWrk(
+  url: string,
+  seconds: number,
+  connections: number,
+  cpu = LOAD_CPU,
+  timeoutSeconds?: number,
+): LoadResult {
+  const timeout = timeoutSeconds === undefined ? [] : [`--timeout`, `${timeoutSeconds}s`];
+  const [cmd, args] = pinned(cpu, 'wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, ...timeout, '--latency', url]);
   const out = execFileSync(cmd, args, { encoding: 'utf8' });
   const num = (re: RegExp): number => Number(re.exec(out)?.[1] ?? NaN);
   const ms = (re: RegExp): number => {
@@ -186,11 +203,14 @@ export function runWrk(url: string, seconds: number, connections: number, cpu = 
   // Answers that were not 2xx (a proxy shedding load with 503) do not count as throughput.
   const requests = num(/(\d+) requests in ([\d.]+)(ms|s|m)/);
   const duration = ms(/\d+ requests in ([\d.]+)(ms|s|m)/) / 1000;
+  const transfer = /Transfer\/sec:\s+([\d.]+)(B|KB|MB|GB)/.exec(out);
   return {
     requests,
     rps: (requests - non2xx) / duration,
     p50ms: ms(/\s50%\s+([\d.]+)(us|ms|s)/),
     p99ms: ms(/\s99%\s+([\d.]+)(us|ms|s)/),
+    maxMs: ms(/Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)/),
+    bytesPerSec: transfer ? Number(transfer[1]) * UNIT[transfer[2]!]! : NaN,
     errors: errors ? errors.slice(1).reduce((a, b) => a + Number(b), 0) : 0,
     non2xx,
   };

@@ -1196,6 +1196,18 @@ export const configSchema = z
           path: ['admin'],
           message: 'with several workers the admin listener needs a fixed port (each worker binds it), not 0',
         });
+      // A challenge is answered by the worker that ordered, but the CA's validation reaches whichever
+      // worker the kernel picks: refused until challenges and issuance are shared between workers.
+      config.listen.forEach((l, i) => {
+        if ((l.tls?.acme?.length ?? 0) > 0)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['listen', ...(config.listen.length > 1 ? [i] : []), 'tls', 'acme'],
+            message:
+              'ACME does not work with several workers yet (the CA may validate against a worker that did not ' +
+              'order): use workers: 1, or certificate files that an ACME client beside Gangway renews',
+          });
+      });
     }
     config.routes.forEach((r, i) => {
       if (!Object.hasOwn(config.upstreams, r.upstream)) {

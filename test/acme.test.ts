@@ -20,7 +20,8 @@ import { join } from 'node:path';
 import { connect as tlsConnect, createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import { Agent, request } from 'undici';
 import { AcmeClient, AcmeProblem, renewalCertId } from '../src/acme/client.js';
-import { certificateRequest, newKey, pem } from '../src/acme/csr.js';
+import { AcmeCertificates } from '../src/acme/certificates.js';
+import { certificateRequest, newKey, pem, selfSignedCertificate } from '../src/acme/csr.js';
 import { renewalAtThird, renewalInWindow, retryDelay } from '../src/acme/schedule.js';
 import { ChallengeAnswers } from '../src/acme/challenges.js';
 import { caFolder, DirectoryStorage } from '../src/acme/storage.js';
@@ -735,6 +736,44 @@ test("the issuance lock: one holder at a time; a dead process's lock on this mac
   // Another machine's recent lock is respected (its process cannot be checked from here).
   writeFileSync(lockFile, `another-host 1 ${new Date().toISOString()}\n`);
   assert.equal(await storage.lock('music.example.com'), undefined);
+});
+
+test('a stored certificate that does not name its name is not served: the name waits for an order', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'gangway-acme-wrong-'));
+  const directory = `https://127.0.0.1:${await closedPort()}/dir`;
+  const storage = new DirectoryStorage(root, directory);
+  // A good certificate and its key, but for another name, in music.example.com's folder.
+  const key = newKey();
+  await storage.writeCertificate('music.example.com', {
+    cert: pem('CERTIFICATE', selfSignedCertificate(['podcasts.example.com'], key, 30)),
+    key: key.export({ type: 'pkcs8', format: 'pem' }) as string,
+  });
+  const warnings: string[] = [];
+  const logger = {
+    info() {},
+    debug() {},
+    error() {},
+    warn(fields: { err?: string }, msg: string) {
+      warnings.push(`${msg}: ${fields.err ?? ''}`);
+    },
+  } as unknown as ConstructorParameters<typeof AcmeCertificates>[3];
+  const outcomes: string[] = [];
+  const acme = new AcmeCertificates(
+    { directory, contact: [], ca: undefined, challenges: ['http-01'], retryDelay: 60_000, maxRetryDelay: 60_000 },
+    storage,
+    new ChallengeAnswers(),
+    logger,
+    { installed() {}, outcome: (_name, outcome) => outcomes.push(outcome) },
+  );
+  acme.manage(['music.example.com']);
+  await eventually('the order to fail (the CA is down)', 10_000, () => (outcomes.length > 0 ? true : undefined));
+  await acme.close();
+  assert.deepEqual(outcomes, ['failed'], 'not reused');
+  assert.equal(acme.contextFor('music.example.com'), null, 'nothing presented for the name');
+  assert.ok(
+    warnings.some((w) => /^acme: the stored certificate is unusable.*does not name music\.example\.com/.test(w)),
+    warnings.join('\n'),
+  );
 });
 
 test("the README's three lines for HTTPS with ACME are a valid configuration, Let's Encrypt by default", () => {

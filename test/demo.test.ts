@@ -12,6 +12,8 @@ import { createHash } from 'node:crypto';
 import { connect as http2Connect } from 'node:http2';
 import { connect, createServer } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDemo } from '../src/demo/run.js';
 import { browserUnavailable, launchBrowser, watchedPage } from './support/browser.js';
@@ -362,4 +364,18 @@ test('a track keeps playing in Chromium while the replica streaming it is killed
       ?.value ?? 0;
   assert.ok(resumed >= 1, `the broken stream was resumed from another replica (${resumed})`);
   demo.fleet.thaw((streaming + 1) % 3);
+});
+
+test('a demo that cannot start leaves no certificate key behind in the temporary directory', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'gangway-demo-tmp-'));
+  const before = process.env.TMPDIR;
+  process.env.TMPDIR = tmp;
+  try {
+    await assert.rejects(startDemo({ https: 'not an address', quiet: true }));
+  } finally {
+    if (before === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = before;
+  }
+  assert.deepEqual(readdirSync(tmp), []);
+  rmSync(tmp, { recursive: true });
 });

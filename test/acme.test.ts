@@ -12,7 +12,7 @@ import { test, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
@@ -736,6 +736,23 @@ test("the issuance lock: one holder at a time; a dead process's lock on this mac
   // Another machine's recent lock is respected (its process cannot be checked from here).
   writeFileSync(lockFile, `another-host 1 ${new Date().toISOString()}\n`);
   assert.equal(await storage.lock('music.example.com'), undefined);
+  // A holder whose lock was taken over meanwhile (it went stale) leaves the new holder's lock alone.
+  rmSync(lockFile);
+  const overtaken = await storage.lock('music.example.com');
+  assert.ok(overtaken);
+  writeFileSync(lockFile, `another-host 1 ${new Date().toISOString()}\n`);
+  await overtaken();
+  assert.match(readFileSync(lockFile, 'utf8'), /^another-host 1 /);
+});
+
+test('keys are written 0600 even over a temporary file a crash left with a looser mode', async () => {
+  const storage = new DirectoryStorage(mkdtempSync(join(tmpdir(), 'gangway-acme-mode-')), 'https://ca.example/dir');
+  const folder = join(storage.location, 'certificates', 'music.example.com');
+  await storage.writeCertificate('music.example.com', { cert: 'old chain', key: 'old key' });
+  writeFileSync(join(folder, `.key.pem.${process.pid}.tmp`), 'left by a crash', { mode: 0o644 });
+  await storage.writeCertificate('music.example.com', { cert: 'chain', key: 'key' });
+  assert.equal(statSync(join(folder, 'key.pem')).mode & 0o777, 0o600);
+  assert.equal(readFileSync(join(folder, 'key.pem'), 'utf8'), 'key');
 });
 
 test('a stored certificate that does not name its name is not served: the name waits for an order', async () => {

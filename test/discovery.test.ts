@@ -607,6 +607,31 @@ test('a reload keeps an unchanged name’s hosts without asking again; a changed
   assert.deepEqual(await servedBy(gw, 2), { '127.0.0.2': 2 });
 });
 
+test('a reload that waits for a new name to resolve does not undo a reload made meanwhile', async () => {
+  const up = await replicas(['127.0.0.1']);
+  cleanups.push(() => up.close());
+  const dns = await zone();
+  dns.set(NAME, { a: ['127.0.0.1'], ttl: 60 });
+  // The new name's first question goes unanswered: its reload waits for c-ares to ask again (1 s).
+  dns.set(`silent.${NAME}`, { a: ['127.0.0.1'], ttl: 60 });
+  const config = (name: string, prefix: string) => ({
+    upstreams: { music: { dns: { name, port: up.port, resolver: dns.address }, healthCheck: { enabled: false } } },
+    routes: [{ match: { path: prefix }, upstream: 'music' }],
+    server: NO_LOOP_GUARD,
+  });
+  const gw = await startGateway(config(NAME, '/') as never);
+  cleanups.push(() => gw.close());
+  dns.mode = 'drop';
+  const waiting = gw.gateway.reload(config(`silent.${NAME}`, '/first') as never);
+  await new Promise((r) => setTimeout(r, 200));
+  dns.mode = 'answer';
+  await gw.gateway.reload(config(NAME, '/second') as never);
+  assert.equal(gw.gateway.config.routes[0]!.match.path, '/second');
+  await waiting;
+  assert.equal(gw.gateway.config.routes[0]!.match.path, '/second', 'the later configuration stays in force');
+  assert.equal((await fetchRaw(`${gw.url}/second/x`)).status, 200);
+});
+
 test("an operator's drain names a discovered host by address, and holds when the host leaves and comes back", async () => {
   const up = await replicas(['127.0.0.1', '127.0.0.2']);
   cleanups.push(() => up.close());

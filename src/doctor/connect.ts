@@ -168,10 +168,7 @@ export function tunnelThrough(proxy: URL, host: string, port: number, timeoutMs:
     };
     const timer = setTimeout(() => done({ ok: false, error: 'ETIMEDOUT' }), timeoutMs);
     const authority = `${isIPv6(host) ? `[${host}]` : host}:${port}`;
-    const credentials =
-      proxy.username === ''
-        ? ''
-        : `Proxy-Authorization: Basic ${basicCredentials(proxy)}\r\n`;
+    const credentials = proxy.username === '' ? '' : `Proxy-Authorization: Basic ${basicCredentials(proxy)}\r\n`;
     s.once(secure ? 'secureConnect' : 'connect', () =>
       s.write(
         `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n${credentials}User-Agent: gangway-doctor\r\n\r\n`,

@@ -1,13 +1,16 @@
 /**
- * Upstream hosts discovered in DNS, against a DNS server the tests run (test/support/dns-server.ts)
- * and real HTTP replicas on 127.0.0.1, 127.0.0.2, 127.0.0.3 and ::1 sharing one port: A and AAAA
- * records expand to hosts; a record added gets traffic (ramping up by slow start), a record
- * removed under load and records churning under load cost no request; a resolver that fails in any way (SERVFAIL, REFUSED, NXDOMAIN, no records, no
- * answer) keeps the last good hosts and /api/status says so; a start with the resolver failing
- * answers an explained 503 until it recovers; TTLs are honoured within the refresh bounds; SRV
- * records bring their ports and weights; scheme https checks certificates for the DNS name; a reload keeps an unchanged name's hosts without asking
- * again; an operator's drain holds for a host that leaves and comes back; bad settings are
- * refused with file, line and field.
+ * Upstream hosts discovered in DNS, against a DNS server the tests run
+ * (test/support/dns-server.ts) and real HTTP replicas on 127.0.0.1, 127.0.0.2, 127.0.0.3 and ::1
+ * sharing one port: A and AAAA records expand to hosts; a record added gets traffic (ramping up by
+ * slow start), a record removed under load and records churning under load cost no request; a
+ * resolver that fails in any way (SERVFAIL, REFUSED, NXDOMAIN, no records, no answer) keeps the
+ * last good hosts and /api/status says so; a start with the resolver failing answers an explained
+ * 503 until it recovers; TTLs are honoured within the refresh bounds; SRV records bring their
+ * ports and weights; scheme https checks certificates for the DNS name; a reload keeps an
+ * unchanged name's hosts without asking again; an operator's drain holds for a host that leaves
+ * and comes back; a discovered host's health checks stay one chain when it leaves and comes back;
+ * a reload waiting for a new name does not undo a later one; bad settings are refused with file,
+ * line and field.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';

@@ -4,7 +4,7 @@
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 
@@ -54,8 +54,11 @@ const TASKSET = which('taskset');
 export const PROXY_CPU = '1';
 export const LOAD_CPU = '0';
 
+/** Run on every core, unpinned: for processes that must spread over the cores (workers). */
+export const ALL_CPUS = 'all';
+
 function pinned(cpu: string, cmd: string, args: string[]): [string, string[]] {
-  return TASKSET ? [TASKSET, ['-c', cpu, cmd, ...args]] : [cmd, args];
+  return TASKSET && cpu !== ALL_CPUS ? [TASKSET, ['-c', cpu, cmd, ...args]] : [cmd, args];
 }
 
 export async function startProcess(
@@ -121,7 +124,7 @@ export function startNginx(
   work: string,
   port: number,
   http: string,
-  opts: { workerConnections?: number; cpu?: string } = {},
+  opts: { workerConnections?: number; cpu?: string; workerProcesses?: number | 'auto' } = {},
 ): Promise<Started> | undefined {
   const nginx = which('nginx');
   if (!nginx) return undefined;
@@ -129,7 +132,7 @@ export function startNginx(
   const conf = join(work, `${file}.conf`);
   writeFileSync(
     conf,
-    `worker_processes 1; daemon off; pid ${work}/${file}.pid; error_log ${work}/${file}-error.log error;
+    `worker_processes ${opts.workerProcesses ?? 1}; daemon off; pid ${work}/${file}.pid; error_log ${work}/${file}-error.log error;
 events { worker_connections ${opts.workerConnections ?? 4096}; }
 http { ${http} }
 `,
@@ -141,7 +144,7 @@ http { ${http} }
  * The benchmarks' origin: nginx serving fixed 1 KiB and 1 MiB files from `work`, on the load
  * generator's core; undefined when nginx is not installed.
  */
-export function startStaticOrigin(work: string, port: number): Promise<Started> | undefined {
+export function startStaticOrigin(work: string, port: number, cpu = LOAD_CPU): Promise<Started> | undefined {
   if (!which('nginx')) return undefined;
   const root = join(work, 'www');
   mkdirSync(root, { recursive: true });
@@ -153,21 +156,40 @@ export function startStaticOrigin(work: string, port: number): Promise<Started> 
     port,
     `access_log off; keepalive_requests 1000000; default_type application/octet-stream;
   server { listen 127.0.0.1:${port}; root ${root}; }`,
-    { cpu: LOAD_CPU },
+    { cpu },
   );
 }
 
 export interface LoadResult {
+  /** Every answer wrk counted, 2xx or not. */
+  requests: number;
   rps: number;
   p50ms: number;
   p99ms: number;
+  /** The slowest answer. */
+  maxMs: number;
+  /** Bytes read per second (wrk's Transfer/sec: heads and bodies). */
+  bytesPerSec: number;
   errors: number;
   non2xx: number;
 }
 
-/** Closed-loop load with wrk: `connections` keep-alive connections for `seconds`. */
-export function runWrk(url: string, seconds: number, connections: number): LoadResult {
-  const [cmd, args] = pinned(LOAD_CPU, 'wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', url]);
+const UNIT: Record<string, number> = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3 };
+
+/**
+ * Closed-loop load with wrk: `connections` keep-alive connections for `seconds`, on `cpu`. wrk
+ * leaves an answer slower than its `timeout` (2 s by default) out of the latencies, so a bench
+ * about the tail gives a longer one.
+ */
+export function runWrk(
+  url: string,
+  seconds: number,
+  connections: number,
+  cpu = LOAD_CPU,
+  timeoutSeconds?: number,
+): LoadResult {
+  const timeout = timeoutSeconds === undefined ? [] : [`--timeout`, `${timeoutSeconds}s`];
+  const [cmd, args] = pinned(cpu, 'wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, ...timeout, '--latency', url]);
   const out = execFileSync(cmd, args, { encoding: 'utf8' });
   const num = (re: RegExp): number => Number(re.exec(out)?.[1] ?? NaN);
   const ms = (re: RegExp): number => {
@@ -181,10 +203,14 @@ export function runWrk(url: string, seconds: number, connections: number): LoadR
   // Answers that were not 2xx (a proxy shedding load with 503) do not count as throughput.
   const requests = num(/(\d+) requests in ([\d.]+)(ms|s|m)/);
   const duration = ms(/\d+ requests in ([\d.]+)(ms|s|m)/) / 1000;
+  const transfer = /Transfer\/sec:\s+([\d.]+)(B|KB|MB|GB)/.exec(out);
   return {
+    requests,
     rps: (requests - non2xx) / duration,
     p50ms: ms(/\s50%\s+([\d.]+)(us|ms|s)/),
     p99ms: ms(/\s99%\s+([\d.]+)(us|ms|s)/),
+    maxMs: ms(/Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)/),
+    bytesPerSec: transfer ? Number(transfer[1]) * UNIT[transfer[2]!]! : NaN,
     errors: errors ? errors.slice(1).reduce((a, b) => a + Number(b), 0) : 0,
     non2xx,
   };
@@ -193,4 +219,35 @@ export function runWrk(url: string, seconds: number, connections: number): LoadR
 export function machine(): string {
   const cpu = cpus();
   return `${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`;
+}
+
+/**
+ * CPU time (user + system) used so far by a process and every process below it (a
+ * supervisor and its workers; nginx's master and workers), in seconds, from /proc.
+ */
+export function cpuSecondsOfTree(pid: number): number {
+  const ticks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  const parents = new Map<number, number>();
+  const used = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    // Fields after the command name (which may hold spaces) in parentheses: state ppid … utime stime.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    parents.set(Number(entry), Number(f[1]));
+    used.set(Number(entry), Number(f[11]) + Number(f[12]));
+  }
+  let total = 0;
+  const inTree = (p: number): boolean => {
+    for (let q: number | undefined = p, depth = 0; q !== undefined && q > 1 && depth < 8; q = parents.get(q), depth++)
+      if (q === pid) return true;
+    return false;
+  };
+  for (const [p, t] of used) if (inTree(p)) total += t;
+  return total / ticks;
 }

@@ -12,13 +12,22 @@
  * median round. The proxy under test runs alone on core 1; wrk and the origin share core 0
  * (taskset), which takes the scheduler's luck out of the comparison.
  *
- * Environment: BENCH_SECONDS (default 8), BENCH_CONNECTIONS (default 64), BENCH_ROUNDS (default 3).
+ * The workers row: Gangway with `workers: 2` beside `workers: 1`, and nginx with
+ * `worker_processes auto` beside 1, in the same run — everything unpinned, since workers
+ * must spread over the cores, which wrk and the origin share. Each cell also reports the CPU
+ * time per request of the proxy's whole process tree (supervisor and workers; nginx's master
+ * and workers), read from /proc: N workers scale to N cores as far as that cost stays flat.
+ *
+ * Environment: BENCH_SECONDS (default 8), BENCH_CONNECTIONS (default 64), BENCH_ROUNDS (default 3),
+ * BENCH_ONLY=workers (the workers row alone).
  */
 import { chmodSync, mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  ALL_CPUS,
+  cpuSecondsOfTree,
   LOAD_CPU,
   machine,
   runWrk,
@@ -172,7 +181,143 @@ function medians(all: Row[]): Row[] {
   return out;
 }
 
+/** A gateway config file for the workers row. */
+function gangwayWith(workers: number): string {
+  const conf = join(work, `gangway-workers-${workers}.yaml`);
+  writeFileSync(
+    conf,
+    `workers: ${workers}\nlisten: "127.0.0.1:${PROXY_PORT}"\nadmin: "127.0.0.1:18901"\n` +
+      `upstreams:\n  origin: { hosts: ["127.0.0.1:${ORIGIN_PORT}"] }\n` +
+      'routes:\n  - { match: { path: "/" }, upstream: origin }\n',
+  );
+  return conf;
+}
+
+const nginxProxy = (name: string, workerProcesses: number | 'auto'): Promise<Started> | undefined =>
+  startNginx(
+    name,
+    work,
+    PROXY_PORT,
+    `access_log off; keepalive_requests 1000000;
+  upstream origin { server 127.0.0.1:${ORIGIN_PORT}; keepalive 64; }
+  server { listen 127.0.0.1:${PROXY_PORT};
+    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; } }`,
+    { cpu: ALL_CPUS, workerProcesses },
+  );
+
+const workerPeers: Array<[string, PeerStarter]> = [
+  [
+    'gangway workers: 1',
+    () =>
+      startProcess(
+        'gangway workers: 1',
+        process.execPath,
+        [join(ROOT, 'dist/cli.js'), 'start', '-c', gangwayWith(1)],
+        PROXY_PORT,
+        ALL_CPUS,
+      ),
+  ],
+  [
+    'gangway workers: 2',
+    async () => {
+      const started = await startProcess(
+        'gangway workers: 2',
+        process.execPath,
+        [join(ROOT, 'dist/cli.js'), 'start', '-c', gangwayWith(2)],
+        PROXY_PORT,
+        ALL_CPUS,
+      );
+      // The port answers once the first worker listens; the second must have joined before measuring.
+      const deadline = Date.now() + 15_000;
+      while (Date.now() < deadline) {
+        const status = await fetch('http://127.0.0.1:18901/api/status').then(
+          async (r) => (await r.json()) as { workers?: Array<{ state: string }> },
+          () => undefined,
+        );
+        if (status?.workers?.every((w) => w.state === 'running')) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return started;
+    },
+  ],
+  ['nginx worker_processes 1', async () => nginxProxy('nginx-wp-1', 1)],
+  ['nginx worker_processes auto', async () => nginxProxy('nginx-wp-auto', 'auto')],
+];
+
+interface WorkersCell {
+  peer: string;
+  result: LoadResult;
+  /** CPU time of the proxy's process tree per request, microseconds. */
+  cpuUs: number;
+}
+
+/** The workers row: every peer unpinned, 1 KiB answers, CPU per request of the whole process tree. */
+async function workersRow(): Promise<string> {
+  process.stdout.write(`\nworkers row: unpinned, wrk -t1 -c${CONNECTIONS} -d${SECONDS}s, 1 KiB, ${ROUNDS} rounds\n`);
+  const originProc = await (startStaticOrigin(work, ORIGIN_PORT, ALL_CPUS) ?? startOrigin());
+  const all: WorkersCell[] = [];
+  try {
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const [name, start] of workerPeers) {
+        const proc = await start();
+        if (!proc) continue;
+        try {
+          const url = `http://127.0.0.1:${PROXY_PORT}/1k`;
+          runWrk(url, 1, CONNECTIONS, ALL_CPUS);
+          const cpuBefore = cpuSecondsOfTree(proc.child.pid!);
+          const result = runWrk(url, SECONDS, CONNECTIONS, ALL_CPUS);
+          const cpuUs = ((cpuSecondsOfTree(proc.child.pid!) - cpuBefore) / result.requests) * 1e6;
+          all.push({ peer: name, result, cpuUs });
+          process.stdout.write(
+            `  ${name.padEnd(28)} ${result.rps.toFixed(0).padStart(8)} req/s   p99 ${result.p99ms.toFixed(2)} ms   ` +
+              `CPU ${cpuUs.toFixed(1)} µs/request${result.errors || result.non2xx ? `   errors ${result.errors} non-2xx ${result.non2xx}` : ''}\n`,
+          );
+        } finally {
+          await proc.stop();
+        }
+      }
+    }
+  } finally {
+    await originProc.stop();
+  }
+  const median = (peer: string): WorkersCell | undefined => {
+    const same = all.filter((c) => c.peer === peer).sort((a, b) => a.result.rps - b.result.rps);
+    return same[Math.floor((same.length - 1) / 2)];
+  };
+  const cells = workerPeers.map(([name]) => median(name)).filter((c) => c !== undefined);
+  let table =
+    '| peer | 2xx req/s | × its 1 worker | p99 ms | CPU µs/request (all processes) | CPU × its 1 worker |\n' +
+    '|---|---:|---:|---:|---:|---:|\n';
+  const one = (c: WorkersCell): WorkersCell | undefined =>
+    median(c.peer.startsWith('gangway') ? 'gangway workers: 1' : 'nginx worker_processes 1');
+  for (const c of cells) {
+    const base = one(c)!;
+    table +=
+      `| ${c.peer} | ${c.result.rps.toFixed(0)} | ${(c.result.rps / base.result.rps).toFixed(2)} | ` +
+      `${c.result.p99ms.toFixed(2)} | ${c.cpuUs.toFixed(1)} | ${(c.cpuUs / base.cpuUs).toFixed(2)} |\n`;
+  }
+  const g1 = median('gangway workers: 1');
+  const g2 = median('gangway workers: 2');
+  const summary =
+    g1 && g2
+      ? `Gangway workers: 2 = ${(g2.result.rps / g1.result.rps).toFixed(2)}× workers: 1 on this machine (aim ≥ 1.15; ` +
+        `wrk and the origin share the 2 cores); CPU per request ${(g2.cpuUs / g1.cpuUs).toFixed(2)}× one worker's ` +
+        `(aim ≤ 1.10), so N cores would give about ${(g1.cpuUs / g2.cpuUs).toFixed(2)}·N× (aim ≥ 0.8·N×)`
+      : '';
+  return `${table}\n${summary}\n`;
+}
+
 async function main(): Promise<void> {
+  if (process.env.BENCH_ONLY === 'workers') {
+    const row = await workersRow();
+    const report =
+      `Machine: ${machine()}\nCommand: BENCH_ONLY=workers npm run bench (wrk -t1 -c${CONNECTIONS} -d${SECONDS}s per ` +
+      `cell after a 1 s warm-up, unpinned; median of ${ROUNDS} rounds)\n\n${row}`;
+    mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
+    writeFileSync(join(ROOT, 'bench/results/workers.md'), report);
+    process.stdout.write(`\n${row}(written to bench/results/workers.md)\n`);
+    return;
+  }
   process.stdout.write(
     `Machine: ${machine()}\nwrk -t1 -c${CONNECTIONS} -d${SECONDS}s, one proxy at a time pinned to core 1 (wrk and origin on core 0), ${ROUNDS} rounds\n`,
   );
@@ -219,10 +364,11 @@ async function main(): Promise<void> {
   ]
     .filter(Boolean)
     .join('\n');
-  const report = `Machine: ${machine()}\nCommand: npm run bench (wrk -t1 -c${CONNECTIONS} -d${SECONDS}s per cell after a 1 s warm-up; median of ${ROUNDS} interleaved rounds)\n\n${table}\n${summary}\n`;
+  const workers = await workersRow();
+  const report = `Machine: ${machine()}\nCommand: npm run bench (wrk -t1 -c${CONNECTIONS} -d${SECONDS}s per cell after a 1 s warm-up; median of ${ROUNDS} interleaved rounds)\n\n${table}\n${summary}\n\n## Workers\n\n${workers}`;
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
   writeFileSync(join(ROOT, 'bench/results/proxy.md'), report);
-  process.stdout.write(`\n${table}\n${summary}\n(written to bench/results/proxy.md)\n`);
+  process.stdout.write(`\n${table}\n${summary}\n\n${workers}(written to bench/results/proxy.md)\n`);
 }
 
 await main();

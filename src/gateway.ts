@@ -25,6 +25,9 @@ import { GatewayMetrics, type HostState, type MetricSources } from './observe/me
 import { BodyBudget } from './proxy/request-body.js';
 import { Runtime, type GatewayShared } from './runtime.js';
 import { VERSION } from './version.js';
+import { applyChange } from './admin/changes.js';
+import type { WorkerLink } from './workers/link.js';
+import type { WorkerReport } from './workers/protocol.js';
 
 export interface GatewayOptions {
   /** Use this logger instead of one built from the config's `log` section. */
@@ -42,6 +45,11 @@ export interface GatewayOptions {
   loadConfig?: () => GatewayConfig;
   /** The status page's time step (default 5 s); tests shorten it. */
   statusStepMs?: number;
+  /**
+   * This gateway is one of several worker processes sharing the listeners (`workers` > 1):
+   * its log lines carry `worker`, and its admin API and status page speak for the machine.
+   */
+  worker?: WorkerLink;
 }
 
 export interface Gateway {
@@ -73,6 +81,7 @@ const CERTIFICATE_CHECK_MS = 12 * 3_600_000;
 export function createGateway(input: GatewayConfigInput | GatewayConfig, options: GatewayOptions = {}): Gateway {
   const initial = validateConfig(input);
   const log: GatewayLog = options.logger ? externalLog(options.logger) : createLog(initial.log, options.logDestination);
+  if (options.worker !== undefined) log.logger = log.logger.child({ worker: options.worker.id });
   const logger = log.logger;
   let runtime: Runtime;
   // The gauges read whichever runtime is in force when /metrics is scraped.
@@ -140,9 +149,12 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
   runtime.start();
   const current = (): Runtime => runtime;
   const startedAt = Date.now();
+  const worker = options.worker;
+  // A worker's status page draws the machine's traffic: its own steps and the other workers'.
+  const timeline = worker === undefined ? metrics.timeline : worker.timeline(metrics.timeline);
   const statusSources = (): StatusSources => ({
     runtime,
-    timeline: metrics.timeline,
+    timeline,
     incidents: metrics.incidents,
     version: VERSION,
     startedAt,
@@ -254,8 +266,20 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
           startedAt,
           token: initial.adminToken,
           status: statusSources,
-          reload: file === undefined ? undefined : () => reload(),
+          // A worker's reload is the machine's: the supervisor checks the file once, then every worker applies it.
+          reload: worker !== undefined ? () => worker.reloadMachine() : file === undefined ? undefined : () => reload(),
+          machine: worker,
         });
+  worker?.attach({
+    applyChange: (change) => applyChange(runtime, change),
+    report: async () => ({
+      metrics: (await metrics.registry.getMetricsAsJSON()) as unknown as WorkerReport['metrics'],
+      requests: metrics.requestsAnswered(),
+      inFlight: metrics.inFlight,
+      rssBytes: process.memoryUsage.rss(),
+      draining: runtime.draining,
+    }),
+  });
 
   return {
     get config() {
@@ -272,7 +296,7 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
       if (runtime.awaitsHosts()) await runtime.known();
       const bound: Address[] = [];
       for (const [i, l] of listeners.entries())
-        bound.push(await listenOn(l.server, initial.listen[i]!.address, 'listen'));
+        bound.push(await listenOn(l.server, initial.listen[i]!.address, 'listen', { reusePort: worker?.reusePort }));
       const proxy = bound[0]!;
       started = true;
       acmeFor(runtime.config)?.manage(acmeNames(runtime.config));
@@ -280,7 +304,10 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
       metrics.timeline.start();
       runtime.warnOfExpiringCertificates();
       certificateCheck = setInterval(() => runtime.warnOfExpiringCertificates(), CERTIFICATE_CHECK_MS).unref();
-      const adminAddress = admin && initial.admin !== false ? await listenOn(admin, initial.admin, 'admin') : undefined;
+      const adminAddress =
+        admin && initial.admin !== false
+          ? await listenOn(admin, initial.admin, 'admin', { reusePort: worker?.reusePort })
+          : undefined;
       logger.info(
         {
           listen: bound.map((a, i) => `${initial.listen[i]!.tls ? 'https' : 'http'}://${formatAddress(a)}`),
@@ -288,7 +315,7 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
           version: VERSION,
           node: process.version,
         },
-        'gangway listening',
+        worker === undefined ? 'gangway listening' : 'worker listening',
       );
       return { proxy, listeners: bound, admin: adminAddress };
     },

@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { ConfigError, formatPath } from '../config/load.js';
 import type { Runtime } from '../runtime.js';
+import type { AdminChange } from '../workers/protocol.js';
 import { json } from './respond.js';
 import type { AdminFacts } from './server.js';
 
@@ -41,12 +42,13 @@ export async function putMaintenance(
       problems: unknown.map((r) => ({ path: 'routes', message: `no route named "${r}"` })),
     });
   const { enabled, until, message, routes } = change;
-  runtime.maintenance.override = {
+  await share(facts, runtime, {
+    kind: 'maintenance',
     enabled,
     until: until === undefined ? undefined : Date.parse(until),
     message,
     routes,
-  };
+  });
   runtime.logger.warn(
     { enabled, until, message, routes },
     enabled ? 'maintenance switched on' : 'maintenance switched off',
@@ -68,14 +70,52 @@ export async function putDrain(
   const { upstream, host, drain } = change;
   const target = runtime.pools.get(upstream)?.hosts.find((h) => h.label === host);
   if (target === undefined) return json(res, 404, { error: `no host ${host} in upstream ${upstream}` });
-  target.draining = drain;
-  if (drain) runtime.maintenance.drained.add(`${upstream}/${host}`);
-  else runtime.maintenance.drained.delete(`${upstream}/${host}`);
+  await share(facts, runtime, { kind: 'drain', upstream, host, drain });
   runtime.logger.warn(
     { upstream, host, drain, outstanding: target.outstanding },
     drain ? 'host draining' : 'host back in rotation',
   );
   return json(res, 200, { upstream, host, state: target.state(Date.now()), outstanding: target.outstanding });
+}
+
+/**
+ * Applies a change here, then has it applied on every other worker (when workers share the
+ * listeners), so that the machine answers as one. Returns what applyChange returns.
+ */
+async function share(facts: AdminFacts, runtime: Runtime, change: AdminChange): Promise<number> {
+  const result = applyChange(runtime, change);
+  // The answer waits until every worker holds the change: a client's next request may land on any.
+  await facts.machine?.broadcast(change);
+  return result;
+}
+
+/**
+ * Makes an admin change hold in this process: the admin API's own, or one that another
+ * worker's admin API received. Returns the responses purged (0 for other changes).
+ */
+export function applyChange(runtime: Runtime, change: AdminChange): number {
+  switch (change.kind) {
+    case 'maintenance': {
+      const { enabled, until, message, routes } = change;
+      runtime.maintenance.override = { enabled, until, message, routes };
+      return 0;
+    }
+    case 'drain': {
+      const { upstream, host, drain } = change;
+      const target = runtime.pools.get(upstream)?.hosts.find((h) => h.label === host);
+      if (target !== undefined) target.draining = drain;
+      if (drain) runtime.maintenance.drained.add(`${upstream}/${host}`);
+      else runtime.maintenance.drained.delete(`${upstream}/${host}`);
+      return 0;
+    }
+    case 'purge': {
+      let purged = 0;
+      for (const r of runtime.router.routes)
+        if (r.cache !== undefined && (change.route === undefined || r.name === change.route))
+          purged += r.cache.purge(change.authority, change.path, change.prefix);
+      return purged;
+    }
+  }
 }
 
 /**
@@ -156,8 +196,8 @@ export async function postPurge(
   );
   if (routes.length === 0)
     return json(res, 404, { error: route === undefined ? 'no route has a cache' : `no cached route named ${route}` });
-  let purged = 0;
-  for (const r of routes) purged += r.cache!.purge(authority, path, prefix);
+  // The count is this process's; other workers purge their own caches of the same URLs.
+  const purged = await share(facts, runtime, { kind: 'purge', authority, path, prefix, route });
   runtime.logger.warn({ url, prefix, purged }, 'cache purged');
   return json(res, 200, { purged, routes: routes.map((r) => r.name) });
 }

@@ -5,10 +5,13 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Runtime } from '../runtime.js';
+import { machineRegistry } from '../workers/machine-metrics.js';
+import type { WorkerLink } from '../workers/link.js';
+import type { WorkerView } from '../workers/protocol.js';
 import { postPurge, postReload, putDrain, putMaintenance } from './changes.js';
 import { refuseAdminRequest } from './guard.js';
 import { json, text } from './respond.js';
-import { buildStatus, type StatusSources } from './status-model.js';
+import { buildStatus, type StatusReport, type StatusSources } from './status-model.js';
 import { serveStatusPage } from './status-page.js';
 
 export interface AdminFacts {
@@ -21,6 +24,11 @@ export interface AdminFacts {
   status: () => StatusSources;
   /** Reads the configuration file again and applies it (rejects with a ConfigError when it is invalid); absent without a file. */
   reload: (() => Promise<void>) | undefined;
+  /**
+   * When workers share the listeners: the way to the others, so that /metrics and /api/status
+   * speak for the whole machine and changes hold on every worker. Absent in a single process.
+   */
+  machine?: WorkerLink;
 }
 
 /** The requests that change something (the guard's write checks apply to them). */
@@ -60,17 +68,18 @@ async function answer(facts: AdminFacts, req: IncomingMessage, res: ServerRespon
     case '/readyz':
       return runtime.draining ? text(res, 503, 'draining\n') : text(res, 200, 'ready\n');
     case '/metrics': {
-      const body = await runtime.metrics.registry.metrics();
-      res.writeHead(200, { 'content-type': runtime.metrics.registry.contentType, 'cache-control': 'no-store' });
+      const registry =
+        facts.machine === undefined ? runtime.metrics.registry : machineRegistry(await facts.machine.gather());
+      const body = await registry.metrics();
+      res.writeHead(200, { 'content-type': registry.contentType, 'cache-control': 'no-store' });
       res.end(body);
       return;
     }
-    case '/api/status':
-      return json(
-        res,
-        200,
-        buildStatus(facts.status(), { public: false, history: (req.url ?? '').includes('history=1') }),
-      );
+    case '/api/status': {
+      const status = buildStatus(facts.status(), { public: false, history: (req.url ?? '').includes('history=1') });
+      if (facts.machine !== undefined) status.workers = workersJson(await facts.machine.gather(), facts.machine.id);
+      return json(res, 200, status);
+    }
     case '/api/maintenance':
       return json(res, 200, runtime.maintenance.describe(runtime.config));
     default:
@@ -89,4 +98,19 @@ async function answer(facts: AdminFacts, req: IncomingMessage, res: ServerRespon
         ],
       });
   }
+}
+
+/** Each worker of the machine as /api/status shows it; `answered_by` marks the one that answered. */
+function workersJson(workers: readonly WorkerView[], self: number): NonNullable<StatusReport['workers']> {
+  return workers.map((w) => ({
+    worker: w.worker,
+    pid: w.pid,
+    state: w.state,
+    answered_by: w.worker === self || undefined,
+    started_at: new Date(w.startedAt).toISOString(),
+    restarts: w.restarts,
+    requests: w.report?.requests,
+    in_flight: w.report?.inFlight,
+    rss_bytes: w.report?.rssBytes,
+  }));
 }

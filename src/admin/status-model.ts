@@ -14,7 +14,7 @@ import { describeGate, PRIORITIES } from '../admission/concurrency-gate.js';
 import { text } from '../explain/catalogue.js';
 import { formatMessage } from '../explain/message.js';
 import type { Incident, IncidentDetector } from '../observe/incidents.js';
-import type { Timeline, TimelinePoint } from '../observe/timeline.js';
+import type { TimelinePoint, TimelineView } from '../observe/timeline.js';
 import type { Runtime } from '../runtime.js';
 
 export type ServiceState = 'healthy' | 'busy' | 'degraded' | 'down' | 'maintenance';
@@ -24,7 +24,8 @@ export type ReasonCode = 'maintenance' | 'no_servers' | 'failing' | 'servers_out
 
 export interface StatusSources {
   runtime: Runtime;
-  timeline: Timeline;
+  /** This process's timeline, or the machine's when workers share the listeners. */
+  timeline: TimelineView;
   incidents: IncidentDetector;
   version: string;
   startedAt: number;
@@ -124,6 +125,19 @@ export interface StatusReport {
     cache?: Record<string, number | null>;
   }>;
   upstreams?: Array<Record<string, unknown>>;
+  /** The operator's view, when workers share the listeners: each worker's state and traffic. */
+  workers?: Array<{
+    worker: number;
+    pid: number | undefined;
+    state: string;
+    answered_by: true | undefined;
+    started_at: string;
+    restarts: number;
+    /** Requests this worker answered since it started (undefined: it did not report in time). */
+    requests: number | undefined;
+    in_flight: number | undefined;
+    rss_bytes: number | undefined;
+  }>;
 }
 
 /** Shares of the last minute's requests that make a service degraded, down, or busy. */
@@ -269,7 +283,7 @@ export function percent(lang: string, share: number): string {
 }
 
 /** The whole's series as columns for a chart: time (s), requests/s, failed %, shed %, TTFB p99 ms. */
-export function historyOf(timeline: Timeline, points = timeline.series()): StatusHistory {
+export function historyOf(timeline: TimelineView, points = timeline.series()): StatusHistory {
   const step = timeline.stepMs / 1000;
   const share = (n: number, of: number): number => (of === 0 ? 0 : round((100 * n) / of, 2));
   return {

@@ -37,6 +37,10 @@ Signals: SIGTERM or SIGINT drain in-flight requests and stop (a second one exits
 SIGHUP reloads the file. POST /api/reload on the admin API does the same and answers with
 the problems of an invalid file. The running configuration stays until a valid one arrives.
 
+With \`workers: N\` (or "auto", one per core) this process supervises N worker processes on the
+same listeners: signal it as above and every worker reloads or drains; a worker that crashes is
+started again after a backoff (see docs/workers.md).
+
 Environment: GANGWAY_ADMIN_TOKEN, the bearer token admin changes require (overrides adminToken).
 
 Examples:

@@ -3,10 +3,13 @@
  * configuration's JSON Schema, diagnose a URL, or run the demo. `main()` takes the arguments
  * and the streams to write to, and returns the exit code, so tests can run it in-process.
  */
+import cluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile } from '../config/load.js';
-import { configJsonSchema } from '../config/schema.js';
-import { createGateway, type Gateway } from '../gateway.js';
+import { configJsonSchema, type GatewayConfig } from '../config/schema.js';
+import { createGateway } from '../gateway.js';
+import { workerCount } from '../workers/count.js';
 import { VERSION } from '../version.js';
 import { COMMAND_HELP, COMMAND_OPTIONS, GENERAL_HELP } from './help.js';
 import { runUntilSignalled } from './signals.js';
@@ -139,12 +142,23 @@ function reportConfigError(err: unknown, io: CommandIO): number {
 }
 
 async function start(file: string, watchFile: boolean, io: CommandIO): Promise<number> {
-  let gateway: Gateway;
+  // A worker forked by the supervisor runs the same command; node:cluster tells it apart.
+  if (cluster.isWorker) {
+    const { runWorker } = await import('../workers/worker.js');
+    return runWorker(file, io);
+  }
+  let config: GatewayConfig;
   try {
-    gateway = createGateway(loadConfigFile(file, io.env), { configFile: file });
+    config = loadConfigFile(file, io.env);
   } catch (err) {
     return reportConfigError(err, io);
   }
+  const workers = workerCount(config.workers, availableParallelism());
+  if (workers > 1) {
+    const { runSupervisor } = await import('../workers/supervisor.js');
+    return runSupervisor(file, config, workers, watchFile, io);
+  }
+  const gateway = createGateway(config, { configFile: file });
   try {
     await gateway.listen();
   } catch (err) {

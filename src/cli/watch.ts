@@ -14,7 +14,10 @@ import { refused } from './signals.js';
 
 const SETTLE_MS = 250;
 
-export function watchConfigFile(gateway: Gateway, file: string): FSWatcher[] {
+/** What the watch reloads: a gateway, or the supervisor of its workers. */
+export type Reloadable = Pick<Gateway, 'config' | 'logger' | 'reload'>;
+
+export function watchConfigFile(gateway: Reloadable, file: string): FSWatcher[] {
   let timer: NodeJS.Timeout | undefined;
   let last = digest(watchedFiles(file, gateway.config));
   const changed = (): void => {

@@ -548,6 +548,15 @@ const upstream = z
       description: 'The hosts, each "address:port" or "http(s)://name:port" (or dns, to discover them)',
     }),
     dns: dnsDiscovery.optional(),
+    protocol: z
+      .enum(['http1', 'h2', 'h2c'])
+      .default('http1')
+      .meta({
+        description:
+          'The protocol spoken to the hosts: http1 (HTTP/1.1, over TLS for https:// hosts), h2 ' +
+          '(HTTP/2 over TLS, offered by ALPN: every host https://) or h2c (HTTP/2 in cleartext with ' +
+          'prior knowledge: every host http://). gRPC services need h2 or h2c',
+      }),
     balance: z.enum(['p2c', 'round-robin', 'random']).default('p2c').meta({
       description:
         "How a host is picked: p2c (power of two choices weighing each host's latency EWMA by its outstanding requests), round-robin, or random",
@@ -617,11 +626,42 @@ const upstream = z
         path: ['tls'],
         message: 'tls settings are for hosts reached over HTTPS: set dns.scheme to https',
       });
+    // A protocol that cannot be spoken to a host is refused at the host, so the message points at it.
+    u.hosts?.forEach((h, i) => {
+      const https = h.origin.startsWith('https:');
+      if (u.protocol === 'h2' && !https)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['hosts', i],
+          message:
+            `"${h.label}": protocol h2 is HTTP/2 over TLS and needs an https:// host ` +
+            '(for HTTP/2 in cleartext write protocol: h2c)',
+        });
+      if (u.protocol === 'h2c' && https)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['hosts', i],
+          message:
+            `"${h.label}": protocol h2c is HTTP/2 in cleartext and needs an http:// host ` +
+            '(for HTTP/2 over TLS write protocol: h2)',
+        });
+    });
+    if (u.dns !== undefined && (u.protocol === 'h2') !== (u.dns.scheme === 'https') && u.protocol !== 'http1')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['dns', 'scheme'],
+        message:
+          u.protocol === 'h2'
+            ? 'protocol h2 is HTTP/2 over TLS: discovered hosts need dns.scheme https (or write protocol: h2c)'
+            : 'protocol h2c is HTTP/2 in cleartext: discovered hosts need dns.scheme http (or write protocol: h2)',
+      });
   })
   .transform(({ hosts, ...u }) => ({ ...u, hosts: hosts ?? [] }))
   .meta({ description: 'A pool of interchangeable hosts serving the same application' });
 
 const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** A gRPC method's path, "/package.Service/Method", or a whole service "/package.Service/*". */
+const GRPC_METHOD = /^\/[A-Za-z_][A-Za-z0-9_.]*\/([A-Za-z_][A-Za-z0-9_]*|\*)$/;
 
 const route = z
   .strictObject({
@@ -732,6 +772,27 @@ const route = z
           "(its own HTML page, its own JSON error). Off: relay the upstream's answer " +
           'as it is',
       }),
+    grpc: z
+      .strictObject({
+        idempotentMethods: z
+          .array(
+            z
+              .string()
+              .regex(
+                GRPC_METHOD,
+                'write a gRPC method as "/package.Service/Method", or "/package.Service/*" for all of a service',
+              ),
+          )
+          .default([])
+          .meta({
+            description:
+              'gRPC methods that may be sent again after they reached a host (retried on another ' +
+              'host, hedged when slow): only those that change nothing, or change it the same way ' +
+              'twice. Any other gRPC call is retried only when it never left the gateway',
+          }),
+      })
+      .prefault({})
+      .meta({ description: 'What this route knows about the gRPC services behind it' }),
     rateLimit: z
       .strictObject({
         requests: z.number().int().min(1).meta({ description: 'Requests each client may make per window' }),
@@ -1027,6 +1088,16 @@ export const configSchema = z
       description:
         'Bearer token that admin API changes (PUT/POST) require; GANGWAY_ADMIN_TOKEN overrides it. Without one, changes are accepted only when the admin listener is on loopback',
     }),
+    workers: z
+      .union([z.literal('auto'), z.int().min(1, 'at least one worker').max(256, 'at most 256 workers')])
+      .default(1)
+      .meta({
+        description:
+          'Worker processes serving the listeners: a number, or "auto" for one per available core. ' +
+          'Above 1, the `gangway` process supervises them: it restarts a crashed worker with backoff, ' +
+          'reloads and drains them all, and the admin API speaks for the whole machine. ' +
+          'Changes on restart only',
+      }),
     maintenance: maintenance.prefault({}),
     server: server.prefault({}),
     errors: errors.prefault({}),
@@ -1047,6 +1118,35 @@ export const configSchema = z
     acme: acme.prefault({}),
   })
   .superRefine((config, ctx) => {
+    if (config.workers !== 1) {
+      // Each worker binds every address itself (SO_REUSEPORT): "any free port" would be a different one each.
+      config.listen.forEach((l, i) => {
+        if (l.address.port === 0)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['listen', ...(config.listen.length > 1 ? [i] : [])],
+            message: 'with several workers every listener needs a fixed port (each worker binds it), not 0',
+          });
+      });
+      if (config.admin !== false && config.admin.port === 0)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['admin'],
+          message: 'with several workers the admin listener needs a fixed port (each worker binds it), not 0',
+        });
+      // A challenge is answered by the worker that ordered, but the CA's validation reaches whichever
+      // worker the kernel picks: refused until challenges and issuance are shared between workers.
+      config.listen.forEach((l, i) => {
+        if ((l.tls?.acme?.length ?? 0) > 0)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['listen', ...(config.listen.length > 1 ? [i] : []), 'tls', 'acme'],
+            message:
+              'ACME does not work with several workers yet (the CA may validate against a worker that did not ' +
+              'order): use workers: 1, or certificate files that an ACME client beside Gangway renews',
+          });
+      });
+    }
     config.routes.forEach((r, i) => {
       if (!Object.hasOwn(config.upstreams, r.upstream)) {
         const known = Object.keys(config.upstreams)

@@ -15,7 +15,7 @@ const RETRY_TEXT = {
 export function renderFailuresReference(): string {
   const rows = Object.entries(FAILURES).map(
     ([name, k]) =>
-      `| \`${name}\` | ${k.status ?? (name === 'upstream_error_status' ? 'as received' : '(headers already sent)')} | ${k.error ? `\`${k.error}\`` : name === 'upstream_error_status' ? '`received-status`' : '—'} | ${RETRY_TEXT[k.retry]} | ${k.side} | ${k.retryAfter ?? '—'} | ${text('en', `kind.${name as FailureKindName}.explanation`, undefined, { service: '*service*' })} |`,
+      `| \`${name}\` | ${k.status ?? (name === 'upstream_error_status' ? 'as received' : '(headers already sent)')} | ${k.error ? `\`${k.error}\`` : name === 'upstream_error_status' ? '`received-status`' : '—'} | ${RETRY_TEXT[k.retry]} | ${k.side} | ${k.retryAfter ?? '—'} | \`${k.grpc}\` | ${text('en', `kind.${name as FailureKindName}.explanation`, undefined, { service: '*service*' })} |`,
   );
   return `# Failures and what the gateway answers
 
@@ -32,8 +32,8 @@ error, unless \`errors.exposeDetails\` is on or the client is in \`errors.truste
 access log always has the host and the cause. Metrics label requests by kind
 (\`gangway_requests_total{failure="<kind>"}\`).
 
-| kind | status | Proxy-Status error | retried on another host? | whose side | Retry-After (s) | what the client is told |
-|---|---|---|---|---|---|---|
+| kind | status | Proxy-Status error | retried on another host? | whose side | Retry-After (s) | gRPC status | what the client is told |
+|---|---|---|---|---|---|---|---|
 ${rows.join('\n')}
 
 The retry column is what the gateway does before any answer reaches the client: another
@@ -45,5 +45,13 @@ request with an \`Idempotency-Key\` header; a body is "replayable" when it was s
 that host out of rotation for that long. After the headers, a broken GET response is resumed
 from another host with \`Range\`/\`If-Range\` when it has a strong validator and byte ranges,
 up to twice; otherwise the client's stream is cut so it sees an incomplete body.
+
+A gRPC call (\`Content-Type: application/grpc…\`) gets the kind's gRPC status instead of a body:
+a trailers-only answer, HTTP 200 with \`grpc-status\`, \`grpc-message\` (the explanation above,
+percent-encoded, naming the service and the kind), \`Proxy-Status\`, and \`grpc-retry-pushback-ms\`
+beside \`Retry-After\`. A gRPC stream that breaks after its headers ends with its status in the
+trailers (UNAVAILABLE, or DEADLINE_EXCEEDED when its \`grpc-timeout\` passed), never resumed.
+Every gRPC call is a POST: it is sent again after it reached a host only when the route lists
+its method in \`grpc.idempotentMethods\` (see docs/grpc.md).
 `;
 }

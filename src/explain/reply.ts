@@ -7,10 +7,12 @@
  * The text form is read in a terminal, so it says when to try again (nothing there retries by
  * itself), in the reader's language down to its labels, and gives the status page as a whole
  * URL to copy. Problem+json and the Link field keep the configured reference: a program
- * resolves a relative one against the request's URL (RFC 9457 §3.1, RFC 8288 §3.2).
+ * resolves a relative one against the request's URL (RFC 9457 §3.1, RFC 8288 §3.2). A gRPC
+ * call gets a gRPC status instead of a body (the kind's `grpc` code in the taxonomy).
  */
 import { serializeProxyStatus } from '../faults/proxy-status.js';
-import { FAILURES, type FailureKindName } from '../faults/taxonomy.js';
+import { FAILURES, GRPC_CODES, type FailureKind, type FailureKindName } from '../faults/taxonomy.js';
+import { encodeGrpcMessage } from '../http/grpc.js';
 import { languagesOf, text } from './catalogue.js';
 import { chooseLanguage } from './language.js';
 import { clockTime, humanDuration } from './duration.js';
@@ -58,6 +60,11 @@ export interface ReplyFacts {
    * Proxy-Status names it as received (RFC 9209 `received-status`) instead of an error of ours.
    */
   receivedStatus?: number;
+  /**
+   * The request is a gRPC call: the answer is a gRPC status (trailers-only: HTTP 200, the status
+   * in `grpc-status` and `grpc-message`) instead of a page, whatever Accept says.
+   */
+  grpc?: boolean;
 }
 
 export interface LocalReply {
@@ -105,6 +112,7 @@ export function buildReply(f: ReplyFacts): LocalReply {
   if (f.statusPage) headers.push(['link', `<${f.statusPage}>; rel="status"`]);
   if (f.headers) headers.push(...f.headers);
 
+  if (f.grpc === true) return grpcReply(f, kind, headers, explanation, retryAfter, details);
   const form = chooseErrorForm(f.accept);
   let body: string;
   if (form === 'problem') {
@@ -160,6 +168,36 @@ export function buildReply(f: ReplyFacts): LocalReply {
 }
 
 const DEFAULT_PAGE: PageSettings = { brand: {}, texts: {}, autoRetry: true };
+
+/**
+ * The answer to a gRPC call: trailers-only (gRPC over HTTP/2 §Responses), HTTP 200 with the
+ * status in the header block and no body, so every gRPC client reads a status rather than
+ * failing to parse a page. Proxy-Status and the request id stay for the operator's tools;
+ * Retry-After stays, and `grpc-retry-pushback-ms` says the same to a client whose retry policy
+ * reads it (gRFC A6). The message is the explanation a person would read, naming the service,
+ * with the kind (and, for a trusted client, the cause) after it for whoever debugs the call.
+ */
+function grpcReply(
+  f: ReplyFacts,
+  kind: FailureKind,
+  common: Array<[string, string]>,
+  explanation: string,
+  retryAfter: number | undefined,
+  details: string | undefined,
+): LocalReply {
+  const headers: Array<[string, string]> = [
+    ['content-type', 'application/grpc'],
+    ['grpc-status', String(GRPC_CODES[kind.grpc])],
+    ['grpc-message', encodeGrpcMessage(`${explanation} (${f.kind}${details ? `; ${details}` : ''})`)],
+  ];
+  for (const field of common) {
+    const name = field[0];
+    // A page's negotiation fields mean nothing to a gRPC client.
+    if (name !== 'content-language' && name !== 'vary') headers.push(field);
+  }
+  if (retryAfter !== undefined) headers.push(['grpc-retry-pushback-ms', String(retryAfter * 1000)]);
+  return { status: 200, headers, body: '' };
+}
 
 /** "Try again in 5 seconds." — or, for a long wait, the clock time too. */
 function tryAgain(

@@ -22,6 +22,8 @@ export interface ExchangeProgress {
   reusedConnection: boolean;
 }
 
+/** RFC 9113 §7 error code PROTOCOL_ERROR, as undici reports a stream reset with it. */
+const HTTP2_PROTOCOL_ERROR = 1;
 const DNS_ERRORS = new Set(['ENOTFOUND', 'EAI_NONAME', 'EAI_NODATA', 'EAI_FAIL']);
 const UNREACHABLE = new Set(['EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'EADDRNOTAVAIL']);
 const TERMINATED = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE', 'ECONNABORTED', 'UND_ERR_CLOSED']);
@@ -74,6 +76,14 @@ export function classifyFailure(err: unknown, progress: ExchangeProgress): Failu
   // processed the request. The error code cannot tell a FIN-then-RST race from a crash, so
   // reuse alone decides, as in Pingora.
   if (TERMINATED.has(code)) return progress.reusedConnection ? 'connection_terminated_reused' : 'connection_terminated';
+  // An HTTP/2 stream or session that ended before any response byte (a reset stream, a GOAWAY,
+  // a session torn down: undici's informational errors and node:http2's own). Streams the host
+  // never processed (REFUSED_STREAM, above a GOAWAY's last stream) undici sends again itself;
+  // what reaches us may have been processed. A reset for PROTOCOL_ERROR is a broken exchange.
+  if (code === 'UND_ERR_INFO' || code.startsWith('ERR_HTTP2_'))
+    return (e as { http2ErrorCode?: number }).http2ErrorCode === HTTP2_PROTOCOL_ERROR
+      ? 'http_protocol_error'
+      : 'connection_terminated';
   return 'proxy_internal_error';
 }
 

@@ -1,9 +1,10 @@
 /**
  * The failure taxonomy: every way a request can fail at this gateway maps to exactly one
  * kind, and each kind has one status code, one RFC 9209 Proxy-Status `error` token, one
- * retry rule and one kind of advice. Status codes, headers, retry decisions, metric labels,
- * error pages and docs/failures.md all read from this table and nowhere else; the words a
- * person reads (titles, explanations, steps, in every language) are in ./catalogue.ts.
+ * retry rule, one kind of advice and one gRPC status (what a gRPC client gets instead).
+ * Status codes, headers, retry decisions, metric labels, error pages, gRPC statuses and
+ * docs/failures.md all read from this table and nowhere else; the words a person reads
+ * (titles, explanations, steps, in every language) are in ./catalogue.ts.
  */
 
 /** When an attempt that failed this way may be tried again on another host. */
@@ -32,7 +33,38 @@ export interface FailureKind {
   retryAfter: number | null;
   /** Which steps a person is given (src/faults/catalogue.ts `advice.*`); the kind's own title and explanation are there too. */
   advice: AdviceGroup;
+  /**
+   * The gRPC status a gRPC client gets instead (`grpc-status` in a trailers-only answer), from
+   * gRPC's own HTTP-to-gRPC mapping: UNAVAILABLE for whatever a client may simply try again
+   * (nothing was processed, or the service is down, in maintenance or cut off a stream),
+   * DEADLINE_EXCEEDED for timeouts, RESOURCE_EXHAUSTED for limits (shedding, rate limits, sizes),
+   * UNIMPLEMENTED for a method no route serves, INTERNAL for a broken exchange.
+   */
+  grpc: GrpcCode;
 }
+
+/** gRPC status codes by name (grpc/doc/statuscodes.md), as `grpc-status` carries them. */
+export const GRPC_CODES = {
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
+} as const;
+
+export type GrpcCode = keyof typeof GRPC_CODES;
 
 /** The kinds of advice a person can be given; each is a list of steps in the catalogue. */
 export type AdviceGroup =
@@ -59,6 +91,7 @@ export const FAILURES = {
     side: 'service',
     retryAfter: 10,
     advice: 'unreachable',
+    grpc: 'UNAVAILABLE',
   },
   dns_timeout: {
     status: 504,
@@ -67,6 +100,7 @@ export const FAILURES = {
     side: 'service',
     retryAfter: 10,
     advice: 'unreachable',
+    grpc: 'UNAVAILABLE',
   },
   connection_refused: {
     status: 502,
@@ -75,6 +109,7 @@ export const FAILURES = {
     side: 'service',
     retryAfter: 5,
     advice: 'unreachable',
+    grpc: 'UNAVAILABLE',
   },
   // TLS with an upstream failed during the handshake: nothing was sent, so any method may go
   // to another host. Our side's fault (certificates, versions), never the listener's.
@@ -85,6 +120,7 @@ export const FAILURES = {
     side: 'service',
     retryAfter: 30,
     advice: 'misconfigured',
+    grpc: 'UNAVAILABLE',
   },
   tls_protocol_error: {
     status: 502,
@@ -93,6 +129,7 @@ export const FAILURES = {
     side: 'service',
     retryAfter: 30,
     advice: 'misconfigured',
+    grpc: 'UNAVAILABLE',
   },
   tls_alert_received: {
     status: 502,
@@ -101,6 +138,7 @@ export const FAILURES = {
     side: 'service',
     retryAfter: 30,
     advice: 'misconfigured',
+    grpc: 'UNAVAILABLE',
   },
   destination_unreachable: {
     status: 502,
@@ -109,6 +147,7 @@ export const FAILURES = {
     side: 'service',
     retryAfter: 10,
     advice: 'unreachable',
+    grpc: 'UNAVAILABLE',
   },
   connection_timeout: {
     status: 504,
@@ -117,6 +156,7 @@ export const FAILURES = {
     side: 'service',
     retryAfter: 5,
     advice: 'unreachable',
+    grpc: 'UNAVAILABLE',
   },
   connection_terminated_reused: {
     status: 502,
@@ -125,6 +165,7 @@ export const FAILURES = {
     side: 'service',
     retryAfter: 2,
     advice: 'unreachable',
+    grpc: 'UNAVAILABLE',
   },
   connection_terminated: {
     status: 502,
@@ -133,6 +174,7 @@ export const FAILURES = {
     side: 'service',
     retryAfter: 2,
     advice: 'unreachable',
+    grpc: 'UNAVAILABLE',
   },
   http_response_timeout: {
     status: 504,
@@ -141,6 +183,7 @@ export const FAILURES = {
     side: 'service',
     retryAfter: 5,
     advice: 'unreachable',
+    grpc: 'DEADLINE_EXCEEDED',
   },
   http_protocol_error: {
     status: 502,
@@ -149,6 +192,7 @@ export const FAILURES = {
     side: 'service',
     retryAfter: 5,
     advice: 'unreachable',
+    grpc: 'INTERNAL',
   },
   http_response_incomplete: {
     status: null,
@@ -157,6 +201,7 @@ export const FAILURES = {
     side: 'service',
     retryAfter: null,
     advice: 'incomplete',
+    grpc: 'UNAVAILABLE',
   },
   http_upgrade_failed: {
     status: 502,
@@ -165,6 +210,7 @@ export const FAILURES = {
     side: 'service',
     retryAfter: 5,
     advice: 'upgrade',
+    grpc: 'UNAVAILABLE',
   },
   upstream_error_status: {
     status: null,
@@ -173,6 +219,7 @@ export const FAILURES = {
     side: 'service',
     retryAfter: null,
     advice: 'unreachable',
+    grpc: 'UNAVAILABLE',
   },
   destination_unavailable: {
     status: 503,
@@ -181,6 +228,7 @@ export const FAILURES = {
     side: 'service',
     retryAfter: 5,
     advice: 'unreachable',
+    grpc: 'UNAVAILABLE',
   },
   connection_limit_reached: {
     status: 503,
@@ -189,6 +237,7 @@ export const FAILURES = {
     side: 'service',
     retryAfter: 2,
     advice: 'overloaded',
+    grpc: 'RESOURCE_EXHAUSTED',
   },
   maintenance: {
     status: 503,
@@ -197,6 +246,7 @@ export const FAILURES = {
     side: 'maintenance',
     retryAfter: 60,
     advice: 'maintenance',
+    grpc: 'UNAVAILABLE',
   },
   proxy_loop_detected: {
     status: 502,
@@ -205,6 +255,7 @@ export const FAILURES = {
     side: 'service',
     retryAfter: null,
     advice: 'misconfigured',
+    grpc: 'INTERNAL',
   },
   proxy_internal_error: {
     status: 502,
@@ -213,6 +264,7 @@ export const FAILURES = {
     side: 'service',
     retryAfter: 5,
     advice: 'unreachable',
+    grpc: 'INTERNAL',
   },
   rate_limited: {
     status: 429,
@@ -221,6 +273,7 @@ export const FAILURES = {
     side: 'client',
     retryAfter: 1,
     advice: 'slow_down',
+    grpc: 'RESOURCE_EXHAUSTED',
   },
   destination_not_found: {
     status: 404,
@@ -229,6 +282,7 @@ export const FAILURES = {
     side: 'client',
     retryAfter: null,
     advice: 'check_address',
+    grpc: 'UNIMPLEMENTED',
   },
   bad_request: {
     status: 400,
@@ -237,6 +291,7 @@ export const FAILURES = {
     side: 'client',
     retryAfter: null,
     advice: 'fix_request',
+    grpc: 'INTERNAL',
   },
   request_timeout: {
     status: 408,
@@ -245,6 +300,7 @@ export const FAILURES = {
     side: 'client',
     retryAfter: null,
     advice: 'slow_connection',
+    grpc: 'DEADLINE_EXCEEDED',
   },
   request_body_too_large: {
     status: 413,
@@ -253,6 +309,7 @@ export const FAILURES = {
     side: 'client',
     retryAfter: null,
     advice: 'smaller_body',
+    grpc: 'RESOURCE_EXHAUSTED',
   },
   uri_too_long: {
     status: 414,
@@ -261,6 +318,7 @@ export const FAILURES = {
     side: 'client',
     retryAfter: null,
     advice: 'shorter_address',
+    grpc: 'RESOURCE_EXHAUSTED',
   },
   request_header_too_large: {
     status: 431,
@@ -269,6 +327,7 @@ export const FAILURES = {
     side: 'client',
     retryAfter: null,
     advice: 'clear_cookies',
+    grpc: 'RESOURCE_EXHAUSTED',
   },
   client_closed: {
     status: null,
@@ -277,6 +336,7 @@ export const FAILURES = {
     side: 'client',
     retryAfter: null,
     advice: 'nothing',
+    grpc: 'CANCELLED',
   },
 } as const satisfies Record<string, FailureKind>;
 

@@ -30,11 +30,23 @@ export class ListenError extends Error {
   }
 }
 
-export function listenOn(server: NetServer, address: Address, role: ListenerRole): Promise<Address> {
+/**
+ * `reusePort`: bind a socket of this process's own with SO_REUSEPORT, beside the other
+ * workers' sockets on the same address (the kernel spreads new connections over them);
+ * `exclusive` keeps node:cluster from routing the bind through the supervisor.
+ */
+export function listenOn(
+  server: NetServer,
+  address: Address,
+  role: ListenerRole,
+  options: { reusePort?: boolean } = {},
+): Promise<Address> {
   return new Promise((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void => reject(new ListenError(role, address, err.code, err));
     server.once('error', onError);
-    server.listen(address.port, address.host, () => {
+    const { port, host } = address;
+    const listening = options.reusePort ? { port, host, reusePort: true, exclusive: true } : { port, host };
+    server.listen(listening, () => {
       server.off('error', onError);
       const a = server.address() as AddressInfo;
       resolve({ host: a.address, port: a.port });

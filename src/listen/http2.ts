@@ -53,14 +53,20 @@ export class Http2Response extends Http2ServerResponse implements TunnelResponse
   }
 
   sendHead(status: number, _reason: string | undefined, headers: readonly string[], whole = false): void {
-    this.writeHead(
-      status,
-      fieldsObject(
-        this.hsts === undefined ? headers : [...headers, 'strict-transport-security', this.hsts],
-        CONNECTION_SPECIFIC,
-      ),
+    const fields = fieldsObject(
+      this.hsts === undefined ? headers : [...headers, 'strict-transport-security', this.hsts],
+      CONNECTION_SPECIFIC,
     );
-    if (whole) return;
+    if (whole) {
+      // The rest follows in finish(): the head waits for it and leaves with end(), so an answer
+      // without a body goes out as one HEADERS frame with END_STREAM (writeHead would send it
+      // at once, open for trailers). A gRPC status must be sent so ("trailers-only"): gRPC
+      // clients read one in a head only when the head ends the stream.
+      this.statusCode = status;
+      for (const name in fields) this.setHeader(name, fields[name]!);
+      return;
+    }
+    this.writeHead(status, fields);
     // As over HTTP/1.1: a head whose body is slow to start leaves on its own, at once.
     this.headPending = true;
     // node:http2's typings leave flushHeaders out of the compatibility response; it has one.
@@ -83,7 +89,8 @@ export class Http2Response extends Http2ServerResponse implements TunnelResponse
   finish(body?: string | Buffer, trailers?: ReadonlyArray<[string, string]>): void {
     this.headPending = false;
     if (trailers !== undefined) this.addTrailers(Object.fromEntries(trailers));
-    if (body === undefined) this.end();
+    // An empty last piece is no piece: writing it would send a waiting head on its own, open.
+    if (body === undefined || body.length === 0) this.end();
     else this.end(body);
   }
 

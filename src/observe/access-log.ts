@@ -20,12 +20,18 @@ function str(value: string): string {
 }
 
 export class AccessLog implements RequestObserver {
+  /** The logger's bindings (a worker's `"worker":N`) as JSON members, written into every fast line. */
+  private readonly bound: string;
+
   constructor(
     private readonly enabled: boolean,
     private readonly logger: Logger,
     /** The JSON line destination for the fast path; absent when pino must format (pretty). */
     private readonly lines: LineDestination | undefined,
-  ) {}
+  ) {
+    const bindings = JSON.stringify(logger.bindings());
+    this.bound = bindings === '{}' ? '' : `,${bindings.slice(1, -1)}`;
+  }
 
   requestFinished(r: RequestRecord): void {
     if (!this.enabled || !this.logger.isLevelEnabled('info')) return;
@@ -65,7 +71,7 @@ export class AccessLog implements RequestObserver {
       return;
     }
     let line =
-      `{"level":30,"time":${Date.now()},"req_id":${str(r.id)},"client":${str(r.client)},` +
+      `{"level":30,"time":${Date.now()}${this.bound},"req_id":${str(r.id)},"client":${str(r.client)},` +
       `"method":${str(r.method)},"protocol":"HTTP/${r.httpVersion}","path":${str(r.path)}`;
     if (r.upgrade !== undefined) line += `,"upgrade":${str(r.upgrade)}`;
     if (r.route !== undefined) line += `,"route":${str(r.route)},"upstream":${str(r.upstream ?? '')}`;

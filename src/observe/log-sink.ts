@@ -23,7 +23,15 @@ export class LogSink implements LineDestination {
   /** Lines dropped because the descriptor could not keep up. */
   dropped = 0;
 
-  constructor(private readonly fd = 1) {}
+  /**
+   * `atomicBytes`: write at most this many bytes at once, cut at line ends. Worker processes
+   * share one standard output; a pipe keeps a write of up to PIPE_BUF (4096 bytes on Linux)
+   * whole, so lines from different workers never interleave mid-line.
+   */
+  constructor(
+    private readonly fd = 1,
+    private readonly atomicBytes = Number.POSITIVE_INFINITY,
+  ) {}
 
   write(line: string): boolean {
     if (this.size > MAX_BUFFERED) {
@@ -44,23 +52,42 @@ export class LogSink implements LineDestination {
   /** Starts writing what has gathered (unless a write is already under way; it will follow). */
   flush(): void {
     if (this.writing || this.size === 0) return;
-    const data = this.parts.join('');
-    this.parts = [];
-    this.size = 0;
+    const data = this.take();
     this.writing = true;
     this.writeOut(data);
   }
 
+  /** The lines to write next: all of them, or as many whole lines as fit in atomicBytes. */
+  private take(): string {
+    if (this.size <= this.atomicBytes) {
+      const all = this.parts.join('');
+      this.parts = [];
+      this.size = 0;
+      return all;
+    }
+    let n = 0;
+    let bytes = 0;
+    // A single line longer than the limit goes alone: better whole than cut.
+    while (n < this.parts.length) {
+      const line = Buffer.byteLength(this.parts[n]!);
+      if (n > 0 && bytes + line > this.atomicBytes) break;
+      bytes += line;
+      n++;
+    }
+    const some = this.parts.splice(0, n).join('');
+    this.size -= some.length;
+    return some;
+  }
+
   /** Writes everything still buffered, synchronously: for exit. */
   flushSync(): void {
-    const data = this.parts.join('');
-    this.parts = [];
-    this.size = 0;
-    if (data) {
+    while (this.size > 0) {
+      const data = this.take();
       try {
         writeSync(this.fd, data);
       } catch {
         /* the descriptor is gone; nothing else to do at exit */
+        return;
       }
     }
   }
@@ -78,7 +105,7 @@ export class LogSink implements LineDestination {
         this.parts.unshift(rest);
         this.size += rest.length;
       }
-      if (this.size >= BATCH_BYTES) this.flush();
+      if (this.size >= BATCH_BYTES || this.size > this.atomicBytes) this.flush();
       else if (this.size > 0)
         this.timer ??= setTimeout(() => {
           this.timer = undefined;

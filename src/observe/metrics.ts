@@ -338,6 +338,13 @@ export class GatewayMetrics implements RequestObserver {
     );
   }
 
+  /** Requests answered since start, all routes and statuses (read rarely: sums the series). */
+  requestsAnswered(): number {
+    let n = 0;
+    for (const v of this.requests.get().values) n += v.value;
+    return n;
+  }
+
   attemptDone(upstream: string, host: string, outcome: string, secondsToHeaders: number | undefined): void {
     this.attempts.with(upstream, host, outcome).inc();
     if (secondsToHeaders !== undefined) this.attemptDuration.with(upstream, host).observe(secondsToHeaders);

@@ -61,7 +61,42 @@ class StepCounts {
   }
 }
 
-export class Timeline {
+/** What the status page reads of a timeline: one process's (Timeline), or a machine's (workers/). */
+export interface TimelineView {
+  readonly stepMs: number;
+  /** The closed steps of one key (oldest first), or of all keys summed; only the newest `last` when given. */
+  series(key?: string, last?: number): TimelinePoint[];
+  /** Called with the start time of each step as it closes. */
+  onStep(listener: (t: number) => void): () => void;
+}
+
+/**
+ * Lists of points summed step by step (by start time), oldest first: several routes' into
+ * the whole's, or several workers' into the machine's.
+ */
+export function sumPoints(lists: ReadonlyArray<readonly TimelinePoint[]>): TimelinePoint[] {
+  const byTime = new Map<number, TimelinePoint>();
+  for (const points of lists) {
+    for (const p of points) {
+      const sum = byTime.get(p.t);
+      if (sum === undefined) {
+        byTime.set(p.t, { ...p, causes: { ...p.causes } });
+        continue;
+      }
+      sum.requests += p.requests;
+      sum.errors += p.errors;
+      sum.shed += p.shed;
+      sum.prevented += p.prevented;
+      // The worst part's p99 is an upper bound of the whole's; close enough for a chart.
+      sum.ttfbP99 =
+        sum.ttfbP99 === null ? p.ttfbP99 : p.ttfbP99 === null ? sum.ttfbP99 : Math.max(sum.ttfbP99, p.ttfbP99);
+      for (const [k, v] of Object.entries(p.causes)) sum.causes[k] = (sum.causes[k] ?? 0) + v;
+    }
+  }
+  return [...byTime.values()].sort((a, b) => a.t - b.t);
+}
+
+export class Timeline implements TimelineView {
   private readonly current = new Map<string, StepCounts>();
   private readonly history = new Map<string, TimelinePoint[]>();
   private stepStart: number;
@@ -130,25 +165,7 @@ export class Timeline {
    */
   series(key?: string, last = this.capacity): TimelinePoint[] {
     if (key !== undefined) return (this.history.get(key) ?? []).slice(-last);
-    const byTime = new Map<number, TimelinePoint>();
-    for (const points of this.history.values()) {
-      for (const p of points.slice(-last)) {
-        const sum = byTime.get(p.t);
-        if (sum === undefined) {
-          byTime.set(p.t, { ...p, causes: { ...p.causes } });
-          continue;
-        }
-        sum.requests += p.requests;
-        sum.errors += p.errors;
-        sum.shed += p.shed;
-        sum.prevented += p.prevented;
-        // The worst route's p99 is an upper bound of the whole's; close enough for a chart.
-        sum.ttfbP99 =
-          sum.ttfbP99 === null ? p.ttfbP99 : p.ttfbP99 === null ? sum.ttfbP99 : Math.max(sum.ttfbP99, p.ttfbP99);
-        for (const [k, v] of Object.entries(p.causes)) sum.causes[k] = (sum.causes[k] ?? 0) + v;
-      }
-    }
-    return [...byTime.values()].sort((a, b) => a.t - b.t);
+    return sumPoints([...this.history.values()].map((points) => points.slice(-last)));
   }
 
   keys(): string[] {

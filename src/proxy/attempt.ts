@@ -8,6 +8,8 @@
 import type { Dispatcher } from 'undici';
 import { classifyFailure, GatewayAbort } from '../faults/classify.js';
 import { FAILURES, type FailureKindName } from '../faults/taxonomy.js';
+import { isGrpcUnavailable } from '../http/grpc.js';
+import { rawHeadersOf, trailerPairsOf } from '../http/raw-headers.js';
 import { parseRetryAfter } from '../http/retry-after.js';
 import { awaitConnection, type ConnectionAware } from '../upstream/connection-reuse.js';
 import type { UpstreamHost } from '../upstream/host.js';
@@ -39,7 +41,10 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
 
   send(path: string, method: string, headers: string[], body: Dispatcher.DispatchOptions['body']): void {
     this.host.outstanding++;
-    this.host.dispatcher.dispatch({ path, method: method as Dispatcher.HttpMethod, headers, body }, this);
+    const { host } = this;
+    // servername: undici's typings leave it out of the dispatch options; its Request takes it.
+    const options = { path, method: method as Dispatcher.HttpMethod, headers, body, servername: host.servername };
+    host.dispatcher.dispatch(options as Dispatcher.DispatchOptions, this);
   }
 
   /** Ends the exchange with the upstream (the client left, a timeout, a failed check). */
@@ -72,7 +77,10 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
       controller.abort(this.pendingAbort);
       return;
     }
-    awaitConnection(this);
+    // The keep-alive race is HTTP/1.1's: over HTTP/2 a server that closes says which streams it
+    // never processed (GOAWAY, REFUSED_STREAM) and undici sends those again itself, so a stream
+    // that breaks on a shared connection may have been processed and is not "reused" here.
+    if (this.host.protocol === 'http1') awaitConnection(this);
   }
 
   onResponseStart(
@@ -82,7 +90,7 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
     statusText: string,
   ): void {
     if (this.superseded) return;
-    const raw = controller.rawHeaders as Buffer[];
+    const raw = rawHeadersOf(controller.rawHeaders);
     // An interim answer (103 Early Hints, 102) is not the response: the final one follows.
     if (statusCode < 200) return this.exchange.interim(this, statusCode, raw);
     this.started = true;
@@ -97,7 +105,7 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
   onResponseEnd(controller: Dispatcher.DispatchController): void {
     if (this.superseded || this.settled) return;
     this.settle();
-    this.exchange.ended(this, controller.rawTrailers as Buffer[] | null);
+    this.exchange.ended(this, trailerPairsOf(controller.rawTrailers));
   }
 
   onResponseError(_controller: Dispatcher.DispatchController | null, err: Error): void {
@@ -123,7 +131,10 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
     this.host.outstanding--;
   }
 
-  /** What an answer says about its host: its latency, and whether it is failing (5xx, Retry-After). */
+  /**
+   * What an answer says about its host: its latency, and whether it is failing (5xx, Retry-After,
+   * or gRPC's UNAVAILABLE in a trailers-only answer: a host that is not serving the call).
+   */
   private observeAnswer(status: number, headers: ParsedHeaders): void {
     const { host } = this;
     const pool = this.exchange.pool;
@@ -138,7 +149,7 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionAware {
       status >= 500 ? `status_${status}` : 'ok',
       ms / 1000,
     );
-    if (status === 502 || status === 503 || status === 504) {
+    if (status === 502 || status === 503 || status === 504 || isGrpcUnavailable(status, headers['grpc-status'])) {
       pool.outliers.failure(host);
       if (status === 503) {
         const value = headers['retry-after'];

@@ -5,6 +5,7 @@
  */
 import type { ConcurrencyGate, Waiter } from '../admission/concurrency-gate.js';
 import type { FailureKindName } from '../faults/taxonomy.js';
+import { isGrpcContentType } from '../http/grpc.js';
 import type { ClientRequest, ClientResponse } from '../listen/client.js';
 import type { Route } from '../route/router.js';
 import type { Runtime } from '../runtime.js';
@@ -54,6 +55,8 @@ export class RequestContext {
   stoodInFor: FailureKindName | undefined = undefined;
   /** Body bytes sent from the cache. */
   bytesServed = 0;
+  /** A gRPC call (Content-Type application/grpc…): the gateway's own answers are gRPC statuses. */
+  readonly grpc: boolean;
 
   constructor(
     readonly runtime: Runtime,
@@ -69,7 +72,9 @@ export class RequestContext {
     public authority: string | undefined,
     /** The protocol a client asked to switch to (lower case), until a route allows it or the request goes on as a plain one. */
     public upgrade: string | undefined,
-  ) {}
+  ) {
+    this.grpc = isGrpcContentType(req.headers['content-type']);
+  }
 
   /** Gives the request's concurrency slot to the next in line: its answer arrived, or it ended. */
   releaseSlot(): void {

@@ -12,21 +12,22 @@ import { GatewayAbort, describeError } from '../faults/classify.js';
 import { serializeProxyStatus } from '../faults/proxy-status.js';
 import { isIdempotent, type FailureKindName } from '../faults/taxonomy.js';
 import { chooseErrorForm } from '../explain/negotiate.js';
-import { rawPairs } from '../http/raw-headers.js';
+import { isGrpcContentType, isGrpcUnavailable, parseGrpcTimeout } from '../http/grpc.js';
 import { parseRetryAfter } from '../http/retry-after.js';
-import type { RetryPolicy, RoutePolicy } from '../route/policy.js';
+import { isIdempotentGrpcCall, type RetryPolicy, type RoutePolicy } from '../route/policy.js';
 import type { UpstreamHost } from '../upstream/host.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import { Attempt, type AttemptRole } from './attempt.js';
 import type { RoutedContext } from './context.js';
 import { buildInterimHeaders, buildUpstreamHeaders } from './headers.js';
 import { revalidated, standInForError } from './cache-phase.js';
-import { replyLocally } from './local-reply.js';
+import { endGrpcCall, replyLocally } from './local-reply.js';
+import { clientDrained, paceChunk, type PacedRelay } from './pacing.js';
 import { MAX_RESUMES, planResume, resumeHead, resumeMismatch, type ParsedHeaders, type ResumePlan } from './resume.js';
 import { sendResponseHead } from './response-head.js';
 import { decideRetry, type RetryState } from './retry.js';
 
-export class Exchange implements RetryState {
+export class Exchange implements RetryState, PacedRelay {
   readonly pool: UpstreamPool;
   readonly policy: RetryPolicy;
   /** Hosts tried, in order (labels), for the access log. */
@@ -42,6 +43,10 @@ export class Exchange implements RetryState {
   lastHost: UpstreamHost | undefined = undefined;
   expired = false;
   readonly idempotent: boolean;
+  // The body relay's share of the event loop (./pacing.ts).
+  turnBytes = 0;
+  yielding = false;
+  clientFull = false;
   private readonly route: RoutePolicy;
   /** The upstream request head, built once (per host when it names the host). */
   private head: string[] | undefined = undefined;
@@ -54,12 +59,19 @@ export class Exchange implements RetryState {
   private retryTimer: NodeJS.Timeout | undefined = undefined;
   private totalTimer: NodeJS.Timeout | undefined = undefined;
   private over = false;
+  /** The gRPC call's own deadline (grpc-timeout, in ms) when it, not the route's total timeout, limits the exchange. */
+  private callDeadlineMs: number | undefined = undefined;
+  /** When that deadline passes (performance.now()). */
+  private deadlineAt: number | undefined = undefined;
 
   constructor(readonly ctx: RoutedContext) {
     this.pool = ctx.route.upstream;
     this.route = ctx.route.policy;
     this.policy = this.route.retry;
-    this.idempotent = isIdempotent(ctx.req.method!, ctx.req.headers['idempotency-key'] !== undefined);
+    // Every gRPC call is a POST: only the route's list makes one safe to send twice.
+    this.idempotent =
+      isIdempotent(ctx.req.method!, ctx.req.headers['idempotency-key'] !== undefined) ||
+      (ctx.grpc && isIdempotentGrpcCall(this.route, ctx.req.url!));
   }
 
   /** The body can be sent again in full: there is none, or it was read whole before the first attempt. */
@@ -71,16 +83,51 @@ export class Exchange implements RetryState {
   /** Picks the first host and sends the first attempt. */
   start(): void {
     const { ctx, pool } = this;
+    const limit = this.timeLimit();
+    if (limit < 0) {
+      // The call's deadline passed while it waited at the gateway (a queue, a slow body).
+      this.expired = true;
+      return replyLocally(ctx, 'http_response_timeout', new GatewayAbort('http_response_timeout', this.expiry()));
+    }
     const host = pool.pick();
     if (host === undefined)
       return replyLocally(ctx, 'destination_unavailable', undefined, pool.hosts.length === 0 ? pool.empty : undefined);
     pool.budget.recordRequest();
-    if (this.route.totalTimeoutMs > 0) this.totalTimer = setTimeout(expire, this.route.totalTimeoutMs, this);
+    if (limit > 0) this.totalTimer = setTimeout(expire, limit, this);
     this.send(host, 'first');
   }
 
-  /** The client drained its buffer: the streaming attempt may go on. */
+  /**
+   * How long the exchange may take from now, in ms (0: no limit; below 0: already over): the
+   * route's total timeout, or a gRPC call's own deadline (`grpc-timeout`, counted from its
+   * arrival) when that is sooner — past it the client has given up, and an answer would be wasted.
+   */
+  private timeLimit(): number {
+    const total = this.route.totalTimeoutMs;
+    const { ctx } = this;
+    const timeout = ctx.grpc ? parseGrpcTimeout(ctx.req.headers['grpc-timeout']) : undefined;
+    if (timeout === undefined) return total;
+    const left = Math.ceil(timeout - (performance.now() - ctx.start));
+    if (total > 0 && total <= left) return total;
+    this.callDeadlineMs = timeout;
+    this.deadlineAt = performance.now() + left;
+    return left > 0 ? left : -1;
+  }
+
+  /** Why the exchange ran out of time, for the access log and a trusted client. */
+  private expiry(): string {
+    return this.callDeadlineMs !== undefined
+      ? `the call's deadline (grpc-timeout, ${this.callDeadlineMs} ms) passed`
+      : `no complete response within the ${this.route.totalTimeoutMs} ms total timeout`;
+  }
+
+  /** The client drained its buffer: the streaming attempt may go on (once its turn comes round). */
   resume(): void {
+    clientDrained(this);
+  }
+
+  /** The pacer lets the body flow again. */
+  flow(): void {
     this.streaming?.resume();
   }
 
@@ -106,6 +153,13 @@ export class Exchange implements RetryState {
     if (!this.racing.has(attempt)) return false;
     const { ctx, pool } = this;
     let proxyStatus: string | undefined;
+    if (ctx.grpc && this.idempotent && isGrpcUnavailable(status, headers['grpc-status'])) {
+      // A listed method's host said UNAVAILABLE before any message (trailers-only): gRPC's 503.
+      // Another host may answer it; when none may, the host's own status is relayed as it is.
+      this.racing.delete(attempt);
+      if (this.racing.size > 0 || this.retry('upstream_error_status')) return false;
+      this.racing.add(attempt);
+    }
     if (status === 502 || status === 503 || status === 504) {
       // Another attempt (a hedge) still runs, or a retry takes over: drop this answer. It
       // leaves the race first, so a retry that fails at once ends the exchange itself.
@@ -115,7 +169,11 @@ export class Exchange implements RetryState {
         this.settleWithoutBody(attempt);
         return false;
       }
-      if (this.route.explainUpstreamErrors && wantsExplanation(ctx.req.headers.accept, headers['content-type'])) {
+      if (
+        (ctx.grpc && !isGrpcContentType(headers['content-type'])) ||
+        (this.route.explainUpstreamErrors && wantsExplanation(ctx.req.headers.accept, headers['content-type']))
+      ) {
+        // A gRPC client cannot read an HTTP error (the upstream's, or a proxy's before it): it gets a status.
         this.explainUpstreamError(attempt, status, headers);
         return false;
       }
@@ -144,7 +202,11 @@ export class Exchange implements RetryState {
       return false;
     }
     if (pool.hosts.length > 1) this.resumePlan = planResume(ctx.req.method!, status, headers);
-    sendResponseHead(ctx, status, statusText, raw, proxyStatus);
+    // A gRPC answer with its status in the head (trailers-only) must reach the client as one: the
+    // head then leaves with the end of the stream (over HTTP/2, one HEADERS frame with END_STREAM),
+    // or a gRPC client finds no status where it looks for one.
+    const trailersOnly = ctx.grpc && headers['grpc-status'] !== undefined;
+    sendResponseHead(ctx, status, statusText, raw, proxyStatus, trailersOnly);
     return true;
   }
 
@@ -179,18 +241,18 @@ export class Exchange implements RetryState {
     ctx.res.sendInterim(status, buildInterimHeaders(raw));
   }
 
-  /** A body chunk; false asks the attempt to pause until the client drains. */
+  /** A body chunk; false asks the attempt to pause until the client drains and the relay's turn comes round. */
   deliver(attempt: Attempt, chunk: Buffer): boolean {
     if (attempt !== this.streaming) return true;
     this.bytesOut += chunk.length;
-    return this.ctx.res.sendBody(chunk);
+    return paceChunk(this, chunk.length, this.ctx.res.sendBody(chunk));
   }
 
   /** The response body ended cleanly, with the upstream's trailers when it sent any. */
-  ended(attempt: Attempt, rawTrailers: Buffer[] | null): void {
+  ended(attempt: Attempt, trailers: Array<[string, string]> | undefined): void {
     if (attempt !== this.streaming) return;
     clearTimeout(this.totalTimer);
-    this.ctx.res.finish(undefined, rawTrailers !== null && rawTrailers.length > 0 ? rawPairs(rawTrailers) : undefined);
+    this.ctx.res.finish(undefined, trailers);
   }
 
   /** The attempt failed: before any response (retry or reply), or part way through the body (resume or cut). */
@@ -255,10 +317,13 @@ export class Exchange implements RetryState {
       httpVersion: req.httpVersion,
       authority: this.ctx.authority,
       hostOverride: perHost ? host.label : undefined,
+      // gRPC servers require `TE: trailers` (the one TE value HTTP/2 allows): the status is in them.
+      askTrailers: this.ctx.grpc,
     });
     // The cache revalidates its stale copy: a 304 lets it serve the copy instead of a new body.
     const validators = this.ctx.cache?.validators;
     if (validators !== undefined) this.head.push(...validators);
+    if (this.deadlineAt !== undefined) shortenGrpcTimeout(this.head, this.deadlineAt - performance.now());
     return this.head;
   }
 
@@ -317,6 +382,10 @@ export class Exchange implements RetryState {
     const { ctx } = this;
     if (this.resumeElsewhere(ctx.cause ?? kind)) return;
     if (ctx.failure === undefined || ctx.failure === 'upstream_error_status') ctx.failure = kind;
+    // A gRPC stream is never spliced from another host (its messages are not byte ranges): it
+    // ends with a status in its trailers, which a gRPC client reads, where a cut would be a
+    // bare "stream reset" to it.
+    if (endsWithStatus(ctx)) return endGrpcCall(ctx, kind);
     // Headers are out: the only honest signal left is to cut the stream, so the client sees
     // an incomplete body (short Content-Length, no final chunk) rather than a clean end that
     // would pass a truncated file off as whole.
@@ -379,12 +448,14 @@ export class Exchange implements RetryState {
         : ctx.req.complete
           ? 'http_response_timeout'
           : 'request_timeout';
-    const err = new GatewayAbort(kind, `no complete response within the ${this.route.totalTimeoutMs} ms total timeout`);
+    const err = new GatewayAbort(kind, this.expiry());
     if (this.streaming !== undefined) {
       ctx.failure = kind;
       ctx.cause = err.message;
       this.streaming.abort(err);
-      ctx.res.cut();
+      // A gRPC stream out of time says so: DEADLINE_EXCEEDED, the timeout's status.
+      if (endsWithStatus(ctx)) endGrpcCall(ctx, 'http_response_timeout', { details: err.message });
+      else ctx.res.cut();
     } else if (this.racing.size > 0) {
       for (const a of [...this.racing]) a.abort(err);
     } else if (!ctx.res.headersSent) {
@@ -394,6 +465,26 @@ export class Exchange implements RetryState {
       replyLocally(ctx, kind, err);
     }
   }
+}
+
+/**
+ * Whether a call whose answer has started ends with a gRPC status in trailers rather than a cut:
+ * a gRPC call over HTTP/2 (HTTP/1.1 has no trailers after a Content-Length body, and a gRPC
+ * client never speaks it).
+ */
+function endsWithStatus(ctx: RoutedContext): boolean {
+  return ctx.grpc && ctx.req.httpVersion === '2.0' && !ctx.res.destroyed;
+}
+
+/**
+ * The call's `grpc-timeout` as what is left of it when it leaves for the host: the time it spent
+ * at the gateway (a queue, its body) is gone, and the host should stop working on it when the
+ * client stops waiting, not later. At most 8 digits: milliseconds, or seconds beyond them.
+ */
+function shortenGrpcTimeout(head: string[], leftMs: number): void {
+  const ms = Math.max(1, Math.ceil(leftMs));
+  const value = ms <= 99_999_999 ? `${ms}m` : `${Math.ceil(ms / 1000)}S`;
+  for (let i = 0; i < head.length; i += 2) if (head[i]!.toLowerCase() === 'grpc-timeout') head[i + 1] = value;
 }
 
 function expire(x: Exchange): void {

@@ -30,6 +30,8 @@ export interface ForwardingFacts {
   authority: string | undefined;
   /** Send this Host instead (the upstream's own name), or the client's authority. */
   hostOverride: string | undefined;
+  /** Ask for trailers (`TE: trailers`) whatever the client said: a gRPC call, whose status is in them. */
+  askTrailers?: boolean;
 }
 
 /** Field names the Connection header lists, lower-cased; undefined when there are none. */
@@ -83,7 +85,7 @@ export function buildUpstreamHeaders(raw: string[], connection: string | undefin
   if (cookie !== undefined) out.push('cookie', cookie);
   const upstreamHost = f.hostOverride ?? host;
   if (upstreamHost !== undefined) out.push('host', upstreamHost);
-  if (wantsTrailers) out.push('te', 'trailers');
+  if (wantsTrailers || f.askTrailers === true) out.push('te', 'trailers');
   const ours = `${f.httpVersion} ${f.proxyName}`;
   out.push('via', via ? `${via}, ${ours}` : ours);
   out.push('x-forwarded-for', xff ? `${xff}, ${f.clientAddress}` : f.clientAddress);

@@ -1,7 +1,8 @@
 /**
  * The gateway's own answer to a request — refused by the preflight, shed, or failed
  * upstream — built in this one place from what the request context knows, and written to
- * whichever client side the request came from.
+ * whichever client side the request came from; for a gRPC call, a gRPC status (in the head,
+ * or in the trailers of a stream that had started).
  */
 import { buildReply, type LocalReply, type ReplyFacts } from '../explain/reply.js';
 import { describeError } from '../faults/classify.js';
@@ -21,9 +22,31 @@ export function replyLocally(ctx: RequestContext, kind: FailureKindName, err?: u
   if (ctx.route?.cache !== undefined && standInForError(ctx as RoutedContext, kind)) return;
   ctx.failure = kind;
   if (err !== undefined) ctx.cause = describeError(err);
+  const reply = buildReply(factsOf(ctx, kind, extra));
+  // A request body we did not read would be taken for the next request on this connection.
+  if (!ctx.req.complete) ctx.res.closeAfter();
+  ctx.headAt = performance.now();
+  sendReply(ctx.res, reply, ctx.req.method);
+}
+
+/**
+ * A gRPC call whose answer had started (the upstream's headers went out) and cannot go on: it
+ * ends with the gateway's status in its trailers — the same `grpc-status` and `grpc-message` a
+ * reply of this kind carries — so the client reads UNAVAILABLE (or DEADLINE_EXCEEDED) rather
+ * than a reset stream. Whatever it already received stays received; nothing is spliced after it.
+ */
+export function endGrpcCall(ctx: RequestContext, kind: FailureKindName, extra?: ReplyExtras): void {
+  const reply = buildReply(factsOf(ctx, kind, extra));
+  const trailers: Array<[string, string]> = [];
+  for (const field of reply.headers)
+    if (field[0] === 'grpc-status' || field[0] === 'grpc-message') trailers.push(field);
+  ctx.res.finish(undefined, trailers);
+}
+
+function factsOf(ctx: RequestContext, kind: FailureKindName, extra: ReplyExtras | undefined): ReplyFacts {
   const { req, runtime } = ctx;
   const replies = runtime.replies;
-  const reply = buildReply({
+  return {
     kind,
     proxyName: replies.proxyName,
     page: replies.page,
@@ -39,12 +62,9 @@ export function replyLocally(ctx: RequestContext, kind: FailureKindName, err?: u
     revealDetails: ctx.revealDetails,
     nextHop: ctx.exchange?.lastHost?.label,
     cause: ctx.cause,
+    grpc: ctx.grpc,
     ...extra,
-  });
-  // A request body we did not read would be taken for the next request on this connection.
-  if (!req.complete) ctx.res.closeAfter();
-  ctx.headAt = performance.now();
-  sendReply(ctx.res, reply, req.method);
+  };
 }
 
 /** Writes a built reply on a response whose headers have not been sent. */

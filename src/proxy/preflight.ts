@@ -23,6 +23,7 @@
 import type { GateEvents, ShedReason } from '../admission/concurrency-gate.js';
 import { hostFieldCount, parseAuthority } from '../http/host.js';
 import { normalizePath } from '../http/path.js';
+import { isIdempotentGrpcCall } from '../route/policy.js';
 import type { Route } from '../route/router.js';
 import type { RequestContext, RoutedContext } from './context.js';
 import { viaContains } from './headers.js';
@@ -87,7 +88,10 @@ export function preflight(ctx: RequestContext, proceed: (ctx: RoutedContext) => 
       ctx,
       {
         limit: policy.bodyLimit,
-        bufferUpTo: policy.retry.bufferBodyUpTo,
+        // A gRPC call's body is a stream of messages that may never end before the answer does
+        // (client and bidirectional streaming): waiting for all of it would hang the call. It
+        // streams, unless the route lists the method as safe to send twice, which needs it kept.
+        bufferUpTo: ctx.grpc && !isIdempotentGrpcCall(policy, req.url!) ? 0 : policy.retry.bufferBodyUpTo,
         idleMs: runtime.limits.bodyIdleMs,
         budget: runtime.bodies,
       },

@@ -79,7 +79,10 @@ class BodyReader {
   start(): void {
     const { req } = this.ctx;
     const declared = declaredLength(req);
-    if (declared !== undefined && declared > this.settings.bufferUpTo) return this.stream();
+    // Nothing to keep: streams at once, so a client that waits for an answer before it sends
+    // (a gRPC call streaming both ways) is not held up for a first byte.
+    if (this.settings.bufferUpTo === 0 || (declared !== undefined && declared > this.settings.bufferUpTo))
+      return this.stream();
     this.timer = setTimeout(bodyIdle, this.settings.idleMs, this);
     req.on('data', this.onData);
     req.once('end', this.onEnd);

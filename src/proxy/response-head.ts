@@ -15,6 +15,8 @@ export function sendResponseHead(
   statusText: string | undefined,
   raw: readonly Buffer[],
   proxyStatus: string | undefined,
+  /** Nothing but the end follows (a trailers-only gRPC answer): the head may leave with it. */
+  whole = false,
 ): void {
   const headers = buildDownstreamHeaders(raw, {
     proxyName: ctx.runtime.replies.proxyName,
@@ -25,5 +27,5 @@ export function sendResponseHead(
   if (ctx.extraResponseHeaders !== undefined) headers.push(...ctx.extraResponseHeaders);
   if (ctx.runtime.draining) ctx.res.closeAfter();
   ctx.headAt = performance.now();
-  ctx.res.sendHead(status, statusText || undefined, headers);
+  ctx.res.sendHead(status, statusText || undefined, headers, whole);
 }

@@ -65,12 +65,14 @@ class Tunnel implements Dispatcher.DispatchHandler, UpstreamSide {
     if (req.stream !== undefined && ctx.upgrade === 'websocket') this.expectedAccept = addWebSocketKey(headers);
     host.dispatcher.dispatch(
       {
+        // The host's one TLS name, as every request to it carries (upstream/host.ts).
+        servername: host.servername,
         path: req.url!,
         method: req.method as Dispatcher.HttpMethod,
         headers,
         body: null,
         upgrade: String(req.headers.upgrade),
-      },
+      } as Dispatcher.DispatchOptions,
       this,
     );
   }

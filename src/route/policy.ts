@@ -33,6 +33,20 @@ export interface RoutePolicy {
   upgrades: ReadonlySet<string>;
   /** Explain an upstream's own 502/503/504 to a person when retries could not replace it. */
   explainUpstreamErrors: boolean;
+  /** gRPC methods that may be sent twice ("/pkg.Service/Method"), and services whose every method may. */
+  grpcIdempotent: { methods: ReadonlySet<string>; services: ReadonlySet<string> };
+}
+
+/**
+ * Whether a gRPC call may be sent again once it reached a host: every call is a POST, so only
+ * the route's word makes one idempotent. `path` is the call's ":path", "/pkg.Service/Method".
+ */
+export function isIdempotentGrpcCall(policy: RoutePolicy, path: string): boolean {
+  const { methods, services } = policy.grpcIdempotent;
+  if (methods.has(path)) return true;
+  if (services.size === 0) return false;
+  const slash = path.lastIndexOf('/');
+  return slash > 0 && services.has(path.slice(0, slash));
 }
 
 export function resolvePolicy(route: RouteConfig, upstream: UpstreamConfig, requestBuffer: number): RoutePolicy {
@@ -52,5 +66,16 @@ export function resolvePolicy(route: RouteConfig, upstream: UpstreamConfig, requ
     bodyLimit: route.limits.body,
     upgrades: new Set(route.upgrades),
     explainUpstreamErrors: route.explainUpstreamErrors,
+    grpcIdempotent: grpcIdempotent(route.grpc.idempotentMethods),
   };
+}
+
+function grpcIdempotent(listed: readonly string[]): RoutePolicy['grpcIdempotent'] {
+  const methods = new Set<string>();
+  const services = new Set<string>();
+  for (const m of listed) {
+    if (m.endsWith('/*')) services.add(m.slice(0, -2));
+    else methods.add(m);
+  }
+  return { methods, services };
 }

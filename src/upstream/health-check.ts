@@ -1,6 +1,6 @@
 /**
  * Active health checks for one pool: every host gets a GET of the configured path at a
- * jittered interval; any answer below 500 within the timeout passes. A host leaves
+ * jittered interval, over the pool's protocol (its undici pool speaks it); any answer below 500 within the timeout passes. A host leaves
  * rotation after the unhealthy threshold of consecutive failures and comes back after the
  * healthy threshold of passes.
  */
@@ -64,7 +64,9 @@ export class HealthChecker {
         headersTimeout: this.config.timeout,
         bodyTimeout: this.config.timeout,
         signal: AbortSignal.timeout(this.config.timeout),
-      });
+        // The TLS name the host's requests use, so a check never makes undici reconnect (host.ts).
+        servername: host.servername,
+      } as Parameters<typeof host.dispatcher.request>[0]);
       await res.body.dump();
       passed = res.statusCode < 500;
     } catch {

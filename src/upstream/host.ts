@@ -3,7 +3,7 @@
  * balancer and the detectors read: requests outstanding, a latency average, and whether it
  * is in rotation (active health, passive ejection, an upstream's own Retry-After).
  */
-import { Pool } from 'undici';
+import { buildConnector, Pool } from 'undici';
 import type { UpstreamConfig, UpstreamHostAddress } from '../config/schema.js';
 
 /** The latency a failure counts as: far slower than any healthy answer, gone in a few seconds of fading. */
@@ -22,6 +22,10 @@ export class UpstreamHost {
   readonly origin: string;
   readonly label: string;
   readonly dispatcher: Pool;
+  /** The protocol spoken to this host (the pool's `protocol`). */
+  readonly protocol: UpstreamConfig['protocol'];
+  /** For an https:// host, the TLS name its requests are sent under (one for all: see the connector). */
+  readonly servername: string | undefined;
   /** Requests sent to this host and not yet finished. */
   outstanding = 0;
   /** Exponentially weighted average time to response headers, in ms (0 until measured). */
@@ -48,6 +52,24 @@ export class UpstreamHost {
     this.origin = address.origin;
     this.label = address.label;
     this.slowStartMs = config.slowStart;
+    this.protocol = config.protocol;
+    const https = address.origin.startsWith('https:');
+    // The name the host's certificate must carry: the pool's tls.servername, else the DNS name a
+    // discovered address stands for, else (undefined here) the host's own name or address.
+    const servername = config.tls?.servername ?? address.servername;
+    this.servername = https ? (servername ?? new URL(address.origin).hostname) : undefined;
+    // undici takes the TLS server name from each request's Host field, and drops its connection
+    // whenever that name changes. A gateway passes on its clients' Host: the name checked must be
+    // the host's own (or the one above), as configured, and one connection serves every Host. So
+    // the connector is ours, its name fixed, and requests carry that same name.
+    const connector = buildConnector({
+      timeout: config.timeouts.connect,
+      allowH2: this.protocol !== 'http1',
+      useH2c: this.protocol === 'h2c',
+      ...tlsOptions(config, files),
+    } as buildConnector.BuildOptions);
+    // useH2c is read by undici's Pool at the top level too (its typings list it only under
+    // h2Options, where the Pool would not see it).
     this.dispatcher = new Pool(address.origin, {
       connections: config.keepAlive.connections,
       pipelining: 1,
@@ -58,15 +80,19 @@ export class UpstreamHost {
       keepAliveTimeout: config.keepAlive.idle,
       keepAliveMaxTimeout: config.keepAlive.idle,
       keepAliveTimeoutThreshold: 1000,
-      connect: { timeout: config.timeouts.connect, ...tlsOptions(config.tls, files, address.servername) },
+      connect: (options, callback) => connector({ ...options, servername }, callback),
       // undici 8 offers h2 over TLS unless told not to; upstream requests stay HTTP/1.1 until a
-      // pool asks for HTTP/2 (the retry, resume and keep-alive-race rules assume HTTP/1.1).
-      allowH2: false,
+      // pool asks for HTTP/2 (the keep-alive-race rule is HTTP/1.1's). For h2, ALPN offers `h2`
+      // first (undici always adds http/1.1 after it: a host that only speaks HTTP/1.1 is still
+      // served, though a gRPC call to it fails). h2c is HTTP/2 with prior knowledge over
+      // cleartext (undici's useH2c: the connection preface goes out at once, no Upgrade dance).
+      allowH2: this.protocol !== 'http1',
+      useH2c: this.protocol === 'h2c',
       headersTimeout: config.timeouts.response,
       bodyTimeout: config.timeouts.idle,
       // The gateway's own limits apply downstream; upstream answers may be as large as needed.
       maxResponseSize: -1,
-    });
+    } as Pool.Options);
   }
 
   /** In rotation: healthy and not ejected. */
@@ -136,21 +162,16 @@ export class UpstreamHost {
   }
 }
 
-/**
- * undici's TLS connect options from a pool's `tls` settings (none for a pool without them);
- * `servername`: the DNS name a discovered address stands for, checked unless tls.servername says otherwise.
- */
-function tlsOptions(
-  tls: UpstreamConfig['tls'],
-  files: ReadonlyMap<string, string>,
-  servername: string | undefined,
-): Record<string, unknown> {
-  if (tls === undefined) return servername === undefined ? {} : { servername };
+/** undici's TLS connect options from a pool's `tls` settings and protocol (none for a plain HTTP/1.1 pool). */
+function tlsOptions(config: UpstreamConfig, files: ReadonlyMap<string, string>): Record<string, unknown> {
+  const tls = config.tls;
+  const alpn = config.protocol === 'h2' ? { preferH2: true } : {};
+  if (tls === undefined) return alpn;
   return {
+    ...alpn,
     ca: tls.ca === undefined ? undefined : files.get(tls.ca),
     cert: tls.cert === undefined ? undefined : files.get(tls.cert),
     key: tls.key === undefined ? undefined : files.get(tls.key),
-    servername: tls.servername ?? servername,
     rejectUnauthorized: tls.verify,
   };
 }

@@ -28,7 +28,16 @@ export async function startChildGateway(
   upstreamAddress: string,
   extraYaml = '',
   extraArgs: string[] = [],
-  { h2c = false } = {},
+  {
+    h2c = false,
+    startWithinMs = 15_000,
+    upstreamYaml = '',
+  }: {
+    h2c?: boolean;
+    startWithinMs?: number;
+    /** More settings of the upstream "music", e.g. `concurrency: { enabled: false }`. */
+    upstreamYaml?: string;
+  } = {},
 ): Promise<ChildGateway> {
   const listen = await closedPort();
   const admin = await closedPort();
@@ -39,7 +48,7 @@ export async function startChildGateway(
     `listen: ${h2c ? `{ address: "127.0.0.1:${listen}", h2c: true }` : `"127.0.0.1:${listen}"`}
 admin: "127.0.0.1:${admin}"
 upstreams:
-  music: { hosts: ["${upstreamAddress}"], healthCheck: { enabled: false } }
+  music: { hosts: ["${upstreamAddress}"], healthCheck: { enabled: false }${upstreamYaml ? `, ${upstreamYaml}` : ''} }
 routes:
   - { match: { path: "/" }, upstream: music }
 ${extraYaml}`,
@@ -55,7 +64,7 @@ ${extraYaml}`,
     out += c.toString();
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const deadline = Date.now() + 15_000;
+  const deadline = Date.now() + startWithinMs;
   while (!out.includes('gangway listening')) {
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`gateway did not start:\n${out}`);
     await new Promise((r) => setTimeout(r, 25));

@@ -852,6 +852,10 @@ test('a bad acme configuration is refused with file, line and field', () => {
     refusal(acmeListener, 'acme:\n  retryDelay: soon\n'),
     /gangway\.yaml:4:\d+ acme\.retryDelay: "soon" is not a duration/,
   );
+  assert.match(
+    refusal(acmeListener, 'workers: 2\n'),
+    /gangway\.yaml:2:\d+ listen\.tls\.acme: ACME does not work with several workers yet/,
+  );
   // And a good one: three lines for HTTPS with ACME.
   assert.equal(refusal(acmeListener), 'accepted');
 });

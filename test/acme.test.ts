@@ -793,6 +793,42 @@ test('a stored certificate that does not name its name is not served: the name w
   );
 });
 
+test('a name no longer listed after a reload is not presented to clients naming it, nor as the default', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'gangway-acme-dropped-'));
+  // The CA is down: names are served from storage or not at all.
+  const directory = `https://127.0.0.1:${await closedPort()}/dir`;
+  const storage = new DirectoryStorage(root, directory);
+  const key = newKey();
+  await storage.writeCertificate('old.example.com', {
+    cert: pem('CERTIFICATE', selfSignedCertificate(['old.example.com'], key, 30)),
+    key: key.export({ type: 'pkcs8', format: 'pem' }) as string,
+  });
+  const config = (name: string) =>
+    ({
+      ...minimalConfig(['127.0.0.1:1']),
+      listen: [{ address: '127.0.0.1:0', tls: { acme: [name] } }],
+      admin: false,
+      acme: { directory, storage: root },
+      log: { level: 'fatal', access: false },
+    }) as never;
+  const gw = createGateway(config('old.example.com'));
+  cleanups.push(() => gw.close());
+  const { proxy } = await gw.listen();
+  const seen = await eventually('the stored certificate', 10_000, async () => {
+    const h = await handshake(proxy.port, 'old.example.com');
+    if ('error' in h) return undefined;
+    h.socket.destroy();
+    return h.cert;
+  });
+  assert.ok(seen.checkHost('old.example.com'));
+  await gw.reload(config('new.example.com'));
+  for (const name of ['old.example.com', 'unlisted.example.com']) {
+    const h = await handshake(proxy.port, name);
+    if (!('error' in h)) h.socket.destroy();
+    assert.ok('error' in h, `${name}: no certificate shown (${'error' in h ? h.error : h.cert.subject})`);
+  }
+});
+
 test("the README's three lines for HTTPS with ACME are a valid configuration, Let's Encrypt by default", () => {
   const readme = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8');
   const section = readme.slice(readme.indexOf('### HTTPS with automatic certificates (ACME)'));

@@ -755,16 +755,25 @@ test('keys are written 0600 even over a temporary file a crash left with a loose
   assert.equal(readFileSync(join(folder, 'key.pem'), 'utf8'), 'key');
 });
 
-test('a stored certificate that does not name its name is not served: the name waits for an order', async () => {
-  const root = mkdtempSync(join(tmpdir(), 'gangway-acme-wrong-'));
+/**
+ * A storage directory for a CA that is down (nothing listens at its directory URL), holding
+ * in `folder` a self-signed certificate for `name` and its key.
+ */
+async function storageWith(folder: string, name: string) {
+  const root = mkdtempSync(join(tmpdir(), 'gangway-acme-stored-'));
   const directory = `https://127.0.0.1:${await closedPort()}/dir`;
   const storage = new DirectoryStorage(root, directory);
-  // A good certificate and its key, but for another name, in music.example.com's folder.
   const key = newKey();
-  await storage.writeCertificate('music.example.com', {
-    cert: pem('CERTIFICATE', selfSignedCertificate(['podcasts.example.com'], key, 30)),
+  await storage.writeCertificate(folder, {
+    cert: pem('CERTIFICATE', selfSignedCertificate([name], key, 30)),
     key: key.export({ type: 'pkcs8', format: 'pem' }) as string,
   });
+  return { root, directory, storage };
+}
+
+test('a stored certificate that does not name its name is not served: the name waits for an order', async () => {
+  // A good certificate and its key, but for another name, in music.example.com's folder.
+  const { directory, storage } = await storageWith('music.example.com', 'podcasts.example.com');
   const warnings: string[] = [];
   const logger = {
     info() {},
@@ -794,15 +803,8 @@ test('a stored certificate that does not name its name is not served: the name w
 });
 
 test('a name no longer listed after a reload is not presented to clients naming it, nor as the default', async () => {
-  const root = mkdtempSync(join(tmpdir(), 'gangway-acme-dropped-'));
   // The CA is down: names are served from storage or not at all.
-  const directory = `https://127.0.0.1:${await closedPort()}/dir`;
-  const storage = new DirectoryStorage(root, directory);
-  const key = newKey();
-  await storage.writeCertificate('old.example.com', {
-    cert: pem('CERTIFICATE', selfSignedCertificate(['old.example.com'], key, 30)),
-    key: key.export({ type: 'pkcs8', format: 'pem' }) as string,
-  });
+  const { directory, root } = await storageWith('old.example.com', 'old.example.com');
   const config = (name: string) =>
     ({
       ...minimalConfig(['127.0.0.1:1']),

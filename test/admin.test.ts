@@ -89,7 +89,14 @@ test('the access log has one line per request with route, host, attempts, status
 });
 
 test('reload swaps routes and upstreams without dropping a request; an invalid config is refused and the old one stays', async () => {
-  const a = await httpUpstream((_req, res) => setTimeout(() => res.end('from a'), 200));
+  let arrived: () => void = () => {};
+  const atA = new Promise<void>((r) => {
+    arrived = r;
+  });
+  const a = await httpUpstream((_req, res) => {
+    arrived();
+    setTimeout(() => res.end('from a'), 200);
+  });
   const b = await httpUpstream((_req, res) => res.end('from b'));
   const gw = await startGateway(minimalConfig([a.address]));
   cleanups.push(
@@ -98,7 +105,7 @@ test('reload swaps routes and upstreams without dropping a request; an invalid c
     () => b.close(),
   );
   const inFlight = fetchRaw(`${gw.url}/x`);
-  await new Promise((r) => setTimeout(r, 50));
+  await atA; // under way at the old upstream, however slow the machine
   await gw.gateway.reload({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', ...minimalConfig([b.address]) });
   assert.equal((await inFlight).body.toString(), 'from a', 'the request under way finished on the old upstream');
   assert.equal((await fetchRaw(`${gw.url}/x`)).body.toString(), 'from b');

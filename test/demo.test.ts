@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDemo } from '../src/demo/run.js';
 import { browserUnavailable, launchBrowser, watchedPage } from './support/browser.js';
+import { h2Ask } from './support/h2-client.js';
 import { closedPort } from './support/harness.js';
 
 const CLI = join(import.meta.dirname, '..', 'src', 'cli.ts');
@@ -80,20 +81,7 @@ test(
     const socket = session.socket as TLSSocket;
     assert.equal(socket.alpnProtocol, 'h2');
     assert.match(socket.getPeerX509Certificate()?.subjectAltName ?? '', /DNS:localhost, IP Address:127\.0\.0\.1/);
-    const listed = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const stream = session.request({ ':path': '/api/tracks' });
-      let status = 0;
-      let body = '';
-      stream.on('response', (h) => {
-        status = Number(h[':status']);
-      });
-      stream.setEncoding('utf8');
-      stream.on('data', (c: string) => {
-        body += c;
-      });
-      stream.on('end', () => resolve({ status, body }));
-      stream.on('error', reject);
-    });
+    const listed = await h2Ask(session, { ':path': '/api/tracks' });
     session.close();
     assert.equal(listed.status, 200);
     assert.equal((JSON.parse(listed.body) as unknown[]).length, tracks.length);

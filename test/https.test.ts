@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type ClientHttp2Session, constants as http2Constants, connect as http2Connect } from 'node:http2';
+import { constants as http2Constants, connect as http2Connect } from 'node:http2';
 import { connect as tlsConnect } from 'node:tls';
 import { Agent, request } from 'undici';
 import { ConfigError, createGateway, loadConfigFile } from '../src/index.js';

@@ -234,7 +234,7 @@ test('a host that appears ramps up by slow start; the first hosts, and one that 
     upstreams: { music: { dns: { name: NAME, port: 7001 }, slowStart: '10s', healthCheck: { enabled: false } } },
     routes: [{ upstream: 'music' }],
   });
-  const quiet: PoolEvents = { ejected() {}, healthChanged() {}, hostsChanged() {}, resolved() {} };
+  const quiet: PoolEvents = { ejected() {}, healthChanged() {}, hostsChanged() {}, hostClosed() {}, resolved() {} };
   const pool = new UpstreamPool('music', config.upstreams.music!, quiet);
   const found = (...addresses: string[]) =>
     addresses.map((a) => ({ origin: `http://${a}:7001`, label: `${a}:7001`, weight: 1 }));
@@ -281,7 +281,7 @@ test('a host that leaves and comes back while its health check is under way keep
     },
     routes: [{ upstream: 'music' }],
   });
-  const quiet: PoolEvents = { ejected() {}, healthChanged() {}, hostsChanged() {}, resolved() {} };
+  const quiet: PoolEvents = { ejected() {}, healthChanged() {}, hostsChanged() {}, hostClosed() {}, resolved() {} };
   const pool = new UpstreamPool('music', config.upstreams.music!, quiet);
   const found = [{ origin: `http://127.0.0.1:${port}`, label: `127.0.0.1:${port}`, weight: 1 }];
   pool.discovered(found);
@@ -334,6 +334,10 @@ test('a record removed under load: no request fails, those under way on it finis
   assert.ok(leaving.served >= 4, 'it had its share before');
   await waitFor('its connections to close', () => leaving.sockets.size === 0, 5000);
   await waitFor('the leaving list to empty', async () => (await music(gw)).discovery.leaving.length === 0, 3000);
+  // Its per-host series went with it: addresses churn with deploys, and series must not pile up.
+  const metrics = await gw.gateway.metrics.registry.metrics();
+  assert.match(metrics, /gangway_upstream_attempts_total\{upstream="music",host="127\.0\.0\.1:\d+"/);
+  assert.doesNotMatch(metrics, new RegExp(`host="${leaving.label.replaceAll('.', '\\.')}"`));
 });
 
 test('records churning under load (a host leaving and coming back every 250 ms): no request fails', async () => {

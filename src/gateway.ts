@@ -225,7 +225,10 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
 
   const file = options.configFile;
   const loadAgain = options.loadConfig ?? (file === undefined ? undefined : () => loadConfigFile(file));
+  /** Reloads begun: one that waited for DNS while a later one began is not put in force after it. */
+  let reloads = 0;
   const reload = async (next?: GatewayConfigInput | GatewayConfig): Promise<void> => {
+    const generation = ++reloads;
     let config: GatewayConfig;
     try {
       if (next !== undefined) config = validateConfig(next);
@@ -262,6 +265,14 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
     fresh.start();
     // Requests stay on the running configuration until a newly named DNS upstream has hosts.
     if (fresh.awaitsHosts()) await fresh.known();
+    if (generation !== reloads || closing !== undefined) {
+      // A later reload began meanwhile (its configuration is the newer, and its certificates are
+      // already presented), or the gateway is closing: this runtime never takes traffic.
+      logger.info('configuration reload superseded by a later one while it waited for DNS');
+      const dropped = fresh.retire().finally(() => retiring.delete(dropped));
+      retiring.add(dropped);
+      return;
+    }
     // Whichever runtime is in force now is the one replaced (another reload may have swapped meanwhile).
     const replaced = runtime;
     runtime = fresh;

@@ -298,6 +298,10 @@ function poolEvents(metrics: GatewayMetrics, logger: Logger, maintenance: Mainte
         'upstream hosts changed (dns)',
       );
     },
+    hostClosed(pool, host) {
+      // Unless the same address is in the pool again (a record back under another host object).
+      if (!pool.hosts.some((h) => h.label === host.label)) metrics.forgetHost(pool.name, host.label);
+    },
     resolved(pool, result, error, failures) {
       metrics.discoveryResolutions.with(pool.name, result).inc();
       // Once when resolution starts failing and once when it recovers, not on every retry.

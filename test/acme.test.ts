@@ -12,7 +12,7 @@ import { test, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
@@ -20,7 +20,8 @@ import { join } from 'node:path';
 import { connect as tlsConnect, createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import { Agent, request } from 'undici';
 import { AcmeClient, AcmeProblem, renewalCertId } from '../src/acme/client.js';
-import { certificateRequest, newKey, pem } from '../src/acme/csr.js';
+import { AcmeCertificates } from '../src/acme/certificates.js';
+import { certificateRequest, newKey, pem, selfSignedCertificate } from '../src/acme/csr.js';
 import { renewalAtThird, renewalInWindow, retryDelay } from '../src/acme/schedule.js';
 import { ChallengeAnswers } from '../src/acme/challenges.js';
 import { caFolder, DirectoryStorage } from '../src/acme/storage.js';
@@ -735,6 +736,99 @@ test("the issuance lock: one holder at a time; a dead process's lock on this mac
   // Another machine's recent lock is respected (its process cannot be checked from here).
   writeFileSync(lockFile, `another-host 1 ${new Date().toISOString()}\n`);
   assert.equal(await storage.lock('music.example.com'), undefined);
+  // A holder whose lock was taken over meanwhile (it went stale) leaves the new holder's lock alone.
+  rmSync(lockFile);
+  const overtaken = await storage.lock('music.example.com');
+  assert.ok(overtaken);
+  writeFileSync(lockFile, `another-host 1 ${new Date().toISOString()}\n`);
+  await overtaken();
+  assert.match(readFileSync(lockFile, 'utf8'), /^another-host 1 /);
+});
+
+test('keys are written 0600 even over a temporary file a crash left with a looser mode', async () => {
+  const storage = new DirectoryStorage(mkdtempSync(join(tmpdir(), 'gangway-acme-mode-')), 'https://ca.example/dir');
+  const folder = join(storage.location, 'certificates', 'music.example.com');
+  await storage.writeCertificate('music.example.com', { cert: 'old chain', key: 'old key' });
+  writeFileSync(join(folder, `.key.pem.${process.pid}.tmp`), 'left by a crash', { mode: 0o644 });
+  await storage.writeCertificate('music.example.com', { cert: 'chain', key: 'key' });
+  assert.equal(statSync(join(folder, 'key.pem')).mode & 0o777, 0o600);
+  assert.equal(readFileSync(join(folder, 'key.pem'), 'utf8'), 'key');
+});
+
+/**
+ * A storage directory for a CA that is down (nothing listens at its directory URL), holding
+ * in `folder` a self-signed certificate for `name` and its key.
+ */
+async function storageWith(folder: string, name: string) {
+  const root = mkdtempSync(join(tmpdir(), 'gangway-acme-stored-'));
+  const directory = `https://127.0.0.1:${await closedPort()}/dir`;
+  const storage = new DirectoryStorage(root, directory);
+  const key = newKey();
+  await storage.writeCertificate(folder, {
+    cert: pem('CERTIFICATE', selfSignedCertificate([name], key, 30)),
+    key: key.export({ type: 'pkcs8', format: 'pem' }) as string,
+  });
+  return { root, directory, storage };
+}
+
+test('a stored certificate that does not name its name is not served: the name waits for an order', async () => {
+  // A good certificate and its key, but for another name, in music.example.com's folder.
+  const { directory, storage } = await storageWith('music.example.com', 'podcasts.example.com');
+  const warnings: string[] = [];
+  const logger = {
+    info() {},
+    debug() {},
+    error() {},
+    warn(fields: { err?: string }, msg: string) {
+      warnings.push(`${msg}: ${fields.err ?? ''}`);
+    },
+  } as unknown as ConstructorParameters<typeof AcmeCertificates>[3];
+  const outcomes: string[] = [];
+  const acme = new AcmeCertificates(
+    { directory, contact: [], ca: undefined, challenges: ['http-01'], retryDelay: 60_000, maxRetryDelay: 60_000 },
+    storage,
+    new ChallengeAnswers(),
+    logger,
+    { installed() {}, outcome: (_name, outcome) => outcomes.push(outcome) },
+  );
+  acme.manage(['music.example.com']);
+  await eventually('the order to fail (the CA is down)', 10_000, () => (outcomes.length > 0 ? true : undefined));
+  await acme.close();
+  assert.deepEqual(outcomes, ['failed'], 'not reused');
+  assert.equal(acme.contextFor('music.example.com'), null, 'nothing presented for the name');
+  assert.ok(
+    warnings.some((w) => /^acme: the stored certificate is unusable.*does not name music\.example\.com/.test(w)),
+    warnings.join('\n'),
+  );
+});
+
+test('a name no longer listed after a reload is not presented to clients naming it, nor as the default', async () => {
+  // The CA is down: names are served from storage or not at all.
+  const { directory, root } = await storageWith('old.example.com', 'old.example.com');
+  const config = (name: string) =>
+    ({
+      ...minimalConfig(['127.0.0.1:1']),
+      listen: [{ address: '127.0.0.1:0', tls: { acme: [name] } }],
+      admin: false,
+      acme: { directory, storage: root },
+      log: { level: 'fatal', access: false },
+    }) as never;
+  const gw = createGateway(config('old.example.com'));
+  cleanups.push(() => gw.close());
+  const { proxy } = await gw.listen();
+  const seen = await eventually('the stored certificate', 10_000, async () => {
+    const h = await handshake(proxy.port, 'old.example.com');
+    if ('error' in h) return undefined;
+    h.socket.destroy();
+    return h.cert;
+  });
+  assert.ok(seen.checkHost('old.example.com'));
+  await gw.reload(config('new.example.com'));
+  for (const name of ['old.example.com', 'unlisted.example.com']) {
+    const h = await handshake(proxy.port, name);
+    if (!('error' in h)) h.socket.destroy();
+    assert.ok('error' in h, `${name}: no certificate shown (${'error' in h ? h.error : h.cert.subject})`);
+  }
 });
 
 test("the README's three lines for HTTPS with ACME are a valid configuration, Let's Encrypt by default", () => {
@@ -795,6 +889,10 @@ test('a bad acme configuration is refused with file, line and field', () => {
   assert.match(
     refusal(acmeListener, 'acme:\n  retryDelay: soon\n'),
     /gangway\.yaml:4:\d+ acme\.retryDelay: "soon" is not a duration/,
+  );
+  assert.match(
+    refusal(acmeListener, 'workers: 2\n'),
+    /gangway\.yaml:2:\d+ listen\.tls\.acme: ACME does not work with several workers yet/,
   );
   // And a good one: three lines for HTTPS with ACME.
   assert.equal(refusal(acmeListener), 'accepted');

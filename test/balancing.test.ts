@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { validateConfig } from '../src/index.js';
 import { UpstreamPool, type PoolEvents } from '../src/upstream/pool.js';
 
-const quiet: PoolEvents = { ejected() {}, healthChanged() {}, hostsChanged() {}, resolved() {} };
+const quiet: PoolEvents = { ejected() {}, healthChanged() {}, hostsChanged() {}, hostClosed() {}, resolved() {} };
 
 function pool(hosts: number, extra: Record<string, unknown> = {}): UpstreamPool {
   const config = validateConfig({

@@ -12,9 +12,12 @@ import { createHash } from 'node:crypto';
 import { connect as http2Connect } from 'node:http2';
 import { connect, createServer } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDemo } from '../src/demo/run.js';
 import { browserUnavailable, launchBrowser, watchedPage } from './support/browser.js';
+import { h2Ask } from './support/h2-client.js';
 import { closedPort } from './support/harness.js';
 
 const CLI = join(import.meta.dirname, '..', 'src', 'cli.ts');
@@ -78,20 +81,7 @@ test(
     const socket = session.socket as TLSSocket;
     assert.equal(socket.alpnProtocol, 'h2');
     assert.match(socket.getPeerX509Certificate()?.subjectAltName ?? '', /DNS:localhost, IP Address:127\.0\.0\.1/);
-    const listed = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const stream = session.request({ ':path': '/api/tracks' });
-      let status = 0;
-      let body = '';
-      stream.on('response', (h) => {
-        status = Number(h[':status']);
-      });
-      stream.setEncoding('utf8');
-      stream.on('data', (c: string) => {
-        body += c;
-      });
-      stream.on('end', () => resolve({ status, body }));
-      stream.on('error', reject);
-    });
+    const listed = await h2Ask(session, { ':path': '/api/tracks' });
     session.close();
     assert.equal(listed.status, 200);
     assert.equal((JSON.parse(listed.body) as unknown[]).length, tracks.length);
@@ -362,4 +352,18 @@ test('a track keeps playing in Chromium while the replica streaming it is killed
       ?.value ?? 0;
   assert.ok(resumed >= 1, `the broken stream was resumed from another replica (${resumed})`);
   demo.fleet.thaw((streaming + 1) % 3);
+});
+
+test('a demo that cannot start leaves no certificate key behind in the temporary directory', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'gangway-demo-tmp-'));
+  const before = process.env.TMPDIR;
+  process.env.TMPDIR = tmp;
+  try {
+    await assert.rejects(startDemo({ https: 'not an address', quiet: true }));
+  } finally {
+    if (before === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = before;
+  }
+  assert.deepEqual(readdirSync(tmp), []);
+  rmSync(tmp, { recursive: true });
 });

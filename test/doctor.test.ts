@@ -17,6 +17,7 @@ import { createConnection, createServer as createNetServer, type AddressInfo, ty
 import { Writable } from 'node:stream';
 import { join } from 'node:path';
 import { main } from '../src/cli/main.js';
+import { tunnelThrough } from '../src/doctor/connect.js';
 import { VERDICTS } from '../src/doctor/verdict.js';
 import { cli } from './support/cli.js';
 import { dnsServer } from './support/dns-server.js';
@@ -635,3 +636,20 @@ test(
     assert.equal(stepNamed(refused.report, 'repeat'), undefined, 'a rule of the proxy is not asked again');
   },
 );
+
+test('a proxy password that is not valid percent-encoding goes to the proxy as typed, not as a crash', async () => {
+  // A proxy that answers every CONNECT 403 and keeps the credentials it was sent.
+  let sent: string | undefined;
+  const proxy = createServer();
+  proxy.on('connect', (req, socket: Socket) => {
+    sent = req.headers['proxy-authorization'];
+    socket.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n');
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  cleanups.push(() => new Promise((r) => proxy.close(r)));
+  const { port } = proxy.address() as AddressInfo;
+  const tunnel = await tunnelThrough(new URL(`http://ops:p%zz%41@127.0.0.1:${port}`), 'music.test', 443, 5000);
+  assert.equal(tunnel.ok, false);
+  assert.equal(tunnel.status, 403);
+  assert.equal(sent, `Basic ${Buffer.from('ops:p%zz%41').toString('base64')}`);
+});

@@ -139,9 +139,14 @@ test('over HTTP/2, a cut that cannot be resumed resets the stream: the client ne
 });
 
 test('over HTTP/2, maintenance, rate limits and shedding are explained with their fields', async () => {
+  let held: () => void = () => {};
+  const holdArrived = new Promise<void>((resolve) => {
+    held = resolve;
+  });
   const slow = await httpUpstream((req, res) => {
     req.resume();
-    setTimeout(() => res.end('slow'), req.url?.startsWith('/hold') ? 400 : 0);
+    if (req.url?.startsWith('/hold')) held();
+    setTimeout(() => res.end('slow'), req.url?.startsWith('/hold') ? 1000 : 0);
   });
   cleanups.push(() => slow.close());
   const now = Date.now();
@@ -186,7 +191,8 @@ test('over HTTP/2, maintenance, rate limits and shedding are explained with thei
   assert.equal(limited.headers['content-type'], 'application/problem+json');
 
   const holding = ask(session, '/hold/1');
-  await new Promise((r) => setTimeout(r, 50));
+  // The one slot is taken once the upstream has the first request (a fixed pause was a guess).
+  await holdArrived;
   const shed = await ask(session, '/hold/2', json);
   assert.equal(shed.status, 503);
   assert.ok(Number(shed.headers['retry-after']) >= 1);

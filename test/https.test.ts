@@ -10,13 +10,14 @@ import { spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type ClientHttp2Session, constants as http2Constants, connect as http2Connect } from 'node:http2';
+import { constants as http2Constants, connect as http2Connect } from 'node:http2';
 import { connect as tlsConnect } from 'node:tls';
 import { Agent, request } from 'undici';
 import { ConfigError, createGateway, loadConfigFile } from '../src/index.js';
 import { certificateFacts, daysLeft } from '../src/listen/certificate.js';
 import type { StatusReport } from '../src/admin/status-model.js';
 import { renderSections } from '../src/admin/status-view.js';
+import { h2Ask } from './support/h2-client.js';
 import { closedPort, httpUpstream, websocketTranscript } from './support/harness.js';
 import { websocketEchoServer, WsClient } from './support/websocket.js';
 
@@ -75,29 +76,6 @@ async function start(file: string) {
   const addresses = await gw.listen();
   cleanups.push(() => gw.close());
   return { gw, ...addresses };
-}
-
-/** One HTTP/2 request on `session`: the response's fields (status as `:status`) and its body as text. */
-function h2Ask(
-  session: ClientHttp2Session,
-  headers: Record<string, string>,
-  body?: string,
-): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
-  return new Promise((resolve, reject) => {
-    const stream = session.request(headers);
-    let fields: Record<string, unknown> = {};
-    let text = '';
-    stream.on('response', (h) => {
-      fields = h;
-    });
-    stream.setEncoding('utf8');
-    stream.on('data', (c: string) => {
-      text += c;
-    });
-    stream.on('end', () => resolve({ status: Number(fields[':status']), headers: fields, body: text }));
-    stream.on('error', reject);
-    stream.end(body);
-  });
 }
 
 /** The subject's O= of the certificate a new TLS handshake to `port` is shown (for `servername`). */

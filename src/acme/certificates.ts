@@ -148,9 +148,12 @@ export class AcmeCertificates {
           }
         }
         const obtained = await this.order(state);
+        // Checked before it is stored: a chain that does not parse, does not match its key or
+        // does not name the name would replace a good certificate on disk and be refused at start.
+        const held = toHeld(obtained, state.name);
         await this.storage.writeCertificate(state.name, obtained);
         if (state.dropped || this.closed) return;
-        const held = this.install(state, obtained);
+        this.install(state, held);
         state.failures = 0;
         this.events.outcome(state.name, renewing ? 'renewed' : 'obtained');
         this.logger.info(
@@ -290,14 +293,12 @@ export class AcmeCertificates {
     });
   }
 
-  private install(state: NameState, certificate: StoredCertificate): HeldCertificate {
-    const held = toHeld(certificate);
+  private install(state: NameState, held: HeldCertificate): void {
     state.held = held;
-    this.events.installed(state.name, certificate);
-    return held;
+    this.events.installed(state.name, held);
   }
 
-  /** A stored certificate that can be served now (parses, matches its key, not expired), or undefined. */
+  /** A stored certificate that can be served now (parses, matches its key, names `name`, not expired). */
   private async readStored(name: string): Promise<HeldCertificate | undefined> {
     let stored: StoredCertificate | undefined;
     try {
@@ -308,7 +309,7 @@ export class AcmeCertificates {
     }
     if (stored === undefined) return undefined;
     try {
-      const held = toHeld(stored);
+      const held = toHeld(stored, name);
       if (held.notAfter.getTime() <= Date.now()) return undefined;
       return held;
     } catch (err) {
@@ -338,10 +339,13 @@ export class AcmeCertificates {
   }
 }
 
-function toHeld(certificate: StoredCertificate): HeldCertificate {
+/** A chain and key ready to serve for `name`, or an error saying why they are not. */
+function toHeld(certificate: StoredCertificate, name: string): HeldCertificate {
   const leaf = new X509Certificate(certificate.cert);
   if (!leaf.checkPrivateKey(createPrivateKey(certificate.key)))
-    throw new Error('the stored key does not belong to the stored certificate');
+    throw new Error('the key does not belong to the certificate');
+  if (leaf.checkHost(name) === undefined)
+    throw new Error(`the certificate does not name ${name} (its names: ${leaf.subjectAltName ?? 'none'})`);
   return {
     ...certificate,
     notBefore: new Date(leaf.validFrom),

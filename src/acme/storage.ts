@@ -88,9 +88,10 @@ export class DirectoryStorage implements AcmeStorage {
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         const handle = await open(path, 'wx', 0o600);
-        await handle.writeFile(`${hostname()} ${process.pid} ${new Date().toISOString()}\n`);
+        const mine = `${hostname()} ${process.pid} ${new Date().toISOString()}\n`;
+        await handle.writeFile(mine);
         await handle.close();
-        return () => unlink(path).catch(() => undefined);
+        return () => releaseLock(path, mine);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
         if (await lockIsHeld(path)) return undefined;
@@ -125,6 +126,15 @@ async function lockIsHeld(path: string): Promise<boolean> {
   }
 }
 
+/**
+ * Removes a lock only while it is still the one this gateway took: one held past the stale
+ * age may have been taken over by another gateway, whose lock is not ours to remove.
+ */
+async function releaseLock(path: string, mine: string): Promise<void> {
+  const now = await readIfThere(path).catch(() => undefined);
+  if (now === mine) await unlink(path).catch(() => undefined);
+}
+
 async function readIfThere(path: string): Promise<string | undefined> {
   try {
     return await readFile(path, 'utf8');
@@ -137,6 +147,8 @@ async function readIfThere(path: string): Promise<string | undefined> {
 async function writePrivately(folder: string, file: string, text: string): Promise<void> {
   await mkdir(folder, { recursive: true, mode: 0o700 });
   const temporary = join(folder, `.${file}.${process.pid}.tmp`);
-  await writeFile(temporary, text, { mode: 0o600 });
+  // A temporary file left by a crash keeps its mode when written over: it is made anew, 0600.
+  await unlink(temporary).catch(() => undefined);
+  await writeFile(temporary, text, { mode: 0o600, flag: 'wx' });
   await rename(temporary, join(folder, file));
 }

@@ -79,11 +79,23 @@ function examplePorts(): number[] {
 export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo> {
   const ports = options.replicaPorts ?? examplePorts();
   const tls = options.https ? makeDemoCertificate() : undefined;
-  const config = demoConfig(options, ports, tls);
+  let config: GatewayConfig;
+  try {
+    config = demoConfig(options, ports, tls);
+  } catch (err) {
+    // A bad address in the options: the key made for this run does not stay behind in /tmp.
+    tls?.remove();
+    throw err;
+  }
   // A quiet demo (tests) logs its warnings to standard output and leaves the shared log file alone.
   const log = options.quiet && options.logFile === undefined ? undefined : new DemoLog(options.logFile);
   const fleet = new ReplicaFleet(ports);
-  const stopFleet = (): void => fleet.stopAll();
+  // A process that ends without close() (an uncaught error) still stops the replicas and
+  // removes the certificate's key.
+  const stopFleet = (): void => {
+    fleet.stopAll();
+    tls?.remove();
+  };
   process.once('exit', stopFleet);
   let gateway: Gateway | undefined;
   /** A part did not start: everything started so far stops, and the reason goes to the caller. */

@@ -168,12 +168,7 @@ export function tunnelThrough(proxy: URL, host: string, port: number, timeoutMs:
     };
     const timer = setTimeout(() => done({ ok: false, error: 'ETIMEDOUT' }), timeoutMs);
     const authority = `${isIPv6(host) ? `[${host}]` : host}:${port}`;
-    const credentials =
-      proxy.username === ''
-        ? ''
-        : `Proxy-Authorization: Basic ${Buffer.from(
-            `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`,
-          ).toString('base64')}\r\n`;
+    const credentials = proxy.username === '' ? '' : `Proxy-Authorization: Basic ${basicCredentials(proxy)}\r\n`;
     s.once(secure ? 'secureConnect' : 'connect', () =>
       s.write(
         `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n${credentials}User-Agent: gangway-doctor\r\n\r\n`,
@@ -198,6 +193,22 @@ export function tunnelThrough(proxy: URL, host: string, port: number, timeoutMs:
     s.once('error', (e: NodeJS.ErrnoException) => done({ ok: false, error: e.code ?? e.message }));
     s.once('close', () => done({ ok: false, error: 'the proxy closed the connection' }));
   });
+}
+
+function basicCredentials(proxy: URL): string {
+  return Buffer.from(`${userinfo(proxy.username)}:${userinfo(proxy.password)}`).toString('base64');
+}
+
+/**
+ * A proxy URL's user or password as typed: percent-decoded, or as it stands when it is not
+ * valid percent-encoding ("p%zz"), which would otherwise throw inside the tunnel's promise.
+ */
+function userinfo(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
 }
 
 function first(v: string | string[] | undefined): string | undefined {

@@ -172,8 +172,9 @@ export function createListener(
     trackSessions(secure);
     server = secure as unknown as ListenerServer;
     setCertificate = (certificate: TlsCertificate): void => {
-      if (certificate.cert !== undefined)
-        secure.setSecureContext({ ...TLS_SETTINGS, cert: certificate.cert, key: certificate.key });
+      // No default chain is a state of its own, not "keep the last one": after a reload whose
+      // first ACME name has no certificate yet, the one before may be a name no longer listed.
+      secure.setSecureContext({ ...TLS_SETTINGS, cert: certificate.cert, key: certificate.key });
       byName = sniTable(certificate);
     };
   }

@@ -375,6 +375,18 @@ export class GatewayMetrics implements RequestObserver {
     return n;
   }
 
+  /**
+   * A discovered host left its records and closed: its series go with it. Addresses change with
+   * every deploy behind DNS, and series kept for each would grow without bound.
+   */
+  forgetHost(upstream: string, host: string): void {
+    const match = { upstream, host };
+    this.attempts.forget(match);
+    this.attemptDuration.forget(match);
+    this.ejections.forget(match);
+    this.healthTransitions.forget(match);
+  }
+
   attemptDone(upstream: string, host: string, outcome: string, secondsToHeaders: number | undefined): void {
     this.attempts.with(upstream, host, outcome).inc();
     if (secondsToHeaders !== undefined) this.attemptDuration.with(upstream, host).observe(secondsToHeaders);

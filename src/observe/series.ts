@@ -53,6 +53,11 @@ export class FastCounter implements RegistrableMetric {
     return s;
   }
 
+  /** Drops every series whose labels include all of `match` (a host gone for good). */
+  forget(match: Labels): void {
+    forgetMatching(this.series, match);
+  }
+
   get() {
     const values: MetricValue[] = [];
     for (const s of this.series.values()) values.push({ labels: s.labels, value: s.value });
@@ -110,6 +115,11 @@ export class FastHistogram implements RegistrableMetric {
     return s;
   }
 
+  /** Drops every series whose labels include all of `match`. */
+  forget(match: Labels): void {
+    forgetMatching(this.series, match);
+  }
+
   get() {
     const values: MetricValue[] = [];
     for (const s of this.series.values()) {
@@ -131,6 +141,12 @@ export class FastHistogram implements RegistrableMetric {
 
   reset(): void {
     this.series.clear();
+  }
+}
+
+function forgetMatching(series: Map<string, { labels: Labels }>, match: Labels): void {
+  for (const [key, s] of series) {
+    if (Object.entries(match).every(([k, v]) => s.labels[k] === v)) series.delete(key);
   }
 }
 

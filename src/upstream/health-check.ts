@@ -47,15 +47,14 @@ export class HealthChecker {
 
   private schedule(host: UpstreamHost, delay: number): void {
     if (this.stopped) return;
-    this.timers.set(
-      host,
-      setTimeout(() => {
-        void this.check(host);
-      }, delay).unref(),
-    );
+    const timer: NodeJS.Timeout = setTimeout(() => {
+      void this.check(host, timer);
+    }, delay).unref();
+    this.timers.set(host, timer);
   }
 
-  private async check(host: UpstreamHost): Promise<void> {
+  /** One check, started by `timer`: the next is scheduled only while that timer is still the host's. */
+  private async check(host: UpstreamHost, timer: NodeJS.Timeout): Promise<void> {
     let passed = false;
     try {
       const res = await host.dispatcher.request({
@@ -73,7 +72,9 @@ export class HealthChecker {
     } catch {
       passed = false;
     }
-    if (this.stopped || !this.timers.has(host)) return;
+    // The host left meanwhile, or left and came back and has a chain of checks of its own again:
+    // this chain ends here, or every return would add one more.
+    if (this.stopped || this.timers.get(host) !== timer) return;
     if (passed && host.healthy && host.ejectedUntil > Date.now()) {
       // A host ejected for failing requests that passes a check is back in service: its
       // process answers again (after a restart, say), so there is no reason to wait out the ejection.

@@ -27,6 +27,8 @@ export interface PoolEvents {
   healthChanged(pool: UpstreamPool, host: UpstreamHost, healthy: boolean): void;
   /** Discovery changed the hosts: `added` are in the pool already (an operator's drain still applies to them). */
   hostsChanged(pool: UpstreamPool, added: readonly UpstreamHost[], removed: readonly UpstreamHost[]): void;
+  /** A host that left the records finished its last request and closed: nothing will be counted for it again. */
+  hostClosed(pool: UpstreamPool, host: UpstreamHost): void;
   /** A DNS resolution of this pool's name ended. */
   resolved(pool: UpstreamPool, result: ResolutionResult, error: string | undefined, failures: number): void;
 }
@@ -154,6 +156,7 @@ export class UpstreamPool implements DiscoverySink {
       if (h.outstanding > 0 || now - leftAt < LEAVING_SWEEP_MS) continue;
       this.leaving.delete(h);
       void h.close();
+      this.events.hostClosed(this, h);
     }
     if (this.leaving.size === 0) {
       clearInterval(this.leavingSweep);

@@ -13,7 +13,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent, request } from 'undici';
+import { Agent, fetch as undiciFetch, request } from 'undici';
 import { cli } from './support/cli.js';
 import { startChildGateway, type ChildGateway } from './support/child-gateway.js';
 import { closedPort, fetchRaw, httpUpstream } from './support/harness.js';
@@ -33,17 +33,33 @@ interface WorkerJson {
   requests?: number;
 }
 
+/**
+ * A request to the admin API on a connection of its own: a kept-alive one may belong to a
+ * worker the test has just killed (its kernel socket closes with it), which a real client
+ * would simply reconnect from.
+ */
+async function adminFetch(url: string, init: RequestInit = {}): Promise<Response> {
+  const dispatcher = new Agent();
+  try {
+    const res = await undiciFetch(url, { ...(init as object), dispatcher });
+    const body = await res.arrayBuffer();
+    return new Response(body, { status: res.status, headers: Object.fromEntries(res.headers) });
+  } finally {
+    await dispatcher.close();
+  }
+}
+
 async function status(gw: ChildGateway): Promise<{
   workers: WorkerJson[];
   services: Array<{ last_minute: { requests: number } }>;
 }> {
-  const res = await fetch(`${gw.adminUrl}/api/status`);
+  const res = await adminFetch(`${gw.adminUrl}/api/status`);
   assert.equal(res.status, 200);
   return (await res.json()) as never;
 }
 
 async function metrics(gw: ChildGateway): Promise<string> {
-  return (await fetch(`${gw.adminUrl}/metrics`)).text();
+  return (await adminFetch(`${gw.adminUrl}/metrics`)).text();
 }
 
 /** Sums the samples of one family whose label text contains every one of `having`. */
@@ -80,11 +96,16 @@ async function freshConnections(url: string, n: number): Promise<Array<{ status:
  * adaptive concurrency limit) is off: on a machine busy with other work it would shed a few
  * requests with 503, which is right but not what these tests count.
  */
-async function twoWorkers(upstream: string, extraYaml = 'server: { maxEventLoopDelay: 0 }\n'): Promise<ChildGateway> {
+async function twoWorkers(
+  upstream: string,
+  extraYaml = 'server: { maxEventLoopDelay: 0 }\n',
+  routeYaml = '',
+): Promise<ChildGateway> {
   // Three processes start: give them longer than one on a busy machine.
   const gw = await startChildGateway(upstream, `workers: 2\n${extraYaml}`, [], {
     startWithinMs: 40_000,
     upstreamYaml: 'concurrency: { enabled: false }',
+    routeYaml,
   });
   cleanups.push(() => {
     if (gw.child.exitCode === null) gw.child.kill('SIGKILL');
@@ -189,7 +210,7 @@ test('a reload under load fails no request and holds on every worker; an invalid
 
   // An invalid file: refused with file, line and field; every worker keeps answering from a.
   writeFileSync(gw.file, original.replace('maxEventLoopDelay: 0', 'maxEventLoopDelay: 0, drainTimeout: "soon"'));
-  const res = await fetch(`${gw.adminUrl}/api/reload`, {
+  const res = await adminFetch(`${gw.adminUrl}/api/reload`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: '{}',
@@ -241,7 +262,7 @@ test('maintenance switched on through the admin API holds on every worker, and o
   const up = await httpUpstream((_req, res) => res.end('ok'));
   cleanups.push(() => up.close());
   const gw = await twoWorkers(up.address);
-  const on = await fetch(`${gw.adminUrl}/api/maintenance`, {
+  const on = await adminFetch(`${gw.adminUrl}/api/maintenance`, {
     method: 'PUT',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ enabled: true, message: 'Upgrading the catalogue' }),
@@ -256,7 +277,7 @@ test('maintenance switched on through the admin API holds on every worker, and o
   const text = await metrics(gw);
   for (const w of ['1', '2'])
     assert.equal(sample(text, 'gangway_maintenance_active', `worker="${w}"`), 1, `worker ${w} is in maintenance`);
-  const off = await fetch(`${gw.adminUrl}/api/maintenance`, {
+  const off = await adminFetch(`${gw.adminUrl}/api/maintenance`, {
     method: 'PUT',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ enabled: false }),
@@ -266,6 +287,22 @@ test('maintenance switched on through the admin API holds on every worker, and o
     (await freshConnections(`${gw.url}/y`, 12)).map((r) => r.status),
     Array(12).fill(200),
   );
+});
+
+test('a rate limit holds for the machine, not per worker: the workers share its bucket through the supervisor', {
+  timeout: 90_000,
+}, async () => {
+  const up = await httpUpstream((_req, res) => res.end('ok'));
+  cleanups.push(() => up.close());
+  const gw = await twoWorkers(up.address, undefined, 'rateLimit: { requests: 20, window: 60s }');
+  // New connections, so the kernel spreads them over both workers; one client address, one key.
+  const answers = await freshConnections(`${gw.url}/limited`, 80);
+  const admitted = answers.filter((r) => r.status === 200).length;
+  const served = (await status(gw)).workers.filter((w) => (w.requests ?? 0) > 0).length;
+  assert.equal(served, 2, 'both workers answered');
+  // Each worker alone would admit its own 20: 40 or so. Shared, the machine admits about 20.
+  assert.ok(admitted >= 18 && admitted <= 23, `admitted ${admitted} of a limit of 20`);
+  assert.equal(answers.filter((r) => r.status !== 200 && r.status !== 429).length, 0);
 });
 
 test('SIGTERM under load: every worker finishes its requests in flight, then the supervisor exits', {
@@ -384,7 +421,7 @@ test('a worker killed with SIGKILL under load: only its requests in flight fail,
   assert.equal(sample(await metrics(gw), 'gangway_worker_restarts_total', 'worker="1"'), 1);
 
   // A worker that comes back holds what the admin API changed while it was away.
-  await fetch(`${gw.adminUrl}/api/maintenance`, {
+  await adminFetch(`${gw.adminUrl}/api/maintenance`, {
     method: 'PUT',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ enabled: true }),

@@ -10,7 +10,8 @@ import { STORE_OPERATIONS, type StateStore, type StoreOperation } from './store.
 
 /** What node:cluster's Worker, a ChildProcess and a child's `process` all offer. */
 export interface StoreChannel {
-  send(message: unknown): unknown;
+  /** With a callback, a failed send is handed to it instead of emitted as an 'error' event. */
+  send(message: unknown, callback?: (error: Error | null) => void): unknown;
   on(event: 'message', listener: (message: unknown) => void): unknown;
 }
 
@@ -28,19 +29,30 @@ function isStoreMessage(m: unknown): m is StoreMessage {
   return typeof m === 'object' && m !== null && typeof (m as { gangwayStore?: unknown }).gangwayStore === 'string';
 }
 
-/** A channel whose other end went away throws on send; the worker's restart is the supervisor's business. */
+/**
+ * A channel whose other end went away fails its sends — by throwing, or, without a callback, by
+ * an 'error' event that would end the supervisor; the worker's restart is the supervisor's business.
+ */
 function post(channel: StoreChannel, message: StoreMessage): void {
   try {
-    channel.send(message);
+    channel.send(message, ignoreSendError);
   } catch {
     // The worker is gone; nothing is waiting for this answer.
   }
 }
 
-/** Answers one worker's store calls from `store`, and passes on what it subscribed to. */
-export function serveStore(store: StateStore, channel: StoreChannel): void {
+function ignoreSendError(): void {}
+
+/**
+ * Answers one worker's store calls from `store`, and passes on what it subscribed to, until the
+ * returned function is called (the worker exited): from then on nothing is sent to it.
+ */
+export function serveStore(store: StateStore, channel: StoreChannel): () => void {
+  let serving = true;
   const subscribed = new Set<string>();
-  store.onConnection((up, reason) => post(channel, { gangwayStore: 'connection', up, reason }));
+  store.onConnection((up, reason) => {
+    if (serving) post(channel, { gangwayStore: 'connection', up, reason });
+  });
   channel.on('message', (m) => {
     if (!isStoreMessage(m) || m.gangwayStore !== 'call') return;
     const { id, op, args } = m;
@@ -53,7 +65,9 @@ export function serveStore(store: StateStore, channel: StoreChannel): void {
       const name = String(args[0]);
       result = subscribed.has(name)
         ? Promise.resolve()
-        : store.subscribe(name, (message) => post(channel, { gangwayStore: 'message', channel: name, message }));
+        : store.subscribe(name, (message) => {
+            if (serving) post(channel, { gangwayStore: 'message', channel: name, message });
+          });
       subscribed.add(name);
     } else {
       // JSON carries no undefined: a removed hash field arrives as null.
@@ -65,6 +79,9 @@ export function serveStore(store: StateStore, channel: StoreChannel): void {
       (err: Error) => post(channel, { gangwayStore: 'reply', id, error: err.message || String(err) }),
     );
   });
+  return () => {
+    serving = false;
+  };
 }
 
 /** The store as a worker sees it: every call a message to the supervisor, answered by id. */
@@ -153,11 +170,16 @@ export class SupervisorStore implements StateStore {
         if (!this.waiting.delete(id)) return;
         reject(new Error('the supervisor did not answer'));
       }, FORGET_AFTER_MS).unref();
+      // A supervisor gone fails the send (to the callback, not as an 'error' event ending the
+      // worker, which drains on its own once it notices).
+      const failed = (err: Error | null): void => {
+        if (err === null || !this.waiting.delete(id)) return;
+        reject(err);
+      };
       try {
-        this.channel.send({ gangwayStore: 'call', id, op, args } satisfies StoreMessage);
+        this.channel.send({ gangwayStore: 'call', id, op, args } satisfies StoreMessage, failed);
       } catch (err) {
-        this.waiting.delete(id);
-        reject(err as Error);
+        failed(err as Error);
       }
     });
   }

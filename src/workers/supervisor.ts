@@ -19,6 +19,11 @@ import { watchConfigFile } from '../cli/watch.js';
 import { ConfigError, parseConfigText, type ConfigProblem } from '../config/load.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { createLog, type Logger } from '../observe/logger.js';
+import { storeFromConfig } from '../state/fleet-state.js';
+import { MemoryStore } from '../state/memory.js';
+import { RedisStore } from '../state/redis.js';
+import type { StateStore } from '../state/store.js';
+import { serveStore } from '../state/supervisor.js';
 import {
   WORKER_SLOT_ENV,
   type AdminChange,
@@ -72,6 +77,11 @@ export class Supervisor {
    * the others hold (maintenance, drains). With the shared store in place this is redundant.
    */
   private readonly changes = new Map<string, AdminChange>();
+  /**
+   * The machine's shared state (maintenance, drains, rate limits, incidents), served to every
+   * worker over IPC: in memory here, or the configuration's Redis for a fleet of machines.
+   */
+  private store: StateStore | undefined;
   private whenStopped!: () => void;
   private readonly allStopped = new Promise<void>((resolve) => {
     this.whenStopped = resolve;
@@ -89,8 +99,9 @@ export class Supervisor {
   async start(): Promise<{ listen: string[]; admin: string | undefined }> {
     // Where the supervisor holds the listeners (no SO_REUSEPORT): round-robin, not the kernel's pick.
     cluster.schedulingPolicy = cluster.SCHED_RR;
-    // STORE: the lead creates the machine's store here, once (`this.store = new MemoryStore()`, or the
-    // configuration's Redis store), for fork() below to serve to every worker it starts.
+    const store = storeFromConfig(this.config) ?? new MemoryStore();
+    if (store instanceof RedisStore) store.connect();
+    this.store = store;
     const up: Promise<{ listen: string[]; admin: string | undefined }>[] = [];
     for (let id = 1; id <= this.count; id++) {
       const slot: Slot = {
@@ -241,8 +252,9 @@ export class Supervisor {
 
   private fork(slot: Slot): Worker {
     const worker = cluster.fork({ [WORKER_SLOT_ENV]: String(slot.id) });
-    // STORE: the lead calls `serveStore(this.store, worker)` here (src/state/supervisor.ts): each worker
-    // started, restarted ones too, shares the machine's maintenance, drains, rate limits and incidents.
+    // Every worker started, restarted ones too, shares the machine's maintenance, drains, rate limits
+    // and incidents through the supervisor's store.
+    if (this.store !== undefined) worker.once('exit', serveStore(this.store, worker));
     slot.worker = worker;
     slot.state = 'starting';
     slot.startedAt = Date.now();
@@ -360,7 +372,10 @@ export class Supervisor {
   }
 
   private checkStopped(): void {
-    if (this.stopping && this.slots.every((s) => s.worker === undefined)) this.whenStopped();
+    if (!this.stopping || this.slots.some((s) => s.worker !== undefined)) return;
+    const store = this.store;
+    this.store = undefined;
+    void (store?.close() ?? Promise.resolve()).catch(() => undefined).then(this.whenStopped);
   }
 }
 

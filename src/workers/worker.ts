@@ -12,6 +12,7 @@ import { loadConfigFile, parseConfigText } from '../config/load.js';
 import { formatAddress } from '../config/units.js';
 import { createGateway, type Gateway } from '../gateway.js';
 import { LogSink } from '../observe/log-sink.js';
+import { type StoreChannel, SupervisorStore } from '../state/supervisor.js';
 import { SupervisorLink } from './link.js';
 import { WORKER_SLOT_ENV, type SupervisorMessage } from './protocol.js';
 
@@ -23,11 +24,11 @@ export async function runWorker(file: string, io: CommandIO): Promise<number> {
   const link = new SupervisorLink(slot);
   let gateway: Gateway;
   try {
-    // STORE: the lead passes `store: new SupervisorStore(process)` here (src/state/supervisor.ts),
-    // so that maintenance, drains, rate limits and incidents are the machine's, served by the supervisor.
+    // Maintenance, drains, rate limits and incidents are the machine's, served by the supervisor.
     gateway = createGateway(loadConfigFile(file, io.env), {
       configFile: file,
       worker: link,
+      store: new SupervisorStore(process as unknown as StoreChannel),
       logDestination: sharedOutputSafe() ? new LogSink(1, PIPE_BUF) : undefined,
     });
   } catch (err) {

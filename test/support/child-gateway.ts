@@ -32,11 +32,14 @@ export async function startChildGateway(
     h2c = false,
     startWithinMs = 15_000,
     upstreamYaml = '',
+    routeYaml = '',
   }: {
     h2c?: boolean;
     startWithinMs?: number;
     /** More settings of the upstream "music", e.g. `concurrency: { enabled: false }`. */
     upstreamYaml?: string;
+    /** More settings of the one route, e.g. `rateLimit: { requests: 20, window: 60s }`. */
+    routeYaml?: string;
   } = {},
 ): Promise<ChildGateway> {
   const listen = await closedPort();
@@ -50,7 +53,7 @@ admin: "127.0.0.1:${admin}"
 upstreams:
   music: { hosts: ["${upstreamAddress}"], healthCheck: { enabled: false }${upstreamYaml ? `, ${upstreamYaml}` : ''} }
 routes:
-  - { match: { path: "/" }, upstream: music }
+  - { match: { path: "/" }, upstream: music${routeYaml ? `, ${routeYaml}` : ''} }
 ${extraYaml}`,
   );
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'start', '-c', file, ...extraArgs], {

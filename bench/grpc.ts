@@ -46,6 +46,7 @@ function h2load(args: string[]): { rps: number; done: number; failed: number; er
   const text = execFileSync('taskset', ['-c', LOAD_CPU, 'h2load', ...args], { encoding: 'utf8' });
   const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(text)?.[1] ?? Number.NaN);
   const m = /requests: \d+ total, \d+ started, (\d+) done, \d+ succeeded, (\d+) failed, (\d+) errored/.exec(text);
+  if (!m) process.stderr.write(`h2load said:\n${text}\n`);
   return { rps, done: Number(m?.[1] ?? 0), failed: Number(m?.[2] ?? 0), errored: Number(m?.[3] ?? 0) };
 }
 

@@ -61,7 +61,8 @@ function startRedis(): Started & { port: number } {
 function breakdown(answers: OpenLoopAnswer[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const a of answers) {
-    const key = `${a.status}${a.proxyStatus === undefined ? '' : ` ${/error=([a-z_]+)/.exec(a.proxyStatus)?.[1] ?? ''}`}`;
+    const error = a.proxyStatus === undefined ? undefined : (/error=([a-z_]+)/.exec(a.proxyStatus)?.[1] ?? '');
+    const key = error === undefined ? `${a.status}` : `${a.status} ${error}`;
     out[key] = (out[key] ?? 0) + 1;
   }
   return out;
@@ -130,7 +131,8 @@ routes:
     const limit = (LIMIT * (to - from)) / (WINDOW_S * 1000) + (w === 0 ? LIMIT : 0);
     windows.push(
       `  ${from / 1000}–${to / 1000} s: admitted ${admitted} of ${inWindow.length} offered; the limit allows ` +
-        `${Math.round(limit)}${w === 0 ? ' (with the initial burst)' : ''}: ${(((admitted - limit) / limit) * 100).toFixed(1)}%`,
+        `${Math.round(limit)}${w === 0 ? ' (with the initial burst)' : ''}: ` +
+        `${(((admitted - limit) / limit) * 100).toFixed(1)}%`,
     );
   }
   const up = answers.filter((a) => a.at >= WINDOW_S * 1000 && a.at < stopAt).map((a) => a.ms);
@@ -145,7 +147,8 @@ routes:
     '',
     'Admitted per window, Redis up:',
     ...windows,
-    `Redis stopped: admitted ${downAdmitted} in ${downSpan} s (${Math.round((downAdmitted / downSpan) * WINDOW_S)} per ` +
+    `Redis stopped: admitted ${downAdmitted} in ${downSpan} s ` +
+      `(${Math.round((downAdmitted / downSpan) * WINDOW_S)} per ` +
       `${WINDOW_S} s; each instance's local share is ${LIMIT / PORTS.length} per ${WINDOW_S} s)`,
     `Not 200 or 429: ${failed.length} of ${answers.length} ${JSON.stringify(breakdown(failed))} (shed by the ` +
       `event-loop guard: ${shedBefore}); with Redis up ${failed.filter((a) => a.at < stopAt).length}, ` +

@@ -98,7 +98,8 @@ async function main(): Promise<void> {
     conf,
     `listen:\n  - { address: "127.0.0.1:${GATEWAY_PORT}", h2c: true }\n  - "127.0.0.1:${H1_PORT}"\n` +
       // No shedding on event-loop delay: on a shared machine it would turn a slow second into 503s.
-      `admin: false\nlog: { level: warn, access: false }\nserver: { maxEventLoopDelay: 0s }\nupstreams:\n  catalogue:\n    protocol: h2c\n` +
+      'admin: false\nlog: { level: warn, access: false }\nserver: { maxEventLoopDelay: 0s }\n' +
+      'upstreams:\n  catalogue:\n    protocol: h2c\n' +
       `    hosts: ["127.0.0.1:${hostPort}"]\n    healthCheck: { enabled: false }\n` +
       `  web:\n    hosts: ["127.0.0.1:${ORIGIN_PORT}"]\n    healthCheck: { enabled: false }\n` +
       `  web2:\n    protocol: h2c\n    hosts: ["127.0.0.1:${H2C_ORIGIN_PORT}"]\n    healthCheck: { enabled: false }\n` +

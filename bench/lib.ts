@@ -132,7 +132,8 @@ export function startNginx(
   const conf = join(work, `${file}.conf`);
   writeFileSync(
     conf,
-    `worker_processes ${opts.workerProcesses ?? 1}; daemon off; pid ${work}/${file}.pid; error_log ${work}/${file}-error.log error;
+    `worker_processes ${opts.workerProcesses ?? 1}; daemon off; pid ${work}/${file}.pid;
+error_log ${work}/${file}-error.log error;
 events { worker_connections ${opts.workerConnections ?? 4096}; }
 http { ${http} }
 `,

@@ -270,7 +270,9 @@ async function workersRow(): Promise<string> {
           all.push({ peer: name, result, cpuUs });
           process.stdout.write(
             `  ${name.padEnd(28)} ${result.rps.toFixed(0).padStart(8)} req/s   p99 ${result.p99ms.toFixed(2)} ms   ` +
-              `CPU ${cpuUs.toFixed(1)} µs/request${result.errors || result.non2xx ? `   errors ${result.errors} non-2xx ${result.non2xx}` : ''}\n`,
+              `CPU ${cpuUs.toFixed(1)} µs/request` +
+              (result.errors || result.non2xx ? `   errors ${result.errors} non-2xx ${result.non2xx}` : '') +
+              '\n',
           );
         } finally {
           await proc.stop();
@@ -365,7 +367,10 @@ async function main(): Promise<void> {
     .filter(Boolean)
     .join('\n');
   const workers = await workersRow();
-  const report = `Machine: ${machine()}\nCommand: npm run bench (wrk -t1 -c${CONNECTIONS} -d${SECONDS}s per cell after a 1 s warm-up; median of ${ROUNDS} interleaved rounds)\n\n${table}\n${summary}\n\n## Workers\n\n${workers}`;
+  const command =
+    `npm run bench (wrk -t1 -c${CONNECTIONS} -d${SECONDS}s per cell after a 1 s warm-up; ` +
+    `median of ${ROUNDS} interleaved rounds)`;
+  const report = `Machine: ${machine()}\nCommand: ${command}\n\n${table}\n${summary}\n\n## Workers\n\n${workers}`;
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
   writeFileSync(join(ROOT, 'bench/results/proxy.md'), report);
   process.stdout.write(`\n${table}\n${summary}\n\n${workers}(written to bench/results/proxy.md)\n`);

@@ -1026,7 +1026,9 @@ async function main(): Promise<void> {
   p();
   p(`Machine: ${machine()}`);
   p(
-    `Command: ${MINUTES === 30 ? '' : `SOAK_MINUTES=${MINUTES} `}${FAULT_EVERY_S === 60 ? '' : `SOAK_FAULT_EVERY_S=${FAULT_EVERY_S} `}${RATE === 150 ? '' : `SOAK_RATE=${RATE} `}npm ` +
+    `Command: ${MINUTES === 30 ? '' : `SOAK_MINUTES=${MINUTES} `}` +
+      `${FAULT_EVERY_S === 60 ? '' : `SOAK_FAULT_EVERY_S=${FAULT_EVERY_S} `}` +
+      `${RATE === 150 ? '' : `SOAK_RATE=${RATE} `}npm ` +
       `run bench:soak — ${MINUTES} min of ${RATE} req/s (open loop, keep-alive, ` +
       `client timeout ${CLIENT_TIMEOUT_MS / 1000} s: 70% small JSON GETs, 12% ` +
       `Range GETs of 64–512 KiB, 3% whole 2 MB streams, 15% POSTs of 1–8 KiB) ` +
@@ -1040,12 +1042,19 @@ async function main(): Promise<void> {
   p(`- RSS growth ${rssGrowth.toFixed(1)}% (target < 10%)`);
   p(
     `- failed requests a healthy host could have served: ${couldHaveServed.length} ` +
-      `(target 0)${postsOnFaulted.length > 0 ? ` — of which ${postsOnFaulted.length} POSTs already sent to the origin under a fault, which Gangway may not send again` : ''}`,
+      '(target 0)' +
+      (postsOnFaulted.length > 0
+        ? ` — of which ${postsOnFaulted.length} POSTs already sent to the origin under a fault, ` +
+          'which Gangway may not send again'
+        : ''),
   );
   p(`- leaked sockets: ${leaked} (target 0)`);
   p(
-    `- SIGTERM: ${exit ? `exited with ${exit.code ?? exit.signal} after ${(exitMs / 1000).toFixed(1)} s` : `still running after ${(DRAIN_TIMEOUT_MS + 5_000) / 1000} s (killed)`} ` +
-      `(drain timeout ${DRAIN_TIMEOUT_MS / 1000} s; target: 0 within it)`,
+    `- SIGTERM: ${
+      exit
+        ? `exited with ${exit.code ?? exit.signal} after ${(exitMs / 1000).toFixed(1)} s`
+        : `still running after ${(DRAIN_TIMEOUT_MS + 5_000) / 1000} s (killed)`
+    } ` + `(drain timeout ${DRAIN_TIMEOUT_MS / 1000} s; target: 0 within it)`,
   );
   p();
   p(
@@ -1091,7 +1100,8 @@ async function main(): Promise<void> {
   p(
     `Gangway's access log has ${log.accessLines} lines: the steady traffic's ` +
       `requests and those of the injected clients it finished (health checks are ` +
-      `not logged). Further attempts on another host by reason: ${[...log.retries].map(([r, n]) => `${r} ${n}`).join(', ') || 'none'}; ` +
+      'not logged). Further attempts on another host by reason: ' +
+      `${[...log.retries].map(([r, n]) => `${r} ${n}`).join(', ') || 'none'}; ` +
       `${log.resumed} streams resumed by Range; failures it logged by Proxy-Status ` +
       `error: ${[...log.failuresLogged].map(([t, n]) => `${t} ${n}`).join(', ') || 'none'}.`,
   );
@@ -1136,8 +1146,10 @@ async function main(): Promise<void> {
     for (const f of traffic.failures.slice(0, 40)) {
       const l = log.byId.get(f.id);
       const logged = l
-        ? `status ${l.status}, host ${l.host ?? '–'}${l.hosts_tried ? ` (tried ${JSON.stringify(l.hosts_tried)})` : ''}, ` +
-          `attempts ${l.attempts}${l.failure ? `, ${l.failure}` : ''}${l.cause ? `, ${String(l.cause).slice(0, 80)}` : ''}, ` +
+        ? `status ${l.status}, host ${l.host ?? '–'}` +
+          `${l.hosts_tried ? ` (tried ${JSON.stringify(l.hosts_tried)})` : ''}, ` +
+          `attempts ${l.attempts}${l.failure ? `, ${l.failure}` : ''}` +
+          `${l.cause ? `, ${String(l.cause).slice(0, 80)}` : ''}, ` +
           `${l.ms} ms`
         : 'no access line';
       p(

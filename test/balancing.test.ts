@@ -40,26 +40,29 @@ test('a host that fails fast is not mistaken for the fastest: its failures count
   await p.close();
 });
 
-test('weights (from SRV records) set the shares: exactly for round-robin, spread out; by draw for random and p2c', async () => {
-  const rr = pool(3, { balance: 'round-robin' });
-  rr.hosts[0]!.weight = 3;
-  const order = Array.from({ length: 10 }, () => rr.hosts.indexOf(rr.pick()!));
-  assert.deepEqual(order, [0, 1, 0, 2, 0, 0, 1, 0, 2, 0], 'smooth: a b a c a, not a a a b c');
-  assert.deepEqual(
-    shares(rr, 5000).map((s) => Math.round(s * 100)),
-    [60, 20, 20],
-  );
-  const random = pool(2, { balance: 'random' });
-  random.hosts[1]!.weight = 4;
-  const r = shares(random);
-  assert.ok(Math.abs(r[1]! - 0.8) < 0.02, `random: ${r}`);
-  const p2c = pool(2, { balance: 'p2c' });
-  p2c.hosts[1]!.weight = 4;
-  const p = shares(p2c);
-  // Unmeasured hosts cost the same: each draw of two is decided by weight alone, about 0.8 for the heavy one.
-  assert.ok(p[1]! > 0.7, `p2c: ${p}`);
-  for (const x of [rr, random, p2c]) await x.close();
-});
+test(
+  'weights (from SRV records) set the shares: exactly for ' + 'round-robin, spread out; by draw for random and p2c',
+  async () => {
+    const rr = pool(3, { balance: 'round-robin' });
+    rr.hosts[0]!.weight = 3;
+    const order = Array.from({ length: 10 }, () => rr.hosts.indexOf(rr.pick()!));
+    assert.deepEqual(order, [0, 1, 0, 2, 0, 0, 1, 0, 2, 0], 'smooth: a b a c a, not a a a b c');
+    assert.deepEqual(
+      shares(rr, 5000).map((s) => Math.round(s * 100)),
+      [60, 20, 20],
+    );
+    const random = pool(2, { balance: 'random' });
+    random.hosts[1]!.weight = 4;
+    const r = shares(random);
+    assert.ok(Math.abs(r[1]! - 0.8) < 0.02, `random: ${r}`);
+    const p2c = pool(2, { balance: 'p2c' });
+    p2c.hosts[1]!.weight = 4;
+    const p = shares(p2c);
+    // Unmeasured hosts cost the same: each draw of two is decided by weight alone, about 0.8 for the heavy one.
+    assert.ok(p[1]! > 0.7, `p2c: ${p}`);
+    for (const x of [rr, random, p2c]) await x.close();
+  },
+);
 
 test('a host ten times slower draws a small share', async () => {
   const p = pool(3);

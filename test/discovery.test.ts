@@ -229,35 +229,38 @@ test('a record added: the new host gets traffic without a reload', async () => {
   );
 });
 
-test('a host that appears ramps up by slow start; the first hosts, and one that returns while finishing, do not', async () => {
-  const config = validateConfig({
-    upstreams: { music: { dns: { name: NAME, port: 7001 }, slowStart: '10s', healthCheck: { enabled: false } } },
-    routes: [{ upstream: 'music' }],
-  });
-  const quiet: PoolEvents = { ejected() {}, healthChanged() {}, hostsChanged() {}, hostClosed() {}, resolved() {} };
-  const pool = new UpstreamPool('music', config.upstreams.music!, quiet);
-  const found = (...addresses: string[]) =>
-    addresses.map((a) => ({ origin: `http://${a}:7001`, label: `${a}:7001`, weight: 1 }));
-  pool.discovered(found('127.0.0.1', '127.0.0.2'));
-  const now = Date.now();
-  assert.deepEqual(
-    pool.hosts.map((h) => h.warmth(now)),
-    [1, 1],
-    'the first hosts take their full share',
-  );
-  pool.discovered(found('127.0.0.1', '127.0.0.2', '127.0.0.3'));
-  const fresh = pool.hosts[2]!;
-  assert.ok(fresh.warmth(Date.now()) <= 0.11, `a new replica starts near 10% (${fresh.warmth(Date.now())})`);
-  assert.equal(fresh.warmth(Date.now() + 10_000), 1, 'and has its full share after slowStart');
-  const second = pool.hosts[1]!;
-  pool.discovered(found('127.0.0.1', '127.0.0.3'));
-  assert.deepEqual([...pool.leaving.keys()], [second]);
-  pool.discovered(found('127.0.0.1', '127.0.0.2', '127.0.0.3'));
-  assert.equal(pool.hosts[1], second, 'taken back: the same host, its connections and what was learned of it');
-  assert.equal(second.warmth(Date.now()), 1);
-  assert.equal(pool.leaving.size, 0);
-  await pool.close();
-});
+test(
+  'a host that appears ramps up by slow start; the first ' + 'hosts, and one that returns while finishing, do not',
+  async () => {
+    const config = validateConfig({
+      upstreams: { music: { dns: { name: NAME, port: 7001 }, slowStart: '10s', healthCheck: { enabled: false } } },
+      routes: [{ upstream: 'music' }],
+    });
+    const quiet: PoolEvents = { ejected() {}, healthChanged() {}, hostsChanged() {}, hostClosed() {}, resolved() {} };
+    const pool = new UpstreamPool('music', config.upstreams.music!, quiet);
+    const found = (...addresses: string[]) =>
+      addresses.map((a) => ({ origin: `http://${a}:7001`, label: `${a}:7001`, weight: 1 }));
+    pool.discovered(found('127.0.0.1', '127.0.0.2'));
+    const now = Date.now();
+    assert.deepEqual(
+      pool.hosts.map((h) => h.warmth(now)),
+      [1, 1],
+      'the first hosts take their full share',
+    );
+    pool.discovered(found('127.0.0.1', '127.0.0.2', '127.0.0.3'));
+    const fresh = pool.hosts[2]!;
+    assert.ok(fresh.warmth(Date.now()) <= 0.11, `a new replica starts near 10% (${fresh.warmth(Date.now())})`);
+    assert.equal(fresh.warmth(Date.now() + 10_000), 1, 'and has its full share after slowStart');
+    const second = pool.hosts[1]!;
+    pool.discovered(found('127.0.0.1', '127.0.0.3'));
+    assert.deepEqual([...pool.leaving.keys()], [second]);
+    pool.discovered(found('127.0.0.1', '127.0.0.2', '127.0.0.3'));
+    assert.equal(pool.hosts[1], second, 'taken back: the same host, its connections and what was learned of it');
+    assert.equal(second.warmth(Date.now()), 1);
+    assert.equal(pool.leaving.size, 0);
+    await pool.close();
+  },
+);
 
 test('a host that leaves and comes back while its health check is under way keeps one chain of checks', async () => {
   // Each check takes 300 ms and they come every 100 ms: one chain asks about three times a
@@ -299,46 +302,49 @@ test('a host that leaves and comes back while its health check is under way keep
   assert.ok(during <= 7, `${during} checks in 2 s: ${asked.map((t) => t - from).join(' ')}`);
 });
 
-test('a record removed under load: no request fails, those under way on it finish, then its connections close', async () => {
-  // The host that leaves answers slowly, so requests are under way on it when its record goes.
-  const up = await replicas(['127.0.0.1', '127.0.0.2', '127.0.0.3'], (a) => (a === '127.0.0.3' ? 1200 : 80));
-  cleanups.push(() => up.close());
-  const dns = await zone();
-  dns.set(NAME, { a: ['127.0.0.1', '127.0.0.2', '127.0.0.3'], ttl: 1 });
-  const gw = await gatewayFor(
-    { name: NAME, port: up.port, resolver: dns.address, refresh: { min: '200ms', max: '1s' } },
-    // The adaptive concurrency limit would shed some of this burst; that is not what is tested here.
-    { concurrency: { enabled: false } },
-  );
-  const leaving = up.byAddress.get('127.0.0.3')!;
-  let servedWhenGone = 0;
-  const load = runLoad(`${gw.url}/slow`, {
-    total: 100,
-    concurrency: 12,
-    onProgress(done) {
-      if (done === 12) dns.set(NAME, { a: ['127.0.0.1', '127.0.0.2'], ttl: 1 });
-    },
-  });
-  await waitFor('the host to leave', async () => (await music(gw)).hosts.length === 2, 5000);
-  servedWhenGone = leaving.served;
-  const result = await load;
-  assert.deepEqual(
-    result.byStatus,
-    { 200: 100 },
-    JSON.stringify(gw.logs.filter((l) => l.status !== 200 && l.msg === 'request').slice(0, 3)),
-  );
-  const removal = gw.logs.find((l) => l.msg === 'upstream hosts changed (dns)' && (l.removed as []).length > 0);
-  assert.deepEqual(removal?.removed, [leaving.label]);
-  assert.ok(Number(removal?.finishing) > 0, 'requests were under way on the host when it left');
-  assert.equal(leaving.served, servedWhenGone, 'no request sent to the host after it left');
-  assert.ok(leaving.served >= 4, 'it had its share before');
-  await waitFor('its connections to close', () => leaving.sockets.size === 0, 5000);
-  await waitFor('the leaving list to empty', async () => (await music(gw)).discovery.leaving.length === 0, 3000);
-  // Its per-host series went with it: addresses churn with deploys, and series must not pile up.
-  const metrics = await gw.gateway.metrics.registry.metrics();
-  assert.match(metrics, /gangway_upstream_attempts_total\{upstream="music",host="127\.0\.0\.1:\d+"/);
-  assert.doesNotMatch(metrics, new RegExp(`host="${leaving.label.replaceAll('.', '\\.')}"`));
-});
+test(
+  'a record removed under load: no request fails, those ' + 'under way on it finish, then its connections close',
+  async () => {
+    // The host that leaves answers slowly, so requests are under way on it when its record goes.
+    const up = await replicas(['127.0.0.1', '127.0.0.2', '127.0.0.3'], (a) => (a === '127.0.0.3' ? 1200 : 80));
+    cleanups.push(() => up.close());
+    const dns = await zone();
+    dns.set(NAME, { a: ['127.0.0.1', '127.0.0.2', '127.0.0.3'], ttl: 1 });
+    const gw = await gatewayFor(
+      { name: NAME, port: up.port, resolver: dns.address, refresh: { min: '200ms', max: '1s' } },
+      // The adaptive concurrency limit would shed some of this burst; that is not what is tested here.
+      { concurrency: { enabled: false } },
+    );
+    const leaving = up.byAddress.get('127.0.0.3')!;
+    let servedWhenGone = 0;
+    const load = runLoad(`${gw.url}/slow`, {
+      total: 100,
+      concurrency: 12,
+      onProgress(done) {
+        if (done === 12) dns.set(NAME, { a: ['127.0.0.1', '127.0.0.2'], ttl: 1 });
+      },
+    });
+    await waitFor('the host to leave', async () => (await music(gw)).hosts.length === 2, 5000);
+    servedWhenGone = leaving.served;
+    const result = await load;
+    assert.deepEqual(
+      result.byStatus,
+      { 200: 100 },
+      JSON.stringify(gw.logs.filter((l) => l.status !== 200 && l.msg === 'request').slice(0, 3)),
+    );
+    const removal = gw.logs.find((l) => l.msg === 'upstream hosts changed (dns)' && (l.removed as []).length > 0);
+    assert.deepEqual(removal?.removed, [leaving.label]);
+    assert.ok(Number(removal?.finishing) > 0, 'requests were under way on the host when it left');
+    assert.equal(leaving.served, servedWhenGone, 'no request sent to the host after it left');
+    assert.ok(leaving.served >= 4, 'it had its share before');
+    await waitFor('its connections to close', () => leaving.sockets.size === 0, 5000);
+    await waitFor('the leaving list to empty', async () => (await music(gw)).discovery.leaving.length === 0, 3000);
+    // Its per-host series went with it: addresses churn with deploys, and series must not pile up.
+    const metrics = await gw.gateway.metrics.registry.metrics();
+    assert.match(metrics, /gangway_upstream_attempts_total\{upstream="music",host="127\.0\.0\.1:\d+"/);
+    assert.doesNotMatch(metrics, new RegExp(`host="${leaving.label.replaceAll('.', '\\.')}"`));
+  },
+);
 
 test('records churning under load (a host leaving and coming back every 250 ms): no request fails', async () => {
   const up = await replicas(['127.0.0.1', '127.0.0.2', '127.0.0.3'], 20);
@@ -370,7 +376,8 @@ for (const [mode, error] of [
   ['no records', /no address records/],
   ['drop', /timeout/],
 ] as const) {
-  test(`a resolver answering ${mode}: the last good hosts stay, status and metrics say so, the log says it once`, async () => {
+  const title = `a resolver answering ${mode}: the last good hosts stay, status and metrics say so, the log says once`;
+  test(title, async () => {
     const up = await replicas(['127.0.0.1', '127.0.0.2']);
     cleanups.push(() => up.close());
     const dns = await zone();
@@ -438,61 +445,70 @@ test('retries after failures back off: the resolver is not hammered while it is 
   await gw.close();
 });
 
-test('starting while the resolver fails: requests get an explained 503 (no hosts), then hosts once it answers', async () => {
-  const up = await replicas(['127.0.0.1']);
-  cleanups.push(() => up.close());
-  const dns = await zone();
-  dns.mode = 'servfail';
-  dns.set(NAME, { a: ['127.0.0.1'], ttl: 30 });
-  const gw = await gatewayFor({ name: NAME, port: up.port, resolver: dns.address, refresh: { min: '200ms' } });
-  const refused = await fetchRaw(`${gw.url}/x`, { headers: { accept: 'application/problem+json' } });
-  assert.equal(refused.status, 503);
-  assert.match(String(refused.headers['proxy-status']), /error=destination_unavailable/);
-  assert.match(String(refused.headers['proxy-status']), /no hosts \(none found in DNS yet\)/);
-  assert.ok(Number(refused.headers['retry-after']) > 0);
-  const status = await music(gw);
-  assert.equal(status.hosts.length, 0);
-  assert.match(status.discovery.last_error!, /SERVFAIL/);
-  assert.ok(gw.logs.some((l) => l.msg === 'dns discovery failed: no hosts yet, retrying'));
+test(
+  'starting while the resolver fails: requests get an ' + 'explained 503 (no hosts), then hosts once it answers',
+  async () => {
+    const up = await replicas(['127.0.0.1']);
+    cleanups.push(() => up.close());
+    const dns = await zone();
+    dns.mode = 'servfail';
+    dns.set(NAME, { a: ['127.0.0.1'], ttl: 30 });
+    const gw = await gatewayFor({ name: NAME, port: up.port, resolver: dns.address, refresh: { min: '200ms' } });
+    const refused = await fetchRaw(`${gw.url}/x`, { headers: { accept: 'application/problem+json' } });
+    assert.equal(refused.status, 503);
+    assert.match(String(refused.headers['proxy-status']), /error=destination_unavailable/);
+    assert.match(String(refused.headers['proxy-status']), /no hosts \(none found in DNS yet\)/);
+    assert.ok(Number(refused.headers['retry-after']) > 0);
+    const status = await music(gw);
+    assert.equal(status.hosts.length, 0);
+    assert.match(status.discovery.last_error!, /SERVFAIL/);
+    assert.ok(gw.logs.some((l) => l.msg === 'dns discovery failed: no hosts yet, retrying'));
 
-  dns.mode = 'answer';
-  await waitFor('the first host', async () => (await music(gw)).hosts.length === 1, 4000);
-  assert.deepEqual(await servedBy(gw, 2), { '127.0.0.1': 2 });
-});
+    dns.mode = 'answer';
+    await waitFor('the first host', async () => (await music(gw)).hosts.length === 1, 4000);
+    assert.deepEqual(await servedBy(gw, 2), { '127.0.0.1': 2 });
+  },
+);
 
-test('the gateway takes traffic once the first answer is in: no 503 at start with a resolver that answers', async () => {
-  const up = await replicas(['127.0.0.1']);
-  cleanups.push(() => up.close());
-  const dns = await zone();
-  dns.set(NAME, { a: ['127.0.0.1'], ttl: 30 });
-  const gw = await gatewayFor({ name: NAME, port: up.port, resolver: dns.address });
-  assert.equal((await fetchRaw(`${gw.url}/x`)).status, 200);
-});
+test(
+  'the gateway takes traffic once the first answer is ' + 'in: no 503 at start with a resolver that answers',
+  async () => {
+    const up = await replicas(['127.0.0.1']);
+    cleanups.push(() => up.close());
+    const dns = await zone();
+    dns.set(NAME, { a: ['127.0.0.1'], ttl: 30 });
+    const gw = await gatewayFor({ name: NAME, port: up.port, resolver: dns.address });
+    assert.equal((await fetchRaw(`${gw.url}/x`)).status, 200);
+  },
+);
 
-test("TTLs are honoured within the refresh bounds: a 1 s TTL, a 0 s TTL held to min, an hour's held to max", async () => {
-  const dns = await zone();
-  const cases = [
-    { name: 'one.svc.test', ttl: 1, refresh: { min: '200ms', max: '10s' }, gap: [850, 1300] },
-    { name: 'zero.svc.test', ttl: 0, refresh: { min: '400ms', max: '10s' }, gap: [380, 750] },
-    { name: 'hour.svc.test', ttl: 3600, refresh: { min: '100ms', max: '700ms' }, gap: [600, 1050] },
-    { name: 'fixed.svc.test', ttl: 1, refresh: '600ms', gap: [580, 950] },
-  ];
-  for (const c of cases) dns.set(c.name, { a: ['127.0.0.1'], ttl: c.ttl });
-  const gws = await Promise.all(
-    cases.map((c) => gatewayFor({ name: c.name, port: 9, resolver: dns.address, refresh: c.refresh })),
-  );
-  await new Promise((r) => setTimeout(r, 3300));
-  for (const [k, c] of cases.entries()) {
-    await gws[k]!.close();
-    const at = dns.asked(c.name, 'A').map((q) => q.at);
-    const gaps = at.slice(1).map((t, i) => t - at[i]!);
-    assert.ok(gaps.length >= 2, `${c.name}: ${gaps.length} re-resolutions`);
-    // Every gap at least the lower bound (timers are never early); the shortest within the upper
-    // one, since a busy machine may delay any single resolution but not shorten one.
-    for (const g of gaps) assert.ok(g >= c.gap[0]!, `${c.name}: gaps ${gaps.join(', ')} ms`);
-    assert.ok(Math.min(...gaps) <= c.gap[1]!, `${c.name}: gaps ${gaps.join(', ')} ms`);
-  }
-});
+test(
+  'TTLs are honoured within the refresh bounds: a 1 s ' + "TTL, a 0 s TTL held to min, an hour's held to max",
+  async () => {
+    const dns = await zone();
+    const cases = [
+      { name: 'one.svc.test', ttl: 1, refresh: { min: '200ms', max: '10s' }, gap: [850, 1300] },
+      { name: 'zero.svc.test', ttl: 0, refresh: { min: '400ms', max: '10s' }, gap: [380, 750] },
+      { name: 'hour.svc.test', ttl: 3600, refresh: { min: '100ms', max: '700ms' }, gap: [600, 1050] },
+      { name: 'fixed.svc.test', ttl: 1, refresh: '600ms', gap: [580, 950] },
+    ];
+    for (const c of cases) dns.set(c.name, { a: ['127.0.0.1'], ttl: c.ttl });
+    const gws = await Promise.all(
+      cases.map((c) => gatewayFor({ name: c.name, port: 9, resolver: dns.address, refresh: c.refresh })),
+    );
+    await new Promise((r) => setTimeout(r, 3300));
+    for (const [k, c] of cases.entries()) {
+      await gws[k]!.close();
+      const at = dns.asked(c.name, 'A').map((q) => q.at);
+      const gaps = at.slice(1).map((t, i) => t - at[i]!);
+      assert.ok(gaps.length >= 2, `${c.name}: ${gaps.length} re-resolutions`);
+      // Every gap at least the lower bound (timers are never early); the shortest within the upper
+      // one, since a busy machine may delay any single resolution but not shorten one.
+      for (const g of gaps) assert.ok(g >= c.gap[0]!, `${c.name}: gaps ${gaps.join(', ')} ms`);
+      assert.ok(Math.min(...gaps) <= c.gap[1]!, `${c.name}: gaps ${gaps.join(', ')} ms`);
+    }
+  },
+);
 
 test('SRV records: the most preferred priority, each target with its own port and weight', async () => {
   const a = await replicas(['127.0.0.1']);
@@ -556,34 +572,39 @@ test('AAAA records: an IPv6 host ([::1]) beside an IPv4 one, or alone with famil
   assert.equal((await music(noAaaa)).discovery.last_result, 'ok', 'a name without AAAA records is no failure');
 });
 
-test('scheme https: discovered addresses are reached over TLS, their certificates checked for the DNS name', async () => {
-  const tlsDir = join(import.meta.dirname, 'support', 'tls');
-  const server = createHttpsServer(
-    { key: readFileSync(join(tlsDir, 'music-key.pem')), cert: readFileSync(join(tlsDir, 'music-cert.pem')) },
-    (_req, res) => res.end('secure'),
-  );
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
-  server.on('connection', (s: Socket) => cleanups.push(() => s.destroy()));
-  const port = (server.address() as AddressInfo).port;
-  const dns = await zone();
-  dns.set('music.example', { a: ['127.0.0.1'], ttl: 30 });
-  dns.set('other.example', { a: ['127.0.0.1'], ttl: 30 });
-  const ca = join(tlsDir, 'music-cert.pem');
-  const ask = async (name: string, tls: Record<string, unknown>): Promise<ClientResult> => {
-    const gw = await gatewayFor({ name, port, resolver: dns.address, scheme: 'https' }, { tls: { ca, ...tls } });
-    return fetchRaw(`${gw.url}/x`, { headers: { accept: 'application/json' }, timeoutMs: 10_000 });
-  };
-  const ok = await ask('music.example', {});
-  assert.equal(ok.status, 200);
-  assert.equal(ok.body.toString(), 'secure');
-  const wrongName = await ask('other.example', {});
-  assert.equal(wrongName.status, 502, 'the certificate is for music.example, not other.example');
-  assert.match(String(wrongName.headers['proxy-status']), /error=tls_certificate_error/);
-  assert.equal((await ask('other.example', { servername: 'music.example' })).status, 200, 'tls.servername wins');
-});
+test(
+  'scheme https: discovered addresses are reached over ' + 'TLS, their certificates checked for the DNS name',
+  async () => {
+    const tlsDir = join(import.meta.dirname, 'support', 'tls');
+    const server = createHttpsServer(
+      { key: readFileSync(join(tlsDir, 'music-key.pem')), cert: readFileSync(join(tlsDir, 'music-cert.pem')) },
+      (_req, res) => res.end('secure'),
+    );
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+    server.on('connection', (s: Socket) => cleanups.push(() => s.destroy()));
+    const port = (server.address() as AddressInfo).port;
+    const dns = await zone();
+    dns.set('music.example', { a: ['127.0.0.1'], ttl: 30 });
+    dns.set('other.example', { a: ['127.0.0.1'], ttl: 30 });
+    const ca = join(tlsDir, 'music-cert.pem');
+    const ask = async (name: string, tls: Record<string, unknown>): Promise<ClientResult> => {
+      const gw = await gatewayFor({ name, port, resolver: dns.address, scheme: 'https' }, { tls: { ca, ...tls } });
+      return fetchRaw(`${gw.url}/x`, { headers: { accept: 'application/json' }, timeoutMs: 10_000 });
+    };
+    const ok = await ask('music.example', {});
+    assert.equal(ok.status, 200);
+    assert.equal(ok.body.toString(), 'secure');
+    const wrongName = await ask('other.example', {});
+    assert.equal(wrongName.status, 502, 'the certificate is for music.example, not other.example');
+    assert.match(String(wrongName.headers['proxy-status']), /error=tls_certificate_error/);
+    assert.equal((await ask('other.example', { servername: 'music.example' })).status, 200, 'tls.servername wins');
+  },
+);
 
-test('a reload keeps an unchanged name’s hosts without asking again; a changed name is resolved before traffic moves', async () => {
+const reloadTitle =
+  'a reload keeps an unchanged name’s hosts without asking again; ' + 'a changed name is resolved before traffic moves';
+test(reloadTitle, async () => {
   const up = await replicas(['127.0.0.1', '127.0.0.2']);
   cleanups.push(() => up.close());
   const dns = await zone();
@@ -639,26 +660,29 @@ test('a reload that waits for a new name to resolve does not undo a reload made 
   assert.equal((await fetchRaw(`${gw.url}/second/x`)).status, 200);
 });
 
-test("an operator's drain names a discovered host by address, and holds when the host leaves and comes back", async () => {
-  const up = await replicas(['127.0.0.1', '127.0.0.2']);
-  cleanups.push(() => up.close());
-  const dns = await zone();
-  dns.set(NAME, { a: ['127.0.0.1', '127.0.0.2'], ttl: 0 });
-  const gw = await gatewayFor({ name: NAME, port: up.port, resolver: dns.address, refresh: { min: '150ms' } });
-  const drained = await fetch(`${gw.adminUrl}/api/drain`, {
-    method: 'PUT',
-    headers: JSON_BODY,
-    body: JSON.stringify({ upstream: 'music', host: `127.0.0.2:${up.port}`, drain: true }),
-  });
-  assert.equal(drained.status, 200);
-  assert.deepEqual(await servedBy(gw, 4), { '127.0.0.1': 4 });
-  dns.set(NAME, { a: ['127.0.0.1'], ttl: 0 });
-  await waitFor('the host to leave', async () => (await music(gw)).hosts.length === 1);
-  dns.set(NAME, { a: ['127.0.0.1', '127.0.0.2'], ttl: 0 });
-  await waitFor('the host to return', async () => (await music(gw)).hosts.length === 2);
-  assert.equal((await music(gw)).hosts[1]!.state, 'draining');
-  assert.deepEqual(await servedBy(gw, 4), { '127.0.0.1': 4 });
-});
+test(
+  "an operator's drain names a discovered host by " + 'address, and holds when the host leaves and comes back',
+  async () => {
+    const up = await replicas(['127.0.0.1', '127.0.0.2']);
+    cleanups.push(() => up.close());
+    const dns = await zone();
+    dns.set(NAME, { a: ['127.0.0.1', '127.0.0.2'], ttl: 0 });
+    const gw = await gatewayFor({ name: NAME, port: up.port, resolver: dns.address, refresh: { min: '150ms' } });
+    const drained = await fetch(`${gw.adminUrl}/api/drain`, {
+      method: 'PUT',
+      headers: JSON_BODY,
+      body: JSON.stringify({ upstream: 'music', host: `127.0.0.2:${up.port}`, drain: true }),
+    });
+    assert.equal(drained.status, 200);
+    assert.deepEqual(await servedBy(gw, 4), { '127.0.0.1': 4 });
+    dns.set(NAME, { a: ['127.0.0.1'], ttl: 0 });
+    await waitFor('the host to leave', async () => (await music(gw)).hosts.length === 1);
+    dns.set(NAME, { a: ['127.0.0.1', '127.0.0.2'], ttl: 0 });
+    await waitFor('the host to return', async () => (await music(gw)).hosts.length === 2);
+    assert.equal((await music(gw)).hosts[1]!.state, 'draining');
+    assert.deepEqual(await servedBy(gw, 4), { '127.0.0.1': 4 });
+  },
+);
 
 function problemsOf(text: string): string[] {
   try {
@@ -680,7 +704,8 @@ test('bad dns settings are refused with file, line and field', () => {
     ],
     [
       '    balance: p2c',
-      'gangway.yaml:3:5 upstreams.music: an upstream needs hosts (a list of addresses) or dns (a name to discover them by)',
+      'gangway.yaml:3:5 upstreams.music: an upstream needs hosts (a list of addresses) ' +
+        'or dns (a name to discover them by)',
     ],
     [
       '    dns: { name: music.svc.test }',
@@ -710,7 +735,8 @@ test('bad dns settings are refused with file, line and field', () => {
     ],
     [
       '    dns: { name: music.svc.test, port: 80, refresh: 10ms }',
-      'gangway.yaml:3:53 upstreams.music.dns.refresh: re-resolving more often than every 100ms would flood the resolver',
+      'gangway.yaml:3:53 upstreams.music.dns.refresh: ' +
+        're-resolving more often than every 100ms would flood the resolver',
     ],
     [
       '    dns: { name: music.svc.test, port: 70000 }',

@@ -139,10 +139,10 @@ test(
     assert.match(html, /<h1>The music service is down for maintenance<\/h1>/);
     assert.match(html, /Planned maintenance/);
     assert.equal(html.match(/Moving to new servers\./g)?.length, 1);
-    const at =
-      /Expected back at <time datetime="([^"]+)" data-clock>(\d{1,2}:\d\d [AP]M UTC)<\/time>, in <span data-until="[^"]+">about 5 minutes<\/span>\./.exec(
-        html,
-      );
+    const at = new RegExp(
+      'Expected back at <time datetime="([^"]+)" data-clock>(\\d{1,2}:\\d\\d [AP]M UTC)</time>, ' +
+        'in <span data-until="[^"]+">about 5 minutes</span>\\.',
+    ).exec(html);
     assert.ok(at, 'the end of the window is a clock time with its zone, and the wait is in words');
     assert.ok(Math.abs(Date.parse(at[1]!) - end.getTime()) < 2000, `${at[1]} is the window's end`);
     assert.doesNotMatch(html, /\b\d+ s\b/, 'no wait is written in bare seconds');

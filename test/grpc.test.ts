@@ -434,28 +434,34 @@ async function stallingUpstream(): Promise<{ port: number; timeouts: string[] }>
   return { port: (server.address() as AddressInfo).port, timeouts };
 }
 
-test('grpc-timeout is the call’s deadline: the gateway answers DEADLINE_EXCEEDED when it passes, trailers-only', async () => {
-  const { port, timeouts } = await stallingUpstream();
-  const g = await startGrpcGateway({
-    upstreams: { svc: { hosts: [`127.0.0.1:${port}`], protocol: 'h2c', healthCheck: { enabled: false } } },
-    routes: [{ match: { path: '/' }, upstream: 'svc' }],
-  });
-  const res = await rawGrpcCall(g.h2cPort, 'any.test', { 'grpc-timeout': '1S' });
-  // What is left of the second, in milliseconds: the time spent at the gateway is not the host's.
-  const forwarded = /^(\d+)m$/.exec(timeouts[0] ?? '');
-  assert.ok(forwarded && Number(forwarded[1]) > 0 && Number(forwarded[1]) <= 1000, `the host was given ${timeouts[0]}`);
-  assert.equal(res.headers[':status'], 200, 'a gRPC status rides on HTTP 200');
-  assert.equal(res.headers['content-type'], 'application/grpc');
-  assert.equal(res.headers['grpc-status'], String(grpc.status.DEADLINE_EXCEEDED), 'in the head: trailers-only');
-  assert.equal(res.trailers, undefined, 'no separate trailers block');
-  assert.equal(res.body.length, 0, 'and no message');
-  assert.match(String(res.headers['grpc-message']), /did not start answering in time/);
-  assert.match(String(res.headers['proxy-status']), /error=http_response_timeout/);
-  assert.ok(res.ms >= 950 && res.ms < 2500, `answered at the deadline (${Math.round(res.ms)} ms)`);
-  const line = await accessLog(g, `${SERVICE}/Slow`);
-  assert.equal(line.failure, 'http_response_timeout');
-  assert.match(String(line.cause), /the call's deadline \(grpc-timeout, 1000 ms\) passed/);
-});
+test(
+  'grpc-timeout is the call’s deadline: the gateway ' + 'answers DEADLINE_EXCEEDED when it passes, trailers-only',
+  async () => {
+    const { port, timeouts } = await stallingUpstream();
+    const g = await startGrpcGateway({
+      upstreams: { svc: { hosts: [`127.0.0.1:${port}`], protocol: 'h2c', healthCheck: { enabled: false } } },
+      routes: [{ match: { path: '/' }, upstream: 'svc' }],
+    });
+    const res = await rawGrpcCall(g.h2cPort, 'any.test', { 'grpc-timeout': '1S' });
+    // What is left of the second, in milliseconds: the time spent at the gateway is not the host's.
+    const forwarded = /^(\d+)m$/.exec(timeouts[0] ?? '');
+    assert.ok(
+      forwarded && Number(forwarded[1]) > 0 && Number(forwarded[1]) <= 1000,
+      `the host was given ${timeouts[0]}`,
+    );
+    assert.equal(res.headers[':status'], 200, 'a gRPC status rides on HTTP 200');
+    assert.equal(res.headers['content-type'], 'application/grpc');
+    assert.equal(res.headers['grpc-status'], String(grpc.status.DEADLINE_EXCEEDED), 'in the head: trailers-only');
+    assert.equal(res.trailers, undefined, 'no separate trailers block');
+    assert.equal(res.body.length, 0, 'and no message');
+    assert.match(String(res.headers['grpc-message']), /did not start answering in time/);
+    assert.match(String(res.headers['proxy-status']), /error=http_response_timeout/);
+    assert.ok(res.ms >= 950 && res.ms < 2500, `answered at the deadline (${Math.round(res.ms)} ms)`);
+    const line = await accessLog(g, `${SERVICE}/Slow`);
+    assert.equal(line.failure, 'http_response_timeout');
+    assert.match(String(line.cause), /the call's deadline \(grpc-timeout, 1000 ms\) passed/);
+  },
+);
 
 test('a server stream still running at its grpc-timeout ends with DEADLINE_EXCEEDED in its trailers', async () => {
   const { port } = await stallingUpstream();
@@ -502,46 +508,49 @@ test("an upstream's own HTTP 503 to a gRPC call becomes UNAVAILABLE, its status 
   assert.equal(res.body.length, 0, "the upstream's text is not passed off as a message");
 });
 
-test("a host's own UNAVAILABLE (trailers-only) is retried on another host for a listed method, relayed for others", async () => {
-  const { createServer: createH2cServer } = await import('node:http2');
-  let refused = 0;
-  const unavailable = createH2cServer();
-  unavailable.on('stream', (stream) => {
-    refused++;
-    stream.on('error', () => {});
-    stream.respond(
-      { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '14', 'grpc-message': 'shutting down' },
-      { endStream: true },
-    );
-  });
-  await new Promise<void>((r) => unavailable.listen(0, '127.0.0.1', r));
-  cleanups.push(() => new Promise<void>((r) => unavailable.close(() => r())));
-  const good = await startHost('after-unavailable', 'h2c');
-  const g = await startGrpcGateway({
-    upstreams: {
-      pool: {
-        hosts: [`127.0.0.1:${(unavailable.address() as AddressInfo).port}`, `127.0.0.1:${good.port}`],
-        protocol: 'h2c',
-        balance: 'round-robin',
-        healthCheck: { enabled: false },
-        retries: { backoff: '1ms' },
+test(
+  "a host's own UNAVAILABLE (trailers-only) is retried on " + 'another host for a listed method, relayed for others',
+  async () => {
+    const { createServer: createH2cServer } = await import('node:http2');
+    let refused = 0;
+    const unavailable = createH2cServer();
+    unavailable.on('stream', (stream) => {
+      refused++;
+      stream.on('error', () => {});
+      stream.respond(
+        { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '14', 'grpc-message': 'shutting down' },
+        { endStream: true },
+      );
+    });
+    await new Promise<void>((r) => unavailable.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => unavailable.close(() => r())));
+    const good = await startHost('after-unavailable', 'h2c');
+    const g = await startGrpcGateway({
+      upstreams: {
+        pool: {
+          hosts: [`127.0.0.1:${(unavailable.address() as AddressInfo).port}`, `127.0.0.1:${good.port}`],
+          protocol: 'h2c',
+          balance: 'round-robin',
+          healthCheck: { enabled: false },
+          retries: { backoff: '1ms' },
+        },
       },
-    },
-    routes: [{ match: { path: '/' }, upstream: 'pool', grpc: { idempotentMethods: [`${SERVICE}/Get`] } }],
-  });
-  const c = client(g, 'h2c', 'any.test');
-  const listed = await unary(c, 'Get', { id: '3' });
-  assert.equal(listed.status.code, grpc.status.OK, listed.status.details);
-  assert.equal(listed.value?.host, good.name);
-  assert.deepEqual((await accessLog(g, `${SERVICE}/Get`)).retries, ['upstream_error_status']);
-  // Round robin: the next call's first attempt is the other host, so send two to meet the refusing one.
-  const results = [await unary(c, 'Charge', { id: '4' }), await unary(c, 'Charge', { id: '5' })];
-  assert.equal(refused, 2, 'each call met the refusing host once');
-  const relayed = results.find((r) => r.status.code !== grpc.status.OK);
-  assert.equal(relayed?.status.code, grpc.status.UNAVAILABLE);
-  assert.equal(relayed?.status.details, 'shutting down', "the host's own status, relayed");
-  assert.equal(good.calls.filter((x) => x.call === 'Charge').length, 1, 'an unlisted call is not sent again');
-});
+      routes: [{ match: { path: '/' }, upstream: 'pool', grpc: { idempotentMethods: [`${SERVICE}/Get`] } }],
+    });
+    const c = client(g, 'h2c', 'any.test');
+    const listed = await unary(c, 'Get', { id: '3' });
+    assert.equal(listed.status.code, grpc.status.OK, listed.status.details);
+    assert.equal(listed.value?.host, good.name);
+    assert.deepEqual((await accessLog(g, `${SERVICE}/Get`)).retries, ['upstream_error_status']);
+    // Round robin: the next call's first attempt is the other host, so send two to meet the refusing one.
+    const results = [await unary(c, 'Charge', { id: '4' }), await unary(c, 'Charge', { id: '5' })];
+    assert.equal(refused, 2, 'each call met the refusing host once');
+    const relayed = results.find((r) => r.status.code !== grpc.status.OK);
+    assert.equal(relayed?.status.code, grpc.status.UNAVAILABLE);
+    assert.equal(relayed?.status.details, 'shutting down', "the host's own status, relayed");
+    assert.equal(good.calls.filter((x) => x.call === 'Charge').length, 1, 'an unlisted call is not sent again');
+  },
+);
 
 test('a gRPC call the gateway cannot route gets UNIMPLEMENTED even when it asks for HTML', async () => {
   const res = await rawGrpcCall(gw.h2cPort, 'nowhere.test', { accept: 'text/html' });
@@ -550,28 +559,31 @@ test('a gRPC call the gateway cannot route gets UNIMPLEMENTED even when it asks 
   assert.equal(res.body.length, 0);
 });
 
-test('a host killed before the call: even a non-idempotent call goes to the other host (nothing was sent)', async () => {
-  const dead = await startHost('dead-1', 'h2c');
-  const alive = await startHost('alive-1', 'h2c');
-  await dead.kill();
-  const g = await startGrpcGateway({
-    upstreams: {
-      pool: {
-        hosts: [`127.0.0.1:${dead.port}`, `127.0.0.1:${alive.port}`],
-        protocol: 'h2c',
-        balance: 'round-robin',
-        healthCheck: { enabled: false },
-        retries: { backoff: '1ms' },
+test(
+  'a host killed before the call: even a non-idempotent ' + 'call goes to the other host (nothing was sent)',
+  async () => {
+    const dead = await startHost('dead-1', 'h2c');
+    const alive = await startHost('alive-1', 'h2c');
+    await dead.kill();
+    const g = await startGrpcGateway({
+      upstreams: {
+        pool: {
+          hosts: [`127.0.0.1:${dead.port}`, `127.0.0.1:${alive.port}`],
+          protocol: 'h2c',
+          balance: 'round-robin',
+          healthCheck: { enabled: false },
+          retries: { backoff: '1ms' },
+        },
       },
-    },
-    routes: [{ match: { path: '/' }, upstream: 'pool' }],
-  });
-  const res = await unary(client(g, 'h2c', 'any.test'), 'Charge', { id: '1' });
-  assert.equal(res.status.code, grpc.status.OK, res.status.details);
-  assert.equal(res.value?.host, 'alive-1');
-  const line = await accessLog(g, `${SERVICE}/Charge`);
-  assert.deepEqual(line.retries, ['connection_refused']);
-});
+      routes: [{ match: { path: '/' }, upstream: 'pool' }],
+    });
+    const res = await unary(client(g, 'h2c', 'any.test'), 'Charge', { id: '1' });
+    assert.equal(res.status.code, grpc.status.OK, res.status.details);
+    assert.equal(res.value?.host, 'alive-1');
+    const line = await accessLog(g, `${SERVICE}/Charge`);
+    assert.deepEqual(line.retries, ['connection_refused']);
+  },
+);
 
 for (const [method, listed] of [
   ['Get', true],
@@ -642,7 +654,8 @@ test('a slow gRPC call is hedged on another host only when its method is listed 
 });
 
 for (const over of ['h2c', 'tls'] as const) {
-  test(`a server stream whose host is killed part way ends with UNAVAILABLE after the messages sent (${over})`, async () => {
+  const title = `a server stream whose host is killed part way ends with UNAVAILABLE after the messages sent (${over})`;
+  test(title, async () => {
     const host = await startHost(`streaming-${over}`, over === 'h2c' ? 'h2c' : 'tls');
     const spare = await startHost(`spare-${over}`, over === 'h2c' ? 'h2c' : 'tls');
     const scheme = over === 'h2c' ? '' : 'https://';
@@ -702,7 +715,8 @@ test('a call streaming both ways flows both ways: each message is answered befor
 });
 
 for (const transport of ['h2c', 'tls'] as const) {
-  test(`health checks speak the pool's protocol (${transport}): a gRPC-only host passes, a dead one fails`, async () => {
+  const title = `health checks speak the pool's protocol (${transport}): a gRPC-only host passes, a dead one fails`;
+  test(title, async () => {
     const alive = await startHost(`checked-${transport}`, transport);
     const dead = await closedPort();
     const scheme = transport === 'tls' ? 'https://' : '';
@@ -727,43 +741,46 @@ for (const transport of ['h2c', 'tls'] as const) {
   });
 }
 
-test('an h2 (TLS) pool serves ordinary requests from an HTTP/1.1 client, trailers included when asked for', async () => {
-  const versions: string[] = [];
-  const server = createSecureServer({ key: readFileSync(KEY), cert: readFileSync(CERT) }, (req, res) => {
-    versions.push(req.httpVersion);
-    res.setHeader('content-type', 'text/plain');
-    res.addTrailers({ 'x-checksum': 'c0ffee' });
-    res.end(`hello over ${req.httpVersion}, te=${req.headers.te ?? ''}`);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
-  const port = (server.address() as AddressInfo).port;
-  const h1 = createGateway(
-    {
-      listen: '127.0.0.1:0',
-      admin: false,
-      upstreams: {
-        web: {
-          hosts: [`https://127.0.0.1:${port}`],
-          protocol: 'h2',
-          tls: { ca: CERT },
-          healthCheck: { enabled: false },
+test(
+  'an h2 (TLS) pool serves ordinary requests from an ' + 'HTTP/1.1 client, trailers included when asked for',
+  async () => {
+    const versions: string[] = [];
+    const server = createSecureServer({ key: readFileSync(KEY), cert: readFileSync(CERT) }, (req, res) => {
+      versions.push(req.httpVersion);
+      res.setHeader('content-type', 'text/plain');
+      res.addTrailers({ 'x-checksum': 'c0ffee' });
+      res.end(`hello over ${req.httpVersion}, te=${req.headers.te ?? ''}`);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+    const port = (server.address() as AddressInfo).port;
+    const h1 = createGateway(
+      {
+        listen: '127.0.0.1:0',
+        admin: false,
+        upstreams: {
+          web: {
+            hosts: [`https://127.0.0.1:${port}`],
+            protocol: 'h2',
+            tls: { ca: CERT },
+            healthCheck: { enabled: false },
+          },
         },
-      },
-      routes: [{ match: { path: '/' }, upstream: 'web' }],
-    } as GatewayConfigInput,
-    { logDestination: { write() {} }, processMetrics: false },
-  );
-  const { proxy } = await h1.listen();
-  cleanups.push(() => h1.close());
-  const res = await fetchRaw(`http://127.0.0.1:${proxy.port}/hello`, { headers: { te: 'trailers' } });
-  assert.equal(res.status, 200);
-  assert.equal(res.body.toString(), 'hello over 2.0, te=trailers', 'spoken to in HTTP/2, TE: trailers passed on');
-  assert.equal(res.trailers['x-checksum'], 'c0ffee', "the upstream's trailers reached the HTTP/1.1 client");
-  const plain = await fetchRaw(`http://127.0.0.1:${proxy.port}/again`);
-  assert.equal(plain.status, 200);
-  assert.deepEqual(versions, ['2.0', '2.0']);
-});
+        routes: [{ match: { path: '/' }, upstream: 'web' }],
+      } as GatewayConfigInput,
+      { logDestination: { write() {} }, processMetrics: false },
+    );
+    const { proxy } = await h1.listen();
+    cleanups.push(() => h1.close());
+    const res = await fetchRaw(`http://127.0.0.1:${proxy.port}/hello`, { headers: { te: 'trailers' } });
+    assert.equal(res.status, 200);
+    assert.equal(res.body.toString(), 'hello over 2.0, te=trailers', 'spoken to in HTTP/2, TE: trailers passed on');
+    assert.equal(res.trailers['x-checksum'], 'c0ffee', "the upstream's trailers reached the HTTP/1.1 client");
+    const plain = await fetchRaw(`http://127.0.0.1:${proxy.port}/again`);
+    assert.equal(plain.status, 200);
+    assert.deepEqual(versions, ['2.0', '2.0']);
+  },
+);
 
 test('a plain HTTP/1.1 pool still serves HTTP/1.1 and HTTP/2 clients as before', async () => {
   const versions: string[] = [];
@@ -801,8 +818,9 @@ test('a pool protocol that its hosts cannot speak is refused with the file, line
     const file = join(dir, 'gangway.yaml');
     writeFileSync(
       file,
-      'listen: "127.0.0.1:0"\nadmin: false\nupstreams:\n  svc:\n    protocol: ' +
-        `${protocol}\n    hosts:\n      - "${host}"\nroutes:\n  - upstream: svc\n    grpc: { idempotentMethods: ${methods} }\n`,
+      'listen: "127.0.0.1:0"\nadmin: false\nupstreams:\n  svc:\n' +
+        `    protocol: ${protocol}\n    hosts:\n      - "${host}"\n` +
+        `routes:\n  - upstream: svc\n    grpc: { idempotentMethods: ${methods} }\n`,
     );
     return () => loadConfigFile(file);
   };
@@ -845,27 +863,31 @@ test('every failure kind has a gRPC status, and the ones the issue names are the
   assert.equal(GRPC_CODES.DEADLINE_EXCEEDED, grpc.status.DEADLINE_EXCEEDED);
 });
 
-test('an HTTP/2 stream or session that ends before any answer is connection_terminated; a PROTOCOL_ERROR reset is a protocol error', () => {
-  const before = { responseStarted: false, reusedConnection: false };
-  const info = Object.assign(new Error('HTTP/2: stream closed before the response was complete'), {
-    code: 'UND_ERR_INFO',
-  });
-  assert.equal(classifyFailure(info, before), 'connection_terminated');
-  const reset = Object.assign(new Error('Stream closed with error code NGHTTP2_INTERNAL_ERROR'), {
-    code: 'ERR_HTTP2_STREAM_ERROR',
-    http2ErrorCode: 2,
-  });
-  assert.equal(classifyFailure(reset, before), 'connection_terminated');
-  assert.equal(
-    classifyFailure({ ...reset, code: 'ERR_HTTP2_STREAM_ERROR', http2ErrorCode: 1 }, before),
-    'http_protocol_error',
-  );
-  assert.equal(
-    classifyFailure(Object.assign(new Error('x'), { code: 'ERR_HTTP2_GOAWAY_SESSION' }), before),
-    'connection_terminated',
-  );
-  assert.equal(classifyFailure(info, { ...before, responseStarted: true }), 'http_response_incomplete');
-});
+test(
+  'an HTTP/2 stream or session that ends before any answer is ' +
+    'connection_terminated; a PROTOCOL_ERROR reset is a protocol error',
+  () => {
+    const before = { responseStarted: false, reusedConnection: false };
+    const info = Object.assign(new Error('HTTP/2: stream closed before the response was complete'), {
+      code: 'UND_ERR_INFO',
+    });
+    assert.equal(classifyFailure(info, before), 'connection_terminated');
+    const reset = Object.assign(new Error('Stream closed with error code NGHTTP2_INTERNAL_ERROR'), {
+      code: 'ERR_HTTP2_STREAM_ERROR',
+      http2ErrorCode: 2,
+    });
+    assert.equal(classifyFailure(reset, before), 'connection_terminated');
+    assert.equal(
+      classifyFailure({ ...reset, code: 'ERR_HTTP2_STREAM_ERROR', http2ErrorCode: 1 }, before),
+      'http_protocol_error',
+    );
+    assert.equal(
+      classifyFailure(Object.assign(new Error('x'), { code: 'ERR_HTTP2_GOAWAY_SESSION' }), before),
+      'connection_terminated',
+    );
+    assert.equal(classifyFailure(info, { ...before, responseStarted: true }), 'http_response_incomplete');
+  },
+);
 
 test('grpc-timeout is read in every unit, and a malformed one is no deadline', () => {
   assert.equal(parseGrpcTimeout('1H'), 3_600_000);

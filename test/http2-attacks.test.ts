@@ -134,7 +134,8 @@ function describe(peer: h2.RawH2): string {
         ? `GOAWAY:${h2.goawayOf(f).name}`
         : `${f.type}/${f.stream}`,
   );
-  return `${codes.length} frames: ${codes.slice(0, 4).join(' ')} … ${codes.slice(-4).join(' ')}; closed: ${peer.isClosed}`;
+  const ends = `${codes.slice(0, 4).join(' ')} … ${codes.slice(-4).join(' ')}`;
+  return `${codes.length} frames: ${ends}; closed: ${peer.isClosed}`;
 }
 
 /**
@@ -316,22 +317,25 @@ test(
   },
 );
 
-test('a header list over maxHeaderSize gets its stream reset (ENHANCE_YOUR_CALM); the connection carries on', async () => {
-  const peer = await attacker({ tls: true });
-  const block = h2.requestBlock(
-    '/big-headers',
-    Array.from({ length: 10 }, (_, i): [string, string] => [`x-filler-${i}`, 'a'.repeat(3000)]),
-  );
-  peer.send(h2.headers(1, block.subarray(0, 16_000), { endHeaders: false }));
-  peer.send(h2.continuation(1, block.subarray(16_000), true));
-  const reset = await peer.waitFor((f) => f.stream === 1);
-  assert.equal(reset?.type, h2.FRAME.RST_STREAM, describe(peer));
-  assert.equal(h2.ERROR_NAME[reset.payload.readUInt32BE(0)], 'ENHANCE_YOUR_CALM');
-  peer.send(h2.headers(3, h2.requestBlock('/next')));
-  const next = await peer.waitFor((f) => f.type === h2.FRAME.HEADERS && f.stream === 3);
-  assert.equal(next && h2.statusOf(next), 200, 'the next request on the same connection is answered');
-  assert.equal(await peer.goaway(100), undefined);
-});
+test(
+  'a header list over maxHeaderSize gets its stream ' + 'reset (ENHANCE_YOUR_CALM); the connection carries on',
+  async () => {
+    const peer = await attacker({ tls: true });
+    const block = h2.requestBlock(
+      '/big-headers',
+      Array.from({ length: 10 }, (_, i): [string, string] => [`x-filler-${i}`, 'a'.repeat(3000)]),
+    );
+    peer.send(h2.headers(1, block.subarray(0, 16_000), { endHeaders: false }));
+    peer.send(h2.continuation(1, block.subarray(16_000), true));
+    const reset = await peer.waitFor((f) => f.stream === 1);
+    assert.equal(reset?.type, h2.FRAME.RST_STREAM, describe(peer));
+    assert.equal(h2.ERROR_NAME[reset.payload.readUInt32BE(0)], 'ENHANCE_YOUR_CALM');
+    peer.send(h2.headers(3, h2.requestBlock('/next')));
+    const next = await peer.waitFor((f) => f.type === h2.FRAME.HEADERS && f.stream === 3);
+    assert.equal(next && h2.statusOf(next), 200, 'the next request on the same connection is answered');
+    assert.equal(await peer.goaway(100), undefined);
+  },
+);
 
 test('protocol violations end the connection with the right code', async () => {
   const cases: Array<[string, Buffer, string]> = [
@@ -459,9 +463,12 @@ test('a gateway process under floods from 40 connections and 200 stalled streams
   );
   // 200 stalled 100 MB answers and ~50 MB of flood bytes: memory grows by little of that.
   const grew = (rss - baseline) / 2 ** 20;
-  t.diagnostic(
-    `RSS ${(baseline / 2 ** 20).toFixed(0)} → ${(rss / 2 ** 20).toFixed(0)} MiB, peak ${(peak / 2 ** 20).toFixed(0)} MiB`,
-  );
+  t.diagnostic(`RSS ${mib(baseline)} → ${mib(rss)} MiB, peak ${mib(peak)} MiB`);
   assert.ok(grew < 120, `RSS grew by ${grew.toFixed(0)} MiB (peak ${(peak / 2 ** 20).toFixed(0)} MiB)`);
   child.child.kill('SIGTERM');
 });
+
+/** Bytes as whole MiB, for the memory test's line. */
+function mib(bytes: number): string {
+  return (bytes / 2 ** 20).toFixed(0);
+}

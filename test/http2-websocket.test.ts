@@ -212,57 +212,66 @@ test('a WebSocket over HTTP/2 to a host that is down gets the explained 502 on i
   assert.equal((JSON.parse(await body()) as { status: number }).status, 502);
 });
 
-test('an upstream that switches without the right Sec-WebSocket-Accept is refused: 502 http_upgrade_failed', async () => {
-  const liar = await tcpUpstream((socket) => {
-    socket.once('data', () =>
-      socket.write(
-        'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-          'Sec-WebSocket-Accept: bm90IHRoZSByaWdodCBhY2NlcHQ=\r\n\r\n',
-      ),
-    );
-  });
-  cleanups.push(() => liar.close());
-  const gw = await gateway(liar.address);
-  const s = await session(gw.h2c);
-  const { headers } = await openWebSocket(s, '/ws', { accept: 'application/json' });
-  assert.equal(headers[':status'], 502);
-  assert.match(String(headers['proxy-status']), /error=http_upgrade_failed/);
-});
+test(
+  'an upstream that switches without the right ' + 'Sec-WebSocket-Accept is refused: 502 http_upgrade_failed',
+  async () => {
+    const liar = await tcpUpstream((socket) => {
+      socket.once('data', () =>
+        socket.write(
+          'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+            'Sec-WebSocket-Accept: bm90IHRoZSByaWdodCBhY2NlcHQ=\r\n\r\n',
+        ),
+      );
+    });
+    cleanups.push(() => liar.close());
+    const gw = await gateway(liar.address);
+    const s = await session(gw.h2c);
+    const { headers } = await openWebSocket(s, '/ws', { accept: 'application/json' });
+    assert.equal(headers[':status'], 502);
+    assert.match(String(headers['proxy-status']), /error=http_upgrade_failed/);
+  },
+);
 
-test('the echo server is a real WebSocket server: Node’s own client talks to it through the HTTP/1.1 listener', async () => {
-  const echo = await websocketEchoServer();
-  cleanups.push(() => echo.close());
-  const gw = await gateway(echo.address);
-  const ws = new WebSocket(`${gw.h1.replace('http', 'ws')}/ws`);
-  const got = await new Promise<string>((resolve, reject) => {
-    ws.onopen = () => ws.send('through h1');
-    ws.onmessage = (e) => resolve(String(e.data));
-    ws.onerror = () => reject(new Error('WebSocket failed'));
-  });
-  assert.equal(got, 'echo:through h1');
-  ws.close(1000);
-  await new Promise((r) => {
-    ws.onclose = r;
-  });
-});
+test(
+  'the echo server is a real WebSocket server: Node’s ' + 'own client talks to it through the HTTP/1.1 listener',
+  async () => {
+    const echo = await websocketEchoServer();
+    cleanups.push(() => echo.close());
+    const gw = await gateway(echo.address);
+    const ws = new WebSocket(`${gw.h1.replace('http', 'ws')}/ws`);
+    const got = await new Promise<string>((resolve, reject) => {
+      ws.onopen = () => ws.send('through h1');
+      ws.onmessage = (e) => resolve(String(e.data));
+      ws.onerror = () => reject(new Error('WebSocket failed'));
+    });
+    assert.equal(got, 'echo:through h1');
+    ws.close(1000);
+    await new Promise((r) => {
+      ws.onclose = r;
+    });
+  },
+);
 
-test('a shutdown does not wait forever on a WebSocket over HTTP/2: GOAWAY, then the drain timeout ends it', async () => {
-  const echo = await websocketEchoServer();
-  cleanups.push(() => echo.close());
-  const gw = await gateway(echo.address, { drainTimeout: '500ms' });
-  const s = await session(gw.h2c);
-  let goaway = false;
-  s.on('goaway', () => {
-    goaway = true;
-  });
-  const { stream } = await openWebSocket(s, '/ws');
-  const ws = new WsClient(stream);
-  ws.send('still here');
-  assert.ok(await ws.until(() => ws.texts().length === 1));
-  const started = Date.now();
-  await gw.close();
-  const took = Date.now() - started;
-  assert.ok(took < 3000, `the gateway stopped in ${took} ms`);
-  assert.equal(goaway, true, 'the client was told to go away first');
-  assert.ok(await ws.until(() => ws.ended, 2000), 'and the tunnel was ended');
-});
+test(
+  'a shutdown does not wait forever on a WebSocket ' + 'over HTTP/2: GOAWAY, then the drain timeout ends it',
+  async () => {
+    const echo = await websocketEchoServer();
+    cleanups.push(() => echo.close());
+    const gw = await gateway(echo.address, { drainTimeout: '500ms' });
+    const s = await session(gw.h2c);
+    let goaway = false;
+    s.on('goaway', () => {
+      goaway = true;
+    });
+    const { stream } = await openWebSocket(s, '/ws');
+    const ws = new WsClient(stream);
+    ws.send('still here');
+    assert.ok(await ws.until(() => ws.texts().length === 1));
+    const started = Date.now();
+    await gw.close();
+    const took = Date.now() - started;
+    assert.ok(took < 3000, `the gateway stopped in ${took} ms`);
+    assert.equal(goaway, true, 'the client was told to go away first');
+    assert.ok(await ws.until(() => ws.ended, 2000), 'and the tunnel was ended');
+  },
+);

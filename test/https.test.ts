@@ -45,7 +45,10 @@ async function helloUpstream() {
   return up.address;
 }
 
-/** A directory with the certificate files and a configuration naming them relatively, routing to `host` (a hello upstream by default). */
+/**
+ * A directory with the certificate files and a configuration naming them relatively, routing to
+ * `host` (a hello upstream by default).
+ */
 async function setUp(listen: string, host?: string) {
   const upstream = host ?? (await helloUpstream());
   const dir = mkdtempSync(join(tmpdir(), 'gangway-https-'));

@@ -191,22 +191,25 @@ for (const [name, makeOnce, skip] of implementations) {
       assert.deepEqual(got, ['maintenance']);
     });
 
-    test('token buckets lease whole tokens atomically, take payments into debt down to -burst, and refill', async () => {
-      const [one, other] = await make();
-      // A rate too slow to refill anything while the test runs, then a fast one.
-      const slow = 1e-9;
-      assert.deepEqual(await one.lease(['a', 'b'], [0, 0], [3, 0], slow, 10), [3, 0], 'a new bucket starts full');
-      assert.deepEqual(await other.lease(['a'], [0], [20], slow, 10), [7], 'another instance gets what is left');
-      assert.deepEqual(await one.lease(['a'], [5], [1], slow, 10), [0], 'a payment puts the bucket in debt');
-      assert.deepEqual(await other.lease(['a'], [-8], [2], slow, 10), [2], 'tokens given back can be leased again');
-      assert.deepEqual(await one.lease(['a'], [50], [0], slow, 10), [0]);
-      assert.deepEqual(await one.lease(['a'], [-15], [20], slow, 10), [5], 'the debt stopped at -burst');
-      assert.deepEqual(await one.lease(['c'], [10], [0], slow, 10), [0]);
-      await sleep(200);
-      const [refilled] = await other.lease(['c'], [0], [10], 0.01, 10);
-      // 0.01 per ms over 200 ms (and whatever the machine added) refills 2 tokens or a few more.
-      assert.ok(refilled! >= 2 && refilled! <= 5, `refilled ${refilled}`);
-    });
+    test(
+      'token buckets lease whole tokens atomically, take ' + 'payments into debt down to -burst, and refill',
+      async () => {
+        const [one, other] = await make();
+        // A rate too slow to refill anything while the test runs, then a fast one.
+        const slow = 1e-9;
+        assert.deepEqual(await one.lease(['a', 'b'], [0, 0], [3, 0], slow, 10), [3, 0], 'a new bucket starts full');
+        assert.deepEqual(await other.lease(['a'], [0], [20], slow, 10), [7], 'another instance gets what is left');
+        assert.deepEqual(await one.lease(['a'], [5], [1], slow, 10), [0], 'a payment puts the bucket in debt');
+        assert.deepEqual(await other.lease(['a'], [-8], [2], slow, 10), [2], 'tokens given back can be leased again');
+        assert.deepEqual(await one.lease(['a'], [50], [0], slow, 10), [0]);
+        assert.deepEqual(await one.lease(['a'], [-15], [20], slow, 10), [5], 'the debt stopped at -burst');
+        assert.deepEqual(await one.lease(['c'], [10], [0], slow, 10), [0]);
+        await sleep(200);
+        const [refilled] = await other.lease(['c'], [0], [10], 0.01, 10);
+        // 0.01 per ms over 200 ms (and whatever the machine added) refills 2 tokens or a few more.
+        assert.ok(refilled! >= 2 && refilled! <= 5, `refilled ${refilled}`);
+      },
+    );
 
     test('instances are counted while their heartbeats last', async () => {
       const [one, other] = await make();
@@ -220,7 +223,7 @@ for (const [name, makeOnce, skip] of implementations) {
 
 describe('the link to the store', { skip: noRedis }, () => {
   test(
-    'a frozen Redis costs each call its deadline, then is unreachable; ' + 'a write made meanwhile lands on its return',
+    'a frozen Redis costs each call its deadline, then is ' + 'unreachable; a write made meanwhile lands on its return',
     async () => {
       const r = await startRedis();
       cleanups.push(() => r.stop());

@@ -340,7 +340,8 @@ test('SIGTERM under load: every worker finishes its requests in flight, then the
   await assert.rejects(request(`${gw.url}/after`, { dispatcher: new Agent() }), /ECONNREFUSED/, 'stopped accepting');
 });
 
-test('a worker killed with SIGKILL under load: only its requests in flight fail, the listener keeps accepting, and it comes back', {
+test('a worker killed with SIGKILL under load: only its requests in ' +
+  'flight fail, the listener keeps accepting, and it comes back', {
   timeout: 180_000,
 }, async () => {
   const up = await httpUpstream((_req, res) => setTimeout(() => res.end('ok'), 10));

@@ -23,7 +23,8 @@ ul{padding-left:1.2rem}li{margin:.3rem 0}figure{margin:1rem 0}figcaption{color:v
 .key{list-style:none;padding:0;margin:0 0 .3rem;display:flex;flex-wrap:wrap;gap:.2rem 1.2rem;font-size:.9rem}
 .key li{margin:0}.key li::before{content:"";display:inline-block;width:1.2rem;height:.25rem;margin-right:.4rem;vertical-align:middle;border-radius:1px}
 .k-failed::before{background:var(--c-failed)}.k-shed::before{background:var(--c-shed)}
-.chart{width:100%;min-height:160px}li.soon .reason{color:var(--warn);font-weight:600}li.expired .detail{color:var(--bad);font-weight:600}
+.chart{width:100%;min-height:160px}
+li.soon .reason{color:var(--warn);font-weight:600}li.expired .detail{color:var(--bad);font-weight:600}
 @media (max-width:40rem){body{padding:1rem .9rem 2rem}
 table.services thead{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%)}
 table.services,table.services tbody,table.services tr,table.services td{display:block;width:100%}

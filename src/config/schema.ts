@@ -289,8 +289,9 @@ export interface DnsDiscoveryConfig {
   refresh: { min: number; max: number };
 }
 
-const DNS_NAME =
-  /^(?=.{1,253}\.?$)(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?$/;
+/** One label of a DNS name: up to 63 letters, digits, "_" or "-", not starting or ending with "-". */
+const DNS_LABEL = '[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?';
+const DNS_NAME = new RegExp(`^(?=.{1,253}\\.?$)(?:${DNS_LABEL}\\.)*${DNS_LABEL}\\.?$`);
 
 const dnsRefresh = z
   .union([

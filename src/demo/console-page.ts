@@ -68,7 +68,8 @@ function build(s){var box=document.getElementById('replicas');
  
  var gs=[{},{label:'errors seen',stroke:'#dc2626',width:2},{label:'retries',stroke:'#2563eb',width:1},{label:'hedges',stroke:'#7c3aed',width:1},{label:'resumes',stroke:'#16a34a',width:2},{label:'shed',stroke:'#d97706',width:1}];
  
- charts.g=new uPlot(Object.assign({width:document.body.clientWidth-40,height:170,series:gs},X),[[],[],[],[],[],[]],document.getElementById('chart-gateway'));
+ charts.g=new uPlot(Object.assign({width:document.body.clientWidth-40,height:170,series:gs},X),
+  [[],[],[],[],[],[]],document.getElementById('chart-gateway'));
  built=true}
 function render(s){if(!built)build(s);
  s.replicas.forEach(function(r,i){var c=document.getElementById('r'+i);
@@ -80,8 +81,10 @@ function render(s){if(!built)build(s);
  var g=s.gateway,stats=[['Requests/s',g.requestsPerSecond],['Errors listeners saw/s',g.clientErrorsPerSecond],['Streams cut/s',g.cutPerSecond],['Retries/s',g.retriesPerSecond],['Hedges/s',g.hedgesPerSecond],['Resumes/s',g.resumesPerSecond],['Shed/s',g.shedPerSecond],['From cache/s',g.fromCachePerSecond],['Errors prevented by the cache/s',g.preventedPerSecond],['Concurrency limit',g.concurrencyLimit==null?'–':g.concurrencyLimit],['Queued',g.queued]];
  
  var sp=document.getElementById('spike-status');if(s.spike){sp.hidden=false;
- sp.textContent=(s.spike.running?'Spike running: ':'Last spike: ')+s.spike.sent+' sent · '+s.spike.ok+' served · '+s.spike.shed+' shed at once with 503 + Retry-After · '+(s.spike.other+s.spike.failed)+' failed'}
- var sb=document.getElementById('stats');sb.textContent='';stats.forEach(function(x){var d=el('div',{class:'stat card'});
+ sp.textContent=(s.spike.running?'Spike running: ':'Last spike: ')+s.spike.sent+' sent · '+s.spike.ok+' served · '+
+  s.spike.shed+' shed at once with 503 + Retry-After · '+(s.spike.other+s.spike.failed)+' failed'}
+ var sb=document.getElementById('stats');sb.textContent='';
+ stats.forEach(function(x){var d=el('div',{class:'stat card'});
  d.appendChild(el('b',{},String(x[1])));d.appendChild(el('span',{class:'muted'},x[0]));
  sb.appendChild(d)});
  if(t0===null)t0=s.at;data.t.push((s.at-t0)/1000);s.replicas.forEach(function(r,i){data.r[i].push(r.okPerSecond);

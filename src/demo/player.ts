@@ -53,7 +53,8 @@ function explain(r){var ct=r.headers.get('content-type')||'';
  if(ct.indexOf('json')<0)return Promise.resolve('the service answered '+r.status);
  
  return r.json().then(function(p){var after=r.headers.get('retry-after');
- return (p.title||('the service answered '+r.status))+(p.detail?' — '+p.detail:'')+(after&&/^[0-9]+$/.test(after)?' Try again in '+(after<90?after+' s':'about '+Math.round(after/60)+' min')+'.':'')})}
+ return (p.title||('the service answered '+r.status))+(p.detail?' — '+p.detail:'')+
+  (after&&/^[0-9]+$/.test(after)?' Try again in '+(after<90?after+' s':'about '+Math.round(after/60)+' min')+'.':'')})}
 // Waiting before the first second of a track plays is buffering, not a stall.
 audio.addEventListener('playing',function(){started=true});
 audio.addEventListener('waiting',function(){if(!started)return;
@@ -62,7 +63,8 @@ audio.addEventListener('waiting',function(){if(!started)return;
 audio.addEventListener('error',function(){errors++;window.demo.errors=errors;text('errors',errors);
  var p=document.getElementById('problem');var src=audio.currentSrc;if(!src)return;
  fetch(src,{headers:{accept:'application/problem+json',range:'bytes=0-0'}}).then(function(r){return r.ok?'the audio could not be played ('+(audio.error&&audio.error.message||'media error')+')':explain(r)})
- .catch(function(){return 'the service could not be reached'}).then(function(m){p.textContent='This track cannot play right now: '+m;
+ .catch(function(){return 'the service could not be reached'})
+ .then(function(m){p.textContent='This track cannot play right now: '+m;
  p.hidden=false})});
 setInterval(function(){text('pos',fmt(audio.currentTime)+' of '+fmt(audio.duration));
  var b=audio.buffered;text('buf',b.length?fmt(b.end(b.length-1)-audio.currentTime)+' ahead':'–')},250);

@@ -143,7 +143,11 @@ export async function runDoctor(given: URL, opts: DoctorOptions, progress: Docto
       ms: reach.ms,
       detail:
         `${proxy.variable}=${name}${proxy.kind === 'socks' ? ' (a SOCKS proxy)' : ''} ` +
-        `applies to this URL: ${reach.ok ? 'reachable' : `not reachable (${reach.error})`}${reach.ok && untestedSocks ? '; doctor cannot send requests through SOCKS, so it checks the service directly' : ''}${ignored}${vpn}`,
+        `applies to this URL: ${reach.ok ? 'reachable' : `not reachable (${reach.error})`}` +
+        (reach.ok && untestedSocks
+          ? '; doctor cannot send requests through SOCKS, so it checks the service directly'
+          : '') +
+        `${ignored}${vpn}`,
     });
     if (!reach.ok)
       return finish(

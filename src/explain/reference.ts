@@ -12,11 +12,21 @@ const RETRY_TEXT = {
   never: 'no',
 } as const;
 
+const TABLE_HEAD =
+  '| kind | status | Proxy-Status error | retried on another host? | whose side | Retry-After (s) | ' +
+  'gRPC status | what the client is told |\n|---|---|---|---|---|---|---|---|';
+
 export function renderFailuresReference(): string {
-  const rows = Object.entries(FAILURES).map(
-    ([name, k]) =>
-      `| \`${name}\` | ${k.status ?? (name === 'upstream_error_status' ? 'as received' : '(headers already sent)')} | ${k.error ? `\`${k.error}\`` : name === 'upstream_error_status' ? '`received-status`' : '—'} | ${RETRY_TEXT[k.retry]} | ${k.side} | ${k.retryAfter ?? '—'} | \`${k.grpc}\` | ${text('en', `kind.${name as FailureKindName}.explanation`, undefined, { service: '*service*' })} |`,
-  );
+  const rows = Object.entries(FAILURES).map(([name, k]) => {
+    const passedOn = name === 'upstream_error_status';
+    const status = k.status ?? (passedOn ? 'as received' : '(headers already sent)');
+    const error = k.error ? `\`${k.error}\`` : passedOn ? '`received-status`' : '—';
+    const told = text('en', `kind.${name as FailureKindName}.explanation`, undefined, { service: '*service*' });
+    return (
+      `| \`${name}\` | ${status} | ${error} | ${RETRY_TEXT[k.retry]} | ${k.side} | ${k.retryAfter ?? '—'} | ` +
+      `\`${k.grpc}\` | ${told} |`
+    );
+  });
   return `# Failures and what the gateway answers
 
 <!-- Generated from src/faults/taxonomy.ts by \`npm run docs\`; do not edit by hand. -->
@@ -32,8 +42,7 @@ error, unless \`errors.exposeDetails\` is on or the client is in \`errors.truste
 access log always has the host and the cause. Metrics label requests by kind
 (\`gangway_requests_total{failure="<kind>"}\`).
 
-| kind | status | Proxy-Status error | retried on another host? | whose side | Retry-After (s) | gRPC status | what the client is told |
-|---|---|---|---|---|---|---|---|
+${TABLE_HEAD}
 ${rows.join('\n')}
 
 The retry column is what the gateway does before any answer reaches the client: another

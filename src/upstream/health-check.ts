@@ -1,8 +1,8 @@
 /**
  * Active health checks for one pool: every host gets a GET of the configured path at a
- * jittered interval, over the pool's protocol (its undici pool speaks it); any answer below 500 within the timeout passes. A host leaves
- * rotation after the unhealthy threshold of consecutive failures and comes back after the
- * healthy threshold of passes.
+ * jittered interval, over the pool's protocol (its undici pool speaks it); any answer below 500
+ * within the timeout passes. A host leaves rotation after the unhealthy threshold of consecutive
+ * failures and comes back after the healthy threshold of passes.
  */
 import type { UpstreamConfig } from '../config/schema.js';
 import type { UpstreamHost } from './host.js';

@@ -7,7 +7,6 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { connect as http2Connect } from 'node:http2';
 import { connect, createServer } from 'node:net';
@@ -18,9 +17,9 @@ import { join } from 'node:path';
 import { startDemo } from '../src/demo/run.js';
 import { browserUnavailable, launchBrowser, watchedPage } from './support/browser.js';
 import { h2Ask } from './support/h2-client.js';
+import { spawnCli } from './support/spawn-cli.js';
 import { closedPort } from './support/harness.js';
 
-const CLI = join(import.meta.dirname, '..', 'src', 'cli.ts');
 const cleanups: Array<() => unknown> = [];
 after(async () => {
   for (const c of cleanups.reverse()) await c();
@@ -47,22 +46,8 @@ test(
     'running or listening',
   async () => {
     const ports = await freePorts(7);
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'demo'], {
-      env: { ...process.env, GANGWAY_DEMO_PORTS: ports.join(',') },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    cleanups.push(() => {
-      if (child.exitCode === null) child.kill('SIGKILL');
-    });
-    let out = '';
-    child.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-    });
-    child.stderr.on('data', (c: Buffer) => {
-      out += c.toString();
-    });
-    const deadline = Date.now() + 20_000;
-    while (!out.includes('Press Ctrl-C') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const { child, output } = await spawnDemo(ports);
+    const out = output.text;
     assert.match(out, new RegExp(`player +http://127\\.0\\.0\\.1:${ports[0]}/`));
     assert.match(out, new RegExp(`console +http://127\\.0\\.0\\.1:${ports[2]}/`));
     assert.match(out, new RegExp(`status page +http://127\\.0\\.0\\.1:${ports[0]}/status`));
@@ -109,25 +94,21 @@ async function quietDemo() {
 
 /** Starts `gangway demo` as its own process on the given ports; resolves with its output so far once it is up (or gone). */
 async function spawnDemo(ports: number[]) {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'demo'], {
-    env: { ...process.env, GANGWAY_DEMO_PORTS: ports.join(',') },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const demo = spawnCli(['demo'], { ...process.env, GANGWAY_DEMO_PORTS: ports.join(',') });
+  const { child, exited } = demo;
   cleanups.push(() => {
     if (child.exitCode === null) child.kill('SIGKILL');
   });
-  const output = { text: '' };
-  child.stdout.on('data', (c: Buffer) => {
-    output.text += c.toString();
-  });
-  child.stderr.on('data', (c: Buffer) => {
-    output.text += c.toString();
-  });
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  const deadline = Date.now() + 20_000;
-  while (!output.text.includes('Press Ctrl-C') && child.exitCode === null && Date.now() < deadline)
-    await new Promise((r) => setTimeout(r, 50));
-  return { child, output, exited };
+  await demo.until('Press Ctrl-C', 20_000);
+  return {
+    child,
+    output: {
+      get text() {
+        return demo.output();
+      },
+    },
+    exited,
+  };
 }
 
 test(

@@ -6,7 +6,6 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,10 +17,9 @@ import { certificateFacts, daysLeft } from '../src/listen/certificate.js';
 import type { StatusReport } from '../src/admin/status-model.js';
 import { renderSections } from '../src/admin/status-view.js';
 import { h2Ask } from './support/h2-client.js';
+import { spawnCli } from './support/spawn-cli.js';
 import { closedPort, httpUpstream, websocketTranscript } from './support/harness.js';
 import { websocketEchoServer, WsClient } from './support/websocket.js';
-
-const CLI = join(import.meta.dirname, '..', 'src', 'cli.ts');
 
 const TLS = join(import.meta.dirname, 'support', 'tls');
 const CA = readFileSync(join(TLS, 'localhost-cert.pem'), 'utf8');
@@ -197,18 +195,12 @@ test('gangway start --watch presents a renewed certificate once its files are re
   const { dir, file } = await setUp(`{ address: "127.0.0.1:0", tls: { cert: "cert.pem", key: "key.pem" } }`);
   const port = await closedPort();
   writeFileSync(file, readFileSync(file, 'utf8').replace('127.0.0.1:0', `127.0.0.1:${port}`));
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'start', '-c', file, '--watch'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const gw = spawnCli(['start', '-c', file, '--watch']);
+  const { child } = gw;
   cleanups.push(() => {
     if (child.exitCode === null) child.kill('SIGKILL');
   });
-  let out = '';
-  child.stdout.on('data', (c: Buffer) => {
-    out += c.toString();
-  });
-  const deadline = Date.now() + 15_000;
-  while (!out.includes('gangway listening') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+  await gw.until('gangway listening', 15_000);
   assert.equal(await presented(port), 'Gangway tests');
   // A renewer writes the key, then the certificate: the reload waits for the pair to settle.
   copyFileSync(join(TLS, 'rotated-key.pem'), join(dir, 'key.pem'));

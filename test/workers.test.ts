@@ -8,7 +8,6 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -16,6 +15,7 @@ import { join } from 'node:path';
 import { Agent, fetch as undiciFetch, request } from 'undici';
 import { cli } from './support/cli.js';
 import { startChildGateway, type ChildGateway } from './support/child-gateway.js';
+import { spawnCli } from './support/spawn-cli.js';
 import { closedPort, fetchRaw, httpUpstream } from './support/harness.js';
 import { runLoad } from './support/load.js';
 import { workerCount } from '../src/workers/count.js';
@@ -468,21 +468,12 @@ test('a worker that cannot bind its listener stops the start: gangway exits 1 na
     `workers: 2\nlisten: "127.0.0.1:${port}"\nadmin: "127.0.0.1:${await closedPort()}"\n` +
       'upstreams:\n  music: { hosts: ["127.0.0.1:9"] }\nroutes:\n  - { match: { path: "/" }, upstream: music }\n',
   );
-  const cli = join(import.meta.dirname, '..', 'src', 'cli.ts');
-  const child = spawn(process.execPath, ['--import', 'tsx', cli, 'start', '-c', file], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const gw = spawnCli(['start', '-c', file]);
   cleanups.push(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
+    if (gw.child.exitCode === null) gw.child.kill('SIGKILL');
   });
-  let out = '';
-  child.stdout.on('data', (c: Buffer) => {
-    out += c.toString();
-  });
-  child.stderr.on('data', (c: Buffer) => {
-    out += c.toString();
-  });
-  const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+  const code = await gw.exited;
+  const out = gw.output();
   assert.equal(code, 1, out);
   assert.match(out, new RegExp(`cannot listen on 127.0.0.1:${port} for the main listener`));
   assert.ok(!out.includes('gangway listening'), 'never said it was listening');

@@ -2,13 +2,12 @@
  * A gateway in its own process, started through the CLI as an operator would, so tests
  * can signal it and read its memory from /proc.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { closedPort } from './harness.js';
-
-const CLI = join(import.meta.dirname, '..', '..', 'src', 'cli.ts');
+import { spawnCli } from './spawn-cli.js';
 
 export interface ChildGateway {
   child: ChildProcess;
@@ -56,28 +55,15 @@ routes:
   - { match: { path: "/" }, upstream: music${routeYaml ? `, ${routeYaml}` : ''} }
 ${extraYaml}`,
   );
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'start', '-c', file, ...extraArgs], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (c: Buffer) => {
-    out += c.toString();
-  });
-  child.stderr!.on('data', (c: Buffer) => {
-    out += c.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const deadline = Date.now() + startWithinMs;
-  while (!out.includes('gangway listening')) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`gateway did not start:\n${out}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  const gw = spawnCli(['start', '-c', file, ...extraArgs]);
+  const { child } = gw;
+  if (!(await gw.until('gangway listening', startWithinMs))) throw new Error(`gateway did not start:\n${gw.output()}`);
   return {
     child,
     url: `http://127.0.0.1:${listen}`,
     adminUrl: `http://127.0.0.1:${admin}`,
-    output: () => out,
-    exited,
+    output: gw.output,
+    exited: gw.exited,
     file,
   };
 }

@@ -142,6 +142,40 @@ http { ${http} }
 }
 
 /**
+ * Starts HAProxy with one thread in front of `origin`, listening on `port` (its `bind` line gets
+ * `bindOptions`, e.g. TLS); the same defaults for every bench. Undefined when HAProxy is not
+ * installed.
+ */
+export function startHaproxy(
+  work: string,
+  port: number,
+  origin: number,
+  bindOptions = '',
+): Promise<Started> | undefined {
+  const haproxy = which('haproxy');
+  if (!haproxy) return undefined;
+  const conf = join(work, 'haproxy.cfg');
+  writeFileSync(
+    conf,
+    `global
+  nbthread 1
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:${port}${bindOptions ? ` ${bindOptions}` : ''}
+  default_backend be
+backend be
+  server origin 127.0.0.1:${origin}
+`,
+  );
+  return startProcess('haproxy', haproxy, ['-f', conf, '-db'], port);
+}
+
+/**
  * The benchmarks' origin: nginx serving fixed 1 KiB and 1 MiB files from `work`, on the load
  * generator's core; undefined when nginx is not installed.
  */

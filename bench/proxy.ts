@@ -31,6 +31,7 @@ import {
   LOAD_CPU,
   machine,
   runWrk,
+  startHaproxy,
   startNginx,
   startProcess,
   startStaticOrigin,
@@ -127,32 +128,7 @@ const peers: Array<[string, PeerStarter]> = [
     location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; } }`,
       ),
   ],
-  [
-    'HAProxy (1 thread)',
-    async () => {
-      const haproxy = which('haproxy');
-      if (!haproxy) return undefined;
-      const conf = join(work, 'haproxy.cfg');
-      writeFileSync(
-        conf,
-        `global
-  nbthread 1
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-  http-reuse always
-frontend fe
-  bind 127.0.0.1:${PROXY_PORT}
-  default_backend be
-backend be
-  server origin 127.0.0.1:${ORIGIN_PORT}
-`,
-      );
-      return startProcess('haproxy', haproxy, ['-f', conf, '-db'], PROXY_PORT);
-    },
-  ],
+  ['HAProxy (1 thread)', async () => startHaproxy(work, PROXY_PORT, ORIGIN_PORT)],
 ];
 
 interface Row {

@@ -15,7 +15,17 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LOAD_CPU, machine, runWrk, startNginx, startProcess, startStaticOrigin, which, type Started } from './lib.js';
+import {
+  LOAD_CPU,
+  machine,
+  runWrk,
+  startHaproxy,
+  startNginx,
+  startProcess,
+  startStaticOrigin,
+  which,
+  type Started,
+} from './lib.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
@@ -81,29 +91,10 @@ const peers: Array<[string, () => Promise<Started> | undefined]> = [
   [
     'HAProxy (1 thread)',
     () => {
-      const haproxy = which('haproxy');
-      if (!haproxy) return undefined;
+      // HAProxy reads the certificate and its key from one file.
       const pem = join(work, 'haproxy.pem');
       writeFileSync(pem, Buffer.concat([readFileSync(CERT), readFileSync(KEY)]));
-      const conf = join(work, 'haproxy.cfg');
-      writeFileSync(
-        conf,
-        `global
-  nbthread 1
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-  http-reuse always
-frontend fe
-  bind 127.0.0.1:${PROXY_PORT} ssl crt ${pem} alpn h2,http/1.1
-  default_backend be
-backend be
-  server origin 127.0.0.1:${ORIGIN_PORT}
-`,
-      );
-      return startProcess('haproxy', haproxy, ['-f', conf, '-db'], PROXY_PORT);
+      return startHaproxy(work, PROXY_PORT, ORIGIN_PORT, `ssl crt ${pem} alpn h2,http/1.1`);
     },
   ],
   [

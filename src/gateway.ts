@@ -22,6 +22,7 @@ import type { LineDestination } from './observe/log-sink.js';
 import { createLog, externalLog, type GatewayLog, type Logger } from './observe/logger.js';
 import type { GateState } from './admission/concurrency-gate.js';
 import { GatewayMetrics, type HostState, type MetricSources } from './observe/metrics.js';
+import type { TimelineView } from './observe/timeline.js';
 import { BodyBudget } from './proxy/request-body.js';
 import { FleetState, storeFromConfig } from './state/fleet-state.js';
 import type { StateStore } from './state/store.js';
@@ -128,8 +129,9 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
     },
   });
   const maintenance = new Maintenance();
-  // With a store, the maintenance switch, drains, rate limits and incidents are the fleet's.
+  // With a store, the maintenance switch, drains, rate limits, incidents and timeline are the fleet's.
   const store = options.store ?? storeFromConfig(initial);
+  const worker = options.worker;
   const fleet: FleetState | undefined =
     store === undefined
       ? undefined
@@ -138,6 +140,8 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
           deadlineMs: initial.store?.redis?.deadline ?? DEFAULT_STORE_DEADLINE_MS,
           maintenance,
           incidents: metrics.incidents,
+          timeline: metrics.timeline,
+          timelineSource: worker?.timelineSource,
           logger,
           failed: (op) => metrics.storeErrors.with(op).inc(),
           drainsChanged: () => runtime.applyDrains(),
@@ -177,9 +181,11 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
   runtime.start();
   const current = (): Runtime => runtime;
   const startedAt = Date.now();
-  const worker = options.worker;
-  // A worker's status page draws the machine's traffic: its own steps and the other workers'.
-  const timeline = worker === undefined ? metrics.timeline : worker.timeline(metrics.timeline);
+  // The status page draws the fleet's traffic: this process's steps and those of every other
+  // process sharing the store; a worker has its machine's others' over IPC too, store or not.
+  const timeline: TimelineView = fleet?.timeline ?? metrics.timeline;
+  if (worker !== undefined && fleet !== undefined)
+    worker.relaySteps(metrics.timeline, (source, points) => fleet.timeline.relayed(source, points));
   const statusSources = (): StatusSources => ({
     runtime,
     timeline,

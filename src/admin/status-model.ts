@@ -25,7 +25,7 @@ export type ReasonCode = 'maintenance' | 'no_servers' | 'failing' | 'servers_out
 
 export interface StatusSources {
   runtime: Runtime;
-  /** This process's timeline, or the machine's when workers share the listeners. */
+  /** This process's timeline, or the fleet's (every process sharing the state store). */
   timeline: TimelineView;
   incidents: IncidentDetector;
   version: string;
@@ -99,6 +99,11 @@ export interface StatusHistory {
   /** Asked to retry later (shed), % of requests. */
   shed_pct: number[];
   ttfb_p99_ms: Array<number | null>;
+  /**
+   * Present (true) while the state store is unreachable: the other instances' steps since then
+   * are missing here, and are filled in once it answers again.
+   */
+  partial?: true;
 }
 
 export interface StatusReport {
@@ -268,7 +273,10 @@ export function buildStatus(s: StatusSources, opts: { public: boolean; history: 
       },
     }));
   }
-  if (opts.history) body.history = historyOf(timeline);
+  if (opts.history) {
+    body.history = historyOf(timeline);
+    if (s.store?.()?.reachable === false) body.history.partial = true;
+  }
   return body;
 }
 

@@ -3,7 +3,8 @@
  * the same place — no outside requests), rendered on the server in the reader's language so it
  * reads without JavaScript (./status-view.ts), then kept live over server-sent events: every
  * time the timeline closes a step, each open page receives the new status, its sections
- * rendered again in the page's language, and the new chart point. Served on the admin listener
+ * rendered again in the page's language, and the new chart point (the whole hour when earlier
+ * steps changed, as a fleet's late steps do). Served on the admin listener
  * at /status, and on the main listener at `status.path` when configured (the public view: no
  * upstream names, host counts or addresses).
  */
@@ -117,7 +118,12 @@ function openEventStream(sources: () => StatusSources, res: ServerResponse, isPu
     res.write(`event: status\ndata: ${JSON.stringify({ ...status, point, sections })}\n\n`);
   };
   push(true);
-  const stop = timeline.onStep(() => push(false));
+  // A fleet's steps that came late (a clock behind, an outage's backlog) change the past: the hour again.
+  let revision = timeline.revision;
+  const stop = timeline.onStep(() => {
+    push(timeline.revision !== revision);
+    revision = timeline.revision;
+  });
   const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS).unref();
   res.once('close', () => {
     stop();

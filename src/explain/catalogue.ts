@@ -177,7 +177,8 @@ const en: Catalogue = {
   'status.store_reachable':
     '{kind} reachable since {since} · shared by {instances, plural, one {# instance} other {# instances}}',
   'status.store_unreachable':
-    "{kind} unreachable since {since}: rate limits use this instance's share, the last known maintenance holds",
+    "{kind} unreachable since {since}: rate limits use this instance's share, the last known maintenance holds, " +
+    "the charts lack the other instances' traffic since then",
   'status.now': 'Now',
   'status.scheduled': 'Scheduled',
   'status.all_services': 'all services',
@@ -386,7 +387,7 @@ const de: Partial<Catalogue> = {
     '{kind} erreichbar seit {since} · geteilt von {instances, plural, one {# Instanz} other {# Instanzen}}',
   'status.store_unreachable':
     '{kind} nicht erreichbar seit {since}: Ratenlimits nutzen den Anteil dieser Instanz, ' +
-    'die zuletzt bekannte Wartung gilt weiter',
+    'die zuletzt bekannte Wartung gilt weiter, den Diagrammen fehlt seither der Verkehr der anderen Instanzen',
   'status.now': 'Jetzt',
   'status.scheduled': 'Geplant',
   'status.all_services': 'alle Dienste',

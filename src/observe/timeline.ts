@@ -61,18 +61,20 @@ class StepCounts {
   }
 }
 
-/** What the status page reads of a timeline: one process's (Timeline), or a machine's (workers/). */
+/** What the status page reads of a timeline: one process's (Timeline), or the fleet's (state/shared-timeline.ts). */
 export interface TimelineView {
   readonly stepMs: number;
   /** The closed steps of one key (oldest first), or of all keys summed; only the newest `last` when given. */
   series(key?: string, last?: number): TimelinePoint[];
   /** Called with the start time of each step as it closes. */
   onStep(listener: (t: number) => void): () => void;
+  /** Changes when steps already announced change (a fleet's late steps): a chart draws the hour again. */
+  readonly revision?: number;
 }
 
 /**
  * Lists of points summed step by step (by start time), oldest first: several routes' into
- * the whole's, or several workers' into the machine's.
+ * the whole's, or several processes' into the fleet's.
  */
 export function sumPoints(lists: ReadonlyArray<readonly TimelinePoint[]>): TimelinePoint[] {
   const byTime = new Map<number, TimelinePoint>();

@@ -1,7 +1,8 @@
 /**
  * What a gateway shares through its store, put together in one place so the composition root
  * only builds it, starts it and stops it: the link (deadlines, reachability, writes kept for
- * later), the maintenance switch and drains, the fleet-wide rate limits, and the incidents.
+ * later), the maintenance switch and drains, the fleet-wide rate limits, the incidents, and the
+ * status timeline.
  *
  * Kept local on purpose, and never written here: latency scores, outlier ejections, health-check
  * results, concurrency limits and connection pools. Each is this process's own experience of
@@ -13,11 +14,13 @@ import type { GatewayConfig } from '../config/schema.js';
 import type { RateLimitStores } from '../admission/rate-limit.js';
 import type { Incident, IncidentDetector } from '../observe/incidents.js';
 import type { Logger } from '../observe/logger.js';
+import type { Timeline } from '../observe/timeline.js';
 import { FleetRateLimits } from './fleet-rate-limit.js';
 import { StoreLink, type StoreHealth } from './link.js';
 import { RedisStore } from './redis.js';
 import { SharedIncidents } from './shared-incidents.js';
 import { SharedMaintenance } from './shared-maintenance.js';
+import { FleetTimeline } from './shared-timeline.js';
 import type { StateStore, StoreOperation } from './store.js';
 
 export interface FleetStateParts {
@@ -25,6 +28,10 @@ export interface FleetStateParts {
   deadlineMs: number;
   maintenance: Maintenance;
   incidents: IncidentDetector;
+  /** This process's status timeline, which the fleet's view sums with the others'. */
+  timeline: Timeline;
+  /** This process's name in the fleet's timeline (a worker's: its machine and slot); the link's instance by default. */
+  timelineSource?: string;
   logger: Logger;
   /** Counts a failed store call. */
   failed(op: StoreOperation): void;
@@ -35,6 +42,8 @@ export interface FleetStateParts {
 export class FleetState {
   readonly link: StoreLink;
   readonly rateLimitStores: RateLimitStores;
+  /** The status timeline of every instance sharing the store: what the status page draws. */
+  readonly timeline: FleetTimeline;
   private readonly rateLimits: FleetRateLimits;
   private readonly maintenance: SharedMaintenance;
   private readonly incidents: SharedIncidents;
@@ -57,6 +66,7 @@ export class FleetState {
     this.rateLimitStores = (config, route) => this.rateLimits.storeFor(config, route);
     this.maintenance = new SharedMaintenance(this.link, parts.maintenance, logger, parts.drainsChanged);
     this.incidents = new SharedIncidents(this.link, parts.incidents);
+    this.timeline = new FleetTimeline(this.link, parts.timeline, parts.timelineSource);
   }
 
   /** Starts sharing; resolves once the store's state was read (or found unreachable: it goes on without). */
@@ -65,7 +75,7 @@ export class FleetState {
     this.link.start();
     this.rateLimits.start();
     await this.firstAnswer();
-    await Promise.all([this.maintenance.start(), this.incidents.start()]);
+    await Promise.all([this.maintenance.start(), this.incidents.start(), this.timeline.start()]);
   }
 
   /** An incident of this instance opened or closed. */
@@ -82,6 +92,7 @@ export class FleetState {
     this.rateLimits.stop();
     this.maintenance.stop();
     this.incidents.stop();
+    this.timeline.stop();
     await this.link.close();
     if (closeStore) await this.parts.store.close();
   }

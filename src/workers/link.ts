@@ -2,12 +2,13 @@
  * A worker's line to its supervisor: what the worker's gateway needs to act as part of one
  * machine. The admin API, whichever worker a connection lands on, gathers every worker's report
  * through it (for /metrics and /api/status), passes its changes on to the other workers, and
- * asks for a reload of the whole machine; the status timeline learns the other workers' steps.
+ * asks for a reload of the whole machine; the status timeline learns the other workers' steps
+ * (they also come through the store, but this way they hold while a fleet's Redis is away).
  * Requests never touch it: nothing here is on the hot path.
  */
+import { hostname } from 'node:os';
 import { ConfigError } from '../config/load.js';
-import type { Timeline, TimelineView } from '../observe/timeline.js';
-import { lastStep, MachineTimeline } from './machine-timeline.js';
+import type { Timeline, TimelinePoint } from '../observe/timeline.js';
 import type { AdminChange, SupervisorMessage, WorkerMessage, WorkerReport, WorkerView } from './protocol.js';
 
 /** What a worker's gateway offers the link: applying others' changes, and its own report. */
@@ -30,8 +31,13 @@ export interface WorkerLink {
   broadcast(change: AdminChange): Promise<void>;
   /** Asks the supervisor to reload every worker; rejects with a ConfigError when the file is invalid. */
   reloadMachine(): Promise<void>;
-  /** The machine's timeline around this worker's own, which it keeps fed. */
-  timeline(own: Timeline): TimelineView;
+  /**
+   * This worker's name in the status timeline: its machine (host and supervisor) and slot, alike
+   * whether its steps come over IPC or through the store, so that they count once.
+   */
+  readonly timelineSource: string;
+  /** Sends each step `own` closes to the other workers, and hands theirs to `received` (by source). */
+  relaySteps(own: Timeline, received: (source: string, points: Record<string, TimelinePoint>) => void): void;
   /** Called once by the gateway that runs in this worker. */
   attach(handlers: WorkerHandlers): void;
 }
@@ -51,11 +57,13 @@ interface Pending {
 /** The link over node:cluster's IPC channel (`process.send` and `process.on('message')`). */
 export class SupervisorLink implements WorkerLink {
   private handlers: WorkerHandlers | undefined;
-  private machine: MachineTimeline | undefined;
+  private received: ((source: string, points: Record<string, TimelinePoint>) => void) | undefined;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
 
   readonly reusePort = REUSE_PORT_PLATFORMS.has(process.platform);
+  /** The machine: this host, and the supervisor all its workers share. */
+  private readonly machine = `${hostname()}:${process.ppid}`;
 
   constructor(readonly id: number) {
     process.on('message', (m: SupervisorMessage) => this.receive(m));
@@ -65,10 +73,17 @@ export class SupervisorLink implements WorkerLink {
     this.handlers = handlers;
   }
 
-  timeline(own: Timeline): TimelineView {
-    this.machine = new MachineTimeline(own);
+  get timelineSource(): string {
+    return this.sourceOf(this.id);
+  }
+
+  relaySteps(own: Timeline, received: (source: string, points: Record<string, TimelinePoint>) => void): void {
+    this.received = received;
     own.onStep(() => this.send({ t: 'step', points: lastStep(own) }));
-    return this.machine;
+  }
+
+  private sourceOf(worker: number): string {
+    return `${this.machine}/w${worker}`;
   }
 
   async gather(): Promise<WorkerView[]> {
@@ -142,11 +157,21 @@ export class SupervisorLink implements WorkerLink {
         this.send({ t: 'applied', id: m.id });
         return;
       case 'step':
-        this.machine?.add(m.worker, m.points);
+        this.received?.(this.sourceOf(m.worker), m.points);
         return;
       case 'reload':
         // Handled by ./worker.ts, which owns the gateway.
         return;
     }
   }
+}
+
+/** The newest closed step of every route of `timeline`, to send to the other workers. */
+function lastStep(timeline: Timeline): Record<string, TimelinePoint> {
+  const points: Record<string, TimelinePoint> = {};
+  for (const key of timeline.keys()) {
+    const p = timeline.series(key, 1)[0];
+    if (p !== undefined) points[key] = p;
+  }
+  return points;
 }

@@ -1,0 +1,280 @@
+/**
+ * The status timeline as the fleet saw it, kept across restarts. Each gateway process appends
+ * every step it closes (its routes' points, the ones with traffic) to a bounded list in the
+ * store and announces it on a channel; every process's view — what the status page, its live
+ * updates and /api/status draw — is its own timeline plus every other process's steps, summed by
+ * step start time. At start, and when the store answers again after an outage, the list is read
+ * back: a restarted instance draws the hour it missed, and steps made during an outage (kept and
+ * appended when the store returns) fill the gap everyone else saw.
+ *
+ * Steps start on wall-clock boundaries (multiples of the step since the epoch), so instances
+ * whose clocks differ a little still name a step alike. A step of another instance that arrives
+ * ahead of this one's clock is held until this process closes the same step (up to a minute
+ * ahead; further is a broken clock, and dropped); one that arrives after this process announced
+ * that step to the status page (a clock behind, an outage's backlog) is added where it belongs
+ * and the page is sent the whole hour again. Steps older than the hour age out; an instance that
+ * stops simply stops adding steps. A worker's steps reach the machine's other workers over IPC too
+ * (../workers/link.ts), so the machine's view holds while the store is away; both ways carry the
+ * worker's name in the machine, and a step that comes both ways counts once.
+ */
+import { sumPoints, type Timeline, type TimelinePoint, type TimelineView } from '../observe/timeline.js';
+import type { StoreLink } from './link.js';
+import type { StateStore } from './store.js';
+
+const KEY = 'timeline';
+const CHANNEL = 'timeline';
+/** How long after its own step closes a process waits for the others' before announcing it. */
+const SETTLE_MS = 500;
+/** A step from further ahead of this clock is dropped: that instance's clock is wrong. */
+const MAX_AHEAD_MS = 60_000;
+/**
+ * The list's bound, whatever the count of processes: an hour of 5 s steps for 34 processes.
+ * A larger fleet reads back less than the hour at start; it still sees every step live.
+ */
+const MAX_RECORDS = 25_000;
+
+/** A route's point in a record: requests, errors, shed, prevented, p99 time to first byte, failure kinds. */
+type PackedPoint = [number, number, number, number, number | null, Record<string, number>?];
+
+/** One process's closed step, as it travels through the store. */
+interface StepRecord {
+  /** The process that closed it (the link's instance): its own records are not counted twice. */
+  i: string;
+  /** Whose steps these are in the view: the process, or for a worker its machine and slot. */
+  s: string;
+  /** The step's length: a record made with another length is not summed with these. */
+  ms: number;
+  /** The step's start, ms since the epoch. */
+  t: number;
+  /** Route → its point, for the routes that had requests. */
+  r: Record<string, PackedPoint>;
+}
+
+export class FleetTimeline implements TimelineView {
+  /** Other processes' closed steps: source → step start → route → point. */
+  private readonly peers = new Map<string, Map<number, Map<string, TimelinePoint>>>();
+  private readonly listeners = new Set<(t: number) => void>();
+  /** This process's steps not yet in the store (an outage's backlog), oldest first. */
+  private readonly unsent: StepRecord[] = [];
+  private sending: Promise<void> | undefined;
+  /** The instances counted at each of the hour's steps: the list keeps an hour of the most. */
+  private readonly counted: number[] = [];
+  /** The newest step closed here, and the newest announced to the status page. */
+  private closed: number;
+  private announced: number;
+  private subscribed = false;
+  private stopOwn: (() => void) | undefined;
+  /** Grows whenever steps already announced change (late steps, a read back): pages redraw the hour. */
+  revision = 0;
+
+  constructor(
+    private readonly link: StoreLink,
+    private readonly own: Timeline,
+    /** This process's name in the view (a worker's names its machine and slot). */
+    private readonly source: string = link.instance,
+  ) {
+    const step = own.stepMs;
+    this.closed = Math.floor(Date.now() / step) * step - step;
+    this.announced = this.closed;
+    link.onRecovered(() => {
+      if (!this.subscribed) this.subscribe();
+      void this.read();
+    });
+  }
+
+  get stepMs(): number {
+    return this.own.stepMs;
+  }
+
+  /** Starts sharing: subscribes, reads the fleet's hour back (never longer than the store's deadline). */
+  async start(): Promise<void> {
+    this.stopOwn ??= this.own.onStep((t) => this.stepClosed(t));
+    this.subscribe();
+    await this.read();
+  }
+
+  stop(): void {
+    this.stopOwn?.();
+    this.stopOwn = undefined;
+  }
+
+  onStep(listener: (t: number) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  series(key?: string, last = this.own.capacity): TimelinePoint[] {
+    const step = this.own.stepMs;
+    const newest = this.closed;
+    const from = newest - (last - 1) * step;
+    const lists: TimelinePoint[][] = [this.own.series(key, last)];
+    for (const steps of this.peers.values()) {
+      const list: TimelinePoint[] = [];
+      for (let t = from; t <= newest; t += step) {
+        const routes = steps.get(t);
+        if (routes === undefined) continue;
+        if (key !== undefined) {
+          const p = routes.get(key);
+          if (p !== undefined) list.push(p);
+          continue;
+        }
+        // A step with no traffic still has its place on the time axis.
+        list.push(emptyPoint(t));
+        for (const p of routes.values()) list.push(p);
+      }
+      lists.push(list);
+    }
+    return sumPoints(lists).slice(-last);
+  }
+
+  /** Another worker of this machine's closed step (route → point), relayed by the supervisor. */
+  relayed(source: string, points: Record<string, TimelinePoint>): void {
+    const first = Object.values(points)[0];
+    if (first === undefined) return;
+    const routes = new Map<string, TimelinePoint>();
+    for (const [route, p] of Object.entries(points)) if (p.requests > 0) routes.set(route, p);
+    this.take(source, first.t, routes);
+  }
+
+  /** Reads the fleet's recent steps back from the store (a slow answer is taken when it comes). */
+  async read(): Promise<void> {
+    try {
+      this.takeAll(
+        await this.link.call(
+          'recent',
+          (s) => s.recent(KEY, MAX_RECORDS),
+          (late) => this.takeAll(late),
+        ),
+      );
+    } catch {
+      // Unreachable or slow: the steps already known stay, and recovery reads again.
+    }
+  }
+
+  private subscribe(): void {
+    this.subscribed = true;
+    this.link.store
+      .subscribe(CHANNEL, (message) => this.receive(message))
+      .catch(() => {
+        // Subscribed again when the store is found again.
+        this.subscribed = false;
+      });
+  }
+
+  private stepClosed(t: number): void {
+    const step = this.own.stepMs;
+    this.closed = t;
+    // The hour's window moves on: older steps age out, an instance gone leaves nothing behind.
+    const oldest = t - (this.own.capacity - 1) * step;
+    for (const [source, steps] of this.peers) {
+      for (const at of steps.keys()) if (at < oldest) steps.delete(at);
+      if (steps.size === 0) this.peers.delete(source);
+    }
+    this.counted.push(this.link.instances);
+    if (this.counted.length > this.own.capacity) this.counted.shift();
+    this.unsent.push(this.recordOf(t));
+    if (this.unsent.length > this.own.capacity) this.unsent.shift();
+    this.link.write(KEY, 'append', (s) => this.send(s));
+    setTimeout(() => {
+      this.announced = t;
+      for (const l of this.listeners) l(t);
+    }, SETTLE_MS).unref();
+  }
+
+  /** This process's step `t`: each route that had requests. */
+  private recordOf(t: number): StepRecord {
+    const r: Record<string, PackedPoint> = {};
+    for (const key of this.own.keys()) {
+      const p = this.own.series(key, 1)[0];
+      if (p === undefined || p.t !== t || p.requests === 0) continue;
+      const packed: PackedPoint = [p.requests, p.errors, p.shed, p.prevented, p.ttfbP99];
+      if (p.errors > 0) packed.push(p.causes);
+      r[key] = packed;
+    }
+    return { i: this.link.instance, s: this.source, ms: this.own.stepMs, t, r };
+  }
+
+  /**
+   * Appends and announces the steps not yet sent, oldest first; one pass at a time (the link
+   * may call again while a long backlog is still going out).
+   */
+  private send(store: StateStore): Promise<void> {
+    this.sending ??= (async () => {
+      try {
+        while (this.unsent.length > 0) {
+          const record = this.unsent[0]!;
+          const text = JSON.stringify(record);
+          await store.append(KEY, text, this.keep());
+          await store.publish(CHANNEL, text);
+          if (this.unsent[0] === record) this.unsent.shift();
+        }
+      } finally {
+        this.sending = undefined;
+      }
+    })();
+    return this.sending;
+  }
+
+  /** An hour of steps of the most processes counted in the hour (one more: a restart overlaps). */
+  private keep(): number {
+    let most = this.link.instances;
+    for (const n of this.counted) if (n > most) most = n;
+    return Math.min(MAX_RECORDS, this.own.capacity * (most + 1));
+  }
+
+  private receive(message: string): void {
+    try {
+      this.takeRecord(JSON.parse(message) as StepRecord);
+    } catch {
+      // A record this version cannot read is skipped, not fatal.
+    }
+  }
+
+  private takeAll(lines: readonly string[]): void {
+    for (const line of lines) this.receive(line);
+    // Steps already drawn may have changed: open pages get the hour again.
+    this.revision++;
+  }
+
+  private takeRecord(r: StepRecord): void {
+    if (r.i === this.link.instance || r.ms !== this.own.stepMs || typeof r.s !== 'string') return;
+    if (typeof r.r !== 'object' || r.r === null) return;
+    const routes = new Map<string, TimelinePoint>();
+    for (const [route, p] of Object.entries(r.r)) {
+      if (!Array.isArray(p) || p.slice(0, 4).some((n) => typeof n !== 'number')) continue;
+      const [requests, errors, shed, prevented, ttfbP99, causes] = p;
+      routes.set(route, {
+        t: r.t,
+        requests,
+        errors,
+        shed,
+        prevented,
+        ttfbP99: typeof ttfbP99 === 'number' ? ttfbP99 : null,
+        causes: typeof causes === 'object' && causes !== null ? causes : {},
+      });
+    }
+    this.take(r.s, r.t, routes);
+  }
+
+  /**
+   * Keeps `source`'s step `t`, if it belongs in the hour; the same step again (both ways from a
+   * worker, or read back after it came live) replaces it. A worker's own name may come back from
+   * the store: its predecessor in the same slot, whose steps count like any other's.
+   */
+  private take(source: string, t: number, routes: Map<string, TimelinePoint>): void {
+    const step = this.own.stepMs;
+    if (!Number.isInteger(t) || t % step !== 0) return;
+    if (t <= this.closed - this.own.capacity * step || t > Date.now() + MAX_AHEAD_MS) return;
+    let steps = this.peers.get(source);
+    if (steps === undefined) {
+      steps = new Map();
+      this.peers.set(source, steps);
+    }
+    steps.set(t, routes);
+    if (t <= this.announced) this.revision++;
+  }
+}
+
+function emptyPoint(t: number): TimelinePoint {
+  return { t, requests: 0, errors: 0, shed: 0, prevented: 0, ttfbP99: null, causes: {} };
+}

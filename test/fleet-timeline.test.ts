@@ -3,7 +3,8 @@
  * traffic sent only to one shows in the other's /api/status and status page within a couple of
  * steps, traffic to both is summed, an instance started again draws the hour its predecessor and
  * the other saw, and with Redis stopped each draws its own (and says the rest is missing) while
- * requests go on unhindered, until Redis returns and the steps made meanwhile fill the gap. In one
+ * requests go on unhindered, until Redis returns and the steps made meanwhile fill the gap (and,
+ * Redis having come back empty, each instance writes its own hour again for the next restart). In one
  * process, over a memory store, the classes of timing: a step from a clock ahead is held until
  * this one's step closes, one that comes late is added where it belongs (and pages redraw the
  * hour), one of another step length is not counted.
@@ -171,6 +172,11 @@ store: { redis: { url: "${redis.url}", deadline: "20ms" } }
       const healed = await Promise.all([countsWithin(a, 136, 10_000), countsWithin(b, 136, 10_000)]);
       t.diagnostic(`healed ${healed.join(' and ')} ms after Redis started`);
       assert.equal((await statusOf(b)).history.partial, undefined);
+      // Redis came back empty; each instance wrote the steps it closed itself again. B started again
+      // draws them all — but not those of A's predecessor (55 requests), which no one alive closed.
+      await stopMember(b);
+      b = await startMember();
+      assert.equal(counted((await statusOf(b)).history), 136 - 55, 'the living instances rebuilt their hour');
     },
   );
 });

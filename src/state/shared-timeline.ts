@@ -136,19 +136,40 @@ export class FleetTimeline implements TimelineView {
     this.take(source, first.t, routes);
   }
 
-  /** Reads the fleet's recent steps back from the store (a slow answer is taken when it comes). */
+  /**
+   * Reads the fleet's recent steps back from the store (a slow answer is taken when it comes);
+   * this process's own steps of the hour that the store lacks — it came back empty — are written
+   * again, so the instances rebuild the fleet's history as they rebuild the rest of its state.
+   */
   async read(): Promise<void> {
     try {
-      this.takeAll(
+      this.readBack(
         await this.link.call(
           'recent',
           (s) => s.recent(KEY, MAX_RECORDS),
-          (late) => this.takeAll(late),
+          (late) => this.readBack(late),
         ),
       );
     } catch {
       // Unreachable or slow: the steps already known stay, and recovery reads again.
     }
+  }
+
+  private readBack(lines: readonly string[]): void {
+    const stored = new Set<number>();
+    for (const line of lines) {
+      const r = parse(line);
+      if (r === undefined) continue;
+      if (r.i === this.link.instance) stored.add(r.t);
+      else this.takeRecord(r);
+    }
+    // Steps already drawn may have changed: open pages get the hour again.
+    this.revision++;
+    for (const r of this.unsent) stored.add(r.t);
+    const missing = this.ownRecords().filter((r) => !stored.has(r.t));
+    if (missing.length === 0) return;
+    this.unsent.push(...missing);
+    this.link.write(KEY, 'append', (s) => this.send(s));
   }
 
   private subscribe(): void {
@@ -186,12 +207,25 @@ export class FleetTimeline implements TimelineView {
     const r: Record<string, PackedPoint> = {};
     for (const key of this.own.keys()) {
       const p = this.own.series(key, 1)[0];
-      if (p === undefined || p.t !== t || p.requests === 0) continue;
-      const packed: PackedPoint = [p.requests, p.errors, p.shed, p.prevented, p.ttfbP99];
-      if (p.errors > 0) packed.push(p.causes);
-      r[key] = packed;
+      if (p !== undefined && p.t === t && p.requests > 0) r[key] = pack(p);
     }
     return { i: this.link.instance, s: this.source, ms: this.own.stepMs, t, r };
+  }
+
+  /** Every step of the hour this process closed, as records. */
+  private ownRecords(): StepRecord[] {
+    const byTime = new Map<number, StepRecord>();
+    for (const key of this.own.keys()) {
+      for (const p of this.own.series(key)) {
+        let record = byTime.get(p.t);
+        if (record === undefined) {
+          record = { i: this.link.instance, s: this.source, ms: this.own.stepMs, t: p.t, r: {} };
+          byTime.set(p.t, record);
+        }
+        if (p.requests > 0) record.r[key] = pack(p);
+      }
+    }
+    return [...byTime.values()].sort((x, y) => x.t - y.t);
   }
 
   /**
@@ -206,7 +240,9 @@ export class FleetTimeline implements TimelineView {
           const text = JSON.stringify(record);
           await store.append(KEY, text, this.keep());
           await store.publish(CHANNEL, text);
-          if (this.unsent[0] === record) this.unsent.shift();
+          // Gone already when an outage's backlog outgrew the hour.
+          const sent = this.unsent.indexOf(record);
+          if (sent >= 0) this.unsent.splice(sent, 1);
         }
       } finally {
         this.sending = undefined;
@@ -223,22 +259,12 @@ export class FleetTimeline implements TimelineView {
   }
 
   private receive(message: string): void {
-    try {
-      this.takeRecord(JSON.parse(message) as StepRecord);
-    } catch {
-      // A record this version cannot read is skipped, not fatal.
-    }
-  }
-
-  private takeAll(lines: readonly string[]): void {
-    for (const line of lines) this.receive(line);
-    // Steps already drawn may have changed: open pages get the hour again.
-    this.revision++;
+    const r = parse(message);
+    if (r !== undefined && r.i !== this.link.instance) this.takeRecord(r);
   }
 
   private takeRecord(r: StepRecord): void {
-    if (r.i === this.link.instance || r.ms !== this.own.stepMs || typeof r.s !== 'string') return;
-    if (typeof r.r !== 'object' || r.r === null) return;
+    if (r.ms !== this.own.stepMs || typeof r.s !== 'string' || typeof r.r !== 'object' || r.r === null) return;
     const routes = new Map<string, TimelinePoint>();
     for (const [route, p] of Object.entries(r.r)) {
       if (!Array.isArray(p) || p.slice(0, 4).some((n) => typeof n !== 'number')) continue;
@@ -273,6 +299,22 @@ export class FleetTimeline implements TimelineView {
     steps.set(t, routes);
     if (t <= this.announced) this.revision++;
   }
+}
+
+/** A record as another process wrote it; undefined when this version cannot read it (skipped, not fatal). */
+function parse(text: string): StepRecord | undefined {
+  try {
+    const r = JSON.parse(text) as StepRecord;
+    return typeof r === 'object' && r !== null ? r : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function pack(p: TimelinePoint): PackedPoint {
+  const packed: PackedPoint = [p.requests, p.errors, p.shed, p.prevented, p.ttfbP99];
+  if (p.errors > 0) packed.push(p.causes);
+  return packed;
 }
 
 function emptyPoint(t: number): TimelinePoint {

@@ -7,8 +7,9 @@
  * Redis having come back empty, each instance writes its own hour again for the next restart). In one
  * process, over a memory store, the classes of timing: a step from a clock ahead is held until
  * this one's step closes, one that comes late is added where it belongs (and pages redraw the
- * hour), one of another step length is not counted.
- * Workers without Redis keep the machine's view: test/workers.test.ts.
+ * hour), one of another step length is not counted. Two workers on a fleet's Redis count each
+ * step once (it reaches the other worker both over IPC and through Redis) and keep the machine's
+ * view while Redis is away; without Redis, test/workers.test.ts checks the machine's view.
  */
 import { test, after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,7 +17,7 @@ import { request } from 'undici';
 import { createGateway, type Gateway } from '../src/index.js';
 import { MemoryStore } from '../src/state/memory.js';
 import { startChildGateway, type ChildGateway } from './support/child-gateway.js';
-import { httpUpstream } from './support/harness.js';
+import { fetchRaw, httpUpstream } from './support/harness.js';
 import { redisMissing, startRedis, type RedisServer } from './support/redis.js';
 
 const cleanups: Array<() => unknown> = [];
@@ -179,6 +180,47 @@ store: { redis: { url: "${redis.url}", deadline: "20ms" } }
       assert.equal(counted((await statusOf(b)).history), 136 - 55, 'the living instances rebuilt their hour');
     },
   );
+});
+
+describe('workers of one machine on a fleet’s Redis', { skip: noRedis, timeout: 120_000 }, () => {
+  test('count each step once though it comes both over IPC and through Redis, and keep the machine’s view while Redis is away', async () => {
+    const redis = await startRedis();
+    cleanups.push(() => redis.stop());
+    const up = await httpUpstream((_req, res) => res.end('ok'));
+    cleanups.push(() => up.close());
+    const gw = await startChildGateway(
+      up.address,
+      `workers: 2
+name: machine${process.pid}
+log: { access: false }
+server: { maxEventLoopDelay: 0 }
+store: { redis: { url: "${redis.url}", deadline: "20ms" } }
+`,
+      [],
+      { startWithinMs: 60_000, upstreamYaml: 'concurrency: { enabled: false }' },
+    );
+    cleanups.push(() => stopMember(gw));
+    // A connection each: the kernel spreads them over both workers' sockets.
+    const fresh = async (n: number): Promise<void> => {
+      for (let i = 0; i < n; i++) assert.equal((await fetchRaw(`${gw.url}/x`)).status, 200);
+    };
+    await fresh(60);
+    await countsWithin(gw, 60, COUPLE_OF_STEPS_MS);
+    const served = (await (await request(`${gw.adminUrl}/api/status`)).body.json()) as {
+      workers: Array<{ requests?: number }>;
+    };
+    assert.ok(
+      served.workers.every((w) => (w.requests ?? 0) > 0),
+      'both workers served',
+    );
+    // Another step later, both ways have delivered every step: still counted once.
+    await sleep(STEP_MS + 1000);
+    assert.equal(counted((await statusOf(gw)).history), 60, 'a step that came both ways counts once');
+    await redis.stop();
+    await fresh(40);
+    await countsWithin(gw, 100, COUPLE_OF_STEPS_MS);
+    assert.equal((await statusOf(gw)).store.reachable, false, 'counted while Redis is away');
+  });
 });
 
 /**

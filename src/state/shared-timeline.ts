@@ -17,7 +17,7 @@
  * (../workers/link.ts), so the machine's view holds while the store is away; both ways carry the
  * worker's name in the machine, and a step that comes both ways counts once.
  */
-import { sumPoints, type Timeline, type TimelinePoint, type TimelineView } from '../observe/timeline.js';
+import type { Timeline, TimelinePoint, TimelineView } from '../observe/timeline.js';
 import type { StoreLink } from './link.js';
 import type { StateStore } from './store.js';
 
@@ -32,6 +32,8 @@ const MAX_AHEAD_MS = 60_000;
  * A larger fleet reads back less than the hour at start; it still sees every step live.
  */
 const MAX_RECORDS = 25_000;
+/** Records read back per turn of the event loop (a few milliseconds' work). */
+const READ_SLICE = 100;
 
 /** A route's point in a record: requests, errors, shed, prevented, p99 time to first byte, failure kinds. */
 type PackedPoint = [number, number, number, number, number | null, Record<string, number>?];
@@ -103,28 +105,37 @@ export class FleetTimeline implements TimelineView {
     return () => this.listeners.delete(listener);
   }
 
+  /**
+   * Summed in place, step by step: the hour of a few processes' routes is tens of thousands of
+   * points, and the status page asks for it on every load (sumPoints would copy each one).
+   */
   series(key?: string, last = this.own.capacity): TimelinePoint[] {
     const step = this.own.stepMs;
-    const newest = this.closed;
-    const from = newest - (last - 1) * step;
-    const lists: TimelinePoint[][] = [this.own.series(key, last)];
+    const from = this.closed - (last - 1) * step;
+    const sums: Array<TimelinePoint | undefined> = new Array(last);
+    const at = (t: number): TimelinePoint | undefined => {
+      const i = (t - from) / step;
+      if (i < 0 || i >= last) return undefined;
+      sums[i] ??= emptyPoint(t);
+      return sums[i];
+    };
+    for (const p of this.own.series(key, last)) addTo(at(p.t), p);
     for (const steps of this.peers.values()) {
-      const list: TimelinePoint[] = [];
-      for (let t = from; t <= newest; t += step) {
+      for (let i = 0; i < last; i++) {
+        const t = from + i * step;
         const routes = steps.get(t);
         if (routes === undefined) continue;
         if (key !== undefined) {
           const p = routes.get(key);
-          if (p !== undefined) list.push(p);
+          if (p !== undefined) addTo(at(t), p);
           continue;
         }
         // A step with no traffic still has its place on the time axis.
-        list.push(emptyPoint(t));
-        for (const p of routes.values()) list.push(p);
+        const sum = at(t);
+        for (const p of routes.values()) addTo(sum, p);
       }
-      lists.push(list);
     }
-    return sumPoints(lists).slice(-last);
+    return sums.filter((p) => p !== undefined);
   }
 
   /** Another worker of this machine's closed step (route → point), relayed by the supervisor. */
@@ -142,23 +153,28 @@ export class FleetTimeline implements TimelineView {
    * again, so the instances rebuild the fleet's history as they rebuild the rest of its state.
    */
   async read(): Promise<void> {
+    let lines: string[];
     try {
-      this.readBack(
-        await this.link.call(
-          'recent',
-          (s) => s.recent(KEY, MAX_RECORDS),
-          (late) => this.readBack(late),
-        ),
+      lines = await this.link.call(
+        'recent',
+        (s) => s.recent(KEY, MAX_RECORDS),
+        (late) => void this.readBack(late),
       );
     } catch {
-      // Unreachable or slow: the steps already known stay, and recovery reads again.
+      return; // Unreachable or slow: the steps already known stay, and recovery reads again.
     }
+    await this.readBack(lines);
   }
 
-  private readBack(lines: readonly string[]): void {
+  /**
+   * Takes the records read back, a slice per turn of the event loop: an hour of a fleet is
+   * thousands of records, and the requests being served must not wait for them all.
+   */
+  private async readBack(lines: readonly string[]): Promise<void> {
     const stored = new Set<number>();
-    for (const line of lines) {
-      const r = parse(line);
+    for (let i = 0; i < lines.length; i++) {
+      if (i > 0 && i % READ_SLICE === 0) await new Promise((r) => setImmediate(r));
+      const r = parse(lines[i]!);
       if (r === undefined) continue;
       if (r.i === this.link.instance) stored.add(r.t);
       else this.takeRecord(r);
@@ -315,6 +331,17 @@ function pack(p: TimelinePoint): PackedPoint {
   const packed: PackedPoint = [p.requests, p.errors, p.shed, p.prevented, p.ttfbP99];
   if (p.errors > 0) packed.push(p.causes);
   return packed;
+}
+
+/** Adds `p` to `sum`: counts add up, the worst p99 stands for the whole (as in sumPoints). */
+function addTo(sum: TimelinePoint | undefined, p: TimelinePoint): void {
+  if (sum === undefined) return;
+  sum.requests += p.requests;
+  sum.errors += p.errors;
+  sum.shed += p.shed;
+  sum.prevented += p.prevented;
+  if (p.ttfbP99 !== null && (sum.ttfbP99 === null || p.ttfbP99 > sum.ttfbP99)) sum.ttfbP99 = p.ttfbP99;
+  for (const kind in p.causes) sum.causes[kind] = (sum.causes[kind] ?? 0) + p.causes[kind]!;
 }
 
 function emptyPoint(t: number): TimelinePoint {

@@ -13,7 +13,8 @@
  * ahead; further is a broken clock, and dropped); one that arrives after this process announced
  * that step to the status page (a clock behind, an outage's backlog) is added where it belongs
  * and the page is sent the whole hour again. Steps older than the hour age out; an instance that
- * stops simply stops adding steps. A worker's steps reach the machine's other workers over IPC too
+ * stops simply stops adding steps. An announcement lost (a subscriber reconnecting) is made up
+ * for by reading the last steps again every minute or so. A worker's steps reach the machine's other workers over IPC too
  * (../workers/link.ts), so the machine's view holds while the store is away; both ways carry the
  * worker's name in the machine, and a step that comes both ways counts once.
  */
@@ -32,6 +33,8 @@ const MAX_AHEAD_MS = 60_000;
  * A larger fleet reads back less than the hour at start; it still sees every step live.
  */
 const MAX_RECORDS = 25_000;
+/** Every this many steps the last few are read again, in case an announcement was lost. */
+const CATCH_UP_STEPS = 12;
 /** Records read back per turn of the event loop (a few milliseconds' work). */
 const READ_SLICE = 100;
 
@@ -65,6 +68,8 @@ export class FleetTimeline implements TimelineView {
   private closed: number;
   private announced: number;
   private subscribed = false;
+  /** Steps closed since start. */
+  private steps = 0;
   private stopOwn: (() => void) | undefined;
   /** Grows whenever steps already announced change (late steps, a read back): pages redraw the hour. */
   revision = 0;
@@ -158,19 +163,36 @@ export class FleetTimeline implements TimelineView {
       lines = await this.link.call(
         'recent',
         (s) => s.recent(KEY, MAX_RECORDS),
-        (late) => void this.readBack(late),
+        (late) => void this.readBack(late, true),
       );
     } catch {
       return; // Unreachable or slow: the steps already known stay, and recovery reads again.
     }
-    await this.readBack(lines);
+    await this.readBack(lines, true);
+  }
+
+  /** Reads the last few steps of every process again, in case an announcement was lost. */
+  private async catchUp(): Promise<void> {
+    const count = Math.min(MAX_RECORDS, 2 * CATCH_UP_STEPS * this.mostInstances());
+    try {
+      await this.readBack(
+        await this.link.call(
+          'recent',
+          (s) => s.recent(KEY, count),
+          (late) => void this.readBack(late, false),
+        ),
+        false,
+      );
+    } catch {
+      // The next one, or recovery, reads again.
+    }
   }
 
   /**
    * Takes the records read back, a slice per turn of the event loop: an hour of a fleet is
    * thousands of records, and the requests being served must not wait for them all.
    */
-  private async readBack(lines: readonly string[]): Promise<void> {
+  private async readBack(lines: readonly string[], whole: boolean): Promise<void> {
     const stored = new Set<number>();
     for (let i = 0; i < lines.length; i++) {
       if (i > 0 && i % READ_SLICE === 0) await new Promise((r) => setImmediate(r));
@@ -179,8 +201,8 @@ export class FleetTimeline implements TimelineView {
       if (r.i === this.link.instance) stored.add(r.t);
       else this.takeRecord(r);
     }
-    // Steps already drawn may have changed: open pages get the hour again.
-    this.revision++;
+    // Only the whole list says which of this process's steps the store lacks.
+    if (!whole) return;
     for (const r of this.unsent) stored.add(r.t);
     const missing = this.ownRecords().filter((r) => !stored.has(r.t));
     if (missing.length === 0) return;
@@ -207,6 +229,7 @@ export class FleetTimeline implements TimelineView {
       for (const at of steps.keys()) if (at < oldest) steps.delete(at);
       if (steps.size === 0) this.peers.delete(source);
     }
+    if (++this.steps % CATCH_UP_STEPS === 0) void this.catchUp();
     this.counted.push(this.link.instances);
     if (this.counted.length > this.own.capacity) this.counted.shift();
     this.unsent.push(this.recordOf(t));
@@ -269,9 +292,13 @@ export class FleetTimeline implements TimelineView {
 
   /** An hour of steps of the most processes counted in the hour (one more: a restart overlaps). */
   private keep(): number {
+    return Math.min(MAX_RECORDS, this.own.capacity * (this.mostInstances() + 1));
+  }
+
+  private mostInstances(): number {
     let most = this.link.instances;
     for (const n of this.counted) if (n > most) most = n;
-    return Math.min(MAX_RECORDS, this.own.capacity * (most + 1));
+    return most;
   }
 
   private receive(message: string): void {
@@ -312,8 +339,9 @@ export class FleetTimeline implements TimelineView {
       steps = new Map();
       this.peers.set(source, steps);
     }
+    // A step new here that pages already drew without: they get the hour again.
+    if (!steps.has(t) && t <= this.announced) this.revision++;
     steps.set(t, routes);
-    if (t <= this.announced) this.revision++;
   }
 }
 

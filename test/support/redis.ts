@@ -54,7 +54,8 @@ export async function startRedis(): Promise<RedisServer> {
     start,
     async stop() {
       const c = child;
-      if (c === undefined || c.exitCode !== null) return;
+      // Stopped already: a process ended by a signal has no exit code, only its signal.
+      if (c === undefined || c.exitCode !== null || c.signalCode !== null) return;
       const exited = new Promise((r) => c.once('exit', r));
       c.kill('SIGKILL');
       await exited;

@@ -891,9 +891,11 @@ test('a bad acme configuration is refused with file, line and field', () => {
     /gangway\.yaml:4:\d+ acme\.retryDelay: "soon" is not a duration/,
   );
   assert.match(
-    refusal(acmeListener, 'workers: 2\n'),
-    /gangway\.yaml:2:\d+ listen\.tls\.acme: ACME does not work with several workers yet/,
+    refusal(acmeListener, 'acme:\n  lockTimeout: 100ms\n'),
+    /gangway\.yaml:4:\d+ acme\.lockTimeout: at least 1s/,
   );
+  // Several workers share the challenges and the certificates (test/acme-fleet.test.ts).
+  assert.equal(refusal(acmeListener, 'workers: 2\n'), 'accepted');
   // And a good one: three lines for HTTPS with ACME.
   assert.equal(refusal(acmeListener), 'accepted');
 });

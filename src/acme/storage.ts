@@ -15,7 +15,7 @@
  * Files are written 0600 in folders 0700, each through a temporary file renamed into place,
  * so a crash part way never leaves a certificate without its key or half a key.
  */
-import { mkdir, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 
@@ -30,7 +30,11 @@ export interface AcmeStorage {
   /** Where this storage is, for log lines. */
   readonly location: string;
   readAccountKey(): Promise<string | undefined>;
-  writeAccountKey(pem: string): Promise<void>;
+  /**
+   * Stores a new account key unless one is there already: the first writer wins, and every
+   * caller is answered the key in force, so gateways starting together share one account.
+   */
+  writeAccountKey(pem: string): Promise<string>;
   readCertificate(name: string): Promise<StoredCertificate | undefined>;
   writeCertificate(name: string, certificate: StoredCertificate): Promise<void>;
   /**
@@ -60,8 +64,9 @@ export class DirectoryStorage implements AcmeStorage {
     return readIfThere(join(this.location, 'account.key'));
   }
 
-  async writeAccountKey(pem: string): Promise<void> {
-    await writePrivately(this.location, 'account.key', pem);
+  async writeAccountKey(pem: string): Promise<string> {
+    await writePrivately(this.location, 'account.key', pem, false);
+    return (await this.readAccountKey()) ?? pem;
   }
 
   async readCertificate(name: string): Promise<StoredCertificate | undefined> {
@@ -144,11 +149,23 @@ async function readIfThere(path: string): Promise<string | undefined> {
   }
 }
 
-async function writePrivately(folder: string, file: string, text: string): Promise<void> {
+/** Writes `file` whole (0600); `replace` false keeps a file already there (the first writer wins). */
+async function writePrivately(folder: string, file: string, text: string, replace = true): Promise<void> {
   await mkdir(folder, { recursive: true, mode: 0o700 });
   const temporary = join(folder, `.${file}.${process.pid}.tmp`);
   // A temporary file left by a crash keeps its mode when written over: it is made anew, 0600.
   await unlink(temporary).catch(() => undefined);
   await writeFile(temporary, text, { mode: 0o600, flag: 'wx' });
-  await rename(temporary, join(folder, file));
+  if (replace) {
+    await rename(temporary, join(folder, file));
+    return;
+  }
+  // A hard link fails when the name exists, atomically: of workers starting together, one key stays.
+  try {
+    await link(temporary, join(folder, file));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  } finally {
+    await unlink(temporary).catch(() => undefined);
+  }
 }

@@ -158,13 +158,18 @@ export class AcmeCertificates {
       await this.plan(state);
       return;
     }
-    await this.obtain(state);
+    await this.obtain(state, state.held);
   }
 
   /** A newer certificate in storage (stored by another process) replaces the one held. */
   private async adopt(state: NameState): Promise<void> {
     const stored = await this.readStored(state.name);
     if (stored === undefined || (state.held !== undefined && stored.notAfter <= state.held.notAfter)) return;
+    this.installStored(state, stored);
+    await this.plan(state);
+  }
+
+  private installStored(state: NameState, stored: HeldCertificate): void {
     this.install(state, stored);
     state.failures = 0;
     state.waiting = false;
@@ -173,14 +178,14 @@ export class AcmeCertificates {
       { name: state.name, notAfter: stored.notAfter.toISOString(), storage: this.storage.location },
       'acme: certificate stored by another gateway presented',
     );
-    await this.plan(state);
   }
 
   /**
-   * Orders a certificate now (first, or renewing `replacing`), under the storage's issuance
-   * lock; while another process holds it, waits for that one's certificate instead.
+   * Orders a certificate now (first, or renewing `replacing`: given, since a waiting call must
+   * not take a certificate adopted meanwhile for the one to replace), under the storage's
+   * issuance lock; while another process holds it, waits for that one's certificate instead.
    */
-  private async obtain(state: NameState, replacing = state.held): Promise<void> {
+  private async obtain(state: NameState, replacing: HeldCertificate | undefined): Promise<void> {
     const renewing = replacing !== undefined;
     try {
       const release = await this.storage.lock(state.name);
@@ -200,7 +205,7 @@ export class AcmeCertificates {
         // be read now is no reason to order: that could be a duplicate (the CA counts them).
         const stored = await this.readStored(state.name, true);
         if (stored !== undefined && stored.notAfter > (replacing?.notAfter ?? new Date(0)) && !this.due(stored)) {
-          if (state.held === undefined || stored.notAfter > state.held.notAfter) this.install(state, stored);
+          if (state.held === undefined || stored.notAfter > state.held.notAfter) this.installStored(state, stored);
           await this.plan(state);
           return;
         }
@@ -323,11 +328,11 @@ export class AcmeCertificates {
     }
     const wait = renewAt.getTime() - Date.now();
     if (wait <= 0) {
-      this.enqueue(state, () => this.obtain(state));
+      this.enqueue(state, () => this.obtain(state, state.held));
       return;
     }
     this.logger.info({ name: state.name, renewAt: renewAt.toISOString(), by }, 'acme: renewal scheduled');
-    if (wait <= lookAgain) this.sleep(state, wait, () => this.obtain(state));
+    if (wait <= lookAgain) this.sleep(state, wait, () => this.obtain(state, state.held));
     else this.sleep(state, lookAgain, () => this.plan(state));
   }
 

@@ -1,0 +1,513 @@
+/**
+ * ACME shared by the processes of one service, end to end: real Gangway processes (`gangway
+ * start`), a real Pebble whose validations go through the tests' DNS server to loopback, and a
+ * real redis-server. Pebble is reached through a proxy of the tests' own that counts the orders
+ * placed per name at the CA's door (and can hold one back). Covered:
+ *
+ * - workers on one machine (the supervisor's store, the directory storage): the CA's looks land
+ *   on either worker, and a worker that did not order answers them — by HTTP-01 and TLS-ALPN-01;
+ *   one order per name; every worker presents every certificate;
+ * - two instances sharing a Redis behind a round-robin balancer: one order per name, the same
+ *   certificate presented by both, a renewal by one presented by the other without a restart;
+ * - Redis stopped: the certificates held are still presented, an order for a new name waits and
+ *   is placed once, by one instance, when Redis returns;
+ * - an instance killed (SIGKILL) while it holds the issuance lock: the other orders once the
+ *   lock's time runs out.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { caFolder } from '../src/acme/storage.js';
+import { dnsServer } from './support/dns-server.js';
+import { closedPort, httpUpstream } from './support/harness.js';
+import {
+  eventually,
+  handshake,
+  needPebble,
+  PEBBLE_KEY,
+  PEBBLE_TRUST,
+  type Pebble,
+  pebbleTrust,
+  servedCertificate,
+  sleep,
+  startPebble,
+} from './support/pebble.js';
+import { redisMissing, type RedisServer, startRedis } from './support/redis.js';
+import { type CliProcess, spawnCli } from './support/spawn-cli.js';
+
+const cleanups: Array<() => unknown> = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+  await pebbleTrust.close();
+});
+
+const noRedis = redisMissing();
+
+const NAMES = {
+  http: Array.from({ length: 5 }, (_, i) => `h${i + 1}.workers.test`),
+  tls: Array.from({ length: 5 }, (_, i) => `t${i + 1}.workers.test`),
+  fleet: ['f1.fleet.test', 'f2.fleet.test'],
+  outage: ['c1.fleet.test', 'c2.fleet.test'],
+  killed: ['d1.fleet.test'],
+};
+const dns = await dnsServer(
+  Object.fromEntries(Object.values(NAMES).flatMap((n) => n.map((name) => [name, '127.0.0.1']))),
+);
+cleanups.push(() => dns.close());
+
+/**
+ * Pebble behind a proxy of ours: every request passes (with its Host, so Pebble's URLs name the
+ * proxy and everything comes back through it), and each new order is counted by the names it
+ * asks for. `hold(name)` keeps that name's next order waiting until `drop()` cuts it.
+ */
+async function countingCa(pebble: Pebble) {
+  const orders = new Map<string, number>();
+  let holding: string | undefined;
+  const held: Array<() => void> = [];
+  const server = createHttpsServer({ cert: PEBBLE_TRUST, key: PEBBLE_KEY_TEXT }, (req, res) => {
+    void pass(req, res);
+  });
+  const pass = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const body = Buffer.concat(chunks);
+    if (req.method === 'POST' && req.url === '/order-plz') {
+      const jws = JSON.parse(body.toString()) as { payload: string };
+      const payload = JSON.parse(Buffer.from(jws.payload, 'base64url').toString()) as {
+        identifiers: Array<{ value: string }>;
+      };
+      const names = payload.identifiers.map((i) => i.value);
+      if (holding !== undefined && names.includes(holding)) {
+        holding = undefined;
+        // Held until the test drops it: the CA never sees it.
+        held.push(() => res.socket?.destroy());
+        return;
+      }
+      for (const n of names) orders.set(n, (orders.get(n) ?? 0) + 1);
+    }
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string') headers[k] = v;
+    try {
+      const answer = await request(`https://127.0.0.1:${pebble.port}${req.url}`, {
+        method: req.method as 'GET',
+        headers,
+        body: body.length > 0 ? body : undefined,
+        dispatcher: pebbleTrust,
+      });
+      const out: Record<string, string | string[]> = {};
+      for (const [k, v] of Object.entries(answer.headers))
+        if (v !== undefined && k !== 'transfer-encoding' && k !== 'connection') out[k] = v;
+      res.writeHead(answer.statusCode, out);
+      res.end(Buffer.from(await answer.body.arrayBuffer()));
+    } catch {
+      res.socket?.destroy();
+    }
+  };
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanups.push(() => new Promise((r) => server.close(r)));
+  cleanups.push(() => server.closeAllConnections());
+  return {
+    directory: `https://127.0.0.1:${(server.address() as AddressInfo).port}/dir`,
+    orders,
+    hold(name: string) {
+      holding = name;
+    },
+    /** True once an order is held back. */
+    holds: () => held.length > 0,
+    drop() {
+      for (const h of held.splice(0)) h();
+    },
+  };
+}
+const PEBBLE_KEY_TEXT = readFileSync(PEBBLE_KEY, 'utf8');
+
+/** A TCP balancer on `port` handing each new connection to the next of `targets`, in turn (a cloud LB). */
+async function roundRobin(port: number, targets: () => number[]): Promise<Server> {
+  let next = 0;
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const list = targets();
+    const upstream = connect(list[next++ % list.length]!, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.once('close', () => sockets.delete(s));
+      s.on('error', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  cleanups.push(
+    () =>
+      new Promise((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(r);
+      }),
+  );
+  return server;
+}
+
+interface Instance {
+  cli: CliProcess;
+  file: string;
+  httpPort: number;
+  tlsPort: number;
+  /** The JSON log lines written so far (every worker's, in a machine of workers). */
+  lines(): Array<Record<string, unknown>>;
+  count(msg: string, name?: string): number;
+}
+
+interface InstanceSettings {
+  name: string;
+  directory: string;
+  names: string[];
+  upstream: string;
+  workers?: number;
+  redis?: string;
+  challenges?: string;
+  httpPort?: number;
+  tlsPort?: number;
+}
+
+function configText(s: InstanceSettings & { httpPort: number; tlsPort: number; admin: number }): string {
+  return `name: ${s.name}
+workers: ${s.workers ?? 1}
+listen:
+  - { address: "127.0.0.1:${s.httpPort}", redirectToHttps: true }
+  - { address: "127.0.0.1:${s.tlsPort}", tls: { acme: [${s.names.join(', ')}] } }
+admin: "127.0.0.1:${s.admin}"
+${s.redis === undefined ? '' : `store: { redis: { url: "${s.redis}" } }\n`}acme:
+  directory: "${s.directory}"
+  storage: acme
+  ca: pebble-ca.pem
+  retryDelay: 300ms
+  maxRetryDelay: 2s
+  lockTimeout: 3s
+  challenges: [${s.challenges ?? 'http-01'}]
+upstreams:
+  music: { hosts: ["${s.upstream}"], healthCheck: { enabled: false } }
+routes:
+  - { match: { path: "/" }, upstream: music }
+`;
+}
+
+/** A `gangway start` process (with its own storage directory), once it listens. */
+async function startInstance(s: InstanceSettings): Promise<Instance & { admin: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'gangway-acme-fleet-'));
+  writeFileSync(join(dir, 'pebble-ca.pem'), PEBBLE_TRUST);
+  const file = join(dir, 'gangway.yaml');
+  const settings = {
+    ...s,
+    httpPort: s.httpPort ?? (await closedPort()),
+    tlsPort: s.tlsPort ?? (await closedPort()),
+    admin: await closedPort(),
+  };
+  writeFileSync(file, configText(settings));
+  const cli = spawnCli(['start', '-c', file]);
+  cleanups.push(async () => {
+    if (cli.child.exitCode === null && cli.child.signalCode === null) {
+      cli.child.kill('SIGKILL');
+      await cli.exited;
+    }
+  });
+  if (!(await cli.until('gangway listening', 30_000))) throw new Error(`gangway did not start:\n${cli.output()}`);
+  const lines = (): Array<Record<string, unknown>> =>
+    cli
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => {
+        try {
+          return JSON.parse(l) as Record<string, unknown>;
+        } catch {
+          return {};
+        }
+      });
+  return {
+    cli,
+    file,
+    httpPort: settings.httpPort,
+    tlsPort: settings.tlsPort,
+    admin: settings.admin,
+    lines,
+    count: (msg, name) => lines().filter((l) => l.msg === msg && (name === undefined || l.name === name)).length,
+  };
+}
+
+async function helloUpstream(): Promise<string> {
+  const up = await httpUpstream((req, res) => {
+    req.resume();
+    res.end('hello');
+  });
+  cleanups.push(() => up.close());
+  return up.address;
+}
+
+/** The SHA-256 fingerprint a fresh handshake with `port` for `name` shows, once Pebble's root vouches for it. */
+async function fingerprint(port: number, name: string, root: string): Promise<string> {
+  return (await servedCertificate(port, name, root, 40_000)).fingerprint256;
+}
+
+/** Which workers (by their log's `worker`) hold a certificate for `name`: the orderer and those that took it. */
+function workersHolding(instance: Instance, name: string): Set<unknown> {
+  const held = [
+    'acme: certificate obtained',
+    'acme: certificate stored by another gateway presented',
+    'acme: stored certificate reused',
+  ];
+  return new Set(
+    instance
+      .lines()
+      .filter((l) => l.name === name && held.includes(String(l.msg)))
+      .map((l) => l.worker),
+  );
+}
+
+/** An instance's log lines about `name`, for a failure's message. */
+function linesAbout(instance: Instance, name: string): string {
+  return instance
+    .lines()
+    .filter((l) => l.name === name)
+    .map((l) => `worker ${String(l.worker)}: ${String(l.msg)} ${String(l.detail ?? l.err ?? '')}`)
+    .join('\n');
+}
+
+for (const challenge of ['http-01', 'tls-alpn-01'] as const) {
+  const names = challenge === 'http-01' ? NAMES.http : NAMES.tls;
+  test(`workers: 2 get certificates by ${challenge} though the CA's looks land on both workers: a worker ` +
+    'that did not order answers, one order per name, every worker presents every certificate', {
+    timeout: 120_000,
+  }, async (t) => {
+    if (!needPebble(t)) return;
+    const httpPort = await closedPort();
+    const tlsPort = await closedPort();
+    const pebble = await startPebble(cleanups, {
+      httpPort,
+      tlsPort,
+      dns: dns.address,
+      env: { PEBBLE_AUTHZREUSE: '0' },
+    });
+    const ca = await countingCa(pebble);
+    const machine = await startInstance({
+      name: `workers-${challenge}`,
+      directory: ca.directory,
+      names,
+      upstream: await helloUpstream(),
+      workers: 2,
+      challenges: challenge,
+      httpPort,
+      tlsPort,
+    });
+    const root = await pebble.root();
+    for (const name of names) await fingerprint(tlsPort, name, root);
+    // Each worker holds each name: one ordered it, the other took it from the storage directory.
+    for (const name of names)
+      await eventually(`both workers holding ${name}`, 20_000, () =>
+        workersHolding(machine, name).size === 2 ? true : undefined,
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}; its log:\n${linesAbout(machine, name)}`);
+      });
+    const ordered = names.map((n) => ca.orders.get(n) ?? 0);
+    assert.deepEqual(
+      ordered,
+      names.map(() => 1),
+      `one order per name at the CA; ${names
+        .filter((n) => ca.orders.get(n) !== 1)
+        .map((n) => `${n}:\n${linesAbout(machine, n)}`)
+        .join('\n')}`,
+    );
+    const served = machine.lines().filter((l) => l.msg === 'acme: challenge answer served to the CA');
+    const fromOther = served.filter((l) => l.offeredHere === false);
+    t.diagnostic(
+      `${served.length} looks of the CA answered: ${fromOther.length} by a worker that did not order ` +
+        `(workers ${[...new Set(fromOther.map((l) => l.worker))].join(', ')})`,
+    );
+    assert.ok(served.length >= names.length, 'every look answered');
+    assert.ok(fromOther.length >= 1, 'a worker that did not order answered the CA at least once');
+    assert.ok(
+      served.every((l) => l.type === challenge),
+      `only ${challenge} was answered`,
+    );
+    assert.equal(machine.count('acme: could not obtain a certificate; retrying later'), 0, 'no order failed');
+    const waited = machine.count('acme: another gateway is ordering this name; waiting for its certificate');
+    t.diagnostic(`${waited} waits for the other worker's order`);
+    const acknowledged = machine.lines().filter((l) => l.msg === 'acme: every process holds the challenge answer');
+    assert.equal(acknowledged.length, names.length, 'every answer acknowledged by both workers before the CA looked');
+    t.diagnostic(
+      `acknowledged by every worker within ${Math.max(...acknowledged.map((l) => Number(l.ms)))} ms at most`,
+    );
+  });
+}
+
+/** Two instances (one process each) sharing `redis`, behind round-robin balancers on the CA's ports. */
+async function fleetOf(
+  t: { diagnostic(s: string): void },
+  name: string,
+  names: string[],
+  redis: RedisServer,
+  pebbleOptions: { validitySeconds?: number } = {},
+) {
+  const httpPort = await closedPort();
+  const tlsPort = await closedPort();
+  const pebble = await startPebble(cleanups, { httpPort, tlsPort, dns: dns.address, ...pebbleOptions });
+  const ca = await countingCa(pebble);
+  const instances: Instance[] = [];
+  await roundRobin(httpPort, () => instances.map((i) => i.httpPort));
+  await roundRobin(tlsPort, () => instances.map((i) => i.tlsPort));
+  const upstream = await helloUpstream();
+  const settings = { name, directory: ca.directory, names, upstream, redis: redis.url };
+  const [one, other] = await Promise.all([startInstance(settings), startInstance(settings)]);
+  instances.push(one, other);
+  t.diagnostic(`instances: pid ${one.cli.child.pid} and pid ${other.cli.child.pid}`);
+  return { pebble, ca, one, other, root: await pebble.root(), settings };
+}
+
+test('two instances sharing a Redis: one order per name for the fleet, the same certificate presented by ' +
+  'both, and a renewal by one presented by the other without a restart', {
+  timeout: 120_000,
+  skip: noRedis,
+}, async (t) => {
+  if (!needPebble(t)) return;
+  const redis = await startRedis();
+  cleanups.push(() => redis.stop());
+  // 12-second certificates: renewed 8 s after they begin.
+  const { ca, one, other, root } = await fleetOf(t, 'fleet-b', NAMES.fleet, redis, { validitySeconds: 12 });
+  const first = new Map<string, string>();
+  for (const name of NAMES.fleet) {
+    const a = await fingerprint(one.tlsPort, name, root);
+    const b = await eventually(`the other instance presenting ${name}'s certificate`, 10_000, async () => {
+      const seen = await fingerprint(other.tlsPort, name, root);
+      return seen === a ? seen : undefined;
+    });
+    assert.equal(b, a, `both instances present the same certificate for ${name}`);
+    first.set(name, a);
+    assert.equal(ca.orders.get(name), 1, `one order for ${name} across the fleet`);
+  }
+  const orderedBy = (name: string): number =>
+    [one, other].filter((i) => i.count('acme: certificate obtained', name) > 0).length;
+  assert.deepEqual(NAMES.fleet.map(orderedBy), [1, 1], 'each name obtained by one instance only');
+
+  // The renewal: placed by one instance, presented by both.
+  const name = NAMES.fleet[0]!;
+  const renewed = await eventually('the renewed certificate on both instances', 30_000, async () => {
+    const [a, b] = [await fingerprint(one.tlsPort, name, root), await fingerprint(other.tlsPort, name, root)];
+    return a !== first.get(name) && a === b ? a : undefined;
+  });
+  assert.notEqual(renewed, first.get(name));
+  assert.equal(ca.orders.get(name), 2, 'one order for the first certificate and one for its renewal');
+  const renewers = [one, other].filter((i) => i.count('acme: certificate renewed', name) > 0);
+  assert.equal(renewers.length, 1, 'one instance renewed');
+  const follower = renewers[0] === one ? other : one;
+  assert.ok(
+    follower.count('acme: certificate stored by another gateway presented', name) >= 1,
+    'the other took it from the store',
+  );
+  assert.equal(follower.cli.child.exitCode, null, 'never restarted');
+});
+
+test('Redis stopped: the certificates held are still presented; an order for a newly listed name waits, ' +
+  'and is placed once, by one instance, when Redis returns', { timeout: 120_000, skip: noRedis }, async (t) => {
+  if (!needPebble(t)) return;
+  const redis = await startRedis();
+  cleanups.push(() => redis.stop());
+  const [held, added] = NAMES.outage as [string, string];
+  const { ca, one, other, root, settings } = await fleetOf(t, 'fleet-c', [held], redis);
+  const before = await fingerprint(one.tlsPort, held, root);
+  await eventually('the other instance presenting it', 10_000, async () =>
+    (await fingerprint(other.tlsPort, held, root)) === before ? true : undefined,
+  );
+
+  await redis.stop();
+  for (const i of [one, other])
+    assert.equal(await fingerprint(i.tlsPort, held, root), before, 'still presented with Redis away');
+  // Both list a second name (a reload, as an operator would: SIGHUP).
+  for (const i of [one, other]) {
+    writeFileSync(
+      i.file,
+      configText({
+        ...settings,
+        names: [held, added],
+        httpPort: i.httpPort,
+        tlsPort: i.tlsPort,
+        admin: (i as Instance & { admin: number }).admin,
+      }),
+    );
+    i.cli.child.kill('SIGHUP');
+  }
+  await eventually('the order waiting for the store', 15_000, () =>
+    [one, other].every((i) => i.count('acme: could not obtain a certificate; retrying later', added) >= 2)
+      ? true
+      : undefined,
+  );
+  assert.equal(ca.orders.get(added) ?? 0, 0, 'no order while the lock cannot be taken');
+  const none = await handshake(one.tlsPort, added);
+  assert.ok('error' in none, 'no certificate for the new name yet');
+
+  await redis.start();
+  const after = await fingerprint(one.tlsPort, added, root);
+  await eventually('the other instance presenting the new name', 15_000, async () =>
+    (await fingerprint(other.tlsPort, added, root)) === after ? true : undefined,
+  );
+  await sleep(1500); // Time enough for a second order, were one to be placed.
+  assert.equal(ca.orders.get(added), 1, 'one order for the new name, once Redis returned');
+  assert.equal(ca.orders.get(held), 1);
+  assert.equal(await fingerprint(other.tlsPort, held, root), before, 'the held certificate stays');
+});
+
+test("an instance killed while it holds a name's issuance lock does not block the other: the lock runs " +
+  'out (lockTimeout) and the other orders', { timeout: 120_000, skip: noRedis }, async (t) => {
+  if (!needPebble(t)) return;
+  const redis = await startRedis();
+  cleanups.push(() => redis.stop());
+  const name = NAMES.killed[0]!;
+  const httpPort = await closedPort();
+  const tlsPort = await closedPort();
+  const pebble = await startPebble(cleanups, { httpPort, tlsPort, dns: dns.address });
+  const ca = await countingCa(pebble);
+  // The first order for the name is held at the CA's door: its orderer holds the lock meanwhile.
+  ca.hold(name);
+  const instances: Instance[] = [];
+  await roundRobin(httpPort, () => instances.map((i) => i.httpPort));
+  await roundRobin(tlsPort, () => instances.map((i) => i.tlsPort));
+  const settings = {
+    name: 'fleet-d',
+    directory: ca.directory,
+    names: [name],
+    upstream: await helloUpstream(),
+    redis: redis.url,
+  };
+  instances.push(...(await Promise.all([startInstance(settings), startInstance(settings)])));
+  await eventually('an order held at the CA', 20_000, () => (ca.holds() ? true : undefined));
+  const lockKey = `gangway:{fleet-d}:acme:${caFolder(ca.directory)}:lock:${name}`;
+  const owner = execFileSync('redis-cli', ['-p', String(redis.port), 'GET', lockKey])
+    .toString()
+    .trim();
+  const holder = instances.find((i) => owner.split(' ')[1] === String(i.cli.child.pid));
+  assert.ok(holder, `the lock is held by one of the instances (${owner})`);
+  const survivor = instances.find((i) => i !== holder)!;
+  await eventually('the other instance waiting for the lock', 10_000, () =>
+    survivor.count('acme: another gateway is ordering this name; waiting for its certificate', name) > 0
+      ? true
+      : undefined,
+  );
+  holder.cli.child.kill('SIGKILL');
+  await holder.cli.exited;
+  const killedAt = Date.now();
+  ca.drop();
+  const root = await pebble.root();
+  await fingerprint(survivor.tlsPort, name, root);
+  const took = Date.now() - killedAt;
+  t.diagnostic(`certificate presented by the survivor ${took} ms after the holder was killed (lockTimeout 3 s)`);
+  assert.ok(took < 20_000, 'the lock ran out; the survivor did not wait forever');
+  assert.equal(ca.orders.get(name), 1, 'one order reached the CA: the survivor’s');
+  assert.equal(survivor.count('acme: certificate obtained', name), 1);
+});

@@ -128,22 +128,41 @@ async function countingCa(pebble: Pebble) {
 }
 const PEBBLE_KEY_TEXT = readFileSync(PEBBLE_KEY, 'utf8');
 
-/** A TCP balancer on `port` handing each new connection to the next of `targets`, in turn (a cloud LB). */
-async function roundRobin(port: number, targets: () => number[]): Promise<Server> {
+/**
+ * A TCP balancer on `port` handing each new connection to the next of `targets` in turn, and to
+ * the one after when a target refuses (a load balancer taking a dead instance out of rotation).
+ */
+async function roundRobin(port: number, targets: readonly number[]): Promise<Server> {
   let next = 0;
   const sockets = new Set<Socket>();
+  const track = (s: Socket): void => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  };
   const server = createServer((client) => {
-    const list = targets();
-    const upstream = connect(list[next++ % list.length]!, '127.0.0.1');
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.once('close', () => sockets.delete(s));
-      s.on('error', () => {
-        client.destroy();
-        upstream.destroy();
+    track(client);
+    client.pause();
+    client.on('error', () => undefined);
+    const first = next++;
+    // The targets after this connection's own turn, one by one (not the next connection's turn).
+    const attempt = (tries: number): void => {
+      const upstream = connect(targets[(first + targets.length - tries) % targets.length]!, '127.0.0.1');
+      track(upstream);
+      let connected = false;
+      upstream.once('error', () => {
+        if (!connected && tries > 1) attempt(tries - 1);
+        else client.destroy();
       });
-    }
-    client.pipe(upstream).pipe(client);
+      upstream.once('connect', () => {
+        connected = true;
+        upstream.on('error', () => client.destroy());
+        client.on('close', () => upstream.destroy());
+        upstream.on('close', () => client.destroy());
+        client.pipe(upstream).pipe(client);
+        client.resume();
+      });
+    };
+    attempt(targets.length);
   });
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
   cleanups.push(
@@ -348,6 +367,15 @@ for (const challenge of ['http-01', 'tls-alpn-01'] as const) {
   });
 }
 
+/** Two instances started together behind round-robin balancers on the ports the CA validates on. */
+async function twoInstances(httpPort: number, tlsPort: number, settings: InstanceSettings): Promise<Instance[]> {
+  const ports = [0, 1].map(async () => ({ httpPort: await closedPort(), tlsPort: await closedPort() }));
+  const [a, b] = await Promise.all(ports);
+  await roundRobin(httpPort, [a!.httpPort, b!.httpPort]);
+  await roundRobin(tlsPort, [a!.tlsPort, b!.tlsPort]);
+  return Promise.all([startInstance({ ...settings, ...a }), startInstance({ ...settings, ...b })]);
+}
+
 /** Two instances (one process each) sharing `redis`, behind round-robin balancers on the CA's ports. */
 async function fleetOf(
   t: { diagnostic(s: string): void },
@@ -360,13 +388,9 @@ async function fleetOf(
   const tlsPort = await closedPort();
   const pebble = await startPebble(cleanups, { httpPort, tlsPort, dns: dns.address, ...pebbleOptions });
   const ca = await countingCa(pebble);
-  const instances: Instance[] = [];
-  await roundRobin(httpPort, () => instances.map((i) => i.httpPort));
-  await roundRobin(tlsPort, () => instances.map((i) => i.tlsPort));
   const upstream = await helloUpstream();
   const settings = { name, directory: ca.directory, names, upstream, redis: redis.url };
-  const [one, other] = await Promise.all([startInstance(settings), startInstance(settings)]);
-  instances.push(one, other);
+  const [one, other] = (await twoInstances(httpPort, tlsPort, settings)) as [Instance, Instance];
   t.diagnostic(`instances: pid ${one.cli.child.pid} and pid ${other.cli.child.pid}`);
   return { pebble, ca, one, other, root: await pebble.root(), settings };
 }
@@ -392,9 +416,17 @@ test('two instances sharing a Redis: one order per name for the fleet, the same 
     first.set(name, a);
     assert.equal(ca.orders.get(name), 1, `one order for ${name} across the fleet`);
   }
-  const orderedBy = (name: string): number =>
-    [one, other].filter((i) => i.count('acme: certificate obtained', name) > 0).length;
-  assert.deepEqual(NAMES.fleet.map(orderedBy), [1, 1], 'each name obtained by one instance only');
+  // Told by the logs (written in batches, so waited for): which instance ordered, which took it.
+  const obtainedBy = (msg: string, name: string): Instance[] => [one, other].filter((i) => i.count(msg, name) > 0);
+  for (const name of NAMES.fleet)
+    await eventually(`the log of ${name}'s order`, 5000, () =>
+      obtainedBy('acme: certificate obtained', name).length > 0 ? true : undefined,
+    );
+  assert.deepEqual(
+    NAMES.fleet.map((n) => obtainedBy('acme: certificate obtained', n).length),
+    [1, 1],
+    'each name obtained by one instance only',
+  );
 
   // The renewal: placed by one instance, presented by both.
   const name = NAMES.fleet[0]!;
@@ -404,12 +436,14 @@ test('two instances sharing a Redis: one order per name for the fleet, the same 
   });
   assert.notEqual(renewed, first.get(name));
   assert.equal(ca.orders.get(name), 2, 'one order for the first certificate and one for its renewal');
-  const renewers = [one, other].filter((i) => i.count('acme: certificate renewed', name) > 0);
-  assert.equal(renewers.length, 1, 'one instance renewed');
-  const follower = renewers[0] === one ? other : one;
-  assert.ok(
-    follower.count('acme: certificate stored by another gateway presented', name) >= 1,
-    'the other took it from the store',
+  const renewer = await eventually('the log of the renewal', 5000, () => {
+    const by = obtainedBy('acme: certificate renewed', name);
+    return by.length > 0 ? by : undefined;
+  });
+  assert.equal(renewer.length, 1, 'one instance renewed');
+  const follower = renewer[0] === one ? other : one;
+  await eventually('the other instance saying it took the renewed certificate from the store', 5000, () =>
+    follower.count('acme: certificate stored by another gateway presented', name) >= 1 ? true : undefined,
   );
   assert.equal(follower.cli.child.exitCode, null, 'never restarted');
 });
@@ -475,9 +509,6 @@ test("an instance killed while it holds a name's issuance lock does not block th
   const ca = await countingCa(pebble);
   // The first order for the name is held at the CA's door: its orderer holds the lock meanwhile.
   ca.hold(name);
-  const instances: Instance[] = [];
-  await roundRobin(httpPort, () => instances.map((i) => i.httpPort));
-  await roundRobin(tlsPort, () => instances.map((i) => i.tlsPort));
   const settings = {
     name: 'fleet-d',
     directory: ca.directory,
@@ -485,7 +516,7 @@ test("an instance killed while it holds a name's issuance lock does not block th
     upstream: await helloUpstream(),
     redis: redis.url,
   };
-  instances.push(...(await Promise.all([startInstance(settings), startInstance(settings)])));
+  const instances = await twoInstances(httpPort, tlsPort, settings);
   await eventually('an order held at the CA', 20_000, () => (ca.holds() ? true : undefined));
   const lockKey = `gangway:{fleet-d}:acme:${caFolder(ca.directory)}:lock:${name}`;
   const owner = execFileSync('redis-cli', ['-p', String(redis.port), 'GET', lockKey])
@@ -504,10 +535,19 @@ test("an instance killed while it holds a name's issuance lock does not block th
   const killedAt = Date.now();
   ca.drop();
   const root = await pebble.root();
-  await fingerprint(survivor.tlsPort, name, root);
+  await fingerprint(survivor.tlsPort, name, root).catch((err: Error) => {
+    throw new Error(`${err.message}; the survivor's log:\n${linesAbout(survivor, name)}`);
+  });
   const took = Date.now() - killedAt;
   t.diagnostic(`certificate presented by the survivor ${took} ms after the holder was killed (lockTimeout 3 s)`);
   assert.ok(took < 20_000, 'the lock ran out; the survivor did not wait forever');
-  assert.equal(ca.orders.get(name), 1, 'one order reached the CA: the survivor’s');
-  assert.equal(survivor.count('acme: certificate obtained', name), 1);
+  assert.equal(
+    ca.orders.get(name),
+    1,
+    `one order reached the CA: the survivor’s; its log:\n${linesAbout(survivor, name)}`,
+  );
+  // The log is written in batches: its line may follow the handshake by a moment.
+  await eventually('the survivor saying it obtained the certificate', 5000, () =>
+    survivor.count('acme: certificate obtained', name) === 1 ? true : undefined,
+  );
 });

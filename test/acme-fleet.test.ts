@@ -17,16 +17,25 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { request } from 'undici';
+import { ChallengeAnswers } from '../src/acme/challenges.js';
+import { AcmeFleet } from '../src/acme/fleet.js';
 import { caFolder } from '../src/acme/storage.js';
+import { validateConfig } from '../src/config/load.js';
+import { createListener } from '../src/listen/listener.js';
+import type { Runtime } from '../src/runtime.js';
+import { StoreLink } from '../src/state/link.js';
+import { MemoryStore } from '../src/state/memory.js';
 import { dnsServer } from './support/dns-server.js';
-import { closedPort, httpUpstream } from './support/harness.js';
+import { closedPort, httpUpstream, minimalConfig } from './support/harness.js';
 import {
   eventually,
   handshake,
@@ -551,3 +560,104 @@ test("an instance killed while it holds a name's issuance lock does not block th
     survivor.count('acme: certificate obtained', name) === 1 ? true : undefined,
   );
 });
+
+/** A store that counts the reads made of it. */
+class CountingStore extends MemoryStore {
+  reads = 0;
+  override async get(key: string): Promise<string | undefined> {
+    this.reads++;
+    return super.get(key);
+  }
+}
+
+test(
+  'a process that missed the announcement finds the answer in the store when the CA asks it: HTTP-01 ' +
+    'by token, TLS-ALPN-01 by name; a made-up token is not looked for, look-ups are bounded per second, ' +
+    'and a withdrawn answer is found nowhere',
+  async () => {
+    const store = new CountingStore();
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l)) });
+    /** One process's challenge answers, sharing `store` (its announcements never heard: not subscribed). */
+    const aProcess = (): ChallengeAnswers => {
+      const answers = new ChallengeAnswers();
+      new AcmeFleet(new StoreLink(store, { deadlineMs: 1000 }), answers, logger);
+      return answers;
+    };
+    const orderer = aProcess();
+    const orderingFleet = new AcmeFleet(new StoreLink(store, { deadlineMs: 1000 }), orderer, logger);
+    const token = 'LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0';
+    const withdrawHttp = await orderingFleet.offer('http-01', token, `${token}.thumbprint`);
+    const withdrawTls = await orderingFleet.offer('tls-alpn-01', 'music.test', 'tls-token.thumbprint');
+
+    // Another process, which never heard of either answer, behind its own listeners.
+    const other = aProcess();
+    const config = validateConfig(minimalConfig(['127.0.0.1:1']));
+    // Nothing is routed here: the listeners read only their limits.
+  const noRuntime = (): Runtime => ({ limits: { maxUriLength: 8192 } }) as unknown as Runtime;
+    const noStatus = () => assert.fail('no status page here');
+    const plain = createListener(config, noRuntime, noStatus, { challenges: other, redirectToHttpsPort: () => 443 });
+    const secure = createListener(config, noRuntime, noStatus, {
+      tls: { cert: undefined, key: undefined },
+      challenges: other,
+      acme: { contextFor: () => null },
+    });
+    for (const l of [plain, secure]) {
+      await new Promise<void>((r) => l.server.listen(0, '127.0.0.1', r));
+      cleanups.push(() => new Promise((r) => l.server.close(() => r(undefined))));
+    }
+    const plainPort = (plain.server.address() as AddressInfo).port;
+    const ask = async (path: string): Promise<[number, string]> => {
+      const answer = await request(`http://127.0.0.1:${plainPort}/.well-known/acme-challenge/${path}`);
+      return [answer.statusCode, await answer.body.text()];
+    };
+
+    assert.deepEqual(await ask(token), [200, `${token}.thumbprint`], 'HTTP-01 answered from the store');
+    const reads = store.reads;
+    assert.deepEqual(await ask(token), [200, `${token}.thumbprint`], 'and again, from what it learnt');
+    assert.equal(store.reads, reads, 'the second look did not read the store');
+    const proof = await handshake((secure.server.address() as AddressInfo).port, 'music.test', {
+      alpn: ['acme-tls/1'],
+    });
+    assert.ok(!('error' in proof), 'TLS-ALPN-01 answered from the store');
+    proof.socket.destroy();
+    assert.equal(proof.cert.subjectAltName, 'DNS:music.test');
+    const digest = createHash('sha256').update('tls-token.thumbprint').digest();
+    assert.ok(proof.cert.raw.includes(digest), 'the certificate carries the digest of the key authorization');
+    const served = lines.filter((l) => l.msg === 'acme: challenge answer served to the CA');
+    assert.deepEqual(
+      served.map((l) => [l.type, l.offeredHere]),
+      [
+        ['http-01', false],
+        ['http-01', false],
+        ['tls-alpn-01', false],
+      ],
+      'said in the log, as answers another process offered',
+    );
+
+    // Made-up tokens: not a token's shape, not looked for; well-formed ones, at most ten a second.
+    const before = store.reads;
+    assert.equal((await ask('not-a-token'))[0], 404);
+    assert.equal((await ask('..%2F..%2Fetc%2Fpasswd'))[0], 404);
+    assert.equal(store.reads, before, 'nothing that is not a token is looked for');
+    const flood = await Promise.all(
+      Array.from({ length: 40 }, () => ask(randomBytes(32).toString('base64url')).then(([status]) => status)),
+    );
+    assert.ok(
+      flood.every((s) => s === 404),
+      'unknown tokens get 404',
+    );
+    assert.ok(store.reads - before <= 20, `${store.reads - before} store reads for 40 made-up tokens (10 a second)`);
+
+    // Withdrawn: a third process, which learnt nothing, finds neither answer.
+    withdrawHttp();
+    withdrawTls();
+    await eventually('the answers gone from the store', 2000, async () =>
+      (await store.get(`acme:challenge:http:${token}`)) === undefined ? true : undefined,
+    );
+    const third = aProcess();
+    assert.equal(await third.findTlsAlpn('music.test'), undefined);
+    assert.equal(third.httpAnswer(token), undefined);
+    assert.equal(await store.get('acme:challenge:tls:music.test'), undefined);
+  },
+);

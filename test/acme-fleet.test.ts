@@ -28,7 +28,8 @@ import { pino } from 'pino';
 import { request } from 'undici';
 import { ChallengeAnswers } from '../src/acme/challenges.js';
 import { AcmeFleet } from '../src/acme/fleet.js';
-import { caFolder } from '../src/acme/storage.js';
+import { caFolder, DirectoryStorage } from '../src/acme/storage.js';
+import { StoreStorage } from '../src/acme/store-storage.js';
 import { validateConfig } from '../src/config/load.js';
 import { createListener } from '../src/listen/listener.js';
 import type { Runtime } from '../src/runtime.js';
@@ -366,6 +367,7 @@ for (const challenge of ['http-01', 'tls-alpn-01'] as const) {
       `only ${challenge} was answered`,
     );
     assert.equal(machine.count('acme: could not obtain a certificate; retrying later'), 0, 'no order failed');
+    assert.equal(machine.count('acme: new account key stored'), 1, 'one account for the machine');
     const waited = machine.count('acme: another gateway is ordering this name; waiting for its certificate');
     t.diagnostic(`${waited} waits for the other worker's order`);
     const acknowledged = machine.lines().filter((l) => l.msg === 'acme: every process holds the challenge answer');
@@ -455,6 +457,11 @@ test('two instances sharing a Redis: one order per name for the fleet, the same 
     follower.count('acme: certificate stored by another gateway presented', name) >= 1 ? true : undefined,
   );
   assert.equal(follower.cli.child.exitCode, null, 'never restarted');
+  assert.equal(
+    one.count('acme: new account key stored') + other.count('acme: new account key stored'),
+    1,
+    'one account for the fleet',
+  );
 });
 
 test('Redis stopped: the certificates held are still presented; an order for a newly listed name waits, ' +
@@ -594,7 +601,7 @@ test(
     const other = aProcess();
     const config = validateConfig(minimalConfig(['127.0.0.1:1']));
     // Nothing is routed here: the listeners read only their limits.
-  const noRuntime = (): Runtime => ({ limits: { maxUriLength: 8192 } }) as unknown as Runtime;
+    const noRuntime = (): Runtime => ({ limits: { maxUriLength: 8192 } }) as unknown as Runtime;
     const noStatus = () => assert.fail('no status page here');
     const plain = createListener(config, noRuntime, noStatus, { challenges: other, redirectToHttpsPort: () => 443 });
     const secure = createListener(config, noRuntime, noStatus, {
@@ -659,5 +666,24 @@ test(
     assert.equal(await third.findTlsAlpn('music.test'), undefined);
     assert.equal(third.httpAnswer(token), undefined);
     assert.equal(await store.get('acme:challenge:tls:music.test'), undefined);
+  },
+);
+
+test(
+  'the account key: of processes storing one at once, the first wins and all are answered it, in the ' +
+    'directory and in the store; a stored certificate is read back whole',
+  async () => {
+    const directory = 'https://ca.example/dir';
+    const root = mkdtempSync(join(tmpdir(), 'gangway-acme-account-'));
+    const store = new MemoryStore();
+    for (const make of [() => new DirectoryStorage(root, directory), () => new StoreStorage(store, directory, 3000)]) {
+      const keys = await Promise.all(Array.from({ length: 6 }, (_, i) => make().writeAccountKey(`key ${i}`)));
+      assert.equal(new Set(keys).size, 1, `one key in force: ${keys.join(', ')}`);
+      assert.equal(await make().readAccountKey(), keys[0]);
+      assert.equal(await make().writeAccountKey('a later key'), keys[0], 'a later writer is answered the first key');
+      await make().writeCertificate('Music.Test', { cert: 'chain', key: 'its key' });
+      assert.deepEqual(await make().readCertificate('music.test'), { cert: 'chain', key: 'its key' });
+      assert.equal(await make().readCertificate('podcasts.test'), undefined);
+    }
   },
 );

@@ -149,10 +149,14 @@ async function readIfThere(path: string): Promise<string | undefined> {
   }
 }
 
+/** Numbers the temporary files of first-writer-wins writes made by this process. */
+let racers = 0;
+
 /** Writes `file` whole (0600); `replace` false keeps a file already there (the first writer wins). */
 async function writePrivately(folder: string, file: string, text: string, replace = true): Promise<void> {
   await mkdir(folder, { recursive: true, mode: 0o700 });
-  const temporary = join(folder, `.${file}.${process.pid}.tmp`);
+  // Writers racing to be first (gateways in one process too) each have a temporary file of their own.
+  const temporary = join(folder, `.${file}.${process.pid}${replace ? '' : `.${++racers}`}.tmp`);
   // A temporary file left by a crash keeps its mode when written over: it is made anew, 0600.
   await unlink(temporary).catch(() => undefined);
   await writeFile(temporary, text, { mode: 0o600, flag: 'wx' });

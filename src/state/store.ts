@@ -3,10 +3,10 @@
  * host drains, rate-limit buckets, incidents and ACME (challenges, certificates, the issuance
  * lock) across the processes of one service. Three implementations: memory (one process; also
  * two gateways in one process, as tests do), the supervisor (workers on one machine reach it
- * over IPC: ./supervisor.ts) and Redis (a fleet: ./redis.ts). Values are strings (JSON where structured) so every implementation carries them
- * alike. Nothing on a request's path awaits a store call: ./link.ts puts a deadline on each,
- * and the users of the store decide from a local view that the store reconciles in the
- * background.
+ * over IPC: ./supervisor.ts) and Redis (a fleet: ./redis.ts). Values are strings (JSON where
+ * structured) so every implementation carries them alike. Nothing on a request's path awaits a
+ * store call: ./link.ts puts a deadline on each, and the users of the store decide from a local
+ * view that the store reconciles in the background.
  */
 
 export type StoreKind = 'memory' | 'supervisor' | 'redis';

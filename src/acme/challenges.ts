@@ -50,7 +50,7 @@ export class ChallengeAnswers implements ChallengeBoard {
   async offer(type: ChallengeType, subject: string, keyAuthorization: string): Promise<() => void> {
     const withdraw =
       type === 'http-01' ? this.offerHttp(subject, keyAuthorization) : this.offerTlsAlpn(subject, keyAuthorization);
-    const mine = `${type} ${subject.toLowerCase()}`;
+    const mine = ownKey(type, subject);
     this.ours.add(mine);
     return () => {
       this.ours.delete(mine);
@@ -85,8 +85,7 @@ export class ChallengeAnswers implements ChallengeBoard {
 
   tlsAlpnContext(name: string): SecureContext | undefined {
     const context = this.byName.get(name.toLowerCase());
-    if (context !== undefined)
-      this.lookup?.served('tls-alpn-01', name, this.ours.has(`tls-alpn-01 ${name.toLowerCase()}`));
+    if (context !== undefined) this.lookup?.served('tls-alpn-01', name, this.ours.has(ownKey('tls-alpn-01', name)));
     return context;
   }
 
@@ -116,7 +115,7 @@ export class ChallengeAnswers implements ChallengeBoard {
     const token = url.slice(HTTP_CHALLENGE_PATH.length);
     const answer = this.byToken.get(token);
     if (answer !== undefined) {
-      this.lookup?.served('http-01', token, this.ours.has(`http-01 ${token.toLowerCase()}`));
+      this.lookup?.served('http-01', token, this.ours.has(ownKey('http-01', token)));
       answerHttp(res, answer);
       return true;
     }
@@ -132,6 +131,11 @@ export class ChallengeAnswers implements ChallengeBoard {
       () => false,
     );
   }
+}
+
+/** How an answer offered here is remembered: tokens are case-sensitive, names are not. */
+function ownKey(type: ChallengeType, subject: string): string {
+  return type === 'http-01' ? `http-01 ${subject}` : `tls-alpn-01 ${subject.toLowerCase()}`;
 }
 
 /** An ACME token: base64url, at least 128 bits (RFC 8555 §8.3); anything else is not looked for. */

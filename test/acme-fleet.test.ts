@@ -508,7 +508,19 @@ test('Redis stopped: the certificates held are still presented; an order for a n
     (await fingerprint(other.tlsPort, added, root)) === after ? true : undefined,
   );
   await sleep(1500); // Time enough for a second order, were one to be placed.
-  assert.equal(ca.orders.get(added), 1, 'one order for the new name, once Redis returned');
+  const said = (i: Instance): string =>
+    i
+      .lines()
+      .filter((l) => /challenge answer|obtain|waiting|presented/.test(String(l.msg)))
+      .map((l) => `${String(l.msg)}${l.offeredHere === undefined ? '' : ` (offered here: ${String(l.offeredHere)})`}`)
+      .join('; ');
+  t.diagnostic(`after Redis returned — one: ${said(one)}`);
+  t.diagnostic(`after Redis returned — other: ${said(other)}`);
+  assert.equal(
+    ca.orders.get(added),
+    1,
+    `one order for the new name, once Redis returned; one: ${said(one)}; other: ${said(other)}`,
+  );
   assert.equal(ca.orders.get(held), 1);
   assert.equal(await fingerprint(other.tlsPort, held, root), before, 'the held certificate stays');
 });

@@ -9,8 +9,8 @@
  *   store's heartbeat) has acknowledged, or after ANNOUNCE_WAIT_MS at most — acknowledgements
  *   rather than a fixed pause, so a quick fleet is not slowed and a slow one is waited for. A
  *   process that missed the announcement (it started since, or its subscription was away) finds
- *   the answer in the store when the CA asks it (`find`: one store call within the link's
- *   deadline, only for a well-formed token or a TLS-ALPN-01 handshake, at most a few a second).
+ *   the answer in the store when the CA asks it (`find`: one store call of at most half a second,
+ *   only for a well-formed token or a TLS-ALPN-01 handshake, at most ten a second).
  *   Once the CA has decided, the answer is withdrawn everywhere.
  * - **Certificates.** A process that stored a new certificate announces its name; the others
  *   read the storage again and present it from their next handshake, without a restart.
@@ -31,6 +31,12 @@ const ANNOUNCE_WAIT_MS = 3000;
 const OFFER_DEADLINE_MS = 2000;
 /** Store look-ups for unknown answers, at most this many a second (a flood of made-up tokens stays cheap). */
 const LOOKUPS_PER_SECOND = 10;
+/**
+ * Longest wait for a look-up. Not the store's few milliseconds, which are for requests that must
+ * never wait: here the asker is the CA (it waits seconds), and a look-up given up is a failed
+ * validation — an order to place again, which the CA counts.
+ */
+const LOOKUP_DEADLINE_MS = 500;
 
 type Announcement =
   | { kind: 'offer'; id: string; from: string; type: ChallengeType; subject: string; keyAuthorization: string }
@@ -140,7 +146,7 @@ export class AcmeFleet implements ChallengeBoard, ChallengeLookup {
     const second = Math.floor(Date.now() / 1000);
     if (second !== this.lookups.second) this.lookups = { second, count: 0 };
     if (++this.lookups.count > LOOKUPS_PER_SECOND) return undefined;
-    return this.link.call('get', (s) => s.get(storeKey(type, subject)));
+    return storeCall(this.link.store.get(storeKey(type, subject)), LOOKUP_DEADLINE_MS);
   }
 
   served(type: ChallengeType, subject: string, offeredHere: boolean): void {

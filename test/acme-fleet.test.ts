@@ -12,7 +12,10 @@
  * - Redis stopped: the certificates held are still presented, an order for a new name waits and
  *   is placed once, by one instance, when Redis returns;
  * - an instance killed (SIGKILL) while it holds the issuance lock: the other orders once the
- *   lock's time runs out.
+ *   lock's time runs out;
+ * - in one process, on the store itself: a process that missed an announcement answers from the
+ *   store (and only for what looks like a token, at a bounded rate); the account key's first
+ *   writer wins in both storages; the store's lock is extended while held and lost when not.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -697,5 +700,32 @@ test(
       assert.deepEqual(await make().readCertificate('music.test'), { cert: 'chain', key: 'its key' });
       assert.equal(await make().readCertificate('podcasts.test'), undefined);
     }
+  },
+);
+
+test(
+  'the issuance lock in the store: one holder, extended while it works past the timeout, let go on ' +
+    'release; a holder that stops extending loses it after the timeout',
+  async () => {
+    const store = new MemoryStore();
+    const lost: string[] = [];
+    const one = new StoreStorage(store, 'https://ca.example/dir', 1000, (name) => lost.push(name));
+    const other = new StoreStorage(store, 'https://ca.example/dir', 1000);
+    const release = await one.lock('music.test');
+    assert.ok(release, 'the first taker holds it');
+    assert.equal(await other.lock('music.test'), undefined, 'a second taker waits');
+    assert.ok(await other.lock('podcasts.test'), 'other names are not held up');
+    await sleep(2500);
+    assert.equal(await other.lock('music.test'), undefined, 'still held at 2.5 timeouts: its holder extends it');
+    await release();
+    const again = await other.lock('music.test');
+    assert.ok(again, 'released, the other takes it');
+    assert.deepEqual(lost, [], 'the holder never lost it');
+    // A holder that stops extending (its process killed) is simulated by a claim of its own, never extended.
+    await again();
+    assert.equal(await store.claim('acme:ca.example-dir:lock:video.test', 'killed 1 x', 1000), true);
+    assert.equal(await one.lock('video.test'), undefined);
+    await sleep(1100);
+    assert.ok(await one.lock('video.test'), 'taken once the dead holder’s time ran out');
   },
 );

@@ -10,6 +10,7 @@
  *
  * FLEET_SECONDS_UP / FLEET_SECONDS_DOWN shorten or lengthen the phases.
  */
+import { NODE_FLAGS } from '../src/node-flags.js';
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -100,7 +101,12 @@ routes:
 `,
     );
     gateways.push(
-      await startProcess(`gangway ${i}`, process.execPath, [join(ROOT, 'dist/cli.js'), 'start', '-c', conf], port),
+      await startProcess(
+        `gangway ${i}`,
+        process.execPath,
+        [...NODE_FLAGS, join(ROOT, 'dist/cli.js'), 'start', '-c', conf],
+        port,
+      ),
     );
   }
   // Each instance has counted the other (a heartbeat a second) before the clock starts.

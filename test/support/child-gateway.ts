@@ -32,6 +32,7 @@ export async function startChildGateway(
     startWithinMs = 15_000,
     upstreamYaml = '',
     routeYaml = '',
+    nodeFlags,
   }: {
     h2c?: boolean;
     startWithinMs?: number;
@@ -39,6 +40,8 @@ export async function startChildGateway(
     upstreamYaml?: string;
     /** More settings of the one route, e.g. `rateLimit: { requests: 20, window: 60s }`. */
     routeYaml?: string;
+    /** Node's flags for the process (default: those the gangway command gives, src/node-flags.ts). */
+    nodeFlags?: readonly string[];
   } = {},
 ): Promise<ChildGateway> {
   const listen = await closedPort();
@@ -55,7 +58,7 @@ routes:
   - { match: { path: "/" }, upstream: music${routeYaml ? `, ${routeYaml}` : ''} }
 ${extraYaml}`,
   );
-  const gw = spawnCli(['start', '-c', file, ...extraArgs]);
+  const gw = spawnCli(['start', '-c', file, ...extraArgs], process.env, nodeFlags);
   const { child } = gw;
   if (!(await gw.until('gangway listening', startWithinMs))) throw new Error(`gateway did not start:\n${gw.output()}`);
   return {

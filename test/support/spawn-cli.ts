@@ -5,6 +5,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { NODE_FLAGS } from '../../src/node-flags.js';
 
 const CLI = join(import.meta.dirname, '..', '..', 'src', 'cli.ts');
 
@@ -18,9 +19,16 @@ export interface CliProcess {
   until(text: string, ms: number): Promise<boolean>;
 }
 
-/** Starts `gangway ARGS…` on tsx, with `env` as its environment. */
-export function spawnCli(args: string[], env: NodeJS.ProcessEnv = process.env): CliProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Starts `gangway ARGS…` on tsx, with `env` as its environment and node's flags as the gangway command gives them. */
+export function spawnCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  nodeFlags: readonly string[] = NODE_FLAGS,
+): CliProcess {
+  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', CLI, ...args], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   const gather = (c: Buffer): void => {
     out += c.toString();

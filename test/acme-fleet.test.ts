@@ -13,6 +13,8 @@
  *   is placed once, by one instance, when Redis returns;
  * - an instance killed (SIGKILL) while it holds the issuance lock: the other orders once the
  *   lock's time runs out;
+ * - an order that fails: the other instance waits for the failed one's retry time, so the CA
+ *   sees one failed validation per wait for the fleet, not one per instance;
  * - in one process, on the store itself: a process that missed an announcement answers from the
  *   store (and only for what looks like a token, at a bounded rate); the account key's first
  *   writer wins in both storages; the store's lock is extended while held and lost when not.
@@ -70,6 +72,8 @@ const NAMES = {
   outage: ['c1.fleet.test', 'c2.fleet.test'],
   killed: ['d1.fleet.test'],
 };
+/** Not in the tests' DNS: the CA cannot validate it, and every order for it fails. */
+const UNRESOLVABLE = 'nowhere.fleet.test';
 const dns = await dnsServer(
   Object.fromEntries(Object.values(NAMES).flatMap((n) => n.map((name) => [name, '127.0.0.1']))),
 );
@@ -82,6 +86,8 @@ cleanups.push(() => dns.close());
  */
 async function countingCa(pebble: Pebble) {
   const orders = new Map<string, number>();
+  /** When each name's orders reached the CA. */
+  const orderTimes = new Map<string, number[]>();
   let holding: string | undefined;
   const held: Array<() => void> = [];
   const server = createHttpsServer({ cert: PEBBLE_TRUST, key: PEBBLE_KEY_TEXT }, (req, res) => {
@@ -103,7 +109,10 @@ async function countingCa(pebble: Pebble) {
         held.push(() => res.socket?.destroy());
         return;
       }
-      for (const n of names) orders.set(n, (orders.get(n) ?? 0) + 1);
+      for (const n of names) {
+        orders.set(n, (orders.get(n) ?? 0) + 1);
+        orderTimes.set(n, [...(orderTimes.get(n) ?? []), Date.now()]);
+      }
     }
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string') headers[k] = v;
@@ -129,6 +138,7 @@ async function countingCa(pebble: Pebble) {
   return {
     directory: `https://127.0.0.1:${(server.address() as AddressInfo).port}/dir`,
     orders,
+    orderTimes,
     hold(name: string) {
       holding = name;
     },
@@ -206,6 +216,8 @@ interface InstanceSettings {
   workers?: number;
   redis?: string;
   challenges?: string;
+  retryDelay?: string;
+  maxRetryDelay?: string;
   httpPort?: number;
   tlsPort?: number;
 }
@@ -221,8 +233,8 @@ ${s.redis === undefined ? '' : `store: { redis: { url: "${s.redis}" } }\n`}acme:
   directory: "${s.directory}"
   storage: acme
   ca: pebble-ca.pem
-  retryDelay: 300ms
-  maxRetryDelay: 2s
+  retryDelay: ${s.retryDelay ?? '300ms'}
+  maxRetryDelay: ${s.maxRetryDelay ?? '2s'}
   lockTimeout: 3s
   challenges: [${s.challenges ?? 'http-01'}]
 upstreams:
@@ -397,13 +409,14 @@ async function fleetOf(
   names: string[],
   redis: RedisServer,
   pebbleOptions: { validitySeconds?: number } = {},
+  more: Partial<InstanceSettings> = {},
 ) {
   const httpPort = await closedPort();
   const tlsPort = await closedPort();
   const pebble = await startPebble(cleanups, { httpPort, tlsPort, dns: dns.address, ...pebbleOptions });
   const ca = await countingCa(pebble);
   const upstream = await helloUpstream();
-  const settings = { name, directory: ca.directory, names, upstream, redis: redis.url };
+  const settings = { name, directory: ca.directory, names, upstream, redis: redis.url, ...more };
   const [one, other] = (await twoInstances(httpPort, tlsPort, settings)) as [Instance, Instance];
   t.diagnostic(`instances: pid ${one.cli.child.pid} and pid ${other.cli.child.pid}`);
   return { pebble, ca, one, other, root: await pebble.root(), settings };
@@ -696,6 +709,10 @@ test(
       assert.equal(new Set(keys).size, 1, `one key in force: ${keys.join(', ')}`);
       assert.equal(await make().readAccountKey(), keys[0]);
       assert.equal(await make().writeAccountKey('a later key'), keys[0], 'a later writer is answered the first key');
+      assert.equal(await make().readRetryAt('music.test'), undefined);
+      const at = Date.now() + 60_000;
+      await make().writeRetryAt('music.test', at);
+      assert.equal(await make().readRetryAt('music.test'), at, 'a failed order’s time to try again is shared');
       await make().writeCertificate('Music.Test', { cert: 'chain', key: 'its key' });
       assert.deepEqual(await make().readCertificate('music.test'), { cert: 'chain', key: 'its key' });
       assert.equal(await make().readCertificate('podcasts.test'), undefined);
@@ -729,3 +746,51 @@ test(
     assert.ok(await one.lock('video.test'), 'taken once the dead holder’s time ran out');
   },
 );
+
+test('an order that fails makes the whole fleet wait as the instance that failed does: the other instance ' +
+  'does not try in between (the CA counts failed validations per name)', {
+  timeout: 60_000,
+  skip: noRedis,
+}, async (t) => {
+  if (!needPebble(t)) return;
+  const redis = await startRedis();
+  cleanups.push(() => redis.stop());
+  // Waits after a failure (1–4 s) longer than the other's look at the lock (each second): it takes the
+  // lock while the one that failed waits, and must wait as well.
+  const { ca, one, other } = await fleetOf(
+    t,
+    'fleet-e',
+    [UNRESOLVABLE],
+    redis,
+    {},
+    { retryDelay: '2s', maxRetryDelay: '4s' },
+  );
+  await eventually('four orders for the name the CA cannot validate', 30_000, () =>
+    (ca.orders.get(UNRESOLVABLE) ?? 0) >= 4 ? true : undefined,
+  );
+  const times = ca.orderTimes.get(UNRESOLVABLE)!.slice(0, 4);
+  const failures = await eventually('the failures logged', 5000, () => {
+    const all = [one, other]
+      .flatMap((i) => i.lines())
+      .filter((l) => l.msg === 'acme: could not obtain a certificate; retrying later')
+      .sort((a, b) => Number(a.time) - Number(b.time));
+    return all.length >= 3 ? all : undefined;
+  });
+  t.diagnostic(
+    `orders ${times.map((o) => o - times[0]!).join(', ')} ms; retries due at ` +
+      `${failures
+        .slice(0, 3)
+        .map((f) => Date.parse(String(f.retryAt)) - times[0]!)
+        .join(', ')} ms`,
+  );
+  // Orders are taken one at a time (the lock): failure k follows order k, and order k + 1 waits for its time.
+  for (let k = 0; k + 1 < times.length; k++) {
+    const due = Date.parse(String(failures[k]!.retryAt));
+    assert.ok(times[k + 1]! >= due - 100, `order ${k + 2} came ${due - times[k + 1]!} ms before the retry was due`);
+  }
+  const waited = [one, other].map((i) =>
+    i.count('acme: an order by another gateway failed lately; waiting as it does'),
+  );
+  t.diagnostic(`waits for another instance's failed order: ${waited.join(' and ')}`);
+  assert.ok(waited[0]! + waited[1]! >= 1, 'an instance that took the lock while the other waited waited too');
+});

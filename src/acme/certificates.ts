@@ -75,6 +75,8 @@ const ORDER_DEADLINE_MS = 3 * 60_000;
  * lock times out).
  */
 const LOCK_LOOK_MS = 1000;
+/** A stored time to try again this close is taken as come (timers fire within a few ms of their time). */
+const OWN_TIMER_SLACK_MS = 50;
 
 export class AcmeCertificates {
   private readonly names = new Map<string, NameState>();
@@ -187,6 +189,8 @@ export class AcmeCertificates {
    */
   private async obtain(state: NameState, replacing: HeldCertificate | undefined): Promise<void> {
     const renewing = replacing !== undefined;
+    /** When the order itself failed: the wait already made known to the others. */
+    let failedWait: number | undefined;
     try {
       const release = await this.storage.lock(state.name);
       if (release === undefined) {
@@ -200,6 +204,7 @@ export class AcmeCertificates {
         return;
       }
       state.waiting = false;
+      let retryAt: number | undefined;
       try {
         // Another gateway sharing the storage may have ordered it meanwhile. A storage that cannot
         // be read now is no reason to order: that could be a duplicate (the CA counts them).
@@ -209,7 +214,28 @@ export class AcmeCertificates {
           await this.plan(state);
           return;
         }
-        const obtained = await this.order(state);
+        // Another gateway's order failed lately: this one waits as that one does.
+        // (Its own last failure's time has come when its timer fires: a timer may run a moment early.)
+        retryAt = await this.storage.readRetryAt(state.name);
+        if (retryAt !== undefined && retryAt > Date.now() + OWN_TIMER_SLACK_MS) {
+          this.logger.info(
+            { name: state.name, retryAt: new Date(retryAt).toISOString() },
+            'acme: an order by another gateway failed lately; waiting as it does',
+          );
+        } else retryAt = undefined;
+        if (retryAt !== undefined) {
+          // Counted as a failure of its own, so its backoff grows with the fleet's.
+          state.failures++;
+          this.sleep(state, retryAt - Date.now(), () => this.obtain(state, replacing));
+          return;
+        }
+        const obtained = await this.order(state).catch(async (err: unknown) => {
+          // Said before the lock is let go, so the others sharing the storage wait as long as this
+          // one will (best effort: a storage that is away cannot be told).
+          failedWait = this.waitAfter(state.failures + 1, err);
+          await this.storage.writeRetryAt(state.name, Date.now() + failedWait).catch(() => undefined);
+          throw err;
+        });
         // Checked before it is stored: a chain that does not parse, does not match its key or
         // does not name the name would replace a good certificate on disk and be refused at start.
         const held = toHeld(obtained, state.name);
@@ -231,10 +257,7 @@ export class AcmeCertificates {
       if (state.dropped || this.closed) return;
       state.failures++;
       const problem = err instanceof AcmeProblem ? err : undefined;
-      const wait = Math.max(
-        retryDelay(state.failures, this.settings.retryDelay, this.settings.maxRetryDelay),
-        problem?.retryAfterMs ?? 0,
-      );
+      const wait = failedWait ?? this.waitAfter(state.failures, err);
       this.events.outcome(state.name, 'failed');
       this.logger.warn(
         {
@@ -249,6 +272,14 @@ export class AcmeCertificates {
       );
       this.sleep(state, wait, () => this.obtain(state, replacing));
     }
+  }
+
+  /** The wait before the next attempt after `failures` failures, the last being `err`. */
+  private waitAfter(failures: number, err: unknown): number {
+    return Math.max(
+      retryDelay(failures, this.settings.retryDelay, this.settings.maxRetryDelay),
+      err instanceof AcmeProblem ? (err.retryAfterMs ?? 0) : 0,
+    );
   }
 
   /** One order, start to finish: authorizations answered, CSR sent, chain downloaded. */

@@ -11,6 +11,7 @@
  *   <storage>/<ca>/certificates/<name>/cert.pem   the chain, leaf first
  *   <storage>/<ca>/certificates/<name>/key.pem    its private key
  *   <storage>/<ca>/certificates/<name>/lock       held while a gateway orders for the name
+ *   <storage>/<ca>/certificates/<name>/retry-at   after a failed order: when to try again
  *
  * Files are written 0600 in folders 0700, each through a temporary file renamed into place,
  * so a crash part way never leaves a certificate without its key or half a key.
@@ -42,6 +43,14 @@ export interface AcmeStorage {
    * the same certificate at once; resolves with its release, or undefined while another holds it.
    */
   lock(name: string): Promise<(() => Promise<void>) | undefined>;
+  /**
+   * Records that an order for a name failed and when to try again (ms since the epoch), so the
+   * gateways sharing this storage wait as the one that failed does, instead of each trying in
+   * turn (the CA counts failed validations per name).
+   */
+  writeRetryAt(name: string, at: number): Promise<void>;
+  /** When an order for a name may be tried again, if an order failed lately. */
+  readRetryAt(name: string): Promise<number | undefined>;
 }
 
 /** A lock older than this was left by a gateway that stopped part way: it is taken over. */
@@ -84,6 +93,16 @@ export class DirectoryStorage implements AcmeStorage {
     // (a reader finding the new key beside the old chain is refused by the key check).
     await writePrivately(folder, 'key.pem', certificate.key);
     await writePrivately(folder, 'cert.pem', certificate.cert);
+  }
+
+  async writeRetryAt(name: string, at: number): Promise<void> {
+    await writePrivately(this.folderOf(name), 'retry-at', `${new Date(at).toISOString()}\n`);
+  }
+
+  async readRetryAt(name: string): Promise<number | undefined> {
+    const text = await readIfThere(join(this.folderOf(name), 'retry-at'));
+    const at = text === undefined ? Number.NaN : Date.parse(text.trim());
+    return Number.isNaN(at) ? undefined : at;
   }
 
   async lock(name: string): Promise<(() => Promise<void>) | undefined> {

@@ -10,6 +10,7 @@
  *   acme:<ca>:account        the account key (PKCS#8 PEM), set once: the first writer wins
  *   acme:<ca>:cert:<name>    {"cert": chain, "key": private key} as JSON, written in one SET
  *   acme:<ca>:lock:<name>    the issuance lock: its owner (host, pid, a random tag) for a time
+ *   acme:<ca>:retry:<name>   after a failed order, when to try again (expires then)
  *
  * The lock is a claim with a time to live, extended while its holder works, so a holder killed
  * part way (SIGKILL, a machine lost) blocks the others for one `lockTimeout` at most. Every call
@@ -63,6 +64,17 @@ export class StoreStorage implements AcmeStorage {
     // One value holds chain and key: a reader never sees one without the other.
     const value = JSON.stringify({ cert: certificate.cert, key: certificate.key });
     await within(this.store.set(`${this.prefix}cert:${name.toLowerCase()}`, value));
+  }
+
+  async writeRetryAt(name: string, at: number): Promise<void> {
+    const ttl = Math.max(1, at - Date.now());
+    await within(this.store.set(`${this.prefix}retry:${name.toLowerCase()}`, String(at), ttl));
+  }
+
+  async readRetryAt(name: string): Promise<number | undefined> {
+    const text = await within(this.store.get(`${this.prefix}retry:${name.toLowerCase()}`));
+    const at = Number(text);
+    return text === undefined || Number.isNaN(at) ? undefined : at;
   }
 
   async lock(name: string): Promise<(() => Promise<void>) | undefined> {

@@ -17,9 +17,14 @@
  * must spread over the cores, which wrk and the origin share. Each cell also reports the CPU
  * time per request of the proxy's whole process tree (supervisor and workers; nginx's master
  * and workers), read from /proc: N workers scale to N cores as far as that cost stays flat.
+ * wrk saturates the proxy, and a Node process that is not saturated spends more CPU per request
+ * (fewer requests share each turn of its event loop, its caches go cold between them), so the
+ * row also measures CPU per request at the same load per worker — an open loop of
+ * BENCH_WORKER_RATE requests/s (default 2,000) against `workers: 1` and twice that against
+ * `workers: 2` — which tells what a worker costs beyond the requests it serves.
  *
  * Environment: BENCH_SECONDS (default 8), BENCH_CONNECTIONS (default 64), BENCH_ROUNDS (default 3),
- * BENCH_ONLY=workers (the workers row alone).
+ * BENCH_ONLY=workers (the workers row alone), BENCH_WORKER_RATE.
  */
 import { NODE_FLAGS } from '../src/node-flags.js';
 import { chmodSync, mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -40,11 +45,13 @@ import {
   type LoadResult,
   type Started,
 } from './lib.js';
+import { openLoop } from './open-loop.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
+const WORKER_RATE = Number(process.env.BENCH_WORKER_RATE ?? 2000);
 const ORIGIN_PORT = 18_001;
 const PROXY_PORT = 18_080;
 const work = mkdtempSync(join(tmpdir(), 'gangway-bench-'));
@@ -238,6 +245,7 @@ async function workersRow(): Promise<string> {
   process.stdout.write(`\nworkers row: unpinned, wrk -t1 -c${CONNECTIONS} -d${SECONDS}s, 1 KiB, ${ROUNDS} rounds\n`);
   const originProc = await (startStaticOrigin(work, ORIGIN_PORT, ALL_CPUS) ?? startOrigin());
   const all: WorkersCell[] = [];
+  const equalLoad: Array<{ workers: number; cpuUs: number }> = [];
   try {
     for (let round = 1; round <= ROUNDS; round++) {
       for (const [name, start] of workerPeers) {
@@ -261,9 +269,41 @@ async function workersRow(): Promise<string> {
         }
       }
     }
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const [workers, name] of [
+        [1, 'gangway workers: 1'],
+        [2, 'gangway workers: 2'],
+      ] as const) {
+        const proc = await workerPeers.find(([n]) => n === name)![1]();
+        if (!proc) continue;
+        try {
+          const rate = WORKER_RATE * workers;
+          await openLoop(PROXY_PORT, '/1k', rate, 1, 5000, CONNECTIONS);
+          const cpuBefore = cpuSecondsOfTree(proc.child.pid!);
+          const answers = await openLoop(PROXY_PORT, '/1k', rate, SECONDS, 5000, CONNECTIONS);
+          const cpuUs = ((cpuSecondsOfTree(proc.child.pid!) - cpuBefore) / answers.length) * 1e6;
+          equalLoad.push({ workers, cpuUs });
+          const failed = answers.filter((a) => a.status !== 200).length;
+          process.stdout.write(
+            `  ${`${name}, ${rate} req/s`.padEnd(36)} CPU ${cpuUs.toFixed(1)} µs/request` +
+              (failed ? `   not 200: ${failed}` : '') +
+              '\n',
+          );
+        } finally {
+          await proc.stop();
+        }
+      }
+    }
   } finally {
     await originProc.stop();
   }
+  const equalMedian = (workers: number): number => {
+    const v = equalLoad
+      .filter((e) => e.workers === workers)
+      .map((e) => e.cpuUs)
+      .sort((a, b) => a - b);
+    return v[Math.floor((v.length - 1) / 2)] ?? NaN;
+  };
   const median = (peer: string): WorkersCell | undefined => {
     const same = all.filter((c) => c.peer === peer).sort((a, b) => a.result.rps - b.result.rps);
     return same[Math.floor((same.length - 1) / 2)];
@@ -288,7 +328,13 @@ async function workersRow(): Promise<string> {
         `wrk and the origin share the 2 cores); CPU per request ${(g2.cpuUs / g1.cpuUs).toFixed(2)}× one worker's ` +
         `(aim ≤ 1.10), so N cores would give about ${(g1.cpuUs / g2.cpuUs).toFixed(2)}·N× (aim ≥ 0.8·N×)`
       : '';
-  return `${table}\n${summary}\n`;
+  const e1 = equalMedian(1);
+  const e2 = equalMedian(2);
+  const equal =
+    `At the same load per worker (open loop, ${WORKER_RATE} req/s per worker, median of ${ROUNDS}): CPU per ` +
+    `request ${e1.toFixed(1)} µs with workers: 1, ${e2.toFixed(1)} µs with workers: 2 = ${(e2 / e1).toFixed(2)}× ` +
+    `(aim ≤ 1.10), so N workers on N free cores would give about ${(e1 / e2).toFixed(2)}·N× (aim ≥ 0.8·N×)`;
+  return `${table}\n${summary}\n${equal}\n`;
 }
 
 async function main(): Promise<void> {

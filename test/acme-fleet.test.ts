@@ -198,6 +198,17 @@ async function roundRobin(port: number, targets: readonly number[]): Promise<Ser
   return server;
 }
 
+/** Ports handed out by this file, never twice (the OS may offer a port just closed again). */
+const handedOut = new Set<number>();
+async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await closedPort();
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
+}
+
 interface Instance {
   cli: CliProcess;
   file: string;
@@ -222,13 +233,13 @@ interface InstanceSettings {
   tlsPort?: number;
 }
 
-function configText(s: InstanceSettings & { httpPort: number; tlsPort: number; admin: number }): string {
+function configText(s: InstanceSettings & { httpPort: number; tlsPort: number }): string {
   return `name: ${s.name}
 workers: ${s.workers ?? 1}
 listen:
   - { address: "127.0.0.1:${s.httpPort}", redirectToHttps: true }
   - { address: "127.0.0.1:${s.tlsPort}", tls: { acme: [${s.names.join(', ')}] } }
-admin: "127.0.0.1:${s.admin}"
+admin: false
 ${s.redis === undefined ? '' : `store: { redis: { url: "${s.redis}" } }\n`}acme:
   directory: "${s.directory}"
   storage: acme
@@ -245,15 +256,14 @@ routes:
 }
 
 /** A `gangway start` process (with its own storage directory), once it listens. */
-async function startInstance(s: InstanceSettings): Promise<Instance & { admin: number }> {
+async function startInstance(s: InstanceSettings): Promise<Instance> {
   const dir = mkdtempSync(join(tmpdir(), 'gangway-acme-fleet-'));
   writeFileSync(join(dir, 'pebble-ca.pem'), PEBBLE_TRUST);
   const file = join(dir, 'gangway.yaml');
   const settings = {
     ...s,
-    httpPort: s.httpPort ?? (await closedPort()),
-    tlsPort: s.tlsPort ?? (await closedPort()),
-    admin: await closedPort(),
+    httpPort: s.httpPort ?? (await freePort()),
+    tlsPort: s.tlsPort ?? (await freePort()),
   };
   writeFileSync(file, configText(settings));
   const cli = spawnCli(['start', '-c', file]);
@@ -281,7 +291,6 @@ async function startInstance(s: InstanceSettings): Promise<Instance & { admin: n
     file,
     httpPort: settings.httpPort,
     tlsPort: settings.tlsPort,
-    admin: settings.admin,
     lines,
     count: (msg, name) => lines().filter((l) => l.msg === msg && (name === undefined || l.name === name)).length,
   };
@@ -332,8 +341,8 @@ for (const challenge of ['http-01', 'tls-alpn-01'] as const) {
     timeout: 120_000,
   }, async (t) => {
     if (!needPebble(t)) return;
-    const httpPort = await closedPort();
-    const tlsPort = await closedPort();
+    const httpPort = await freePort();
+    const tlsPort = await freePort();
     const pebble = await startPebble(cleanups, {
       httpPort,
       tlsPort,
@@ -395,10 +404,10 @@ for (const challenge of ['http-01', 'tls-alpn-01'] as const) {
 
 /** Two instances started together behind round-robin balancers on the ports the CA validates on. */
 async function twoInstances(httpPort: number, tlsPort: number, settings: InstanceSettings): Promise<Instance[]> {
-  const ports = [0, 1].map(async () => ({ httpPort: await closedPort(), tlsPort: await closedPort() }));
-  const [a, b] = await Promise.all(ports);
-  await roundRobin(httpPort, [a!.httpPort, b!.httpPort]);
-  await roundRobin(tlsPort, [a!.tlsPort, b!.tlsPort]);
+  const a = { httpPort: await freePort(), tlsPort: await freePort() };
+  const b = { httpPort: await freePort(), tlsPort: await freePort() };
+  await roundRobin(httpPort, [a.httpPort, b.httpPort]);
+  await roundRobin(tlsPort, [a.tlsPort, b.tlsPort]);
   return Promise.all([startInstance({ ...settings, ...a }), startInstance({ ...settings, ...b })]);
 }
 
@@ -411,8 +420,8 @@ async function fleetOf(
   pebbleOptions: { validitySeconds?: number } = {},
   more: Partial<InstanceSettings> = {},
 ) {
-  const httpPort = await closedPort();
-  const tlsPort = await closedPort();
+  const httpPort = await freePort();
+  const tlsPort = await freePort();
   const pebble = await startPebble(cleanups, { httpPort, tlsPort, dns: dns.address, ...pebbleOptions });
   const ca = await countingCa(pebble);
   const upstream = await helloUpstream();
@@ -504,7 +513,6 @@ test('Redis stopped: the certificates held are still presented; an order for a n
         names: [held, added],
         httpPort: i.httpPort,
         tlsPort: i.tlsPort,
-        admin: (i as Instance & { admin: number }).admin,
       }),
     );
     i.cli.child.kill('SIGHUP');
@@ -547,8 +555,8 @@ test("an instance killed while it holds a name's issuance lock does not block th
   const redis = await startRedis();
   cleanups.push(() => redis.stop());
   const name = NAMES.killed[0]!;
-  const httpPort = await closedPort();
-  const tlsPort = await closedPort();
+  const httpPort = await freePort();
+  const tlsPort = await freePort();
   const pebble = await startPebble(cleanups, { httpPort, tlsPort, dns: dns.address });
   const ca = await countingCa(pebble);
   // The first order for the name is held at the CA's door: its orderer holds the lock meanwhile.

@@ -189,6 +189,14 @@ routes:
         `${(((admitted - limit) / limit) * 100).toFixed(1)}%`,
     );
   }
+  // Redis comes back empty (as after a crash): each bucket starts full again, less what the instances
+  // pay back of what their local shares admitted meanwhile.
+  const returns = phases
+    .filter((ph) => !ph.down)
+    .map((ph) => {
+      const admitted = answers.filter((a) => decided(a) >= ph.from && decided(a) < ph.to && passed(a)).length;
+      return `  ${ph.from / 1000}–${ph.to / 1000} s: admitted ${admitted}; the rate alone allows ${Math.round((LIMIT * (ph.to - ph.from)) / (WINDOW_S * 1000))}`;
+    });
   const settled = (down: boolean): OpenLoopAnswer[] =>
     answers.filter((a) => phases.some((ph) => ph.down === down && a.at >= ph.from + SETTLE_MS && a.at < ph.to));
   const upAnswers = [...answers.filter((a) => a.at >= WINDOW_S * 1000 && a.at < stopAt), ...settled(false)];
@@ -217,6 +225,8 @@ routes:
     `Redis down: admitted ${downAdmitted} in ${downSpan} s ` +
       `(${Math.round((downAdmitted / downSpan) * WINDOW_S)} per ` +
       `${WINDOW_S} s; each instance's local share is ${LIMIT / PORTS.length} per ${WINDOW_S} s)`,
+    'Admitted after Redis came back empty:',
+    ...returns,
     `Not 200 or 429: ${failed.length} of ${answers.length} ${JSON.stringify(breakdown(failed))} (shed by the ` +
       `event-loop guard: ${shedBefore}); with Redis up ${failed.filter((a) => !downAt(phases, a.at)).length}, ` +
       `down ${failed.filter((a) => downAt(phases, a.at)).length}`,

@@ -8,7 +8,9 @@
 import type { Server } from 'node:http';
 import { AcmeCertificates, type AcmeSettings } from './acme/certificates.js';
 import { ChallengeAnswers } from './acme/challenges.js';
-import { DirectoryStorage } from './acme/storage.js';
+import { AcmeFleet } from './acme/fleet.js';
+import { type AcmeStorage, DirectoryStorage } from './acme/storage.js';
+import { StoreStorage } from './acme/store-storage.js';
 import { createAdminServer } from './admin/server.js';
 import type { StatusSources } from './admin/status-model.js';
 import { EventLoopGuard } from './admission/event-loop-guard.js';
@@ -147,21 +149,31 @@ export function createGateway(input: GatewayConfigInput | GatewayConfig, options
           drainsChanged: () => runtime.applyDrains(),
         });
   // ACME: the challenge answers every listener serves, and the certificates it obtains (made
-  // when a configuration first lists names, at start or on a reload).
+  // when a configuration first lists names, at start or on a reload). With a shared store
+  // (workers, a fleet) the challenges and the news of certificates go through it, since the
+  // CA's look may land on any process; the certificates stay in the directory, which the
+  // workers of a machine share, unless the store is Redis (a fleet of machines).
   const challenges = new ChallengeAnswers();
   let acme: AcmeCertificates | undefined;
+  let acmeFleet: AcmeFleet | undefined;
   const acmeFor = (config: GatewayConfig): AcmeCertificates | undefined => {
     if (acme !== undefined || acmeNames(config).length === 0) return acme;
-    acme = new AcmeCertificates(
-      acmeSettings(config),
-      new DirectoryStorage(config.acme.storage, config.acme.directory),
-      challenges,
-      logger,
-      {
-        installed: (name) => presentAcmeCertificate(name),
-        outcome: (name, outcome) => metrics.acme.with(name, outcome).inc(),
-      },
-    );
+    if (fleet !== undefined) {
+      acmeFleet = new AcmeFleet(fleet.link, challenges, logger);
+      acmeFleet.onInstalled((name) => acme?.storedElsewhere(name));
+      void acmeFleet.start();
+    }
+    const storage: AcmeStorage =
+      store !== undefined && config.store?.redis !== undefined
+        ? new StoreStorage(store, config.acme.directory, config.acme.lockTimeout, (name, reason) =>
+            logger.warn({ name, reason }, 'acme: could not extend the issuance lock while ordering'),
+          )
+        : new DirectoryStorage(config.acme.storage, config.acme.directory);
+    acme = new AcmeCertificates(acmeSettings(config), storage, acmeFleet ?? challenges, logger, {
+      installed: (name) => presentAcmeCertificate(name),
+      outcome: (name, outcome) => metrics.acme.with(name, outcome).inc(),
+      stored: (name) => acmeFleet?.announceInstalled(name),
+    });
     return acme;
   };
   const shared: GatewayShared = {

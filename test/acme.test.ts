@@ -8,16 +8,16 @@
  * while the gateway serves; a rejected nonce is retried; a bad `acme` section is refused with
  * file, line and field.
  */
-import { test, after, type TestContext } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect as tlsConnect, createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
+import { connect as tlsConnect, createSecureContext, type SecureContext } from 'node:tls';
 import { Agent, request } from 'undici';
 import { AcmeClient, AcmeProblem, renewalCertId } from '../src/acme/client.js';
 import { AcmeCertificates } from '../src/acme/certificates.js';
@@ -31,168 +31,24 @@ import type { Runtime } from '../src/runtime.js';
 import { ConfigError, createGateway, loadConfigFile, type Gateway } from '../src/index.js';
 import { closedPort, httpUpstream, minimalConfig } from './support/harness.js';
 import { dnsServer } from './support/dns-server.js';
-
-const TLS = join(import.meta.dirname, 'support', 'tls');
-/** Pebble's own HTTPS (the directory) is served with the tests' localhost certificate. */
-const PEBBLE_CERT = join(TLS, 'localhost-cert.pem');
-const PEBBLE_KEY = join(TLS, 'localhost-key.pem');
-const PEBBLE_TRUST = readFileSync(PEBBLE_CERT, 'utf8');
-
-const PEBBLE = ['/usr/bin/pebble', '/usr/local/bin/pebble'].find((p) => existsSync(p));
+import {
+  eventually,
+  handshake,
+  needPebble,
+  PEBBLE_KEY,
+  PEBBLE_TRUST,
+  pebbleTrust,
+  servedCertificate,
+  sleep,
+  startPebble,
+  TLS,
+} from './support/pebble.js';
 
 const cleanups: Array<() => unknown> = [];
 after(async () => {
   for (const c of cleanups.reverse()) await c();
 });
-
-/** Pebble is needed; under CI its absence is a failure, elsewhere the test says so and skips. */
-function needPebble(t: TestContext): boolean {
-  if (PEBBLE !== undefined) return true;
-  if (process.env.CI === 'true')
-    assert.fail('pebble is not installed: under CI the ACME tests must run (.ci/run installs it)');
-  t.skip('pebble is not installed (apt-get install pebble): the ACME tests are skipped');
-  return false;
-}
-
-interface Pebble {
-  directory: string;
-  port: number;
-  /** Pebble's root certificate this run (it makes a new one each start). */
-  root(): Promise<string>;
-  stop(): Promise<void>;
-  output: string[];
-}
-
-const pebbleTrust = new Agent({ connect: { ca: PEBBLE_TRUST } });
 cleanups.push(() => pebbleTrust.close());
-
-/** A Pebble on loopback validating on `httpPort`/`tlsPort`, resolving names through `dns`. */
-async function startPebble(options: {
-  httpPort: number;
-  tlsPort: number;
-  dns: string;
-  port?: number;
-  validitySeconds?: number;
-  blocklist?: string[];
-  env?: Record<string, string>;
-}): Promise<Pebble> {
-  const port = options.port ?? (await closedPort());
-  const management = await closedPort();
-  const dir = mkdtempSync(join(tmpdir(), 'gangway-pebble-'));
-  const file = join(dir, 'pebble.json');
-  writeFileSync(
-    file,
-    JSON.stringify({
-      pebble: {
-        listenAddress: `127.0.0.1:${port}`,
-        managementListenAddress: `127.0.0.1:${management}`,
-        certificate: PEBBLE_CERT,
-        privateKey: PEBBLE_KEY,
-        httpPort: options.httpPort,
-        tlsPort: options.tlsPort,
-        ocspResponderURL: '',
-        externalAccountBindingRequired: false,
-        domainBlocklist: options.blocklist ?? [],
-        ...(options.validitySeconds === undefined ? {} : { certificateValidityPeriod: options.validitySeconds }),
-      },
-    }),
-  );
-  const child: ChildProcess = spawn(PEBBLE!, ['-config', file, '-dnsserver', options.dns], {
-    // No nonces rejected at random (5% by default): counts of orders in the log stay exact; the
-    // retry of a rejected nonce has a test of its own.
-    env: { ...process.env, PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const output: string[] = [];
-  child.stdout!.on('data', (d: Buffer) => output.push(d.toString()));
-  child.stderr!.on('data', (d: Buffer) => output.push(d.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  let running = true;
-  void exited.then(() => {
-    running = false;
-  });
-  const stop = async (): Promise<void> => {
-    if (running) child.kill('SIGTERM');
-    await exited;
-  };
-  cleanups.push(stop);
-  const directory = `https://127.0.0.1:${port}/dir`;
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (!running) throw new Error(`pebble exited: ${output.join('')}`);
-    try {
-      const answer = await request(directory, { dispatcher: pebbleTrust });
-      await answer.body.dump();
-      if (answer.statusCode === 200) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`pebble did not start: ${output.join('')}`);
-    await sleep(100);
-  }
-  return {
-    directory,
-    port,
-    output,
-    stop,
-    async root() {
-      const answer = await request(`https://127.0.0.1:${management}/roots/0`, { dispatcher: pebbleTrust });
-      return answer.body.text();
-    },
-  };
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `check` until it yields something, for at most `ms`. */
-async function eventually<T>(
-  what: string,
-  ms: number,
-  check: () => Promise<T | undefined> | T | undefined,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
-/** A TLS handshake with `port` asking for `servername`: the certificate shown, and whether `ca` vouches for it. */
-function handshake(
-  port: number,
-  servername: string,
-  options: { ca?: string; alpn?: string[] } = {},
-): Promise<{ cert: X509Certificate; authorized: boolean; socket: TLSSocket } | { error: string }> {
-  return new Promise((resolve) => {
-    const socket = tlsConnect({
-      host: '127.0.0.1',
-      port,
-      servername,
-      ca: options.ca,
-      ALPNProtocols: options.alpn ?? ['http/1.1'],
-      rejectUnauthorized: false,
-    });
-    socket.setTimeout(5000, () => socket.destroy(new Error('handshake timed out')));
-    socket.once('secureConnect', () => {
-      const peer = socket.getPeerX509Certificate();
-      if (peer === undefined) resolve({ error: 'no certificate' });
-      else resolve({ cert: peer, authorized: socket.authorized, socket });
-    });
-    socket.once('error', (err) => resolve({ error: err.message }));
-  });
-}
-
-/** The certificate a fresh handshake for `name` is shown, once it is one `root` vouches for. */
-async function servedCertificate(port: number, name: string, root: string, ms = 30_000): Promise<X509Certificate> {
-  return eventually(`a certificate for ${name} signed by Pebble`, ms, async () => {
-    const seen = await handshake(port, name, { ca: root });
-    if ('error' in seen) return undefined;
-    seen.socket.destroy();
-    return seen.authorized ? seen.cert : undefined;
-  });
-}
 
 /** Log lines collected (parsed) from a gateway's JSON log. */
 function logSink() {
@@ -282,7 +138,7 @@ test('obtains a certificate by HTTP-01, answered on the redirecting listener, an
   if (!needPebble(t)) return;
   const httpPort = await closedPort();
   const tlsPort = await closedPort();
-  const pebble = await startPebble({ httpPort, tlsPort, dns: dns.address });
+  const pebble = await startPebble(cleanups, { httpPort, tlsPort, dns: dns.address });
   const dir = mkdtempSync(join(tmpdir(), 'gangway-acme-'));
   const upstream = await helloUpstream();
   const s = { httpPort, tlsPort, directory: pebble.directory, names: ['music.test'], upstream };
@@ -306,7 +162,11 @@ test('obtains a certificate by HTTP-01, answered on the redirecting listener, an
     `HTTP-01: order placed to certificate obtained in ` +
       `${took('acme: certificate obtained') - took('acme: order placed')} ms`,
   );
-  assert.equal(log.count('acme: renewal scheduled', 'music.test'), 1, 'the renewal is scheduled at once');
+  // Scheduled once the CA was asked for its renewal window, a moment after the certificate is presented.
+  await eventually('the renewal scheduled', 5000, () =>
+    log.count('acme: renewal scheduled', 'music.test') > 0 ? true : undefined,
+  );
+  assert.equal(log.count('acme: renewal scheduled', 'music.test'), 1, 'the renewal is scheduled once');
 
   // Requests through the new certificate reach the service; the cleartext listener still redirects.
   const viaTls = await request(`https://music.test:${tlsPort}/songs`, {
@@ -397,7 +257,7 @@ test('obtains a certificate by TLS-ALPN-01 on the HTTPS listener alone; acme-tls
   if (!needPebble(t)) return;
   const httpPort = await closedPort(); // nothing listens there: HTTP-01 could not succeed
   const tlsPort = await closedPort();
-  const pebble = await startPebble({ httpPort, tlsPort, dns: dns.address });
+  const pebble = await startPebble(cleanups, { httpPort, tlsPort, dns: dns.address });
   const dir = mkdtempSync(join(tmpdir(), 'gangway-acme-'));
   const upstream = await helloUpstream();
   writeFileSync(join(dir, 'pebble-ca.pem'), PEBBLE_TRUST);
@@ -451,7 +311,7 @@ test('renews a certificate when a third of its lifetime remains and presents the
   const httpPort = await closedPort();
   const tlsPort = await closedPort();
   // 15-second certificates: renewed 10 s after they begin.
-  const pebble = await startPebble({ httpPort, tlsPort, dns: dns.address, validitySeconds: 15 });
+  const pebble = await startPebble(cleanups, { httpPort, tlsPort, dns: dns.address, validitySeconds: 15 });
   const dir = mkdtempSync(join(tmpdir(), 'gangway-acme-'));
   const upstream = await helloUpstream();
   const file = writeConfig(dir, { httpPort, tlsPort, directory: pebble.directory, names: ['renew.test'], upstream });
@@ -535,7 +395,7 @@ test('with the CA down at start the gateway serves meanwhile, retries with backo
   const meanwhile = await request(`http://127.0.0.1:${httpPort}/now`);
   assert.equal(await meanwhile.body.text(), 'hello /now');
 
-  const pebble = await startPebble({ httpPort, tlsPort, dns: dns.address, port: pebblePort });
+  const pebble = await startPebble(cleanups, { httpPort, tlsPort, dns: dns.address, port: pebblePort });
   const root = await pebble.root();
   const cert = await servedCertificate(tlsPort, 'later.test', root, 40_000);
   assert.match(cert.subjectAltName ?? '', /DNS:later\.test/);
@@ -548,7 +408,7 @@ test("renews when the CA's renewal information (ARI) says, naming the certificat
   if (!needPebble(t)) return;
   const httpPort = await closedPort();
   const tlsPort = await closedPort();
-  const pebble = await startPebble({ httpPort, tlsPort, dns: dns.address });
+  const pebble = await startPebble(cleanups, { httpPort, tlsPort, dns: dns.address });
   // Pebble 2.4 has no ARI: a directory of our own adds renewalInfo, pointing at a window we choose.
   const asked: string[] = [];
   let window = { start: 0, end: 0 };
@@ -618,7 +478,7 @@ test("renews when the CA's renewal information (ARI) says, naming the certificat
 test('the ACME client retries a request whose nonce the CA rejects, and turns refusals into ' +
   "errors carrying the CA's problem", { timeout: 60_000 }, async (t) => {
   if (!needPebble(t)) return;
-  const pebble = await startPebble({
+  const pebble = await startPebble(cleanups, {
     httpPort: await closedPort(),
     tlsPort: await closedPort(),
     dns: dns.address,
@@ -891,9 +751,11 @@ test('a bad acme configuration is refused with file, line and field', () => {
     /gangway\.yaml:4:\d+ acme\.retryDelay: "soon" is not a duration/,
   );
   assert.match(
-    refusal(acmeListener, 'workers: 2\n'),
-    /gangway\.yaml:2:\d+ listen\.tls\.acme: ACME does not work with several workers yet/,
+    refusal(acmeListener, 'acme:\n  lockTimeout: 100ms\n'),
+    /gangway\.yaml:4:\d+ acme\.lockTimeout: at least 1s/,
   );
+  // Several workers share the challenges and the certificates (test/acme-fleet.test.ts).
+  assert.equal(refusal(acmeListener, 'workers: 2\n'), 'accepted');
   // And a good one: three lines for HTTPS with ACME.
   assert.equal(refusal(acmeListener), 'accepted');
 });

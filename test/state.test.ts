@@ -91,7 +91,10 @@ class ForkedWorkerStore implements StateStore {
     });
   }
   get = (key: string) => this.call('get', [key]);
-  set = (key: string, value: string) => this.call('set', [key, value]);
+  set = (key: string, value: string, ttlMs?: number) =>
+    this.call('set', ttlMs === undefined ? [key, value] : [key, value, ttlMs]);
+  claim = (key: string, owner: string, ttlMs: number) => this.call('claim', [key, owner, ttlMs]);
+  release = (key: string, owner: string) => this.call('release', [key, owner]);
   hashAll = (key: string) => this.call('hashAll', [key]);
   hashSet = (key: string, field: string, value: string | undefined) => this.call('hashSet', [key, field, value]);
   append = (key: string, value: string, keep: number) => this.call('append', [key, value, keep]);
@@ -210,6 +213,37 @@ for (const [name, makeOnce, skip] of implementations) {
         assert.ok(refilled! >= 2 && refilled! <= 5, `refilled ${refilled}`);
       },
     );
+
+    test('a claim is one owner’s until released or expired; a value set with a time to live expires', async () => {
+      const [one, other] = await make();
+      assert.equal(await one.claim('lock:music', 'a', 1000), true, 'a free key is taken');
+      assert.equal(await other.claim('lock:music', 'b', 1000), false, 'held by another owner');
+      assert.equal(await other.release('lock:music', 'b'), false, 'not released by another owner');
+      assert.equal(await other.get('lock:music'), 'a', 'the owner is readable');
+      await sleep(600);
+      assert.equal(await one.claim('lock:music', 'a', 1000), true, 'its owner extends it');
+      await sleep(600);
+      assert.equal(await other.claim('lock:music', 'b', 1000), false, 'still held: the extension counted');
+      assert.equal(await one.release('lock:music', 'a'), true);
+      assert.equal(await other.claim('lock:music', 'b', 1000), true, 'released, another owner takes it');
+      await sleep(1100);
+      assert.equal(await one.claim('lock:music', 'a', 1000), true, 'an owner that stopped extending loses it');
+      assert.equal(await other.release('lock:music', 'b'), false, 'the owner it expired from cannot drop it');
+      // Claims race: exactly one of many simultaneous takers wins.
+      const racers = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => (i % 2 ? one : other).claim('lock:race', `r${i}`, 5000)),
+      );
+      assert.equal(racers.filter(Boolean).length, 1, 'one winner');
+      await other.set('challenge', 'answer', 1000);
+      await one.set('kept', 'forever');
+      assert.equal(await one.get('challenge'), 'answer');
+      await sleep(1100);
+      assert.equal(await one.get('challenge'), undefined, 'gone after its time to live');
+      assert.equal(await other.get('kept'), 'forever');
+      await one.set('challenge', 'again');
+      await sleep(50);
+      assert.equal(await other.get('challenge'), 'again', 'set without a time to live, it stays');
+    });
 
     test('instances are counted while their heartbeats last', async () => {
       const [one, other] = await make();

@@ -6,12 +6,17 @@
  * (new handshakes present it; open connections carry on with the one they have). Orders run
  * one at a time, gently for the CA and readable in the log. A changed list of names (reload)
  * orders what is new and keeps what is held.
+ *
+ * Several processes may manage the same names: the workers of one machine, the instances of a
+ * fleet. The storage's issuance lock lets one of them order; the others wait for it (not a
+ * failure: no warning, no backoff) and take its certificate from storage when it announces it
+ * (./fleet.ts) or when they find the lock free again.
  */
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import type { SecureContext } from 'node:tls';
 import type { Logger } from '../observe/logger.js';
 import { serverContext } from '../listen/tls-settings.js';
-import type { ChallengeAnswers, ChallengeType } from './challenges.js';
+import type { ChallengeBoard, ChallengeType } from './challenges.js';
 import { type AcmeAuthorization, AcmeClient, AcmeProblem, renewalCertId } from './client.js';
 import { certificateRequest, newKey } from './csr.js';
 import { keyAuthorization } from './jws.js';
@@ -39,6 +44,8 @@ export interface AcmeEvents {
   /** A name has a (new) certificate: listeners present it from the next handshake on. */
   installed(name: string, certificate: StoredCertificate): void;
   outcome(name: string, outcome: AcmeOutcome): void;
+  /** This process ordered and stored a certificate for a name (the others sharing its storage may take it). */
+  stored?(name: string): void;
 }
 
 /** A certificate being served, with what the schedule needs of it. */
@@ -56,10 +63,20 @@ interface NameState {
   failures: number;
   /** No longer listed: its timers stop and it is no longer served. */
   dropped: boolean;
+  /** Waiting for another process that holds the issuance lock (said once in the log per wait). */
+  waiting: boolean;
 }
 
 /** Longest an order may take, from placing it to the download. */
 const ORDER_DEADLINE_MS = 3 * 60_000;
+/**
+ * While another process holds the issuance lock, how often to look whether it let go (its
+ * announcement of the certificate usually comes first; a holder that died lets go when its
+ * lock times out).
+ */
+const LOCK_LOOK_MS = 1000;
+/** A stored time to try again this close is taken as come (timers fire within a few ms of their time). */
+const OWN_TIMER_SLACK_MS = 50;
 
 export class AcmeCertificates {
   private readonly names = new Map<string, NameState>();
@@ -72,7 +89,7 @@ export class AcmeCertificates {
   constructor(
     private readonly settings: AcmeSettings,
     private readonly storage: AcmeStorage,
-    private readonly answers: ChallengeAnswers,
+    private readonly board: ChallengeBoard,
     private readonly logger: Logger,
     private readonly events: AcmeEvents,
   ) {}
@@ -89,7 +106,14 @@ export class AcmeCertificates {
     }
     for (const name of wanted) {
       if (this.names.has(name)) continue;
-      const state: NameState = { name, held: undefined, timer: undefined, failures: 0, dropped: false };
+      const state: NameState = {
+        name,
+        held: undefined,
+        timer: undefined,
+        failures: 0,
+        dropped: false,
+        waiting: false,
+      };
       this.names.set(name, state);
       this.enqueue(state, () => this.begin(state));
     }
@@ -104,6 +128,15 @@ export class AcmeCertificates {
   /** The certificate held for a name (PEM chain and key), once it has one. */
   certificateOf(name: string): HeldCertificate | undefined {
     return this.names.get(name.toLowerCase())?.held;
+  }
+
+  /**
+   * Another process stored a certificate for `name` (every name when empty): it is read from
+   * storage and presented when it is newer than the one held.
+   */
+  storedElsewhere(name: string): void {
+    for (const state of this.names.values())
+      if (name === '' || state.name === name.toLowerCase()) this.enqueue(state, () => this.adopt(state));
   }
 
   /** Stops every timer and lets the CA client go; an order under way ends at its next step. */
@@ -127,31 +160,87 @@ export class AcmeCertificates {
       await this.plan(state);
       return;
     }
-    await this.obtain(state);
+    await this.obtain(state, state.held);
   }
 
-  /** Orders a certificate now (first, or renewing), under the storage's issuance lock. */
-  private async obtain(state: NameState): Promise<void> {
-    const renewing = state.held !== undefined;
+  /** A newer certificate in storage (stored by another process) replaces the one held. */
+  private async adopt(state: NameState): Promise<void> {
+    const stored = await this.readStored(state.name);
+    if (stored === undefined || (state.held !== undefined && stored.notAfter <= state.held.notAfter)) return;
+    this.installStored(state, stored);
+    await this.plan(state);
+  }
+
+  private installStored(state: NameState, stored: HeldCertificate): void {
+    this.install(state, stored);
+    state.failures = 0;
+    state.waiting = false;
+    this.events.outcome(state.name, 'reused');
+    this.logger.info(
+      { name: state.name, notAfter: stored.notAfter.toISOString(), storage: this.storage.location },
+      'acme: certificate stored by another gateway presented',
+    );
+  }
+
+  /**
+   * Orders a certificate now (first, or renewing `replacing`: given, since a waiting call must
+   * not take a certificate adopted meanwhile for the one to replace), under the storage's
+   * issuance lock; while another process holds it, waits for that one's certificate instead.
+   */
+  private async obtain(state: NameState, replacing: HeldCertificate | undefined): Promise<void> {
+    const renewing = replacing !== undefined;
+    /** When the order itself failed: the wait already made known to the others. */
+    let failedWait: number | undefined;
     try {
       const release = await this.storage.lock(state.name);
-      if (release === undefined)
-        throw new AcmeProblem('locked', 'another gateway sharing this storage is ordering this name', undefined);
+      if (release === undefined) {
+        if (!state.waiting)
+          this.logger.info(
+            { name: state.name, storage: this.storage.location },
+            'acme: another gateway is ordering this name; waiting for its certificate',
+          );
+        state.waiting = true;
+        this.sleep(state, LOCK_LOOK_MS, () => this.obtain(state, replacing));
+        return;
+      }
+      state.waiting = false;
+      let retryAt: number | undefined;
       try {
-        // Another gateway sharing the storage may have renewed it meanwhile.
-        const stored = await this.readStored(state.name);
-        if (stored !== undefined && (state.held === undefined || stored.notAfter > state.held.notAfter)) {
-          if (!this.due(stored)) {
-            this.install(state, stored);
-            await this.plan(state);
-            return;
-          }
+        // Another gateway sharing the storage may have ordered it meanwhile. A storage that cannot
+        // be read now is no reason to order: that could be a duplicate (the CA counts them).
+        const stored = await this.readStored(state.name, true);
+        if (stored !== undefined && stored.notAfter > (replacing?.notAfter ?? new Date(0)) && !this.due(stored)) {
+          if (state.held === undefined || stored.notAfter > state.held.notAfter) this.installStored(state, stored);
+          await this.plan(state);
+          return;
         }
-        const obtained = await this.order(state);
+        // Another gateway's order failed lately: this one waits as that one does.
+        // (Its own last failure's time has come when its timer fires: a timer may run a moment early.)
+        retryAt = await this.storage.readRetryAt(state.name);
+        if (retryAt !== undefined && retryAt > Date.now() + OWN_TIMER_SLACK_MS) {
+          this.logger.info(
+            { name: state.name, retryAt: new Date(retryAt).toISOString() },
+            'acme: an order by another gateway failed lately; waiting as it does',
+          );
+        } else retryAt = undefined;
+        if (retryAt !== undefined) {
+          // Counted as a failure of its own, so its backoff grows with the fleet's.
+          state.failures++;
+          this.sleep(state, retryAt - Date.now(), () => this.obtain(state, replacing));
+          return;
+        }
+        const obtained = await this.order(state).catch(async (err: unknown) => {
+          // Said before the lock is let go, so the others sharing the storage wait as long as this
+          // one will (best effort: a storage that is away cannot be told).
+          failedWait = this.waitAfter(state.failures + 1, err);
+          await this.storage.writeRetryAt(state.name, Date.now() + failedWait).catch(() => undefined);
+          throw err;
+        });
         // Checked before it is stored: a chain that does not parse, does not match its key or
         // does not name the name would replace a good certificate on disk and be refused at start.
         const held = toHeld(obtained, state.name);
         await this.storage.writeCertificate(state.name, obtained);
+        this.events.stored?.(state.name);
         if (state.dropped || this.closed) return;
         this.install(state, held);
         state.failures = 0;
@@ -168,10 +257,7 @@ export class AcmeCertificates {
       if (state.dropped || this.closed) return;
       state.failures++;
       const problem = err instanceof AcmeProblem ? err : undefined;
-      const wait = Math.max(
-        retryDelay(state.failures, this.settings.retryDelay, this.settings.maxRetryDelay),
-        problem?.retryAfterMs ?? 0,
-      );
+      const wait = failedWait ?? this.waitAfter(state.failures, err);
       this.events.outcome(state.name, 'failed');
       this.logger.warn(
         {
@@ -184,8 +270,16 @@ export class AcmeCertificates {
         },
         renewing ? 'acme: renewal failed; retrying later' : 'acme: could not obtain a certificate; retrying later',
       );
-      this.sleep(state, wait, () => this.obtain(state));
+      this.sleep(state, wait, () => this.obtain(state, replacing));
     }
+  }
+
+  /** The wait before the next attempt after `failures` failures, the last being `err`. */
+  private waitAfter(failures: number, err: unknown): number {
+    return Math.max(
+      retryDelay(failures, this.settings.retryDelay, this.settings.maxRetryDelay),
+      err instanceof AcmeProblem ? (err.retryAfterMs ?? 0) : 0,
+    );
   }
 
   /** One order, start to finish: authorizations answered, CSR sent, chain downloaded. */
@@ -230,10 +324,12 @@ export class AcmeCertificates {
         undefined,
       );
     const answer = keyAuthorization(challenge.token, this.accountKey!);
-    const withdraw =
-      challenge.type === 'http-01'
-        ? this.answers.offerHttp(challenge.token, answer)
-        : this.answers.offerTlsAlpn(name, answer);
+    // Resolves once the CA may look: in a fleet, once the other processes can answer too.
+    const withdraw = await this.board.offer(
+      challenge.type as ChallengeType,
+      challenge.type === 'http-01' ? challenge.token : name,
+      answer,
+    );
     try {
       await client.answerChallenge(challenge.url);
       this.logger.info({ name, challenge: challenge.type }, 'acme: challenge answered');
@@ -263,11 +359,11 @@ export class AcmeCertificates {
     }
     const wait = renewAt.getTime() - Date.now();
     if (wait <= 0) {
-      this.enqueue(state, () => this.obtain(state));
+      this.enqueue(state, () => this.obtain(state, state.held));
       return;
     }
     this.logger.info({ name: state.name, renewAt: renewAt.toISOString(), by }, 'acme: renewal scheduled');
-    if (wait <= lookAgain) this.sleep(state, wait, () => this.obtain(state));
+    if (wait <= lookAgain) this.sleep(state, wait, () => this.obtain(state, state.held));
     else this.sleep(state, lookAgain, () => this.plan(state));
   }
 
@@ -298,12 +394,17 @@ export class AcmeCertificates {
     this.events.installed(state.name, held);
   }
 
-  /** A stored certificate that can be served now (parses, matches its key, names `name`, not expired). */
-  private async readStored(name: string): Promise<HeldCertificate | undefined> {
+  /**
+   * A stored certificate that can be served now (parses, matches its key, names `name`, not
+   * expired). `strict`: a storage that cannot be read throws instead of answering "none".
+   */
+  private async readStored(name: string, strict = false): Promise<HeldCertificate | undefined> {
     let stored: StoredCertificate | undefined;
     try {
       stored = await this.storage.readCertificate(name);
     } catch (err) {
+      if (strict)
+        throw new AcmeProblem('storage', `cannot read the stored certificate: ${(err as Error).message}`, undefined);
       this.logger.warn({ name, err: (err as Error).message }, 'acme: cannot read the stored certificate');
       return undefined;
     }
@@ -326,9 +427,10 @@ export class AcmeCertificates {
     if (this.client !== undefined) return this.client;
     let pem = await this.storage.readAccountKey();
     if (pem === undefined) {
-      pem = newKey().export({ type: 'pkcs8', format: 'pem' }) as string;
-      await this.storage.writeAccountKey(pem);
-      this.logger.info({ storage: this.storage.location }, 'acme: new account key stored');
+      const made = newKey().export({ type: 'pkcs8', format: 'pem' }) as string;
+      // Another process sharing the storage may have stored one first: that one is the account.
+      pem = await this.storage.writeAccountKey(made);
+      if (pem === made) this.logger.info({ storage: this.storage.location }, 'acme: new account key stored');
     }
     this.accountKey = createPrivateKey(pem);
     this.client = new AcmeClient(this.settings.directory, this.accountKey, {

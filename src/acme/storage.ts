@@ -11,11 +11,12 @@
  *   <storage>/<ca>/certificates/<name>/cert.pem   the chain, leaf first
  *   <storage>/<ca>/certificates/<name>/key.pem    its private key
  *   <storage>/<ca>/certificates/<name>/lock       held while a gateway orders for the name
+ *   <storage>/<ca>/certificates/<name>/retry-at   after a failed order: when to try again
  *
  * Files are written 0600 in folders 0700, each through a temporary file renamed into place,
  * so a crash part way never leaves a certificate without its key or half a key.
  */
-import { mkdir, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 
@@ -30,7 +31,11 @@ export interface AcmeStorage {
   /** Where this storage is, for log lines. */
   readonly location: string;
   readAccountKey(): Promise<string | undefined>;
-  writeAccountKey(pem: string): Promise<void>;
+  /**
+   * Stores a new account key unless one is there already: the first writer wins, and every
+   * caller is answered the key in force, so gateways starting together share one account.
+   */
+  writeAccountKey(pem: string): Promise<string>;
   readCertificate(name: string): Promise<StoredCertificate | undefined>;
   writeCertificate(name: string, certificate: StoredCertificate): Promise<void>;
   /**
@@ -38,6 +43,14 @@ export interface AcmeStorage {
    * the same certificate at once; resolves with its release, or undefined while another holds it.
    */
   lock(name: string): Promise<(() => Promise<void>) | undefined>;
+  /**
+   * Records that an order for a name failed and when to try again (ms since the epoch), so the
+   * gateways sharing this storage wait as the one that failed does, instead of each trying in
+   * turn (the CA counts failed validations per name).
+   */
+  writeRetryAt(name: string, at: number): Promise<void>;
+  /** When an order for a name may be tried again, if an order failed lately. */
+  readRetryAt(name: string): Promise<number | undefined>;
 }
 
 /** A lock older than this was left by a gateway that stopped part way: it is taken over. */
@@ -60,8 +73,9 @@ export class DirectoryStorage implements AcmeStorage {
     return readIfThere(join(this.location, 'account.key'));
   }
 
-  async writeAccountKey(pem: string): Promise<void> {
-    await writePrivately(this.location, 'account.key', pem);
+  async writeAccountKey(pem: string): Promise<string> {
+    await writePrivately(this.location, 'account.key', pem, false);
+    return (await this.readAccountKey()) ?? pem;
   }
 
   async readCertificate(name: string): Promise<StoredCertificate | undefined> {
@@ -79,6 +93,16 @@ export class DirectoryStorage implements AcmeStorage {
     // (a reader finding the new key beside the old chain is refused by the key check).
     await writePrivately(folder, 'key.pem', certificate.key);
     await writePrivately(folder, 'cert.pem', certificate.cert);
+  }
+
+  async writeRetryAt(name: string, at: number): Promise<void> {
+    await writePrivately(this.folderOf(name), 'retry-at', `${new Date(at).toISOString()}\n`);
+  }
+
+  async readRetryAt(name: string): Promise<number | undefined> {
+    const text = await readIfThere(join(this.folderOf(name), 'retry-at'));
+    const at = text === undefined ? Number.NaN : Date.parse(text.trim());
+    return Number.isNaN(at) ? undefined : at;
   }
 
   async lock(name: string): Promise<(() => Promise<void>) | undefined> {
@@ -144,11 +168,27 @@ async function readIfThere(path: string): Promise<string | undefined> {
   }
 }
 
-async function writePrivately(folder: string, file: string, text: string): Promise<void> {
+/** Numbers the temporary files of first-writer-wins writes made by this process. */
+let racers = 0;
+
+/** Writes `file` whole (0600); `replace` false keeps a file already there (the first writer wins). */
+async function writePrivately(folder: string, file: string, text: string, replace = true): Promise<void> {
   await mkdir(folder, { recursive: true, mode: 0o700 });
-  const temporary = join(folder, `.${file}.${process.pid}.tmp`);
+  // Writers racing to be first (gateways in one process too) each have a temporary file of their own.
+  const temporary = join(folder, `.${file}.${process.pid}${replace ? '' : `.${++racers}`}.tmp`);
   // A temporary file left by a crash keeps its mode when written over: it is made anew, 0600.
   await unlink(temporary).catch(() => undefined);
   await writeFile(temporary, text, { mode: 0o600, flag: 'wx' });
-  await rename(temporary, join(folder, file));
+  if (replace) {
+    await rename(temporary, join(folder, file));
+    return;
+  }
+  // A hard link fails when the name exists, atomically: of workers starting together, one key stays.
+  try {
+    await link(temporary, join(folder, file));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  } finally {
+    await unlink(temporary).catch(() => undefined);
+  }
 }

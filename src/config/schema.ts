@@ -114,11 +114,21 @@ const acme = z
       }),
     retryDelay: duration('First wait after a failed order; doubled per failure, with jitter').prefault('1m'),
     maxRetryDelay: duration('Longest wait between attempts while the CA fails').prefault('6h'),
+    lockTimeout: duration(
+      'With store.redis, how long the fleet-wide issuance lock of a name outlives a gateway that ' +
+        'stopped while ordering (the holder extends it while it works; the others wait, then one orders)',
+    )
+      .refine((ms) => ms >= 1000, 'at least 1s (the holder extends it three times per timeout)')
+      .prefault('30s'),
   })
   .meta({
     description:
       'Automatic certificates (ACME, RFC 8555) for the names HTTPS listeners list under tls.acme: ' +
-      'obtained at start, renewed when a third of their lifetime remains or as the CA suggests (ARI)',
+      'obtained at start, renewed when a third of their lifetime remains or as the CA suggests (ARI). ' +
+      'With several workers, every worker answers the challenges and one orders for all, keeping the ' +
+      'certificates in the storage directory; with store.redis, the instances of the fleet share the ' +
+      'account, the certificates (then kept in Redis, private keys included: see docs/operations.md), ' +
+      'the challenges and one issuance lock per name',
   });
 
 /** One place the gateway accepts client traffic: an address, and a certificate when it speaks HTTPS. */
@@ -1197,18 +1207,6 @@ export const configSchema = z
           path: ['admin'],
           message: 'with several workers the admin listener needs a fixed port (each worker binds it), not 0',
         });
-      // A challenge is answered by the worker that ordered, but the CA's validation reaches whichever
-      // worker the kernel picks: refused until challenges and issuance are shared between workers.
-      config.listen.forEach((l, i) => {
-        if ((l.tls?.acme?.length ?? 0) > 0)
-          ctx.addIssue({
-            code: 'custom',
-            path: ['listen', ...(config.listen.length > 1 ? [i] : []), 'tls', 'acme'],
-            message:
-              'ACME does not work with several workers yet (the CA may validate against a worker that did not ' +
-              'order): use workers: 1, or certificate files that an ACME client beside Gangway renews',
-          });
-      });
     }
     config.routes.forEach((r, i) => {
       if (!Object.hasOwn(config.upstreams, r.upstream)) {

@@ -138,8 +138,13 @@ export function createListener(
       SNICallback(this: TLSSocket, servername: string, done: (err: Error | null, ctx?: SecureContext) => void) {
         if (validating.has(this)) {
           const proof = challenges?.tlsAlpnContext(servername);
-          if (proof === undefined) done(new Error(`no TLS-ALPN-01 challenge is pending for ${servername}`));
-          else done(null, proof);
+          if (proof !== undefined) done(null, proof);
+          else if (challenges?.lookup === undefined) done(noChallenge(servername));
+          // Offered by another process sharing the store, and not heard of here (yet).
+          else
+            void challenges
+              .findTlsAlpn(servername)
+              .then((found) => done(found ? null : noChallenge(servername), found));
           return;
         }
         const automatic = acme?.contextFor(servername);
@@ -184,7 +189,13 @@ export function createListener(
   const hstsValue = hsts === undefined ? undefined : `max-age=${hsts}`;
   server.on('request', (req: IncomingMessage, res: Http1Response | Http2Response) => {
     // The CA's HTTP-01 look comes first: before the redirect, the status page and routing.
-    if (challenges?.serveHttp(req, res as Http1Response) === true) return;
+    const answered = challenges?.serveHttp(req, res as Http1Response) ?? false;
+    if (answered === true) return;
+    if (answered === false) serve(req, res);
+    // A token not known here, looked for in the shared store (that path only).
+    else void answered.then((done) => done || serve(req, res));
+  });
+  const serve = (req: IncomingMessage, res: Http1Response | Http2Response): void => {
     if (redirectToHttpsPort !== undefined) return redirectToHttps(req, res as Http1Response, redirectToHttpsPort());
     if (hstsValue !== undefined) res.hsts = hstsValue;
     if (res instanceof Http2Response) res.sendTimeoutMs = s.http2.sendTimeout;
@@ -204,7 +215,7 @@ export function createListener(
       expectsContinue: false,
       scheme,
     });
-  });
+  };
   server.on('checkContinue', (req: IncomingMessage, res: Http1Response | Http2Response) => {
     if (hstsValue !== undefined) res.hsts = hstsValue;
     if (res instanceof Http2Response) res.sendTimeoutMs = s.http2.sendTimeout;
@@ -288,6 +299,10 @@ function forwardProxyRefusal(runtime: Runtime) {
     page: replies.page,
     details: 'CONNECT is not served: this is a gateway, not a forward proxy',
   });
+}
+
+function noChallenge(servername: string): Error {
+  return new Error(`no TLS-ALPN-01 challenge is pending for ${servername}`);
 }
 
 /** Connections that chose acme-tls/1: their handshake presents a challenge certificate, nothing else. */

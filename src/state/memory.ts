@@ -18,6 +18,8 @@ const SWEEP_EVERY_MS = 10_000;
 export class MemoryStore implements StateStore {
   readonly kind = 'memory' as const;
   private readonly values = new Map<string, string>();
+  /** When values set with a time to live expire (ms since the epoch). */
+  private readonly expiries = new Map<string, number>();
   private readonly hashes = new Map<string, Map<string, string>>();
   private readonly lists = new Map<string, string[]>();
   private readonly channels = new Map<string, Set<(message: string) => void>>();
@@ -26,11 +28,28 @@ export class MemoryStore implements StateStore {
   private lastSweep = 0;
 
   async get(key: string): Promise<string | undefined> {
-    return this.values.get(key);
+    return this.live(key);
   }
 
-  async set(key: string, value: string): Promise<void> {
+  async set(key: string, value: string, ttlMs?: number): Promise<void> {
     this.values.set(key, value);
+    if (ttlMs === undefined) this.expiries.delete(key);
+    else this.expiries.set(key, Date.now() + ttlMs);
+  }
+
+  async claim(key: string, owner: string, ttlMs: number): Promise<boolean> {
+    const held = this.live(key);
+    if (held !== undefined && held !== owner) return false;
+    this.values.set(key, owner);
+    this.expiries.set(key, Date.now() + ttlMs);
+    return true;
+  }
+
+  async release(key: string, owner: string): Promise<boolean> {
+    if (this.live(key) !== owner) return false;
+    this.values.delete(key);
+    this.expiries.delete(key);
+    return true;
   }
 
   async hashAll(key: string): Promise<Record<string, string>> {
@@ -113,6 +132,17 @@ export class MemoryStore implements StateStore {
 
   async close(): Promise<void> {
     this.channels.clear();
+  }
+
+  /** A value that has not expired (an expired one is forgotten as it is found). */
+  private live(key: string): string | undefined {
+    const until = this.expiries.get(key);
+    if (until !== undefined && until <= Date.now()) {
+      this.values.delete(key);
+      this.expiries.delete(key);
+      return undefined;
+    }
+    return this.values.get(key);
   }
 
   private sweep(now: number): void {

@@ -1,9 +1,10 @@
 /**
  * The store on Redis 7 or Valkey, for a fleet: every instance that shares a `name` and a Redis
- * shares the maintenance switch, drains, rate-limit buckets and incidents. Keys and channels
- * carry the prefix `gangway:{name}:` — the braces make it a Redis Cluster hash tag, so the
- * multi-key scripts below stay on one slot. Rate-limit buckets and the instance count are Lua
- * scripts, atomic on the server and timed by the server's clock (instances' clocks may differ).
+ * shares the maintenance switch, drains, rate-limit buckets, incidents and ACME's state. Keys and
+ * channels carry the prefix `gangway:{name}:` — the braces make it a Redis Cluster hash tag, so
+ * the multi-key scripts below stay on one slot. Rate-limit buckets, the instance count and
+ * claims (locks) are Lua scripts, atomic on the server and timed by the server's clock
+ * (instances' clocks may differ).
  *
  * The client never queues commands while disconnected (`disableOfflineQueue`): a command to a
  * Redis that is away fails at once, and ./link.ts falls back. Reconnection is retried forever
@@ -61,6 +62,18 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('PEXPIRE', KEYS[1], ttl * 2)
 return redis.call('ZCARD', KEYS[1])`;
 
+/** Takes KEYS[1] for ARGV[1] for ARGV[2] ms when free or already its own (then extended): 1 taken, 0 held. */
+const CLAIM = `
+local held = redis.call('GET', KEYS[1])
+if held and held ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1`;
+
+/** Deletes KEYS[1] only while it holds ARGV[1]: 1 deleted, 0 not (someone else's, or gone). */
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
 /** The longest pause between two reconnection attempts. */
 const MAX_RECONNECT_DELAY_MS = 1000;
 
@@ -72,6 +85,8 @@ class Script {
 }
 const leaseScript = new Script(LEASE);
 const heartbeatScript = new Script(HEARTBEAT);
+const claimScript = new Script(CLAIM);
+const releaseScript = new Script(RELEASE);
 
 export class RedisStore implements StateStore {
   readonly kind = 'redis' as const;
@@ -122,8 +137,19 @@ export class RedisStore implements StateStore {
     return v ?? undefined;
   }
 
-  async set(key: string, value: string): Promise<void> {
-    await this.client.sendCommand(['SET', this.prefix + key, value]);
+  async set(key: string, value: string, ttlMs?: number): Promise<void> {
+    const command = ['SET', this.prefix + key, value];
+    if (ttlMs !== undefined) command.push('PX', String(Math.max(1, Math.ceil(ttlMs))));
+    await this.client.sendCommand(command);
+  }
+
+  async claim(key: string, owner: string, ttlMs: number): Promise<boolean> {
+    const ms = String(Math.max(1, Math.ceil(ttlMs)));
+    return (await this.run<number>(claimScript, [this.prefix + key], [owner, ms])) === 1;
+  }
+
+  async release(key: string, owner: string): Promise<boolean> {
+    return (await this.run<number>(releaseScript, [this.prefix + key], [owner])) === 1;
   }
 
   async hashAll(key: string): Promise<Record<string, string>> {

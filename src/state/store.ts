@@ -1,12 +1,12 @@
 /**
  * The shared state store: the few operations the gateway needs to share the maintenance switch,
- * host drains, rate-limit buckets and incidents across the processes of one service. Three
- * implementations: memory (one process; also two gateways in one process, as tests do), the
- * supervisor (workers on one machine reach it over IPC: ./supervisor.ts) and Redis (a fleet:
- * ./redis.ts). Values are strings (JSON where structured) so every implementation carries them
- * alike. Nothing on a request's path awaits a store call: ./link.ts puts a deadline on each,
- * and the users of the store decide from a local view that the store reconciles in the
- * background.
+ * host drains, rate-limit buckets, incidents and ACME (challenges, certificates, the issuance
+ * lock) across the processes of one service. Three implementations: memory (one process; also
+ * two gateways in one process, as tests do), the supervisor (workers on one machine reach it
+ * over IPC: ./supervisor.ts) and Redis (a fleet: ./redis.ts). Values are strings (JSON where
+ * structured) so every implementation carries them alike. Nothing on a request's path awaits a
+ * store call: ./link.ts puts a deadline on each, and the users of the store decide from a local
+ * view that the store reconciles in the background.
  */
 
 export type StoreKind = 'memory' | 'supervisor' | 'redis';
@@ -15,7 +15,16 @@ export interface StateStore {
   readonly kind: StoreKind;
   /** A value, or undefined when it was never set. */
   get(key: string): Promise<string | undefined>;
-  set(key: string, value: string): Promise<void>;
+  /** Sets a value; with `ttlMs` it is gone after that long (an ACME challenge outlives no order). */
+  set(key: string, value: string, ttlMs?: number): Promise<void>;
+  /**
+   * Takes `key` for `owner` for `ttlMs`, atomically: true when it was free (or expired) or already
+   * this owner's (its time is then extended — how a holder keeps a lock while it works), false
+   * while another owner holds it. A holder that dies lets go when the time runs out.
+   */
+  claim(key: string, owner: string, ttlMs: number): Promise<boolean>;
+  /** Deletes `key` only while its value is `owner` (a lock taken over meanwhile is not ours to drop). */
+  release(key: string, owner: string): Promise<boolean>;
   /** Every field of a hash (host drains: one field per host). */
   hashAll(key: string): Promise<Record<string, string>>;
   /** Sets one field of a hash; undefined removes it. */
@@ -54,6 +63,8 @@ export interface StateStore {
 export const STORE_OPERATIONS = [
   'get',
   'set',
+  'claim',
+  'release',
   'hashAll',
   'hashSet',
   'append',

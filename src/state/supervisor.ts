@@ -112,8 +112,14 @@ export class SupervisorStore implements StateStore {
   get(key: string): Promise<string | undefined> {
     return this.call('get', [key]) as Promise<string | undefined>;
   }
-  async set(key: string, value: string): Promise<void> {
-    await this.call('set', [key, value]);
+  async set(key: string, value: string, ttlMs?: number): Promise<void> {
+    await this.call('set', ttlMs === undefined ? [key, value] : [key, value, ttlMs]);
+  }
+  claim(key: string, owner: string, ttlMs: number): Promise<boolean> {
+    return this.call('claim', [key, owner, ttlMs]) as Promise<boolean>;
+  }
+  release(key: string, owner: string): Promise<boolean> {
+    return this.call('release', [key, owner]) as Promise<boolean>;
   }
   hashAll(key: string): Promise<Record<string, string>> {
     return this.call('hashAll', [key]) as Promise<Record<string, string>>;

@@ -192,44 +192,48 @@ store: { redis: { url: "${redis.url}", deadline: "20ms" } }
 });
 
 describe('workers of one machine on a fleet’s Redis', { skip: noRedis, timeout: 120_000 }, () => {
-  test('count each step once though it comes both over IPC and through Redis, and keep the machine’s view while Redis is away', async () => {
-    const redis = await startRedis();
-    cleanups.push(() => redis.stop());
-    const up = await httpUpstream((_req, res) => res.end('ok'));
-    cleanups.push(() => up.close());
-    const gw = await startChildGateway(
-      up.address,
-      `workers: 2
+  test(
+    'count each step once though it comes both over IPC and through Redis, ' +
+      'and keep the machine’s view while Redis is away',
+    async () => {
+      const redis = await startRedis();
+      cleanups.push(() => redis.stop());
+      const up = await httpUpstream((_req, res) => res.end('ok'));
+      cleanups.push(() => up.close());
+      const gw = await startChildGateway(
+        up.address,
+        `workers: 2
 name: machine${process.pid}
 log: { access: false }
 server: { maxEventLoopDelay: 0 }
 store: { redis: { url: "${redis.url}", deadline: "20ms" } }
 `,
-      [],
-      { startWithinMs: 60_000, upstreamYaml: 'concurrency: { enabled: false }' },
-    );
-    cleanups.push(() => stopMember(gw));
-    // A connection each: the kernel spreads them over both workers' sockets.
-    const fresh = async (n: number): Promise<void> => {
-      for (let i = 0; i < n; i++) assert.equal((await fetchRaw(`${gw.url}/x`)).status, 200);
-    };
-    await fresh(60);
-    await countsWithin(gw, 60, COUPLE_OF_STEPS_MS);
-    const served = (await (await request(`${gw.adminUrl}/api/status`)).body.json()) as {
-      workers: Array<{ requests?: number }>;
-    };
-    assert.ok(
-      served.workers.every((w) => (w.requests ?? 0) > 0),
-      'both workers served',
-    );
-    // Another step later, both ways have delivered every step: still counted once.
-    await sleep(STEP_MS + 1000);
-    assert.equal(counted((await statusOf(gw)).history), 60, 'a step that came both ways counts once');
-    await redis.stop();
-    await fresh(40);
-    await countsWithin(gw, 100, COUPLE_OF_STEPS_MS);
-    assert.equal((await statusOf(gw)).store.reachable, false, 'counted while Redis is away');
-  });
+        [],
+        { startWithinMs: 60_000, upstreamYaml: 'concurrency: { enabled: false }' },
+      );
+      cleanups.push(() => stopMember(gw));
+      // A connection each: the kernel spreads them over both workers' sockets.
+      const fresh = async (n: number): Promise<void> => {
+        for (let i = 0; i < n; i++) assert.equal((await fetchRaw(`${gw.url}/x`)).status, 200);
+      };
+      await fresh(60);
+      await countsWithin(gw, 60, COUPLE_OF_STEPS_MS);
+      const served = (await (await request(`${gw.adminUrl}/api/status`)).body.json()) as {
+        workers: Array<{ requests?: number }>;
+      };
+      assert.ok(
+        served.workers.every((w) => (w.requests ?? 0) > 0),
+        'both workers served',
+      );
+      // Another step later, both ways have delivered every step: still counted once.
+      await sleep(STEP_MS + 1000);
+      assert.equal(counted((await statusOf(gw)).history), 60, 'a step that came both ways counts once');
+      await redis.stop();
+      await fresh(40);
+      await countsWithin(gw, 100, COUPLE_OF_STEPS_MS);
+      assert.equal((await statusOf(gw)).store.reachable, false, 'counted while Redis is away');
+    },
+  );
 });
 
 /**

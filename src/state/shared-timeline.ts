@@ -14,9 +14,10 @@
  * that step to the status page (a clock behind, an outage's backlog) is added where it belongs
  * and the page is sent the whole hour again. Steps older than the hour age out; an instance that
  * stops simply stops adding steps. An announcement lost (a subscriber reconnecting) is made up
- * for by reading the last steps again every minute or so. A worker's steps reach the machine's other workers over IPC too
- * (../workers/link.ts), so the machine's view holds while the store is away; both ways carry the
- * worker's name in the machine, and a step that comes both ways counts once.
+ * for by reading the last steps again every minute or so. A worker's steps reach the machine's
+ * other workers over IPC too (../workers/link.ts), so the machine's view holds while the store
+ * is away; both ways carry the worker's name in the machine, and a step that comes both ways
+ * counts once.
  */
 import type { Timeline, TimelinePoint, TimelineView } from '../observe/timeline.js';
 import type { StoreLink } from './link.js';

@@ -23,6 +23,7 @@ import { buildInterimHeaders, buildUpstreamHeaders } from './headers.js';
 import { revalidated, standInForError } from './cache-phase.js';
 import { endGrpcCall, replyLocally } from './local-reply.js';
 import { clientDrained, paceChunk, type PacedRelay } from './pacing.js';
+import { bodyBytesRelayed } from './read-buffers.js';
 import { MAX_RESUMES, planResume, resumeHead, resumeMismatch, type ParsedHeaders, type ResumePlan } from './resume.js';
 import { sendResponseHead } from './response-head.js';
 import { decideRetry, type RetryState } from './retry.js';
@@ -245,6 +246,7 @@ export class Exchange implements RetryState, PacedRelay {
   deliver(attempt: Attempt, chunk: Buffer): boolean {
     if (attempt !== this.streaming) return true;
     this.bytesOut += chunk.length;
+    bodyBytesRelayed(chunk.length);
     return paceChunk(this, chunk.length, this.ctx.res.sendBody(chunk));
   }
 

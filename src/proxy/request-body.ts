@@ -13,6 +13,7 @@ import { GatewayAbort } from '../faults/classify.js';
 import type { ClientRequest } from '../listen/client.js';
 import type { RequestContext } from './context.js';
 import { replyLocally } from './local-reply.js';
+import { bodyBytesRelayed } from './read-buffers.js';
 
 /** The body's declared length: a number, or undefined when it is chunked (unknown) or absent. */
 export function declaredLength(req: ClientRequest): number | undefined {
@@ -185,6 +186,7 @@ class BodyStream extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.timer.refresh();
     this.ctx.bytesIn += chunk.length;
+    bodyBytesRelayed(chunk.length);
     if (this.ctx.bytesIn > this.settings.limit) {
       done(
         new GatewayAbort('request_body_too_large', `request body over the route's ${this.settings.limit}-byte limit`),

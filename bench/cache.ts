@@ -15,7 +15,6 @@
  * The proxy under test runs on core 1, wrk and the origin on core 0 (taskset), as in
  * `npm run bench`. Environment: BENCH_SECONDS (default 8), BENCH_CONNECTIONS (default 64).
  */
-import { NODE_FLAGS } from '../src/node-flags.js';
 import { mkdirSync, mkdtempSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,12 +69,7 @@ routes:
   - { match: { path: "/" }, upstream: origin, cache: { staleIfError: "10m" } }
 `,
   );
-  return startProcess(
-    'gangway',
-    process.execPath,
-    [...NODE_FLAGS, join(ROOT, 'dist/cli.js'), 'start', '-c', conf],
-    PROXY_PORT,
-  );
+  return startProcess('gangway', process.execPath, [join(ROOT, 'dist/cli.js'), 'start', '-c', conf], PROXY_PORT);
 }
 
 function startNginxCache(): Promise<Started> | undefined {

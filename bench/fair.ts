@@ -15,10 +15,8 @@
  *
  * Environment: BENCH_SECONDS (default 6), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default
  * 64); GANGWAY_BASELINE=path/to/dist adds rows for another build of Gangway (say, main's
- * dist before a change), run the same way but without Node's flags (src/node-flags.ts) unless
- * GANGWAY_BASELINE_FLAGS gives some.
+ * dist before a change), run the same way.
  */
-import { NODE_FLAGS } from '../src/node-flags.js';
 import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,8 +38,6 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
 const BASELINE = process.env.GANGWAY_BASELINE;
-/** Node's flags for the baseline: none by default (as builds before NODE_FLAGS ran); GANGWAY_BASELINE_FLAGS sets them. */
-const BASELINE_FLAGS = (process.env.GANGWAY_BASELINE_FLAGS ?? '').split(' ').filter(Boolean);
 /** wrk drops answers slower than its timeout from the latencies: the tail is what is measured here. */
 const WRK_TIMEOUT_S = 30;
 const ORIGIN_PORT = 18_101;
@@ -66,7 +62,7 @@ for (const tool of ['wrk', 'nginx']) {
  * core), and wrk's latencies mix those quick refusals with the downloads: the row without it is
  * every request a download, as through nginx.
  */
-function startGangway(dist: string, name: string, limitOff = false, flags = NODE_FLAGS): Promise<Started> {
+function startGangway(dist: string, name: string, limitOff = false): Promise<Started> {
   const conf = join(work, `${name.replace(/[^a-z0-9]+/gi, '-')}.yaml`);
   writeFileSync(
     conf,
@@ -78,19 +74,19 @@ routes:
   - { match: { path: "/" }, upstream: origin }
 `,
   );
-  return startProcess(name, process.execPath, [...flags, join(dist, 'cli.js'), 'start', '-c', conf], PROXY_PORT);
+  return startProcess(name, process.execPath, [join(dist, 'cli.js'), 'start', '-c', conf], PROXY_PORT);
 }
 
 type Peer = [string, () => Promise<Started>];
-const gangways = (label: string, dist: string, flags = NODE_FLAGS): Peer[] => [
-  [label, () => startGangway(dist, label, false, flags)],
-  [`${label}, limit off`, () => startGangway(dist, `${label}, limit off`, true, flags)],
+const gangways = (label: string, dist: string): Peer[] => [
+  [label, () => startGangway(dist, label)],
+  [`${label}, limit off`, () => startGangway(dist, `${label}, limit off`, true)],
 ];
 
 /** The peers measured through a proxy port; `direct` is measured on the origin's own port. */
 const peers: Peer[] = [
   ...gangways('gangway', join(ROOT, 'dist')),
-  ...(BASELINE ? gangways('baseline', BASELINE, BASELINE_FLAGS) : []),
+  ...(BASELINE ? gangways('baseline', BASELINE) : []),
   [
     'nginx (1 worker)',
     () =>

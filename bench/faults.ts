@@ -5,7 +5,6 @@
  * `option httpchk`). Each scenario is a bounded load with a 10 s client timeout; the figures
  * are what a client sees: failed requests, p99, truncated or corrupted streams.
  */
-import { NODE_FLAGS } from '../src/node-flags.js';
 import { fork, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -52,12 +51,7 @@ const proxies: Array<[string, ProxyStarter]> = [
         conf,
         `listen: "127.0.0.1:${PROXY_PORT}"\nadmin: false\nlog: { access: false }\nupstreams:\n  app: { hosts: [${hosts.map((h) => `"${h}"`).join(', ')}], healthCheck: { path: "/small" } }\nroutes:\n  - { upstream: app }\n`,
       );
-      return startProcess(
-        'gangway',
-        process.execPath,
-        [...NODE_FLAGS, join(ROOT, 'dist/cli.js'), 'start', '-c', conf],
-        PROXY_PORT,
-      );
+      return startProcess('gangway', process.execPath, [join(ROOT, 'dist/cli.js'), 'start', '-c', conf], PROXY_PORT);
     },
   ],
   [

@@ -17,7 +17,6 @@
  * FLEET_SECONDS_UP (first phase), FLEET_SECONDS_DOWN (each outage and return) and FLEET_OUTAGES
  * change the schedule.
  */
-import { NODE_FLAGS } from '../src/node-flags.js';
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
@@ -132,12 +131,7 @@ routes:
 `,
     );
     gateways.push(
-      await startProcess(
-        `gangway ${i}`,
-        process.execPath,
-        [...NODE_FLAGS, join(ROOT, 'dist/cli.js'), 'start', '-c', conf],
-        port,
-      ),
+      await startProcess(`gangway ${i}`, process.execPath, [join(ROOT, 'dist/cli.js'), 'start', '-c', conf], port),
     );
   }
   // Each instance has counted the other (a heartbeat a second) before the clock starts.

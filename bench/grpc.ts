@@ -10,7 +10,6 @@
  *   GANGWAY_BENCH_SECONDS   seconds per run (default 5)
  *   GANGWAY_BENCH_PROFILE   a directory: Gangway writes a V8 CPU profile there when it stops
  */
-import { NODE_FLAGS } from '../src/node-flags.js';
 import { execFileSync, fork } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
@@ -110,7 +109,7 @@ async function main(): Promise<void> {
   const gangway = await startProcess(
     'gangway',
     process.execPath,
-    [...PROFILE, ...NODE_FLAGS, join(ROOT, 'dist/cli.js'), 'start', '-c', conf],
+    [...PROFILE, join(ROOT, 'dist/cli.js'), 'start', '-c', conf],
     GATEWAY_PORT,
   );
   const call = join(work, 'get.bin');

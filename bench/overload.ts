@@ -8,7 +8,6 @@
  * Each proxy first gets a 2 s warm-up at half the capacity. The proxy runs on core 1, the
  * origin and this load generator on core 0.
  */
-import { NODE_FLAGS } from '../src/node-flags.js';
 import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,12 +37,7 @@ const proxies: Array<[string, () => Promise<Started | undefined>]> = [
         conf,
         `listen: "127.0.0.1:${PROXY_PORT}"\nadmin: false\nlog: { access: false }\nupstreams:\n  app: { hosts: ["${origin}"] }\nroutes:\n  - { upstream: app }\n`,
       );
-      return startProcess(
-        'gangway',
-        process.execPath,
-        [...NODE_FLAGS, join(ROOT, 'dist/cli.js'), 'start', '-c', conf],
-        PROXY_PORT,
-      );
+      return startProcess('gangway', process.execPath, [join(ROOT, 'dist/cli.js'), 'start', '-c', conf], PROXY_PORT);
     },
   ],
   [

@@ -26,7 +26,6 @@
  * Environment: BENCH_SECONDS (default 8), BENCH_CONNECTIONS (default 64), BENCH_ROUNDS (default 3),
  * BENCH_ONLY=workers (the workers row alone), BENCH_WORKER_RATE.
  */
-import { NODE_FLAGS } from '../src/node-flags.js';
 import { chmodSync, mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -90,12 +89,7 @@ const peers: Array<[string, PeerStarter]> = [
         conf,
         `listen: "127.0.0.1:${PROXY_PORT}"\nadmin: "127.0.0.1:18901"\nupstreams:\n  origin: { hosts: ["127.0.0.1:${ORIGIN_PORT}"] }\nroutes:\n  - { match: { path: "/" }, upstream: origin }\n`,
       );
-      return startProcess(
-        'gangway',
-        process.execPath,
-        [...NODE_FLAGS, join(ROOT, 'dist/cli.js'), 'start', '-c', conf],
-        PROXY_PORT,
-      );
+      return startProcess('gangway', process.execPath, [join(ROOT, 'dist/cli.js'), 'start', '-c', conf], PROXY_PORT);
     },
   ],
   [
@@ -201,7 +195,7 @@ const workerPeers: Array<[string, PeerStarter]> = [
       startProcess(
         'gangway workers: 1',
         process.execPath,
-        [...NODE_FLAGS, join(ROOT, 'dist/cli.js'), 'start', '-c', gangwayWith(1)],
+        [join(ROOT, 'dist/cli.js'), 'start', '-c', gangwayWith(1)],
         PROXY_PORT,
         ALL_CPUS,
       ),
@@ -212,7 +206,7 @@ const workerPeers: Array<[string, PeerStarter]> = [
       const started = await startProcess(
         'gangway workers: 2',
         process.execPath,
-        [...NODE_FLAGS, join(ROOT, 'dist/cli.js'), 'start', '-c', gangwayWith(2)],
+        [join(ROOT, 'dist/cli.js'), 'start', '-c', gangwayWith(2)],
         PROXY_PORT,
         ALL_CPUS,
       );

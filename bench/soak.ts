@@ -14,7 +14,6 @@
  * The origins are this file run as a child (`soak.ts origin PORT NAME`), because the stream
  * reset must be switched on and off in a running origin (an IPC message), not at its start.
  */
-import { NODE_FLAGS } from '../src/node-flags.js';
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
@@ -746,7 +745,7 @@ async function main(): Promise<void> {
   }
   const logFd = openSync(logFile, 'w');
   const errFd = openSync(errFile, 'w');
-  const gateway = spawn(process.execPath, [...NODE_FLAGS, join(ROOT, 'dist/cli.js'), 'start', '-c', configFile], {
+  const gateway = spawn(process.execPath, [join(ROOT, 'dist/cli.js'), 'start', '-c', configFile], {
     stdio: ['ignore', logFd, errFd],
   });
   started.add(gateway);

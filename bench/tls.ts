@@ -10,7 +10,6 @@
  * and Gangway in cleartext (1 KiB, wrk) for its own TLS cost. Peers that are not installed are
  * skipped and said so. Environment: BENCH_SECONDS (default 8).
  */
-import { NODE_FLAGS } from '../src/node-flags.js';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -70,12 +69,7 @@ routes:
   - { match: { path: "/" }, upstream: origin }
 `,
   );
-  return startProcess(
-    'gangway',
-    process.execPath,
-    [...NODE_FLAGS, join(ROOT, 'dist/cli.js'), 'start', '-c', conf],
-    port,
-  );
+  return startProcess('gangway', process.execPath, [join(ROOT, 'dist/cli.js'), 'start', '-c', conf], port);
 };
 
 const peers: Array<[string, () => Promise<Started> | undefined]> = [

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=4
+#!/usr/bin/env node
 /** The `gangway` executable: runs the command line (./cli/main.ts) on this process's arguments and streams. */
 import { main } from './cli/main.js';
 

@@ -9,7 +9,6 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile } from '../config/load.js';
 import { configJsonSchema, type GatewayConfig } from '../config/schema.js';
 import { createGateway } from '../gateway.js';
-import { missingNodeFlags } from '../node-flags.js';
 import { workerCount } from '../workers/count.js';
 import { VERSION } from '../version.js';
 import { COMMAND_HELP, COMMAND_OPTIONS, GENERAL_HELP } from './help.js';
@@ -167,13 +166,6 @@ async function start(file: string, watchFile: boolean, io: CommandIO): Promise<n
     await gateway.close();
     return 1;
   }
-  const missing = missingNodeFlags();
-  if (missing.length > 0)
-    gateway.logger.warn(
-      { flags: missing },
-      'node was started without the flags Gangway runs best with: large bodies cost more CPU ' +
-        '(the gangway command gives them; see docs/operations.md, "Node\'s flags")',
-    );
   if (watchFile) watchConfigFile(gateway, file);
   return runUntilSignalled(gateway);
 }

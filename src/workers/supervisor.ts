@@ -18,7 +18,6 @@ import { refused } from '../cli/signals.js';
 import { watchConfigFile } from '../cli/watch.js';
 import { ConfigError, parseConfigText, type ConfigProblem } from '../config/load.js';
 import type { GatewayConfig } from '../config/schema.js';
-import { withNodeFlags } from '../node-flags.js';
 import { createLog, type Logger } from '../observe/logger.js';
 import { storeFromConfig } from '../state/fleet-state.js';
 import { MemoryStore } from '../state/memory.js';
@@ -100,8 +99,6 @@ export class Supervisor {
   async start(): Promise<{ listen: string[]; admin: string | undefined }> {
     // Where the supervisor holds the listeners (no SO_REUSEPORT): round-robin, not the kernel's pick.
     cluster.schedulingPolicy = cluster.SCHED_RR;
-    // Workers carry the gateway's V8 settings even when the supervisor was started without them.
-    cluster.setupPrimary({ execArgv: withNodeFlags(process.execArgv) });
     const store = storeFromConfig(this.config) ?? new MemoryStore();
     if (store instanceof RedisStore) store.connect();
     this.store = store;

@@ -32,7 +32,7 @@ export async function startChildGateway(
     startWithinMs = 15_000,
     upstreamYaml = '',
     routeYaml = '',
-    nodeFlags,
+    nodeFlags = [],
   }: {
     h2c?: boolean;
     startWithinMs?: number;
@@ -40,7 +40,7 @@ export async function startChildGateway(
     upstreamYaml?: string;
     /** More settings of the one route, e.g. `rateLimit: { requests: 20, window: 60s }`. */
     routeYaml?: string;
-    /** Node's flags for the process (default: those the gangway command gives, src/node-flags.ts). */
+    /** Flags for node itself, e.g. --trace-gc. */
     nodeFlags?: readonly string[];
   } = {},
 ): Promise<ChildGateway> {

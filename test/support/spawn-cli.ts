@@ -5,7 +5,6 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { NODE_FLAGS } from '../../src/node-flags.js';
 
 const CLI = join(import.meta.dirname, '..', '..', 'src', 'cli.ts');
 
@@ -19,11 +18,11 @@ export interface CliProcess {
   until(text: string, ms: number): Promise<boolean>;
 }
 
-/** Starts `gangway ARGS…` on tsx, with `env` as its environment and node's flags as the gangway command gives them. */
+/** Starts `gangway ARGS…` on tsx, with `env` as its environment and `nodeFlags` for node itself (say, --trace-gc). */
 export function spawnCli(
   args: string[],
   env: NodeJS.ProcessEnv = process.env,
-  nodeFlags: readonly string[] = NODE_FLAGS,
+  nodeFlags: readonly string[] = [],
 ): CliProcess {
   const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', CLI, ...args], {
     env,

@@ -250,7 +250,11 @@ export class AcmeCertificates {
           renewing ? 'acme: certificate renewed' : 'acme: certificate obtained',
         );
       } finally {
-        await release();
+        // A store away at this moment must not turn an obtained certificate (or the CA's own
+        // refusal) into a store error: the lock expires by itself.
+        await release().catch((err: Error) =>
+          this.logger.warn({ name: state.name, err: err.message }, 'acme: could not release the issuance lock'),
+        );
       }
       await this.plan(state);
     } catch (err) {

@@ -142,9 +142,11 @@ export function createListener(
           else if (challenges?.lookup === undefined) done(noChallenge(servername));
           // Offered by another process sharing the store, and not heard of here (yet).
           else
-            void challenges
-              .findTlsAlpn(servername)
-              .then((found) => done(found ? null : noChallenge(servername), found));
+            void challenges.findTlsAlpn(servername).then(
+              (found) => done(found ? null : noChallenge(servername), found),
+              // A stored answer that cannot be made into a certificate is no answer.
+              () => done(noChallenge(servername)),
+            );
           return;
         }
         const automatic = acme?.contextFor(servername);
@@ -193,7 +195,11 @@ export function createListener(
     if (answered === true) return;
     if (answered === false) serve(req, res);
     // A token not known here, looked for in the shared store (that path only).
-    else void answered.then((done) => done || serve(req, res));
+    else
+      void answered.then(
+        (done) => done || serve(req, res),
+        () => serve(req, res),
+      );
   });
   const serve = (req: IncomingMessage, res: Http1Response | Http2Response): void => {
     if (redirectToHttpsPort !== undefined) return redirectToHttps(req, res as Http1Response, redirectToHttpsPort());

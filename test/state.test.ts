@@ -387,3 +387,17 @@ routes:
     );
   });
 });
+
+test('the memory store forgets values that expired without being read again', async (t) => {
+  t.mock.timers.enable({ apis: ['Date'] });
+  const store = new MemoryStore();
+  await store.set('challenge:a', 'proof', 5 * 60_000);
+  await store.set('kept', 'for good');
+  const held = (): number => (store as unknown as { values: Map<string, string> }).values.size;
+  await store.heartbeat('one', 3000);
+  assert.equal(held(), 2);
+  t.mock.timers.tick(5 * 60_000 + 11_000);
+  await store.heartbeat('one', 3000);
+  assert.equal(held(), 1, 'the challenge went, unread');
+  assert.equal(await store.get('kept'), 'for good');
+});

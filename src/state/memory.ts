@@ -26,6 +26,7 @@ export class MemoryStore implements StateStore {
   private readonly buckets = new Map<string, Bucket>();
   private readonly instances = new Map<string, number>();
   private lastSweep = 0;
+  private lastExpirySweep = 0;
 
   async get(key: string): Promise<string | undefined> {
     return this.live(key);
@@ -123,6 +124,11 @@ export class MemoryStore implements StateStore {
     const now = Date.now();
     this.instances.set(instance, now + ttlMs);
     for (const [name, until] of this.instances) if (until <= now) this.instances.delete(name);
+    // Every instance beats each second: the time to forget values that expired unread (challenges).
+    if (now - this.lastExpirySweep > SWEEP_EVERY_MS) {
+      this.lastExpirySweep = now;
+      for (const [key, until] of this.expiries) if (until <= now) this.live(key);
+    }
     return this.instances.size;
   }
 

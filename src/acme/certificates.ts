@@ -67,6 +67,9 @@ interface NameState {
   waiting: boolean;
 }
 
+/** The issuance lock passed to another process part way through an order: that one orders now. */
+class LockLost extends Error {}
+
 /** Longest an order may take, from placing it to the download. */
 const ORDER_DEADLINE_MS = 3 * 60_000;
 /**
@@ -230,6 +233,7 @@ export class AcmeCertificates {
           return;
         }
         const obtained = await this.order(state).catch(async (err: unknown) => {
+          if (err instanceof LockLost) throw err;
           // Said before the lock is let go, so the others sharing the storage wait as long as this
           // one will (best effort: a storage that is away cannot be told).
           failedWait = this.waitAfter(state.failures + 1, err);
@@ -259,6 +263,13 @@ export class AcmeCertificates {
       await this.plan(state);
     } catch (err) {
       if (state.dropped || this.closed) return;
+      if (err instanceof LockLost) {
+        // Not a failure: the process holding the lock now orders, and this one adopts its certificate.
+        this.logger.warn({ name: state.name }, 'acme: the issuance lock passed to another gateway; order given up');
+        state.waiting = true;
+        this.sleep(state, LOCK_LOOK_MS, () => this.obtain(state, replacing));
+        return;
+      }
       state.failures++;
       const problem = err instanceof AcmeProblem ? err : undefined;
       const wait = failedWait ?? this.waitAfter(state.failures, err);
@@ -301,12 +312,19 @@ export class AcmeCertificates {
     for (const authorizationUrl of order.authorizations) {
       const authorization = await client.read<AcmeAuthorization>(authorizationUrl);
       if (authorization.status === 'valid') continue;
+      this.stillHolding(state.name);
       await this.prove(client, state.name, authorization, authorizationUrl, deadline);
     }
+    // The last moment a duplicate can be avoided: the CA issues on finalize.
+    this.stillHolding(state.name);
     const key = newKey();
     const certificateUrl = await client.finalize(url, order, certificateRequest([state.name], key), deadline);
     const cert = await client.downloadCertificate(certificateUrl);
     return { cert, key: key.export({ type: 'pkcs8', format: 'pem' }) as string };
+  }
+
+  private stillHolding(name: string): void {
+    if (this.storage.lockLost?.(name)) throw new LockLost(`the issuance lock for ${name} passed to another gateway`);
   }
 
   /** Answers one authorization's challenge of a type we answer, and waits for the CA's verdict. */

@@ -44,6 +44,12 @@ export interface AcmeStorage {
    */
   lock(name: string): Promise<(() => Promise<void>) | undefined>;
   /**
+   * Whether the lock taken last for this name has since passed to another process (a shared store
+   * that lost it — say, restarted empty): an order under way stops before it would be a duplicate.
+   * A storage whose locks cannot be lost leaves it out.
+   */
+  lockLost?(name: string): boolean;
+  /**
    * Records that an order for a name failed and when to try again (ms since the epoch), so the
    * gateways sharing this storage wait as the one that failed does, instead of each trying in
    * turn (the CA counts failed validations per name).

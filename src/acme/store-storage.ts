@@ -28,6 +28,8 @@ const STORAGE_DEADLINE_MS = 3000;
 export class StoreStorage implements AcmeStorage {
   readonly location: string;
   private readonly prefix: string;
+  /** Names whose lock, taken by this process, another process holds now. */
+  private readonly lost = new Set<string>();
 
   constructor(
     private readonly store: StateStore,
@@ -77,15 +79,24 @@ export class StoreStorage implements AcmeStorage {
     return text === undefined || Number.isNaN(at) ? undefined : at;
   }
 
+  lockLost(name: string): boolean {
+    return this.lost.has(name.toLowerCase());
+  }
+
   async lock(name: string): Promise<(() => Promise<void>) | undefined> {
     const key = `${this.prefix}lock:${name.toLowerCase()}`;
     const owner = `${hostname()} ${process.pid} ${randomBytes(4).toString('hex')}`;
     if (!(await within(this.store.claim(key, owner, this.lockTimeoutMs)))) return undefined;
+    this.lost.delete(name.toLowerCase());
     // Extended three times per timeout: a missed extension or two (a slow store) does not lose it.
     const keep = setInterval(() => {
       within(this.store.claim(key, owner, this.lockTimeoutMs)).then(
         (kept) => {
-          if (!kept) this.onLockLost(name, 'another gateway holds it now');
+          if (kept) return;
+          // Another holds it: nothing left to extend.
+          clearInterval(keep);
+          this.lost.add(name.toLowerCase());
+          this.onLockLost(name, 'another gateway holds it now');
         },
         (err: Error) => this.onLockLost(name, err.message),
       );

@@ -346,9 +346,14 @@ test(
 );
 
 test('1,000 concurrent requests for one cold object make exactly one upstream request', async () => {
-  const c = await cached((_req, res) => {
-    setTimeout(() => res.writeHead(200, { 'cache-control': 'max-age=60' }).end('the one answer'), 300);
-  });
+  // 1,000 connections at once hold a loaded machine's event loop up: shedding is not what is tested here.
+  const c = await cached(
+    (_req, res) => {
+      setTimeout(() => res.writeHead(200, { 'cache-control': 'max-age=60' }).end('the one answer'), 300);
+    },
+    {},
+    { top: { server: { maxEventLoopDelay: 0 } } },
+  );
   const agent = new Agent({ connections: 1000 });
   cleanups.push(() => agent.close());
   const answers = await Promise.all(
@@ -361,7 +366,8 @@ test('1,000 concurrent requests for one cold object make exactly one upstream re
     ),
   );
   assert.equal(c.origin(), 1);
-  assert.ok(answers.every((a) => a.status === 200 && a.body === 'the one answer'));
+  const others = answers.filter((a) => a.status !== 200 || a.body !== 'the one answer');
+  assert.deepEqual(others.slice(0, 3), [], `${others.length} answers were not the one answer`);
   // Those that arrived while it was under way waited for it; later ones found it stored.
   const collapsed = answers.filter((a) => /collapsed/.test(a.cacheStatus)).length;
   const hits = answers.filter((a) => /; hit/.test(a.cacheStatus)).length;

@@ -12,8 +12,8 @@
  * So after every COLLECT_EVERY bytes of bodies relayed (responses and streamed request bodies)
  * the gateway asks V8 for one young collection, in the check phase of the loop, after the turn's
  * I/O. Measured on the same load: full mark-compacts down to 2–9 per 1,000 downloads, downloads
- * per second about 1.5×, p99 down by a third to a half (docs/benchmarks.md, "Garbage collection
- * and large bodies"); 4 and 16 MiB did as well, 32 MiB let the mark-compacts back. Small answers
+ * per second about 1.5×, p99 down by a third to a half (docs/benchmarks.md, "Large bodies
+ * and V8's collections"); 4 and 16 MiB did as well, 32 MiB let the mark-compacts back. Small answers
  * seldom reach the threshold between V8's own collections.
  *
  * V8 offers the collection only to code that asked for `--expose-gc`; the flag is set here for a

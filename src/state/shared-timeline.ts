@@ -36,6 +36,8 @@ const MAX_AHEAD_MS = 60_000;
 const MAX_RECORDS = 25_000;
 /** Every this many steps the last few are read again, in case an announcement was lost. */
 const CATCH_UP_STEPS = 12;
+/** How long after the store came back the others' outage steps are read once more. */
+const AFTER_RECOVERY_MS = 2500;
 /** Records read back per turn of the event loop (a few milliseconds' work). */
 const READ_SLICE = 100;
 
@@ -87,6 +89,10 @@ export class FleetTimeline implements TimelineView {
     link.onRecovered(() => {
       if (!this.subscribed) this.subscribe();
       void this.read();
+      // The others write the steps they closed during the outage once they find the store again
+      // (within their next heartbeat), maybe after this read and before their subscribers are
+      // back: their records are read once more a moment later rather than at the next catch-up.
+      setTimeout(() => void this.catchUp(), AFTER_RECOVERY_MS).unref();
     });
   }
 

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { frozenListener } from '../test/support/frozen-listener.js';
 import { runLoad } from '../test/support/load.js';
-import { machine, startNginx, startProcess, which, type Started } from './lib.js';
+import { machine, startHaproxyWith, startNginx, startProcess, type Started } from './lib.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const ORIGIN = join(ROOT, 'bench/peers/fault-origin.mjs');
@@ -70,12 +70,10 @@ const proxies: Array<[string, ProxyStarter]> = [
   ],
   [
     'HAProxy',
-    async (hosts) => {
-      const haproxy = which('haproxy');
-      if (!haproxy) return undefined;
-      const conf = join(work, 'haproxy.cfg');
-      writeFileSync(
-        conf,
+    async (hosts) =>
+      startHaproxyWith(
+        work,
+        PROXY_PORT,
         `defaults
   mode http
   timeout connect 5s
@@ -92,9 +90,7 @@ backend be
   default-server check inter 1s
 ${hosts.map((h, i) => `  server s${i} ${h}`).join('\n')}
 `,
-      );
-      return startProcess('haproxy', haproxy, ['-f', conf, '-db'], PROXY_PORT);
-    },
+      ),
   ],
 ];
 

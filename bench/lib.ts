@@ -152,11 +152,9 @@ export function startHaproxy(
   origin: number,
   bindOptions = '',
 ): Promise<Started> | undefined {
-  const haproxy = which('haproxy');
-  if (!haproxy) return undefined;
-  const conf = join(work, 'haproxy.cfg');
-  writeFileSync(
-    conf,
+  return startHaproxyWith(
+    work,
+    port,
     `global
   nbthread 1
 defaults
@@ -172,6 +170,14 @@ backend be
   server origin 127.0.0.1:${origin}
 `,
   );
+}
+
+/** Starts HAProxy on `config`, a whole configuration listening on `port`; undefined when HAProxy is not installed. */
+export function startHaproxyWith(work: string, port: number, config: string): Promise<Started> | undefined {
+  const haproxy = which('haproxy');
+  if (!haproxy) return undefined;
+  const conf = join(work, 'haproxy.cfg');
+  writeFileSync(conf, config);
   return startProcess('haproxy', haproxy, ['-f', conf, '-db'], port);
 }
 

@@ -12,7 +12,15 @@ import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LOAD_CPU, machine, pinSelfToLoadCpu, startNginx, startProcess, which, type Started } from './lib.js';
+import {
+  LOAD_CPU,
+  machine,
+  pinSelfToLoadCpu,
+  startHaproxyWith,
+  startNginx,
+  startProcess,
+  type Started,
+} from './lib.js';
 import { openLoop, type OpenLoopAnswer } from './open-loop.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -56,12 +64,10 @@ const proxies: Array<[string, () => Promise<Started | undefined>]> = [
   ],
   [
     'HAProxy',
-    async () => {
-      const haproxy = which('haproxy');
-      if (!haproxy) return undefined;
-      const conf = join(work, 'haproxy.cfg');
-      writeFileSync(
-        conf,
+    async () =>
+      startHaproxyWith(
+        work,
+        PROXY_PORT,
         `global
   maxconn 8000
 defaults
@@ -76,9 +82,7 @@ frontend fe
 backend be
   server s0 ${origin}
 `,
-      );
-      return startProcess('haproxy', haproxy, ['-f', conf, '-db'], PROXY_PORT);
-    },
+      ),
   ],
 ];
 

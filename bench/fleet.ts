@@ -38,7 +38,10 @@ const RATE = (5 * LIMIT) / WINDOW_S;
 const UP_S = Number(process.env.FLEET_SECONDS_UP ?? 20);
 const DOWN_S = Number(process.env.FLEET_SECONDS_DOWN ?? 6);
 const OUTAGES = Number(process.env.FLEET_OUTAGES ?? 2);
-/** Answers in the first second after Redis stopped or came back are left out of that phase's latency (the switch-over). */
+/**
+ * Answers in the first second after Redis stopped or came back are left out of that phase's
+ * latency (the switch-over).
+ */
 const SETTLE_MS = 1000;
 
 const redisBinary = which('redis-server');
@@ -189,7 +192,8 @@ routes:
     .filter((ph) => !ph.down)
     .map((ph) => {
       const admitted = answers.filter((a) => decided(a) >= ph.from && decided(a) < ph.to && passed(a)).length;
-      return `  ${ph.from / 1000}–${ph.to / 1000} s: admitted ${admitted}; the rate alone allows ${Math.round((LIMIT * (ph.to - ph.from)) / (WINDOW_S * 1000))}`;
+      const byRate = Math.round((LIMIT * (ph.to - ph.from)) / (WINDOW_S * 1000));
+      return `  ${ph.from / 1000}–${ph.to / 1000} s: admitted ${admitted}; the rate alone allows ${byRate}`;
     });
   const settled = (down: boolean): OpenLoopAnswer[] =>
     answers.filter((a) => phases.some((ph) => ph.down === down && a.at >= ph.from + SETTLE_MS && a.at < ph.to));

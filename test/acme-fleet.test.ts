@@ -755,21 +755,24 @@ test(
   },
 );
 
-test('a lock the store lost (Redis back empty) and another process took is known lost to its first holder', async () => {
-  const store = new MemoryStore();
-  const lost: string[] = [];
-  const one = new StoreStorage(store, 'https://ca.example/dir', 600, (name) => lost.push(name));
-  const other = new StoreStorage(store, 'https://ca.example/dir', 600);
-  assert.ok(await one.lock('music.test'));
-  assert.equal(one.lockLost('music.test'), false);
-  // Redis restarted empty: the key is gone, and the other process, looking each second, takes it first.
-  (store as unknown as { values: Map<string, string> }).values.delete('acme:ca.example-dir:lock:music.test');
-  assert.ok(await other.lock('music.test'), 'the other takes the free lock');
-  await sleep(450);
-  assert.equal(one.lockLost('music.test'), true, 'its next extension found another holder');
-  assert.deepEqual(lost, ['music.test']);
-  assert.equal(other.lockLost('music.test'), false, 'the new holder holds it');
-});
+test(
+  'a lock the store lost (Redis back empty) and another process took is known lost to its first ' + 'holder',
+  async () => {
+    const store = new MemoryStore();
+    const lost: string[] = [];
+    const one = new StoreStorage(store, 'https://ca.example/dir', 600, (name) => lost.push(name));
+    const other = new StoreStorage(store, 'https://ca.example/dir', 600);
+    assert.ok(await one.lock('music.test'));
+    assert.equal(one.lockLost('music.test'), false);
+    // Redis restarted empty: the key is gone, and the other process, looking each second, takes it first.
+    (store as unknown as { values: Map<string, string> }).values.delete('acme:ca.example-dir:lock:music.test');
+    assert.ok(await other.lock('music.test'), 'the other takes the free lock');
+    await sleep(450);
+    assert.equal(one.lockLost('music.test'), true, 'its next extension found another holder');
+    assert.deepEqual(lost, ['music.test']);
+    assert.equal(other.lockLost('music.test'), false, 'the new holder holds it');
+  },
+);
 
 test('an order that fails makes the whole fleet wait as the instance that failed does: the other instance ' +
   'does not try in between (the CA counts failed validations per name)', {

@@ -157,13 +157,8 @@ export class AcmeFleet implements ChallengeBoard, ChallengeLookup {
   }
 
   private announced(message: string): void {
-    let a: Announcement;
-    try {
-      a = JSON.parse(message) as Announcement;
-    } catch {
-      return;
-    }
-    if (a.from === this.link.instance) return;
+    const a = parsed<Announcement>(message);
+    if (a === undefined || a.from === this.link.instance) return;
     const key = storeKey(a.type, a.subject);
     this.learnt.get(key)?.withdraw();
     this.learnt.delete(key);
@@ -191,26 +186,17 @@ export class AcmeFleet implements ChallengeBoard, ChallengeLookup {
   }
 
   private seen(message: string): void {
-    let s: { id?: string; from?: string };
-    try {
-      s = JSON.parse(message) as typeof s;
-    } catch {
-      return;
-    }
-    const waiting = s.id === undefined ? undefined : this.awaiting.get(s.id);
-    if (waiting === undefined || typeof s.from !== 'string') return;
+    const s = parsed<{ id?: string; from?: string }>(message);
+    const waiting = s?.id === undefined ? undefined : this.awaiting.get(s.id);
+    if (waiting === undefined || typeof s?.from !== 'string') return;
     waiting.seen.add(s.from);
     waiting.check();
   }
 
   private certificateNews(message: string): void {
-    let news: { from?: string; name?: string };
-    try {
-      news = JSON.parse(message) as typeof news;
-    } catch {
+    const news = parsed<{ from?: string; name?: string }>(message);
+    if (news === undefined || news.from === this.link.instance || typeof news.name !== 'string' || news.name === '')
       return;
-    }
-    if (news.from === this.link.instance || typeof news.name !== 'string' || news.name === '') return;
     for (const l of this.installedListeners) l(news.name);
   }
 }
@@ -228,4 +214,13 @@ const sleep = (ms: number): Promise<void> =>
 /** A store call that gives up after OFFER_DEADLINE_MS. */
 function within<T>(work: Promise<T>): Promise<T> {
   return storeCall(work, OFFER_DEADLINE_MS);
+}
+
+/** A message from another process, or undefined when it is not JSON (a message not meant for us is ignored). */
+function parsed<T>(message: string): T | undefined {
+  try {
+    return JSON.parse(message) as T;
+  } catch {
+    return undefined;
+  }
 }
